@@ -1,0 +1,1 @@
+"""Headless work: profile packages and batch runs from plain Python (``bpy`` module) or ``blender -b``."""
