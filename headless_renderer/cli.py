@@ -7,9 +7,11 @@ Errors print one line (``error: ...``) and exit non-zero; progress goes to stder
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -107,17 +109,33 @@ def _phenotype(args):
 
 
 def _check_output(out: str, overwrite: bool) -> Path:
+    """Fail before any rendering if the package cannot be written where asked."""
     path = Path(out).expanduser().resolve()
     if path.exists() and not path.is_dir():
         raise UserError(f"--out {path} exists and is not a folder")
     if path.is_dir() and any(path.iterdir()) and not overwrite:
         raise UserError(f"--out {path} is not empty; choose another folder or pass --overwrite")
-    parent = path
-    while not parent.exists():
-        parent = parent.parent
-    if not os.access(parent, os.W_OK):
-        raise UserError(f"cannot write to {parent}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".write_check_"):
+            pass
+    except OSError as exc:
+        raise UserError(f"cannot write to {path.parent}: {exc.strerror or exc}") from None
     return path
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Blender prints render chatter on stdout; keep stdout for results (e.g. --json)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def run_package(args, *, in_blender: bool = False) -> int:
@@ -167,6 +185,26 @@ def run_package(args, *, in_blender: bool = False) -> int:
         if not ok:
             raise UserError(f"EEVEE cannot render here ({reason}); use --engine cycles")
 
+    with _stdout_to_stderr():
+        session, result = _render(args, phenotype, eye_bones, views, preset, out)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "package": str(result.path),
+                    "character": session.name,
+                    "views": {k: round(v, 3) for k, v in result.seconds_per_view.items()},
+                    "total_seconds": round(result.total_seconds, 3),
+                    "head_method": session.found.method,
+                }
+            )
+        )
+    else:
+        print(f"package written to {result.path} ({len(views)} views, {result.total_seconds:.1f} s)")
+    return EXIT_OK
+
+
+def _render(args, phenotype, eye_bones, views, preset, out):
     from profile_rig.camera_math import Framing
     from profile_rig.package_render import PackageOptions
     from profile_rig.scene_session import prepare_scene
@@ -200,21 +238,7 @@ def run_package(args, *, in_blender: bool = False) -> int:
         flush=True,
     )
     result = session.render(out, options, progress)
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "package": str(result.path),
-                    "character": session.name,
-                    "views": {k: round(v, 3) for k, v in result.seconds_per_view.items()},
-                    "total_seconds": round(result.total_seconds, 3),
-                    "head_method": session.found.method,
-                }
-            )
-        )
-    else:
-        print(f"package written to {result.path} ({len(views)} views, {result.total_seconds:.1f} s)")
-    return EXIT_OK
+    return session, result
 
 
 def build_parser() -> argparse.ArgumentParser:

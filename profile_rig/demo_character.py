@@ -67,7 +67,7 @@ def _uv_mask(tree, file_name: str):
     return node.outputs["Color"]
 
 
-def skin_material(phenotype: Phenotype, name: str, neckline: tuple[float, float, float, float]) -> bpy.types.Material:
+def skin_material(phenotype: Phenotype, name: str, neckline: tuple[float, float, float, float, float]) -> bpy.types.Material:
     material = bpy.data.materials.new(name)
     tree, bsdf = _principled(material)
     skin = (*phenotype.skin_color(), 1.0)
@@ -151,19 +151,24 @@ def _math(tree, operation: str, a, b=None):
     return node.outputs[0]
 
 
-def _neckline_distance(tree, coords, neckline: tuple[float, float, float, float]):
-    """Per-pixel metres below a crew neckline (object space), so the edge is smooth at any mesh density.
+def _neckline_distance(tree, coords, neckline: tuple[float, float, float, float, float]):
+    """Per-pixel metres inside the painted top (object space): smooth at any mesh density.
 
-    line_z = base_z - dip * clamp((neck_y - y) / depth, 0, 1)^2 ; result = line_z - z
+    A crew neck is a cylinder around the neck (wider toward the front) cut by a plane below the
+    chin: ``min(radial - radius(y), top_z - z)``. The shoulder tops are nearly level, so a
+    height-only cut would wander; the radial distance crosses them cleanly.
     """
-    base_z, neck_y, dip, depth = neckline
+    neck_x, neck_y, radius, scoop, top_z = neckline
     xyz = tree.nodes.new("ShaderNodeSeparateXYZ")
     tree.links.new(coords.outputs["Object"], xyz.inputs["Vector"])
-    forward = _math(tree, "DIVIDE", _math(tree, "SUBTRACT", neck_y, xyz.outputs["Y"]), depth)
-    forward = _math(tree, "MINIMUM", _math(tree, "MAXIMUM", forward, 0.0), 1.0)
-    drop = _math(tree, "MULTIPLY", _math(tree, "MULTIPLY", forward, forward), dip)
-    line = _math(tree, "SUBTRACT", base_z, drop)
-    return _math(tree, "SUBTRACT", line, xyz.outputs["Z"])
+    dx = _math(tree, "SUBTRACT", xyz.outputs["X"], neck_x)
+    dy = _math(tree, "SUBTRACT", xyz.outputs["Y"], neck_y)
+    radial = _math(tree, "SQRT", _math(tree, "ADD", _math(tree, "MULTIPLY", dx, dx), _math(tree, "MULTIPLY", dy, dy)))
+    front = _math(tree, "MINIMUM", _math(tree, "MAXIMUM", _math(tree, "DIVIDE", dy, -0.12), 0.0), 1.0)
+    reach = _math(tree, "ADD", radius, _math(tree, "MULTIPLY", _math(tree, "MULTIPLY", front, front), scoop))
+    outside = _math(tree, "SUBTRACT", radial, reach)
+    below = _math(tree, "SUBTRACT", top_z, xyz.outputs["Z"])
+    return _math(tree, "MINIMUM", outside, below)
 
 
 def _smoothstep(tree, socket, low: float, high: float):

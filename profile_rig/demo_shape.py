@@ -41,7 +41,7 @@ class DemoShape:
     corner_uvs: np.ndarray | None
     bones: dict[str, tuple[np.ndarray, np.ndarray, str | None]]  # name -> head, tail, parent
     landmarks: dict[str, np.ndarray]
-    neckline: tuple[float, float, float, float]
+    neckline: tuple[float, float, float, float, float]
 
 
 # Hairline height (in eye distances above the eye line) by azimuth around the head (0 = front,
@@ -67,10 +67,11 @@ def hair_signed_distance(verts: np.ndarray, landmarks: dict[str, np.ndarray]) ->
     return (y - line) * landmarks["eye_distance"]
 
 
-def neckline(landmarks: dict[str, np.ndarray]) -> tuple[float, float, float, float]:
-    """Crew neckline of the painted top: base height, neck depth, front dip, dip length (metres)."""
+def neckline(landmarks: dict[str, np.ndarray]) -> tuple[float, float, float, float, float]:
+    """Crew neckline of the painted top: neck axis x/y, radius, extra radius at the front, top height."""
     neck = landmarks["neck"]
-    return (float(neck[2] - 0.03), float(neck[1]), 0.045, 0.09)
+    radius = 1.25 * landmarks["eye_distance"]
+    return (float(neck[0]), float(neck[1]), float(radius), 0.035, float(neck[2] - 0.01))
 
 
 def vertex_normals(verts: np.ndarray, faces: list[np.ndarray]) -> np.ndarray:
@@ -93,9 +94,9 @@ def _brow_mask(verts: np.ndarray, landmarks: dict[str, np.ndarray]) -> np.ndarra
     mask = np.zeros(len(verts))
     for side in (-1.0, 1.0):
         t = (side * x - 0.12) / 0.85  # 0 at the inner end, 1 at the outer end
-        arc = 0.40 + 0.13 * np.sin(np.clip(t, 0, 1) * np.pi * 0.85) - 0.06 * t
-        thickness = 0.11 * (1 - 0.55 * np.clip(t, 0, 1))
-        inside = np.clip(1 - np.abs(y - arc) / thickness, 0, 1) ** 0.7
+        arc = 0.42 + 0.12 * np.sin(np.clip(t, 0, 1) * np.pi * 0.8) - 0.05 * t
+        thickness = 0.16 * (1 - 0.5 * np.clip(t, 0, 1))
+        inside = np.clip(1.4 * (1 - np.abs(y - arc) / thickness), 0, 1) ** 0.6
         along = np.clip(t * 6, 0, 1) * np.clip((1.05 - t) * 5, 0, 1)
         front = np.clip((z + 0.4) * 4, 0, 1)
         mask = np.maximum(mask, inside * along * front)
