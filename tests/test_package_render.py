@@ -148,3 +148,14 @@ def test_studio_lights_are_not_on_the_camera():
             assert np.dot(direction / np.linalg.norm(direction), aim) > 0.999
     finally:
         studio.close()
+
+
+def test_user_hdri_replaces_the_preset(tmp_path):
+    from profile_rig.studio_hdri import render_hdri, write_hdr
+
+    hdri = write_hdr(tmp_path / "mine.hdr", render_hdri(STUDIOS["grey"], 64, 32))
+    session = prepare_scene(demo=PRESETS["demo_woman"], subdivision=0)
+    options = PackageOptions(views=[ViewSpec("front", 0)], resolution=(48, 48), preset=TINY, hdri_path=str(hdri))
+    result = session.render(tmp_path / "pkg", options)
+    assert result.manifest.renderer["studio"] == f"hdri:{hdri}"
+    assert not [i for i in bpy.data.images if i.filepath and "mine.hdr" in i.filepath]  # cleaned up
