@@ -18,7 +18,7 @@ print('EEVEE_OK')
 """
 
 
-def eevee_available(timeout: float = 120.0) -> tuple[bool, str]:
+def eevee_available(timeout: float = 300.0) -> tuple[bool, str]:
     try:
         proc = subprocess.run(
             [sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=timeout

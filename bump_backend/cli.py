@@ -1,0 +1,60 @@
+"""The backend's command line: ``python -m bump_backend <subcommand> ...``.
+
+Subcommands register as name -> (add_parser, run); add one by adding an entry to SUBCOMMANDS
+whose module exposes ``add_parser(subparsers)`` and ``run(args) -> int``. Modules are imported
+when the command line is built, so keep their top level light (import heavy things in ``run``).
+Errors print one line and exit non-zero; nothing reaches the user as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Callable
+
+AddParser = Callable[[argparse._SubParsersAction], argparse.ArgumentParser]
+Run = Callable[[argparse.Namespace], int]
+
+# name -> module with add_parser/run (other engineers: add "bump", "serve" here)
+SUBCOMMANDS: dict[str, str] = {
+    "faces": "bump_backend.faces.cli",
+    "bump": "bump_backend.generate.cli",
+    "serve": "bump_backend.server.cli",
+}
+
+
+def commands() -> dict[str, tuple[AddParser, Run]]:
+    table = {}
+    for name, module_name in SUBCOMMANDS.items():
+        module = importlib.import_module(module_name)
+        table[name] = (module.add_parser, module.run)
+    return table
+
+
+def build_parser(table: dict[str, tuple[AddParser, Run]]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bump_backend", description="The bump backend.")
+    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(table) + "}", required=True)
+    for name, (add, _) in table.items():
+        add(sub).set_defaults(_run=table[name][1])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    table = commands()
+    args = build_parser(table).parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except BrokenPipeError:  # output piped into `head`: stop quietly
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps interpreter shutdown from complaining
+        return 0
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as exc:  # ImageError, SidecarError, bad settings, unwritable output
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug: still one line, with its type so it can be reported
+        print(f"error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1

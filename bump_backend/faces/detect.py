@@ -1,0 +1,294 @@
+"""Face detection for images without geometry: a rotated tile pyramid, merging, an upright re-check.
+
+mediapipe's short-range BlazeFace model sees 128x128 pixels. Measured here on pasted real faces
+it *proposes* faces spanning 12-40 % of its input at any roll (10-12 of 12 pasted faces at every
+roll 0-180°, 16-48 px in a 128 px tile), but its eye points assume an upright face. So the image is
+cut into overlapping 128 px tiles at a pyramid of scales (the finest puts a ``min_face_size`` face
+at 15 % of a tile) seen once, upright; only the two whole-image levels are seen at 0/90/180/270°.
+Duplicates are merged and every proposal is re-checked on an upright, padded crop seen at its four
+quarter turns: the best turn gives the orientation and the score.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from bump_backend.faces import runtime, transform
+from bump_backend.faces.align import warp
+
+TILE = 128
+RATIO_MIN = 0.15  # min_face side / tile side at the finest level (0.12 lost 32 px faces at ±90-180°: docs/faces.md)
+OVERLAP = 0.25  # of a tile: a face up to 0.25 of a tile (the next level takes over at 0.24) lies inside one
+RECHECK_RATIO = 0.35  # face side / crop side on the upright re-check (the model's best range)
+FLAT_STD = 2.0  # grey-level std below which a tile cannot hold a face
+MAX_UPSCALE = 1.5
+BIN_TRUST = 50.0  # degrees a detection's eye line may differ from its tile's turn
+RECHECK_THRESHOLD = 0.3
+
+
+@dataclass
+class Candidate:
+    """A detection mapped back to image pixels."""
+
+    centre: np.ndarray
+    side: float
+    roll: float
+    score: float
+    keypoints: np.ndarray  # 6x2: subject's right eye, left eye, nose tip, mouth, right ear, left ear
+    rotation: int  # the tile rotation (degrees clockwise of the face) it was found at
+    hits: int = 1
+    members: list = field(default_factory=list)
+
+
+@dataclass
+class TileJob:
+    level: np.ndarray
+    scale: float  # level pixels per image pixel
+    offset: tuple[float, float]  # extra image offset of the level (padding), image pixels
+    rect: tuple[int, int, int, int]
+    rotation: int
+
+
+def rot90_back(k: int, width: int, height: int) -> np.ndarray:
+    """2x3 map from coordinates in ``np.rot90(tile, k)`` back to coordinates in ``tile`` (width x height)."""
+    matrix = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    w, h = width, height
+    for _ in range(k % 4):
+        # One counter-clockwise quarter turn of a w x h image: (x, y) -> (y, w - x); back: (u, v) -> (w - v, u).
+        step = np.array([[0.0, -1.0, w], [1.0, 0.0, 0.0]])
+        matrix = transform.compose(matrix, step)
+        w, h = h, w
+    return matrix
+
+
+def _starts(length: int) -> list[int]:
+    if length <= TILE:
+        return [0]
+    step = TILE * (1 - OVERLAP)
+    count = math.ceil((length - TILE) / step) + 1
+    return sorted({round(i * (length - TILE) / (count - 1)) for i in range(count)})
+
+
+def pyramid(width: int, height: int, min_face: float) -> list[tuple[float, bool]]:
+    """(scale, padded) per level: level pixels per image pixel, finest first."""
+    levels: list[tuple[float, bool]] = []
+    side = min_face / RATIO_MIN
+    longest = max(width, height)
+    while side < longest:
+        levels.append((TILE / side, False))
+        side *= 2
+    levels.append((TILE / longest, False))
+    levels.append((TILE / (1.6 * longest), True))  # faces filling the frame, rotated
+    return levels
+
+
+def _level_image(image: np.ndarray, scale: float, padded: bool) -> tuple[np.ndarray, tuple[float, float]]:
+    h, w = image.shape[:2]
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    level = cv2.resize(image, size, interpolation=interp)
+    if not padded:
+        return level, (0.0, 0.0)
+    side = round(1.6 * max(w, h) * scale)
+    px, py = (side - size[0]) // 2, (side - size[1]) // 2
+    canvas = cv2.copyMakeBorder(level, py, side - size[1] - py, px, side - size[0] - px, cv2.BORDER_REPLICATE)
+    return canvas, (px / scale, py / scale)
+
+
+def tile_jobs(image: np.ndarray, min_face: float, rotations: tuple[int, ...], skip_flat: bool,
+              coarse_rotations: tuple[int, ...] | None = None) -> list[TileJob]:
+    """Tiles of every pyramid level, each at ``rotations``; the two whole-image levels at ``coarse_rotations``."""
+    h, w = image.shape[:2]
+    jobs: list[TileJob] = []
+    levels = pyramid(w, h, min_face)
+    for index, (scale, padded) in enumerate(levels):
+        turns = rotations if coarse_rotations is None or index < len(levels) - 2 else coarse_rotations
+        level, offset = _level_image(image, scale, padded)
+        lh, lw = level.shape[:2]
+        for y0 in _starts(lh):
+            for x0 in _starts(lw):
+                rect = (x0, y0, min(x0 + TILE, lw), min(y0 + TILE, lh))
+                if skip_flat and float(level[rect[1]:rect[3], rect[0]:rect[2]].std()) < FLAT_STD:
+                    continue
+                jobs.extend(TileJob(level, scale, offset, rect, r) for r in turns)
+    return jobs
+
+
+def _parse(detection, back: np.ndarray, width: int, height: int, rotation: int,
+           expected_roll: float | None = None) -> Candidate:
+    """A mediapipe detection in a (rotated) input of width x height, mapped by ``back`` to image pixels."""
+    data = detection.location_data
+    bb = data.relative_bounding_box
+    centre = np.array([[(bb.xmin + bb.width / 2) * width, (bb.ymin + bb.height / 2) * height]])
+    keypoints = np.array([[k.x * width, k.y * height] for k in data.relative_keypoints])
+    scale = transform.scale_of(back)
+    centre_img = transform.apply(back, centre)[0]
+    kp_img = transform.apply(back, keypoints)
+    side = (bb.width * width + bb.height * height) / 2 * scale
+    roll = transform.roll_of(tuple(kp_img[0]), tuple(kp_img[1]))
+    expected = rotation if expected_roll is None else expected_roll
+    if abs(transform.wrap(roll - expected)) > BIN_TRUST:
+        # Eye points of a face far from the tile's upright are guesses (often swapped): trust the turn.
+        roll = float(transform.wrap(expected))
+    return Candidate(centre_img, side, roll, float(detection.score[0]), kp_img, rotation)
+
+
+def _run_tiles(jobs: list[TileJob], threshold: float) -> tuple[list[Candidate], int]:
+    detector = runtime.face_detector(threshold)
+    found: list[Candidate] = []
+    for job in jobs:
+        x0, y0, x1, y1 = job.rect
+        k = job.rotation // 90
+        tile = np.ascontiguousarray(np.rot90(job.level[y0:y1, x0:x1], k))
+        result = detector.process(tile)
+        if not result.detections:
+            continue
+        # rotated tile -> tile -> level -> image
+        to_level = transform.compose(np.array([[1.0, 0, x0], [0, 1.0, y0]]), rot90_back(k, x1 - x0, y1 - y0))
+        to_image = transform.compose(
+            np.array([[1 / job.scale, 0, -job.offset[0]], [0, 1 / job.scale, -job.offset[1]]]), to_level)
+        th, tw = tile.shape[:2]
+        found.extend(_parse(d, to_image, tw, th, job.rotation) for d in result.detections)
+    return found, len(jobs)
+
+
+def run_parallel(fn, items: list, workers: int) -> list:
+    """Split ``items`` into one chunk per worker, run ``fn(chunk)`` on the shared pool, keep order."""
+    if not items:
+        return []
+    workers = max(1, min(workers, len(items)))
+    if workers == 1:
+        return [fn(items)]
+    chunks = [items[i::workers] for i in range(workers)]
+    executor = runtime.pool(workers)
+    return [f.result() for f in [executor.submit(fn, chunk) for chunk in chunks]]
+
+
+def merge(candidates: list[Candidate]) -> list[Candidate]:
+    """Greedy non-maximum merge: same place (centre within half a face) and similar size."""
+    clusters: list[Candidate] = []
+    for c in sorted(candidates, key=lambda c: -c.score):
+        for cl in clusters:
+            near = float(np.hypot(*(c.centre - cl.centre))) < 0.5 * max(c.side, cl.side)
+            if near and 0.5 < c.side / cl.side < 2.0:
+                cl.hits += 1
+                cl.members.append(c)
+                break
+        else:
+            c.members = [c]
+            clusters.append(c)
+    return clusters
+
+
+def recheck(image: np.ndarray, centre: tuple[float, float], side: float, roll: float, threshold: float,
+            rotation: int = 0) -> Candidate | None:
+    """Look again at an upright crop where the face spans RECHECK_RATIO of the model's input.
+
+    Small faces are upscaled at most MAX_UPSCALE times: blurrier than that, the model scores them
+    lower, not higher.
+    """
+    scale = min(RECHECK_RATIO * TILE / side, MAX_UPSCALE)
+    matrix = transform.upright(centre, roll, scale, (TILE / 2, TILE / 2))
+    crop = warp(image, matrix, (TILE, TILE))
+    result = runtime.face_detector(threshold).process(crop)
+    best: Candidate | None = None
+    back = transform.invert(matrix)
+    for d in result.detections or []:
+        c = _parse(d, back, TILE, TILE, rotation, roll)
+        near = math.hypot(c.centre[0] - centre[0], c.centre[1] - centre[1]) < 0.5 * side
+        if near and 0.5 < c.side / side < 2.0 and (best is None or c.score > best.score):
+            best = c
+    return best
+
+
+def recheck_turns(image: np.ndarray, centre: tuple[float, float], side: float, roll: float,
+                  threshold: float) -> Candidate | None:
+    """Re-check a candidate whose orientation is unknown: one upright crop seen at its four quarter turns.
+
+    The short-range model finds faces up to ~40 % of its input at any roll, but its eye points
+    assume an upright face, so a proposal's roll can be off by any multiple of 90°. The turn with
+    the best score wins; its eye line is trusted within BIN_TRUST of that turn.
+    """
+    scale = min(RECHECK_RATIO * TILE / side, MAX_UPSCALE)
+    matrix = transform.upright(centre, roll, scale, (TILE / 2, TILE / 2))
+    crop = warp(image, matrix, (TILE, TILE))
+    detector = runtime.face_detector(threshold)
+    inverse = transform.invert(matrix)
+    best: Candidate | None = None
+    for k in range(4):
+        result = detector.process(np.ascontiguousarray(np.rot90(crop, k)))
+        back = transform.compose(inverse, rot90_back(k, TILE, TILE))
+        for d in result.detections or []:
+            c = _parse(d, back, TILE, TILE, 90 * k, roll + 90 * k)
+            near = math.hypot(c.centre[0] - centre[0], c.centre[1] - centre[1]) < 0.5 * side
+            if near and 0.5 < c.side / side < 2.0 and (best is None or c.score > best.score):
+                best = c
+    return best
+
+
+def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], proposal: float, floor: float,
+           workers: int, skip_flat: bool = True,
+           coarse_rotations: tuple[int, ...] | None = None) -> tuple[list[Candidate], int]:
+    """Candidates that survive the upright re-check (score >= ``floor``), and the detector calls made.
+
+    With a single tile turn the orientation of each proposal is unknown, so every merged proposal
+    is re-checked at four quarter turns (4 calls); with all four tile turns one re-check at the
+    proposal's own roll suffices.
+    """
+    jobs = tile_jobs(image, min_face, rotations, skip_flat, coarse_rotations)
+    results = run_parallel(lambda chunk: _run_tiles(chunk, proposal), jobs, workers)
+    raw = [c for found, _ in results for c in found]
+    calls = sum(n for _, n in results)
+    clusters = merge(raw)
+    turns = len(set(rotations)) < 4
+
+    def check(chunk: list[Candidate]) -> list[Candidate | None]:
+        out = []
+        for c in chunk:
+            if turns:
+                best = recheck_turns(image, tuple(c.centre), c.side, c.roll, RECHECK_THRESHOLD)
+            else:
+                best = recheck(image, tuple(c.centre), c.side, c.roll, RECHECK_THRESHOLD, c.rotation)
+            if best is not None:
+                best.hits = c.hits
+            out.append(best)
+        return out
+
+    checked = run_parallel(check, clusters, workers)
+    calls += len(clusters) * (4 if turns else 1)
+    survivors = [c for chunk in checked for c in chunk if c is not None and c.score >= floor]
+    return merge(survivors), calls
+
+
+def second_opinion(image: np.ndarray, centre: tuple[float, float], side: float, roll: float) -> float:
+    """Score of the full-range model on an upright 192 px crop (0 when it sees no face there).
+
+    The short-range and full-range models fail on different things: textured blobs (gravel, bark,
+    galaxies) that fool one at 0.6-0.8 get ~0 from the other, while real faces score >= 0.6 on both.
+    """
+    scale = min(0.4 * 192 / side, 1.0)  # upscaling small faces only lowers this model's score
+    matrix = transform.upright(centre, roll, scale, (96.0, 96.0))
+    result = runtime.full_range_detector().process(warp(image, matrix, (192, 192)))
+    best = 0.0
+    back = transform.invert(matrix)
+    for d in result.detections or []:
+        c = _parse(d, back, 192, 192, 0, roll)
+        if math.hypot(c.centre[0] - centre[0], c.centre[1] - centre[1]) < 0.4 * side and 0.5 < c.side / side < 2:
+            best = max(best, c.score)
+    return best
+
+
+def sharpness(image: np.ndarray, centre: tuple[float, float], side: float, roll: float) -> float:
+    """Edge energy of the face square resampled upright to 64 px, relative to its contrast.
+
+    A long-shot face below ~20 px or a defocused one has little energy at this scale; these are
+    the faces whose upscaled crops turn into "devil faces".
+    """
+    matrix = transform.upright(centre, roll, 64 / side, (32.0, 32.0))
+    grey = cv2.cvtColor(warp(image, matrix, (64, 64)), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    lap = cv2.Laplacian(grey, cv2.CV_32F, ksize=3)
+    return float(100.0 * np.abs(lap[4:-4, 4:-4]).mean() / (grey.std() + 4.0))

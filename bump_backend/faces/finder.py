@@ -1,0 +1,151 @@
+"""find_faces: geometry first, detection where needed, then the rules that leave faces alone."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from bump_backend.faces import detect, landmarks, transform
+from bump_backend.faces.geometry import faces_from_sidecar
+from bump_backend.faces.types import Face, FaceFinderSettings, FaceSearchResult, SkippedFace, rotated_square_bounds
+
+if TYPE_CHECKING:
+    from profile_rig.render_sidecar import RenderSidecar
+
+BLAZE_TO_SQUARE = 1.12  # BlazeFace box side -> face-mesh square side (measured on both sources)
+NO_MESH_SCORE = 0.7  # without a mesh fit (profiles, or not a face) a face needs this final score
+REFIT_ROLL = 20.0  # degrees between the crop's roll and the mesh's beyond which the mesh is fitted again
+MESH_SIZE_AGREES = (0.75, 1.35)  # mesh square / detector square outside this: the fit is not this face
+SURE_ALONE = 0.85  # short-range score that needs no second opinion (no clutter reached it in the benchmark)
+
+
+def keypoint_yaw(keypoints: np.ndarray, roll: float) -> float:
+    """Rough yaw from BlazeFace's nose and ear points (used only when the mesh finds nothing)."""
+    t = math.radians(-roll)
+    rot = np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])
+    x = (keypoints @ rot.T)[:, 0]
+    half = abs(x[5] - x[4]) / 2
+    if half < 1e-6:
+        return 0.0
+    return math.degrees(math.asin(max(-1.0, min(1.0, (x[2] - (x[4] + x[5]) / 2) / half))))
+
+
+def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool) -> Face:
+    """Refine a candidate with the mesh, then score it once more on the refined upright crop."""
+    fit = landmarks.fit_mesh(image, tuple(c.centre), c.side * BLAZE_TO_SQUARE, c.roll) if refine else None
+    if fit is not None and abs(transform.wrap(fit.roll - c.roll)) > REFIT_ROLL:
+        # The crop was far from upright (a proposal's turn can be a quarter off): fit again, upright.
+        refit = landmarks.fit_mesh(image, fit.centre, c.side * BLAZE_TO_SQUARE, fit.roll)
+        fit = refit if refit is not None else fit
+    if fit is not None and not MESH_SIZE_AGREES[0] < fit.side / (c.side * BLAZE_TO_SQUARE) < MESH_SIZE_AGREES[1]:
+        fit = None  # the mesh latched onto hair or a neighbour (seen on soft faces under ~30 px): not this face
+    if fit is not None:
+        eyes = sorted([fit.right_eye, fit.left_eye])
+        face = Face(box=rotated_square_bounds(fit.centre, fit.side, fit.roll), score=c.score,
+                    eyes=(eyes[0], eyes[1]), roll=fit.roll, yaw=fit.yaw, pitch=fit.pitch, source="detector",
+                    landmarks=fit.landmarks)
+        short = detect.recheck(image, fit.centre, fit.side / BLAZE_TO_SQUARE, fit.roll, detect.RECHECK_THRESHOLD)
+        first = c.score if short is None else short.score
+    else:
+        yaw = keypoint_yaw(c.keypoints, c.roll)
+        # Beyond ~60° yaw the eye points are guesses: keep the quarter turn the face was found at.
+        roll = float(c.roll) if abs(yaw) <= 60 else float(transform.wrap(90 * round(c.roll / 90)))
+        eyes = sorted([tuple(map(float, c.keypoints[0])), tuple(map(float, c.keypoints[1]))])
+        side = c.side * BLAZE_TO_SQUARE
+        face = Face(box=rotated_square_bounds(tuple(c.centre), side, roll), score=c.score,
+                    eyes=(eyes[0], eyes[1]), roll=roll, yaw=yaw, pitch=0.0, source="detector")
+        first = c.score
+    second = detect.second_opinion(image, face.centre, face.size / BLAZE_TO_SQUARE, face.roll)
+    # Both models must agree (one alone is fooled by gravel, bark, galaxies at 0.6-0.8), unless the
+    # short-range model is sure on its own: the full-range one misses many faces under ~30 px.
+    score = max(math.sqrt(first * second), first if first >= SURE_ALONE else 0.0)
+    sharp = detect.sharpness(image, face.centre, face.size, face.roll)
+    return dataclasses.replace(face, score=float(score), sharpness=sharp,
+                               extra={"short_range": round(first, 4), "full_range": round(second, 4)})
+
+
+def _dedupe(faces: list[Face]) -> list[Face]:
+    """After refinement two candidates can land on one face (one of them a quarter turn off): keep the better."""
+    kept: list[Face] = []
+    for face in sorted(faces, key=lambda f: -f.score):
+        if not any(_same_face(face, k) and 0.4 < face.size / k.size < 2.5 for k in kept):
+            kept.append(face)
+    return kept
+
+
+def _accepted(face: Face, settings: FaceFinderSettings) -> bool:
+    """Score high enough; a face the mesh could not fit (glowing blobs, galaxies) must score higher."""
+    needed = settings.confidence if face.landmarks is not None or not settings.refine_landmarks else NO_MESH_SCORE
+    return face.score >= max(needed, settings.confidence)
+
+
+def _detect_faces(image: np.ndarray, settings: FaceFinderSettings) -> tuple[list[Face], int]:
+    candidates, calls = detect.detect(
+        image, min_face=settings.min_face_size, rotations=tuple(settings.rotations),
+        proposal=settings.proposal_confidence, floor=settings.recheck_floor, workers=settings.workers,
+        skip_flat=settings.skip_flat_tiles, coarse_rotations=tuple(settings.coarse_rotations))
+    chunks = detect.run_parallel(
+        lambda chunk: [_face_from_candidate(image, c, settings.refine_landmarks) for c in chunk],
+        candidates, settings.workers)
+    calls += len(candidates) * (2 if settings.refine_landmarks else 1)
+    faces = [f for chunk in chunks for f in chunk if _accepted(f, settings)]
+    return _dedupe(faces), calls
+
+
+def _order(faces: list[Face], sort: str, shape: tuple[int, ...]) -> list[Face]:
+    if sort == "largest":
+        return sorted(faces, key=lambda f: -f.size)
+    if sort == "left_to_right":
+        return sorted(faces, key=lambda f: (f.centre[0], f.centre[1]))
+    cx, cy = shape[1] / 2, shape[0] / 2
+    return sorted(faces, key=lambda f: math.hypot(f.centre[0] - cx, f.centre[1] - cy))
+
+
+def _same_face(a: Face, b: Face) -> bool:
+    return math.hypot(a.centre[0] - b.centre[0], a.centre[1] - b.centre[1]) < 0.5 * max(a.size, b.size)
+
+
+def check_image(image: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        shape = getattr(image, "shape", None)
+        raise ValueError(f"image must be an HxWx3 uint8 RGB array, got {shape} {getattr(image, 'dtype', type(image))}")
+
+
+def find_faces(image: np.ndarray, sidecar: RenderSidecar | None = None,
+               settings: FaceFinderSettings | None = None) -> FaceSearchResult:
+    """Every face in an RGB uint8 image: from the sidecar's geometry when given, else by detection."""
+    check_image(image)
+    settings = settings or FaceFinderSettings()
+    start = time.perf_counter()
+    skipped: list[SkippedFace] = []
+    calls = 0
+    if sidecar is not None:
+        faces, skipped = faces_from_sidecar(sidecar, image.shape)
+        # The blur rule applies to geometry faces too: one small warp per face, no detector.
+        faces = [dataclasses.replace(f, sharpness=detect.sharpness(image, f.centre, f.size, f.roll)) for f in faces]
+        if settings.cross_check:
+            found, calls = _detect_faces(image, settings)
+            for d in found:
+                match = next((g for g in faces if _same_face(g, d)), None)
+                if match is not None:
+                    match.extra["detector_score"] = round(d.score, 4)
+                    match.extra["detector_roll"] = round(d.roll, 2)
+                else:
+                    faces.append(d)
+    else:
+        faces, calls = _detect_faces(image, settings)
+    kept: list[Face] = []
+    for face in _order(faces, settings.sort, image.shape):
+        if face.size < settings.skip_smaller_than:
+            skipped.append(SkippedFace(face, f"too small: {face.size:.0f} px < {settings.skip_smaller_than:.0f} px"))
+        elif settings.min_sharpness and face.sharpness is not None and face.sharpness < settings.min_sharpness:
+            skipped.append(SkippedFace(face, f"too blurry: sharpness {face.sharpness:.1f} < {settings.min_sharpness:.1f}"))
+        elif settings.max_faces and len(kept) >= settings.max_faces:
+            skipped.append(SkippedFace(face, f"over the limit of {settings.max_faces} faces"))
+        else:
+            kept.append(face)
+    return FaceSearchResult(kept, skipped, (time.perf_counter() - start) * 1000, calls)

@@ -1,0 +1,447 @@
+"""The bump: a face pass (FacePop's method) then a whole-image pass, with the package as identity.
+
+Faces are found (from the render sidecar's geometry where there is one), aligned upright and
+upscaled, bumped together in batches with pose-matched package references, ranked by identity
+when several seeds are tried, and pasted back through their masks. The whole image is then
+bumped and composited under the combined face mask, so faces are not processed twice. One engine
+loads the models once and keeps them warm; ``run`` reports progress per sampler step and stops
+between steps when cancelled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from bump_backend.generate import identity, infotext, prompts, rank, samplers
+from bump_backend.generate.models import LoadedModels, ModelCache, ModelSpec, resolve_spec
+from bump_backend.generate.settings import BumpSettings, PassSettings
+
+RECORD_SCHEMA = "bump-record"
+RECORD_VERSION = 1
+Progress = Callable[[str, int, int], None]
+
+
+class BumpCancelled(RuntimeError):
+    """The job was cancelled between two sampler steps."""
+
+
+@dataclass
+class BumpResult:
+    """The bumped image and everything that explains it."""
+
+    image: np.ndarray  # HxWx3 uint8
+    face_crops: list[np.ndarray]  # the chosen processed crop per face (upright, face_size)
+    face_inputs: list[np.ndarray]  # the aligned crop each face pass started from
+    mask: np.ndarray  # float32 HxW, the combined face mask (zeros without a face pass)
+    record: dict[str, Any]
+    infotext: str
+    candidates: list[list[np.ndarray]] = field(default_factory=list)
+
+    def save(self, out_dir: str | Path, stem: str = "bump") -> dict[str, Path]:
+        """Write the result PNG (with infotext + record), face crops, the mask and the JSON record."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {"image": infotext.save_png(out / f"{stem}.png", self.image, self.infotext, self.record)}
+        paths["mask"] = infotext.save_png(out / f"{stem}_mask.png",
+                                          np.clip(self.mask * 255.0 + 0.5, 0, 255).astype(np.uint8))
+        for i, (before, after) in enumerate(zip(self.face_inputs, self.face_crops, strict=True)):
+            paths[f"face{i}"] = infotext.save_png(out / f"{stem}_face{i}.png", after)
+            paths[f"face{i}_input"] = infotext.save_png(out / f"{stem}_face{i}_input.png", before)
+        paths["record"] = infotext.write_record(out / f"{stem}.json", self.record)
+        return paths
+
+
+def image_sha256(image: np.ndarray) -> str:
+    """Hash of the pixels (shape included), independent of how the PNG was compressed."""
+    array = np.ascontiguousarray(image)
+    digest = hashlib.sha256(str(array.shape).encode())
+    digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def load_rgb(image: str | Path | np.ndarray | Image.Image) -> np.ndarray:
+    if isinstance(image, np.ndarray):
+        array = image
+    else:
+        if isinstance(image, (str, Path)):
+            with Image.open(image) as pil:
+                image = pil.convert("RGB")
+        array = np.asarray(image.convert("RGB"))
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    if array.dtype == np.uint16:
+        array = (array / 257.0 + 0.5).astype(np.uint8)
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] < 3:
+        raise ValueError(f"expected an RGB uint8 image, got {array.shape} {array.dtype}")
+    return np.ascontiguousarray(array[:, :, :3])
+
+
+def working_size(width: int, height: int, max_side: int, multiple: int = 8) -> tuple[int, int]:
+    """Scale down to ``max_side`` (never up) and round to the latent grid."""
+    scale = min(1.0, max_side / max(width, height))
+    w = max(multiple, int(round(width * scale / multiple)) * multiple)
+    h = max(multiple, int(round(height * scale / multiple)) * multiple)
+    return w, h
+
+
+def scale_sidecar(sidecar, width: int, height: int):
+    """The sidecar's face geometry in the working image's pixels."""
+    if sidecar is None or (sidecar.width, sidecar.height) == (width, height):
+        return sidecar
+    sx, sy = width / sidecar.width, height / sidecar.height
+
+    def pt(p):
+        return (p[0] * sx, p[1] * sy)
+
+    faces = []
+    for face in sidecar.faces:
+        g = face.geometry
+        b = g.face_box
+        geometry = replace(g, head_centre=pt(g.head_centre), right_eye=pt(g.right_eye), left_eye=pt(g.left_eye),
+                           face_box=(b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy),
+                           eye_distance_px=g.eye_distance_px * (sx + sy) / 2)
+        faces.append(replace(face, geometry=geometry))
+    return replace(sidecar, width=width, height=height, faces=tuple(faces))
+
+
+def random_seed() -> int:
+    return random.SystemRandom().randrange(0, 2**32)
+
+
+def runtime_info(loaded: LoadedModels) -> dict[str, Any]:
+    import diffusers
+    import transformers
+
+    return {
+        "device": str(loaded.device),
+        "device_name": torch.cuda.get_device_name(loaded.device) if loaded.device.type == "cuda" else platform.processor(),
+        "dtype": str(loaded.dtype).replace("torch.", ""),
+        "torch_threads": torch.get_num_threads(),
+        "versions": {"torch": torch.__version__, "diffusers": diffusers.__version__,
+                     "transformers": transformers.__version__, "numpy": np.__version__,
+                     "python": platform.python_version()},
+    }
+
+
+class BumpEngine:
+    """Loads a model once, keeps it warm, and runs bump jobs one at a time (thread-safe)."""
+
+    def __init__(self, model: str | ModelSpec | None = None, *, embedder: rank.IdentityEmbedder | None = None,
+                 reference_cache_size: int = 8) -> None:
+        self.spec = resolve_spec(model)
+        self._models = ModelCache()
+        self.references = identity.ReferenceCache(reference_cache_size)
+        self.embedder = embedder
+        self._identity_refs: dict[str, list[np.ndarray]] = {}
+        self._blank_embeds: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._lock = threading.RLock()
+        self.loaded = self._models.get(self.spec)
+        self._scheduler_config = dict(self.loaded.pipe.scheduler.config)
+
+    # -- model management ----------------------------------------------------------------------
+    def switch(self, model: str | ModelSpec) -> None:
+        """Load another model, releasing the current one first (no two in memory at once)."""
+        with self._lock:
+            self.spec = resolve_spec(model)
+            self.references.clear()
+            self._blank_embeds = None
+            self.loaded = self._models.get(self.spec)
+            self._scheduler_config = dict(self.loaded.pipe.scheduler.config)
+
+    def close(self) -> None:
+        with self._lock:
+            self._models.clear()
+            self.references.clear()
+
+    @property
+    def pipe(self):
+        return self.loaded.pipe
+
+    @property
+    def has_ip_adapter(self) -> bool:
+        return self.loaded.ip_adapter_kind is not None
+
+    # -- one img2img batch ---------------------------------------------------------------------
+    def img2img(self, images: list[np.ndarray], cond: prompts.Conditioning, ip_embeds: list[torch.Tensor] | None,
+                settings: PassSettings, seeds: list[int], *, stage: str = "img2img",
+                progress: Progress | None = None, cancel: threading.Event | None = None,
+                step_offset: int = 0, total_steps: int | None = None) -> list[np.ndarray]:
+        """Run one batch through the pipeline: one seed per image, A1111's step arithmetic."""
+        pipe = self.pipe
+        if cancel is not None and cancel.is_set():
+            raise BumpCancelled(f"cancelled before {stage}")
+        pipe.scheduler = samplers.make_scheduler(settings.sampler, self._scheduler_config, seed=seeds[0])
+        strength = samplers.img2img_strength(settings.denoise, settings.steps)
+        generators = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
+        per_call = samplers.sampling_steps(settings.denoise, settings.steps)
+        total = total_steps if total_steps is not None else per_call
+
+        def on_step(_pipe, i, _t, kwargs):
+            # Heun-type schedulers call back twice per step; count sampler steps, not UNet calls.
+            done = min(per_call, (i + 1) * per_call // max(1, _pipe.num_timesteps))
+            if progress is not None:
+                progress(stage, step_offset + done, total)
+            if cancel is not None and cancel.is_set():
+                raise BumpCancelled(f"cancelled during {stage} at step {step_offset + done}/{total}")
+            return kwargs
+
+        kwargs: dict[str, Any] = dict(cond.kwargs())
+        if self.has_ip_adapter:
+            pipe.set_ip_adapter_scale(settings.ip_adapter_scale)
+            kwargs["ip_adapter_image_embeds"] = ip_embeds
+        batch = [Image.fromarray(img) for img in images]
+        with torch.inference_mode():
+            out = pipe(image=batch, strength=strength, num_inference_steps=settings.steps,
+                       guidance_scale=settings.cfg, generator=generators, output_type="np",
+                       callback_on_step_end=on_step, **kwargs).images
+        return [np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8) for img in out]
+
+    # -- identity ------------------------------------------------------------------------------
+    def _blank(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embeddings of a white image: what the adapter sees (at scale 0) when there is no package."""
+        if self._blank_embeds is None:
+            white = Image.new("RGB", (224, 224), (255, 255, 255))
+            self._blank_embeds = identity.encode_views(self.pipe, [white])
+        return self._blank_embeds
+
+    def _face_embeds(self, refs: identity.ReferenceViews | None, yaw: float | None, settings: BumpSettings
+                     ) -> tuple[tuple[torch.Tensor, torch.Tensor], dict[str, Any] | None]:
+        if refs is None:
+            pos, neg = self._blank()
+            return (pos[None], neg[None]), None
+        pos, neg, chosen = identity.select_embeds(refs, yaw, settings.pose_mode, settings.pose_views)
+        return (pos, neg), chosen
+
+    def _reference_identities(self, package: Path, refs: identity.ReferenceViews) -> list[np.ndarray]:
+        if refs.package_hash not in self._identity_refs:
+            embedder = self.embedder
+            ref_embedder = replace(embedder, require_detection=True) if isinstance(embedder, rank.DlibEmbedder) \
+                else embedder
+            manifest = identity.load_package(package)
+            images = [np.asarray(Image.open(package / v.file).convert("RGB")) for v in manifest.views]
+            self._identity_refs[refs.package_hash] = rank.embed_references(ref_embedder, images)
+        return self._identity_refs[refs.package_hash]
+
+    # -- the job -------------------------------------------------------------------------------
+    def run(self, image: str | Path | np.ndarray | Image.Image, package: str | Path | None = None, sidecar=None,
+            settings: BumpSettings | None = None, progress: Progress | None = None,
+            cancel: threading.Event | None = None, *, face_settings=None, input_path: str | None = None
+            ) -> BumpResult:
+        """Bump one image. ``sidecar`` is a ``RenderSidecar`` (or None to detect faces)."""
+        settings = settings or BumpSettings()
+        if input_path is None and isinstance(image, (str, Path)):
+            input_path = str(Path(image).resolve())
+        with self._lock:
+            return self._run(load_rgb(image), Path(package) if package else None, sidecar, settings, progress,
+                             cancel, face_settings, input_path)
+
+    def _run(self, source: np.ndarray, package: Path | None, sidecar, settings: BumpSettings,
+             progress: Progress | None, cancel: threading.Event | None, face_settings, input_path: str | None
+             ) -> BumpResult:
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        seed = settings.seed if settings.seed != -1 else random_seed()
+        settings = replace(settings, seed=seed)
+        h0, w0 = source.shape[:2]
+        width, height = working_size(w0, h0, settings.max_side)
+        work = source if (width, height) == (w0, h0) else np.asarray(
+            Image.fromarray(source).resize((width, height), Image.Resampling.LANCZOS))
+        work_sidecar = scale_sidecar(sidecar, width, height)
+
+        refs = None
+        if package is not None and self.has_ip_adapter:
+            t = time.perf_counter()
+            refs = self.references.get(self.pipe, self.spec.key(), package)
+            timings["references_s"] = time.perf_counter() - t
+
+        result_image = work.copy()
+        face_records: list[dict[str, Any]] = []
+        aligned_faces: list[Any] = []
+        chosen_crops: list[np.ndarray] = []
+        all_candidates: list[list[np.ndarray]] = []
+        skipped: list[dict[str, Any]] = []
+        if settings.face_pass:
+            t = time.perf_counter()
+            result_image, aligned_faces, chosen_crops, all_candidates, face_records, skipped = self._face_pass(
+                work, work_sidecar, refs, package, settings, seed, progress, cancel, face_settings)
+            timings["face_pass_s"] = time.perf_counter() - t
+        mask = np.zeros((height, width), np.float32)
+        if aligned_faces:
+            from bump_backend.faces import combined_mask
+
+            mask = combined_mask(work.shape, aligned_faces)
+
+        main_yaw = face_records[0]["face"]["yaw"] if face_records else None
+        whole_refs = None
+        if settings.whole_pass:
+            t = time.perf_counter()
+            whole = settings.whole()
+            if refs is None:  # no identity: the adapter (if loaded) must not act
+                whole = replace(whole, ip_adapter_scale=0.0)
+            cond = prompts.encode_prompts(self.pipe, whole.prompt, whole.negative_prompt, clip_skip=settings.clip_skip)
+            ip = None
+            if self.has_ip_adapter:
+                (pos, neg), whole_refs = self._face_embeds(refs, main_yaw, settings)
+                ip = identity.batch_ip_embeds([(pos, neg)], whole.cfg > 1.0)
+            bumped = self.img2img([result_image], cond, ip, whole, [seed], stage="whole", progress=progress,
+                                  cancel=cancel)[0]
+            m = mask[:, :, None]
+            result_image = np.clip(bumped.astype(np.float32) * (1.0 - m) + result_image.astype(np.float32) * m + 0.5,
+                                   0, 255).astype(np.uint8)
+            timings["whole_pass_s"] = time.perf_counter() - t
+        timings["total_s"] = time.perf_counter() - started
+
+        record = self._record(source, work, result_image, package, refs, sidecar, settings, face_records, skipped,
+                              whole_refs, timings, input_path)
+        if face_settings is not None:
+            import dataclasses
+
+            record["face_finder"] = dataclasses.asdict(face_settings)
+        text = self.infotext(settings, record)
+        return BumpResult(image=result_image, face_crops=chosen_crops,
+                          face_inputs=[a.crop for a in aligned_faces], mask=mask, record=record, infotext=text,
+                          candidates=all_candidates)
+
+    def _face_pass(self, work, sidecar, refs, package, settings: BumpSettings, seed: int, progress, cancel,
+                   face_settings):
+        from bump_backend.faces import align_face, find_faces, paste_back
+
+        found = find_faces(work, sidecar, face_settings)
+        faces = list(found.faces)
+        skipped = [s.to_dict() if hasattr(s, "to_dict") else str(s) for s in getattr(found, "skipped", [])]
+        if not faces:
+            return work.copy(), [], [], [], [], skipped
+        aligned = [align_face(work, face, size=settings.face_size, padding=settings.face_padding) for face in faces]
+        fs = settings.face_pass_settings()
+        if refs is None:
+            fs = replace(fs, ip_adapter_scale=0.0)
+        cond = prompts.encode_prompts(self.pipe, fs.prompt, fs.negative_prompt, clip_skip=settings.clip_skip)
+        n = settings.candidates
+        items = [(i, k) for i in range(len(faces)) for k in range(n)]
+        embeds, chosen_views = [], []
+        for face in faces:
+            e, chosen = self._face_embeds(refs, float(face.yaw), settings) if self.has_ip_adapter else (None, None)
+            embeds.append(e)
+            chosen_views.append(chosen)
+        outputs: dict[tuple[int, int], np.ndarray] = {}
+        per_call = samplers.sampling_steps(fs.denoise, fs.steps)
+        chunks = [items[j:j + settings.batch_size] for j in range(0, len(items), settings.batch_size)]
+        for c, chunk in enumerate(chunks):
+            ip = identity.batch_ip_embeds([embeds[i] for i, _ in chunk], fs.cfg > 1.0) if self.has_ip_adapter else None
+            batch_cond = prompts.Conditioning.stack([cond] * len(chunk))
+            results = self.img2img([aligned[i].crop for i, _ in chunk], batch_cond, ip, fs,
+                                   [seed + k for _, k in chunk], stage="face", progress=progress, cancel=cancel,
+                                   step_offset=c * per_call, total_steps=len(chunks) * per_call)
+            outputs.update(dict(zip(chunk, results, strict=True)))
+
+        ranking = n > 1 and refs is not None and self.embedder is not None
+        references = self._reference_identities(package, refs) if ranking else []
+        image = work.copy()
+        crops, candidates, records = [], [], []
+        for i, face in enumerate(faces):
+            cands = [outputs[(i, k)] for k in range(n)]
+            scores: list[float] | None = None
+            best = 0
+            if ranking and references:
+                scores = rank.score_candidates(self.embedder, cands, references)
+                best = rank.best_index(scores)
+            image = paste_back(image, aligned[i], cands[best])
+            crops.append(cands[best])
+            candidates.append(cands)
+            records.append({
+                "face": face.to_dict(),
+                "character_id": getattr(face, "character_id", None),
+                "seeds": [seed + k for k in range(n)],
+                "chosen_seed": seed + best,
+                "scores": None if scores is None else [round(s, 5) if np.isfinite(s) else None for s in scores],
+                "identity_score": None if scores is None or not np.isfinite(scores[best]) else round(scores[best], 5),
+                "references": chosen_views[i],
+                "crop_sha256": image_sha256(cands[best]),
+            })
+        if ranking and not references:
+            for r in records:
+                r["ranking"] = "no face found in the package views; first seed kept"
+        return image, aligned, crops, candidates, records, skipped
+
+    # -- records -------------------------------------------------------------------------------
+    def _record(self, source, work, out, package, refs, sidecar, settings: BumpSettings, faces, skipped,
+                whole_refs, timings, input_path) -> dict[str, Any]:
+        loaded = self.loaded
+        return {
+            "schema": RECORD_SCHEMA,
+            "schema_version": RECORD_VERSION,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "settings": settings.to_dict(),
+            "seed": settings.seed,
+            "model": {**loaded.spec.to_dict(), "hash": loaded.model_hash, "name": loaded.model_name,
+                      "family": loaded.family, "ip_adapter_kind": loaded.ip_adapter_kind},
+            "package": {**refs.record(), "path": str(package.resolve())} if refs is not None else (
+                {"path": str(package.resolve())} if package is not None else None),
+            "input": {"path": input_path, "sha256": image_sha256(source), "width": int(source.shape[1]),
+                      "height": int(source.shape[0])},
+            "working_size": [int(work.shape[1]), int(work.shape[0])],
+            "sidecar": sidecar.to_dict() if sidecar is not None else None,
+            "faces": faces,
+            "skipped_faces": skipped,
+            "whole_pass_references": whole_refs,
+            "output": {"sha256": image_sha256(out), "width": int(out.shape[1]), "height": int(out.shape[0])},
+            "runtime": runtime_info(loaded),
+            "timings": {k: round(v, 4) for k, v in timings.items()},
+        }
+
+    def infotext(self, settings: BumpSettings, record: dict[str, Any]) -> str:
+        """A1111 ``parameters`` text: its own keys first, then ours."""
+        fs = settings.face_pass_settings()
+        faces = record["faces"]
+        scores = [f["identity_score"] for f in faces if f.get("identity_score") is not None]
+        package = record.get("package") or {}
+        params: dict[str, Any] = {
+            "Steps": settings.steps,
+            "Sampler": settings.sampler,
+            "CFG scale": settings.cfg,
+            "Seed": settings.seed,
+            "Size": f"{record['working_size'][0]}x{record['working_size'][1]}",
+            "Model hash": record["model"]["hash"],
+            "Model": record["model"]["name"],
+            "Denoising strength": settings.denoise,
+            "Clip skip": settings.clip_skip if settings.clip_skip > 1 else None,
+            "Whole pass": settings.whole_pass,
+            "Face pass": settings.face_pass,
+            "Faces": len(faces) if settings.face_pass else None,
+        }
+        if settings.face_pass:
+            params.update({
+                "Face steps": fs.steps, "Face CFG scale": fs.cfg, "Face denoising strength": fs.denoise,
+                "Face sampler": fs.sampler if fs.sampler != settings.sampler else None,
+                "Face prompt": fs.prompt if fs.prompt != settings.prompt else None,
+                "Face negative prompt": fs.negative_prompt if fs.negative_prompt != settings.negative_prompt else None,
+                "Face size": settings.face_size, "Face padding": settings.face_padding,
+                "Face candidates": settings.candidates,
+            })
+        if self.has_ip_adapter:
+            params.update({
+                "IP-Adapter": Path(self.spec.ip_adapter_weight).stem,
+                "IP-Adapter scale": settings.ip_adapter_scale,
+                "IP-Adapter face scale": fs.ip_adapter_scale if settings.face_pass else None,
+                "Pose mode": settings.pose_mode, "Pose views": settings.pose_views,
+            })
+        params.update({
+            "Reference package": package.get("id"),
+            "Reference hash": package["hash"][:10] if package.get("hash") else None,
+            "Identity score": ", ".join(f"{s:.3f}" for s in scores) if scores else None,
+            "Version": "bump-studio",
+        })
+        return infotext.build_infotext(settings.prompt, settings.negative_prompt, params)

@@ -1,0 +1,317 @@
+"""Model registry and loading: a checkpoint, its IP-Adapter and LoRAs, loaded once and kept warm.
+
+Everything loads through diffusers' own loaders (``from_pretrained``, ``from_single_file``,
+``load_ip_adapter``, ``load_lora_weights``) from a hub id or a local path, safetensors only, so
+the tiny test models and a user's real checkpoints go through one code path.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+SD15_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+SDXL_REPO = "stabilityai/stable-diffusion-xl-base-1.0"
+IP_ADAPTER_REPO = "h94/IP-Adapter"
+
+
+class ModelError(RuntimeError):
+    """A model is missing or unusable; the message says what to download or where to put it."""
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    path: str
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which weights make a bump pipeline. Every field is a hub id or a local path."""
+
+    base: str = SD15_REPO
+    family: str = "auto"  # "sd15", "sdxl" or "auto" (read from the checkpoint)
+    config: str | None = None  # diffusers folder/repo with the configs for a single-file checkpoint
+    ip_adapter: str | None = IP_ADAPTER_REPO
+    ip_adapter_subfolder: str = "models"
+    ip_adapter_weight: str = "ip-adapter-plus-face_sd15.safetensors"
+    image_encoder_folder: str = "image_encoder"
+    loras: tuple[LoraSpec, ...] = ()
+    device: str = "auto"  # "auto" = CUDA when present, else CPU
+    dtype: str = "auto"  # "auto" = fp16 on CUDA, float32 on the CPU
+
+    def key(self) -> tuple:
+        return (self.base, self.family, self.config, self.ip_adapter, self.ip_adapter_subfolder,
+                self.ip_adapter_weight, self.image_encoder_folder, self.loras, self.device, self.dtype)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "base": self.base,
+            "family": self.family,
+            "config": self.config,
+            "ip_adapter": self.ip_adapter,
+            "ip_adapter_subfolder": self.ip_adapter_subfolder,
+            "ip_adapter_weight": self.ip_adapter_weight,
+            "image_encoder_folder": self.image_encoder_folder,
+            "loras": [{"path": lora.path, "weight": lora.weight} for lora in self.loras],
+            "device": self.device,
+            "dtype": self.dtype,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        data = dict(data)
+        data["loras"] = tuple(LoraSpec(**item) for item in data.get("loras", ()))
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"model spec: unknown field(s) {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
+# Named presets; any other string is taken as a hub id, a diffusers folder or a .safetensors file.
+REGISTRY: dict[str, ModelSpec] = {
+    "sd15": ModelSpec(),
+    "sd15-plain": ModelSpec(ip_adapter_weight="ip-adapter_sd15.safetensors"),
+    "sdxl": ModelSpec(
+        base=SDXL_REPO,
+        family="sdxl",
+        ip_adapter_subfolder="sdxl_models",
+        ip_adapter_weight="ip-adapter-plus-face_sdxl_vit-h.safetensors",
+        image_encoder_folder="models/image_encoder",
+    ),
+}
+
+
+def resolve_spec(model: str | ModelSpec | None, **overrides: Any) -> ModelSpec:
+    """A registry name, a path or a hub id (or a ready spec) as a :class:`ModelSpec`."""
+    if isinstance(model, ModelSpec):
+        spec = model
+    elif model is None or model in REGISTRY:
+        spec = REGISTRY[model or "sd15"]
+    else:
+        spec = replace(REGISTRY["sd15"], base=str(model))
+    return replace(spec, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    if dtype == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    return {"float16": torch.float16, "fp16": torch.float16, "bfloat16": torch.bfloat16,
+            "float32": torch.float32, "fp32": torch.float32}[dtype]
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+
+
+def is_single_file(base: str) -> bool:
+    return base.lower().endswith(".safetensors")
+
+
+def _detect_family(spec: ModelSpec) -> str:
+    if spec.family != "auto":
+        return spec.family
+    base = Path(spec.base)
+    if base.is_dir():
+        index = base / "model_index.json"
+        if index.is_file() and "XL" in index.read_text(encoding="utf-8"):
+            return "sdxl"
+        return "sd15"
+    if base.is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(base), "pt") as handle:
+            keys = handle.keys()
+            if any(k.startswith("conditioner.embedders.1") for k in keys):
+                return "sdxl"
+        return "sd15"
+    return "sdxl" if "xl" in spec.base.lower() else "sd15"
+
+
+def _missing(what: str, where: str, exc: BaseException) -> ModelError:
+    if where.startswith((".", "/", "~")) or "\\" in where or Path(where).parent.exists() and where.count("/") != 1:
+        return ModelError(f"{what} not found at the local path {where}: put the model files there (a diffusers "
+                          f"folder, or a .safetensors checkpoint) or give a hub id. Cause: {type(exc).__name__}: {exc}")
+    hint = (
+        f"{what} not found: {where}. Download it once with network access (e.g. `huggingface-cli download "
+        f"{where}`), or put the files in a local folder and pass its path"
+    )
+    if offline():
+        hint += " (HF_HUB_OFFLINE is set, so nothing is downloaded)"
+    return ModelError(f"{hint}. Cause: {type(exc).__name__}: {exc}")
+
+
+def file_shorthash(path: str | Path) -> str:
+    """A1111's model hash: the first 10 hex digits of the file's SHA-256."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:10]
+
+
+def model_hash(spec: ModelSpec) -> str:
+    """The shorthash of the checkpoint file, or of the UNet weights of a diffusers folder."""
+    base = Path(spec.base)
+    if base.is_file():
+        return file_shorthash(base)
+    if base.is_dir():
+        for name in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors"):
+            candidate = base / "unet" / name
+            if candidate.is_file():
+                return file_shorthash(candidate)
+    return hashlib.sha256(spec.base.encode("utf-8")).hexdigest()[:10]
+
+
+@dataclass
+class LoadedModels:
+    """A warm img2img pipeline plus what the record needs to name it."""
+
+    spec: ModelSpec
+    family: str
+    pipe: Any
+    device: torch.device
+    dtype: torch.dtype
+    model_hash: str
+    ip_adapter_kind: str | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_name(self) -> str:
+        return Path(self.spec.base).stem if Path(self.spec.base).exists() else self.spec.base.split("/")[-1]
+
+    def release(self) -> None:
+        """Drop the pipeline so its memory can be reclaimed before another model loads."""
+        self.pipe = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def _pipeline_class(family: str):
+    from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionXLImg2ImgPipeline
+
+    return StableDiffusionXLImg2ImgPipeline if family == "sdxl" else StableDiffusionImg2ImgPipeline
+
+
+def _load_base(spec: ModelSpec, family: str, dtype: torch.dtype):
+    cls = _pipeline_class(family)
+    common: dict[str, Any] = {"dtype": dtype, "use_safetensors": True}
+    if family == "sd15":
+        common.update(safety_checker=None, requires_safety_checker=False)
+    if is_single_file(spec.base):
+        if not Path(spec.base).is_file():
+            raise ModelError(f"checkpoint file not found: {spec.base}. Put the .safetensors file there or fix the path")
+        config = spec.config or (SDXL_REPO if family == "sdxl" else SD15_REPO)
+        try:
+            return cls.from_single_file(spec.base, config=config, local_files_only=offline() or Path(config).is_dir(),
+                                        **common)
+        except (OSError, ValueError) as exc:
+            raise ModelError(
+                f"cannot load single-file checkpoint {spec.base}: it needs a diffusers config folder of the same "
+                f"family ({config}); run once online so the configs (a few kB, no weights) are cached, or pass a "
+                f"local folder as `config`. Cause: {type(exc).__name__}: {exc}"
+            ) from exc
+    try:
+        return cls.from_pretrained(spec.base, local_files_only=offline() or Path(spec.base).is_dir(), **common)
+    except (OSError, ValueError) as exc:
+        raise _missing("base model", spec.base, exc) from exc
+
+
+def _ip_adapter_kind(weight: str) -> str:
+    name = weight.lower()
+    if "faceid" in name:
+        return "faceid-plusv2" if "plusv2" in name else "faceid"
+    if "plus-face" in name or "plus_face" in name:
+        return "plus-face"
+    if "plus" in name:
+        return "plus"
+    return "plain"
+
+
+def _load_ip_adapter(pipe, spec: ModelSpec) -> str | None:
+    if not spec.ip_adapter:
+        return None
+    kind = _ip_adapter_kind(spec.ip_adapter_weight)
+    if kind.startswith("faceid"):
+        try:
+            import peft  # noqa: F401  (FaceID-plus-v2's LoRA is silently skipped without it)
+        except ImportError as exc:
+            raise ModelError("FaceID IP-Adapters need `peft` for their LoRA: pip install peft") from exc
+    local = Path(spec.ip_adapter).is_dir()
+    try:
+        pipe.load_ip_adapter(
+            spec.ip_adapter,
+            subfolder=spec.ip_adapter_subfolder,
+            weight_name=spec.ip_adapter_weight,
+            image_encoder_folder=None if kind.startswith("faceid") else spec.image_encoder_folder,
+            local_files_only=offline() or local,
+        )
+    except (OSError, ValueError, KeyError) as exc:
+        where = f"{spec.ip_adapter}/{spec.ip_adapter_subfolder}/{spec.ip_adapter_weight}"
+        raise _missing("IP-Adapter (with its image_encoder folder)", where, exc) from exc
+    return kind
+
+
+def _load_loras(pipe, loras: tuple[LoraSpec, ...]) -> list[str]:
+    names = []
+    for i, lora in enumerate(loras):
+        path = Path(lora.path)
+        if path.suffix != ".safetensors" or not path.is_file():
+            raise ModelError(f"LoRA not found or not a .safetensors file: {lora.path}")
+        name = f"lora{i}_{path.stem}"[:60]
+        try:
+            pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=name)
+        except ImportError as exc:
+            raise ModelError("LoRA loading needs `peft`: pip install peft") from exc
+        names.append(name)
+    if names:
+        pipe.set_adapters(names, [lora.weight for lora in loras])
+    return names
+
+
+def load_models(spec: ModelSpec) -> LoadedModels:
+    """Load the checkpoint, IP-Adapter and LoRAs of ``spec`` onto its device."""
+    device = pick_device(spec.device)
+    dtype = pick_dtype(spec.dtype, device)
+    family = _detect_family(spec)
+    pipe = _load_base(spec, family, dtype)
+    kind = _load_ip_adapter(pipe, spec)
+    _load_loras(pipe, spec.loras)
+    pipe.to(device)  # diffusers' default attention is PyTorch SDPA
+    pipe.set_progress_bar_config(disable=True)
+    return LoadedModels(spec=spec, family=family, pipe=pipe, device=device, dtype=dtype,
+                        model_hash=model_hash(spec), ip_adapter_kind=kind)
+
+
+class ModelCache:
+    """Keeps one pipeline warm; loading another spec releases the previous one first."""
+
+    def __init__(self) -> None:
+        self._current: LoadedModels | None = None
+
+    def get(self, spec: ModelSpec) -> LoadedModels:
+        if self._current is not None and self._current.spec.key() == spec.key():
+            return self._current
+        if self._current is not None:
+            self._current.release()
+            self._current = None
+        self._current = load_models(spec)
+        return self._current
+
+    def clear(self) -> None:
+        if self._current is not None:
+            self._current.release()
+            self._current = None

@@ -1,0 +1,161 @@
+"""Bump settings: the seed workflow's numbers as defaults, validated once, recorded in full."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from bump_backend.generate.prompts import DEFAULT_NEGATIVE
+from bump_backend.generate.samplers import canonical_name
+
+NO_DRIFT_DENOISE = 0.32  # WORKFLOW: a bump that must not drift
+
+
+@dataclass(frozen=True)
+class PassOverrides:
+    """Face-pass values that differ from the whole-image pass (None = same as the whole pass)."""
+
+    steps: int | None = None
+    cfg: float | None = None
+    denoise: float | None = None
+    sampler: str | None = None
+    prompt: str | None = None
+    negative_prompt: str | None = None
+    ip_adapter_scale: float | None = None
+
+
+@dataclass(frozen=True)
+class PassSettings:
+    """Everything one img2img pass needs (resolved, no Nones)."""
+
+    steps: int
+    cfg: float
+    denoise: float
+    sampler: str
+    prompt: str
+    negative_prompt: str
+    ip_adapter_scale: float
+
+
+@dataclass(frozen=True)
+class BumpSettings:
+    """One bump job. Defaults are the workflow's: 35 steps, CFG 7, denoise 0.4, Restart, random seed."""
+
+    prompt: str = ""
+    negative_prompt: str = DEFAULT_NEGATIVE
+    steps: int = 35
+    cfg: float = 7.0
+    denoise: float = 0.4
+    sampler: str = "Restart"
+    seed: int = -1  # -1: a random seed, recorded
+    max_side: int = 1440
+    ip_adapter_scale: float = 0.6
+    face_pass: bool = True
+    whole_pass: bool = True
+    face: PassOverrides = field(default_factory=PassOverrides)
+    face_size: int = 720
+    face_padding: float = 0.35
+    candidates: int = 1  # seeds tried per face; the most similar to the package is kept
+    pose_mode: str = "nearest"  # nearest | average | all (see identity.select_embeds)
+    pose_views: int = 3
+    batch_size: int = 4  # face crops through the UNet together
+    clip_skip: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sampler", canonical_name(self.sampler))
+        if self.face.sampler is not None:
+            object.__setattr__(self, "face", replace(self.face, sampler=canonical_name(self.face.sampler)))
+        for name, steps in (("steps", self.steps), ("face.steps", self.face.steps)):
+            if steps is not None and not (isinstance(steps, int) and 1 <= steps <= 150):
+                raise ValueError(f"{name} must be an integer from 1 to 150, got {steps!r}")
+        for name, cfg in (("cfg", self.cfg), ("face.cfg", self.face.cfg)):
+            if cfg is not None and not 0.0 <= cfg <= 30.0:
+                raise ValueError(f"{name} must be between 0 and 30, got {cfg}")
+        for name, d in (("denoise", self.denoise), ("face.denoise", self.face.denoise)):
+            if d is not None and not 0.0 < d <= 1.0:
+                raise ValueError(f"{name} must be in (0, 1], got {d}")
+        for name, s in (("ip_adapter_scale", self.ip_adapter_scale), ("face.ip_adapter_scale", self.face.ip_adapter_scale)):
+            if s is not None and not 0.0 <= s <= 2.0:
+                raise ValueError(f"{name} must be between 0 and 2, got {s}")
+        if not isinstance(self.seed, int) or not -1 <= self.seed < 2**32:
+            raise ValueError(f"seed must be -1 (random) or 0..2**32-1, got {self.seed!r}")
+        if self.max_side < 64:
+            raise ValueError(f"max_side must be at least 64, got {self.max_side}")
+        if self.face_size < 16 or self.face_size % 8:
+            raise ValueError(f"face_size must be a multiple of 8 and at least 16, got {self.face_size}")
+        if not 0.0 <= self.face_padding <= 2.0:
+            raise ValueError(f"face_padding must be between 0 and 2, got {self.face_padding}")
+        if not 1 <= self.candidates <= 16:
+            raise ValueError(f"candidates must be 1..16, got {self.candidates}")
+        if self.pose_mode not in ("nearest", "average", "all"):
+            raise ValueError(f"pose_mode must be nearest, average or all, got {self.pose_mode!r}")
+        if self.pose_views < 1 or self.batch_size < 1 or self.clip_skip < 1:
+            raise ValueError("pose_views, batch_size and clip_skip must be at least 1")
+
+    def whole(self) -> PassSettings:
+        return PassSettings(self.steps, self.cfg, self.denoise, self.sampler, self.prompt, self.negative_prompt,
+                            self.ip_adapter_scale)
+
+    def face_pass_settings(self) -> PassSettings:
+        f = self.face
+        return PassSettings(
+            steps=f.steps if f.steps is not None else self.steps,
+            cfg=f.cfg if f.cfg is not None else self.cfg,
+            denoise=f.denoise if f.denoise is not None else self.denoise,
+            sampler=f.sampler if f.sampler is not None else self.sampler,
+            prompt=f.prompt if f.prompt is not None else self.prompt,
+            negative_prompt=f.negative_prompt if f.negative_prompt is not None else self.negative_prompt,
+            ip_adapter_scale=f.ip_adapter_scale if f.ip_adapter_scale is not None else self.ip_adapter_scale,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BumpSettings:
+        data = dict(data)
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"settings: unknown field(s) {', '.join(sorted(unknown))}")
+        face = data.pop("face", None) or {}
+        if isinstance(face, dict):
+            bad = set(face) - {f.name for f in fields(PassOverrides)}
+            if bad:
+                raise ValueError(f"settings.face: unknown field(s) {', '.join(sorted(bad))}")
+            face = PassOverrides(**face)
+        return cls(face=face, **data)
+
+    @classmethod
+    def from_infotext(cls, params: dict[str, str], **overrides: Any) -> BumpSettings:
+        """Settings from an A1111 ``parameters`` text (as parsed by ``infotext.parse_infotext``)."""
+        values: dict[str, Any] = {}
+        mapping = {"Prompt": ("prompt", str), "Negative prompt": ("negative_prompt", str), "Steps": ("steps", int),
+                   "Sampler": ("sampler", str), "CFG scale": ("cfg", float), "Seed": ("seed", int),
+                   "Denoising strength": ("denoise", float), "Clip skip": ("clip_skip", int),
+                   "IP-Adapter scale": ("ip_adapter_scale", float), "Face candidates": ("candidates", int),
+                   "Face size": ("face_size", int), "Face padding": ("face_padding", float),
+                   "Pose views": ("pose_views", int), "Pose mode": ("pose_mode", str)}
+        for key, (name, kind) in mapping.items():
+            if key in params and params[key] != "":
+                values[name] = kind(params[key])
+        face: dict[str, Any] = {}
+        face_map = {"Face steps": ("steps", int), "Face CFG scale": ("cfg", float),
+                    "Face denoising strength": ("denoise", float), "Face sampler": ("sampler", str),
+                    "Face prompt": ("prompt", str), "Face negative prompt": ("negative_prompt", str),
+                    "IP-Adapter face scale": ("ip_adapter_scale", float)}
+        for key, (name, kind) in face_map.items():
+            if key in params:
+                face[name] = kind(params[key])
+        if "Face pass" in params:
+            values["face_pass"] = params["Face pass"].lower() in ("true", "on", "1")
+        if "Whole pass" in params:
+            values["whole_pass"] = params["Whole pass"].lower() in ("true", "on", "1")
+        if values.get("sampler") and params.get("Schedule type", "").lower() == "karras" \
+                and "Karras" not in values["sampler"] and values["sampler"] != "Restart":
+            values["sampler"] = values["sampler"] + " Karras"
+        values.update(overrides)
+        if face:
+            values["face"] = PassOverrides(**face)
+        return cls(**values)

@@ -1,0 +1,335 @@
+"""Tiny random models with the real architectures, written to disk in the real layouts.
+
+Model weights cannot be downloaded in tests or CI, so tests (and the server's tests) build these
+and load them through the same code that loads a user's real checkpoints: a diffusers folder, an
+A1111 single-file checkpoint, an IP-Adapter release folder (``models/*.safetensors`` plus
+``models/image_encoder``) and LoRA files in the diffusers and kohya formats. Safetensors only.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+TINY_IMAGE_ENCODER = {"hidden_size": 32, "projection_dim": 32, "image_size": 32, "patch_size": 4}
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP's byte-to-character table (so the tokenizer covers every input byte)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, (chr(c) for c in cs), strict=True))
+
+
+def _tokenizer_vocab() -> dict[str, int]:
+    """A character-level CLIP BPE vocabulary (every byte, with and without the word end mark)."""
+    chars = list(_bytes_to_unicode().values())
+    vocab: dict[str, int] = {}
+    for c in chars:
+        vocab[c] = len(vocab)
+    for c in chars:
+        vocab[c + "</w>"] = len(vocab)
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    return vocab
+
+
+def _tokenizer():
+    from transformers import CLIPTokenizer
+
+    return CLIPTokenizer(vocab=_tokenizer_vocab(), merges=[], model_max_length=77)
+
+
+def _text_encoder(vocab_size: int, hidden: int, projection: bool = False):
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    config = CLIPTextConfig(
+        bos_token_id=vocab_size - 2,
+        eos_token_id=vocab_size - 1,
+        pad_token_id=vocab_size - 1,
+        hidden_size=hidden,
+        intermediate_size=37,
+        layer_norm_eps=1e-05,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        vocab_size=vocab_size,
+        projection_dim=hidden,
+        hidden_act="gelu",
+    )
+    model = CLIPTextModelWithProjection(config) if projection else CLIPTextModel(config)
+    with torch.no_grad():  # a real CLIP's final norm has a bias, so its output mean is not zero
+        getattr(model, "text_model", model).final_layer_norm.bias.normal_(0.0, 0.2)
+    return model
+
+
+def _vae():
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        block_out_channels=[32, 64],
+        in_channels=3,
+        out_channels=3,
+        down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
+        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
+        latent_channels=4,
+        sample_size=64,
+    )
+
+
+def _scheduler_config() -> dict:
+    """SD 1.5's own training schedule (A1111's samplers derive their sigmas from it)."""
+    return {
+        "beta_start": 0.00085,
+        "beta_end": 0.012,
+        "beta_schedule": "scaled_linear",
+        "num_train_timesteps": 1000,
+        "clip_sample": False,
+        "set_alpha_to_one": False,
+        "steps_offset": 1,
+        "prediction_type": "epsilon",
+    }
+
+
+def build_tiny_sd15(folder: str | Path, seed: int = 0) -> Path:
+    """Write a tiny random SD 1.5 img2img pipeline as a diffusers folder; return the folder."""
+    from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline, UNet2DConditionModel
+
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=8,
+        norm_num_groups=32,
+    )
+    tokenizer = _tokenizer()
+    text_encoder = _text_encoder(len(tokenizer), 32)
+    pipe = StableDiffusionImg2ImgPipeline(
+        vae=_vae(),
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=DDIMScheduler(**_scheduler_config()),
+        safety_checker=None,
+        feature_extractor=None,
+        image_encoder=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def build_tiny_sdxl(folder: str | Path, seed: int = 0) -> Path:
+    """Write a tiny random SDXL img2img pipeline (two text encoders, text-time embedding)."""
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline, UNet2DConditionModel
+
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 1),
+        projection_class_embeddings_input_dim=80,
+        cross_attention_dim=64,
+        norm_num_groups=32,
+    )
+    tokenizer = _tokenizer()
+    config = {k: v for k, v in _scheduler_config().items() if k not in ("clip_sample", "set_alpha_to_one")}
+    pipe = StableDiffusionXLImg2ImgPipeline(
+        vae=_vae(),
+        text_encoder=_text_encoder(len(tokenizer), 32),
+        text_encoder_2=_text_encoder(len(tokenizer), 32, projection=True),
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer,
+        unet=unet,
+        scheduler=EulerDiscreteScheduler(**config),
+        requires_aesthetics_score=False,
+        force_zeros_for_empty_prompt=True,
+    )
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def _unet_cross_attention_sizes(unet_config: dict) -> list[int]:
+    """Hidden size of every cross-attention processor, in the UNet's processor order.
+
+    The original IP-Adapter release numbers its ``ip_adapter`` keys 1, 3, 5... over these.
+    """
+    from diffusers import UNet2DConditionModel
+
+    with torch.device("meta"):
+        unet = UNet2DConditionModel.from_config(unet_config)
+    sizes = []
+    channels = list(unet_config["block_out_channels"])
+    for name in unet.attn_processors:
+        if name.endswith("attn1.processor"):
+            continue
+        if name.startswith("mid_block"):
+            sizes.append(channels[-1])
+        elif name.startswith("up_blocks"):
+            sizes.append(list(reversed(channels))[int(name[len("up_blocks.")])])
+        else:
+            sizes.append(channels[int(name[len("down_blocks.")])])
+    return sizes
+
+
+def build_tiny_ip_adapter(
+    folder: str | Path, pipeline_folder: str | Path, kind: str = "plus-face", seed: int = 1
+) -> tuple[Path, str]:
+    """Write an IP-Adapter in the h94/IP-Adapter layout for a tiny pipeline.
+
+    ``folder/models/<weight>.safetensors`` (keys ``image_proj.*`` and ``ip_adapter.*`` as in the
+    original release) and ``folder/models/image_encoder`` (a CLIP vision model). ``kind`` is
+    ``plain``, ``plus`` or ``plus-face`` (plus and plus-face share a layout). Returns the folder
+    and the weight file name.
+    """
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    folder, pipeline_folder = Path(folder), Path(pipeline_folder)
+    unet_config = json.loads((pipeline_folder / "unet" / "config.json").read_text())
+    cross = int(unet_config["cross_attention_dim"])
+    generator = torch.Generator().manual_seed(seed)
+
+    def rand(*shape: int, scale: float = 0.2) -> torch.Tensor:
+        return (torch.randn(*shape, generator=generator) * scale).contiguous()
+
+    enc = TINY_IMAGE_ENCODER
+    state: dict[str, torch.Tensor] = {}
+    if kind == "plain":
+        tokens = 4
+        state["image_proj.proj.weight"] = rand(cross * tokens, enc["projection_dim"])
+        state["image_proj.proj.bias"] = rand(cross * tokens)
+        state["image_proj.norm.weight"] = torch.ones(cross)
+        state["image_proj.norm.bias"] = torch.zeros(cross)
+    elif kind in ("plus", "plus-face"):
+        hidden, heads, queries = 64, 1, 4
+        inner = heads * 64
+        state["image_proj.latents"] = rand(1, queries, hidden)
+        state["image_proj.proj_in.weight"] = rand(hidden, enc["hidden_size"])
+        state["image_proj.proj_in.bias"] = rand(hidden)
+        state["image_proj.proj_out.weight"] = rand(cross, hidden)
+        state["image_proj.proj_out.bias"] = rand(cross)
+        state["image_proj.norm_out.weight"] = torch.ones(cross)
+        state["image_proj.norm_out.bias"] = torch.zeros(cross)
+        for i in range(4):  # diffusers' IPAdapterPlusImageProjection has depth 4
+            p = f"image_proj.layers.{i}"
+            for norm in ("norm1", "norm2"):
+                state[f"{p}.0.{norm}.weight"] = torch.ones(hidden)
+                state[f"{p}.0.{norm}.bias"] = torch.zeros(hidden)
+            state[f"{p}.0.to_q.weight"] = rand(inner, hidden)
+            state[f"{p}.0.to_kv.weight"] = rand(2 * inner, hidden)
+            state[f"{p}.0.to_out.weight"] = rand(hidden, inner)
+            state[f"{p}.1.0.weight"] = torch.ones(hidden)
+            state[f"{p}.1.0.bias"] = torch.zeros(hidden)
+            state[f"{p}.1.1.weight"] = rand(hidden * 4, hidden)
+            state[f"{p}.1.3.weight"] = rand(hidden, hidden * 4)
+    else:
+        raise ValueError(f"unknown IP-Adapter kind {kind!r}: plain, plus or plus-face")
+    for i, size in enumerate(_unet_cross_attention_sizes(unet_config)):
+        key = 2 * i + 1
+        # Strong enough that a tiny random adapter visibly moves the output.
+        state[f"ip_adapter.{key}.to_k_ip.weight"] = rand(size, cross, scale=1.0)
+        state[f"ip_adapter.{key}.to_v_ip.weight"] = rand(size, cross, scale=1.0)
+    models = folder / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    suffix = {"plain": "", "plus": "-plus", "plus-face": "-plus-face"}[kind]
+    weight = f"ip-adapter{suffix}_sd15.safetensors"
+    save_file(state, str(models / weight))
+    encoder_dir = models / "image_encoder"
+    if not (encoder_dir / "config.json").exists():
+        torch.manual_seed(seed + 1)
+        config = CLIPVisionConfig(
+            hidden_size=enc["hidden_size"],
+            projection_dim=enc["projection_dim"],
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=enc["image_size"],
+            patch_size=enc["patch_size"],
+            intermediate_size=37,
+        )
+        CLIPVisionModelWithProjection(config).save_pretrained(encoder_dir, safe_serialization=True)
+    return folder, weight
+
+
+def build_tiny_lora(folder: str | Path, pipeline_folder: str | Path, kohya: bool = False, seed: int = 2) -> Path:
+    """Write a random LoRA for a tiny pipeline's UNet attention; diffusers (peft) or kohya keys."""
+    from diffusers import UNet2DConditionModel
+
+    folder, pipeline_folder = Path(folder), Path(pipeline_folder)
+    unet = UNet2DConditionModel.from_pretrained(pipeline_folder / "unet")
+    generator = torch.Generator().manual_seed(seed)
+    state: dict[str, torch.Tensor] = {}
+    rank = 4
+    for name, module in unet.named_modules():
+        if not isinstance(module, torch.nn.Linear) or name.split(".")[-1] not in ("to_q", "to_k", "to_v"):
+            continue
+        down = torch.randn(rank, module.in_features, generator=generator) * 0.5
+        up = torch.randn(module.out_features, rank, generator=generator) * 0.5
+        if kohya:
+            key = "lora_unet_" + name.replace(".", "_")
+            state[f"{key}.lora_down.weight"] = down
+            state[f"{key}.lora_up.weight"] = up
+            state[f"{key}.alpha"] = torch.tensor(float(rank))
+        else:
+            state[f"unet.{name}.lora_A.weight"] = down
+            state[f"unet.{name}.lora_B.weight"] = up
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / ("tiny_kohya_lora.safetensors" if kohya else "pytorch_lora_weights.safetensors")
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    return path
+
+
+def build_tiny_package(folder: str | Path, views: dict[str, tuple[object, float]] | None = None,
+                       character_id: str = "tiny_character", character_name: str = "Tiny Character") -> Path:
+    """Write a profile package (PNG per view + ``package.json``) from ``{name: (rgb_array, camera_yaw)}``.
+
+    Without ``views``: three 64 px views (front, three-quarter left/right) of a made-up pattern.
+    """
+    import numpy as np
+    from PIL import Image
+
+    from profile_rig.package_manifest import MANIFEST_NAME, PackageManifest, ViewRecord, file_sha256
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if views is None:
+        rng = np.random.default_rng(7)
+        views = {}
+        for name, yaw in (("front", 0.0), ("three_quarter_left", 45.0), ("three_quarter_right", -45.0)):
+            base = rng.integers(0, 255, size=(8, 8, 3), dtype=np.uint8)
+            views[name] = (np.asarray(Image.fromarray(base).resize((64, 64), Image.Resampling.BICUBIC)), yaw)
+    records = []
+    for name, (array, yaw) in views.items():
+        path = folder / f"{name}.png"
+        image = np.asarray(array, dtype=np.uint8)
+        Image.fromarray(image).save(path)
+        records.append(ViewRecord(name=name, file=path.name, yaw=float(yaw), pitch=0.0, roll=0.0,
+                                  width=int(image.shape[1]), height=int(image.shape[0]), sha256=file_sha256(path)))
+    manifest = PackageManifest(character_id=character_id, character_name=character_name, views=tuple(records),
+                               contact_sheet=None, origin="imported", source={"kind": "test"})
+    (folder / MANIFEST_NAME).write_text(manifest.dumps(), encoding="utf-8")
+    return folder

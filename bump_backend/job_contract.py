@@ -1,0 +1,276 @@
+"""The bump job contract: request, status, result and error documents, defined once.
+
+Stdlib only, because the Blender add-on and the headless renderer import it inside Blender's
+Python (no pydantic, no torch, no numpy). The server validates every request with these same
+functions, so a client can check a request before sending it and get the same answer.
+
+Parameter *names and types* live here; parameter *ranges* are the generator's own
+(``BumpSettings.__post_init__``), checked by the server, so there is one place for each rule.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+CONTRACT_VERSION = 1
+REQUEST_SCHEMA = "bump-job-request"
+STATUS_SCHEMA = "bump-job-status"
+RESULT_SCHEMA = "bump-job-result"
+API_PREFIX = "/v1"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7861
+START_HINT = "python -m bump_backend serve --port {port}"
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+STATES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED)
+TERMINAL = frozenset({DONE, FAILED, CANCELLED})
+
+# Stages a job walks through; ``JobStatus.stage`` is one of these.
+STAGES = ("queued", "preparing", "loading model", "faces", "face pass", "whole-image pass", "saving",
+          "done", "failed", "cancelled")
+
+# Accepted input types, by their magic bytes (never by file name or declared content type).
+IMAGE_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "exr": "image/x-exr"}
+ID_RE = re.compile(r"^j[0-9]{14}-[0-9a-f]{8}$")
+FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+MAX_TEXT = 8000  # characters in a prompt
+MAX_LABEL = 200
+
+
+class ContractError(ValueError):
+    """A document that does not follow the contract; ``field`` names the offending field."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def sniff_image_type(head: bytes) -> str | None:
+    """``png``, ``jpeg``, ``webp`` or ``exr`` from a file's first bytes; None for anything else."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head.startswith(b"\x76\x2f\x31\x01"):
+        return "exr"
+    return None
+
+
+# -- parameters ------------------------------------------------------------------------------
+# name -> kind. The names are BumpSettings' fields (a test keeps them equal); "face" nests.
+PARAM_FIELDS: dict[str, str] = {
+    "prompt": "str", "negative_prompt": "str", "steps": "int", "cfg": "float", "denoise": "float",
+    "sampler": "str", "seed": "int", "max_side": "int", "ip_adapter_scale": "float", "face_pass": "bool",
+    "whole_pass": "bool", "face": "face", "face_size": "int", "face_padding": "float", "candidates": "int",
+    "pose_mode": "str", "pose_views": "int", "batch_size": "int", "clip_skip": "int",
+}
+FACE_FIELDS: dict[str, str] = {
+    "steps": "int", "cfg": "float", "denoise": "float", "sampler": "str", "prompt": "str",
+    "negative_prompt": "str", "ip_adapter_scale": "float",
+}
+
+
+def _reject_unknown(data: dict[str, Any], known: set[str] | dict[str, Any], where: str) -> None:
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        name = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise ContractError(f"unknown field {name!r} (allowed: {', '.join(sorted(known))})", name)
+
+
+def _check_value(value: Any, kind: str, name: str, nullable: bool = False) -> Any:
+    if value is None and nullable:
+        return None
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ContractError(f"{name} must be an integer, got {value!r}", name)
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ContractError(f"{name} must be a finite number, got {value!r}", name)
+        return float(value)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ContractError(f"{name} must be true or false, got {value!r}", name)
+        return value
+    if kind == "str":
+        if not isinstance(value, str):
+            raise ContractError(f"{name} must be a string, got {value!r}", name)
+        if len(value) > MAX_TEXT:
+            raise ContractError(f"{name} is longer than {MAX_TEXT} characters", name)
+        if "\x00" in value:
+            raise ContractError(f"{name} must not contain NUL characters", name)
+        return value
+    raise AssertionError(kind)
+
+
+def validate_params(data: Any) -> dict[str, Any]:
+    """Names and types of the bump parameters; unknown fields rejected by name. Ranges: the server."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ContractError("params must be a JSON object", "params")
+    _reject_unknown(data, PARAM_FIELDS, "params")
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"params.{key}"
+        if PARAM_FIELDS[key] == "face":
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                raise ContractError(f"{name} must be an object", name)
+            _reject_unknown(value, FACE_FIELDS, name)
+            out[key] = {k: _check_value(v, FACE_FIELDS[k], f"{name}.{k}", nullable=True) for k, v in value.items()}
+        else:
+            out[key] = _check_value(value, PARAM_FIELDS[key], name)
+    return out
+
+
+# -- request ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class JobRequest:
+    """The JSON part of ``POST /v1/jobs`` (the image, sidecar and reference files travel beside it).
+
+    ``package_path``: a package folder the server can read; ``package_id``: a character id in the
+    server's library; or neither, with the package's files uploaded as ``references``.
+    ``client_key`` makes a submission idempotent: sending it again returns the same job.
+    """
+
+    params: dict[str, Any] = field(default_factory=dict)
+    package_path: str | None = None
+    package_id: str | None = None
+    label: str = ""
+    client_key: str | None = None
+
+    FIELDS = frozenset({"schema", "schema_version", "params", "package_path", "package_id", "label", "client_key"})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": REQUEST_SCHEMA, "schema_version": CONTRACT_VERSION, "params": dict(self.params),
+                "package_path": self.package_path, "package_id": self.package_id, "label": self.label,
+                "client_key": self.client_key}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> JobRequest:
+        if not isinstance(data, dict):
+            raise ContractError("the job request must be a JSON object", "request")
+        _reject_unknown(data, cls.FIELDS, "")
+        if data.get("schema", REQUEST_SCHEMA) != REQUEST_SCHEMA:
+            raise ContractError(f"schema must be {REQUEST_SCHEMA!r}, got {data.get('schema')!r}", "schema")
+        version = data.get("schema_version", CONTRACT_VERSION)
+        if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= CONTRACT_VERSION:
+            raise ContractError(f"schema_version must be 1..{CONTRACT_VERSION}, got {version!r}", "schema_version")
+        strings = {}
+        for key, limit in (("package_path", 4096), ("package_id", 200), ("label", MAX_LABEL), ("client_key", 128)):
+            value = data.get(key)
+            if value is None or (key == "label" and value == ""):
+                continue
+            if not isinstance(value, str) or not value.strip() or len(value) > limit or "\x00" in value:
+                raise ContractError(f"{key} must be a non-empty string of at most {limit} characters", key)
+            strings[key] = value
+        if "package_path" in strings and "package_id" in strings:
+            raise ContractError("give package_path or package_id, not both", "package_id")
+        return cls(params=validate_params(data.get("params")), package_path=strings.get("package_path"),
+                   package_id=strings.get("package_id"), label=strings.get("label", ""),
+                   client_key=strings.get("client_key"))
+
+
+# -- status and result -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class FileInfo:
+    """One result file: ``kind`` is image, mask, record, face, face_input or result."""
+
+    name: str
+    kind: str
+    bytes: int
+    sha256: str
+    url: str
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FileInfo:
+        return cls(name=str(data["name"]), kind=str(data["kind"]), bytes=int(data["bytes"]),
+                   sha256=str(data["sha256"]), url=str(data["url"]))
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """What ``GET /v1/jobs/{id}`` returns (and every server-sent event carries)."""
+
+    id: str
+    state: str
+    created: str
+    label: str = ""
+    queue_position: int | None = None  # 0 = next to run; None once started
+    progress: float = 0.0  # 0..1 over all sampler steps of the job
+    step: int = 0
+    steps: int = 0
+    stage: str = "queued"
+    stage_label: str = "queued"  # e.g. "face pass 2/3"
+    eta_s: float | None = None
+    error: str | None = None
+    started: str | None = None
+    finished: str | None = None
+    attempts: int = 0
+    files: tuple[FileInfo, ...] = ()
+    timings: dict[str, float] = field(default_factory=dict)
+    pruned: bool = False
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": STATUS_SCHEMA, "schema_version": CONTRACT_VERSION, "id": self.id, "state": self.state,
+            "created": self.created, "label": self.label, "queue_position": self.queue_position,
+            "progress": self.progress, "step": self.step, "steps": self.steps, "stage": self.stage,
+            "stage_label": self.stage_label, "eta_s": self.eta_s, "error": self.error, "started": self.started,
+            "finished": self.finished, "attempts": self.attempts,
+            "files": [f.__dict__.copy() for f in self.files], "timings": dict(self.timings), "pruned": self.pruned,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobStatus:
+        if not isinstance(data, dict) or data.get("schema") != STATUS_SCHEMA:
+            raise ContractError("not a job status document", "schema")
+        if data.get("state") not in STATES:
+            raise ContractError(f"unknown job state {data.get('state')!r}", "state")
+        return cls(
+            id=str(data["id"]), state=data["state"], created=str(data["created"]), label=data.get("label") or "",
+            queue_position=data.get("queue_position"), progress=float(data.get("progress", 0.0)),
+            step=int(data.get("step", 0)), steps=int(data.get("steps", 0)), stage=str(data.get("stage", "")),
+            stage_label=str(data.get("stage_label", "")), eta_s=data.get("eta_s"), error=data.get("error"),
+            started=data.get("started"), finished=data.get("finished"), attempts=int(data.get("attempts", 0)),
+            files=tuple(FileInfo.from_dict(f) for f in data.get("files") or ()),
+            timings={k: float(v) for k, v in (data.get("timings") or {}).items()}, pruned=bool(data.get("pruned")),
+        )
+
+
+@dataclass(frozen=True)
+class Health:
+    """``GET /v1/health``: is the backend up, what runs it, how busy it is (no token needed)."""
+
+    status: str
+    version: str
+    contract_version: int
+    device: str
+    model_state: str  # loading | ready | failed
+    model: dict[str, Any]
+    model_error: str | None
+    queue_length: int
+    queue_capacity: int
+    running: str | None
+    auth_required: bool
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Health:
+        names = cls.__dataclass_fields__
+        return cls(**{k: data.get(k) for k in names})
+
+
+def error_document(status: int, code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    """Every 4xx/5xx body: ``{"error": {"status", "code", "message", "field"}}``."""
+    return {"error": {"status": status, "code": code, "message": message, "field": field}}

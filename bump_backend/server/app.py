@@ -1,0 +1,234 @@
+"""The HTTP API (FastAPI): ``create_app(config)``; OpenAPI at ``/docs`` and ``/openapi.json``.
+
+Handlers stay thin: intake, the scheduler and the store do the work. Every error, from our
+checks or from the framework's own validation, is the contract's JSON error document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import FastAPI, File, Form, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from bump_backend import __version__
+from bump_backend.job_contract import (
+    API_PREFIX,
+    CANCELLED,
+    CONTRACT_VERSION,
+    FILE_NAME_RE,
+    ID_RE,
+    STATES,
+    error_document,
+)
+from bump_backend.server.config import ServerConfig
+from bump_backend.server.events import EventHub
+from bump_backend.server.generator import EngineGenerator, Generator
+from bump_backend.server.intake import Rejected, Upload, accept
+from bump_backend.server.middleware import BodyLimit, TokenAuth
+from bump_backend.server.store import JobStore
+from bump_backend.server.worker import Scheduler
+
+log = logging.getLogger("bump_backend.server")
+FORM_FIELDS = {"request", "image", "sidecar", "references"}
+ERROR_RESPONSES = {code: {"description": text, "content": {"application/json": {}}} for code, text in (
+    (401, "missing or wrong token"), (404, "no such job"), (413, "request or image too large"),
+    (415, "not a PNG, JPEG, WebP or EXR"), (422, "invalid request (the field is named)"), (429, "queue full"))}
+
+
+def error(status: int, code: str, message: str, field: str | None = None, headers=None) -> JSONResponse:
+    return JSONResponse(error_document(status, code, message, field), status_code=status, headers=headers)
+
+
+def create_app(config: ServerConfig, make_generator: Callable[[], Generator] | None = None) -> FastAPI:
+    """The app, with its scheduler started by the lifespan (so one process serves one data dir)."""
+    config.check()
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    hub = EventHub()
+    store = JobStore(config.data_dir)
+    factory = make_generator or (lambda: EngineGenerator(config.model, config.device))
+    scheduler = Scheduler(config, store, factory, notify=lambda job: hub.notify(job.id))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        hub.bind(asyncio.get_running_loop())
+        scheduler.start()
+        log.info("serving on http://%s:%d (data dir %s, token %s)", config.host, config.port, config.data_dir,
+                 "required" if config.token else "off")
+        try:
+            yield
+        finally:
+            await run_in_threadpool(scheduler.stop)
+
+    app = FastAPI(title="Bump backend", version=__version__, lifespan=lifespan,
+                  description="Local GPU job queue: IP-Adapter img2img bumps with a profile package as identity.")
+    app.state.scheduler, app.state.store, app.state.config = scheduler, store, config
+    app.add_middleware(BodyLimit, max_bytes=config.limits.max_request_bytes)
+    app.add_middleware(TokenAuth, token=config.token)  # added last = outermost: 401 before anything
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        field = ".".join(loc) or None
+        return error(422, "invalid", f"{field or 'request'}: {first.get('msg', 'invalid')}", field)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error(exc.status_code, "http", str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def on_crash(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return error(500, "internal", f"internal error: {type(exc).__name__}: {exc}")
+
+    def find(job_id: str):
+        job = scheduler.get(job_id) if ID_RE.match(job_id) else None
+        return job
+
+    def not_found(job_id: str) -> JSONResponse:
+        return error(404, "no_such_job", f"no job {job_id!r} on this server", "job_id")
+
+    @app.get(f"{API_PREFIX}/health", tags=["server"])
+    def health() -> dict:
+        """Up, version, device, model state, queue length. Never needs the token."""
+        model = scheduler.generator.describe() if scheduler.generator is not None else {}
+        return {"status": "ok", "version": __version__, "contract_version": CONTRACT_VERSION,
+                "device": model.get("device", config.device or "auto"), "model_state": scheduler.model_state,
+                "model": model, "model_error": scheduler.model_error, "queue_length": scheduler.queue_length(),
+                "queue_capacity": config.max_queue,
+                "running": scheduler.current.id if scheduler.current is not None else None,
+                "auth_required": bool(config.token)}
+
+    @app.get(f"{API_PREFIX}/models", tags=["server"])
+    def models() -> dict:
+        """The named model presets and the model this server has loaded."""
+        from bump_backend.generate.models import REGISTRY
+
+        loaded = scheduler.generator.describe() if scheduler.generator is not None else None
+        return {"presets": [{"name": k, "spec": v.to_dict()} for k, v in REGISTRY.items()], "loaded": loaded,
+                "state": scheduler.model_state}
+
+    @app.post(f"{API_PREFIX}/jobs", status_code=202, tags=["jobs"], responses=ERROR_RESPONSES)
+    async def submit(
+        http: Request,
+        request: Annotated[str, Form(description="the job request JSON (bump_backend.job_contract.JobRequest)")],
+        image: Annotated[UploadFile, File(description="PNG, JPEG, WebP or EXR")],
+        sidecar: Annotated[UploadFile | None, File(description="render sidecar JSON")] = None,
+        references: Annotated[list[UploadFile] | None, File(description="package files")] = None,
+    ) -> JSONResponse:
+        """Queue a bump; 202 with the job's status (id, queue position) once it is on disk."""
+        form = await http.form()
+        for key in form:
+            if key not in FORM_FIELDS:
+                return error(422, "unknown_field", f"unknown form field {key!r} (allowed: {', '.join(sorted(FORM_FIELDS))})",
+                             key)
+        for key in ("request", "image", "sidecar"):
+            if len(form.getlist(key)) > 1:
+                return error(422, "repeated_field", f"form field {key!r} given more than once", key)
+        uploads = [Upload(f.filename or "", f.file) for f in references or ()]
+        received = http.scope.get("state", {}).get("received", 0.0)
+        try:
+            status, created = await run_in_threadpool(
+                accept, config, store, scheduler, request, Upload(image.filename or "", image.file),
+                Upload(sidecar.filename or "", sidecar.file) if sidecar is not None else None, uploads, received)
+        except Rejected as exc:
+            return error(exc.status, exc.code, str(exc), exc.field)
+        url = f"{API_PREFIX}/jobs/{status.id}"
+        return JSONResponse(status.to_dict(), status_code=202 if created else 200, headers={"Location": url})
+
+    @app.get(f"{API_PREFIX}/jobs", tags=["jobs"])
+    def list_jobs(limit: Annotated[int, Query(ge=1, le=1000)] = 50, state: str | None = None):
+        """Recent jobs, newest first."""
+        if state is not None and state not in STATES:
+            return error(422, "invalid", f"state must be one of {', '.join(STATES)}", "state")
+        return {"jobs": [j.status().to_dict() for j in scheduler.recent(limit, state)]}
+
+    @app.get(f"{API_PREFIX}/jobs/{{job_id}}", tags=["jobs"], responses=ERROR_RESPONSES)
+    def get_job(job_id: str):
+        """State, progress, step i/n, stage, ETA, error, result files."""
+        job = find(job_id)
+        return job.status().to_dict() if job is not None else not_found(job_id)
+
+    @app.delete(f"{API_PREFIX}/jobs/{{job_id}}", tags=["jobs"], responses=ERROR_RESPONSES)
+    def cancel_job(job_id: str):
+        """Cancel: a queued job at once, a running one between two sampler steps."""
+        job = find(job_id)
+        if job is None:
+            return not_found(job_id)
+        if job.terminal and job.state != CANCELLED:
+            return error(409, "already_finished", f"job {job_id} is already {job.state}", "job_id")
+        job = scheduler.cancel(job_id)
+        return JSONResponse(job.status().to_dict(), status_code=200 if job.terminal else 202)
+
+    @app.get(f"{API_PREFIX}/jobs/{{job_id}}/events", tags=["jobs"], responses=ERROR_RESPONSES)
+    async def job_events(job_id: str, request: Request):
+        """Server-sent events: ``event: status`` with the status JSON on every change; ends when finished."""
+        job = find(job_id)
+        if job is None:
+            return not_found(job_id)
+
+        async def stream():
+            wake = hub.subscribe(job_id)
+            last = -1
+            try:
+                while True:
+                    wake.clear()
+                    if job.version != last:
+                        last = job.version
+                        status = job.status()
+                        yield f"event: status\ndata: {json.dumps(status.to_dict())}\n\n"
+                        if status.terminal:
+                            yield "event: end\ndata: {}\n\n"
+                            return
+                    try:
+                        await asyncio.wait_for(wake.wait(), config.sse_heartbeat_s)
+                    except TimeoutError:
+                        if await request.is_disconnected():
+                            return
+                        yield ": ping\n\n"
+            finally:
+                hub.unsubscribe(job_id, wake)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @app.get(f"{API_PREFIX}/jobs/{{job_id}}/files/{{name}}", tags=["jobs"], responses=ERROR_RESPONSES)
+    def job_file(job_id: str, name: str):
+        """One result file (names are listed in the status's ``files``)."""
+        job = find(job_id)
+        if job is None:
+            return not_found(job_id)
+        if job.pruned_at is not None:
+            return error(410, "pruned", f"job {job_id}'s files were pruned (retention policy)", "job_id")
+        if not FILE_NAME_RE.match(name):
+            return error(404, "no_such_file", f"no file {name!r} for job {job_id}", "name")
+        with scheduler.lock:
+            path = store.result_file(job, name)
+            if path is None:
+                return error(404, "no_such_file", f"job {job_id} has no file {name!r} (state {job.state})", "name")
+            scheduler.downloads[job.id] += 1
+        first = job.fetched_at is None
+        if first:
+            import time
+
+            job.fetched_at = time.time()
+            store.save_state(job)
+
+        def done() -> None:
+            with scheduler.lock:
+                scheduler.downloads[job.id] -= 1
+
+        media = "application/json" if name.endswith(".json") else "image/png"
+        return FileResponse(path, media_type=media, filename=name, background=BackgroundTask(done))
+
+    return app

@@ -1,0 +1,223 @@
+"""Accepting a submission: check everything that can be checked cheaply, write it durably, queue it.
+
+Runs on a request thread, never on the GPU worker. Image *sizes* are read from headers here
+(a bomb is refused before any decoding); full decoding happens on the prep pool.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from bump_backend.job_contract import FILE_NAME_RE, ContractError, JobRequest, JobStatus
+from bump_backend.server.config import ServerConfig
+from bump_backend.server.generator import to_settings
+from bump_backend.server.images import InputImageError, inspect_image
+from bump_backend.server.jobs import Job
+from bump_backend.server.store import JobStore, fsync_dir
+from bump_backend.server.worker import Scheduler
+
+log = logging.getLogger("bump_backend.server.intake")
+PACKAGE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class Rejected(Exception):
+    """A submission refused with an HTTP status, an error code and the field at fault."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.field = status, code, field
+
+
+@dataclass
+class Upload:
+    """One uploaded file: its client-side name and a readable binary stream."""
+
+    filename: str
+    stream: BinaryIO
+
+
+def _copy(upload: Upload, target: Path) -> None:
+    upload.stream.seek(0)
+    with open(target, "wb") as out:
+        shutil.copyfileobj(upload.stream, out, 1 << 20)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _safe_name(name: str, field: str) -> str:
+    base = os.path.basename((name or "").replace("\\", "/"))
+    if not FILE_NAME_RE.match(base):
+        raise Rejected(422, "bad_file_name", f"{field}: file name {name!r} is not allowed (letters, digits, . _ -)",
+                       field)
+    return base
+
+
+def _check_package(folder: Path, field: str) -> None:
+    from profile_rig.package_manifest import load_package
+
+    try:
+        load_package(folder, check_files=True)
+    except (ValueError, OSError) as exc:
+        raise Rejected(422, "bad_package", f"{field}: {exc}", field) from None
+
+
+def _resolve_package_path(config: ServerConfig, value: str) -> Path:
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        raise Rejected(422, "bad_package", "package_path must be an absolute path on the server's machine",
+                       "package_path")
+    path = path.resolve()
+    if config.package_roots and not any(path.is_relative_to(Path(r).resolve()) for r in config.package_roots):
+        raise Rejected(403, "package_outside_roots", "package_path is outside the server's package roots",
+                       "package_path")
+    if not path.is_dir():
+        raise Rejected(422, "bad_package", f"package_path {value}: no such folder on the server", "package_path")
+    _check_package(path, "package_path")
+    return path
+
+
+def _resolve_package_id(config: ServerConfig, package_id: str) -> Path:
+    if not PACKAGE_ID_RE.match(package_id):
+        raise Rejected(422, "bad_package", "package_id may hold letters, digits, . _ - only", "package_id")
+    if config.library is not None:
+        try:
+            from profile_rig.library.api import Library
+
+            library = Library.open(config.library, create=False)
+            try:
+                return Path(library.get_package(package_id).path)
+            finally:
+                library.close()
+        except (ImportError, LookupError, ValueError, OSError) as exc:
+            raise Rejected(404, "unknown_package", f"package_id {package_id!r}: {exc}", "package_id") from None
+    folder = config.data_dir / "packages" / package_id
+    if not (folder / "package.json").is_file():
+        raise Rejected(404, "unknown_package", f"package_id {package_id!r}: not in {folder.parent} (and the server "
+                       "has no --library)", "package_id")
+    return folder
+
+
+def _store_references(config: ServerConfig, refs: list[Upload], folder: Path) -> Path:
+    """Uploaded package files: ``package.json`` plus its views, or bare images (a manifest is written)."""
+    limits = config.limits
+    if len(refs) > limits.max_references + 1:
+        raise Rejected(422, "too_many_references", f"references: at most {limits.max_references} images", "references")
+    folder.mkdir(parents=True)
+    names: set[str] = set()
+    manifest = None
+    images: list[tuple[str, int, int]] = []
+    for ref in refs:
+        name = _safe_name(ref.filename, "references")
+        if name in names:
+            raise Rejected(422, "duplicate_reference", f"references: {name} given twice", "references")
+        names.add(name)
+        _copy(ref, folder / name)
+        if name == "package.json":
+            manifest = folder / name
+            continue
+        try:
+            kind, w, h = inspect_image(folder / name, max_pixels=limits.max_reference_pixels, min_side=limits.min_side,
+                                       what=f"references/{name}")
+        except InputImageError as exc:
+            raise Rejected(exc.status, exc.code, str(exc), "references") from None
+        if kind == "exr":
+            raise Rejected(415, "unsupported_type", f"references/{name}: package views must be PNG, JPEG or WebP",
+                           "references")
+        images.append((name, w, h))
+    if not images:
+        raise Rejected(422, "bad_package", "references: no package images were uploaded", "references")
+    if manifest is None:
+        from profile_rig.package_manifest import MANIFEST_NAME, PackageManifest, ViewRecord, file_sha256
+
+        views = tuple(
+            ViewRecord(name=re.sub(r"[^a-z0-9_]", "_", f"v{i}_{Path(n).stem.lower()}")[:48], file=n, yaw=0.0,
+                       pitch=0.0, roll=0.0, width=w, height=h, sha256=file_sha256(folder / n), estimated=True)
+            for i, (n, w, h) in enumerate(images))
+        doc = PackageManifest(character_id="uploaded", character_name="Uploaded references", views=views,
+                              contact_sheet=None, origin="imported", source={"kind": "upload"})
+        (folder / MANIFEST_NAME).write_text(doc.dumps(), encoding="utf-8")
+    _check_package(folder, "references")
+    fsync_dir(folder)
+    return folder
+
+
+def accept(config: ServerConfig, store: JobStore, scheduler: Scheduler, request_text: str, image: Upload,
+           sidecar: Upload | None, references: list[Upload], received: float) -> tuple[JobStatus, bool]:
+    """Validate, write and queue one submission; return (its status, created). Raises Rejected."""
+    try:
+        request = JobRequest.from_dict(json.loads(request_text))
+    except json.JSONDecodeError as exc:
+        raise Rejected(422, "bad_request_json", f"request: not valid JSON ({exc})", "request") from None
+    except ContractError as exc:
+        raise Rejected(422, "bad_request", str(exc), exc.field) from None
+    try:
+        to_settings(request.params, config.limits)
+    except ContractError as exc:
+        raise Rejected(422, "bad_params", str(exc), exc.field) from None
+    if references and (request.package_path or request.package_id):
+        raise Rejected(422, "bad_package", "give package_path, package_id or reference files, not several",
+                       "references")
+
+    existing = _reserve(scheduler, request.client_key)
+    if existing is not None:
+        return existing.status(), False
+    incoming = None
+    try:
+        job_id = store.new_id()
+        incoming = store.incoming(job_id)
+        inputs = incoming / "input"
+        image_path = inputs / "image"
+        _copy(image, image_path)
+        limits = config.limits
+        try:
+            kind, _w, _h = inspect_image(image_path, max_pixels=limits.max_pixels, min_side=limits.min_side)
+        except InputImageError as exc:
+            raise Rejected(exc.status, exc.code, str(exc), "image") from None
+        image_name = f"image.{kind}"
+        os.replace(image_path, inputs / image_name)
+        if sidecar is not None:
+            from profile_rig.render_sidecar import from_dict
+
+            _copy(sidecar, inputs / "sidecar.json")
+            try:
+                from_dict(json.loads((inputs / "sidecar.json").read_text(encoding="utf-8")))
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise Rejected(422, "bad_sidecar", f"sidecar: {exc}", "sidecar") from None
+        package = {"kind": "none", "path": None}
+        if request.package_path:
+            package = {"kind": "path", "path": str(_resolve_package_path(config, request.package_path))}
+        elif request.package_id:
+            package = {"kind": "id", "id": request.package_id,
+                       "path": str(_resolve_package_id(config, request.package_id))}
+        elif references:
+            _store_references(config, references, inputs / "package")
+            package = {"kind": "upload", "path": str(store.root / job_id / "input" / "package")}
+        job = Job(id=job_id, seq=store.next_seq(), request=request, folder=incoming, image_name=image_name,
+                  image_type=kind, package=package, has_sidecar=sidecar is not None)
+        store.commit(job, incoming)
+        incoming = None
+    except BaseException:
+        scheduler.release(request.client_key)
+        if incoming is not None:
+            store.discard_incoming(incoming)
+        raise
+    job.marks["accepted"] = time.perf_counter()
+    job.timings["accept_s"] = round(job.marks["accepted"] - received, 4)
+    return scheduler.enqueue(job), True
+
+
+def _reserve(scheduler: Scheduler, client_key: str | None) -> Job | None:
+    from bump_backend.server.worker import QueueFull
+
+    try:
+        return scheduler.reserve(client_key)
+    except QueueFull as exc:
+        raise Rejected(429, "queue_full", str(exc)) from None

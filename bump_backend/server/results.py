@@ -1,0 +1,60 @@
+"""Result files: written into ``results.partial/``, hashed, listed in ``result.json``, then renamed.
+
+A client either sees every file of a finished job or none; ``result.json`` (the contract's
+result document) names each file with its kind, size and SHA-256 so a download can be checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from bump_backend.job_contract import CONTRACT_VERSION, RESULT_SCHEMA
+from bump_backend.server.jobs import Job
+from bump_backend.server.store import JobStore, write_bytes_durable
+
+STEM = "bump"
+
+
+def file_kind(name: str) -> str:
+    if name == f"{STEM}.png":
+        return "image"
+    if name == f"{STEM}_mask.png":
+        return "mask"
+    if name == f"{STEM}.json":
+        return "record"
+    if re.fullmatch(rf"{STEM}_face\d+_input\.png", name):
+        return "face_input"
+    if re.fullmatch(rf"{STEM}_face\d+\.png", name):
+        return "face"
+    if name == "result.json":
+        return "result"
+    return "other"
+
+
+def _sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_results(store: JobStore, job: Job, result: Any) -> list[dict[str, Any]]:
+    """Save the engine's result (its own ``save``) atomically; return the file list for the status."""
+    tmp = store.partial_results(job)
+    result.save(tmp, STEM)
+    files = []
+    for path in sorted(tmp.iterdir()):
+        files.append({"name": path.name, "kind": file_kind(path.name), "bytes": path.stat().st_size,
+                      "sha256": _sha256(path)})
+    document = {"schema": RESULT_SCHEMA, "schema_version": CONTRACT_VERSION, "job_id": job.id,
+                "label": job.label, "files": files, "timings": job.timings}
+    data = (json.dumps(document, indent=1) + "\n").encode("utf-8")
+    write_bytes_durable(tmp / "result.json", data)
+    files.append({"name": "result.json", "kind": "result", "bytes": len(data),
+                  "sha256": hashlib.sha256(data).hexdigest()})
+    store.commit_results(job, tmp)
+    return files

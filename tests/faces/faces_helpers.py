@@ -1,0 +1,29 @@
+"""Helpers for the face tests (imported by name: tests/faces has no __init__.py)."""
+
+from __future__ import annotations
+
+import math
+
+from bump_backend.faces import Face
+from bump_backend.faces.groundtruth import TruthFace
+from bump_backend.faces.transform import wrap
+from bump_backend.faces.types import rotated_square_bounds
+
+
+def truth_face(t: TruthFace, yaw: float = 0.0) -> Face:
+    """The Face a perfect finder would return for a pasted face."""
+    eyes = sorted([t.right_eye, t.left_eye])
+    return Face(box=rotated_square_bounds(t.centre, t.size, t.roll), score=1.0, eyes=(eyes[0], eyes[1]),
+                roll=t.roll, yaw=yaw, pitch=0.0, source="geometry")
+
+
+def match(truth: TruthFace, faces: list[Face]) -> Face | None:
+    for f in faces:
+        near = math.dist(f.centre, truth.centre) < 0.35 * truth.size
+        if near and 0.75 < f.size / truth.size < 1.33:
+            return f
+    return None
+
+
+def roll_error(a: float, b: float) -> float:
+    return abs(wrap(a - b))

@@ -1,0 +1,72 @@
+"""Detection on real faces at known sizes, rolls and mirroring; skip rules; false positives."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from faces_helpers import match, roll_error
+
+from bump_backend.faces import FaceFinderSettings, find_faces
+from bump_backend.faces.groundtruth import background
+
+
+def test_finds_every_face_at_any_roll(rolled_scene, rolled_result):
+    faces = rolled_result.faces
+    assert rolled_result.detector_calls > 0
+    for t in rolled_scene.faces:
+        f = match(t, faces)
+        assert f is not None, f"missed the {t.size:.0f} px face at roll {t.roll:.0f}"
+        assert f.source == "detector" and 0.5 <= f.score <= 1
+        assert roll_error(f.roll, t.roll) <= 2.5, (t.size, t.roll, f.roll)
+        assert f.landmarks is not None and f.landmarks.shape == (478, 3)
+        # Eyes image-left first, each near a true eye centre.
+        assert f.eyes[0][0] <= f.eyes[1][0]
+        for eye in f.eyes:
+            assert min(math.dist(eye, t.right_eye), math.dist(eye, t.left_eye)) < 0.12 * t.size
+    assert len(faces) == len(rolled_scene.faces)  # and nothing else
+
+
+def test_mirrored_image_flips_yaw_and_roll(portrait):
+    settings = FaceFinderSettings()
+    a = find_faces(portrait.image, settings=settings).faces
+    b = find_faces(np.ascontiguousarray(portrait.image[:, ::-1]), settings=settings).faces
+    assert len(a) == len(b) == 1
+    assert abs(a[0].roll + b[0].roll) < 1.5
+    assert abs(a[0].yaw + b[0].yaw) < 3
+    w = portrait.image.shape[1]
+    assert abs((w - b[0].centre[0]) - a[0].centre[0]) < 0.03 * a[0].size
+
+
+def test_no_faces_in_clutter():
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        result = find_faces(background(rng, 640, 480))
+        assert result.faces == [] and result.skipped == []
+
+
+def test_skip_rules_sorting_and_limits(rolled_scene, rolled_result):
+    all_faces = rolled_result.faces
+    by_size = sorted(f.size for f in all_faces)
+    kept = find_faces(rolled_scene.image, settings=FaceFinderSettings(skip_smaller_than=50, max_faces=2))
+    assert [round(f.size) for f in kept.faces] == [round(s) for s in sorted(by_size, reverse=True)[:2]]
+    reasons = sorted(s.reason.split(":")[0] for s in kept.skipped)
+    assert reasons.count("too small") == sum(s < 50 for s in by_size)
+    assert any(r.startswith("over the limit") for r in reasons)
+    ltr = find_faces(rolled_scene.image, settings=FaceFinderSettings(skip_smaller_than=0, sort="left_to_right"))
+    xs = [f.centre[0] for f in ltr.faces]
+    assert xs == sorted(xs)
+    blurry = find_faces(rolled_scene.image, settings=FaceFinderSettings(skip_smaller_than=0, min_sharpness=1e9))
+    assert blurry.faces == [] and all(s.reason.startswith("too blurry") for s in blurry.skipped)
+
+
+def test_settings_are_validated():
+    with pytest.raises(ValueError):
+        FaceFinderSettings(sort="random")
+    with pytest.raises(ValueError):
+        FaceFinderSettings(rotations=(0, 45))
+    with pytest.raises(ValueError):
+        FaceFinderSettings(confidence=1.5)
+    with pytest.raises(ValueError, match="HxWx3"):
+        find_faces(np.zeros((10, 10), np.uint8))
