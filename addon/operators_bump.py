@@ -1,0 +1,420 @@
+"""Render & Bump: render the shot, write its sidecar, submit it, return at once; results come back by timer.
+
+The operator does the Blender work (render, save, sidecar) on the main thread, then hands plain
+paths and parameters to :mod:`.jobs`; the worker thread talks to the backend. ``on_event`` runs
+on the main thread (from ``jobs.tick``) and is the only place a result touches Blender data:
+images loaded (or reloaded in place), the compositor wired, the run recorded in the library.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import bpy
+from bpy.props import BoolProperty, FloatProperty
+
+from . import compositor, jobs, panels
+from .operators_library import LibraryUnavailable, open_library
+from .preferences import apply_defaults, get_prefs, work_folder
+from .properties import CHARACTER_LINK
+from .sidecar import ShotCharacter, ShotError, build_sidecar, linked_characters, render_size
+
+IMAGE_RENDER, IMAGE_BUMP, IMAGE_MASK, IMAGE_FACE = "BumpStudio Render", "BumpStudio Bump", "BumpStudio Mask", "BumpStudio Face"
+
+
+class BumpError(RuntimeError):
+    """Something the user must fix before a bump can start; the message says what."""
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    with open(path, "rb") as handle:
+        head = handle.read(24)
+    if head[:8] != b"\x89PNG\r\n\x1a\n":
+        raise BumpError(f"{path} is not a PNG")
+    return struct.unpack(">II", head[16:24])
+
+
+_FORMAT_FIELDS = ("media_type", "file_format", "color_mode", "color_depth", "compression", "color_management")
+
+
+def save_render_result(scene: bpy.types.Scene, path: Path) -> None:
+    """Write the Render Result as an 8-bit sRGB PNG through the scene's view transform.
+
+    ``save_render`` takes the format from the scene whose render it is, so the scene's output
+    format is switched to PNG for the call and put back field by field afterwards.
+    """
+    image = bpy.data.images.get("Render Result")
+    if image is None:
+        raise BumpError("there is no render yet: render the shot (F12) or turn off 'Use last render'")
+    settings = scene.render.image_settings
+    saved = [(name, getattr(settings, name)) for name in _FORMAT_FIELDS if hasattr(settings, name)]
+    try:
+        if hasattr(settings, "media_type"):
+            settings.media_type = "IMAGE"
+        settings.file_format, settings.color_mode, settings.color_depth = "PNG", "RGB", "8"
+        settings.color_management = "FOLLOW_SCENE"
+        image.save_render(str(path), scene=scene)
+    except RuntimeError as exc:
+        raise BumpError(f"could not save the render ({str(exc).strip()}): render the shot (F12) first") from None
+    finally:
+        for name, value in saved:
+            if getattr(settings, name) != value:
+                setattr(settings, name, value)
+    if not path.is_file():
+        raise BumpError(f"Blender did not write {path}; check free disk space and permissions")
+
+
+def _is_local(url: str) -> bool:
+    host = (urlparse(url).hostname or "").lower()
+    return host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")
+
+
+def reference_character(scene: bpy.types.Scene) -> str | None:
+    """The library character whose package is the identity: the panel's choice, else a linked object."""
+    settings = scene.bump_studio
+    if settings.library_character:
+        return settings.library_character
+    if settings.character is not None and settings.character.get(CHARACTER_LINK):
+        return str(settings.character[CHARACTER_LINK])
+    linked = linked_characters(scene)
+    return linked[0][1] if linked else None
+
+
+def _shot_characters(lib: Any, scene: bpy.types.Scene) -> list[ShotCharacter]:
+    from profile_rig.library import LibraryError
+
+    shot = []
+    for obj, char_id in linked_characters(scene):
+        try:
+            character = lib.get_character(char_id)
+        except LibraryError:
+            continue  # linked to a character that was deleted: no geometry for it
+        package = None
+        if character.active_version is not None:
+            package = str(lib.get_package(character.id).path)
+        bones = character.bones
+        eyes = (bones["eye_left"], bones["eye_right"]) if "eye_left" in bones and "eye_right" in bones else None
+        shot.append(ShotCharacter(obj.name, character.id, character.name, package, bones.get("head"), eyes))
+    return shot
+
+
+def bump_params(settings: Any, prompt: str) -> dict[str, Any]:
+    return {"prompt": prompt, "negative_prompt": settings.negative_prompt, "steps": settings.steps,
+            "cfg": round(settings.cfg, 4), "denoise": round(settings.denoise, 4), "sampler": settings.sampler,
+            "seed": settings.seed, "ip_adapter_scale": round(settings.ip_adapter_scale, 4),
+            "face_pass": settings.face_pass, "face_size": settings.face_size}
+
+
+def _job_folder(prefs: Any, scene: bpy.types.Scene) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9_-]+", "_", scene.name).strip("_") or "scene"
+    folder = work_folder(prefs) / "jobs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}"
+    suffix = 1
+    while folder.exists():
+        suffix += 1
+        folder = folder.with_name(f"{folder.name.split('~')[0]}~{suffix}")
+    try:
+        folder.mkdir(parents=True)
+    except OSError as exc:
+        raise BumpError(f"cannot create the work folder {folder}: {exc.strerror}; set another one in the "
+                        "add-on's preferences") from None
+    return folder
+
+
+def start_bump(context: bpy.types.Context, use_last_render: bool) -> jobs.BumpJob:
+    """Everything up to the submit (main thread); the network part runs in the job's worker."""
+    from profile_rig.library import LibraryError, NotFoundError
+
+    scene = context.scene
+    settings = scene.bump_studio
+    prefs = get_prefs(context)
+    if not settings.initialized:
+        apply_defaults(settings, prefs)
+    if jobs.MANAGER.running(scene.name) is not None:
+        raise BumpError("a bump is already running for this scene: cancel it or wait until it ends")
+    camera = scene.camera
+    if camera is None:
+        raise BumpError("the scene has no active camera: add one and make it active (Ctrl Numpad 0)")
+    ref = reference_character(scene)
+    if ref is None:
+        raise BumpError("no reference character: pick one in the Library panel (or link the character's armature "
+                        "to a library character), then try again")
+    try:
+        lib = open_library(prefs)
+        character = lib.get_character(ref)
+        package = lib.get_package(character.id)
+        shot = _shot_characters(lib, scene)
+    except NotFoundError as exc:
+        raise BumpError(f"{exc}; render a package for it first (Render Package)") from None
+    except (LibraryError, LibraryUnavailable) as exc:
+        raise BumpError(str(exc)) from None
+
+    folder = _job_folder(prefs, scene)
+    image_path = folder / "render.png"
+    if not use_last_render:
+        bpy.ops.render.render(scene=scene.name)
+    save_render_result(scene, image_path)
+    width, height = render_size(scene)
+    if _png_size(image_path) != (width, height):
+        raise BumpError(f"the last render is {_png_size(image_path)} but the scene renders at {width}x{height}: "
+                        "render the shot again (turn off 'Use last render')")
+    try:
+        sidecar, notes = build_sidecar(scene, camera, shot, image_path.name)
+    except ShotError as exc:
+        raise BumpError(str(exc)) from None
+    sidecar_path = folder / "render.sidecar.json"
+    sidecar_path.write_text(sidecar.dumps(), encoding="utf-8")
+    for note in notes:
+        print(f"Bump Studio: sidecar: {note}")
+
+    params = bump_params(settings, settings.prompt or character.suggested_prompt())
+    upload = prefs.upload_package == "UPLOAD" or (prefs.upload_package == "AUTO" and not _is_local(prefs.backend_url))
+    spec = jobs.JobSpec(url=prefs.backend_url, token=prefs.backend_token or None, image=image_path, params=params,
+                        out_dir=folder / "result", sidecar=sidecar_path, package=package.path, upload_package=upload,
+                        label=f"{scene.name} / {camera.name}")
+    meta = {"scene": scene.name, "character": character.id, "character_name": character.name,
+            "package_version": package.version, "folder": str(folder), "render": str(image_path),
+            "faces_in_sidecar": len(sidecar.faces), "params": params}
+    job = jobs.BumpJob(key=scene.name, spec=spec, handlers=jobs.Handlers(on_event), meta=meta)
+    (folder / "job.json").write_text(json.dumps({"meta": meta, "url": spec.url}, indent=1), encoding="utf-8")
+    settings.job_id, settings.job_state, settings.job_stage = "", "starting", "submitting"
+    settings.job_progress, settings.job_message = 0.0, f"sending {width}x{height} render ({len(sidecar.faces)} known face(s))"
+    return jobs.MANAGER.start(job)
+
+
+# -- main-thread side of the job -----------------------------------------------------------------
+def load_image(name: str, path: Path, non_color: bool = False) -> bpy.types.Image:
+    """Load ``path`` under ``name``, reusing the datablock a previous result had (nodes keep pointing at it)."""
+    image = bpy.data.images.get(name)
+    if image is not None and image.source == "FILE":
+        image.filepath = str(path)
+        image.reload()
+    else:
+        if image is not None:
+            bpy.data.images.remove(image)
+        image = bpy.data.images.load(str(path), check_existing=False)
+        image.name = name
+    if non_color:
+        image.colorspace_settings.name = "Non-Color"
+    return image
+
+
+def _record_run(job: jobs.BumpJob, result: Any) -> str:
+    from profile_rig.library import LibraryError
+
+    record, meta = result.record or {}, job.meta
+    scores = [f.get("identity_score") for f in record.get("faces") or [] if isinstance(f, dict)]
+    scores = [s for s in scores if isinstance(s, (int, float))]
+    params = meta["params"]
+    try:
+        lib = open_library(get_prefs())
+        lib.add_run(meta["character"], run_id=job.job_id, package_version=meta["package_version"],
+                    seed=record.get("seed", params["seed"]), steps=params["steps"], cfg=params["cfg"],
+                    denoise=params["denoise"], sampler=params["sampler"],
+                    model=str((record.get("model") or {}).get("name") or ""), prompt=params["prompt"],
+                    negative_prompt=params["negative_prompt"], settings=record.get("settings") or params,
+                    identity_score=max(scores) if scores else None, outputs=[str(result.image)])
+    except (LibraryError, LibraryUnavailable) as exc:
+        return f"; not recorded in the library: {exc}"
+    return ""
+
+
+def apply_result(scene: bpy.types.Scene, job: jobs.BumpJob, result: Any) -> str:
+    settings = scene.bump_studio
+    render = load_image(IMAGE_RENDER, Path(job.meta["render"]))
+    bump = load_image(IMAGE_BUMP, result.image)
+    mask = load_image(IMAGE_MASK, result.mask, non_color=True) if result.mask else None
+    for index, path in enumerate(result.faces, start=1):
+        load_image(f"{IMAGE_FACE} {index}", path)
+    index = len(result.faces) + 1
+    while (stale := bpy.data.images.get(f"{IMAGE_FACE} {index}")) is not None:  # fewer faces than last time
+        bpy.data.images.remove(stale)
+        index += 1
+    compositor.wire_result(scene, render, bump, mask, settings.mix_factor)
+    settings.result_folder = str(result.folder)
+    note = _record_run(job, result)
+    panels.show_image(bump)
+    record = result.record or {}
+    skipped = [f"{f.get('character_id') or 'a face'} ({f.get('reason')})" for f in record.get("skipped_faces") or []
+               if isinstance(f, dict)]
+    faces = f"{len(record.get('faces') or [])} face(s) bumped"
+    if skipped:
+        faces += f", skipped: {', '.join(skipped)}"
+    return f"; {faces}{note}"
+
+
+def on_event(job: jobs.BumpJob, event: jobs.Event) -> None:
+    scene = bpy.data.scenes.get(job.meta["scene"])
+    if scene is None:
+        return  # the scene is gone (file closed); the files stay in the work folder
+    settings = scene.bump_studio
+    status = event.status
+    if event.kind == jobs.SUBMITTED:
+        settings.job_id, settings.job_state = status.id, status.state
+        ahead = status.queue_position
+        settings.job_stage = f"queued, {ahead} ahead" if ahead else "queued"
+    elif event.kind == jobs.PROGRESS:
+        settings.job_id, settings.job_state, settings.job_progress = status.id, status.state, status.progress
+        eta = f", {status.eta_s:.0f} s left" if status.eta_s else ""
+        settings.job_stage = (f"{status.stage_label}{eta}" if status.state == "running"
+                              else f"queued, {status.queue_position or 0} ahead")
+    elif event.kind == jobs.DONE:
+        note = apply_result(scene, job, event.result)
+        seconds = time.monotonic() - job.started
+        settings.job_state, settings.job_progress, settings.job_stage = "done", 1.0, "done"
+        settings.job_message = f"bumped in {seconds:.0f} s; result in the compositor ({compositor.NODE_MIX}){note}"
+        panels.notify("INFO", f"Bump Studio: {settings.job_message}")
+    elif event.kind == jobs.CANCELLED:
+        settings.job_state, settings.job_stage = "cancelled", "cancelled"
+        settings.job_message = "cancelled; the previous result (if any) is unchanged"
+        panels.notify("WARNING", "Bump Studio: bump cancelled")
+    elif event.kind == jobs.FAILED:
+        settings.job_state, settings.job_stage = "failed", "failed"
+        settings.job_message = (f"the backend could not bump the render: {event.message}. Check the backend's log; "
+                                "if it ran out of memory lower the steps or the image size, then try again")
+        panels.notify("ERROR", f"Bump Studio: {settings.job_message}")
+    elif event.kind == jobs.ERROR:
+        settings.job_state, settings.job_stage = "error", "error"
+        settings.job_message = event.message
+        panels.notify("ERROR", f"Bump Studio: {event.message}")
+    panels.tag_redraw()
+
+
+# -- operators -----------------------------------------------------------------------------------
+class BUMP_STUDIO_OT_render_bump(bpy.types.Operator):
+    """Render the active camera (or take the last render), send it with the character's package to the backend, and come back at once"""
+
+    bl_idname = "bump_studio.render_bump"
+    bl_label = "Render & Bump"
+    bl_options = {"REGISTER"}
+
+    use_last_render: BoolProperty(name="Use last render", default=False,
+                                  description="Send the last render instead of rendering again (default: the "
+                                              "scene's setting)")
+    wait: BoolProperty(name="Wait", default=False, options={"SKIP_SAVE"},
+                       description="Block until the job ends (batch scripts: no event loop runs the timers there)")
+    timeout: FloatProperty(name="Timeout", default=3600.0, min=1.0, options={"SKIP_SAVE"})
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        scene = context.scene
+        use_last = self.use_last_render if self.properties.is_property_set("use_last_render") \
+            else scene.bump_studio.use_last_render
+        try:
+            job = start_bump(context, use_last)
+        except BumpError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        except OSError as exc:
+            self.report({"ERROR"}, f"{exc}; check free disk space and the work folder in the preferences")
+            return {"CANCELLED"}
+        if not self.wait:
+            self.report({"INFO"}, "Bump submitted; progress shows in the Bump Studio panel and the status bar")
+            return {"FINISHED"}
+        try:
+            jobs.MANAGER.wait(job.key, self.timeout)
+        except TimeoutError as exc:
+            job.cancel()
+            self.report({"ERROR"}, f"{exc}; it was cancelled")
+            return {"CANCELLED"}
+        settings = scene.bump_studio
+        if settings.job_state != "done":
+            self.report({"ERROR"}, settings.job_message)
+            return {"CANCELLED"}
+        self.report({"INFO"}, settings.job_message)
+        return {"FINISHED"}
+
+
+class BUMP_STUDIO_OT_cancel_bump(bpy.types.Operator):
+    """Cancel this scene's running bump (the backend stops at its next step)"""
+
+    bl_idname = "bump_studio.cancel_bump"
+    bl_label = "Cancel Bump"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        if not jobs.MANAGER.cancel(context.scene.name):
+            self.report({"WARNING"}, "no bump is running for this scene")
+            return {"CANCELLED"}
+        context.scene.bump_studio.job_stage = "cancelling"
+        self.report({"INFO"}, "cancelling the bump")
+        return {"FINISHED"}
+
+
+class BUMP_STUDIO_OT_wait_bump(bpy.types.Operator):
+    """Wait for this scene's bump to end (for scripts; the UI never needs it)"""
+
+    bl_idname = "bump_studio.wait_bump"
+    bl_label = "Wait for Bump"
+    bl_options = {"INTERNAL"}
+
+    timeout: FloatProperty(default=3600.0, min=0.1)
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        try:
+            jobs.MANAGER.wait(context.scene.name, self.timeout)
+        except TimeoutError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+class BUMP_STUDIO_OT_clear_result(bpy.types.Operator):
+    """Remove the bump result nodes from the compositor and give its output back to what fed it before"""
+
+    bl_idname = "bump_studio.clear_result"
+    bl_label = "Remove Bump Result"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        if not compositor.clear_result(context.scene):
+            self.report({"WARNING"}, "there is no bump result in this scene's compositor")
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+class BUMP_STUDIO_OT_show_result(bpy.types.Operator):
+    """Show the bumped image in an Image Editor"""
+
+    bl_idname = "bump_studio.show_result"
+    bl_label = "Show Result"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        image = bpy.data.images.get(IMAGE_BUMP)
+        if image is None:
+            self.report({"WARNING"}, "no bump result yet: run Render & Bump first")
+            return {"CANCELLED"}
+        if not panels.show_image(image):
+            self.report({"INFO"}, f"the result is the image {IMAGE_BUMP!r} ({image.filepath})")
+        return {"FINISHED"}
+
+
+class BUMP_STUDIO_OT_check_backend(bpy.types.Operator):
+    """Ask the backend for its version, device and model (short timeouts: a local backend answers in milliseconds)"""
+
+    bl_idname = "bump_studio.check_backend"
+    bl_label = "Check Backend"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        from bump_backend.client import BackendError, BumpClient
+
+        prefs = get_prefs(context)
+        client = BumpClient(prefs.backend_url, token=prefs.backend_token or None, timeout=3.0, connect_timeout=1.0,
+                            retries=0)
+        try:
+            health = client.health()
+        except BackendError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        model = (health.model or {}).get("name") or (health.model or {}).get("spec", {}).get("base") or "?"
+        state = health.model_state if health.model_state != "failed" else f"failed: {health.model_error}"
+        self.report({"INFO"}, f"backend {health.version} on {health.device}, model {model} ({state}), "
+                              f"{health.queue_length} queued")
+        return {"FINISHED"}
+
+
+classes = (BUMP_STUDIO_OT_render_bump, BUMP_STUDIO_OT_cancel_bump, BUMP_STUDIO_OT_wait_bump,
+           BUMP_STUDIO_OT_clear_result, BUMP_STUDIO_OT_show_result, BUMP_STUDIO_OT_check_backend)

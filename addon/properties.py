@@ -1,0 +1,161 @@
+"""Scene settings (``scene.bump_studio``) and the window manager's runtime lists (library, history).
+
+Scene settings are saved with the .blend (the character, its head overrides, package and bump
+settings, the last job); the library lists are rebuilt from the library folder and never saved.
+"""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import (
+    BoolProperty,
+    CollectionProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
+
+from profile_rig.render_presets import PRESETS
+from profile_rig.studio_hdri import STUDIOS
+from profile_rig.views import VIEW_SETS
+
+# Custom property that links a scene object to a library character (value: the character id).
+CHARACTER_LINK = "bump_studio_character"
+
+DEFAULT_NEGATIVE = ("cartoon, painting, illustration, (worst quality, low quality, normal quality:2), "
+                    "necklace, lipstick")
+
+VIEW_SET_ITEMS = [(name, name.capitalize(), ", ".join(views)) for name, views in VIEW_SETS.items()] + [
+    ("custom", "Custom", "The views listed in 'Custom views' (names or name:yaw:pitch:roll)")]
+PRESET_ITEMS = [(name, name.replace("_", " ").capitalize(), f"{p.engine}, {p.samples} samples")
+                for name, p in PRESETS.items()]
+ENGINE_ITEMS = [("CYCLES", "Cycles", "Path tracing (CPU or GPU)"),
+                ("BLENDER_EEVEE", "EEVEE", "Rasterised; needs a GPU or EGL"),
+                ("BLENDER_WORKBENCH", "Workbench", "Solid shading, for quick checks")]
+STUDIO_ITEMS = [(name, name.replace("_", " ").capitalize(), s.description) for name, s in STUDIOS.items()]
+# The backend's sampler names (bump_backend.generate.samplers.SAMPLERS; the server checks them).
+SAMPLERS = ("Restart", "DPM++ 2M Karras", "DPM++ SDE Karras", "DPM++ 2M SDE Karras", "DPM++ 2M", "Euler a", "Euler",
+            "Heun", "Heun Karras", "LMS", "LMS Karras", "DDIM", "UniPC")
+SAMPLER_ITEMS = [(name, name, "") for name in SAMPLERS]
+
+
+def _is_character(_self, obj: bpy.types.Object) -> bool:
+    return obj.type in {"ARMATURE", "MESH"}
+
+
+def _factor_changed(self, context: bpy.types.Context) -> None:
+    from . import compositor
+
+    compositor.set_factor(self.id_data, self.mix_factor)
+
+
+class BumpStudioSettings(bpy.types.PropertyGroup):
+    """Everything the panels edit for one scene."""
+
+    initialized: BoolProperty(default=False, options={"HIDDEN"})
+
+    # character and head
+    character: PointerProperty(name="Character", type=bpy.types.Object, poll=_is_character,
+                               description="The character's armature or mesh (empty: the most likely figure)")
+    head_bone: StringProperty(name="Head bone", description="Override: the bone to treat as the head")
+    eye_bone_left: StringProperty(name="Left eye", description="Override: the subject's left eye bone")
+    eye_bone_right: StringProperty(name="Right eye", description="Override: the subject's right eye bone")
+    head_object: PointerProperty(name="Head object", type=bpy.types.Object,
+                                 description="Override: an empty at the head centre (-Y forward, +Z up)")
+    detected: StringProperty(name="Detected head", default="")
+    library_character: StringProperty(name="Library character",
+                                      description="The library character whose package is the identity reference")
+
+    # package
+    view_set: EnumProperty(name="Views", items=VIEW_SET_ITEMS, default="default")
+    custom_views: StringProperty(name="Custom views", default="front,three_quarter_left,profile_right")
+    resolution: IntProperty(name="Resolution", min=64, max=4096, default=720)
+    preset: EnumProperty(name="Preset", items=PRESET_ITEMS, default="fast")
+    samples: IntProperty(name="Samples", min=0, max=4096, default=0, description="0: the preset's samples")
+    engine: EnumProperty(name="Engine", items=ENGINE_ITEMS, default="CYCLES")
+    studio: EnumProperty(name="Studio", items=STUDIO_ITEMS, default="almost_white")
+    save_to_library: BoolProperty(name="Save to library", default=True,
+                                  description="Add the package to the character library as a new version")
+    output_dir: StringProperty(name="Folder", subtype="DIR_PATH", default="",
+                               description="Where the package goes when it is not saved to the library")
+    package_running: BoolProperty(default=False, options={"SKIP_SAVE"})
+    package_progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR", options={"SKIP_SAVE"})
+    package_message: StringProperty(default="")
+    last_package: StringProperty(name="Last package", subtype="DIR_PATH", default="")
+
+    # bump
+    prompt: StringProperty(name="Prompt", default="", description="Empty: the library character's prompt")
+    negative_prompt: StringProperty(name="Negative prompt", default=DEFAULT_NEGATIVE)
+    steps: IntProperty(name="Steps", min=1, max=150, default=35)
+    cfg: FloatProperty(name="CFG", min=0.0, max=30.0, default=7.0)
+    denoise: FloatProperty(name="Denoise", min=0.0, max=1.0, default=0.32)
+    sampler: EnumProperty(name="Sampler", items=SAMPLER_ITEMS, default="Restart")
+    seed: IntProperty(name="Seed", min=-1, default=-1, description="-1: random (the seed used is recorded)")
+    ip_adapter_scale: FloatProperty(name="IP-Adapter scale", min=0.0, max=2.0, default=0.6)
+    face_pass: BoolProperty(name="Face pass", default=True, description="Bump each face on its own first (FacePop)")
+    face_size: IntProperty(name="Face size", min=64, max=1536, default=720,
+                           description="Each face is bumped at this size (px) before it is pasted back")
+    use_last_render: BoolProperty(name="Use last render", default=False,
+                                  description="Send the last render instead of rendering the camera again")
+
+    # the last bump job (state lives in jobs.py; these are what the panel shows)
+    job_id: StringProperty(default="")
+    job_state: StringProperty(default="", options={"SKIP_SAVE"})
+    job_stage: StringProperty(default="", options={"SKIP_SAVE"})
+    job_progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR", options={"SKIP_SAVE"})
+    job_message: StringProperty(default="")
+    result_folder: StringProperty(name="Result", subtype="DIR_PATH", default="")
+    mix_factor: FloatProperty(name="Bump amount", min=0.0, max=1.0, default=1.0, subtype="FACTOR",
+                              update=_factor_changed, description="How much of the bumped image shows through the mask")
+
+
+class BumpStudioLibraryItem(bpy.types.PropertyGroup):
+    character_id: StringProperty()
+    active_version: IntProperty(default=0)
+    thumbnail: StringProperty(subtype="FILE_PATH")
+
+
+class BumpStudioVersionItem(bpy.types.PropertyGroup):
+    version: IntProperty()
+    origin: StringProperty()
+    views: IntProperty()
+    active: BoolProperty()
+    created: StringProperty()
+
+
+class BumpStudioHistoryItem(bpy.types.PropertyGroup):
+    run_id: StringProperty()
+    created: StringProperty()
+    seed: IntProperty()
+    identity_score: FloatProperty(default=-1.0, description="-1: not scored")
+    package_version: IntProperty()
+    output: StringProperty(subtype="FILE_PATH")
+
+
+def _library_selected(self, context: bpy.types.Context) -> None:
+    from . import operators_library
+
+    operators_library.load_details(context)
+
+
+classes = (BumpStudioSettings, BumpStudioLibraryItem, BumpStudioVersionItem, BumpStudioHistoryItem)
+
+
+def register_properties() -> None:
+    bpy.types.Scene.bump_studio = PointerProperty(type=BumpStudioSettings)
+    wm = bpy.types.WindowManager
+    wm.bump_studio_library = CollectionProperty(type=BumpStudioLibraryItem)
+    wm.bump_studio_library_index = IntProperty(default=-1, update=_library_selected)
+    wm.bump_studio_versions = CollectionProperty(type=BumpStudioVersionItem)
+    wm.bump_studio_history = CollectionProperty(type=BumpStudioHistoryItem)
+    wm.bump_studio_filter = StringProperty(name="Filter", default="", options={"TEXTEDIT_UPDATE"})
+
+
+def unregister_properties() -> None:
+    del bpy.types.Scene.bump_studio
+    wm = bpy.types.WindowManager
+    for name in ("bump_studio_library", "bump_studio_library_index", "bump_studio_versions", "bump_studio_history",
+                 "bump_studio_filter"):
+        delattr(wm, name)
