@@ -248,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_package_parser(subparsers)
+    from headless_renderer.batch.cli import add_parser as add_batch_parser
+
+    add_batch_parser(subparsers)
     for register in _optional_commands():
         register(subparsers)
     return parser

@@ -1,0 +1,779 @@
+"""The batch job file (TOML): defaults, characters, and entries of characters x tasks.
+
+Everything is checked before anything renders, and every problem is reported at once with its
+line and field, so an overnight run does not die at 3 a.m. on a typo in the last entry. Pure
+Python (stdlib + the project's stdlib contracts): no bpy, no torch.
+
+    version = 1
+    [defaults]
+    output = "batch_out"                     # relative to this file
+    backends = ["http://127.0.0.1:7861"]
+    [defaults.package]                       # package render settings
+    views = "minimal"                        # a view set or a list of views
+    resolution = 256
+    preset = "fast"
+    [defaults.bump]                          # bump parameters (the job contract's names)
+    steps = 35
+    denoise = 0.32
+    seed = 1234
+    [characters.mateo]
+    demo = "demo_man"                        # or blend = "hero.blend" + object = "Hero", or library = "Mateo"
+    phenotype = { age = 30 }
+    [[entries]]
+    characters = ["mateo"]                   # or ["*"]
+    tasks = ["package", "bump_package", "shots"]
+    [[entries.shots]]
+    blend = "scenes/street.blend"
+    cameras = ["CamWide", "CamClose"]
+    frames = [1, "10-20/5"]
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from headless_renderer.batch.toml_lines import field_lines, line_of
+
+TASKS = ("package", "bump_package", "shots")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+TOP_KEYS = {"version": "", "defaults": "", "characters": "", "entries": ""}
+DEFAULT_KEYS = {"output", "backends", "token_env", "upload_package", "timeout", "library", "package", "bump", "shots",
+                "reference"}
+PACKAGE_KEYS = {"views", "resolution", "preset", "samples", "engine", "studio", "hdri", "lens", "face_fill"}
+SHOT_RENDER_KEYS = {"resolution", "preset", "samples", "engine"}
+CHARACTER_KEYS = {"name", "demo", "phenotype", "blend", "object", "head_bone", "eye_bones", "head_object", "library",
+                  "prompt", "negative_prompt", "package", "bump"}
+ENTRY_KEYS = {"characters", "tasks", "bump", "shots"}
+SHOT_KEYS = {"name", "blend", "cameras", "frames", "object", "bump", "reference", *SHOT_RENDER_KEYS}
+REFERENCES = ("rendered", "bumped")
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int | None
+    field: str
+    message: str
+
+    def format(self, file: str) -> str:
+        where = f"{file}:{self.line}" if self.line else file
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class JobFileError(Exception):
+    """The job file has problems; ``problems`` lists every one (line, field, message)."""
+
+    def __init__(self, path: str, problems: list[Problem]) -> None:
+        self.path, self.problems = path, sorted(problems, key=lambda p: p.line or 0)
+        lines = "\n".join("  " + p.format(path) for p in self.problems)
+        super().__init__(f"{len(problems)} problem(s) in {path}:\n{lines}")
+
+
+@dataclass(frozen=True)
+class PackageSettings:
+    """How a character's package is rendered (the inputs of its render unit)."""
+
+    views: tuple[tuple[str, float, float, float], ...]
+    resolution: tuple[int, int]
+    preset: dict[str, Any]  # RenderPreset.to_dict() with overrides applied
+    studio: str = "almost_white"
+    hdri: str | None = None
+    lens: float = 85.0
+    face_fill: float = 0.40
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"views": [list(v) for v in self.views], "resolution": list(self.resolution), "preset": self.preset,
+                "studio": self.studio, "hdri": self.hdri, "lens": self.lens, "face_fill": self.face_fill}
+
+
+@dataclass(frozen=True)
+class CharacterSpec:
+    key: str
+    name: str
+    kind: str  # demo | blend | library
+    package: PackageSettings
+    bump: dict[str, Any]
+    phenotype: dict[str, Any] | None = None
+    blend: str | None = None
+    object: str | None = None
+    head_bone: str | None = None
+    eye_bones: tuple[str, str] | None = None
+    head_object: str | None = None
+    library_ref: str | None = None
+    library_package: str | None = None  # the library's active package folder (used when not rendering)
+
+    @property
+    def can_render(self) -> bool:
+        return self.kind == "demo" or self.blend is not None
+
+    def source(self) -> dict[str, Any]:
+        """What the render unit's hash covers about the character itself."""
+        return {"kind": self.kind, "name": self.name, "phenotype": self.phenotype, "blend": self.blend,
+                "object": self.object, "head_bone": self.head_bone,
+                "eye_bones": list(self.eye_bones) if self.eye_bones else None, "head_object": self.head_object}
+
+
+@dataclass(frozen=True)
+class ShotSpec:
+    name: str
+    blend: str
+    cameras: tuple[str | None, ...]
+    frames: tuple[int | None, ...]
+    render: dict[str, Any]  # resolution / preset dict overrides; empty = the file's own settings
+    object: str | None
+    bump: dict[str, Any] | None  # None: render only
+    reference: str = "rendered"
+
+
+@dataclass(frozen=True)
+class Task:
+    character: str
+    kind: str
+    bump: dict[str, Any] = field(default_factory=dict)
+    shots: tuple[ShotSpec, ...] = ()
+
+
+@dataclass
+class Job:
+    path: Path
+    output: Path
+    backends: list[str]
+    token: str | None
+    upload_package: bool
+    timeout: float
+    characters: dict[str, CharacterSpec]
+    tasks: list[Task]
+    library: str | None = None
+
+    def needs_backend(self) -> bool:
+        return any(t.kind == "bump_package" or any(s.bump is not None for s in t.shots) for t in self.tasks)
+
+
+class _Checker:
+    """Collects problems instead of stopping at the first."""
+
+    def __init__(self, lines: dict[str, int]) -> None:
+        self.lines = lines
+        self.problems: list[Problem] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.problems.append(Problem(line_of(self.lines, path), path, message))
+
+    def table(self, value: Any, path: str) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.add(path, f"expected a table, got {_kind(value)}")
+            return {}
+        return value
+
+    def known(self, data: dict[str, Any], allowed: set[str] | dict[str, Any], path: str) -> None:
+        for key in data:
+            if key not in allowed:
+                hint = difflib.get_close_matches(key, list(allowed), n=1)
+                more = f"; did you mean {hint[0]!r}?" if hint else f"; allowed: {', '.join(sorted(allowed))}"
+                self.add(_join(path, key), f"unknown field{more}")
+
+    def string(self, data: dict, key: str, path: str, *, required: bool = False) -> str | None:
+        value = data.get(key)
+        if value is None:
+            if required:
+                self.add(_join(path, key), "missing")
+            return None
+        if not isinstance(value, str) or not value.strip():
+            self.add(_join(path, key), f"expected a non-empty string, got {_kind(value)}")
+            return None
+        return value
+
+    def number(self, data: dict, key: str, path: str, low: float, high: float, *, integer: bool = False) -> Any:
+        value = data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+            self.add(_join(path, key), f"expected {'an integer' if integer else 'a number'}, got {value!r}")
+            return None
+        if not low <= value <= high:
+            self.add(_join(path, key), f"{value} is outside {low}..{high}")
+            return None
+        return value
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a table", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+            float: "a number"}.get(type(value), type(value).__name__)
+
+
+def load_job(path: str | os.PathLike, *, only: list[str] | None = None) -> Job:
+    """Parse and check the whole job file; raise JobFileError listing every problem."""
+    path = Path(path).expanduser().resolve()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise JobFileError(str(path), [Problem(None, "", f"cannot read: {exc.strerror or exc}")]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"line (\d+)", str(exc))
+        raise JobFileError(str(path), [Problem(int(match.group(1)) if match else None, "", f"not valid TOML: {exc}")]) from None
+    check = _Checker(field_lines(text))
+    job = _build(data, path, check)
+    if only:
+        missing = [n for n in only if job is not None and n not in job.characters]
+        for name in missing:
+            check.add("", f"--only {name}: no character of that name in the job")
+    if check.problems or job is None:
+        raise JobFileError(str(path), check.problems)
+    if only:
+        job.tasks = [t for t in job.tasks if t.character in only]
+    return job
+
+
+def _build(data: dict[str, Any], path: Path, check: _Checker) -> Job | None:
+    root = path.parent
+    check.known(data, TOP_KEYS, "")
+    version = data.get("version", 1)
+    if version != 1:
+        check.add("version", f"this program reads job files of version 1, got {version!r}")
+    defaults = check.table(data.get("defaults"), "defaults")
+    check.known(defaults, DEFAULT_KEYS, "defaults")
+    output = check.string(defaults, "output", "defaults") or "batch_out"
+    backends = _backends(defaults.get("backends"), check)
+    token_env = check.string(defaults, "token_env", "defaults")
+    upload = defaults.get("upload_package", False)
+    if not isinstance(upload, bool):
+        check.add("defaults.upload_package", "expected true or false")
+        upload = False
+    timeout = check.number(defaults, "timeout", "defaults", 1, 7 * 24 * 3600) or 3600.0
+    reference = _reference(defaults, "defaults", check) or "rendered"
+    library_path = check.string(defaults, "library", "defaults")
+    library = _open_library(library_path, root, check) if library_path else None
+
+    base_package = check.table(defaults.get("package"), "defaults.package")
+    defaults_ok = _package([(base_package, "defaults.package")], root, check) is not None
+    base_bump = _bump(defaults.get("bump"), "defaults.bump", check)
+    base_shots = check.table(defaults.get("shots"), "defaults.shots")
+    check.known(base_shots, SHOT_RENDER_KEYS, "defaults.shots")
+
+    characters: dict[str, CharacterSpec] = {}
+    table = check.table(data.get("characters"), "characters")
+    if not table:
+        check.add("characters", "no characters: add at least one [characters.NAME] table")
+    for key, value in table.items():
+        spec = _character(key, value, root, base_package if defaults_ok else {}, base_bump, library, check)
+        if spec is not None:
+            characters[key] = spec
+
+    tasks: list[Task] = []
+    entries = data.get("entries")
+    if entries is None:
+        check.add("entries", "no entries: add at least one [[entries]] with characters and tasks")
+        entries = []
+    elif not isinstance(entries, list):
+        check.add("entries", "expected [[entries]] tables")
+        entries = []
+    for index, entry in enumerate(entries):
+        tasks.extend(_entry(index, entry, table, characters, root, base_shots, reference, backends, check))
+    _check_needs(tasks, characters, check)
+    if library is not None:
+        library.close()
+    token = None
+    if token_env:
+        token = os.environ.get(token_env)
+        if token is None:
+            check.add("defaults.token_env", f"environment variable {token_env} is not set")
+    return Job(path=path, output=(root / output).resolve(), backends=backends, token=token, upload_package=upload,
+               timeout=float(timeout), characters=characters, tasks=_dedupe(tasks, check),
+               library=str((root / library_path).expanduser()) if library_path else None)
+
+
+def _backends(value: Any, check: _Checker) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        check.add("defaults.backends", "expected a URL or a list of URLs")
+        return []
+    urls = []
+    for i, url in enumerate(value):
+        if not isinstance(url, str) or not re.match(r"^https?://[^/\s]+", url):
+            check.add(f"defaults.backends[{i}]", f"expected an http(s):// URL, got {url!r}")
+        else:
+            urls.append(url.rstrip("/"))
+    return urls
+
+
+def _reference(data: dict, path: str, check: _Checker) -> str | None:
+    value = data.get("reference")
+    if value is not None and value not in REFERENCES:
+        check.add(_join(path, "reference"), f"expected one of {', '.join(REFERENCES)}, got {value!r}")
+        return None
+    return value
+
+
+def _open_library(folder: str, root: Path, check: _Checker):
+    try:
+        from profile_rig.library import Library, LibraryError
+    except ImportError as exc:  # the library is optional for demo/blend-only jobs
+        check.add("defaults.library", f"the character library is not available here ({exc})")
+        return None
+    try:
+        return Library.open(root / Path(folder).expanduser(), create=False)
+    except LibraryError as exc:
+        check.add("defaults.library", str(exc))
+        return None
+
+
+def _bump(value: Any, path: str, check: _Checker) -> dict[str, Any]:
+    """Bump parameters by the job contract (names and types); ranges are the backend's own check."""
+    from bump_backend.job_contract import PARAM_FIELDS, ContractError, validate_params
+
+    table = check.table(value, path)
+    out: dict[str, Any] = {}
+    for key, item in table.items():
+        try:
+            out.update(validate_params({key: item}))
+        except ContractError as exc:
+            name = (exc.field or "").removeprefix("params.")
+            if name == "params" or not name:
+                name = key
+            hint = difflib.get_close_matches(key, list(PARAM_FIELDS), n=1) if key not in PARAM_FIELDS else []
+            message = str(exc).replace("params.", "")
+            if hint:
+                message = f"unknown bump setting; did you mean {hint[0]!r}?"
+            check.add(_join(path, name), message)
+    return out
+
+
+def merge_bump(*layers: dict[str, Any]) -> dict[str, Any]:
+    """Later layers win; the ``face`` sub-table merges field by field."""
+    out: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if key == "face" and isinstance(value, dict):
+                out["face"] = {**out.get("face", {}), **value}
+            else:
+                out[key] = value
+    return out
+
+
+def _package(layers: list[tuple[dict, str]], root: Path, check: _Checker) -> PackageSettings | None:
+    from profile_rig.render_presets import PRESETS
+    from profile_rig.studio_hdri import STUDIOS
+    from profile_rig.views import ViewError, resolve_views
+
+    merged: dict[str, Any] = {}
+    where: dict[str, str] = {}
+    for table, path in layers:
+        check.known(table, PACKAGE_KEYS, path)
+        for key, value in table.items():
+            merged[key] = value
+            where[key] = _join(path, key)
+    ok = True
+    views_value = merged.get("views", "minimal")
+    try:
+        if isinstance(views_value, str) or (isinstance(views_value, list)
+                                            and all(isinstance(v, str) for v in views_value)):
+            views = resolve_views(views_value)
+        else:
+            raise ViewError(f"expected a view-set name or a list of views, got {_kind(views_value)}")
+    except ViewError as exc:
+        check.add(where.get("views", "defaults.package.views"), str(exc))
+        ok, views = False, []
+    resolution = _resolution(merged.get("resolution", 720), where.get("resolution", ""), check)
+    preset_name = merged.get("preset", "fast")
+    preset = PRESETS.get(preset_name) if isinstance(preset_name, str) else None
+    if preset is None:
+        check.add(where.get("preset", "preset"), f"unknown preset {preset_name!r}; presets: {', '.join(PRESETS)}")
+        ok = False
+    sub = {k: merged[k] for k in ("samples", "engine") if k in merged}
+    samples = _number_in(sub, "samples", where, 1, 65536, check, integer=True)
+    if preset is not None:
+        try:
+            preset = preset.with_overrides(samples=samples, engine=sub.get("engine"))
+        except (ValueError, TypeError) as exc:
+            check.add(where.get("engine", "engine"), str(exc))
+            ok = False
+    studio = merged.get("studio", "almost_white")
+    if studio not in STUDIOS:
+        check.add(where.get("studio", "studio"), f"unknown studio {studio!r}; studios: {', '.join(STUDIOS)}")
+        ok = False
+    hdri = merged.get("hdri")
+    if hdri is not None:
+        hdri_path = (root / str(hdri)).expanduser()
+        if not hdri_path.is_file():
+            check.add(where["hdri"], f"HDRI not found: {hdri_path}")
+            ok = False
+        hdri = str(hdri_path)
+    lens = _number_in(merged, "lens", where, 10, 600, check)
+    fill = _number_in(merged, "face_fill", where, 0.05, 0.95, check)
+    if not ok or resolution is None or preset is None:
+        return None
+    return PackageSettings(views=tuple((v.name, v.yaw, v.pitch, v.roll) for v in views), resolution=resolution,
+                           preset=preset.to_dict(), studio=studio, hdri=hdri,
+                           lens=float(lens if lens is not None else 85.0),
+                           face_fill=float(fill if fill is not None else 0.40))
+
+
+def _number_in(data: dict, key: str, where: dict[str, str], low: float, high: float, check: _Checker,
+               integer: bool = False) -> Any:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+        check.add(where.get(key, key), f"expected {'an integer' if integer else 'a number'}, got {value!r}")
+        return None
+    if not low <= value <= high:
+        check.add(where.get(key, key), f"{value} is outside {low}..{high}")
+        return None
+    return value
+
+
+def _resolution(value: Any, path: str, check: _Checker) -> tuple[int, int] | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        w = h = value
+    elif isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        w, h = value
+    else:
+        check.add(path or "resolution", f"expected N or [W, H] pixels, got {value!r}")
+        return None
+    if not (16 <= w <= 8192 and 16 <= h <= 8192):
+        check.add(path or "resolution", "must be within 16..8192 pixels per side")
+        return None
+    return (w, h)
+
+
+def _character(key: str, value: Any, root: Path, base_package: dict, base_bump: dict, library,
+               check: _Checker) -> CharacterSpec | None:
+    path = f"characters.{key}"
+    if not NAME_RE.match(key):
+        check.add(path, "character keys are letters, digits, _ and - (they name output folders)")
+        return None
+    data = check.table(value, path)
+    check.known(data, CHARACTER_KEYS, path)
+    sources = [k for k in ("demo", "blend", "library") if k in data]
+    if len(sources) != 1:
+        check.add(path, "give exactly one of demo = PRESET, blend = FILE (with object) or library = NAME"
+                  + (f" (got {', '.join(sources)})" if sources else ""))
+        return None
+    kind = sources[0]
+    name = check.string(data, "name", path)
+    prompt = check.string(data, "prompt", path)
+    negative = check.string(data, "negative_prompt", path)
+    own_bump = _bump(data.get("bump"), f"{path}.bump", check)
+    eye_bones = _eye_bones(data.get("eye_bones"), f"{path}.eye_bones", check)
+    fields: dict[str, Any] = {"head_bone": check.string(data, "head_bone", path),
+                              "head_object": check.string(data, "head_object", path),
+                              "object": check.string(data, "object", path), "eye_bones": eye_bones}
+    derived_prompt = ""
+    library_bump: dict[str, Any] = {}
+    ok = True
+    if kind == "demo":
+        phenotype = _phenotype(data, path, name, check)
+        if phenotype is None:
+            ok = False
+        else:
+            fields["phenotype"] = phenotype.to_dict()
+            name = name or phenotype.name
+            derived_prompt = phenotype.describe()
+    elif kind == "blend":
+        blend = root / str(data["blend"])
+        if not isinstance(data["blend"], str) or not blend.is_file():
+            check.add(f"{path}.blend", f"blend file not found: {blend}")
+            ok = False
+        else:
+            fields["blend"] = str(blend.resolve())
+        name = name or fields["object"] or key
+    found = _library_character(data.get("library"), path, library, check) if kind == "library" else None
+    if kind == "library" and found is None:
+        ok = False
+    if found is not None:
+        character, package_path = found
+        name = name or character.name
+        derived_prompt = character.suggested_prompt()
+        fields["library_ref"] = character.name
+        fields["library_package"] = package_path
+        source = character.source or {}
+        if source.get("kind") == "blend" and source.get("blend"):
+            fields["blend"] = str(Path(source["blend"]).expanduser())
+            fields["object"] = fields["object"] or source.get("object")
+        bones = character.bones or {}
+        fields["head_bone"] = fields["head_bone"] or bones.get("head")
+        if not fields["eye_bones"] and bones.get("eye_left") and bones.get("eye_right"):
+            fields["eye_bones"] = (bones["eye_left"], bones["eye_right"])
+        library_bump = _bump({k: v for k, v in (character.bump or {}).items() if k != "prompt"},
+                             f"{path}.library(bump)", check)
+        if character.negative_prompt:
+            library_bump["negative_prompt"] = character.negative_prompt
+    package = _package([(base_package, "defaults.package"), (check.table(data.get("package"), f"{path}.package"),
+                                                              f"{path}.package")], root, check)
+    if package is None or not ok:
+        return None
+    name = name or key
+    bump = merge_bump({"prompt": derived_prompt or name}, base_bump, library_bump, own_bump)
+    if prompt:
+        bump["prompt"] = prompt
+    if negative:
+        bump["negative_prompt"] = negative
+    return CharacterSpec(key=key, name=name, kind=kind, package=package, bump=bump, **fields)
+
+
+def _eye_bones(value: Any, path: str, check: _Checker) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) and v for v in value)):
+        check.add(path, "expected [LEFT, RIGHT] bone names (the subject's left and right eye)")
+        return None
+    return (value[0], value[1])
+
+
+def _phenotype(data: dict, path: str, name: str | None, check: _Checker):
+    from profile_rig.phenotype import PRESETS, Phenotype, PhenotypeError, parse_ethnicity, parse_gender
+
+    preset = data["demo"]
+    if preset not in PRESETS:
+        check.add(f"{path}.demo", f"unknown demo phenotype {preset!r}; presets: {', '.join(PRESETS)}")
+        return None
+    values = PRESETS[preset].to_dict()
+    overrides = check.table(data.get("phenotype"), f"{path}.phenotype")
+    bad = False
+    for key, value in overrides.items():
+        try:
+            if key == "gender" and isinstance(value, str):
+                value = parse_gender(value)
+            elif key == "ethnicity" and isinstance(value, str):
+                value = parse_ethnicity(value)
+            elif key == "face" and isinstance(value, dict):
+                value = {**values["face"], **value}
+            if key not in values:
+                hint = difflib.get_close_matches(key, list(values), n=1)
+                raise PhenotypeError("unknown phenotype field" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+            Phenotype.from_dict({**PRESETS[preset].to_dict(), key: value})
+            values[key] = value
+        except (PhenotypeError, TypeError) as exc:
+            check.add(f"{path}.phenotype.{key}", str(exc))
+            bad = True
+    if name:
+        values["name"] = name
+    if bad:
+        return None
+    return Phenotype.from_dict(values)
+
+
+def _library_character(ref: Any, path: str, library, check: _Checker):
+    if not isinstance(ref, str) or not ref:
+        check.add(f"{path}.library", "expected the name of a library character")
+        return None
+    if library is None:
+        check.add(f"{path}.library", "set defaults.library to the library folder to use library characters")
+        return None
+    from profile_rig.library import LibraryError
+
+    try:
+        character = library.get_character(ref)
+    except LibraryError as exc:
+        check.add(f"{path}.library", str(exc))
+        return None
+    package = None
+    if character.active_version is not None:
+        try:
+            package = str(library.get_package(character.name).path)
+        except LibraryError as exc:
+            check.add(f"{path}.library", str(exc))
+    return character, package
+
+
+def parse_frames(value: Any) -> list[int]:
+    """``[1, 5, "10-20", "30-40/5"]`` -> frame numbers (ranges inclusive, optional step)."""
+    frames: list[int] = []
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if isinstance(item, int) and not isinstance(item, bool):
+            frames.append(item)
+            continue
+        match = re.fullmatch(r"\s*(-?\d+)\s*-\s*(-?\d+)\s*(?:/\s*(\d+))?\s*", str(item)) if isinstance(item, str) else None
+        if not match:
+            raise ValueError(f"frame {item!r}: use a number or 'FIRST-LAST[/STEP]'")
+        first, last, step = int(match.group(1)), int(match.group(2)), int(match.group(3) or 1)
+        if last < first or step < 1:
+            raise ValueError(f"frame range {item!r}: LAST must not be before FIRST and STEP must be >= 1")
+        if (last - first) // step >= 100000:
+            raise ValueError(f"frame range {item!r}: more than 100000 frames")
+        frames.extend(range(first, last + 1, step))
+    duplicates = sorted({f for f in frames if frames.count(f) > 1})
+    if duplicates:
+        raise ValueError(f"frame(s) listed twice: {duplicates}")
+    return frames
+
+
+def _entry(index: int, entry: Any, declared: dict, characters: dict[str, CharacterSpec], root: Path,
+           base_shots: dict, reference: str, backends: list[str], check: _Checker) -> list[Task]:
+    path = f"entries[{index}]"
+    data = check.table(entry, path)
+    check.known(data, ENTRY_KEYS, path)
+    names = data.get("characters")
+    if names == "*" or names == ["*"]:
+        names = list(declared)
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        check.add(f"{path}.characters", "expected a list of character names (or \"*\")")
+        names = []
+    for i, name in enumerate(names):
+        if name not in declared:
+            hint = difflib.get_close_matches(name, list(declared), n=1)
+            check.add(f"{path}.characters[{i}]", f"no character {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+    tasks_value = data.get("tasks", ["package", "bump_package"])
+    if not isinstance(tasks_value, list) or not tasks_value:
+        check.add(f"{path}.tasks", f"expected a list of tasks from {', '.join(TASKS)}")
+        tasks_value = []
+    kinds = []
+    for i, task in enumerate(tasks_value):
+        if task not in TASKS:
+            hint = difflib.get_close_matches(str(task), TASKS, n=1)
+            check.add(f"{path}.tasks[{i}]", f"unknown task {task!r}" + (f"; did you mean {hint[0]!r}?" if hint
+                                                                        else f"; tasks: {', '.join(TASKS)}"))
+        else:
+            kinds.append(task)
+    entry_bump = _bump(data.get("bump"), f"{path}.bump", check)
+    if not backends and ("bump_package" in kinds or ("shots" in kinds and any(
+            isinstance(shot, dict) and shot.get("bump", True) is not False for shot in data.get("shots") or []))):
+        check.add("defaults.backends", f"{path} bumps images: list the backend URL(s), e.g. "
+                  "backends = [\"http://127.0.0.1:7861\"]")
+    shots: list[ShotSpec] = []
+    shot_tables = data.get("shots", [])
+    if not isinstance(shot_tables, list):
+        check.add(f"{path}.shots", "expected [[entries.shots]] tables")
+        shot_tables = []
+    if "shots" in kinds and not shot_tables:
+        check.add(f"{path}.shots", "task 'shots' needs at least one [[entries.shots]] table")
+    if shot_tables and "shots" not in kinds:
+        check.add(f"{path}.tasks", "shots are listed but the task 'shots' is not")
+    for i, shot in enumerate(shot_tables):
+        spec = _shot(shot, f"{path}.shots[{i}]", i, root, base_shots, reference, check)
+        if spec is not None:
+            shots.append(spec)
+    tasks = []
+    for name in names:
+        if name not in characters:
+            continue
+        for kind in kinds:
+            character = characters[name]
+            if kind == "package" and not character.can_render:
+                check.add(f"{path}.tasks", f"{name}: 'package' needs a demo or .blend character; library character "
+                          f"{character.library_ref!r} has no .blend source (its package is used as it is)")
+                continue
+            shot_specs = ()
+            if kind == "shots":
+                shot_specs = tuple(_shot_bump(s, character, entry_bump) for s in shots)
+            tasks.append(Task(name, kind, merge_bump(character.bump, entry_bump), shot_specs))
+    return tasks
+
+
+def _shot_bump(shot: ShotSpec, character: CharacterSpec, entry_bump: dict) -> ShotSpec:
+    if shot.bump is None:
+        return shot
+    from dataclasses import replace
+
+    return replace(shot, bump=merge_bump(character.bump, entry_bump, shot.bump),
+                   object=shot.object or character.object)
+
+
+def _shot(value: Any, path: str, index: int, root: Path, base: dict, reference: str, check: _Checker) -> ShotSpec | None:
+    data = check.table(value, path)
+    check.known(data, SHOT_KEYS, path)
+    ok = True
+    blend_value = check.string(data, "blend", path, required=True)
+    blend = None
+    if blend_value:
+        blend = (root / blend_value).expanduser()
+        if not blend.is_file():
+            check.add(f"{path}.blend", f"blend file not found: {blend}")
+            ok = False
+    name = check.string(data, "name", path) or (Path(blend_value).stem if blend_value else f"shot{index}")
+    if not NAME_RE.match(name):
+        check.add(f"{path}.name", "shot names are letters, digits, _ and - (they name output folders)")
+        ok = False
+    cameras = data.get("cameras", [None])
+    if isinstance(cameras, str):
+        cameras = [cameras]
+    if not isinstance(cameras, list) or not cameras or not all(c is None or (isinstance(c, str) and c) for c in cameras):
+        check.add(f"{path}.cameras", "expected a list of camera object names")
+        ok = False
+    elif len(set(cameras)) != len(cameras):
+        check.add(f"{path}.cameras", "a camera is listed twice")
+        ok = False
+    try:
+        frames: list[int | None] = parse_frames(data["frames"]) if "frames" in data else [None]
+    except ValueError as exc:
+        check.add(f"{path}.frames", str(exc))
+        ok, frames = False, []
+    render: dict[str, Any] = {}
+    merged = {**base, **{k: data[k] for k in SHOT_RENDER_KEYS if k in data}}
+    if "resolution" in merged:
+        res = _resolution(merged["resolution"], f"{path}.resolution", check)
+        ok = ok and res is not None
+        render["resolution"] = list(res) if res else None
+    if "preset" in merged or "samples" in merged or "engine" in merged:
+        from profile_rig.render_presets import PRESETS
+
+        preset = PRESETS.get(merged.get("preset", "fast"))
+        if preset is None:
+            check.add(f"{path}.preset", f"unknown preset {merged.get('preset')!r}; presets: {', '.join(PRESETS)}")
+            ok = False
+        else:
+            samples = check.number(merged, "samples", path, 1, 65536, integer=True)
+            try:
+                render["preset"] = preset.with_overrides(samples=samples, engine=merged.get("engine")).to_dict()
+            except ValueError as exc:
+                check.add(f"{path}.engine", str(exc))
+                ok = False
+    bump_value = data.get("bump", {})
+    bump: dict[str, Any] | None
+    if bump_value is False:
+        bump = None
+    else:
+        bump = _bump(bump_value if bump_value is not True else {}, f"{path}.bump", check)
+    ref = _reference(data, path, check) or reference
+    if not ok or not blend:
+        return None
+    return ShotSpec(name=name, blend=str(blend.resolve()), cameras=tuple(cameras), frames=tuple(frames),
+                    render=render, object=check.string(data, "object", path), bump=bump, reference=ref)
+
+
+def _check_needs(tasks: list[Task], characters: dict[str, CharacterSpec], check: _Checker) -> None:
+    rendered = {t.character for t in tasks if t.kind == "package"}
+    bumped = {t.character for t in tasks if t.kind == "bump_package"}
+    for task in tasks:
+        if any(s.reference == "bumped" and s.bump is not None for s in task.shots) and task.character not in bumped:
+            check.add("entries", f"{task.character}: shots with reference = \"bumped\" need the task 'bump_package' "
+                      "for the same character")
+        needs_package = task.kind == "bump_package" or any(s.bump is not None for s in task.shots)
+        if needs_package and task.character not in rendered and not characters[task.character].library_package:
+            check.add("entries", f"{task.character}: task {task.kind!r} needs the character's package; add the task "
+                      "'package' or use a library character that has one")
+
+
+def _dedupe(tasks: list[Task], check: _Checker) -> list[Task]:
+    """The same character and task in two entries runs once; with different settings it is an error."""
+    seen: dict[tuple[str, str], Task] = {}
+    out: list[Task] = []
+    for task in tasks:
+        key = (task.character, task.kind)
+        if task.kind == "shots":
+            out.append(task)
+            continue
+        if key in seen:
+            if task.kind == "bump_package" and seen[key].bump != task.bump:
+                check.add("entries", f"{task.character}: 'bump_package' is listed twice with different bump settings")
+            continue
+        seen[key] = task
+        out.append(task)
+    return out

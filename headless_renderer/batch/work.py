@@ -1,0 +1,330 @@
+"""What one unit does, the same under every executor (process pool, in-process, Ray).
+
+Render units (``package``, ``shot``) need ``bpy`` and run in a render worker process; bump units
+(``bump_view``, ``bump_shot``) talk HTTP to a backend; ``assemble`` copies files. Each writes its
+outputs atomically and then its done-record. ``run_unit`` never raises for a unit's own failure:
+it returns ``{"status": "failed", "error": ...}`` so one bad unit never stops the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from headless_renderer.batch.units import Unit, log_path, state_dir, write_atomic, write_done
+
+LogFn = Callable[[str], None]
+_RENDER_THREADS = 0  # Cycles threads per worker (0 = Blender's automatic count)
+
+
+def init_render_worker(threads: int = 0, env: dict[str, str] | None = None) -> None:
+    """Process-pool / Ray initialiser: one ``bpy`` per process, Cycles threads split between workers."""
+    global _RENDER_THREADS
+    for key, value in (env or {}).items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="bump_batch_blender_"))
+    _RENDER_THREADS = threads
+    import bpy
+
+    if threads and _fix_threads not in bpy.app.handlers.render_init:
+        bpy.app.handlers.render_init.append(_fix_threads)
+
+
+def _fix_threads(scene: Any, *_: Any) -> None:
+    """render_init handler: a fixed thread count, since N workers x all cores oversubscribes the CPU."""
+    if _RENDER_THREADS:
+        scene.render.threads_mode = "FIXED"
+        scene.render.threads = _RENDER_THREADS
+
+
+@contextlib.contextmanager
+def _fd_log(path: Path) -> Iterator[LogFn]:
+    """Send this process's stdout/stderr (Blender's C-level chatter included) to the unit's log."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    handle = open(path, "ab")  # noqa: SIM115 (closed below, after the fds are restored)
+    try:
+        os.dup2(handle.fileno(), 1)
+        os.dup2(handle.fileno(), 2)
+
+        def log(text: str) -> None:
+            print(text, flush=True)
+
+        yield log
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+        handle.close()
+
+
+@contextlib.contextmanager
+def _file_log(path: Path) -> Iterator[LogFn]:
+    """A per-unit log for units that run in a thread (file descriptors are shared between threads)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle:
+        def log(text: str) -> None:
+            handle.write(f"{time.strftime('%H:%M:%S')} {text}\n")
+            handle.flush()
+
+        yield log
+
+
+def run_unit(unit_data: dict[str, Any], out: str, context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run one unit; outputs + done-record on success. Returns its result (never raises for the unit)."""
+    unit = Unit.from_dict(unit_data)
+    root = Path(out)
+    context = context or {}
+    logger = _fd_log if unit.resource == "render" and context.get("fd_log", True) else _file_log
+    started = time.perf_counter()
+    with logger(log_path(root, unit)) as log:
+        log(f"=== {unit.id} ({unit.kind}) hash {unit.hash[:16]} pid {os.getpid()}")
+        try:
+            extra = RUNNERS[unit.kind](unit, root, context, log) or {}
+            seconds = time.perf_counter() - started
+            write_done(root, unit, seconds, extra)
+            log(f"=== done in {seconds:.2f} s")
+            return {"id": unit.id, "status": "done", "seconds": seconds, "extra": extra, "pid": os.getpid()}
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a unit's failure, whatever it is, is reported, not raised
+            log(traceback.format_exc())
+            message = f"{type(exc).__name__}: {exc}".strip()
+            return {"id": unit.id, "status": "failed", "error": message.splitlines()[0][:500] if message else "error",
+                    "seconds": time.perf_counter() - started, "pid": os.getpid()}
+
+
+# -- render units (bpy) -----------------------------------------------------------------------
+def _render_package(unit: Unit, root: Path, context: dict, log: LogFn) -> dict[str, Any]:
+    from profile_rig.camera_math import Framing
+    from profile_rig.package_render import PackageOptions
+    from profile_rig.phenotype import Phenotype
+    from profile_rig.render_presets import RenderPreset
+    from profile_rig.scene_session import prepare_scene
+    from profile_rig.views import ViewSpec
+
+    c, p = unit.spec["character"], unit.spec["package"]
+    session = prepare_scene(
+        demo=Phenotype.from_dict(c["phenotype"]) if c["kind"] == "demo" else None,
+        blend=c["blend"] if c["kind"] != "demo" else None,
+        character=c.get("object"), head_bone=c.get("head_bone"),
+        eye_bones=tuple(c["eye_bones"]) if c.get("eye_bones") else None, head_object=c.get("head_object"))
+    session.name = c["name"]
+    options = PackageOptions(views=[ViewSpec(*v) for v in p["views"]], resolution=tuple(p["resolution"]),
+                             preset=RenderPreset(**p["preset"]), studio=p["studio"], hdri_path=p["hdri"],
+                             framing=Framing(face_fill=p["face_fill"]), lens_mm=p["lens"], overwrite=True)
+
+    def progress(index: int, total: int, name: str, seconds: float) -> None:
+        log(f"view {index}/{total} {name}: {seconds:.2f} s")
+
+    result = session.render(root / unit.spec["out"], options, progress)
+    return {"views": {k: round(v, 3) for k, v in result.seconds_per_view.items()}, "head": session.found.method}
+
+
+def _render_shot(unit: Unit, root: Path, context: dict, log: LogFn) -> dict[str, Any]:
+    import bpy
+
+    from profile_rig.render_presets import RenderPreset
+    from profile_rig.studio import apply_render_settings
+
+    spec = unit.spec
+    bpy.ops.wm.open_mainfile(filepath=spec["blend"], load_ui=False)
+    scene = bpy.context.scene
+    camera = bpy.data.objects.get(spec["camera"]) if spec["camera"] else scene.camera
+    if camera is None or camera.type != "CAMERA":
+        cameras = ", ".join(o.name for o in bpy.data.objects if o.type == "CAMERA") or "none"
+        raise RuntimeError(f"no camera {spec['camera'] or '(scene camera)'} in {spec['blend']}; cameras: {cameras}")
+    scene.camera = camera
+    if spec["frame"] is not None:
+        scene.frame_set(spec["frame"])
+    render = spec["render"]
+    width, height = render.get("resolution") or _render_size(scene)
+    if render.get("preset"):
+        apply_render_settings(scene, RenderPreset(**render["preset"]), width, height)
+    else:
+        scene.render.resolution_x, scene.render.resolution_y = width, height
+        scene.render.resolution_percentage = 100
+    scene.render.image_settings.file_format = "PNG"
+    scene.render.image_settings.color_mode = "RGB"
+    scene.render.use_file_extension = False
+    image = root / spec["image"]
+    image.parent.mkdir(parents=True, exist_ok=True)
+    tmp = image.with_name(f".{image.name}.tmp")
+    scene.render.filepath = str(tmp)
+    log(f"rendering {camera.name} frame {scene.frame_current} at {width}x{height}")
+    bpy.ops.render.render(write_still=True, scene=scene.name)
+    if not tmp.is_file():
+        raise RuntimeError("Blender wrote no image; check the log above")
+    sidecar, notes = _shot_sidecar(scene, camera, spec["character"], image.name, (width, height))
+    for note in notes:
+        log(f"sidecar: {note}")
+    write_atomic(root / spec["sidecar"], sidecar.dumps().encode())
+    os.replace(tmp, image)
+    return {"faces": len(sidecar.faces), "notes": notes}
+
+
+def _render_size(scene: Any) -> tuple[int, int]:
+    r = scene.render
+    return max(1, int(r.resolution_x * r.resolution_percentage / 100)), max(1, int(r.resolution_y * r.resolution_percentage / 100))
+
+
+def _shot_sidecar(scene: Any, camera: Any, character: dict[str, Any], image_name: str, size: tuple[int, int]):
+    """Face geometry of the character in this shot, projected by the same maths as the package."""
+    from profile_rig.package_manifest import character_id_from_name
+    from profile_rig.render_sidecar import RenderSidecar
+    from profile_rig.shot_sidecar import ShotCharacter, ShotError, build_sidecar, camera_intrinsics, camera_matrix
+
+    try:
+        camera_intrinsics(scene, camera)
+    except ShotError as exc:
+        matrix = camera_matrix(camera)
+        data = camera.data
+        from profile_rig.camera_math import Intrinsics
+
+        record = Intrinsics(width=size[0], height=size[1]).record(matrix, (data.clip_start, data.clip_end))
+        empty = RenderSidecar(width=size[0], height=size[1], faces=(), camera=record, image=image_name,
+                              extra={"scene": scene.name, "camera": camera.name, "frame": scene.frame_current})
+        return empty, [f"{exc}: no face geometry, the backend detects faces"]
+    eyes = tuple(character["eye_bones"]) if character.get("eye_bones") else None
+    shot = ShotCharacter(object_name=character.get("object"), character_id=character_id_from_name(character["name"]),
+                         character_name=character["name"], head_bone=character.get("head_bone"), eye_bones=eyes)
+    return build_sidecar(scene, camera, [shot], image_name)
+
+
+# -- bump units (HTTP) ------------------------------------------------------------------------
+def _view_sidecar(package: Path, view_name: str):
+    """The package view's own face geometry as a sidecar: the backend needs no detector for it."""
+    from profile_rig.package_manifest import load_package
+    from profile_rig.render_sidecar import RenderSidecar, SidecarFace
+
+    manifest = load_package(package)
+    view = manifest.view(view_name)
+    faces = ()
+    if view.face is not None:
+        faces = (SidecarFace(manifest.character_id, manifest.character_name, view.face),)
+    return package / view.file, RenderSidecar(width=view.width, height=view.height, faces=faces, camera=view.camera,
+                                              image=view.file, extra={"package_view": view.name})
+
+
+def _bump(unit: Unit, root: Path, context: dict, log: LogFn) -> dict[str, Any]:
+    from bump_backend.client import BackendError, BumpClient, JobFailed
+    from bump_backend.job_contract import CANCELLED, DONE, FAILED
+
+    spec = unit.spec
+    package = root / spec["package"]
+    if unit.kind == "bump_view":
+        image, sidecar = _view_sidecar(package, spec["view"])
+        sidecar_arg: Any = sidecar
+    else:
+        image, sidecar_arg = root / spec["image_in"], root / spec["sidecar"]
+    client: BumpClient = context["client"]
+    salt = context.get("salt", "")
+    final = None
+    for attempt in range(8):  # a repeated client_key returns that key's job: a new key after an old failed one
+        key = f"batch-{unit.hash[:40]}{salt}" + (f"-r{attempt}" if attempt else "")
+        job = client.submit(image, spec["params"], sidecar=sidecar_arg, package=package,
+                            upload_package=context.get("upload_package", False), label=unit.id[:200], client_key=key)
+        log(f"backend {client.url}: job {job.id} ({job.state}, queue position {job.queue_position})")
+        if job.state in (FAILED, CANCELLED) or job.pruned:
+            log(f"job {job.id} is from an earlier run and {job.state}{' (pruned)' if job.pruned else ''}; new job")
+            continue
+        final = client.wait(job.id, _stop_check(context.get("stop")), timeout=context.get("timeout", 3600.0),
+                            poll_interval=0.2)
+        if final.state != DONE:
+            raise JobFailed(final)
+        break
+    if final is None:
+        raise BackendError(f"{unit.id}: every earlier job for these settings failed; see the server log")
+    tmp = state_dir(root) / "tmp" / f"{unit.key}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        result = client.download(final.id, tmp, kinds=("image", "mask", "record"), status=final)
+        record = dict(result.record)
+        record["batch"] = {"unit": unit.id, "job_id": final.id, "backend": client.url, "timings": final.timings}
+        for src, name in ((result.mask, "mask"),):
+            if src is not None:
+                (root / spec[name]).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, root / spec[name])
+        write_atomic(root / spec["record"], (json.dumps(record, indent=1) + "\n").encode())
+        (root / spec["image"]).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(result.image, root / spec["image"])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    scores = [f.get("identity_score") for f in record.get("faces") or [] if f.get("identity_score") is not None]
+    log(f"downloaded {spec['image']} (seed {record.get('seed')}, identity {scores or 'n/a'})")
+    return {"job_id": final.id, "backend": client.url, "seed": record.get("seed"), "identity_scores": scores,
+            "gpu_seconds": final.timings.get("generate_s")}
+
+
+class StopRequested(Exception):
+    """The run is being interrupted: stop waiting (the backend job goes on; a resume picks it up)."""
+
+
+def _stop_check(stop: Any) -> Callable[[Any], None] | None:
+    if stop is None:
+        return None
+
+    def check(_status: Any) -> None:
+        if stop.is_set():
+            raise StopRequested("the run was interrupted; run it again to pick this job up")
+
+    return check
+
+
+# -- local units --------------------------------------------------------------------------------
+def _assemble(unit: Unit, root: Path, context: dict, log: LogFn) -> dict[str, Any]:
+    """The bumped views as a package of their own (origin 'bumped'), ready for the library."""
+    from dataclasses import replace
+
+    from profile_rig.package_manifest import load_package
+    from profile_rig.package_writer import PackageStaging
+    from profile_rig.png_io import read_png
+
+    spec = unit.spec
+    source = load_package(root / spec["package"])
+    views, images = [], []
+    with PackageStaging(root / spec["out"], overwrite=True) as staging:
+        for view in source.views:
+            bumped = root / spec["views"][view.name]
+            shutil.copyfile(bumped, staging.path / view.file)
+            image = read_png(staging.path / view.file)
+            views.append(replace(view, width=int(image.shape[1]), height=int(image.shape[0])))
+            images.append(_rgb8(image))
+        manifest = replace(source.with_views(views), origin="bumped",
+                           notes=f"bumped by a batch run from {spec['package']}")
+        staging.commit(manifest, images, [v.name for v in views])
+    log(f"bumped package with {len(views)} views")
+    return {"views": len(views)}
+
+
+def _rgb8(image: Any) -> Any:
+    import numpy as np
+
+    if image.dtype != np.uint8:
+        image = (image.astype(np.float64) / 257.0 + 0.5).astype(np.uint8)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    return image[..., :3]
+
+
+RUNNERS: dict[str, Callable[[Unit, Path, dict, LogFn], dict[str, Any] | None]] = {
+    "package": _render_package,
+    "shot": _render_shot,
+    "bump_view": _bump,
+    "bump_shot": _bump,
+    "assemble": _assemble,
+}
