@@ -117,6 +117,29 @@ def _kinds(files: Sequence[FileInfo], kind: str) -> list[str]:
     return sorted((f.name for f in files if f.kind == kind), key=lambda n: (len(n), n))
 
 
+def _package_refs(packages: Mapping[str, Any] | None) -> dict[str, dict[str, str]]:
+    """``JobRequest.packages`` from folders (sent as absolute paths) or ready ``{"package_id": ...}`` refs."""
+    refs: dict[str, dict[str, str]] = {}
+    for character_id, value in (packages or {}).items():
+        if isinstance(value, Mapping):
+            refs[str(character_id)] = {str(k): str(v) for k, v in value.items()}
+        else:
+            refs[str(character_id)] = {"package_path": str(Path(value).expanduser().resolve())}
+    return refs
+
+
+def packages_from_sidecar(sidecar: str | os.PathLike | Mapping[str, Any] | Any) -> dict[str, str]:
+    """Character id -> package folder, from the ``package`` field of a render sidecar's faces."""
+    if isinstance(sidecar, str) and sidecar.lstrip().startswith("{"):
+        sidecar = json.loads(sidecar)
+    elif isinstance(sidecar, (str, os.PathLike)):
+        sidecar = json.loads(Path(sidecar).read_text(encoding="utf-8"))
+    elif hasattr(sidecar, "to_dict"):
+        sidecar = sidecar.to_dict()
+    return {str(face["character_id"]): str(face["package"]) for face in sidecar.get("faces") or ()
+            if isinstance(face, Mapping) and face.get("character_id") and face.get("package")}
+
+
 class BumpClient:
     """One backend at ``url``. Thread-safe for independent calls (one ``requests.Session`` each call)."""
 
@@ -197,13 +220,17 @@ class BumpClient:
                sidecar: str | os.PathLike | Mapping[str, Any] | Any | None = None,
                package: str | os.PathLike | None = None, package_id: str | None = None,
                upload_package: bool = False, references: Sequence[str | os.PathLike] | None = None,
-               label: str = "", client_key: str | None = None) -> JobStatus:
+               label: str = "", client_key: str | None = None,
+               packages: Mapping[str, str | os.PathLike | Mapping[str, str]] | None = None) -> JobStatus:
         """Queue a bump; returns at once with the job id and queue position.
 
         ``image``: a path, bytes, or (filename, bytes). ``package``: a package folder, sent as a
         path the server reads (same machine) or, with ``upload_package=True``, uploaded file by
         file. ``package_id``: a character id in the server's library. ``references``: image
         files to upload as the package. ``sidecar``: a path, a dict, or an object with ``to_dict``.
+        ``packages``: a package per character id (the sidecar's faces carry one): a folder the
+        server can read, or ``{"package_id": ID}``; other faces use the default package above.
+        ``packages_from_sidecar(sidecar)`` builds it from the sidecar's own ``package`` fields.
         """
         refs: list[Path] = [Path(r) for r in references or ()]
         package_path = None
@@ -215,7 +242,7 @@ class BumpClient:
             else:
                 package_path = str(folder)
         request = JobRequest(params=dict(params or {}), package_path=package_path, package_id=package_id, label=label,
-                             client_key=client_key or uuid.uuid4().hex)
+                             client_key=client_key or uuid.uuid4().hex, packages=_package_refs(packages))
         try:
             JobRequest.from_dict(request.to_dict())  # the contract's own checks, before any upload
         except ContractError as exc:

@@ -4,13 +4,17 @@ Stdlib only, because the Blender add-on and the headless renderer import it insi
 Python (no pydantic, no torch, no numpy). The server validates every request with these same
 functions, so a client can check a request before sending it and get the same answer.
 
-Parameter *names and types* live here; parameter *ranges* are the generator's own
-(``BumpSettings.__post_init__``), checked by the server, so there is one place for each rule.
+Every bump parameter's rule lives here once, as data (:data:`PARAMS`): its name, its type and
+its range or choices. ``validate_params`` checks names and types (and ranges with
+``ranges=True``, as a batch job file does before anything renders); the generator's
+``BumpSettings`` validates its values with :func:`check_param` from this same table, so the
+server, the add-on and batch runs give the same answer with the same message.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +42,8 @@ ID_RE = re.compile(r"^j[0-9]{14}-[0-9a-f]{8}$")
 FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_TEXT = 8000  # characters in a prompt
 MAX_LABEL = 200
+MAX_CHARACTER_PACKAGES = 32  # entries in JobRequest.packages
+PACKAGE_REF_KEYS = ("package_path", "package_id")
 
 
 class ContractError(ValueError):
@@ -62,17 +68,142 @@ def sniff_image_type(head: bytes) -> str | None:
 
 
 # -- parameters ------------------------------------------------------------------------------
-# name -> kind. The names are BumpSettings' fields (a test keeps them equal); "face" nests.
-PARAM_FIELDS: dict[str, str] = {
-    "prompt": "str", "negative_prompt": "str", "steps": "int", "cfg": "float", "denoise": "float",
-    "sampler": "str", "seed": "int", "max_side": "int", "ip_adapter_scale": "float", "face_pass": "bool",
-    "whole_pass": "bool", "face": "face", "face_size": "int", "face_padding": "float", "candidates": "int",
-    "pose_mode": "str", "pose_views": "int", "batch_size": "int", "clip_skip": "int",
+@dataclass(frozen=True)
+class ParamRule:
+    """One bump parameter: its kind and, for numbers, its range; for names, its choices."""
+
+    kind: str  # int | float | bool | str | face
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # ``low`` itself is not allowed: (low, high]
+    multiple_of: int | None = None
+    choices: tuple[str, ...] = ()
+    note: str = ""
+
+    def describe(self) -> str:
+        """The rule in words, as every message about it says it ("an integer from 1 to 150")."""
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        if self.kind not in ("int", "float") or (self.low is None and self.high is None):
+            return {"int": "an integer", "float": "a finite number", "bool": "true or false", "str": "a string",
+                    "face": "an object"}[self.kind]
+        low, high = _num(self.low), _num(self.high)
+        if self.kind == "int":
+            if self.multiple_of:
+                text = f"a multiple of {self.multiple_of}" + (f" and at least {low}" if low is not None else "")
+            elif low is not None and high is not None:
+                text = f"an integer from {low} to {high}"
+            elif low is not None:
+                text = f"an integer of at least {low}"
+            else:
+                text = f"an integer of at most {high}"
+        elif self.low_open:
+            text = f"in ({low}, {high}]"
+        elif low is not None and high is not None:
+            text = f"between {low} and {high}"
+        else:
+            text = f"at least {low}" if low is not None else f"at most {high}"
+        return f"{text} ({self.note})" if self.note else text
+
+
+def _num(value: float | None) -> str | None:
+    return None if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+# The A1111 sampler names the generator maps to diffusers schedulers (bump_backend.generate.samplers
+# keeps one scheduler per name; a test keeps the two lists equal), and extra spellings it accepts.
+SAMPLER_NAMES: tuple[str, ...] = (
+    "Restart", "Heun", "Heun Karras", "Euler", "Euler a", "LMS", "LMS Karras", "DDIM", "UniPC", "DPM++ 2M",
+    "DPM++ 2M Karras", "DPM++ 2M SDE Karras", "DPM++ SDE Karras",
+)
+SAMPLER_ALIASES: dict[str, str] = {"k_euler_a": "Euler a", "k_euler": "Euler", "dpmpp_2m_karras": "DPM++ 2M Karras",
+                                   "dpmpp_2m_sde_karras": "DPM++ 2M SDE Karras", "restart": "Restart"}
+POSE_MODES = ("nearest", "average", "all")
+
+# Every bump parameter, defined once: the names are BumpSettings' fields (a test keeps them equal);
+# "face" nests the face pass's own values (FACE_PARAMS, None = the whole pass's value).
+PARAMS: dict[str, ParamRule] = {
+    "prompt": ParamRule("str"),
+    "negative_prompt": ParamRule("str"),
+    "steps": ParamRule("int", 1, 150),
+    "cfg": ParamRule("float", 0.0, 30.0),
+    "denoise": ParamRule("float", 0.0, 1.0, low_open=True),
+    "sampler": ParamRule("str", choices=SAMPLER_NAMES),
+    "seed": ParamRule("int", -1, 2**32 - 1, note="-1: a random seed, recorded"),
+    "max_side": ParamRule("int", 64),
+    "ip_adapter_scale": ParamRule("float", 0.0, 2.0),
+    "face_pass": ParamRule("bool"),
+    "whole_pass": ParamRule("bool"),
+    "face": ParamRule("face"),
+    "face_size": ParamRule("int", 16, multiple_of=8),
+    "face_padding": ParamRule("float", 0.0, 2.0),
+    "candidates": ParamRule("int", 1, 16),
+    "pose_mode": ParamRule("str", choices=POSE_MODES),
+    "pose_views": ParamRule("int", 1),
+    "batch_size": ParamRule("int", 1),
+    "clip_skip": ParamRule("int", 1),
 }
-FACE_FIELDS: dict[str, str] = {
-    "steps": "int", "cfg": "float", "denoise": "float", "sampler": "str", "prompt": "str",
-    "negative_prompt": "str", "ip_adapter_scale": "float",
-}
+FACE_PARAMS: dict[str, ParamRule] = {name: PARAMS[name] for name in (
+    "steps", "cfg", "denoise", "sampler", "prompt", "negative_prompt", "ip_adapter_scale")}
+# name -> kind (what the type checks, the server and its fuzz tests read)
+PARAM_FIELDS: dict[str, str] = {name: rule.kind for name, rule in PARAMS.items()}
+FACE_FIELDS: dict[str, str] = {name: rule.kind for name, rule in FACE_PARAMS.items()}
+
+
+def _sampler_key(name: str) -> str:
+    return name.strip().lower().replace("+", "p").replace(" ", "").replace("-", "")
+
+
+_SAMPLER_KEYS = {**{_sampler_key(n): n for n in SAMPLER_NAMES}, **{_sampler_key(a): n for a, n in SAMPLER_ALIASES.items()}}
+
+
+def canonical_sampler(name: Any, label: str = "sampler") -> str:
+    """The A1111 spelling of a sampler name (case, spacing and dashes forgiven)."""
+    if isinstance(name, str):
+        if name in SAMPLER_NAMES:
+            return name
+        found = _SAMPLER_KEYS.get(_sampler_key(name))
+        if found is not None:
+            return found
+    raise ContractError(f"{label}: unknown sampler {name!r}; known: {', '.join(SAMPLER_NAMES)}", label)
+
+
+def param_rule(name: str) -> ParamRule:
+    """The rule of ``name`` ("steps") or of a face-pass value ("face.steps")."""
+    if name.startswith("face."):
+        return FACE_PARAMS[name[5:]]
+    return PARAMS[name]
+
+
+def check_param(name: str, value: Any, *, label: str | None = None) -> Any:
+    """Check one value against its rule (type, range, choices); return it (a sampler in its canonical
+    spelling). ``name`` is "steps" or "face.steps"; a face-pass value may be None (the whole pass's).
+    Raises ContractError whose message starts with ``label`` (default: ``name``), its field."""
+    rule = param_rule(name)
+    label = label or name
+    if value is None and name.startswith("face."):
+        return None
+    if rule.kind == "face":
+        return value
+    if name.endswith("sampler"):
+        return canonical_sampler(value, label)
+    bad = ContractError(f"{label} must be {rule.describe()}, got {value!r}", label)
+    if rule.choices:
+        if value not in rule.choices:
+            raise bad
+        return value
+    if rule.kind in ("int", "float"):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral if rule.kind == "int" else numbers.Real):
+            raise bad
+        if not math.isfinite(value):
+            raise bad
+        if rule.low is not None and (value < rule.low or (rule.low_open and value == rule.low)):
+            raise bad
+        if (rule.high is not None and value > rule.high) or (rule.multiple_of and value % rule.multiple_of):
+            raise bad
+        return value
+    _check_value(value, rule.kind, label)
+    return value
 
 
 def _reject_unknown(data: dict[str, Any], known: set[str] | dict[str, Any], where: str) -> None:
@@ -108,8 +239,10 @@ def _check_value(value: Any, kind: str, name: str, nullable: bool = False) -> An
     raise AssertionError(kind)
 
 
-def validate_params(data: Any) -> dict[str, Any]:
-    """Names and types of the bump parameters; unknown fields rejected by name. Ranges: the server."""
+def validate_params(data: Any, *, ranges: bool = False) -> dict[str, Any]:
+    """Names and types of the bump parameters; unknown fields rejected by name. ``ranges=True`` also
+    checks every value's range or choices (:data:`PARAMS`) as the generator will; the server checks
+    them when it builds the generator's settings, with the same rules."""
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -125,18 +258,56 @@ def validate_params(data: Any) -> dict[str, Any]:
                 raise ContractError(f"{name} must be an object", name)
             _reject_unknown(value, FACE_FIELDS, name)
             out[key] = {k: _check_value(v, FACE_FIELDS[k], f"{name}.{k}", nullable=True) for k, v in value.items()}
+            if ranges:
+                for k, v in value.items():
+                    check_param(f"face.{k}", v, label=f"{name}.{k}")
         else:
             out[key] = _check_value(value, PARAM_FIELDS[key], name)
+            if ranges:
+                check_param(key, value, label=name)
     return out
 
 
 # -- request ---------------------------------------------------------------------------------
+def _check_string(value: Any, name: str, limit: int) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > limit or "\x00" in value:
+        raise ContractError(f"{name} must be a non-empty string of at most {limit} characters", name)
+    return value
+
+
+def validate_packages(data: Any) -> dict[str, dict[str, str]]:
+    """``packages``: character id -> ``{"package_path": ...}`` or ``{"package_id": ...}`` (exactly one)."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ContractError("packages must be a JSON object: character id -> {package_path | package_id}",
+                            "packages")
+    if len(data) > MAX_CHARACTER_PACKAGES:
+        raise ContractError(f"packages: at most {MAX_CHARACTER_PACKAGES} characters", "packages")
+    out: dict[str, dict[str, str]] = {}
+    for character_id, ref in data.items():
+        _check_string(character_id, "packages (a character id)", 200)
+        name = f"packages.{character_id}"
+        if not isinstance(ref, dict):
+            raise ContractError(f"{name} must be an object with package_path or package_id", name)
+        _reject_unknown(ref, PACKAGE_REF_KEYS, name)
+        given = [k for k in PACKAGE_REF_KEYS if ref.get(k) is not None]
+        if len(given) != 1:
+            raise ContractError(f"{name}: give exactly one of package_path or package_id", name)
+        key = given[0]
+        out[character_id] = {key: _check_string(ref[key], f"{name}.{key}", 4096 if key == "package_path" else 200)}
+    return out
+
+
 @dataclass(frozen=True)
 class JobRequest:
     """The JSON part of ``POST /v1/jobs`` (the image, sidecar and reference files travel beside it).
 
     ``package_path``: a package folder the server can read; ``package_id``: a character id in the
-    server's library; or neither, with the package's files uploaded as ``references``.
+    server's library; or neither, with the package's files uploaded as ``references``. That is the
+    default package. ``packages`` maps a character id (the render sidecar's faces carry one) to its
+    own package, ``{"package_path": ...}`` or ``{"package_id": ...}``: each face is bumped with its
+    character's package, faces of other characters (or detected, unknown faces) with the default.
     ``client_key`` makes a submission idempotent: sending it again returns the same job.
     """
 
@@ -145,13 +316,18 @@ class JobRequest:
     package_id: str | None = None
     label: str = ""
     client_key: str | None = None
+    packages: dict[str, dict[str, str]] = field(default_factory=dict)
 
-    FIELDS = frozenset({"schema", "schema_version", "params", "package_path", "package_id", "label", "client_key"})
+    FIELDS = frozenset({"schema", "schema_version", "params", "package_path", "package_id", "label", "client_key",
+                        "packages"})
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": REQUEST_SCHEMA, "schema_version": CONTRACT_VERSION, "params": dict(self.params),
+        data = {"schema": REQUEST_SCHEMA, "schema_version": CONTRACT_VERSION, "params": dict(self.params),
                 "package_path": self.package_path, "package_id": self.package_id, "label": self.label,
                 "client_key": self.client_key}
+        if self.packages:  # only when used, so a request without it still suits an older server
+            data["packages"] = {cid: dict(ref) for cid, ref in self.packages.items()}
+        return data
 
     @classmethod
     def from_dict(cls, data: Any) -> JobRequest:
@@ -175,7 +351,7 @@ class JobRequest:
             raise ContractError("give package_path or package_id, not both", "package_id")
         return cls(params=validate_params(data.get("params")), package_path=strings.get("package_path"),
                    package_id=strings.get("package_id"), label=strings.get("label", ""),
-                   client_key=strings.get("client_key"))
+                   client_key=strings.get("client_key"), packages=validate_packages(data.get("packages")))
 
 
 # -- status and result -----------------------------------------------------------------------

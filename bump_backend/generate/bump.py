@@ -15,7 +15,8 @@ import platform
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -117,6 +118,75 @@ def scale_sidecar(sidecar, width: int, height: int):
     return replace(sidecar, width=width, height=height, faces=tuple(faces))
 
 
+def working_image(source: np.ndarray, max_side: int) -> np.ndarray:
+    """The image the engine works on: scaled down to ``max_side`` and to multiples of 8 (pure, any thread)."""
+    h0, w0 = source.shape[:2]
+    width, height = working_size(w0, h0, max_side)
+    if (width, height) == (w0, h0):
+        return source
+    return np.asarray(Image.fromarray(source).resize((width, height), Image.Resampling.LANCZOS))
+
+
+@dataclass
+class JobFaces:
+    """A job's faces, found in the engine's working-image pixels (see :func:`find_job_faces`)."""
+
+    found: Any  # bump_backend.faces.FaceSearchResult
+    working_size: tuple[int, int]  # (width, height) of the image they were found in
+    face_settings: Any = None  # the FaceFinderSettings that found them (None = defaults)
+    thread: str = ""  # the thread that found them
+
+    @property
+    def faces(self) -> list:
+        return list(self.found.faces)
+
+
+def _find_in_working(work: np.ndarray, sidecar, face_settings):
+    from bump_backend import faces as face_pipeline  # looked up per call (tests watch which thread calls it)
+
+    h, w = work.shape[:2]
+    return face_pipeline.find_faces(work, scale_sidecar(sidecar, w, h), face_settings)
+
+
+def find_job_faces(image: str | Path | np.ndarray | Image.Image, sidecar, settings: BumpSettings,
+                   face_settings=None) -> JobFaces:
+    """Find a job's faces exactly as :meth:`BumpEngine.run` would, without the engine (CPU only).
+
+    The image is scaled with the engine's own preprocessing (:func:`working_image`), so the faces
+    are in the coordinates the engine uses; pass the result to ``run(..., faces=...)``. Safe to call
+    from any thread (the server's prep pool), so face finding never holds the GPU worker.
+    """
+    work = working_image(load_rgb(image), settings.max_side)
+    found = _find_in_working(work, sidecar, face_settings)
+    return JobFaces(found=found, working_size=(int(work.shape[1]), int(work.shape[0])), face_settings=face_settings,
+                    thread=threading.current_thread().name)
+
+
+@contextmanager
+def _per_image_ip_embeds(pipe, active: bool):
+    """Let ``ip_adapter_image_embeds`` hold one entry per image of the batch.
+
+    diffusers' SD/SDXL pipelines treat the embeddings as one image's and repeat them over the batch
+    (``prepare_ip_adapter_image_embeds(..., batch_size * num_images_per_prompt, ...)``); with a
+    per-face batch that repetition makes the IP-Adapter attention view each sample's references as
+    the concatenation of several faces' (every face in a batch would see every face's package and
+    pose). ``identity.batch_ip_embeds`` already builds the final ``[negatives; positives]`` layout,
+    so for the call the pipeline takes it as given.
+    """
+    if not active:
+        yield
+        return
+
+    def as_given(_image, embeds, device, _num_images_per_prompt, _guidance):
+        return [e.to(device=device) for e in embeds]
+
+    pipe.prepare_ip_adapter_image_embeds = as_given  # instance attribute shadows the method
+    try:
+        yield
+    finally:
+        del pipe.prepare_ip_adapter_image_embeds
+
+
 def random_seed() -> int:
     return random.SystemRandom().randrange(0, 2**32)
 
@@ -203,7 +273,7 @@ class BumpEngine:
             pipe.set_ip_adapter_scale(settings.ip_adapter_scale)
             kwargs["ip_adapter_image_embeds"] = ip_embeds
         batch = [Image.fromarray(img) for img in images]
-        with torch.inference_mode():
+        with torch.inference_mode(), _per_image_ip_embeds(pipe, ip_embeds is not None and len(images) > 1):
             out = pipe(image=batch, strength=strength, num_inference_steps=settings.steps,
                        guidance_scale=settings.cfg, generator=generators, output_type="np",
                        callback_on_step_end=on_step, **kwargs).images
@@ -238,34 +308,64 @@ class BumpEngine:
     # -- the job -------------------------------------------------------------------------------
     def run(self, image: str | Path | np.ndarray | Image.Image, package: str | Path | None = None, sidecar=None,
             settings: BumpSettings | None = None, progress: Progress | None = None,
-            cancel: threading.Event | None = None, *, face_settings=None, input_path: str | None = None
+            cancel: threading.Event | None = None, *, face_settings=None, input_path: str | None = None,
+            faces: JobFaces | Any | None = None, packages: Mapping[str, str | Path] | None = None
             ) -> BumpResult:
-        """Bump one image. ``sidecar`` is a ``RenderSidecar`` (or None to detect faces)."""
+        """Bump one image. ``sidecar`` is a ``RenderSidecar`` (or None to detect faces).
+
+        ``faces``: faces found beforehand (:func:`find_job_faces`, or a ``FaceSearchResult`` in
+        working-image pixels); used as they are, no face finding runs here. ``packages``: a
+        package folder per character id; a face whose ``character_id`` is in it is bumped with
+        that package, every other face with ``package`` (the default).
+        """
         settings = settings or BumpSettings()
         if input_path is None and isinstance(image, (str, Path)):
             input_path = str(Path(image).resolve())
+        character_packages = {str(cid): Path(path) for cid, path in (packages or {}).items()}
         with self._lock:
             return self._run(load_rgb(image), Path(package) if package else None, sidecar, settings, progress,
-                             cancel, face_settings, input_path)
+                             cancel, face_settings, input_path, faces, character_packages)
+
+    def _refs(self, package: Path | None, cache: dict[Path, Any], timings: dict[str, float]):
+        """A package's encoded views (None without a package or an IP-Adapter), once per job."""
+        if package is None or not self.has_ip_adapter:
+            return None
+        if package not in cache:
+            t = time.perf_counter()
+            cache[package] = self.references.get(self.pipe, self.spec.key(), package)
+            timings["references_s"] = timings.get("references_s", 0.0) + time.perf_counter() - t
+        return cache[package]
 
     def _run(self, source: np.ndarray, package: Path | None, sidecar, settings: BumpSettings,
-             progress: Progress | None, cancel: threading.Event | None, face_settings, input_path: str | None
-             ) -> BumpResult:
+             progress: Progress | None, cancel: threading.Event | None, face_settings, input_path: str | None,
+             faces: JobFaces | Any | None = None, packages: dict[str, Path] | None = None) -> BumpResult:
         timings: dict[str, float] = {}
         started = time.perf_counter()
+        packages = packages or {}
         seed = settings.seed if settings.seed != -1 else random_seed()
         settings = replace(settings, seed=seed)
-        h0, w0 = source.shape[:2]
-        width, height = working_size(w0, h0, settings.max_side)
-        work = source if (width, height) == (w0, h0) else np.asarray(
-            Image.fromarray(source).resize((width, height), Image.Resampling.LANCZOS))
-        work_sidecar = scale_sidecar(sidecar, width, height)
+        work = working_image(source, settings.max_side)
+        height, width = work.shape[:2]
+        found, face_search = None, None
+        if settings.face_pass:
+            if isinstance(faces, JobFaces):
+                if tuple(faces.working_size) != (width, height):
+                    raise ValueError(f"faces were found in a {faces.working_size[0]}x{faces.working_size[1]} image "
+                                     f"but this job works at {width}x{height} (max_side {settings.max_side}): find "
+                                     "them with find_job_faces and the same settings")
+                found, face_search = faces.found, {"found_by": "caller", "thread": faces.thread or None}
+                if face_settings is None:
+                    face_settings = faces.face_settings
+            elif faces is not None:
+                found, face_search = faces, {"found_by": "caller", "thread": None}
+            else:
+                found = _find_in_working(work, sidecar, face_settings)
+                face_search = {"found_by": "engine", "thread": threading.current_thread().name}
+                timings["faces_s"] = found.ms / 1000.0
+            face_search.update(ms=round(float(found.ms), 1), detector_calls=int(getattr(found, "detector_calls", 0)))
 
-        refs = None
-        if package is not None and self.has_ip_adapter:
-            t = time.perf_counter()
-            refs = self.references.get(self.pipe, self.spec.key(), package)
-            timings["references_s"] = time.perf_counter() - t
+        ref_cache: dict[Path, Any] = {}
+        refs = self._refs(package, ref_cache, timings)
 
         result_image = work.copy()
         face_records: list[dict[str, Any]] = []
@@ -273,11 +373,18 @@ class BumpEngine:
         chosen_crops: list[np.ndarray] = []
         all_candidates: list[list[np.ndarray]] = []
         skipped: list[dict[str, Any]] = []
+        whole_package, whole_package_refs = package, refs
         if settings.face_pass:
             t = time.perf_counter()
+            face_packages = [packages.get(f.character_id, package) if f.character_id is not None else package
+                             for f in found.faces]
+            face_refs = [self._refs(p, ref_cache, timings) for p in face_packages]
             result_image, aligned_faces, chosen_crops, all_candidates, face_records, skipped = self._face_pass(
-                work, work_sidecar, refs, package, settings, seed, progress, cancel, face_settings)
+                work, found, face_packages, face_refs, settings, seed, progress, cancel)
             timings["face_pass_s"] = time.perf_counter() - t
+            if package is None and face_packages and face_packages[0] is not None:
+                # No default package: the whole pass takes the main (first) face's identity.
+                whole_package, whole_package_refs = face_packages[0], face_refs[0]
         mask = np.zeros((height, width), np.float32)
         if aligned_faces:
             from bump_backend.faces import combined_mask
@@ -289,12 +396,14 @@ class BumpEngine:
         if settings.whole_pass:
             t = time.perf_counter()
             whole = settings.whole()
-            if refs is None:  # no identity: the adapter (if loaded) must not act
+            if whole_package_refs is None:  # no identity: the adapter (if loaded) must not act
                 whole = replace(whole, ip_adapter_scale=0.0)
             cond = prompts.encode_prompts(self.pipe, whole.prompt, whole.negative_prompt, clip_skip=settings.clip_skip)
             ip = None
             if self.has_ip_adapter:
-                (pos, neg), whole_refs = self._face_embeds(refs, main_yaw, settings)
+                (pos, neg), whole_refs = self._face_embeds(whole_package_refs, main_yaw, settings)
+                if whole_refs is not None and whole_package_refs is not refs:
+                    whole_refs = {**whole_refs, "package": whole_package_refs.package_id}
                 ip = identity.batch_ip_embeds([(pos, neg)], whole.cfg > 1.0)
             bumped = self.img2img([result_image], cond, ip, whole, [seed], stage="whole", progress=progress,
                                   cancel=cancel)[0]
@@ -306,6 +415,9 @@ class BumpEngine:
 
         record = self._record(source, work, result_image, package, refs, sidecar, settings, face_records, skipped,
                               whole_refs, timings, input_path)
+        record["packages"] = {cid: self._package_record(path, ref_cache.get(path)) for cid, path in packages.items()}
+        record["whole_pass_package"] = None if whole_package is None else str(whole_package.resolve())
+        record["face_search"] = face_search
         if face_settings is not None:
             import dataclasses
 
@@ -315,43 +427,48 @@ class BumpEngine:
                           face_inputs=[a.crop for a in aligned_faces], mask=mask, record=record, infotext=text,
                           candidates=all_candidates)
 
-    def _face_pass(self, work, sidecar, refs, package, settings: BumpSettings, seed: int, progress, cancel,
-                   face_settings):
-        from bump_backend.faces import align_face, find_faces, paste_back
+    def _face_pass(self, work, found, face_packages: list[Path | None], face_refs: list, settings: BumpSettings,
+                   seed: int, progress, cancel):
+        from bump_backend.faces import align_face, paste_back
 
-        found = find_faces(work, sidecar, face_settings)
         faces = list(found.faces)
         skipped = [s.to_dict() if hasattr(s, "to_dict") else str(s) for s in getattr(found, "skipped", [])]
         if not faces:
             return work.copy(), [], [], [], [], skipped
         aligned = [align_face(work, face, size=settings.face_size, padding=settings.face_padding) for face in faces]
         fs = settings.face_pass_settings()
-        if refs is None:
-            fs = replace(fs, ip_adapter_scale=0.0)
         cond = prompts.encode_prompts(self.pipe, fs.prompt, fs.negative_prompt, clip_skip=settings.clip_skip)
         n = settings.candidates
-        items = [(i, k) for i in range(len(faces)) for k in range(n)]
         embeds, chosen_views = [], []
-        for face in faces:
+        for face, refs in zip(faces, face_refs, strict=True):
             e, chosen = self._face_embeds(refs, float(face.yaw), settings) if self.has_ip_adapter else (None, None)
             embeds.append(e)
             chosen_views.append(chosen)
+        # Faces share a batch when their references stack (same number of views) and the adapter acts
+        # on all or none of them (a face without a package runs at IP-Adapter scale 0); order is kept.
+        groups: dict[tuple, list[tuple[int, int]]] = {}
+        for i in range(len(faces)):
+            key = (face_refs[i] is None, tuple(embeds[i][0].shape) if embeds[i] is not None else ())
+            groups.setdefault(key, []).extend((i, k) for k in range(n))
+        chunks = [(key[0], items[j:j + settings.batch_size]) for key, items in groups.items()
+                  for j in range(0, len(items), settings.batch_size)]
         outputs: dict[tuple[int, int], np.ndarray] = {}
         per_call = samplers.sampling_steps(fs.denoise, fs.steps)
-        chunks = [items[j:j + settings.batch_size] for j in range(0, len(items), settings.batch_size)]
-        for c, chunk in enumerate(chunks):
+        for c, (no_identity, chunk) in enumerate(chunks):
             ip = identity.batch_ip_embeds([embeds[i] for i, _ in chunk], fs.cfg > 1.0) if self.has_ip_adapter else None
             batch_cond = prompts.Conditioning.stack([cond] * len(chunk))
-            results = self.img2img([aligned[i].crop for i, _ in chunk], batch_cond, ip, fs,
+            results = self.img2img([aligned[i].crop for i, _ in chunk], batch_cond, ip,
+                                   replace(fs, ip_adapter_scale=0.0) if no_identity else fs,
                                    [seed + k for _, k in chunk], stage="face", progress=progress, cancel=cancel,
                                    step_offset=c * per_call, total_steps=len(chunks) * per_call)
             outputs.update(dict(zip(chunk, results, strict=True)))
 
-        ranking = n > 1 and refs is not None and self.embedder is not None
-        references = self._reference_identities(package, refs) if ranking else []
         image = work.copy()
         crops, candidates, records = [], [], []
         for i, face in enumerate(faces):
+            refs, package = face_refs[i], face_packages[i]
+            ranking = n > 1 and refs is not None and self.embedder is not None
+            references = self._reference_identities(package, refs) if ranking else []
             cands = [outputs[(i, k)] for k in range(n)]
             scores: list[float] | None = None
             best = 0
@@ -361,22 +478,33 @@ class BumpEngine:
             image = paste_back(image, aligned[i], cands[best])
             crops.append(cands[best])
             candidates.append(cands)
-            records.append({
+            record = {
                 "face": face.to_dict(),
                 "character_id": getattr(face, "character_id", None),
+                "package": None if package is None else {"id": refs.package_id if refs is not None else None,
+                                                         "hash": refs.package_hash if refs is not None else None,
+                                                         "path": str(package.resolve())},
                 "seeds": [seed + k for k in range(n)],
                 "chosen_seed": seed + best,
                 "scores": None if scores is None else [round(s, 5) if np.isfinite(s) else None for s in scores],
                 "identity_score": None if scores is None or not np.isfinite(scores[best]) else round(scores[best], 5),
                 "references": chosen_views[i],
                 "crop_sha256": image_sha256(cands[best]),
-            })
-        if ranking and not references:
-            for r in records:
-                r["ranking"] = "no face found in the package views; first seed kept"
+            }
+            if ranking and not references:
+                record["ranking"] = "no face found in the package views; first seed kept"
+            records.append(record)
         return image, aligned, crops, candidates, records, skipped
 
     # -- records -------------------------------------------------------------------------------
+    @staticmethod
+    def _package_record(package: Path | None, refs) -> dict[str, Any] | None:
+        if package is None:
+            return None
+        if refs is None:
+            return {"path": str(package.resolve())}
+        return {**refs.record(), "path": str(package.resolve())}
+
     def _record(self, source, work, out, package, refs, sidecar, settings: BumpSettings, faces, skipped,
                 whole_refs, timings, input_path) -> dict[str, Any]:
         loaded = self.loaded
@@ -388,8 +516,7 @@ class BumpEngine:
             "seed": settings.seed,
             "model": {**loaded.spec.to_dict(), "hash": loaded.model_hash, "name": loaded.model_name,
                       "family": loaded.family, "ip_adapter_kind": loaded.ip_adapter_kind},
-            "package": {**refs.record(), "path": str(package.resolve())} if refs is not None else (
-                {"path": str(package.resolve())} if package is not None else None),
+            "package": self._package_record(package, refs),
             "input": {"path": input_path, "sha256": image_sha256(source), "width": int(source.shape[1]),
                       "height": int(source.shape[0])},
             "working_size": [int(work.shape[1]), int(work.shape[0])],
@@ -441,6 +568,9 @@ class BumpEngine:
         params.update({
             "Reference package": package.get("id"),
             "Reference hash": package["hash"][:10] if package.get("hash") else None,
+            "Character packages": ", ".join(
+                f"{cid}: {(p or {}).get('id') or Path((p or {}).get('path', '?')).name}"
+                for cid, p in sorted((record.get("packages") or {}).items())) or None,
             "Identity score": ", ".join(f"{s:.3f}" for s in scores) if scores else None,
             "Version": "bump-studio",
         })

@@ -28,6 +28,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("image", nargs="?", help="the render or photo to bump")
     parser.add_argument("--package", help="profile package folder (the identity reference)")
     parser.add_argument("--sidecar", help="render sidecar JSON (face geometry; without it faces are detected)")
+    parser.add_argument("--character-package", action="append", default=[], metavar="CHARACTER_ID=DIR",
+                        help="package folder for one character of the sidecar (repeatable); other faces use --package")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--stem", default=None, help="output file name stem (default: the image's)")
     parser.add_argument("--model", default=None, help="registry name (sd15, sdxl), hub id, diffusers folder or "
@@ -138,7 +140,14 @@ def run(args: argparse.Namespace) -> int:
             sidecar = load(args.sidecar)
         settings = _settings(args)
         engine = BumpEngine(_spec(args))
-        result = engine.run(args.image, args.package, sidecar=sidecar, settings=settings, progress=_print_progress)
+        packages = {}
+        for item in args.character_package:
+            cid, sep, folder = item.partition("=")
+            if not sep or not cid or not folder:
+                raise SystemExit(f"--character-package expects CHARACTER_ID=DIR, got {item!r}")
+            packages[cid] = folder
+        result = engine.run(args.image, args.package, sidecar=sidecar, settings=settings, progress=_print_progress,
+                            packages=packages)
     except ModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -65,6 +65,10 @@ def reproduce(source: str | Path | dict[str, Any], *, engine: BumpEngine | None 
     package_path = package or ((record.get("package") or {}).get("path"))
     if package_path is not None and not Path(package_path).is_dir():
         raise ReproduceError(f"package folder not found ({package_path}); pass package=DIR")
+    packages = {cid: (entry or {}).get("path") for cid, entry in (record.get("packages") or {}).items()}
+    for cid, folder in packages.items():
+        if not folder or not Path(folder).is_dir():
+            raise ReproduceError(f"package folder for character {cid!r} not found ({folder})")
     sidecar = None
     if record.get("sidecar"):
         from profile_rig.render_sidecar import from_dict
@@ -91,7 +95,7 @@ def reproduce(source: str | Path | dict[str, Any], *, engine: BumpEngine | None 
             data["rotations"] = tuple(data.get("rotations", (0, 90, 180, 270)))
             finder = FaceFinderSettings(**data)
         result = engine.run(pixels, package_path, sidecar=sidecar, settings=settings, progress=progress,
-                            cancel=cancel, face_settings=finder, input_path=str(image_path))
+                            cancel=cancel, face_settings=finder, input_path=str(image_path), packages=packages)
     finally:
         torch.set_num_threads(previous)
     differences = []
@@ -99,6 +103,10 @@ def reproduce(source: str | Path | dict[str, Any], *, engine: BumpEngine | None 
         differences.append(f"model hash {model.get('hash')} -> {engine.loaded.model_hash}")
     if (record.get("package") or {}).get("hash") != (result.record.get("package") or {}).get("hash"):
         differences.append("package contents changed")
+    for cid, entry in (record.get("packages") or {}).items():
+        now = (result.record.get("packages") or {}).get(cid) or {}
+        if (entry or {}).get("hash") != now.get("hash"):
+            differences.append(f"package of character {cid!r} changed")
     identical = result.record["output"]["sha256"] == record["output"]["sha256"]
     if not identical:
         differences += environment_differences(record, engine)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from bump_backend.generate.prompts import DEFAULT_NEGATIVE
-from bump_backend.generate.samplers import canonical_name
+from bump_backend.job_contract import check_param
 
 NO_DRIFT_DENOISE = 0.32  # WORKFLOW: a bump that must not drift
 
@@ -63,35 +63,14 @@ class BumpSettings:
     clip_skip: int = 1
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "sampler", canonical_name(self.sampler))
-        if self.face.sampler is not None:
-            object.__setattr__(self, "face", replace(self.face, sampler=canonical_name(self.face.sampler)))
-        for name, steps in (("steps", self.steps), ("face.steps", self.face.steps)):
-            if steps is not None and not (isinstance(steps, int) and 1 <= steps <= 150):
-                raise ValueError(f"{name} must be an integer from 1 to 150, got {steps!r}")
-        for name, cfg in (("cfg", self.cfg), ("face.cfg", self.face.cfg)):
-            if cfg is not None and not 0.0 <= cfg <= 30.0:
-                raise ValueError(f"{name} must be between 0 and 30, got {cfg}")
-        for name, d in (("denoise", self.denoise), ("face.denoise", self.face.denoise)):
-            if d is not None and not 0.0 < d <= 1.0:
-                raise ValueError(f"{name} must be in (0, 1], got {d}")
-        for name, s in (("ip_adapter_scale", self.ip_adapter_scale), ("face.ip_adapter_scale", self.face.ip_adapter_scale)):
-            if s is not None and not 0.0 <= s <= 2.0:
-                raise ValueError(f"{name} must be between 0 and 2, got {s}")
-        if not isinstance(self.seed, int) or not -1 <= self.seed < 2**32:
-            raise ValueError(f"seed must be -1 (random) or 0..2**32-1, got {self.seed!r}")
-        if self.max_side < 64:
-            raise ValueError(f"max_side must be at least 64, got {self.max_side}")
-        if self.face_size < 16 or self.face_size % 8:
-            raise ValueError(f"face_size must be a multiple of 8 and at least 16, got {self.face_size}")
-        if not 0.0 <= self.face_padding <= 2.0:
-            raise ValueError(f"face_padding must be between 0 and 2, got {self.face_padding}")
-        if not 1 <= self.candidates <= 16:
-            raise ValueError(f"candidates must be 1..16, got {self.candidates}")
-        if self.pose_mode not in ("nearest", "average", "all"):
-            raise ValueError(f"pose_mode must be nearest, average or all, got {self.pose_mode!r}")
-        if self.pose_views < 1 or self.batch_size < 1 or self.clip_skip < 1:
-            raise ValueError("pose_views, batch_size and clip_skip must be at least 1")
+        # The rules (types, ranges, choices) are the job contract's table, written once for the
+        # server, the add-on and batch job files; a sampler comes back in its A1111 spelling.
+        for f in fields(self):
+            if f.name != "face":
+                object.__setattr__(self, f.name, check_param(f.name, getattr(self, f.name)))
+        face = {f.name: check_param(f"face.{f.name}", getattr(self.face, f.name)) for f in fields(self.face)}
+        if face != dataclasses.asdict(self.face):
+            object.__setattr__(self, "face", replace(self.face, **face))
 
     def whole(self) -> PassSettings:
         return PassSettings(self.steps, self.cfg, self.denoise, self.sampler, self.prompt, self.negative_prompt,

@@ -333,3 +333,140 @@ def build_tiny_package(folder: str | Path, views: dict[str, tuple[object, float]
                                contact_sheet=None, origin="imported", source={"kind": "test"})
     (folder / MANIFEST_NAME).write_text(manifest.dumps(), encoding="utf-8")
     return folder
+
+
+# -- A1111 single-file checkpoints -------------------------------------------------------------
+# The inverse of diffusers' own single-file conversion (``diffusers.loaders.single_file_utils``:
+# ``convert_ldm_unet_checkpoint``, ``convert_ldm_vae_checkpoint``, ``convert_ldm_clip_checkpoint``),
+# written for any SD 1.5-shaped UNet/VAE (any number of levels and layers per block), so a tiny
+# pipeline can be saved the way A1111 users keep their models and loaded back through
+# ``from_single_file``. ``ldm_to_diffusers`` runs diffusers' forward conversion; a test checks that
+# the two are exact inverses on every tensor.
+_RESNET_TO_LDM = (("norm1", "in_layers.0"), ("conv1", "in_layers.2"), ("norm2", "out_layers.0"),
+                  ("conv2", "out_layers.3"), ("time_emb_proj", "emb_layers.1"), ("conv_shortcut", "skip_connection"))
+_UNET_TOP_LEVEL = {"time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
+                   "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2"}
+_VAE_ATTENTION_TO_LDM = (("group_norm", "norm"), ("to_q", "q"), ("to_k", "k"), ("to_v", "v"), ("to_out.0", "proj_out"))
+
+
+def _swap_prefix(key: str, old: str, new: str) -> str | None:
+    return new + key[len(old):] if key.startswith(old) else None
+
+
+def _unet_key_to_ldm(key: str, config: dict) -> str:
+    """One diffusers UNet key in the original LDM layout (``model.diffusion_model.`` omitted)."""
+    for old, new in _UNET_TOP_LEVEL.items():
+        if key.startswith(old + "."):
+            return new + key[len(old):]
+    per_level = int(config["layers_per_block"]) + 1
+    parts = key.split(".")
+    if parts[0] == "down_blocks":
+        level, kind = int(parts[1]), parts[2]
+        if kind == "downsamplers":  # down_blocks.L.downsamplers.0.conv.* -> input_blocks.N.0.op.*
+            return f"input_blocks.{(level + 1) * per_level}.0.op." + ".".join(parts[5:])
+        layer = int(parts[3])
+        block = 1 + level * per_level + layer
+        rest = ".".join(parts[4:])
+        if kind == "resnets":
+            return f"input_blocks.{block}.0.{_resnet_name(rest)}"
+        return f"input_blocks.{block}.1.{rest}"  # attentions: same names inside the transformer
+    if parts[0] == "mid_block":
+        index, rest = int(parts[2]), ".".join(parts[3:])
+        if parts[1] == "resnets":
+            return f"middle_block.{2 * index}.{_resnet_name(rest)}"
+        return f"middle_block.1.{rest}"
+    if parts[0] == "up_blocks":
+        level, kind = int(parts[1]), parts[2]
+        if kind == "upsamplers":  # after the level's last resnet (and its attention, if any)
+            block = level * per_level + per_level - 1
+            has_attention = "CrossAttn" in config["up_block_types"][level]
+            return f"output_blocks.{block}.{2 if has_attention else 1}.conv." + ".".join(parts[5:])
+        layer = int(parts[3])
+        block = level * per_level + layer
+        rest = ".".join(parts[4:])
+        if kind == "resnets":
+            return f"output_blocks.{block}.0.{_resnet_name(rest)}"
+        return f"output_blocks.{block}.1.{rest}"
+    raise ValueError(f"no LDM name for UNet key {key!r}")
+
+
+def _resnet_name(rest: str) -> str:
+    for old, new in _RESNET_TO_LDM:
+        if rest.startswith(old + "."):
+            return new + rest[len(old):]
+    raise ValueError(f"unknown resnet parameter {rest!r}")
+
+
+def _vae_key_to_ldm(key: str, num_up: int) -> str:
+    """One diffusers VAE key in the original layout (``first_stage_model.`` omitted)."""
+    for side in ("encoder", "decoder"):
+        for old, new in ((f"{side}.conv_norm_out.", f"{side}.norm_out."),):
+            swapped = _swap_prefix(key, old, new)
+            if swapped:
+                return swapped
+    parts = key.split(".")
+    if len(parts) > 2 and parts[1] in ("down_blocks", "up_blocks"):
+        side, level, kind = parts[0], int(parts[2]), parts[3]
+        ldm_level = level if side == "encoder" else num_up - 1 - level
+        group = "down" if side == "encoder" else "up"
+        if kind in ("downsamplers", "upsamplers"):
+            name = "downsample" if kind == "downsamplers" else "upsample"
+            return f"{side}.{group}.{ldm_level}.{name}." + ".".join(parts[5:])
+        rest = ".".join(parts[5:]).replace("conv_shortcut", "nin_shortcut")
+        return f"{side}.{group}.{ldm_level}.block.{parts[4]}.{rest}"
+    if len(parts) > 2 and parts[1] == "mid_block":
+        side, kind, index = parts[0], parts[2], int(parts[3])
+        rest = ".".join(parts[4:])
+        if kind == "resnets":
+            return f"{side}.mid.block_{index + 1}.{rest.replace('conv_shortcut', 'nin_shortcut')}"
+        for old, new in _VAE_ATTENTION_TO_LDM:
+            if rest.startswith(old + "."):
+                return f"{side}.mid.attn_1.{new}{rest[len(old):]}"
+    return key  # conv_in/conv_out/quant_conv/post_quant_conv keep their names
+
+
+def diffusers_to_ldm(pipe) -> dict[str, torch.Tensor]:
+    """An SD 1.5 pipeline's UNet, VAE and CLIP text encoder as one original-LDM state dict."""
+    state: dict[str, torch.Tensor] = {}
+    unet_config = dict(pipe.unet.config)
+    for key, value in pipe.unet.state_dict().items():
+        state["model.diffusion_model." + _unet_key_to_ldm(key, unet_config)] = value
+    num_up = len(pipe.vae.config.up_block_types)
+    for key, value in pipe.vae.state_dict().items():
+        ldm = _vae_key_to_ldm(key, num_up)
+        if ".mid.attn_1." in ldm and ldm.endswith("weight") and value.ndim == 2:
+            value = value[:, :, None, None]  # the original attention is 1x1 convolutions
+        state["first_stage_model." + ldm] = value
+    for key, value in pipe.text_encoder.state_dict().items():
+        inner = key if key.startswith("text_model.") else "text_model." + key
+        state["cond_stage_model.transformer." + inner] = value
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
+
+
+def ldm_to_diffusers(state: dict[str, torch.Tensor], unet_config: dict, vae_config: dict) -> dict[str, dict]:
+    """diffusers' own forward conversion of an LDM state dict (what ``from_single_file`` runs)."""
+    from diffusers.loaders.single_file_utils import (
+        convert_ldm_clip_checkpoint,
+        convert_ldm_unet_checkpoint,
+        convert_ldm_vae_checkpoint,
+    )
+
+    return {"unet": convert_ldm_unet_checkpoint(dict(state), dict(unet_config)),
+            "vae": convert_ldm_vae_checkpoint(dict(state), dict(vae_config)),
+            "text_encoder": convert_ldm_clip_checkpoint(dict(state))}
+
+
+def build_tiny_single_file(path: str | Path, pipeline_folder: str | Path) -> Path:
+    """Write a diffusers SD 1.5 folder as an A1111-style single ``.safetensors`` checkpoint.
+
+    Load it back with ``from_single_file(path, config=pipeline_folder)`` (the folder supplies the
+    configs, tokenizer and scheduler; the file supplies every weight).
+    """
+    from diffusers import StableDiffusionImg2ImgPipeline
+
+    path = Path(path)
+    pipe = StableDiffusionImg2ImgPipeline.from_pretrained(Path(pipeline_folder), safety_checker=None,
+                                                          requires_safety_checker=False, use_safetensors=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(diffusers_to_ldm(pipe), str(path), metadata={"format": "pt"})
+    return path

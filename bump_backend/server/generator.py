@@ -14,7 +14,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,13 +29,15 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass
 class PreparedJob:
-    """A job's inputs decoded and checked on a CPU thread, ready for the GPU worker."""
+    """A job's inputs decoded and checked, and its faces found, on a CPU thread, ready for the GPU worker."""
 
     image: np.ndarray
     image_path: Path
     sidecar: Any  # profile_rig.render_sidecar.RenderSidecar | None
     package: Path | None
     settings: Any  # BumpSettings
+    packages: dict[str, Path] = field(default_factory=dict)  # character id -> package folder
+    faces: Any = None  # bump_backend.generate.bump.JobFaces (None: the generator finds them itself)
 
 
 class Cancelled(Exception):
@@ -160,7 +162,7 @@ class EngineGenerator:
             self._low_memory(True)
         try:
             return self.engine.run(job.image, job.package, job.sidecar, settings, progress=progress, cancel=cancel,
-                                   input_path=str(job.image_path))
+                                   input_path=str(job.image_path), faces=job.faces, packages=job.packages)
         except BumpCancelled as exc:
             raise Cancelled(str(exc)) from None
         finally:

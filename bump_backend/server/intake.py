@@ -69,24 +69,22 @@ def _check_package(folder: Path, field: str) -> None:
         raise Rejected(422, "bad_package", f"{field}: {exc}", field) from None
 
 
-def _resolve_package_path(config: ServerConfig, value: str) -> Path:
+def _resolve_package_path(config: ServerConfig, value: str, field: str = "package_path") -> Path:
     path = Path(value).expanduser()
     if not path.is_absolute():
-        raise Rejected(422, "bad_package", "package_path must be an absolute path on the server's machine",
-                       "package_path")
+        raise Rejected(422, "bad_package", f"{field} must be an absolute path on the server's machine", field)
     path = path.resolve()
     if config.package_roots and not any(path.is_relative_to(Path(r).resolve()) for r in config.package_roots):
-        raise Rejected(403, "package_outside_roots", "package_path is outside the server's package roots",
-                       "package_path")
+        raise Rejected(403, "package_outside_roots", f"{field} is outside the server's package roots", field)
     if not path.is_dir():
-        raise Rejected(422, "bad_package", f"package_path {value}: no such folder on the server", "package_path")
-    _check_package(path, "package_path")
+        raise Rejected(422, "bad_package", f"{field} {value}: no such folder on the server", field)
+    _check_package(path, field)
     return path
 
 
-def _resolve_package_id(config: ServerConfig, package_id: str) -> Path:
+def _resolve_package_id(config: ServerConfig, package_id: str, field: str = "package_id") -> Path:
     if not PACKAGE_ID_RE.match(package_id):
-        raise Rejected(422, "bad_package", "package_id may hold letters, digits, . _ - only", "package_id")
+        raise Rejected(422, "bad_package", f"{field} may hold letters, digits, . _ - only", field)
     if config.library is not None:
         try:
             from profile_rig.library.api import Library
@@ -97,12 +95,26 @@ def _resolve_package_id(config: ServerConfig, package_id: str) -> Path:
             finally:
                 library.close()
         except (ImportError, LookupError, ValueError, OSError) as exc:
-            raise Rejected(404, "unknown_package", f"package_id {package_id!r}: {exc}", "package_id") from None
+            raise Rejected(404, "unknown_package", f"{field} {package_id!r}: {exc}", field) from None
     folder = config.data_dir / "packages" / package_id
     if not (folder / "package.json").is_file():
-        raise Rejected(404, "unknown_package", f"package_id {package_id!r}: not in {folder.parent} (and the server "
-                       "has no --library)", "package_id")
+        raise Rejected(404, "unknown_package", f"{field} {package_id!r}: not in {folder.parent} (and the server "
+                       "has no --library)", field)
     return folder
+
+
+def _resolve_character_packages(config: ServerConfig, packages: dict[str, dict[str, str]]) -> dict[str, dict]:
+    """``request.packages`` resolved like the default package: {character id: {kind, id?, path}}."""
+    resolved: dict[str, dict] = {}
+    for character_id, ref in packages.items():
+        where = f"packages.{character_id}"
+        if "package_path" in ref:
+            path = _resolve_package_path(config, ref["package_path"], f"{where}.package_path")
+            resolved[character_id] = {"kind": "path", "path": str(path)}
+        else:
+            path = _resolve_package_id(config, ref["package_id"], f"{where}.package_id")
+            resolved[character_id] = {"kind": "id", "id": ref["package_id"], "path": str(path)}
+    return resolved
 
 
 def _store_references(config: ServerConfig, refs: list[Upload], folder: Path) -> Path:
@@ -200,8 +212,9 @@ def accept(config: ServerConfig, store: JobStore, scheduler: Scheduler, request_
         elif references:
             _store_references(config, references, inputs / "package")
             package = {"kind": "upload", "path": str(store.root / job_id / "input" / "package")}
+        packages = _resolve_character_packages(config, request.packages)
         job = Job(id=job_id, seq=store.next_seq(), request=request, folder=incoming, image_name=image_name,
-                  image_type=kind, package=package, has_sidecar=sidecar is not None)
+                  image_type=kind, package=package, has_sidecar=sidecar is not None, packages=packages)
         store.commit(job, incoming)
         incoming = None
     except BaseException:

@@ -29,6 +29,7 @@ class Job:
     image_type: str
     package: dict[str, Any]  # {"kind": "none" | "path" | "id" | "upload", "path": str | None}
     has_sidecar: bool = False
+    packages: dict[str, dict[str, Any]] = field(default_factory=dict)  # character id -> {"kind", "id"?, "path"}
     state: str = QUEUED
     created: str = field(default_factory=utc_now)
     started: str | None = None
@@ -52,6 +53,7 @@ class Job:
     version: int = 0
     cancel_event: threading.Event = field(default_factory=threading.Event)
     marks: dict[str, float] = field(default_factory=dict)  # perf_counter marks for the timings
+    prep_stage: str = ""  # what the CPU-side preparation is doing now ("preparing", "faces")
 
     @property
     def terminal(self) -> bool:
@@ -66,7 +68,7 @@ class Job:
             "id": self.id, "seq": self.seq, "state": self.state, "created": self.created, "started": self.started,
             "finished": self.finished, "attempts": self.attempts, "error": self.error,
             "image_name": self.image_name, "image_type": self.image_type, "package": self.package,
-            "has_sidecar": self.has_sidecar, "files": self.files, "timings": self.timings,
+            "has_sidecar": self.has_sidecar, "packages": self.packages, "files": self.files, "timings": self.timings,
             "fetched_at": self.fetched_at, "finished_ts": self.finished_ts, "pruned_at": self.pruned_at,
             "notes": self.notes,
         }
@@ -76,7 +78,7 @@ class Job:
         job = cls(id=data["id"], seq=int(data["seq"]), request=request, folder=folder, image_name=data["image_name"],
                   image_type=data["image_type"], package=data.get("package") or {"kind": "none", "path": None})
         for key in ("state", "created", "started", "finished", "attempts", "error", "files", "timings", "fetched_at",
-                    "finished_ts", "pruned_at", "notes", "has_sidecar"):
+                    "finished_ts", "pruned_at", "notes", "has_sidecar", "packages"):
             if key in data:
                 setattr(job, key, data[key])
         job.stage = job.stage_label = job.state if job.state != RUNNING else "running"

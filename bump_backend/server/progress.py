@@ -22,8 +22,11 @@ class ProgressTracker:
     whole_done: int = 0
     best: float = 0.0
 
-    def initial_stage(self) -> tuple[str, str]:
-        return ("faces", "faces") if self.face_pass else ("whole-image pass", "whole-image pass")
+    def initial_stage(self, faces: int | None = None) -> tuple[str, str]:
+        """The stage a job starts on the GPU with; ``faces``: how many were found beforehand (None: unknown)."""
+        if not self.face_pass or faces == 0:
+            return "whole-image pass", "whole-image pass"
+        return ("faces", "faces") if faces is None else ("face pass", "face pass")
 
     def update(self, stage: str, step: int, total: int) -> tuple[float, int, int, str, str, float | None]:
         """(progress, step, steps, stage, stage_label, eta_s) after one engine callback."""

@@ -191,25 +191,56 @@ class Scheduler:
             if job.id not in self._prep:
                 self._prep[job.id] = self.prep_pool.submit(self._prepare, job)
 
+    def _prep_stage(self, job: Job, stage: str) -> None:
+        """Note what the CPU side is doing; shown as the stage if the GPU worker is already waiting for it."""
+        with self.lock:
+            job.prep_stage = stage
+            if stage and job.state == RUNNING and self.current is job:
+                job.stage = job.stage_label = stage
+                self._touch(job)
+
     def _prepare(self, job: Job) -> PreparedJob:
-        """CPU side: decode the image, parse the sidecar, check the package and the settings."""
-        limits = self.config.limits
-        path = job.folder / "input" / job.image_name
-        image = decode_image(path, job.image_type, max_pixels=limits.max_pixels, min_side=limits.min_side)
-        sidecar = None
-        if job.has_sidecar:
-            from profile_rig.render_sidecar import load
+        """CPU side: decode the image, parse the sidecar, check the packages and settings, find the faces.
 
-            sidecar = load(str(job.folder / "input" / "sidecar.json"))
-        package = None
-        if job.package.get("path"):
-            from pathlib import Path
+        Face finding (sidecar geometry, or the detector) runs here, on the prep pool, in the
+        engine's working-image pixels (``find_job_faces``), so the GPU worker only generates.
+        """
+        from pathlib import Path
 
-            package = Path(job.package["path"])
-            if not (package / "package.json").is_file():
-                raise InputImageError(f"the package folder {package} is gone (no package.json)")
-        settings = to_settings(job.request.params, limits)
-        return PreparedJob(image=image, image_path=path, sidecar=sidecar, package=package, settings=settings)
+        try:
+            self._prep_stage(job, "preparing")
+            limits = self.config.limits
+            path = job.folder / "input" / job.image_name
+            image = decode_image(path, job.image_type, max_pixels=limits.max_pixels, min_side=limits.min_side)
+            sidecar = None
+            if job.has_sidecar:
+                from profile_rig.render_sidecar import load
+
+                sidecar = load(str(job.folder / "input" / "sidecar.json"))
+            package = None
+            if job.package.get("path"):
+                package = Path(job.package["path"])
+                if not (package / "package.json").is_file():
+                    raise InputImageError(f"the package folder {package} is gone (no package.json)")
+            packages = {}
+            for character_id, entry in job.packages.items():
+                packages[character_id] = Path(entry["path"])
+                if not (packages[character_id] / "package.json").is_file():
+                    raise InputImageError(f"the package folder {entry['path']} of character {character_id!r} is gone "
+                                          "(no package.json)")
+            settings = to_settings(job.request.params, limits)
+            faces = None
+            if settings.face_pass:
+                from bump_backend.generate.bump import find_job_faces
+
+                self._prep_stage(job, "faces")
+                t = time.perf_counter()
+                faces = find_job_faces(image, sidecar, settings)
+                job.timings["faces_s"] = round(time.perf_counter() - t, 4)
+            return PreparedJob(image=image, image_path=path, sidecar=sidecar, package=package, settings=settings,
+                               packages=packages, faces=faces)
+        finally:
+            self._prep_stage(job, "")
 
     def _finish(self, job: Job, state: str, error: str | None, why: str = "") -> None:
         with self.lock:
@@ -259,7 +290,7 @@ class Scheduler:
                 job.state, job.started = RUNNING, utc_now()
                 job.attempts += 1
                 job.queue_position = None
-                job.stage = job.stage_label = "preparing"
+                job.stage = job.stage_label = job.prep_stage or "preparing"
                 job.eta_s = None
                 self.current = job
                 future = self._prep.get(job.id) or self.prep_pool.submit(self._prepare, job)
@@ -301,7 +332,7 @@ class Scheduler:
             whole_steps=sampling_steps(settings.denoise, settings.steps) if settings.whole_pass else 0,
             face_per_call=sampling_steps(settings.face_pass_settings().denoise, settings.face_pass_settings().steps),
             face_pass=settings.face_pass)
-        job.stage, job.stage_label = tracker.initial_stage()
+        job.stage, job.stage_label = tracker.initial_stage(None if prepared.faces is None else len(prepared.faces.faces))
         job.steps = tracker.whole_steps
         self._touch(job)
 

@@ -67,7 +67,8 @@ def run(args: argparse.Namespace, *, in_blender: bool = False) -> int:
         return EXIT_BAD_INPUT
     try:
         job = load_job(args.job, only=_only(args.only))
-        plan = build_plan(job)
+        model = _backend_model(job, args)
+        plan = build_plan(job, model)
     except JobFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -77,6 +78,22 @@ def run(args: argparse.Namespace, *, in_blender: bool = False) -> int:
     if args.dry_run:
         return _dry_run(plan, args)
     return _execute(plan, args, in_blender)
+
+
+def _backend_model(job, args) -> dict[str, Any] | None:
+    """The backends' model identity for the bump units' hashes (a dry run does not wait for a load)."""
+    from headless_renderer.batch import backend_model
+
+    if not job.needs_backend() or not job.backends:
+        return None
+
+    def note(text: str) -> None:  # rare and about what gets re-run: printed even with --quiet
+        print(f"[batch] {text}", file=sys.stderr)
+
+    identity, told = backend_model.resolve(job, wait_s=0.0 if args.dry_run else backend_model.READY_WAIT_S,
+                                           note=note)
+    args.backend_model_told = told
+    return identity
 
 
 def _reasons(plan, resume: bool) -> dict[str, str]:
@@ -128,6 +145,10 @@ def _execute(plan, args, in_blender: bool) -> int:
         return EXIT_BAD_INPUT
     try:
         clean_stale(plan.out)
+        if plan.model is not None and getattr(args, "backend_model_told", False):
+            from headless_renderer.batch import backend_model
+
+            backend_model.save(plan.out, plan.model)
         import shutil
 
         shutil.rmtree(state_dir(plan.out) / "tmp", ignore_errors=True)
@@ -177,10 +198,12 @@ def _execute(plan, args, in_blender: bool) -> int:
             interrupted = True
         finally:
             progress.close()
+        library = _sync_library(plan)
         report = write_report(plan, results, skipped, {
             "executor": args.executor, "workers": workers, "overlap": not args.no_overlap, "resume": args.resume,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-            "seconds": round(time.time() - started, 3), "interrupted": interrupted})
+            "seconds": round(time.time() - started, 3), "interrupted": interrupted,
+            "backend_model": plan.model, "library": library})
         print_summary(report, sys.stderr)
         if args.json:
             print(json.dumps({k: report[k] for k in ("output", "counts", "ok", "failures", "seconds")}))
@@ -191,6 +214,17 @@ def _execute(plan, args, in_blender: bool) -> int:
         return EXIT_OK if report["ok"] else EXIT_FAILED
     finally:
         lock.close()
+
+
+def _sync_library(plan) -> dict[str, Any] | None:
+    """Finished packages and bumps into the job's library (a second Ctrl-C skips it; the next run catches up)."""
+    from headless_renderer.batch.library_sync import sync_library
+
+    try:
+        return sync_library(plan)
+    except KeyboardInterrupt:
+        return {"library": plan.job.library, "problems": ["interrupted before the library was updated; "
+                                                          "the next run records what is finished"]}
 
 
 def _sigterm_as_interrupt() -> None:

@@ -43,8 +43,8 @@ from headless_renderer.batch.toml_lines import field_lines, line_of
 TASKS = ("package", "bump_package", "shots")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 TOP_KEYS = {"version": "", "defaults": "", "characters": "", "entries": ""}
-DEFAULT_KEYS = {"output", "backends", "token_env", "upload_package", "timeout", "library", "package", "bump", "shots",
-                "reference"}
+DEFAULT_KEYS = {"output", "backends", "token_env", "upload_package", "timeout", "library", "update_library", "package",
+                "bump", "shots", "reference"}
 PACKAGE_KEYS = {"views", "resolution", "preset", "samples", "engine", "studio", "hdri", "lens", "face_fill"}
 SHOT_RENDER_KEYS = {"resolution", "preset", "samples", "engine"}
 CHARACTER_KEYS = {"name", "demo", "phenotype", "blend", "object", "head_bone", "eye_bones", "head_object", "library",
@@ -106,6 +106,12 @@ class CharacterSpec:
     head_object: str | None = None
     library_ref: str | None = None
     library_package: str | None = None  # the library's active package folder (used when not rendering)
+    library_version: int | None = None  # that package's version in the library
+
+    @property
+    def library_name(self) -> str:
+        """The library character that receives this character's packages and bump history."""
+        return self.library_ref or self.name
 
     @property
     def can_render(self) -> bool:
@@ -149,6 +155,7 @@ class Job:
     characters: dict[str, CharacterSpec]
     tasks: list[Task]
     library: str | None = None
+    update_library: bool = True  # with a library: record packages and bump runs there (library.py)
 
     def needs_backend(self) -> bool:
         return any(t.kind == "bump_package" or any(s.bump is not None for s in t.shots) for t in self.tasks)
@@ -256,6 +263,10 @@ def _build(data: dict[str, Any], path: Path, check: _Checker) -> Job | None:
     reference = _reference(defaults, "defaults", check) or "rendered"
     library_path = check.string(defaults, "library", "defaults")
     library = _open_library(library_path, root, check) if library_path else None
+    update_library = defaults.get("update_library", True)
+    if not isinstance(update_library, bool):
+        check.add("defaults.update_library", "expected true or false")
+        update_library = True
 
     base_package = check.table(defaults.get("package"), "defaults.package")
     defaults_ok = _package([(base_package, "defaults.package")], root, check) is not None
@@ -284,6 +295,8 @@ def _build(data: dict[str, Any], path: Path, check: _Checker) -> Job | None:
         tasks.extend(_entry(index, entry, table, characters, root, base_shots, reference, backends, check))
     _check_needs(tasks, characters, check)
     if library is not None:
+        if update_library:
+            _check_library_targets(characters, library, check)
         library.close()
     token = None
     if token_env:
@@ -292,7 +305,8 @@ def _build(data: dict[str, Any], path: Path, check: _Checker) -> Job | None:
             check.add("defaults.token_env", f"environment variable {token_env} is not set")
     return Job(path=path, output=(root / output).resolve(), backends=backends, token=token, upload_package=upload,
                timeout=float(timeout), characters=characters, tasks=_dedupe(tasks, check),
-               library=str((root / library_path).expanduser()) if library_path else None)
+               library=str((root / Path(library_path).expanduser()).resolve()) if library_path else None,
+               update_library=update_library)
 
 
 def _backends(value: Any, check: _Checker) -> list[str]:
@@ -334,23 +348,38 @@ def _open_library(folder: str, root: Path, check: _Checker):
 
 
 def _bump(value: Any, path: str, check: _Checker) -> dict[str, Any]:
-    """Bump parameters by the job contract (names and types); ranges are the backend's own check."""
+    """Bump parameters by the job contract: names, types and ranges/choices (the generator's own
+    rules, from the same table), each problem with its field, so a bad value stops the run up front."""
     from bump_backend.job_contract import PARAM_FIELDS, ContractError, validate_params
 
     table = check.table(value, path)
     out: dict[str, Any] = {}
     for key, item in table.items():
-        try:
-            out.update(validate_params({key: item}))
-        except ContractError as exc:
-            name = (exc.field or "").removeprefix("params.")
-            if name == "params" or not name:
-                name = key
-            hint = difflib.get_close_matches(key, list(PARAM_FIELDS), n=1) if key not in PARAM_FIELDS else []
-            message = str(exc).replace("params.", "")
-            if hint:
-                message = f"unknown bump setting; did you mean {hint[0]!r}?"
-            check.add(_join(path, name), message)
+        items = item.items() if key == "face" and isinstance(item, dict) else [(None, item)]
+        if key == "face" and item == {}:
+            out["face"] = {}
+        for sub, sub_item in items:  # face values one by one: every bad one is reported
+            doc = {key: {sub: sub_item}} if sub is not None else {key: item}
+            try:
+                checked = validate_params(doc, ranges=True)
+            except ContractError as exc:
+                name = (exc.field or "").removeprefix("params.")
+                if name == "params" or not name:
+                    name = key
+                hint = difflib.get_close_matches(key, list(PARAM_FIELDS), n=1) if key not in PARAM_FIELDS else []
+                message = str(exc).replace("params.", "")
+                if message.startswith(name + " ") or message.startswith(name + ":"):
+                    message = message[len(name):].lstrip(": ")  # the field is named in front already
+                if hint:
+                    message = f"unknown bump setting; did you mean {hint[0]!r}?"
+                check.add(_join(path, name), message)
+                if key not in PARAM_FIELDS:
+                    break
+                continue
+            if sub is None:
+                out.update(checked)
+            else:
+                out.setdefault(key, {}).update(checked[key])
     return out
 
 
@@ -497,11 +526,12 @@ def _character(key: str, value: Any, root: Path, base_package: dict, base_bump: 
     if kind == "library" and found is None:
         ok = False
     if found is not None:
-        character, package_path = found
+        character, package_path, package_version = found
         name = name or character.name
         derived_prompt = character.suggested_prompt()
         fields["library_ref"] = character.name
         fields["library_package"] = package_path
+        fields["library_version"] = package_version
         source = character.source or {}
         if source.get("kind") == "blend" and source.get("blend"):
             fields["blend"] = str(Path(source["blend"]).expanduser())
@@ -583,13 +613,50 @@ def _library_character(ref: Any, path: str, library, check: _Checker):
     except LibraryError as exc:
         check.add(f"{path}.library", str(exc))
         return None
-    package = None
+    package = version = None
     if character.active_version is not None:
         try:
-            package = str(library.get_package(character.name).path)
+            info = library.get_package(character.name)
+            package, version = str(info.path), info.version
         except LibraryError as exc:
             check.add(f"{path}.library", str(exc))
-    return character, package
+    return character, package, version
+
+
+def _check_library_targets(characters: dict[str, CharacterSpec], library, check: _Checker) -> None:
+    """Each job character records into one library character of its own, never into a stranger's:
+    a demo or .blend character whose name the library already holds must have the same source."""
+    from profile_rig.library import LibraryError
+
+    seen: dict[str, str] = {}
+    for key, spec in characters.items():
+        target = spec.library_name
+        folded = target.casefold()
+        if folded in seen:
+            check.add(f"characters.{key}", f"records into the same library character {target!r} as characters."
+                      f"{seen[folded]}; give one of them its own name = \"...\"")
+            continue
+        seen[folded] = key
+        if spec.kind == "library":
+            continue
+        try:
+            existing = library.get_character(target)
+        except LibraryError:
+            continue  # created on the first run that records something
+        if not _same_source(spec, existing.source or {}):
+            where = existing.source.get("blend") or existing.source.get("kind", "external")
+            check.add(f"characters.{key}", f"the library already has a character {existing.name!r} from another "
+                      f"source ({where}); give this one another name = \"...\", use library = {existing.name!r}, "
+                      "or set defaults.update_library = false")
+
+
+def _same_source(spec: CharacterSpec, source: dict[str, Any]) -> bool:
+    if spec.kind == "demo":
+        return source.get("kind") == "demo"
+    if source.get("kind") != "blend" or not source.get("blend") or not spec.blend:
+        return False
+    same_file = Path(source["blend"]).expanduser().resolve() == Path(spec.blend).resolve()
+    return same_file and (not source.get("object") or not spec.object or source["object"] == spec.object)
 
 
 def parse_frames(value: Any) -> list[int]:

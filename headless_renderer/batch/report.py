@@ -53,9 +53,11 @@ def write_report(plan: Plan, results: dict[str, dict[str, Any]], skipped: set[st
     characters = {}
     for key in sorted({u.character for u in plan.units.values()}):
         characters[key] = _character_summary(plan, key, units)
+    library_problems = (run.get("library") or {}).get("problems") or []
     report = {"schema": "batch-report", "schema_version": 1, "job": str(plan.job.path), "output": str(plan.out),
               "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **run, "counts": counts,
-              "ok": not failures, "failures": failures, "characters": characters, "units": units}
+              "ok": not failures and not library_problems, "failures": failures, "characters": characters,
+              "units": units}
     write_atomic(plan.out / "report.json", (json.dumps(report, indent=1) + "\n").encode())
     return report
 
@@ -177,3 +179,11 @@ def print_summary(report: dict[str, Any], stream) -> None:
     for failure in report["failures"]:
         print(f"[batch] {failure['status'].upper()} {failure['unit']}: {failure['error']} (log: {failure['log']})",
               file=stream)
+    library = report.get("library")
+    if library:
+        added = library.get("packages_added") or []
+        print(f"[batch] library {library['library']}: {len(added)} package version(s) and "
+              f"{library.get('runs_added', 0)} bump run(s) recorded, {library.get('packages_known', 0)} and "
+              f"{library.get('runs_known', 0)} already there", file=stream)
+        for problem in library.get("problems") or []:
+            print(f"[batch] LIBRARY {problem}", file=stream)

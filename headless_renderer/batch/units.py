@@ -60,6 +60,7 @@ class Plan:
     job: Job
     out: Path
     units: dict[str, Unit] = field(default_factory=dict)
+    model: dict[str, Any] | None = None  # the backends' model identity, in the bump units' hashes
 
     def add(self, unit: Unit) -> Unit:
         existing = self.units.get(unit.id)
@@ -124,9 +125,13 @@ def _character_inputs(character: CharacterSpec) -> dict[str, Any]:
     return source
 
 
-def build_plan(job: Job) -> Plan:
-    """Every unit of the job, in an order where each unit comes after the units it needs."""
-    plan = Plan(job, job.output)
+def build_plan(job: Job, model: dict[str, Any] | None = None) -> Plan:
+    """Every unit of the job, in an order where each unit comes after the units it needs.
+
+    ``model``: the backends' model identity (``backend_model``), in every bump unit's hash, so a
+    model change re-runs the bumps (and what is built from them) and no render.
+    """
+    plan = Plan(job, job.output, model=model)
     packages: dict[str, tuple[Unit | None, str]] = {}  # character -> (package unit, package folder)
     views: dict[str, list[str]] = {}
     for task in job.tasks:
@@ -156,7 +161,7 @@ def build_plan(job: Job) -> Plan:
             spec = {"package": package_path, "view": view, "params": task.bump, "image": out_png, "record": out_json,
                     "mask": f"{c.key}/bump/{view}_mask.png"}
             view_units.append(plan.add(_unit("bump_view", f"{c.key}/bump/{view}", c.key,
-                                             {**pkg_in, "view": view, "params": task.bump}, spec,
+                                             {**pkg_in, "view": view, "params": task.bump, "model": model}, spec,
                                              [out_png, out_json], needs)))
         rel = f"{c.key}/package_bumped"
         spec = {"package": package_path, "views": {view: f"{c.key}/bump/{view}.png" for view in views[c.key]},
@@ -168,12 +173,12 @@ def build_plan(job: Job) -> Plan:
             continue
         c = job.characters[task.character]
         for shot in task.shots:
-            _plan_shot(plan, c, shot, packages.get(c.key), bumped.get(c.key))
+            _plan_shot(plan, c, shot, packages.get(c.key), bumped.get(c.key), model)
     return plan
 
 
 def _plan_shot(plan: Plan, c: CharacterSpec, shot: ShotSpec, package: tuple[Unit | None, str] | None,
-               bumped: Unit | None) -> None:
+               bumped: Unit | None, model: dict[str, Any] | None) -> None:
     blend_hash = file_hash(shot.blend)
     for camera in shot.cameras:
         for frame in shot.frames:
@@ -202,7 +207,8 @@ def _plan_shot(plan: Plan, c: CharacterSpec, shot: ShotSpec, package: tuple[Unit
             spec = {"image_in": spec["image"], "sidecar": spec["sidecar"], "package": package_path,
                     "params": shot.bump, "image": f"{out}.png", "record": f"{out}.json", "mask": f"{out}_mask.png"}
             plan.add(_unit("bump_shot", f"{c.key}/bump_shot/{shot.name}/{tag}", c.key,
-                           {**ref_in, "params": shot.bump}, spec, [spec["image"], spec["record"]], needs))
+                           {**ref_in, "params": shot.bump, "model": model}, spec, [spec["image"], spec["record"]],
+                           needs))
 
 
 def _package_views(folder: str) -> list[str]:

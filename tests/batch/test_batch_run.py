@@ -204,3 +204,149 @@ def test_ray_gives_the_same_outputs_as_local(killed, backend, tmp_path):
                 a, b = read_png(local / rel).astype(int), read_png(ray_out / rel).astype(int)
                 assert a.shape == b.shape
                 assert np.abs(a - b).max() <= 2, f"{rel}: outputs differ"
+
+
+# -- the character library -------------------------------------------------------------------------
+LIBRARY_UNITS = {"mateo": ("mateo~bump~front", "mateo~bump~three_quarter_left", "mateo~bump_shot~street~CamA~f0001"),
+                 "aiko": ("aiko~bump~front", "aiko~bump~three_quarter_left"),
+                 "nadia": ("nadia~bump~front", "nadia~bump~three_quarter_left")}
+
+
+@pytest.fixture(scope="module")
+def library_runs(tmp_path_factory, first, backend, shot_blend):
+    """The test job with a library: Mateo and Aiko (demo characters, created in the library by the run)
+    and Nadia, a library character whose active package (v1) is bumped. Run twice."""
+    from profile_rig.library import Library
+
+    _ok(first["result"])
+    folder = tmp_path_factory.mktemp("library")
+    with Library.open(folder / "lib") as lib:
+        lib.create_character("Nadia", age=31, gender="woman")
+        lib.add_package("Nadia", first["out"] / "aiko" / "package")
+    text = job_text(backend["url"], shot_blend).replace('output = "out"', 'output = "out"\nlibrary = "lib"')
+    text = text.replace('characters = ["*"]', 'characters = ["mateo", "aiko"]')
+    text += '\n[characters.nadia]\nlibrary = "Nadia"\n\n[[entries]]\ncharacters = ["nadia"]\ntasks = ["bump_package"]\n'
+    job = _job(folder, text)
+    started = time.monotonic()
+    runs = [run_batch(job, "--workers", "2")]
+    seconds = time.monotonic() - started
+    reports = [report(folder / "out") if runs[0].returncode == 0 else None]
+    runs.append(run_batch(job))
+    reports.append(report(folder / "out"))
+    return {"job": job, "out": folder / "out", "lib": folder / "lib", "runs": runs, "reports": reports,
+            "seconds": seconds}
+
+
+def test_batch_run_records_packages_and_history_in_the_library(library_runs):
+    import json
+
+    from profile_rig.library import Library
+
+    _ok(library_runs["runs"][0])
+    out = library_runs["out"]
+    summary = library_runs["reports"][0]["library"]
+    assert summary["problems"] == [] and summary["runs_added"] == 7 and len(summary["packages_added"]) == 5
+    with Library.open(library_runs["lib"], create=False) as lib:
+        for name in ("Mateo", "Aiko", "Nadia"):  # Nadia's v1: added before the run (a rendered package too)
+            packages = {p.version: p for p in lib.list_packages(name)}
+            assert sorted(packages) == [1, 2], name
+            assert packages[1].active and not packages[2].active  # a bumped version never replaces the active one
+            assert packages[2].origin == "bumped" and packages[2].parent_version == 1
+            assert packages[1].origin == "rendered"
+            assert [v.name for v in packages[2].views] == ["front", "three_quarter_left"]
+            key = name.lower()
+            bumped = load_package(out / key / "package_bumped")
+            assert [v.sha256 for v in packages[2].views] == [v.sha256 for v in bumped.views]
+            runs = {r.settings["batch"]["unit"].replace("/", "~"): r for r in lib.list_runs(name)}
+            assert set(runs) == set(LIBRARY_UNITS[key])
+            for unit, run in runs.items():
+                done = done_records(out)[unit]
+                record_path = next(p for p in run.outputs if p.endswith(".json"))
+                record = json.loads(Path(record_path).read_text())
+                scores = [f["identity_score"] for f in record["faces"] if f.get("identity_score") is not None]
+                assert run.identity_score == (max(scores) if scores else None)
+                assert (run.seed, run.steps, run.sampler, run.package_version) == (7, 2, "Euler", 1)
+                assert run.denoise == 0.5 and run.settings["face_size"] == 64
+                assert run.settings["batch"]["job_id"] == done["job_id"] and run.model.endswith("]")
+                assert all(Path(p).is_file() for p in run.outputs) and len(run.outputs) == 3
+            lines = (lib.character_path(name) / "history.jsonl").read_text().splitlines()
+            assert len(lines) == len(LIBRARY_UNITS[key])
+        mateo = lib.get_character("Mateo")
+        assert mateo.source == {"kind": "demo"} and mateo.active_version == 1
+
+
+def test_second_run_adds_nothing_to_the_library(library_runs):
+    from profile_rig.library import Library
+
+    first_run, second = library_runs["runs"]
+    _ok(first_run)
+    _ok(second)
+    summary = library_runs["reports"][1]
+    assert summary["counts"] == {"skipped": 13}  # 10 units as before + 2 bumps and the bumped package of Nadia
+    assert summary["library"]["packages_added"] == [] and summary["library"]["runs_added"] == 0
+    assert (summary["library"]["packages_known"], summary["library"]["runs_known"]) == (5, 7)
+    with Library.open(library_runs["lib"], create=False) as lib:
+        assert [len(lib.list_packages(n)) for n in ("Mateo", "Aiko", "Nadia")] == [2, 2, 2]
+        assert lib.count_runs() == 7
+        for name in ("Mateo", "Aiko", "Nadia"):
+            lines = (lib.character_path(name) / "history.jsonl").read_text().splitlines()
+            assert len(lines) == len(LIBRARY_UNITS[name.lower()])
+    assert "0 package version(s) and 0 bump run(s) recorded, 5 and 7 already there" in second.stderr
+
+
+# -- the backend's model ---------------------------------------------------------------------------
+class _Health:
+    """A stand-in backend that only answers ``GET /v1/health`` (what planning asks)."""
+
+    def __init__(self, document: dict) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        body = json.dumps(document).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200 if self.path == "/v1/health" else 404)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body if self.path == "/v1/health" else b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_model_change_reruns_only_the_bump_units(first, backend, shot_blend, tmp_path):
+    import requests
+
+    _ok(first["result"])
+    shutil.copytree(first["out"], tmp_path / "out")
+    health = requests.get(f"{backend['url']}/v1/health", timeout=10).json()
+    other = {**health, "model": {**health["model"], "hash": "0123456789"}}
+    expected = {k for k in ALL_UNITS if "bump" in k}  # the view bumps, bumped packages and the shot's bump
+    for document, runs in ((health, set()), (other, expected)):
+        fake = _Health(document)
+        try:
+            job = _job(tmp_path, job_text(fake.url, shot_blend))
+            dry = subprocess.run([sys.executable, "-m", "headless_renderer.batch", str(job), "--dry-run"], cwd=REPO,
+                                 env=env(), capture_output=True, text=True, timeout=120)
+        finally:
+            fake.close()
+        assert dry.returncode == 0, dry.stderr
+        planned = {line.split()[1].replace("/", "~") for line in dry.stdout.splitlines() if line.startswith("run ")}
+        assert planned == runs
+    # the first run saved the model it planned with; with every backend down a dry run plans with it
+    down = _job(tmp_path, job_text("http://127.0.0.1:9", shot_blend))
+    dry = subprocess.run([sys.executable, "-m", "headless_renderer.batch", str(down), "--dry-run"], cwd=REPO,
+                         env=env(), capture_output=True, text=True, timeout=120)
+    assert dry.returncode == 0 and "planning with the last run's" in dry.stderr
+    assert not [line for line in dry.stdout.splitlines() if line.startswith("run ")]

@@ -214,3 +214,136 @@ def test_main_cli_and_blender_entry_reach_the_batch_command(tmp_path):
         result = subprocess.run(cmd, cwd=REPO, env=env(), capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
         assert "run  mateo/package" in result.stdout
+
+
+RANGES = textwrap.dedent('''\
+    version = 1
+    [defaults]
+    backends = ["http://127.0.0.1:9"]
+    [defaults.bump]
+    steps = 0
+    denoise = 1.5
+    sampler = "Magic"
+    face = { cfg = 40, denoise = 0.3, sampler = "nah" }
+    [characters.mateo]
+    demo = "demo_man"
+    bump = { seed = -2, pose_mode = "sideways" }
+    [[entries]]
+    characters = ["mateo"]
+    tasks = ["package", "bump_package"]
+    bump = { face_size = 100 }
+    ''')
+
+
+def test_bump_ranges_are_reported_up_front_with_line_and_field(tmp_path):
+    """Out-of-range bump values stop ``batch --dry-run`` (exit 2) with FILE:LINE: field, every one at
+    once, and say what BumpSettings (the backend) would say about the same value."""
+    import subprocess
+    import sys
+
+    from batch_helpers import REPO, env
+
+    from bump_backend.generate.settings import BumpSettings, PassOverrides
+
+    path = write(tmp_path, RANGES)
+    result = subprocess.run([sys.executable, "-m", "headless_renderer", "batch", str(path), "--dry-run"], cwd=REPO,
+                            env=env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == cli.EXIT_BAD_INPUT, result.stderr
+    cases = {  # field -> (line, what BumpSettings says about the same value)
+        "defaults.bump.steps": (5, {"steps": 0}), "defaults.bump.denoise": (6, {"denoise": 1.5}),
+        "defaults.bump.sampler": (7, {"sampler": "Magic"}),
+        "defaults.bump.face.cfg": (8, {"face": PassOverrides(cfg=40)}),
+        "defaults.bump.face.sampler": (8, {"face": PassOverrides(sampler="nah")}),
+        "characters.mateo.bump.seed": (11, {"seed": -2}), "characters.mateo.bump.pose_mode": (11, {"pose_mode": "sideways"}),
+        "entries[0].bump.face_size": (15, {"face_size": 100}),
+    }
+    for field, (line, kwargs) in cases.items():
+        with pytest.raises(ValueError) as backend_says:
+            BumpSettings(**kwargs)
+        name = field.split(".bump.")[1]
+        message = str(backend_says.value)[len(name):].lstrip(": ")
+        assert f"{path}:{line}: {field}: {message}" in result.stderr, (field, result.stderr)
+    assert "denoise = 0.3" not in result.stderr and "face.denoise" not in result.stderr  # the good one passes
+    assert "9 problem(s)" not in result.stderr and "8 problem(s)" in result.stderr
+    assert not (tmp_path / "batch_out").exists()
+
+
+def test_backend_model_is_in_the_bump_units_hashes_only(tmp_path):
+    blend = tmp_path / "street.blend"
+    blend.write_bytes(b"planning only hashes the file")
+    job = load_job(write(tmp_path, job_text("http://127.0.0.1:9", blend)))
+    a = build_plan(job, {"hash": "aaaaaaaaaa", "family": "sd15"})
+    b = build_plan(job, {"hash": "bbbbbbbbbb", "family": "sd15"})
+    assert build_plan(job, {"hash": "aaaaaaaaaa", "family": "sd15"}).units["mateo/bump/front"].hash == \
+        a.units["mateo/bump/front"].hash
+    changed = {uid for uid in a.units if a.units[uid].hash != b.units[uid].hash}
+    assert changed == {uid for uid, u in a.units.items() if u.kind in ("bump_view", "assemble", "bump_shot")}
+    assert {a.units[u].kind for u in set(a.units) - changed} == {"package", "shot"}
+
+
+def test_backend_model_identity_and_different_models_refused(tmp_path):
+    from bump_backend.job_contract import Health
+    from headless_renderer.batch import backend_model
+
+    def health(model_hash, base, device="cuda", state="ready"):
+        model = {"spec": {"base": base, "ip_adapter": "/x/ip", "ip_adapter_weight": "plus-face.safetensors",
+                          "loras": [], "device": device}, "device": device, "family": "sd15", "name": "m",
+                 "hash": model_hash, "ip_adapter_kind": "plus-face"}
+        return Health(status="ok", version="1", contract_version=1, device=device, model_state=state,
+                      model=model if state == "ready" else {"spec": model["spec"]}, model_error=None,
+                      queue_length=0, queue_capacity=8, running=None, auth_required=False)
+
+    same_weights = backend_model.model_identity(health("abc", "/a/m.safetensors").model)
+    assert same_weights == backend_model.model_identity(health("abc", "/other/path.safetensors", "cpu").model)
+    assert same_weights["hash"] == "abc" and backend_model.model_identity(health("", "/a", state="loading").model) is None
+
+    class Fake:
+        def __init__(self, answers):
+            self.answers = answers
+
+        def health(self):
+            return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+    clients = {"http://a": Fake([health("abc", "/a")]), "http://b": Fake([health("def", "/b")])}
+    with pytest.raises(backend_model.BackendModelError, match="different models"):
+        backend_model.query(list(clients), None, client_factory=clients.__getitem__)
+    notes = []
+    loading = {"http://a": Fake([health("", "/a", state="loading"), health("abc", "/a")])}
+    assert backend_model.query(["http://a"], None, wait_s=30, note=notes.append,
+                               client_factory=loading.__getitem__) == same_weights
+    assert any("loading" in n for n in notes)
+
+    # every backend down: a run plans with the model the last run saw (finished bumps stay finished)
+    job = load_job(write(tmp_path, job_text("http://127.0.0.1:9", None, shots=False)))
+    assert backend_model.resolve(job, wait_s=0, note=notes.append) == (None, False)
+    backend_model.save(job.output, same_weights)
+    assert backend_model.resolve(job, wait_s=0, note=notes.append) == (same_weights, False)
+    assert "planning with the last run's" in notes[-1]
+
+
+def test_library_targets_must_not_collide(tmp_path):
+    from profile_rig.library import Library
+
+    with Library.open(tmp_path / "lib") as lib:
+        lib.create_character("Mateo", source={"kind": "external"})
+    text = textwrap.dedent('''\
+        [defaults]
+        library = "lib"
+        [characters.mateo]
+        demo = "demo_man"
+        [characters.twin]
+        demo = "demo_woman"
+        name = "aiko"
+        [characters.aiko]
+        demo = "demo_woman"
+        [[entries]]
+        characters = ["*"]
+        tasks = ["package"]
+        ''')
+    with pytest.raises(JobFileError) as info:
+        load_job(write(tmp_path, text))
+    problems = {(p.line, p.field): p.message for p in info.value.problems}
+    assert "from another source (external)" in problems[(3, "characters.mateo")]
+    assert "same library character 'Aiko'" in problems[(8, "characters.aiko")]
+    job = load_job(write(tmp_path, text.replace('library = "lib"', 'library = "lib"\nupdate_library = false'), "b.toml"))
+    assert job.update_library is False and job.library == str((tmp_path / "lib").resolve())

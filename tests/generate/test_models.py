@@ -64,3 +64,39 @@ def test_cache_keeps_one_model_warm(spec):
     assert cache.get(spec) is first
     other = cache.get(replace(spec, ip_adapter=None))
     assert other is not first and first.pipe is None  # released before the next one loaded
+
+
+def test_single_file_checkpoint_loads_offline_and_matches_the_folder(engine, spec, model_dirs, scene, package_dir,
+                                                                     fast_settings):
+    """An A1111-style single .safetensors (original LDM keys) through the real from_single_file path."""
+    import json
+
+    import torch
+    from safetensors.torch import load_file
+
+    folder = model_dirs["sd15"]
+    checkpoint = tiny.build_tiny_single_file(model_dirs["root"] / "ckpt" / "tiny-sd15.safetensors", folder)
+    state = load_file(str(checkpoint))
+    assert any(k.startswith("model.diffusion_model.input_blocks.") for k in state)
+    assert any(k.startswith("first_stage_model.encoder.down.") for k in state)
+    assert any(k.startswith("cond_stage_model.transformer.text_model.") for k in state)
+    # The writer is the exact inverse of diffusers' own LDM -> diffusers conversion, tensor for tensor.
+    converted = tiny.ldm_to_diffusers(state, json.loads((folder / "unet" / "config.json").read_text()),
+                                      json.loads((folder / "vae" / "config.json").read_text()))
+    for name, file in (("unet", "diffusion_pytorch_model"), ("vae", "diffusion_pytorch_model"),
+                       ("text_encoder", "model")):
+        original = load_file(str(folder / name / f"{file}.safetensors"))
+        got = {k.removeprefix("text_model.") if not any(o.startswith("text_model.") for o in original) else k: v
+               for k, v in converted[name].items()}
+        assert set(got) == set(original), name
+        assert all(torch.equal(got[k], original[k]) for k in original), name
+
+    single = BumpEngine(replace(spec, base=str(checkpoint), config=str(folder)))  # HF_HUB_OFFLINE=1 (conftest)
+    assert single.loaded.family == "sd15" and single.loaded.model_hash == file_shorthash(checkpoint)
+    image, sidecar = scene
+    a = engine.run(image, package_dir, sidecar, fast_settings)
+    b = single.run(image, package_dir, sidecar, fast_settings)
+    assert np.array_equal(a.image, b.image) and np.array_equal(a.face_crops[0], b.face_crops[0])
+    assert "Model: tiny-sd15," in b.infotext and f"Model hash: {file_shorthash(checkpoint)}," in b.infotext
+    with pytest.raises(ModelError, match="config"):
+        BumpEngine(replace(spec, base=str(checkpoint), config=str(model_dirs["root"] / "no-config-here")))

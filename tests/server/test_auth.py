@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import requests
-from conftest import FAST, REPO
+from server_helpers import FAST, REPO
 
 from bump_backend.client import AuthError, BumpClient
 from bump_backend.server import ServerConfig

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from server_helpers import REPO
 
 from bump_backend.job_contract import (
     FACE_FIELDS,
@@ -81,3 +81,48 @@ def test_sniff_accepts_only_the_four_types():
     assert sniff_image_type(b"v/1\x01\x02\0\0\0") == "exr"
     for other in (b"GIF89a", b"BM6", b"II*\0", b"", b"<svg"):
         assert sniff_image_type(other) is None
+
+
+BAD_VALUES = (("steps", 0), ("steps", 151), ("cfg", 30.5), ("cfg", -1), ("denoise", 0),
+              ("denoise", 1.5), ("sampler", "Magic"), ("seed", -2), ("seed", 2**32), ("max_side", 63),
+              ("ip_adapter_scale", 2.5), ("face_size", 100), ("face_size", 8), ("face_padding", 3.0),
+              ("candidates", 0), ("candidates", 17), ("pose_mode", "sideways"), ("pose_views", 0), ("batch_size", 0),
+              ("clip_skip", 0), ("face.steps", 0), ("face.cfg", 99.0), ("face.denoise", 1.01),
+              ("face.sampler", "nope"), ("face.ip_adapter_scale", -0.1))
+
+
+def _as_params(name: str, value):
+    return {"face": {name[5:]: value}} if name.startswith("face.") else {name: value}
+
+
+def test_ranges_are_one_table_for_the_contract_and_the_generator():
+    """The job contract's ranges (what batch job files and clients check) and BumpSettings (what the
+    server builds) reject the same values with the same message, naming the same field."""
+    from bump_backend.generate.settings import BumpSettings, PassOverrides
+
+    for name, value in BAD_VALUES:
+        validate_params(_as_params(name, value))  # names and types alone: accepted (ints as floats are fine)
+        with pytest.raises(ContractError) as contract:
+            validate_params(_as_params(name, value), ranges=True)
+        assert contract.value.field == f"params.{name}"
+        kwargs = {"face": PassOverrides(**{name[5:]: value})} if name.startswith("face.") else {name: value}
+        with pytest.raises(ValueError) as generator:
+            BumpSettings(**kwargs)
+        assert str(contract.value) == str(generator.value).replace(name, f"params.{name}", 1), name
+        assert str(generator.value).startswith(name), name  # the field first: the server's 422 names it
+    good = {"steps": 150, "cfg": 0, "denoise": 1.0, "sampler": "dpm++ 2m karras", "seed": -1, "face_size": 16,
+            "face": {"denoise": 0.3, "sampler": None}}
+    assert validate_params(good, ranges=True)["sampler"] == "dpm++ 2m karras"  # checked, passed on as written
+    settings = BumpSettings.from_dict({k: v for k, v in good.items() if k != "face"})
+    assert settings.sampler == "DPM++ 2M Karras" and BumpSettings.from_dict(settings.to_dict()) == settings
+
+
+def test_contract_samplers_are_the_generators():
+    from bump_backend.generate import samplers
+    from bump_backend.job_contract import SAMPLER_NAMES, canonical_sampler
+
+    assert set(SAMPLER_NAMES) == set(samplers.SAMPLERS)
+    for name in [*samplers.SAMPLERS, *samplers.ALIASES, "euler A", "DPM++-2M karras", " heun "]:
+        assert canonical_sampler(name) == samplers.canonical_name(name), name
+    with pytest.raises(ContractError, match="unknown sampler 'Magic'"):
+        canonical_sampler("Magic")

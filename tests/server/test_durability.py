@@ -6,7 +6,7 @@ import json
 import time
 
 import pytest
-from conftest import FAST, ProcessServer, slow, wait_for
+from server_helpers import FAST, ProcessServer, slow, wait_for
 
 from bump_backend.client import BumpClient
 from bump_backend.job_contract import DONE, FAILED, QUEUED, RUNNING, JobRequest

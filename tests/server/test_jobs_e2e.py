@@ -9,8 +9,8 @@ from datetime import datetime
 
 import numpy as np
 import pytest
-from conftest import FAST, slow, wait_for
 from PIL import Image
+from server_helpers import FAST, slow, wait_for
 
 from bump_backend.client import BackendNotRunning, BumpClient, JobFailed, JobRejected
 from bump_backend.job_contract import CANCELLED, DONE, QUEUED, RUNNING

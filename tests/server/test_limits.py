@@ -10,8 +10,8 @@ import zlib
 
 import pytest
 import requests
-from conftest import FAST, slow
 from PIL import Image
+from server_helpers import FAST, slow
 
 from bump_backend.client import BumpClient, JobRejected, QueueFull
 from bump_backend.server.config import MB, Limits

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import FAST
+from server_helpers import FAST
 
 from bump_backend.client import BumpClient
 from bump_backend.server.generator import EngineGenerator, is_out_of_memory
