@@ -98,15 +98,17 @@ class BumpJob:
 
     # -- worker thread: no bpy below this line ------------------------------------------------
     def _run(self) -> None:
-        from bump_backend.client import BackendError, JobRejected
+        from bump_backend.client import BackendError, JobRejected, packages_from_sidecar
         from bump_backend.job_contract import CANCELLED as S_CANCELLED
         from bump_backend.job_contract import DONE as S_DONE
 
         spec = self.spec
         try:
             client = self.client()
+            # each character in shot is bumped with its own package (paths only: uploads carry one package)
+            packages = None if spec.upload_package or spec.sidecar is None else packages_from_sidecar(spec.sidecar)
             status = client.submit(spec.image, spec.params, sidecar=spec.sidecar, package=spec.package,
-                                   upload_package=spec.upload_package, label=spec.label)
+                                   upload_package=spec.upload_package, label=spec.label, packages=packages or None)
             self.job_id = status.id
             self.events.put(Event(SUBMITTED, status=status))
             if self.cancel_requested.is_set():
