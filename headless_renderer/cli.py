@@ -62,7 +62,7 @@ def add_package_parser(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing package in --out")
     p.add_argument("--views", default="default", help="view set (default, minimal, faces) or comma-separated views; custom: name:yaw[:pitch[:roll]]")
     p.add_argument("--resolution", type=_resolution, default=(720, 720), help="N or WxH pixels (default 720)")
-    p.add_argument("--samples", type=int, help="Cycles samples (default from the preset: 16)")
+    p.add_argument("--samples", type=int, help="Cycles samples (default from the preset: 6)")
     p.add_argument("--preset", default="fast", help="render preset: fast (default), preview, blender_default, reference")
     p.add_argument("--engine", help="cycles (default), eevee (needs EGL/GPU), workbench")
     p.add_argument("--studio", default="almost_white", help="studio preset: almost_white (default), soft_key, grey")
