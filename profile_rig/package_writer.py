@@ -17,6 +17,7 @@ from types import TracebackType
 
 import numpy as np
 
+from profile_rig.atomic_io import fsync_dir, write_bytes_atomic
 from profile_rig.contact_sheet import make_contact_sheet
 from profile_rig.package_manifest import (
     CONTACT_SHEET_NAME,
@@ -31,19 +32,6 @@ from profile_rig.png_io import write_png
 
 class PackageExistsError(FileExistsError):
     """The destination already holds files and overwriting was not asked for."""
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class PackageStaging:
@@ -99,13 +87,7 @@ class PackageStaging:
         else:
             manifest = replace(manifest, contact_sheet=None)
         from_dict(manifest.to_dict())  # validate before anything becomes visible
-        tmp_manifest = self.path / f".{MANIFEST_NAME}.tmp"
-        with open(tmp_manifest, "w", encoding="utf-8") as handle:
-            handle.write(manifest.dumps())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_manifest, self.path / MANIFEST_NAME)
-        _fsync_dir(self.path)
+        write_bytes_atomic(self.path / MANIFEST_NAME, manifest.dumps().encode("utf-8"))
         backup = None
         if self.destination.exists():
             backup = self.destination.parent / f".{self.destination.name}.old-{os.getpid()}-{int(time.time() * 1000)}"
@@ -116,7 +98,7 @@ class PackageStaging:
             if backup is not None:
                 os.replace(backup, self.destination)
             raise
-        _fsync_dir(self.destination.parent)
+        fsync_dir(self.destination.parent)
         if backup is not None:
             shutil.rmtree(backup, ignore_errors=True)
         self.committed = True

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from profile_rig.atomic_io import write_bytes_atomic
+
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type
 
@@ -53,17 +55,7 @@ def encode_png(image: np.ndarray, text: dict[str, str] | None = None, level: int
 
 def write_png(path: str | os.PathLike, image: np.ndarray, text: dict[str, str] | None = None) -> None:
     """Write atomically: a crash never leaves a truncated PNG under the final name."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(encode_png(image, text))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_bytes_atomic(path, encode_png(image, text))
 
 
 def _unfilter(data: bytes, height: int, stride: int, bpp: int) -> np.ndarray:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from profile_rig.atomic_io import write_bytes_atomic
+
 
 @dataclass(frozen=True)
 class AreaLight:
@@ -159,12 +161,7 @@ def write_hdr(path: str | os.PathLike, image: np.ndarray) -> Path:
     path = Path(path)
     height, width = image.shape[:2]
     header = f"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\nEXPOSURE=1.0\n\n-Y {height} +X {width}\n".encode("ascii")
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as handle:
-        handle.write(header)
-        handle.write(encode_rgbe(image).tobytes())
-    os.replace(tmp, path)
-    return path
+    return write_bytes_atomic(path, header + encode_rgbe(image).tobytes())
 
 
 def read_hdr(path: str | os.PathLike) -> np.ndarray:

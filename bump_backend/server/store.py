@@ -30,24 +30,12 @@ from typing import Any
 from bump_backend.job_contract import FAILED, ID_RE, QUEUED, RUNNING, JobRequest
 from bump_backend.server.config import Retention
 from bump_backend.server.jobs import Job, utc_now
+from profile_rig.atomic_io import fsync_dir, write_bytes_atomic
 
 log = logging.getLogger("bump_backend.server.store")
 
 INCOMING = ".incoming-"
 PARTIAL = "results.partial"
-
-
-def fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def write_bytes_durable(path: Path, data: bytes) -> None:
@@ -58,11 +46,8 @@ def write_bytes_durable(path: Path, data: bytes) -> None:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write to a temporary file, fsync, rename over ``path``: readers see old or new, never half."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    write_bytes_durable(tmp, (json.dumps(data, indent=1) + "\n").encode("utf-8"))
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    """Readers see the old or the new document, never half of one."""
+    write_bytes_atomic(path, (json.dumps(data, indent=1) + "\n").encode("utf-8"))
 
 
 def folder_bytes(path: Path) -> int:

@@ -165,9 +165,7 @@ def contact_sheet(plan: Plan, key: str, units: list[Unit], status: dict[str, dic
     sheet = make_contact_sheet(images, labels, tile=TILE, title=plan.job.characters[key].name, columns=columns)
     path = out / key / "contact_sheet.png"
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    write_png(tmp, sheet)
-    tmp.replace(path)
+    write_png(path, sheet)
     return str(path.relative_to(out))
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from headless_renderer.batch.jobfile import CharacterSpec, Job, ShotSpec
+from profile_rig.atomic_io import write_bytes_atomic
 
 UNIT_VERSION = 1  # bump when a unit's outputs change meaning, so old done-records stop matching
 STATE_DIR = ".batch"
@@ -251,12 +252,7 @@ def is_done(out: Path, unit: Unit) -> bool:
 def write_atomic(path: Path, data: bytes) -> None:
     """Temp file + fsync + rename: a reader sees the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    write_bytes_atomic(path, data)
 
 
 def write_done(out: Path, unit: Unit, seconds: float, extra: dict[str, Any] | None = None) -> dict[str, Any]:

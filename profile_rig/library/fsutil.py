@@ -10,7 +10,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from profile_rig.atomic_io import fsync_dir, write_bytes_atomic
 from profile_rig.library.errors import UnsafeNameError
+
+__all__ = ["fsync_dir", "write_bytes_atomic"]  # the shared helpers, re-exported for the library's modules
 
 
 def now_iso() -> str:
@@ -20,34 +23,6 @@ def now_iso() -> str:
 def stamp() -> str:
     """A sortable, file-name-safe UTC timestamp with a random tail (trash and backup names)."""
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:6]
-
-
-def fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary sibling, fsync, rename: readers see the old or the new file, never half."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    fsync_dir(path.parent)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
