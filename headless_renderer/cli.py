@@ -12,7 +12,6 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -251,26 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
     from headless_renderer.batch.cli import add_parser as add_batch_parser
 
     add_batch_parser(subparsers)
-    for register in _optional_commands():
-        register(subparsers)
+    from headless_renderer import library_cli
+
+    library_cli.add_parser(subparsers)
+    subparsers.choices["library"].set_defaults(handler=lambda args, **_: library_cli.run(args))
     return parser
-
-
-def _optional_commands() -> list[Callable]:
-    registrations = []
-    try:
-        from headless_renderer import library_cli
-    except ImportError:
-        library_cli = None
-    if library_cli is not None:
-        def register(subparsers, module=library_cli):
-            module.add_parser(subparsers)
-            for action in subparsers.choices.values():
-                if action.prog.endswith(" library") and "handler" not in action._defaults:
-                    action.set_defaults(handler=lambda args, **_: module.run(args))
-
-        registrations.append(register)
-    return registrations
 
 
 def main(argv: list[str] | None = None, *, in_blender: bool = False) -> int:
