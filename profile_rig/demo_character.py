@@ -154,8 +154,8 @@ def _math(tree, operation: str, a, b=None):
 def _neckline_distance(tree, coords, neckline: tuple[float, float, float, float, float]):
     """Per-pixel metres inside the painted top (object space): smooth at any mesh density.
 
-    A neckline is a cylinder around the neck (wider toward the front) cut by a plane below the
-    chin and closed 6 cm lower: ``min(max(radial - radius(y), top_z - 0.06 - z), top_z - z)``. The shoulder tops are nearly level, so a
+    A crew neck is a cylinder around the neck (wider toward the front) cut by a plane below the
+    chin: ``min(radial - radius(y), top_z - z)``. The shoulder tops are nearly level, so a
     height-only cut would wander; the radial distance crosses them cleanly.
     """
     neck_x, neck_y, radius, scoop, top_z = neckline
@@ -167,10 +167,8 @@ def _neckline_distance(tree, coords, neckline: tuple[float, float, float, float,
     front = _math(tree, "MINIMUM", _math(tree, "MAXIMUM", _math(tree, "DIVIDE", dy, -0.12), 0.0), 1.0)
     reach = _math(tree, "ADD", radius, _math(tree, "MULTIPLY", _math(tree, "MULTIPLY", front, front), scoop))
     outside = _math(tree, "SUBTRACT", radial, reach)
-    # the neckline never drops more than 6 cm below the collar, front or back
-    deep = _math(tree, "SUBTRACT", top_z - 0.06, xyz.outputs["Z"])
     below = _math(tree, "SUBTRACT", top_z, xyz.outputs["Z"])
-    return _math(tree, "MINIMUM", _math(tree, "MAXIMUM", outside, deep), below)
+    return _math(tree, "MINIMUM", outside, below)
 
 
 def _smoothstep(tree, socket, low: float, high: float):
