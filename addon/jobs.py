@@ -48,6 +48,7 @@ class JobSpec:
     upload_package: bool = False
     label: str = ""
     timeout_s: float | None = None
+    character_prompts: dict[str, dict[str, str]] = field(default_factory=dict)  # character id -> its prompts
 
 
 @dataclass
@@ -108,7 +109,8 @@ class BumpJob:
             # each character in shot is bumped with its own package (paths only: uploads carry one package)
             packages = None if spec.upload_package or spec.sidecar is None else packages_from_sidecar(spec.sidecar)
             status = client.submit(spec.image, spec.params, sidecar=spec.sidecar, package=spec.package,
-                                   upload_package=spec.upload_package, label=spec.label, packages=packages or None)
+                                   upload_package=spec.upload_package, label=spec.label, packages=packages or None,
+                                   character_prompts=spec.character_prompts or None)
             self.job_id = status.id
             self.events.put(Event(SUBMITTED, status=status))
             if self.cancel_requested.is_set():

@@ -104,6 +104,16 @@ def _shot_characters(lib: Any, scene: bpy.types.Scene) -> list[ShotCharacter]:
     return shot
 
 
+def character_prompts(characters: Any) -> dict[str, dict[str, str]]:
+    """Each library character's own prompts, for its faces in the shot (the backend adds them to the job's)."""
+    out: dict[str, dict[str, str]] = {}
+    for character in characters:
+        prompt, negative = character.suggested_prompt(), character.negative_prompt or ""
+        if prompt or negative:
+            out[character.id] = {"prompt": prompt, "negative_prompt": negative}
+    return out
+
+
 def bump_params(settings: Any, prompt: str) -> dict[str, Any]:
     return {"prompt": prompt, "negative_prompt": settings.negative_prompt, "steps": settings.steps,
             "cfg": round(settings.cfg, 4), "denoise": round(settings.denoise, 4), "sampler": settings.sampler,
@@ -149,6 +159,7 @@ def start_bump(context: bpy.types.Context, use_last_render: bool) -> jobs.BumpJo
         character = lib.get_character(ref)
         package = lib.get_package(character.id)
         shot = _shot_characters(lib, scene)
+        per_character = character_prompts(lib.get_character(c.character_id) for c in shot)
     except NotFoundError as exc:
         raise BumpError(f"{exc}; render a package for it first (Render Package)") from None
     except (LibraryError, LibraryUnavailable) as exc:
@@ -173,13 +184,17 @@ def start_bump(context: bpy.types.Context, use_last_render: bool) -> jobs.BumpJo
         print(f"Bump Studio: sidecar: {note}")
 
     params = bump_params(settings, settings.prompt or character.suggested_prompt())
+    if per_character and not settings.prompt:
+        # The job prompt is then the reference character's own text: the face pass would put it before every
+        # face's own prompt (twice on its face, a second identity on the others), so it starts empty there.
+        params["face"] = {"prompt": ""}
     upload = prefs.upload_package == "UPLOAD" or (prefs.upload_package == "AUTO" and not _is_local(prefs.backend_url))
     spec = jobs.JobSpec(url=prefs.backend_url, token=prefs.backend_token or None, image=image_path, params=params,
                         out_dir=folder / "result", sidecar=sidecar_path, package=package.path, upload_package=upload,
-                        label=f"{scene.name} / {camera.name}")
+                        label=f"{scene.name} / {camera.name}", character_prompts=per_character)
     meta = {"scene": scene.name, "character": character.id, "character_name": character.name,
             "package_version": package.version, "folder": str(folder), "render": str(image_path),
-            "faces_in_sidecar": len(sidecar.faces), "params": params}
+            "faces_in_sidecar": len(sidecar.faces), "params": params, "character_prompts": per_character}
     job = jobs.BumpJob(key=scene.name, spec=spec, handlers=jobs.Handlers(on_event), meta=meta)
     (folder / "job.json").write_text(json.dumps({"meta": meta, "url": spec.url}, indent=1), encoding="utf-8")
     settings.job_id, settings.job_state, settings.job_stage = "", "starting", "submitting"

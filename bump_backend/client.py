@@ -128,6 +128,21 @@ def _package_refs(packages: Mapping[str, Any] | None) -> dict[str, dict[str, str
     return refs
 
 
+def _character_prompt_refs(character_prompts: Mapping[str, Any] | None) -> dict[str, dict[str, str]]:
+    """``JobRequest.character_prompts`` from ``{"prompt", "negative_prompt"}`` mappings, objects with those
+    attributes (``generate.CharacterPrompt``, a library ``Character``'s fields) or a bare prompt string."""
+    out: dict[str, dict[str, str]] = {}
+    for character_id, value in (character_prompts or {}).items():
+        if isinstance(value, str):
+            entry: Mapping[str, Any] = {"prompt": value}
+        elif isinstance(value, Mapping):
+            entry = value
+        else:
+            entry = {key: getattr(value, key, None) for key in ("prompt", "negative_prompt")}
+        out[str(character_id)] = {str(k): v for k, v in entry.items() if v is not None}
+    return out
+
+
 def packages_from_sidecar(sidecar: str | os.PathLike | Mapping[str, Any] | Any) -> dict[str, str]:
     """Character id -> package folder, from the ``package`` field of a render sidecar's faces."""
     if isinstance(sidecar, str) and sidecar.lstrip().startswith("{"):
@@ -221,7 +236,8 @@ class BumpClient:
                package: str | os.PathLike | None = None, package_id: str | None = None,
                upload_package: bool = False, references: Sequence[str | os.PathLike] | None = None,
                label: str = "", client_key: str | None = None,
-               packages: Mapping[str, str | os.PathLike | Mapping[str, str]] | None = None) -> JobStatus:
+               packages: Mapping[str, str | os.PathLike | Mapping[str, str]] | None = None,
+               character_prompts: Mapping[str, Mapping[str, str] | str | Any] | None = None) -> JobStatus:
         """Queue a bump; returns at once with the job id and queue position.
 
         ``image``: a path, bytes, or (filename, bytes). ``package``: a package folder, sent as a
@@ -231,6 +247,8 @@ class BumpClient:
         ``packages``: a package per character id (the sidecar's faces carry one): a folder the
         server can read, or ``{"package_id": ID}``; other faces use the default package above.
         ``packages_from_sidecar(sidecar)`` builds it from the sidecar's own ``package`` fields.
+        ``character_prompts``: per character id, ``{"prompt": ..., "negative_prompt": ...}`` (or a
+        prompt string): added to the job's face-pass prompts for that character's faces.
         """
         refs: list[Path] = [Path(r) for r in references or ()]
         package_path = None
@@ -242,7 +260,8 @@ class BumpClient:
             else:
                 package_path = str(folder)
         request = JobRequest(params=dict(params or {}), package_path=package_path, package_id=package_id, label=label,
-                             client_key=client_key or uuid.uuid4().hex, packages=_package_refs(packages))
+                             client_key=client_key or uuid.uuid4().hex, packages=_package_refs(packages),
+                             character_prompts=_character_prompt_refs(character_prompts))
         try:
             JobRequest.from_dict(request.to_dict())  # the contract's own checks, before any upload
         except ContractError as exc:

@@ -42,8 +42,9 @@ ID_RE = re.compile(r"^j[0-9]{14}-[0-9a-f]{8}$")
 FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_TEXT = 8000  # characters in a prompt
 MAX_LABEL = 200
-MAX_CHARACTER_PACKAGES = 32  # entries in JobRequest.packages
+MAX_CHARACTER_PACKAGES = 32  # entries in JobRequest.packages (and in JobRequest.character_prompts)
 PACKAGE_REF_KEYS = ("package_path", "package_id")
+CHARACTER_PROMPT_KEYS = ("prompt", "negative_prompt")
 
 
 class ContractError(ValueError):
@@ -299,6 +300,37 @@ def validate_packages(data: Any) -> dict[str, dict[str, str]]:
     return out
 
 
+def validate_character_prompts(data: Any) -> dict[str, dict[str, str]]:
+    """``character_prompts``: character id -> ``{"prompt": str, "negative_prompt": str}`` (both optional).
+
+    The generator adds a character's prompt to the job's face-pass prompt for that character's
+    faces (and its negative to the job's negative), so each face in a shot gets its own words.
+    """
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ContractError("character_prompts must be a JSON object: character id -> {prompt, negative_prompt}",
+                            "character_prompts")
+    if len(data) > MAX_CHARACTER_PACKAGES:
+        raise ContractError(f"character_prompts: at most {MAX_CHARACTER_PACKAGES} characters", "character_prompts")
+    out: dict[str, dict[str, str]] = {}
+    for character_id, entry in data.items():
+        _check_string(character_id, "character_prompts (a character id)", 200)
+        name = f"character_prompts.{character_id}"
+        if not isinstance(entry, dict):
+            raise ContractError(f"{name} must be an object with prompt and/or negative_prompt", name)
+        _reject_unknown(entry, CHARACTER_PROMPT_KEYS, name)
+        texts = {}
+        for key, value in entry.items():
+            if value is None:
+                continue
+            if not isinstance(value, str) or len(value) > MAX_TEXT or "\x00" in value:  # empty is fine: "no words"
+                raise ContractError(f"{name}.{key} must be a string of at most {MAX_TEXT} characters", f"{name}.{key}")
+            texts[key] = value
+        out[character_id] = texts
+    return out
+
+
 @dataclass(frozen=True)
 class JobRequest:
     """The JSON part of ``POST /v1/jobs`` (the image, sidecar and reference files travel beside it).
@@ -308,7 +340,9 @@ class JobRequest:
     default package. ``packages`` maps a character id (the render sidecar's faces carry one) to its
     own package, ``{"package_path": ...}`` or ``{"package_id": ...}``: each face is bumped with its
     character's package, faces of other characters (or detected, unknown faces) with the default.
-    ``client_key`` makes a submission idempotent: sending it again returns the same job.
+    ``character_prompts`` maps a character id to ``{"prompt", "negative_prompt"}``: that character's
+    faces are bumped with the job's face-pass prompt followed by its own (the whole-image pass keeps
+    the job's). ``client_key`` makes a submission idempotent: sending it again returns the same job.
     """
 
     params: dict[str, Any] = field(default_factory=dict)
@@ -317,9 +351,10 @@ class JobRequest:
     label: str = ""
     client_key: str | None = None
     packages: dict[str, dict[str, str]] = field(default_factory=dict)
+    character_prompts: dict[str, dict[str, str]] = field(default_factory=dict)
 
     FIELDS = frozenset({"schema", "schema_version", "params", "package_path", "package_id", "label", "client_key",
-                        "packages"})
+                        "packages", "character_prompts"})
 
     def to_dict(self) -> dict[str, Any]:
         data = {"schema": REQUEST_SCHEMA, "schema_version": CONTRACT_VERSION, "params": dict(self.params),
@@ -327,6 +362,8 @@ class JobRequest:
                 "client_key": self.client_key}
         if self.packages:  # only when used, so a request without it still suits an older server
             data["packages"] = {cid: dict(ref) for cid, ref in self.packages.items()}
+        if self.character_prompts:  # the same: only when used
+            data["character_prompts"] = {cid: dict(entry) for cid, entry in self.character_prompts.items()}
         return data
 
     @classmethod
@@ -351,7 +388,8 @@ class JobRequest:
             raise ContractError("give package_path or package_id, not both", "package_id")
         return cls(params=validate_params(data.get("params")), package_path=strings.get("package_path"),
                    package_id=strings.get("package_id"), label=strings.get("label", ""),
-                   client_key=strings.get("client_key"), packages=validate_packages(data.get("packages")))
+                   client_key=strings.get("client_key"), packages=validate_packages(data.get("packages")),
+                   character_prompts=validate_character_prompts(data.get("character_prompts")))
 
 
 # -- status and result -----------------------------------------------------------------------

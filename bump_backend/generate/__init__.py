@@ -19,6 +19,7 @@ _EXPORTS = {
     "BumpCancelled": "bump_backend.generate.bump",
     "BumpEngine": "bump_backend.generate.bump",
     "BumpResult": "bump_backend.generate.bump",
+    "CharacterPrompt": "bump_backend.generate.prompts",
     "LoraSpec": "bump_backend.generate.models",
     "ModelError": "bump_backend.generate.models",
     "ModelSpec": "bump_backend.generate.models",

@@ -10,6 +10,7 @@ between steps when cancelled.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import platform
 import random
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from bump_backend.generate import identity, infotext, prompts, rank, samplers
+from bump_backend.generate import faceid, identity, infotext, prompts, rank, samplers
 from bump_backend.generate.models import LoadedModels, ModelCache, ModelSpec, resolve_spec
 from bump_backend.generate.settings import BumpSettings, PassSettings
 
@@ -206,15 +207,22 @@ def runtime_info(loaded: LoadedModels) -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=1)
+def _default_ranker() -> rank.IdentityEmbedder:
+    return rank.DlibEmbedder()
+
+
 class BumpEngine:
     """Loads a model once, keeps it warm, and runs bump jobs one at a time (thread-safe)."""
 
-    def __init__(self, model: str | ModelSpec | None = None, *, embedder: rank.IdentityEmbedder | None = None,
-                 reference_cache_size: int = 8) -> None:
+    def __init__(self, model: str | ModelSpec | None = None, *,
+                 embedder: rank.IdentityEmbedder | str | None = "auto", reference_cache_size: int = 8) -> None:
+        """``embedder`` ranks candidates (``candidates`` > 1): ``"auto"`` is the FaceID model's own
+        ArcFace when one is loaded, else dlib's ResNet; None keeps the first seed unranked."""
         self.spec = resolve_spec(model)
         self._models = ModelCache()
         self.references = identity.ReferenceCache(reference_cache_size)
-        self.embedder = embedder
+        self._embedder_choice = embedder
         self._identity_refs: dict[str, list[np.ndarray]] = {}
         self._blank_embeds: tuple[torch.Tensor, torch.Tensor] | None = None
         self._lock = threading.RLock()
@@ -227,6 +235,7 @@ class BumpEngine:
         with self._lock:
             self.spec = resolve_spec(model)
             self.references.clear()
+            self._identity_refs.clear()  # the "auto" embedder may change with the model
             self._blank_embeds = None
             self.loaded = self._models.get(self.spec)
             self._scheduler_config = dict(self.loaded.pipe.scheduler.config)
@@ -248,8 +257,13 @@ class BumpEngine:
     def img2img(self, images: list[np.ndarray], cond: prompts.Conditioning, ip_embeds: list[torch.Tensor] | None,
                 settings: PassSettings, seeds: list[int], *, stage: str = "img2img",
                 progress: Progress | None = None, cancel: threading.Event | None = None,
-                step_offset: int = 0, total_steps: int | None = None) -> list[np.ndarray]:
-        """Run one batch through the pipeline: one seed per image, A1111's step arithmetic."""
+                step_offset: int = 0, total_steps: int | None = None,
+                clip_embeds: torch.Tensor | None = None) -> list[np.ndarray]:
+        """Run one batch through the pipeline: one seed per image, A1111's step arithmetic.
+
+        ``clip_embeds``: FaceID-plus adapters' CLIP hidden states, laid out like ``ip_embeds``
+        (:func:`identity.batch_clip_embeds`); diffusers reads them from the projection layer.
+        """
         pipe = self.pipe
         if cancel is not None and cancel.is_set():
             raise BumpCancelled(f"cancelled before {stage}")
@@ -272,6 +286,10 @@ class BumpEngine:
         if self.has_ip_adapter:
             pipe.set_ip_adapter_scale(settings.ip_adapter_scale)
             kwargs["ip_adapter_image_embeds"] = ip_embeds
+            if self.loaded.ip_adapter_kind in ("faceid-plus", "faceid-plusv2"):
+                projection = pipe.unet.encoder_hid_proj.image_projection_layers[0]
+                projection.clip_embeds = clip_embeds.to(device=pipe.unet.device, dtype=pipe.unet.dtype)
+                projection.shortcut = self.loaded.ip_adapter_kind == "faceid-plusv2"
         batch = [Image.fromarray(img) for img in images]
         with torch.inference_mode(), _per_image_ip_embeds(pipe, ip_embeds is not None and len(images) > 1):
             out = pipe(image=batch, strength=strength, num_inference_steps=settings.steps,
@@ -280,20 +298,37 @@ class BumpEngine:
         return [np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8) for img in out]
 
     # -- identity ------------------------------------------------------------------------------
-    def _blank(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _blank(self) -> tuple[torch.Tensor, ...]:
         """Embeddings of a white image: what the adapter sees (at scale 0) when there is no package."""
         if self._blank_embeds is None:
-            white = Image.new("RGB", (224, 224), (255, 255, 255))
-            self._blank_embeds = identity.encode_views(self.pipe, [white])
+            kind = self.loaded.ip_adapter_kind or ""
+            if kind.startswith("faceid"):  # already (1, 1, ...): a zero identity
+                self._blank_embeds = identity.blank_faceid_embeds(self.pipe, kind, self.face_embedder.dim)
+            else:
+                white = Image.new("RGB", (224, 224), (255, 255, 255))
+                self._blank_embeds = tuple(e[None] for e in identity.encode_views(self.pipe, [white]))
         return self._blank_embeds
 
     def _face_embeds(self, refs: identity.ReferenceViews | None, yaw: float | None, settings: BumpSettings
-                     ) -> tuple[tuple[torch.Tensor, torch.Tensor], dict[str, Any] | None]:
+                     ) -> tuple[tuple[torch.Tensor, ...], dict[str, Any] | None]:
+        """(positive, negative[, clip positive, clip negative]) of shape (1, images, ...) for one face."""
         if refs is None:
-            pos, neg = self._blank()
-            return (pos[None], neg[None]), None
+            return self._blank(), None
         pos, neg, chosen = identity.select_embeds(refs, yaw, settings.pose_mode, settings.pose_views)
-        return (pos, neg), chosen
+        clip = identity.select_clip_embeds(refs, yaw, settings.pose_mode, settings.pose_views)
+        return ((pos, neg) if clip is None else (pos, neg, *clip)), chosen
+
+    @property
+    def embedder(self) -> rank.IdentityEmbedder | None:
+        """The identity ranker in use (see ``__init__``)."""
+        if self._embedder_choice == "auto":
+            return self.face_embedder or _default_ranker()
+        return self._embedder_choice
+
+    @property
+    def face_embedder(self):
+        """FaceID's ArcFace model (None for CLIP-image adapters)."""
+        return self.loaded.extra.get("face_embedder")
 
     def _reference_identities(self, package: Path, refs: identity.ReferenceViews) -> list[np.ndarray]:
         if refs.package_hash not in self._identity_refs:
@@ -309,7 +344,8 @@ class BumpEngine:
     def run(self, image: str | Path | np.ndarray | Image.Image, package: str | Path | None = None, sidecar=None,
             settings: BumpSettings | None = None, progress: Progress | None = None,
             cancel: threading.Event | None = None, *, face_settings=None, input_path: str | None = None,
-            faces: JobFaces | Any | None = None, packages: Mapping[str, str | Path] | None = None
+            faces: JobFaces | Any | None = None, packages: Mapping[str, str | Path] | None = None,
+            character_prompts: Mapping[str, prompts.CharacterPrompt | Mapping[str, str]] | None = None
             ) -> BumpResult:
         """Bump one image. ``sidecar`` is a ``RenderSidecar`` (or None to detect faces).
 
@@ -317,14 +353,22 @@ class BumpEngine:
         working-image pixels); used as they are, no face finding runs here. ``packages``: a
         package folder per character id; a face whose ``character_id`` is in it is bumped with
         that package, every other face with ``package`` (the default).
+
+        ``character_prompts``: a ``CharacterPrompt`` (or ``{"prompt", "negative_prompt"}``) per
+        character id, so each face in a multi-character shot is described by its own words. For a
+        face whose ``character_id`` has an entry, the face pass's prompt is the job's face-pass
+        prompt, ``", "``, then the character's (job-level style still applies), and its negative is
+        the job's face negative extended with the character's (``prompts.negative_prompt``, no
+        duplicates). Other faces, and the whole-image pass, use the job's prompts as before.
         """
         settings = settings or BumpSettings()
         if input_path is None and isinstance(image, (str, Path)):
             input_path = str(Path(image).resolve())
         character_packages = {str(cid): Path(path) for cid, path in (packages or {}).items()}
+        per_character = {str(cid): prompts.CharacterPrompt.coerce(p) for cid, p in (character_prompts or {}).items()}
         with self._lock:
             return self._run(load_rgb(image), Path(package) if package else None, sidecar, settings, progress,
-                             cancel, face_settings, input_path, faces, character_packages)
+                             cancel, face_settings, input_path, faces, character_packages, per_character)
 
     def _refs(self, package: Path | None, cache: dict[Path, Any], timings: dict[str, float]):
         """A package's encoded views (None without a package or an IP-Adapter), once per job."""
@@ -332,16 +376,19 @@ class BumpEngine:
             return None
         if package not in cache:
             t = time.perf_counter()
-            cache[package] = self.references.get(self.pipe, self.spec.key(), package)
+            cache[package] = self.references.get(self.pipe, self.spec.key(), package, self.face_embedder,
+                                                 self.loaded.ip_adapter_kind)
             timings["references_s"] = timings.get("references_s", 0.0) + time.perf_counter() - t
         return cache[package]
 
     def _run(self, source: np.ndarray, package: Path | None, sidecar, settings: BumpSettings,
              progress: Progress | None, cancel: threading.Event | None, face_settings, input_path: str | None,
-             faces: JobFaces | Any | None = None, packages: dict[str, Path] | None = None) -> BumpResult:
+             faces: JobFaces | Any | None = None, packages: dict[str, Path] | None = None,
+             character_prompts: dict[str, prompts.CharacterPrompt] | None = None) -> BumpResult:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         packages = packages or {}
+        character_prompts = character_prompts or {}
         seed = settings.seed if settings.seed != -1 else random_seed()
         settings = replace(settings, seed=seed)
         work = working_image(source, settings.max_side)
@@ -380,7 +427,7 @@ class BumpEngine:
                              for f in found.faces]
             face_refs = [self._refs(p, ref_cache, timings) for p in face_packages]
             result_image, aligned_faces, chosen_crops, all_candidates, face_records, skipped = self._face_pass(
-                work, found, face_packages, face_refs, settings, seed, progress, cancel)
+                work, found, face_packages, face_refs, settings, seed, progress, cancel, character_prompts)
             timings["face_pass_s"] = time.perf_counter() - t
             if package is None and face_packages and face_packages[0] is not None:
                 # No default package: the whole pass takes the main (first) face's identity.
@@ -399,14 +446,15 @@ class BumpEngine:
             if whole_package_refs is None:  # no identity: the adapter (if loaded) must not act
                 whole = replace(whole, ip_adapter_scale=0.0)
             cond = prompts.encode_prompts(self.pipe, whole.prompt, whole.negative_prompt, clip_skip=settings.clip_skip)
-            ip = None
+            ip = clip = None
             if self.has_ip_adapter:
-                (pos, neg), whole_refs = self._face_embeds(whole_package_refs, main_yaw, settings)
+                whole_embeds, whole_refs = self._face_embeds(whole_package_refs, main_yaw, settings)
                 if whole_refs is not None and whole_package_refs is not refs:
                     whole_refs = {**whole_refs, "package": whole_package_refs.package_id}
-                ip = identity.batch_ip_embeds([(pos, neg)], whole.cfg > 1.0)
+                ip = identity.batch_ip_embeds([whole_embeds], whole.cfg > 1.0)
+                clip = identity.batch_clip_embeds([whole_embeds], whole.cfg > 1.0)
             bumped = self.img2img([result_image], cond, ip, whole, [seed], stage="whole", progress=progress,
-                                  cancel=cancel)[0]
+                                  cancel=cancel, clip_embeds=clip)[0]
             m = mask[:, :, None]
             result_image = np.clip(bumped.astype(np.float32) * (1.0 - m) + result_image.astype(np.float32) * m + 0.5,
                                    0, 255).astype(np.uint8)
@@ -416,6 +464,7 @@ class BumpEngine:
         record = self._record(source, work, result_image, package, refs, sidecar, settings, face_records, skipped,
                               whole_refs, timings, input_path)
         record["packages"] = {cid: self._package_record(path, ref_cache.get(path)) for cid, path in packages.items()}
+        record["character_prompts"] = {cid: p.to_dict() for cid, p in character_prompts.items()}  # replayed by reproduce
         record["whole_pass_package"] = None if whole_package is None else str(whole_package.resolve())
         record["face_search"] = face_search
         if face_settings is not None:
@@ -428,7 +477,7 @@ class BumpEngine:
                           candidates=all_candidates)
 
     def _face_pass(self, work, found, face_packages: list[Path | None], face_refs: list, settings: BumpSettings,
-                   seed: int, progress, cancel):
+                   seed: int, progress, cancel, character_prompts: Mapping[str, prompts.CharacterPrompt] | None = None):
         from bump_backend.faces import align_face, paste_back
 
         faces = list(found.faces)
@@ -437,7 +486,16 @@ class BumpEngine:
             return work.copy(), [], [], [], [], skipped
         aligned = [align_face(work, face, size=settings.face_size, padding=settings.face_padding) for face in faces]
         fs = settings.face_pass_settings()
-        cond = prompts.encode_prompts(self.pipe, fs.prompt, fs.negative_prompt, clip_skip=settings.clip_skip)
+        # Each face's (prompt, negative): its character's words added to the job's; each distinct pair encoded once.
+        job_texts = (fs.prompt, fs.negative_prompt)
+        face_texts = []
+        for face in faces:
+            entry = (character_prompts or {}).get(getattr(face, "character_id", None))
+            face_texts.append(entry.applied_to(*job_texts) if entry is not None else job_texts)
+        conds: dict[tuple[str, str], prompts.Conditioning] = {}
+        for texts in face_texts:
+            if texts not in conds:
+                conds[texts] = prompts.encode_prompts(self.pipe, *texts, clip_skip=settings.clip_skip)
         n = settings.candidates
         embeds, chosen_views = [], []
         for face, refs in zip(faces, face_refs, strict=True):
@@ -446,9 +504,14 @@ class BumpEngine:
             chosen_views.append(chosen)
         # Faces share a batch when their references stack (same number of views) and the adapter acts
         # on all or none of them (a face without a package runs at IP-Adapter scale 0); order is kept.
+        # Different prompts share a batch too, but only with the same number of 75-token chunks:
+        # Conditioning.stack pads a shorter prompt with the empty prompt's chunk, which the UNet's
+        # cross-attention sees (it changes that face's bits), so a face's result would depend on how
+        # long another character's prompt is.
         groups: dict[tuple, list[tuple[int, int]]] = {}
         for i in range(len(faces)):
-            key = (face_refs[i] is None, tuple(embeds[i][0].shape) if embeds[i] is not None else ())
+            key = (face_refs[i] is None, tuple(embeds[i][0].shape) if embeds[i] is not None else (),
+                   conds[face_texts[i]].prompt_embeds.shape[1])
             groups.setdefault(key, []).extend((i, k) for k in range(n))
         chunks = [(key[0], items[j:j + settings.batch_size]) for key, items in groups.items()
                   for j in range(0, len(items), settings.batch_size)]
@@ -456,11 +519,12 @@ class BumpEngine:
         per_call = samplers.sampling_steps(fs.denoise, fs.steps)
         for c, (no_identity, chunk) in enumerate(chunks):
             ip = identity.batch_ip_embeds([embeds[i] for i, _ in chunk], fs.cfg > 1.0) if self.has_ip_adapter else None
-            batch_cond = prompts.Conditioning.stack([cond] * len(chunk))
+            clip = identity.batch_clip_embeds([embeds[i] for i, _ in chunk], fs.cfg > 1.0) if ip else None
+            batch_cond = prompts.Conditioning.stack([conds[face_texts[i]] for i, _ in chunk])
             results = self.img2img([aligned[i].crop for i, _ in chunk], batch_cond, ip,
                                    replace(fs, ip_adapter_scale=0.0) if no_identity else fs,
                                    [seed + k for _, k in chunk], stage="face", progress=progress, cancel=cancel,
-                                   step_offset=c * per_call, total_steps=len(chunks) * per_call)
+                                   step_offset=c * per_call, total_steps=len(chunks) * per_call, clip_embeds=clip)
             outputs.update(dict(zip(chunk, results, strict=True)))
 
         image = work.copy()
@@ -473,7 +537,8 @@ class BumpEngine:
             scores: list[float] | None = None
             best = 0
             if ranking and references:
-                scores = rank.score_candidates(self.embedder, cands, references)
+                points = faceid.points_in_crop(aligned[i]) if hasattr(self.embedder, "embed_points") else None
+                scores = rank.score_candidates(self.embedder, cands, references, points)
                 best = rank.best_index(scores)
             image = paste_back(image, aligned[i], cands[best])
             crops.append(cands[best])
@@ -488,11 +553,14 @@ class BumpEngine:
                 "chosen_seed": seed + best,
                 "scores": None if scores is None else [round(s, 5) if np.isfinite(s) else None for s in scores],
                 "identity_score": None if scores is None or not np.isfinite(scores[best]) else round(scores[best], 5),
+                "ranked_by": getattr(self.embedder, "name", None) if ranking else None,
                 "references": chosen_views[i],
                 "crop_sha256": image_sha256(cands[best]),
             }
             if ranking and not references:
                 record["ranking"] = "no face found in the package views; first seed kept"
+            if face_texts[i] != job_texts:  # absent: the job's face-pass prompts (settings)
+                record["prompt"], record["negative_prompt"] = face_texts[i]
             records.append(record)
         return image, aligned, crops, candidates, records, skipped
 
@@ -571,6 +639,9 @@ class BumpEngine:
             "Character packages": ", ".join(
                 f"{cid}: {(p or {}).get('id') or Path((p or {}).get('path', '?')).name}"
                 for cid, p in sorted((record.get("packages") or {}).items())) or None,
+            # Only who had their own face prompt (the texts can be long; they are in the bump_record chunk).
+            "Character prompts": ", ".join(sorted({str(f.get("character_id")) for f in faces if "prompt" in f}))
+            or None,
             "Identity score": ", ".join(f"{s:.3f}" for s in scores) if scores else None,
             "Version": "bump-studio",
         })

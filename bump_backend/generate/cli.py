@@ -37,6 +37,11 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--config", default=None, help="diffusers config folder for a single-file checkpoint")
     parser.add_argument("--ip-adapter", default=None, help="IP-Adapter repo id or folder ('none' to disable)")
     parser.add_argument("--ip-adapter-weight", default=None, help="weight file name inside its subfolder")
+    parser.add_argument("--ip-adapter-subfolder", default=None, help="subfolder of the weight ('' for the top)")
+    parser.add_argument("--image-encoder", default=None,
+                        help="CLIP image encoder folder or owner/repo/sub/folder (FaceID-plus releases ship none)")
+    parser.add_argument("--face-embedder", default=None,
+                        help="FaceID: insightface recognition model (buffalo_l's w600k_r50.onnx or its folder)")
     parser.add_argument("--lora", action="append", default=[], help="LoRA .safetensors[:weight] (repeatable)")
     parser.add_argument("--device", default=None, help="cuda, cpu or auto")
     parser.add_argument("--prompt", default=None)
@@ -100,7 +105,8 @@ def _spec(args: argparse.Namespace):
         else:
             loras.append(LoraSpec(item))
     overrides = {"config": args.config, "ip_adapter_weight": args.ip_adapter_weight, "device": args.device,
-                 "loras": tuple(loras) if loras else None}
+                 "loras": tuple(loras) if loras else None, "ip_adapter_subfolder": args.ip_adapter_subfolder,
+                 "image_encoder": args.image_encoder, "face_embedder": args.face_embedder}
     spec = resolve_spec(args.model, **overrides)
     if args.ip_adapter is not None:
         from dataclasses import replace

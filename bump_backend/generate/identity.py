@@ -6,6 +6,11 @@ views rather than by the front view. diffusers takes multi-image references as a
 per adapter; here the embeddings are assembled directly into ``ip_adapter_image_embeds`` (one
 tensor per adapter, ``[negative; positive]`` along the batch), which also lets faces with
 different poses share one batch.
+
+FaceID adapters take a face-recognition embedding per view instead (``faceid.py``: the user's
+insightface model on the aligned face); "plus" FaceID adapters also take the CLIP hidden states of
+that aligned face, which ride along as ``clip_embeds``/``clip_negative`` and are selected with the
+same views.
 """
 
 from __future__ import annotations
@@ -53,13 +58,19 @@ class ReferenceViews:
     names: list[str]
     yaws: np.ndarray
     sha256: list[str]
-    embeds: torch.Tensor  # (views, ...) image embeddings (hidden states for "plus" adapters)
+    embeds: torch.Tensor  # (views, ...) image embeddings (hidden states for "plus" adapters; ArcFace for FaceID)
     negative: torch.Tensor  # (views, ...) the unconditional counterpart
+    clip_embeds: torch.Tensor | None = None  # FaceID-plus: CLIP hidden states of the aligned view faces
+    clip_negative: torch.Tensor | None = None
+    skipped: dict[str, str] | None = None  # FaceID: views without a usable face, and why
 
     def record(self) -> dict[str, Any]:
-        return {"id": self.package_id, "hash": self.package_hash,
-                "views": [{"name": n, "yaw": round(float(y), 2), "sha256": s}
-                          for n, y, s in zip(self.names, self.yaws, self.sha256, strict=True)]}
+        out = {"id": self.package_id, "hash": self.package_hash,
+               "views": [{"name": n, "yaw": round(float(y), 2), "sha256": s}
+                         for n, y, s in zip(self.names, self.yaws, self.sha256, strict=True)]}
+        if self.skipped:
+            out["skipped_views"] = dict(self.skipped)
+        return out
 
 
 def angle_difference(a: np.ndarray | float, b: float) -> np.ndarray:
@@ -88,34 +99,58 @@ def nearest_views(view_yaws: np.ndarray, face_yaw: float | None, k: int) -> list
     return [int(i) for i in order[:k]]
 
 
+def _pick(tensors: list[torch.Tensor], refs: ReferenceViews, face_yaw: float | None, mode: str, k: int,
+          sigma: float) -> tuple[list[torch.Tensor], dict[str, Any]]:
+    """The same pose-matched choice applied to each of ``tensors`` (views first); each gets shape (1, images, ...)."""
+    if mode == "nearest":
+        idx = nearest_views(refs.yaws, face_yaw, k)
+        return [t[idx][None] for t in tensors], {"mode": mode, "views": [refs.names[i] for i in idx]}
+    if mode == "all":
+        return [t[None] for t in tensors], {"mode": mode, "views": list(refs.names)}
+    if mode == "average":
+        weights = pose_weights(refs.yaws, face_yaw, sigma)
+        out = []
+        for t in tensors:
+            w = torch.as_tensor(weights, dtype=t.dtype, device=t.device).reshape((-1,) + (1,) * (t.dim() - 1))
+            out.append((t * w).sum(0, keepdim=True)[None])
+        return out, {"mode": mode, "weights": {n: round(float(x), 4) for n, x in zip(refs.names, weights, strict=True)}}
+    raise ValueError(f"unknown pose mode {mode!r}; known: {', '.join(POSE_MODES)}")
+
+
 def select_embeds(refs: ReferenceViews, face_yaw: float | None, mode: str = "nearest", k: int = 3,
                   sigma: float = 30.0) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
     """(positive, negative) embeddings of shape (1, images, ...) for one face, and what was chosen."""
-    if mode == "nearest":
-        idx = nearest_views(refs.yaws, face_yaw, k)
-        pos, neg = refs.embeds[idx][None], refs.negative[idx][None]
-        chosen = {"mode": mode, "views": [refs.names[i] for i in idx]}
-    elif mode == "all":
-        pos, neg = refs.embeds[None], refs.negative[None]
-        chosen = {"mode": mode, "views": list(refs.names)}
-    elif mode == "average":
-        w = torch.as_tensor(pose_weights(refs.yaws, face_yaw, sigma), dtype=refs.embeds.dtype,
-                            device=refs.embeds.device)
-        shape = (-1,) + (1,) * (refs.embeds.dim() - 1)
-        pos = (refs.embeds * w.reshape(shape)).sum(0, keepdim=True)[None]
-        neg = (refs.negative * w.reshape(shape)).sum(0, keepdim=True)[None]
-        chosen = {"mode": mode, "weights": {n: round(float(x), 4) for n, x in zip(refs.names, w, strict=True)}}
-    else:
-        raise ValueError(f"unknown pose mode {mode!r}; known: {', '.join(POSE_MODES)}")
+    (pos, neg), chosen = _pick([refs.embeds, refs.negative], refs, face_yaw, mode, k, sigma)
     return pos, neg, chosen
 
 
-def batch_ip_embeds(per_item: list[tuple[torch.Tensor, torch.Tensor]], guidance: bool) -> list[torch.Tensor]:
-    """diffusers' ``ip_adapter_image_embeds`` for a batch: ``[cat(negatives, positives)]`` per adapter."""
-    pos = torch.cat([p for p, _ in per_item])
+def select_clip_embeds(refs: ReferenceViews, face_yaw: float | None, mode: str = "nearest", k: int = 3,
+                       sigma: float = 30.0) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """FaceID-plus: the CLIP (positive, negative) of the same views :func:`select_embeds` chooses."""
+    if refs.clip_embeds is None or refs.clip_negative is None:
+        return None
+    (pos, neg), _ = _pick([refs.clip_embeds, refs.clip_negative], refs, face_yaw, mode, k, sigma)
+    return pos, neg
+
+
+def batch_ip_embeds(per_item: list[tuple[torch.Tensor, ...]], guidance: bool) -> list[torch.Tensor]:
+    """diffusers' ``ip_adapter_image_embeds`` for a batch: ``[cat(negatives, positives)]`` per adapter.
+
+    Each item is ``(positive, negative)``, or ``(positive, negative, clip_positive, clip_negative)``
+    for FaceID-plus (see :func:`batch_clip_embeds` for the last two).
+    """
+    pos = torch.cat([item[0] for item in per_item])
     if not guidance:
         return [pos]
-    return [torch.cat([torch.cat([n for _, n in per_item]), pos])]
+    return [torch.cat([torch.cat([item[1] for item in per_item]), pos])]
+
+
+def batch_clip_embeds(per_item: list[tuple[torch.Tensor, ...]], guidance: bool) -> torch.Tensor | None:
+    """FaceID-plus: the CLIP hidden states in the same ``[negatives; positives]`` layout, or None."""
+    if not per_item or any(len(item) < 4 or item[2] is None for item in per_item):
+        return None
+    pos = torch.cat([item[2] for item in per_item])
+    return torch.cat([torch.cat([item[3] for item in per_item]), pos]) if guidance else pos
 
 
 def _load_view_images(folder: Path, manifest: PackageManifest) -> list[Image.Image]:
@@ -131,10 +166,10 @@ def encode_views(pipe, images: list[Image.Image]) -> tuple[torch.Tensor, torch.T
     from diffusers.models.embeddings import ImageProjection
 
     if getattr(pipe, "image_encoder", None) is None:
-        raise ValueError("this pipeline has no IP-Adapter image encoder loaded (FaceID adapters need insightface "
-                         "face embeddings instead, which this version does not compute yet)")
+        raise ValueError("this pipeline has no IP-Adapter image encoder loaded: plain and plus adapters need the "
+                         "CLIP image encoder of their release (the image_encoder folder)")
     projection = pipe.unet.encoder_hid_proj.image_projection_layers[0]
-    hidden = not isinstance(projection, ImageProjection)
+    hidden = not isinstance(projection, ImageProjection)  # plus and FaceID-plus take hidden states
     with torch.no_grad():
         pos, neg = pipe.encode_image(images, pipe.image_encoder.device, 1, hidden)
     return pos, neg
@@ -149,7 +184,9 @@ class ReferenceCache:
         self.hits = 0
         self.misses = 0
 
-    def get(self, pipe, model_key: Any, folder: str | Path) -> ReferenceViews:
+    def get(self, pipe, model_key: Any, folder: str | Path, face_embedder=None, kind: str | None = None
+            ) -> ReferenceViews:
+        """A package's encoded views; FaceID kinds (``faceid*``) need the ArcFace ``face_embedder``."""
         folder = Path(folder)
         manifest = load_package(folder)
         digest = package_hash(folder, manifest)
@@ -159,8 +196,19 @@ class ReferenceCache:
             self._items.move_to_end(key)
             return self._items[key]
         self.misses += 1
+        if kind is not None and kind.startswith("faceid"):
+            refs = encode_faceid_views(pipe, folder, manifest, digest, face_embedder, kind)
+        else:
+            refs = self._encode(pipe, folder, manifest, digest)
+        self._items[key] = refs
+        while len(self._items) > self.max_items:
+            self._items.popitem(last=False)
+        return refs
+
+    @staticmethod
+    def _encode(pipe, folder: Path, manifest: PackageManifest, digest: str) -> ReferenceViews:
         pos, neg = encode_views(pipe, _load_view_images(folder, manifest))
-        refs = ReferenceViews(
+        return ReferenceViews(
             package_id=manifest.character_id,
             package_hash=digest,
             names=[v.name for v in manifest.views],
@@ -169,10 +217,62 @@ class ReferenceCache:
             embeds=pos,
             negative=neg,
         )
-        self._items[key] = refs
-        while len(self._items) > self.max_items:
-            self._items.popitem(last=False)
-        return refs
 
     def clear(self) -> None:
         self._items.clear()
+
+
+def _view_eyes(view) -> tuple | None:
+    """The manifest's projected eyes of a view, image-left first (None without geometry)."""
+    if view.face is None:
+        return None
+    return tuple(sorted((tuple(view.face.right_eye), tuple(view.face.left_eye))))
+
+
+def encode_faceid_views(pipe, folder: Path, manifest: PackageManifest, digest: str, embedder, kind: str
+                        ) -> ReferenceViews:
+    """FaceID references: ArcFace vectors of the views' faces (+ CLIP hidden states for "plus" kinds).
+
+    Views turned too far for a recognition model, or without a face, are left out and named in
+    ``skipped``; a package with no usable view is refused with a message saying why.
+    """
+    from bump_backend.generate import faceid
+
+    if embedder is None:
+        raise ValueError("FaceID adapters need a face embedder (the insightface recognition model)")
+    images = [np.asarray(image) for image in _load_view_images(folder, manifest)]
+    yaws = [view_face_yaw(v) for v in manifest.views]
+    faces = faceid.view_faces(embedder, images, [v.name for v in manifest.views], yaws,
+                              [_view_eyes(v) for v in manifest.views])
+    keep = [i for i, f in enumerate(faces) if f.identity is not None]
+    skipped = {f.name: f.reason for f in faces if f.identity is None}
+    if not keep:
+        raise ValueError(f"no package view of {manifest.character_id} has a face FaceID can use ("
+                         + "; ".join(f"{n}: {r}" for n, r in skipped.items()) + ")")
+    device = pipe.unet.device
+    dtype = pipe.unet.dtype
+    pos = torch.as_tensor(np.stack([faces[i].identity for i in keep]), dtype=dtype, device=device)
+    clip_pos = clip_neg = None
+    if kind != "faceid":
+        clip_pos, clip_neg = encode_views(pipe, [Image.fromarray(faces[i].clip_crop) for i in keep])
+    return ReferenceViews(
+        package_id=manifest.character_id,
+        package_hash=digest,
+        names=[manifest.views[i].name for i in keep],
+        yaws=np.array([yaws[i] for i in keep], dtype=np.float64),
+        sha256=[manifest.views[i].sha256 or file_sha256(folder / manifest.views[i].file) for i in keep],
+        embeds=pos,
+        negative=torch.zeros_like(pos),
+        clip_embeds=clip_pos,
+        clip_negative=clip_neg,
+        skipped=skipped or None,
+    )
+
+
+def blank_faceid_embeds(pipe, kind: str, dim: int) -> tuple[torch.Tensor, ...]:
+    """What a FaceID adapter sees (at scale 0) without a package: a zero identity, CLIP of a white face."""
+    zero = torch.zeros(1, 1, dim, dtype=pipe.unet.dtype, device=pipe.unet.device)
+    if kind == "faceid":
+        return zero, zero
+    pos, neg = encode_views(pipe, [Image.new("RGB", (224, 224), (255, 255, 255))])
+    return zero, zero, pos[None], neg[None]

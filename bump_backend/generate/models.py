@@ -45,10 +45,16 @@ class ModelSpec:
     loras: tuple[LoraSpec, ...] = ()
     device: str = "auto"  # "auto" = CUDA when present, else CPU
     dtype: str = "auto"  # "auto" = fp16 on CUDA, float32 on the CPU
+    # The CLIP image encoder when it is not inside the IP-Adapter's repo (FaceID-plus releases ship
+    # none): a local folder, or "owner/repo/sub/folder" on the hub.
+    image_encoder: str | None = None
+    # FaceID adapters: insightface's recognition model (buffalo_l's w600k_r50.onnx, or its folder).
+    face_embedder: str | None = None
 
     def key(self) -> tuple:
         return (self.base, self.family, self.config, self.ip_adapter, self.ip_adapter_subfolder,
-                self.ip_adapter_weight, self.image_encoder_folder, self.loras, self.device, self.dtype)
+                self.ip_adapter_weight, self.image_encoder_folder, self.loras, self.device, self.dtype,
+                self.image_encoder, self.face_embedder)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +68,8 @@ class ModelSpec:
             "loras": [{"path": lora.path, "weight": lora.weight} for lora in self.loras],
             "device": self.device,
             "dtype": self.dtype,
+            "image_encoder": self.image_encoder,
+            "face_embedder": self.face_embedder,
         }
 
     @classmethod
@@ -84,6 +92,14 @@ REGISTRY: dict[str, ModelSpec] = {
         ip_adapter_subfolder="sdxl_models",
         ip_adapter_weight="ip-adapter-plus-face_sdxl_vit-h.safetensors",
         image_encoder_folder="models/image_encoder",
+    ),
+    # FaceID-plus-v2: h94 publishes these weights as pickles (.bin); they load here only once converted
+    # to .safetensors. Needs face_embedder (insightface buffalo_l) and peft for its LoRA.
+    "sd15-faceid-plusv2": ModelSpec(
+        ip_adapter="h94/IP-Adapter-FaceID",
+        ip_adapter_subfolder="",
+        ip_adapter_weight="ip-adapter-faceid-plusv2_sd15.safetensors",
+        image_encoder=f"{IP_ADAPTER_REPO}/models/image_encoder",
     ),
 }
 
@@ -233,7 +249,7 @@ def _load_base(spec: ModelSpec, family: str, dtype: torch.dtype):
 def _ip_adapter_kind(weight: str) -> str:
     name = weight.lower()
     if "faceid" in name:
-        return "faceid-plusv2" if "plusv2" in name else "faceid"
+        return "faceid-plusv2" if "plusv2" in name else "faceid-plus" if "plus" in name else "faceid"
     if "plus-face" in name or "plus_face" in name:
         return "plus-face"
     if "plus" in name:
@@ -241,31 +257,79 @@ def _ip_adapter_kind(weight: str) -> str:
     return "plain"
 
 
-def _load_ip_adapter(pipe, spec: ModelSpec) -> str | None:
+def _load_image_encoder(pipe, where: str, dtype: torch.dtype) -> None:
+    """Register a CLIP image encoder from a folder or "owner/repo/sub/folder" before the adapter loads."""
+    from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
+
+    local = Path(where).expanduser()
+    if local.is_dir():
+        repo, subfolder = str(local), None
+    else:
+        parts = where.strip("/").split("/")
+        repo, subfolder = "/".join(parts[:2]), "/".join(parts[2:]) or None
+    try:
+        encoder = CLIPVisionModelWithProjection.from_pretrained(repo, subfolder=subfolder or "", dtype=dtype,
+                                                                use_safetensors=True,
+                                                                local_files_only=offline() or local.is_dir())
+    except (OSError, ValueError) as exc:
+        raise _missing("CLIP image encoder", where, exc) from exc
+    size = int(encoder.config.image_size)
+    pipe.register_modules(image_encoder=encoder,
+                          feature_extractor=CLIPImageProcessor(size=size, crop_size=size))
+
+
+def _load_face_embedder(spec: ModelSpec):
+    from bump_backend.generate.faceid import ArcFaceEmbedder, FaceEmbedderError
+
+    if not spec.face_embedder:
+        raise ModelError(
+            f"the FaceID IP-Adapter {spec.ip_adapter_weight} needs face embeddings from an insightface recognition "
+            "model: download insightface's buffalo_l model pack once (it contains w600k_r50.onnx) and pass its "
+            "file or folder as the face embedder (--face-embedder / ModelSpec.face_embedder)")
+    try:
+        return ArcFaceEmbedder(spec.face_embedder)
+    except FaceEmbedderError as exc:
+        raise ModelError(str(exc)) from exc
+
+
+def _load_ip_adapter(pipe, spec: ModelSpec, dtype: torch.dtype) -> str | None:
     if not spec.ip_adapter:
         return None
     kind = _ip_adapter_kind(spec.ip_adapter_weight)
     if kind.startswith("faceid"):
         try:
-            import peft  # noqa: F401  (FaceID-plus-v2's LoRA is silently skipped without it)
+            import peft  # noqa: F401  (without it diffusers skips FaceID's LoRA with only a log line)
         except ImportError as exc:
             raise ModelError("FaceID IP-Adapters need `peft` for their LoRA: pip install peft") from exc
+    if spec.image_encoder and kind != "faceid":
+        _load_image_encoder(pipe, spec.image_encoder, dtype)
     local = Path(spec.ip_adapter).is_dir()
+    encoder_folder = None if kind == "faceid" or spec.image_encoder else spec.image_encoder_folder
     try:
         pipe.load_ip_adapter(
             spec.ip_adapter,
             subfolder=spec.ip_adapter_subfolder,
             weight_name=spec.ip_adapter_weight,
-            image_encoder_folder=None if kind.startswith("faceid") else spec.image_encoder_folder,
+            image_encoder_folder=encoder_folder,
             local_files_only=offline() or local,
         )
     except (OSError, ValueError, KeyError) as exc:
-        where = f"{spec.ip_adapter}/{spec.ip_adapter_subfolder}/{spec.ip_adapter_weight}"
-        raise _missing("IP-Adapter (with its image_encoder folder)", where, exc) from exc
+        where = "/".join(p for p in (spec.ip_adapter, spec.ip_adapter_subfolder, spec.ip_adapter_weight) if p)
+        what = "IP-Adapter" if encoder_folder is None else "IP-Adapter (with its image_encoder folder)"
+        hint = ""
+        if kind.startswith("faceid"):
+            hint = (" (h94/IP-Adapter-FaceID publishes .bin pickles, which are not loaded here: convert the file "
+                    "to .safetensors once with a tool you trust, keeping its image_proj.* and ip_adapter.* keys)")
+        raise _missing(what + hint, where, exc) from exc
+    if kind in ("faceid-plus", "faceid-plusv2") and getattr(pipe, "image_encoder", None) is None:
+        raise ModelError(f"the FaceID-plus adapter {spec.ip_adapter_weight} also needs a CLIP image encoder: set "
+                         f"image_encoder (e.g. {IP_ADAPTER_REPO}/models/image_encoder, or a local folder)")
     return kind
 
 
 def _load_loras(pipe, loras: tuple[LoraSpec, ...]) -> list[str]:
+    # FaceID adapters bring their own LoRA ("faceid_0"); it must stay active beside the user's.
+    active = list(pipe.get_active_adapters()) if loras and getattr(pipe.unet, "peft_config", None) else []
     names = []
     for i, lora in enumerate(loras):
         path = Path(lora.path)
@@ -278,7 +342,7 @@ def _load_loras(pipe, loras: tuple[LoraSpec, ...]) -> list[str]:
             raise ModelError("LoRA loading needs `peft`: pip install peft") from exc
         names.append(name)
     if names:
-        pipe.set_adapters(names, [lora.weight for lora in loras])
+        pipe.set_adapters(active + names, [1.0] * len(active) + [lora.weight for lora in loras])
     return names
 
 
@@ -287,13 +351,16 @@ def load_models(spec: ModelSpec) -> LoadedModels:
     device = pick_device(spec.device)
     dtype = pick_dtype(spec.dtype, device)
     family = _detect_family(spec)
+    extra: dict[str, Any] = {}
+    if _ip_adapter_kind(spec.ip_adapter_weight).startswith("faceid") and spec.ip_adapter:
+        extra["face_embedder"] = _load_face_embedder(spec)  # first: its error is the cheapest to hit
     pipe = _load_base(spec, family, dtype)
-    kind = _load_ip_adapter(pipe, spec)
+    kind = _load_ip_adapter(pipe, spec, dtype)
     _load_loras(pipe, spec.loras)
     pipe.to(device)  # diffusers' default attention is PyTorch SDPA
     pipe.set_progress_bar_config(disable=True)
     return LoadedModels(spec=spec, family=family, pipe=pipe, device=device, dtype=dtype,
-                        model_hash=model_hash(spec), ip_adapter_kind=kind)
+                        model_hash=model_hash(spec), ip_adapter_kind=kind, extra=extra)
 
 
 class ModelCache:

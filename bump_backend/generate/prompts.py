@@ -266,4 +266,47 @@ def negative_prompt(extra: Iterable[str] | str = (), base: str = DEFAULT_NEGATIV
         extra = [e.strip() for e in extra.split(",")]
     present = {p.strip().lower() for p in base.split(",")}
     added = [e for e in extra if e and e.lower() not in present]
-    return ", ".join([base, *added]) if added else base
+    return ", ".join([p for p in (base, *added) if p]) if added else base
+
+
+@dataclass(frozen=True)
+class CharacterPrompt:
+    """One character's own text for its face in a multi-character shot (``BumpEngine.run(character_prompts=)``).
+
+    It extends the job's face-pass text rather than replacing it, so job-level style ("RAW photo,
+    film grain") applies to every face while each face also gets its own identity words.
+    """
+
+    prompt: str = ""
+    negative_prompt: str = ""
+
+    def applied_to(self, prompt: str, negative: str) -> tuple[str, str]:
+        """(prompt, negative) for this character's face, given the job's face-pass pair.
+
+        The prompt is the job's followed by ``", "`` and the character's (the job's trailing commas
+        and spaces dropped so they do not double); the negative is the job's extended with the
+        character's items by :func:`negative_prompt` (no duplicates). Empty fields change nothing.
+        """
+        if self.prompt.strip():
+            base = prompt.rstrip(" ,\t\n")
+            prompt = f"{base}, {self.prompt}" if base else self.prompt
+        if self.negative_prompt.strip():
+            negative = negative_prompt(self.negative_prompt, base=negative)
+        return prompt, negative
+
+    @classmethod
+    def coerce(cls, value: CharacterPrompt | Mapping[str, Any] | str) -> CharacterPrompt:
+        """From a ``CharacterPrompt``, a ``{"prompt", "negative_prompt"}`` mapping (records, requests) or a prompt."""
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str):
+            return cls(prompt=value)
+        if isinstance(value, Mapping):
+            unknown = set(value) - {"prompt", "negative_prompt"}
+            if unknown:
+                raise ValueError(f"character prompt: unknown field(s) {', '.join(sorted(unknown))}")
+            return cls(prompt=value.get("prompt") or "", negative_prompt=value.get("negative_prompt") or "")
+        raise TypeError(f"character prompt: expected a CharacterPrompt, a mapping or a string, got {value!r}")
+
+    def to_dict(self) -> dict[str, str]:
+        return {"prompt": self.prompt, "negative_prompt": self.negative_prompt}

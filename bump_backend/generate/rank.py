@@ -93,11 +93,16 @@ def identity_distance(candidate: np.ndarray, references: Sequence[np.ndarray]) -
 
 
 def score_candidates(embedder: IdentityEmbedder, candidates: Sequence[np.ndarray],
-                     references: Sequence[np.ndarray]) -> list[float]:
-    """Similarity in [.., 1] per candidate: ``1 - distance``; -inf where no face was found."""
+                     references: Sequence[np.ndarray], points: np.ndarray | None = None) -> list[float]:
+    """Similarity in [.., 1] per candidate: ``1 - distance``; -inf where no face was found.
+
+    ``points``: where the face's alignment points are in every candidate, for embedders that can
+    use them (``embed_points``, e.g. FaceID's ArcFace) instead of searching for the face.
+    """
     scores = []
+    use_points = points is not None and hasattr(embedder, "embed_points")
     for image in candidates:
-        vector = embedder.embed(image)
+        vector = embedder.embed_points(image, points) if use_points else embedder.embed(image)
         scores.append(-float("inf") if vector is None else 1.0 - identity_distance(vector, references))
     return scores
 

@@ -95,7 +95,8 @@ def reproduce(source: str | Path | dict[str, Any], *, engine: BumpEngine | None 
             data["rotations"] = tuple(data.get("rotations", (0, 90, 180, 270)))
             finder = FaceFinderSettings(**data)
         result = engine.run(pixels, package_path, sidecar=sidecar, settings=settings, progress=progress,
-                            cancel=cancel, face_settings=finder, input_path=str(image_path), packages=packages)
+                            cancel=cancel, face_settings=finder, input_path=str(image_path), packages=packages,
+                            character_prompts=record.get("character_prompts") or {})
     finally:
         torch.set_num_threads(previous)
     differences = []

@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import save_file
 
 TINY_IMAGE_ENCODER = {"hidden_size": 32, "projection_dim": 32, "image_size": 32, "patch_size": 4}
+ARCFACE_DIM = 512  # insightface's recognition models (and FaceID adapters) use 512-d identities
 
 
 def _bytes_to_unicode() -> dict[int, str]:
@@ -174,10 +175,11 @@ def build_tiny_sdxl(folder: str | Path, seed: int = 0) -> Path:
     return folder
 
 
-def _unet_cross_attention_sizes(unet_config: dict) -> list[int]:
-    """Hidden size of every cross-attention processor, in the UNet's processor order.
+def _unet_attention_sizes(unet_config: dict) -> list[tuple[int, bool]]:
+    """(hidden size, is cross-attention) of every attention processor, in the UNet's processor order.
 
-    The original IP-Adapter release numbers its ``ip_adapter`` keys 1, 3, 5... over these.
+    The original IP-Adapter release numbers its ``ip_adapter`` keys over these: 0, 1, 2... for
+    FaceID's LoRA on every processor, 1, 3, 5... for the cross-attention ``to_k_ip``/``to_v_ip``.
     """
     from diffusers import UNet2DConditionModel
 
@@ -186,15 +188,30 @@ def _unet_cross_attention_sizes(unet_config: dict) -> list[int]:
     sizes = []
     channels = list(unet_config["block_out_channels"])
     for name in unet.attn_processors:
-        if name.endswith("attn1.processor"):
-            continue
         if name.startswith("mid_block"):
-            sizes.append(channels[-1])
+            size = channels[-1]
         elif name.startswith("up_blocks"):
-            sizes.append(list(reversed(channels))[int(name[len("up_blocks.")])])
+            size = list(reversed(channels))[int(name[len("up_blocks.")])]
         else:
-            sizes.append(channels[int(name[len("down_blocks.")])])
+            size = channels[int(name[len("down_blocks.")])]
+        sizes.append((size, not name.endswith("attn1.processor")))
     return sizes
+
+
+def _perceiver_layers(state: dict[str, torch.Tensor], prefix: str, hidden: int, inner: int, rand) -> None:
+    """The four perceiver blocks the plus and FaceID-plus projections share (original key layout)."""
+    for i in range(4):  # diffusers' IPAdapterPlusImageProjection has depth 4
+        p = f"{prefix}layers.{i}"
+        for norm in ("norm1", "norm2"):
+            state[f"{p}.0.{norm}.weight"] = torch.ones(hidden)
+            state[f"{p}.0.{norm}.bias"] = torch.zeros(hidden)
+        state[f"{p}.0.to_q.weight"] = rand(inner, hidden)
+        state[f"{p}.0.to_kv.weight"] = rand(2 * inner, hidden)
+        state[f"{p}.0.to_out.weight"] = rand(hidden, inner)
+        state[f"{p}.1.0.weight"] = torch.ones(hidden)
+        state[f"{p}.1.0.bias"] = torch.zeros(hidden)
+        state[f"{p}.1.1.weight"] = rand(hidden * 4, hidden)
+        state[f"{p}.1.3.weight"] = rand(hidden, hidden * 4)
 
 
 def build_tiny_ip_adapter(
@@ -204,8 +221,12 @@ def build_tiny_ip_adapter(
 
     ``folder/models/<weight>.safetensors`` (keys ``image_proj.*`` and ``ip_adapter.*`` as in the
     original release) and ``folder/models/image_encoder`` (a CLIP vision model). ``kind`` is
-    ``plain``, ``plus`` or ``plus-face`` (plus and plus-face share a layout). Returns the folder
-    and the weight file name.
+    ``plain``, ``plus`` or ``plus-face`` (plus and plus-face share a layout), or a FaceID kind
+    (``faceid``, ``faceid-plus``, ``faceid-plusv2``: a 512-d identity projection, FaceID's LoRA on
+    every attention processor, and for the plus kinds a perceiver over CLIP features; the h94
+    FaceID release ships no image encoder, so point ``ModelSpec.image_encoder`` at this one).
+    The file is named for the pipeline's family (``_sd15`` / ``_sdxl``). Returns the folder and the
+    weight file name.
     """
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
@@ -227,7 +248,6 @@ def build_tiny_ip_adapter(
         state["image_proj.norm.bias"] = torch.zeros(cross)
     elif kind in ("plus", "plus-face"):
         hidden, heads, queries = 64, 1, 4
-        inner = heads * 64
         state["image_proj.latents"] = rand(1, queries, hidden)
         state["image_proj.proj_in.weight"] = rand(hidden, enc["hidden_size"])
         state["image_proj.proj_in.bias"] = rand(hidden)
@@ -235,29 +255,52 @@ def build_tiny_ip_adapter(
         state["image_proj.proj_out.bias"] = rand(cross)
         state["image_proj.norm_out.weight"] = torch.ones(cross)
         state["image_proj.norm_out.bias"] = torch.zeros(cross)
-        for i in range(4):  # diffusers' IPAdapterPlusImageProjection has depth 4
-            p = f"image_proj.layers.{i}"
-            for norm in ("norm1", "norm2"):
-                state[f"{p}.0.{norm}.weight"] = torch.ones(hidden)
-                state[f"{p}.0.{norm}.bias"] = torch.zeros(hidden)
-            state[f"{p}.0.to_q.weight"] = rand(inner, hidden)
-            state[f"{p}.0.to_kv.weight"] = rand(2 * inner, hidden)
-            state[f"{p}.0.to_out.weight"] = rand(hidden, inner)
-            state[f"{p}.1.0.weight"] = torch.ones(hidden)
-            state[f"{p}.1.0.bias"] = torch.zeros(hidden)
-            state[f"{p}.1.1.weight"] = rand(hidden * 4, hidden)
-            state[f"{p}.1.3.weight"] = rand(hidden, hidden * 4)
+        _perceiver_layers(state, "image_proj.", hidden, heads * 64, rand)
+    elif kind == "faceid":  # IPAdapterFaceIDImageProjection: 512 -> 4 tokens
+        tokens, mult = 4, 2
+        state["image_proj.proj.0.weight"] = rand(ARCFACE_DIM * mult, ARCFACE_DIM, scale=0.05)
+        state["image_proj.proj.0.bias"] = rand(ARCFACE_DIM * mult)
+        state["image_proj.proj.2.weight"] = rand(cross * tokens, ARCFACE_DIM * mult, scale=0.05)
+        state["image_proj.proj.2.bias"] = rand(cross * tokens)
+        state["image_proj.norm.weight"] = torch.ones(cross)
+        state["image_proj.norm.bias"] = torch.zeros(cross)
+    elif kind in ("faceid-plus", "faceid-plusv2"):  # ProjPlusModel: identity tokens refined over CLIP features
+        tokens = 4
+        state["image_proj.proj.0.weight"] = rand(ARCFACE_DIM * 2, ARCFACE_DIM, scale=0.05)
+        state["image_proj.proj.0.bias"] = rand(ARCFACE_DIM * 2)
+        state["image_proj.proj.2.weight"] = rand(cross * tokens, ARCFACE_DIM * 2, scale=0.05)
+        state["image_proj.proj.2.bias"] = rand(cross * tokens)
+        state["image_proj.norm.weight"] = torch.ones(cross)
+        state["image_proj.norm.bias"] = torch.zeros(cross)
+        r = "image_proj.perceiver_resampler."
+        state[r + "proj_in.weight"] = rand(cross, enc["hidden_size"])
+        state[r + "proj_in.bias"] = rand(cross)
+        state[r + "proj_out.weight"] = rand(cross, cross)
+        state[r + "proj_out.bias"] = rand(cross)
+        state[r + "norm_out.weight"] = torch.ones(cross)
+        state[r + "norm_out.bias"] = torch.zeros(cross)
+        _perceiver_layers(state, r, cross, 64, rand)
     else:
-        raise ValueError(f"unknown IP-Adapter kind {kind!r}: plain, plus or plus-face")
-    for i, size in enumerate(_unet_cross_attention_sizes(unet_config)):
-        key = 2 * i + 1
-        # Strong enough that a tiny random adapter visibly moves the output.
-        state[f"ip_adapter.{key}.to_k_ip.weight"] = rand(size, cross, scale=1.0)
-        state[f"ip_adapter.{key}.to_v_ip.weight"] = rand(size, cross, scale=1.0)
+        raise ValueError(f"unknown IP-Adapter kind {kind!r}: plain, plus, plus-face, faceid, faceid-plus or "
+                         "faceid-plusv2")
+    rank = 4
+    for key, (size, is_cross) in enumerate(_unet_attention_sizes(unet_config)):
+        if is_cross:
+            # Strong enough that a tiny random adapter visibly moves the output.
+            state[f"ip_adapter.{key}.to_k_ip.weight"] = rand(size, cross, scale=1.0)
+            state[f"ip_adapter.{key}.to_v_ip.weight"] = rand(size, cross, scale=1.0)
+        if kind.startswith("faceid"):  # FaceID's LoRA on q/k/v/out of every attention
+            kv_in = cross if is_cross else size
+            for name, fan_in in (("to_q", size), ("to_k", kv_in), ("to_v", kv_in), ("to_out", size)):
+                state[f"ip_adapter.{key}.{name}_lora.down.weight"] = rand(rank, fan_in)
+                state[f"ip_adapter.{key}.{name}_lora.up.weight"] = rand(size, rank)
     models = folder / "models"
     models.mkdir(parents=True, exist_ok=True)
-    suffix = {"plain": "", "plus": "-plus", "plus-face": "-plus-face"}[kind]
-    weight = f"ip-adapter{suffix}_sd15.safetensors"
+    family = "sdxl" if "addition_embed_type" in unet_config and unet_config["addition_embed_type"] == "text_time" \
+        else "sd15"
+    suffix = {"plain": "", "plus": "-plus", "plus-face": "-plus-face", "faceid": "-faceid",
+              "faceid-plus": "-faceid-plus", "faceid-plusv2": "-faceid-plusv2"}[kind]
+    weight = f"ip-adapter{suffix}_{family}.safetensors"
     save_file(state, str(models / weight))
     encoder_dir = models / "image_encoder"
     if not (encoder_dir / "config.json").exists():
@@ -469,4 +512,71 @@ def build_tiny_single_file(path: str | Path, pipeline_folder: str | Path) -> Pat
                                                           requires_safety_checker=False, use_safetensors=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(diffusers_to_ldm(pipe), str(path), metadata={"format": "pt"})
+    return path
+
+
+# -- insightface recognition model ---------------------------------------------------------------
+def build_tiny_arcface(path: str | Path, seed: int = 3, width: int = 8) -> Path:
+    """Write a tiny random ArcFace recognition model as ONNX, in insightface's IResNet shape.
+
+    Same interface as buffalo_l's ``w600k_r50.onnx``: input ``input.1`` of shape (N, 3, 112, 112)
+    (RGB, (x - 127.5) / 127.5), output (N, 512). The graph is IResNet's: conv-BN-PReLU stem,
+    "improved" residual blocks (BN, conv, BN, PReLU, strided conv, BN, plus a strided 1x1 shortcut)
+    down to 7x7, BN, flatten, fully connected, and the feature BatchNorm.
+    """
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    nodes, inits = [], []
+
+    def weight(name: str, array) -> str:
+        inits.append(numpy_helper.from_array(np.asarray(array, dtype=np.float32), name))
+        return name
+
+    def conv(x: str, cin: int, cout: int, k: int, stride: int, name: str) -> str:
+        w = weight(f"{name}.w", rng.normal(0, (2.0 / (cin * k * k)) ** 0.5, (cout, cin, k, k)))
+        nodes.append(helper.make_node("Conv", [x, w], [name], kernel_shape=[k, k], strides=[stride, stride],
+                                      pads=[k // 2] * 4))
+        return name
+
+    def bn(x: str, c: int, name: str) -> str:
+        ins = [x, weight(f"{name}.g", rng.uniform(0.8, 1.2, c)), weight(f"{name}.b", rng.normal(0, 0.1, c)),
+               weight(f"{name}.m", rng.normal(0, 0.1, c)), weight(f"{name}.v", rng.uniform(0.8, 1.2, c))]
+        nodes.append(helper.make_node("BatchNormalization", ins, [name], epsilon=1e-5))
+        return name
+
+    def prelu(x: str, c: int, name: str) -> str:
+        nodes.append(helper.make_node("PRelu", [x, weight(f"{name}.a", np.full((c, 1, 1), 0.25))], [name]))
+        return name
+
+    x = prelu(bn(conv("input.1", 3, width, 3, 1, "stem"), width, "stem.bn"), width, "stem.prelu")
+    for i in range(4):  # 112 -> 56 -> 28 -> 14 -> 7
+        b = f"block{i}"
+        y = bn(x, width, f"{b}.bn1")
+        y = prelu(bn(conv(y, width, width, 3, 1, f"{b}.conv1"), width, f"{b}.bn2"), width, f"{b}.prelu")
+        y = bn(conv(y, width, width, 3, 2, f"{b}.conv2"), width, f"{b}.bn3")
+        shortcut = bn(conv(x, width, width, 1, 2, f"{b}.down"), width, f"{b}.down.bn")
+        nodes.append(helper.make_node("Add", [y, shortcut], [f"{b}.out"]))
+        x = f"{b}.out"
+    x = bn(x, width, "bn2")
+    nodes.append(helper.make_node("Flatten", [x], ["flat"], axis=1))
+    flat = width * 7 * 7
+    fc_w = weight("fc.w", rng.normal(0, (1.0 / flat) ** 0.5, (ARCFACE_DIM, flat)))
+    nodes.append(helper.make_node("Gemm", ["flat", fc_w, weight("fc.b", np.zeros(ARCFACE_DIM))], ["fc"], transB=1))
+    features = [weight(f"features.{k}", v) for k, v in (("g", np.ones(ARCFACE_DIM)), ("b", np.zeros(ARCFACE_DIM)),
+                                                        ("m", np.zeros(ARCFACE_DIM)), ("v", np.ones(ARCFACE_DIM)))]
+    nodes.append(helper.make_node("BatchNormalization", ["fc", *features], ["683"], epsilon=1e-5))
+    graph = helper.make_graph(
+        nodes, "tiny_iresnet",
+        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, ["None", 3, 112, 112])],
+        [helper.make_tensor_value_info("683", TensorProto.FLOAT, [1, ARCFACE_DIM])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    onnx.checker.check_model(model)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
     return path

@@ -37,6 +37,7 @@ class PreparedJob:
     package: Path | None
     settings: Any  # BumpSettings
     packages: dict[str, Path] = field(default_factory=dict)  # character id -> package folder
+    character_prompts: dict[str, Any] = field(default_factory=dict)  # character id -> generate.CharacterPrompt
     faces: Any = None  # bump_backend.generate.bump.JobFaces (None: the generator finds them itself)
 
 
@@ -162,7 +163,8 @@ class EngineGenerator:
             self._low_memory(True)
         try:
             return self.engine.run(job.image, job.package, job.sidecar, settings, progress=progress, cancel=cancel,
-                                   input_path=str(job.image_path), faces=job.faces, packages=job.packages)
+                                   input_path=str(job.image_path), faces=job.faces, packages=job.packages,
+                                   character_prompts=job.character_prompts)
         except BumpCancelled as exc:
             raise Cancelled(str(exc)) from None
         finally:

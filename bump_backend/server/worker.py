@@ -207,6 +207,8 @@ class Scheduler:
         """
         from pathlib import Path
 
+        from bump_backend.generate.prompts import CharacterPrompt
+
         try:
             self._prep_stage(job, "preparing")
             limits = self.config.limits
@@ -229,6 +231,9 @@ class Scheduler:
                     raise InputImageError(f"the package folder {entry['path']} of character {character_id!r} is gone "
                                           "(no package.json)")
             settings = to_settings(job.request.params, limits)
+            # From request.json (written before the 202), so a re-queued job after a restart keeps them.
+            character_prompts = {cid: CharacterPrompt.coerce(entry)
+                                 for cid, entry in job.request.character_prompts.items()}
             faces = None
             if settings.face_pass:
                 from bump_backend.generate.bump import find_job_faces
@@ -238,7 +243,7 @@ class Scheduler:
                 faces = find_job_faces(image, sidecar, settings)
                 job.timings["faces_s"] = round(time.perf_counter() - t, 4)
             return PreparedJob(image=image, image_path=path, sidecar=sidecar, package=package, settings=settings,
-                               packages=packages, faces=faces)
+                               packages=packages, character_prompts=character_prompts, faces=faces)
         finally:
             self._prep_stage(job, "")
 

@@ -85,6 +85,7 @@ def test_render_and_bump_returns_at_once_and_results_arrive(first_bump, studio):
         character = lib.list_characters()[0]
         runs = lib.list_runs(character.id)
     assert face["character_id"] == character.id and face["in_frame"]
+    assert job.spec.character_prompts == {} and "face" not in job.spec.params  # the demo has no prompt: none sent
     x0, y0, x1, y1 = face["face_box"]
     assert 0 <= x0 < x1 <= 96 and 0 <= y0 < y1 <= 96
     assert sidecar["camera"]["resolution"] == [96, 96]
@@ -137,6 +138,29 @@ def test_second_run_replaces_the_result_nodes(first_bump):
     assert sorted(i.name for i in bpy.data.images) == images
     assert bpy.data.images["BumpStudio Bump"].filepath != old_file
     assert _compositor(scene)["out_from"] == "BumpStudio Mix"
+
+
+def test_linked_characters_send_their_own_prompts(first_bump, studio):
+    scene = bpy.context.scene
+    with Library.open(studio["library"]) as lib:
+        ref = lib.list_characters()[0].id
+        character = lib.update_character(ref, prompt="Mateo, short black hair", negative_prompt="earrings")
+    try:
+        assert bpy.ops.bump_studio.render_bump(use_last_render=True, wait=True, timeout=60) == {"FINISHED"}
+    finally:
+        with Library.open(studio["library"]) as lib:
+            lib.update_character(ref, prompt="", negative_prompt="")
+    result = Path(scene.bump_studio.result_folder)
+    meta = json.loads((result.parent / "job.json").read_text())["meta"]
+    sent = {ref: {"prompt": "Mateo, short black hair", "negative_prompt": "earrings"}}
+    assert character.suggested_prompt() == "Mateo, short black hair" and meta["character_prompts"] == sent
+    # The panel's prompt is empty, so the job prompt is already the character's text: the face pass starts
+    # from "" (no second copy before the character's own words); the whole pass keeps the job prompt.
+    assert meta["params"]["prompt"] == "Mateo, short black hair" and meta["params"]["face"] == {"prompt": ""}
+    record = json.loads((result / "bump.json").read_text())
+    assert record["character_prompts"] == sent
+    assert record["faces"][0]["prompt"] == "Mateo, short black hair"
+    assert record["faces"][0]["negative_prompt"].endswith(", earrings")
 
 
 def test_cancel_stops_the_job_and_keeps_the_previous_result(first_bump):

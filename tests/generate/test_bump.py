@@ -133,6 +133,9 @@ def test_candidates_are_scored(engine, scene, package_dir, fast_settings):
     assert face["seeds"] == [1234, 1235, 1236] and len(result.candidates[0]) == 3
     assert face["scores"] is None or len(face["scores"]) == 3
     assert face["chosen_seed"] in face["seeds"]
+    # Without an explicit embedder the engine still ranks (dlib's ResNet, which works offline).
+    default = engine.run(image, package_dir, sidecar, replace(fast_settings, candidates=2, whole_pass=False))
+    assert default.record["faces"][0]["ranked_by"] == "dlib_resnet_v1"
 
 
 def test_reproduce_from_png_and_json(engine, scene, package_dir, fast_settings, tmp_path):

@@ -118,6 +118,89 @@ def test_unknown_characters_and_uneven_packages(engine, two_faces, other_package
     assert len(mixed.record["faces"][1]["references"]["views"]) == 2
 
 
+def test_each_face_gets_its_characters_prompt(engine, two_faces, package_dir, other_package, fast_settings,
+                                              tmp_path):
+    from PIL import Image
+
+    from bump_backend.generate import CharacterPrompt
+    from bump_backend.generate.infotext import parse_infotext
+    from bump_backend.generate.prompts import DEFAULT_NEGATIVE
+    from bump_backend.generate.reproduce import reproduce
+    from bump_backend.generate.samplers import sampling_steps
+
+    image, sidecar = two_faces
+    shot = tmp_path / "shot.png"
+    Image.fromarray(image).save(shot)
+    settings = replace(fast_settings, whole_pass=False)
+    per_call = sampling_steps(settings.denoise, settings.steps)
+    packages = {"other": other_package}
+    base = engine.run(image, package_dir, sidecar, settings, packages=packages)
+    assert base.record["character_prompts"] == {} and "prompt" not in base.record["faces"][1]
+
+    calls = []
+    red = CharacterPrompt("red hair, freckles", "blurry")
+    own = engine.run(shot, package_dir, sidecar, settings, packages=packages, progress=lambda *a: calls.append(a),
+                     character_prompts={"other": red})
+    # Both prompts fit one 75-token chunk, so the two faces still share one UNet batch, and the astronaut's
+    # face (no entry) is bit-identical to the run without character prompts; only the other face changed.
+    assert {c[2] for c in calls if c[0] == "face"} == {per_call}
+    assert np.array_equal(own.face_crops[0], base.face_crops[0])
+    assert not np.array_equal(own.face_crops[1], base.face_crops[1])
+    faces = own.record["faces"]
+    assert "prompt" not in faces[0] and "negative_prompt" not in faces[0]
+    assert faces[1]["prompt"] == "photo of a man, red hair, freckles"
+    assert faces[1]["negative_prompt"] == DEFAULT_NEGATIVE + ", blurry"
+    assert own.record["character_prompts"] == {"other": {"prompt": "red hair, freckles", "negative_prompt": "blurry"}}
+    assert parse_infotext(own.infotext)["Character prompts"] == "other"
+    assert parse_infotext(own.infotext)["Prompt"] == "photo of a man"  # the job's prompt, as A1111 reads it
+    files = own.save(tmp_path / "out")
+    for source in (files["image"], files["record"]):
+        rep = reproduce(source, engine=engine)
+        assert rep.identical, rep.differences
+        assert np.array_equal(rep.result.face_crops[1], own.face_crops[1])
+
+    # The character's text is joined after the job's face prompt: the same text given as the job's face
+    # prompt gives the same bits (mappings work as well as CharacterPrompt).
+    joined = engine.run(image, package_dir, sidecar, replace(settings, face=replace(settings.face,
+                        prompt="photo of a man, red hair, freckles", negative_prompt=DEFAULT_NEGATIVE + ", blurry")),
+                        packages=packages)
+    same = engine.run(image, package_dir, sidecar, settings, packages=packages,
+                      character_prompts={"astronaut": {"prompt": "red hair, freckles", "negative_prompt": "blurry"},
+                                         "other": red})
+    for a, b in zip(joined.face_crops, same.face_crops, strict=True):
+        assert np.array_equal(a, b)
+    # Two characters with different prompts: each face follows its own prompt.
+    different = engine.run(image, package_dir, sidecar, settings, packages=packages,
+                           character_prompts={"astronaut": red, "other": CharacterPrompt("blue eyes, grey beard")})
+    assert np.array_equal(different.face_crops[0], same.face_crops[0])
+    assert not np.array_equal(different.face_crops[1], same.face_crops[1])
+
+
+def test_a_long_character_prompt_leaves_other_faces_alone(engine, two_faces, package_dir, fast_settings,
+                                                          monkeypatch):
+    from bump_backend.generate import CharacterPrompt, prompts
+    from bump_backend.generate.samplers import sampling_steps
+
+    image, sidecar = two_faces
+    settings = replace(fast_settings, whole_pass=False)
+    per_call = sampling_steps(settings.denoise, settings.steps)
+    base = engine.run(image, package_dir, sidecar, settings)
+    long_prompt = ", ".join(f"detail {i}" for i in range(60))  # > 75 tokens: two chunks
+    calls = []
+    long = engine.run(image, package_dir, sidecar, settings, progress=lambda *a: calls.append(a),
+                      character_prompts={"other": CharacterPrompt(long_prompt)})
+    # Faces whose prompts have different chunk counts go through the UNet in separate batches ...
+    assert {c[2] for c in calls if c[0] == "face"} == {2 * per_call}
+    assert np.array_equal(long.face_crops[0], base.face_crops[0])
+    assert not np.array_equal(long.face_crops[1], base.face_crops[1])
+    # ... because sharing one would pad the short prompt with the empty prompt's chunk (Conditioning.stack),
+    # which changes that face's bits: here the astronaut's padded conditioning, alone in its batch.
+    encode = prompts.encode_prompts
+    monkeypatch.setattr(prompts, "encode_prompts", lambda *a, **k: encode(*a, **k).padded(2 * 77))
+    padded = engine.run(image, package_dir, sidecar, replace(settings, batch_size=1))
+    assert not np.array_equal(padded.face_crops[0], base.face_crops[0])
+
+
 def test_find_job_faces_is_thread_safe_to_call_concurrently(scene, fast_settings):
     image, sidecar = scene
     with ThreadPoolExecutor(2) as pool:

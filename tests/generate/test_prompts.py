@@ -84,3 +84,18 @@ def test_character_prompt_and_negative():
     assert prompts.character_prompt({}) == "RAW photo"
     neg = prompts.negative_prompt(["earrings", "cartoon", "beard"])
     assert neg == prompts.DEFAULT_NEGATIVE + ", earrings, beard"
+    assert prompts.negative_prompt("earrings", base="") == "earrings"  # no leading ", " on an empty base
+
+
+def test_character_prompt_extends_the_jobs_prompts():
+    cp = prompts.CharacterPrompt("Mira, red hair", "earrings, cartoon")
+    assert cp.applied_to("RAW photo, film grain", prompts.DEFAULT_NEGATIVE) == (
+        "RAW photo, film grain, Mira, red hair", prompts.DEFAULT_NEGATIVE + ", earrings")
+    assert cp.applied_to("RAW photo, ", "") == ("RAW photo, Mira, red hair", "earrings, cartoon")
+    assert cp.applied_to("", "x") == ("Mira, red hair", "x, earrings, cartoon")
+    assert prompts.CharacterPrompt().applied_to("a", "b") == ("a", "b")  # empty fields change nothing
+    assert prompts.CharacterPrompt.coerce({"prompt": "p"}) == prompts.CharacterPrompt("p", "")
+    assert prompts.CharacterPrompt.coerce("p") == prompts.CharacterPrompt("p")
+    assert prompts.CharacterPrompt.coerce(cp.to_dict()) == cp
+    with pytest.raises(ValueError, match="promt"):
+        prompts.CharacterPrompt.coerce({"promt": "p"})

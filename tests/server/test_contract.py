@@ -11,11 +11,14 @@ from server_helpers import REPO
 
 from bump_backend.job_contract import (
     FACE_FIELDS,
+    MAX_CHARACTER_PACKAGES,
+    MAX_TEXT,
     PARAM_FIELDS,
     ContractError,
     JobRequest,
     JobStatus,
     sniff_image_type,
+    validate_character_prompts,
     validate_params,
 )
 
@@ -63,6 +66,28 @@ def test_request_round_trip_and_rules():
     with pytest.raises(ContractError) as info:
         JobRequest.from_dict({"schema": "other"})
     assert info.value.field == "schema"
+
+
+def test_character_prompts_contract():
+    prompts = {"mira": {"prompt": "Mira, red hair", "negative_prompt": "earrings"}, "marco": {"prompt": "goatee"}}
+    request = JobRequest(params={"seed": 4}, character_prompts=prompts)
+    assert request.to_dict()["character_prompts"] == prompts
+    assert JobRequest.from_dict(request.to_dict()) == request
+    assert "character_prompts" not in JobRequest().to_dict()  # an older server still accepts the request
+    assert validate_character_prompts({"a": {"prompt": None}}) == {"a": {}}
+    too_many = {f"c{i}": {"prompt": "x"} for i in range(MAX_CHARACTER_PACKAGES + 1)}
+    for bad, field in (([], "character_prompts"), (too_many, "character_prompts"),
+                       ({"a": "x"}, "character_prompts.a"), ({"a": {"promt": "x"}}, "character_prompts.a.promt"),
+                       ({"a": {"prompt": 3}}, "character_prompts.a.prompt"),
+                       ({"a": {"negative_prompt": "x" * (MAX_TEXT + 1)}}, "character_prompts.a.negative_prompt"),
+                       ({"a": {"prompt": "nul\x00"}}, "character_prompts.a.prompt"),
+                       ({"": {"prompt": "x"}}, "character_prompts (a character id)")):
+        with pytest.raises(ContractError) as info:
+            validate_character_prompts(bad)
+        assert info.value.field == field, (bad, info.value.field)
+        with pytest.raises(ContractError) as info:
+            JobRequest.from_dict({"character_prompts": bad})
+        assert info.value.field == field
 
 
 def test_status_round_trip():

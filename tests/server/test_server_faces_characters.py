@@ -94,6 +94,30 @@ def test_each_face_is_bumped_with_its_characters_package(client, images, tiny_mo
     assert np.array_equal(crops[0], shared_crops[0]) and not np.array_equal(crops[1], shared_crops[1])
 
 
+def test_each_face_gets_its_characters_prompt_through_the_server(client, server, images, tiny_models, tmp_path):
+    import json
+
+    sidecar = _two_face_sidecar()
+    params = {**FAST, "face_pass": True, "face_size": 64, "whole_pass": False, "face": {"steps": 3}}
+    prompts = {"other": {"prompt": "red hair, freckles", "negative_prompt": "blurry"}}
+    result = client.run(images["face"], tmp_path / "own", params, sidecar=sidecar, package=tiny_models["package"],
+                        character_prompts=prompts)
+    # The mapping reached the engine (its record says so) and is in the durable request on disk.
+    assert result.record["character_prompts"] == prompts
+    faces = result.record["faces"]
+    assert "prompt" not in faces[0] and faces[1]["prompt"] == "photo of a man, red hair, freckles"
+    request = json.loads((server.config.data_dir / "jobs" / result.job_id / "request.json").read_text())
+    assert request["character_prompts"] == prompts
+    plain = client.run(images["face"], tmp_path / "plain", params, sidecar=sidecar, package=tiny_models["package"])
+    assert plain.record["character_prompts"] == {}
+    crops = [np.asarray(Image.open(p)) for p in result.faces]
+    plain_crops = [np.asarray(Image.open(p)) for p in plain.faces]
+    assert np.array_equal(crops[0], plain_crops[0]) and not np.array_equal(crops[1], plain_crops[1])
+    with pytest.raises(JobRejected) as info:
+        client.submit(images["png"], FAST, character_prompts={"other": {"promt": "x"}})
+    assert info.value.status == 422 and info.value.field == "character_prompts.other.promt"
+
+
 def test_character_packages_are_checked_at_intake(client, images, tmp_path):
     for packages, status, field in (({"other": str(tmp_path / "missing")}, 422, "packages.other.package_path"),
                                     ({"other": {"package_id": "nobody"}}, 404, "packages.other.package_id"),
