@@ -95,12 +95,14 @@ max_side = {args.bump_side}
     return text
 
 
-def run_config(folder: Path, text: str, workers: int, overlap: bool) -> dict:
+def run_config(folder: Path, text: str, workers: int, overlap: bool, render_threads: int | None = None) -> dict:
     folder.mkdir(parents=True)
     job = folder / "job.toml"
     job.write_text(text)
     cmd = [sys.executable, "-m", "headless_renderer.batch", str(job), "--workers", str(workers), "--no-resume",
            "--quiet"] + ([] if overlap else ["--no-overlap"])
+    if render_threads is not None:
+        cmd += ["--render-threads", str(render_threads)]
     started = time.time()
     result = subprocess.run(cmd, cwd=REPO, env=child_env(), capture_output=True, text=True)
     total = time.time() - started
@@ -128,6 +130,9 @@ def main() -> int:
     parser.add_argument("--face-size", type=int, default=64, help="bump face-pass size (tiny model: sets its cost)")
     parser.add_argument("--bump-side", type=int, default=128, help="bump working size (tiny model: sets its cost)")
     parser.add_argument("--server-threads", type=int, default=1)
+    parser.add_argument("--render-threads", type=int, default=None,
+                        help="Cycles threads per render worker (default: the CLI's, cores / workers; 1 leaves the "
+                             "other core to the CPU backend, as a GPU backend would leave it)")
     parser.add_argument("--work", default=None, help="folder for outputs (default: a temp folder)")
     parser.add_argument("--json", default=None, help="write the results here too")
     args = parser.parse_args()
@@ -138,7 +143,8 @@ def main() -> int:
     try:
         text = job_text(url, args)
         for workers, overlap in ((1, False), (1, True), (2, False), (2, True)):
-            row = run_config(work / f"w{workers}_{'overlap' if overlap else 'serial'}", text, workers, overlap)
+            row = run_config(work / f"w{workers}_{'overlap' if overlap else 'serial'}", text, workers, overlap,
+                             args.render_threads)
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
     finally:
@@ -146,7 +152,8 @@ def main() -> int:
         server.wait(60)
     by = {(r["workers"], r["overlap"]): r for r in rows}
     print(f"\n{args.characters} characters x {args.views} views at {args.resolution} px ({args.preset}), "
-          f"bump: tiny SD 1.5 + IP-Adapter, {args.steps} steps, faces at {args.face_size} px, working size {args.bump_side} px, on the CPU ({os.cpu_count()} cores)\n")
+          f"bump: tiny SD 1.5 + IP-Adapter, {args.steps} steps, faces at {args.face_size} px, working size {args.bump_side} px, on the CPU ({os.cpu_count()} cores), "
+          f"render threads per worker: {args.render_threads or 'cores / workers'}\n")
     print("| workers | overlap | total s | render phase s | after last render s | bump units s | bump hidden "
           "(tail) | bump hidden (total) |")
     print("|---|---|---|---|---|---|---|---|")

@@ -21,7 +21,14 @@ from profile_rig.package_manifest import PackageManifest, ViewRecord, character_
 from profile_rig.package_writer import PackageStaging
 from profile_rig.png_io import write_png
 from profile_rig.render_presets import FAST, RenderPreset
-from profile_rig.studio import STUDIO_TAG, add_lights, apply_color_management, apply_render_settings, setup_world
+from profile_rig.studio import (
+    STUDIO_TAG,
+    add_lights,
+    apply_color_management,
+    apply_render_settings,
+    apply_threads,
+    setup_world,
+)
 from profile_rig.studio_hdri import get_studio
 from profile_rig.views import ViewSpec
 
@@ -43,6 +50,7 @@ class PackageOptions:
     lens_mm: float = 85.0
     sensor_width_mm: float = 36.0
     overwrite: bool = False
+    threads: int = 0  # render threads; 0 = every core (batch workers split the cores between them)
 
 
 @dataclass
@@ -152,6 +160,7 @@ def render_package(
         try:
             scene = studio.scene
             apply_render_settings(scene, options.preset, width, height)
+            apply_threads(scene, options.threads)
             apply_color_management(scene)
             scene.render.film_transparent = True
             scene.render.image_settings.color_mode = "RGBA"

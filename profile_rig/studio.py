@@ -105,6 +105,17 @@ def apply_color_management(scene: bpy.types.Scene) -> None:
     scene.sequencer_colorspace_settings.name = "sRGB"
 
 
+def apply_threads(scene: bpy.types.Scene, threads: int) -> None:
+    """A fixed render thread count (0 = Blender's automatic one: every core).
+
+    Set on the scene before the render starts: a ``render_init`` handler runs too late for the render
+    it belongs to (measured: no effect on the time of a package render).
+    """
+    scene.render.threads_mode = "FIXED" if threads > 0 else "AUTO"
+    if threads > 0:
+        scene.render.threads = threads
+
+
 def apply_render_settings(scene: bpy.types.Scene, preset: RenderPreset, width: int, height: int) -> None:
     render = scene.render
     render.engine = preset.engine

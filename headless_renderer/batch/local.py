@@ -121,9 +121,16 @@ class LocalExecutor:
             threads = self.options.render_threads
             if threads is None:
                 threads = max(1, cores // self.options.workers) if self.options.workers > 1 else 0
-            self.pool = ProcessPoolExecutor(max_workers=self.options.workers,
-                                            mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=work.init_render_worker, initargs=(threads, _render_env()))
+            context = multiprocessing.get_context("spawn")
+            core_sets = None
+            sets = work.worker_core_sets(self.options.workers)
+            if sets and threads <= len(sets[0]):  # pinned workers, each with its own cores
+                core_sets = context.Queue()
+                for cpus in sets:
+                    core_sets.put(cpus)
+            self.pool = ProcessPoolExecutor(max_workers=self.options.workers, mp_context=context,
+                                            initializer=work.init_render_worker,
+                                            initargs=(threads, _render_env(), core_sets))
         return self.pool
 
     def _submit(self, uid: str) -> Future | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import os
 import re
 import shutil
@@ -35,18 +34,10 @@ _LINE_LIMITS = {"gender": 64, "ethnicity": 100, "prompt_name": 100, "features": 
 _TEXT_LIMITS = {"prompt": 4000, "negative_prompt": 4000, "notes": 20000}
 EDITABLE = frozenset({"name", "age", *_LINE_LIMITS, *_TEXT_LIMITS, "tags", "source", "bones", "bump"})
 
-# Default bump settings a character may carry; values are checked so a typo cannot poison every run.
-_BUMP_NUMBERS: dict[str, tuple[type, float, float]] = {
-    "seed": (int, -1, 2**32 - 1),
-    "steps": (int, 1, 150),
-    "cfg": (float, 0.0, 30.0),
-    "denoise": (float, 0.0, 1.0),
-    "face_denoise": (float, 0.0, 1.0),
-    "ip_adapter_scale": (float, 0.0, 2.0),
-    "candidates": (int, 1, 64),
-    "max_side": (int, 64, 8192),
-}
-_BUMP_TEXT = {"sampler", "scheduler", "model", "ip_adapter", "prompt", "negative_prompt"}
+# Default bump settings a character may carry, checked against the job contract's own table (one set
+# of rules for the library, the server, the add-on and batch files) so a typo cannot poison every run.
+# "face_<name>" is the face pass's value of <name>; a few library-only labels are plain text.
+_BUMP_TEXT = {"scheduler", "model", "ip_adapter"}
 
 
 @dataclass(frozen=True)
@@ -179,6 +170,30 @@ def _bones(value: Any) -> dict[str, str]:
     return out
 
 
+def _contract_name(key: str) -> str | None:
+    """The job contract's name for a library bump key ("steps", "face_denoise" -> "face.denoise")."""
+    from bump_backend.job_contract import FACE_PARAMS, PARAMS
+
+    if key in PARAMS and key != "face":
+        return key
+    if key.startswith("face_") and key[5:] in FACE_PARAMS:
+        return "face." + key[5:]
+    return None
+
+
+def _contract_value(name: str, key: str, item: Any) -> Any:
+    from bump_backend.job_contract import ContractError, check_param, param_rule
+
+    if param_rule(name).kind == "str" and isinstance(item, str):
+        item = _line(item, f"bump.{key}", 4000)
+    if param_rule(name).kind == "int" and isinstance(item, float) and item.is_integer():
+        item = int(item)  # JSON/TOML tools write 30.0 for 30
+    try:
+        return check_param(name, item, label=f"bump.{key}")
+    except ContractError as exc:
+        raise ValidationError(str(exc)) from None
+
+
 def _bump(value: Any) -> dict[str, Any]:
     if value is None:
         return {}
@@ -188,13 +203,9 @@ def _bump(value: Any) -> dict[str, Any]:
     for key, item in value.items():
         if not isinstance(key, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,47}", key):
             raise ValidationError(f"bump: {key!r} is not a setting name")
-        if key in _BUMP_NUMBERS:
-            kind, low, high = _BUMP_NUMBERS[key]
-            if isinstance(item, bool) or not isinstance(item, (int, float)) or (kind is int and not float(item).is_integer()):
-                raise ValidationError(f"bump.{key}: expected {'a whole number' if kind is int else 'a number'}, got {item!r}")
-            if not math.isfinite(item) or not low <= item <= high:
-                raise ValidationError(f"bump.{key}: {item} is outside {low}..{high}")
-            out[key] = kind(item)
+        rule = _contract_name(key)
+        if rule is not None:
+            out[key] = _contract_value(rule, key, item)
         elif key in _BUMP_TEXT:
             out[key] = _line(item, f"bump.{key}", 4000)
         else:

@@ -173,3 +173,12 @@ def test_plain_faceid_needs_no_image_encoder(model_dirs, arcface, face_package, 
     assert result.image.shape == image.shape and len(face["seeds"]) == 2
     # Candidates are ranked by the same identity the adapter is conditioned on.
     assert face["ranked_by"] == "arcface" and len(face["scores"]) == 2 and face["identity_score"] == max(face["scores"])
+
+
+def test_user_loras_keep_faceids_own_lora_active(faceid_spec, model_dirs):
+    from bump_backend.generate import LoraSpec
+
+    lora = tiny.build_tiny_lora(model_dirs["root"] / "faceid_user_lora", model_dirs["sd15"])
+    engine = BumpEngine(replace(faceid_spec, loras=(LoraSpec(str(lora), 0.7),)))
+    active = engine.pipe.get_active_adapters()
+    assert "faceid_0" in active and any(name.startswith("lora0_") for name in active)

@@ -66,6 +66,9 @@ def test_hostile_names_stay_inside_the_library(lib: Library) -> None:
         {"age": -1}, {"age": 200}, {"age": "old"}, {"gender": "a\nb"}, {"bump": {"steps": 0}}, {"bump": {"cfg": float("nan")}},
         {"bump": {"denoise": 1.5}}, {"bump": {"Bad Key": 1}}, {"source": {"kind": "blend"}}, {"source": {"kind": "cloud"}},
         {"bones": {"Head": "x"}}, {"tags": ["a,b"]}, {"colour": "red"}, {"prompt": "x" * 5000},
+        # the job contract's own ranges: a stored default the backend would refuse is refused here
+        {"bump": {"denoise": 0}}, {"bump": {"candidates": 64}}, {"bump": {"sampler": "Euler z"}},
+        {"bump": {"face_denoise": 0}}, {"bump": {"face_size": 100}},
     ],
 )
 def test_bad_fields_are_refused_with_the_field_named(lib: Library, fields: dict) -> None:
@@ -99,3 +102,14 @@ def test_summaries_for_long_lists(lib: Library, make_package) -> None:
     assert [(r.name, r.active_version) for r in rows] == [("al", None), ("Bo", 1)]
     assert [r.name for r in lib.list_summaries(tag="a")] == ["Bo"]
     assert [c.name for c in lib.list_characters(limit=1000)] == [c.name for c in lib.list_characters(limit=1)] + ["Bo"]
+
+
+def test_bump_defaults_follow_the_job_contract(lib: Library) -> None:
+    from bump_backend.job_contract import check_param
+
+    character = lib.create_character("Ana", bump={"sampler": "dpm++ 2m karras", "steps": 30.0, "face_denoise": 0.32,
+                                                  "model": "my-checkpoint"})
+    # The sampler comes back in its A1111 spelling, a whole float as an int, library-only labels as they are.
+    assert character.bump == {"sampler": "DPM++ 2M Karras", "steps": 30, "face_denoise": 0.32,
+                              "model": "my-checkpoint"}
+    assert check_param("face.denoise", character.bump["face_denoise"]) == 0.32
