@@ -30,6 +30,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--sidecar", help="render sidecar JSON (face geometry; without it faces are detected)")
     parser.add_argument("--character-package", action="append", default=[], metavar="CHARACTER_ID=DIR",
                         help="package folder for one character of the sidecar (repeatable); other faces use --package")
+    parser.add_argument("--character-prompt", action="append", default=[], metavar="CHARACTER_ID=TEXT",
+                        help="that character's own words, added after the face-pass prompt for its faces (repeatable)")
+    parser.add_argument("--character-negative", action="append", default=[], metavar="CHARACTER_ID=TEXT",
+                        help="that character's negative items, added to the face-pass negative (repeatable)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--stem", default=None, help="output file name stem (default: the image's)")
     parser.add_argument("--model", default=None, help="registry name (sd15, sdxl), hub id, diffusers folder or "
@@ -115,6 +119,17 @@ def _spec(args: argparse.Namespace):
     return spec
 
 
+def _pairs(items: list[str], flag: str, what: str) -> dict[str, str]:
+    """``ID=VALUE`` options as a mapping, checked before any model loads."""
+    out = {}
+    for item in items:
+        cid, sep, value = item.partition("=")
+        if not sep or not cid or not value:
+            raise SystemExit(f"{flag} expects CHARACTER_ID={what}, got {item!r}")
+        out[cid] = value
+    return out
+
+
 def _print_progress(stage: str, step: int, total: int) -> None:
     print(f"\r{stage}: {step}/{total}", end="\n" if step == total else "", file=sys.stderr, flush=True)
 
@@ -145,15 +160,14 @@ def run(args: argparse.Namespace) -> int:
 
             sidecar = load(args.sidecar)
         settings = _settings(args)
+        packages = _pairs(args.character_package, "--character-package", "DIR")
+        character_prompts: dict[str, dict[str, str]] = {}
+        for key, flag in (("prompt", "--character-prompt"), ("negative_prompt", "--character-negative")):
+            for cid, text in _pairs(getattr(args, flag[2:].replace("-", "_")), flag, "TEXT").items():
+                character_prompts.setdefault(cid, {})[key] = text
         engine = BumpEngine(_spec(args))
-        packages = {}
-        for item in args.character_package:
-            cid, sep, folder = item.partition("=")
-            if not sep or not cid or not folder:
-                raise SystemExit(f"--character-package expects CHARACTER_ID=DIR, got {item!r}")
-            packages[cid] = folder
         result = engine.run(args.image, args.package, sidecar=sidecar, settings=settings, progress=_print_progress,
-                            packages=packages)
+                            packages=packages, character_prompts=character_prompts)
     except ModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
