@@ -276,22 +276,29 @@ def _check_string(value: Any, name: str, limit: int) -> str:
     return value
 
 
+def _per_character(data: Any, field: str, keys: tuple[str, ...], what: str) -> list[tuple[str, str, dict]]:
+    """The checks every ``{character id: {...}}`` request field shares: (id, field name, entry) items."""
+    if data is None:
+        return []
+    if not isinstance(data, dict):
+        raise ContractError(f"{field} must be a JSON object: character id -> {{{what}}}", field)
+    if len(data) > MAX_CHARACTER_PACKAGES:
+        raise ContractError(f"{field}: at most {MAX_CHARACTER_PACKAGES} characters", field)
+    items = []
+    for character_id, entry in data.items():
+        _check_string(character_id, f"{field} (a character id)", 200)
+        name = f"{field}.{character_id}"
+        if not isinstance(entry, dict):
+            raise ContractError(f"{name} must be an object with {what}", name)
+        _reject_unknown(entry, keys, name)
+        items.append((character_id, name, entry))
+    return items
+
+
 def validate_packages(data: Any) -> dict[str, dict[str, str]]:
     """``packages``: character id -> ``{"package_path": ...}`` or ``{"package_id": ...}`` (exactly one)."""
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ContractError("packages must be a JSON object: character id -> {package_path | package_id}",
-                            "packages")
-    if len(data) > MAX_CHARACTER_PACKAGES:
-        raise ContractError(f"packages: at most {MAX_CHARACTER_PACKAGES} characters", "packages")
     out: dict[str, dict[str, str]] = {}
-    for character_id, ref in data.items():
-        _check_string(character_id, "packages (a character id)", 200)
-        name = f"packages.{character_id}"
-        if not isinstance(ref, dict):
-            raise ContractError(f"{name} must be an object with package_path or package_id", name)
-        _reject_unknown(ref, PACKAGE_REF_KEYS, name)
+    for character_id, name, ref in _per_character(data, "packages", PACKAGE_REF_KEYS, "package_path | package_id"):
         given = [k for k in PACKAGE_REF_KEYS if ref.get(k) is not None]
         if len(given) != 1:
             raise ContractError(f"{name}: give exactly one of package_path or package_id", name)
@@ -306,20 +313,9 @@ def validate_character_prompts(data: Any) -> dict[str, dict[str, str]]:
     The generator adds a character's prompt to the job's face-pass prompt for that character's
     faces (and its negative to the job's negative), so each face in a shot gets its own words.
     """
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ContractError("character_prompts must be a JSON object: character id -> {prompt, negative_prompt}",
-                            "character_prompts")
-    if len(data) > MAX_CHARACTER_PACKAGES:
-        raise ContractError(f"character_prompts: at most {MAX_CHARACTER_PACKAGES} characters", "character_prompts")
     out: dict[str, dict[str, str]] = {}
-    for character_id, entry in data.items():
-        _check_string(character_id, "character_prompts (a character id)", 200)
-        name = f"character_prompts.{character_id}"
-        if not isinstance(entry, dict):
-            raise ContractError(f"{name} must be an object with prompt and/or negative_prompt", name)
-        _reject_unknown(entry, CHARACTER_PROMPT_KEYS, name)
+    for character_id, name, entry in _per_character(data, "character_prompts", CHARACTER_PROMPT_KEYS,
+                                                    "prompt and/or negative_prompt"):
         texts = {}
         for key, value in entry.items():
             if value is None:

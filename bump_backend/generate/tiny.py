@@ -100,24 +100,26 @@ def _scheduler_config() -> dict:
     }
 
 
+# What the tiny SD 1.5 and SDXL UNets share: two levels, the second with cross-attention.
+_TINY_UNET = {
+    "block_out_channels": (32, 64),
+    "layers_per_block": 1,
+    "sample_size": 32,
+    "in_channels": 4,
+    "out_channels": 4,
+    "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D"),
+    "up_block_types": ("CrossAttnUpBlock2D", "UpBlock2D"),
+    "norm_num_groups": 32,
+}
+
+
 def build_tiny_sd15(folder: str | Path, seed: int = 0) -> Path:
     """Write a tiny random SD 1.5 img2img pipeline as a diffusers folder; return the folder."""
     from diffusers import DDIMScheduler, StableDiffusionImg2ImgPipeline, UNet2DConditionModel
 
     folder = Path(folder)
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        sample_size=32,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32,
-        attention_head_dim=8,
-        norm_num_groups=32,
-    )
+    unet = UNet2DConditionModel(**_TINY_UNET, cross_attention_dim=32, attention_head_dim=8)
     tokenizer = _tokenizer()
     text_encoder = _text_encoder(len(tokenizer), 32)
     pipe = StableDiffusionImg2ImgPipeline(
@@ -142,13 +144,7 @@ def build_tiny_sdxl(folder: str | Path, seed: int = 0) -> Path:
     folder = Path(folder)
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        sample_size=32,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        **_TINY_UNET,
         attention_head_dim=(2, 4),
         use_linear_projection=True,
         addition_embed_type="text_time",
@@ -156,7 +152,6 @@ def build_tiny_sdxl(folder: str | Path, seed: int = 0) -> Path:
         transformer_layers_per_block=(1, 1),
         projection_class_embeddings_input_dim=80,
         cross_attention_dim=64,
-        norm_num_groups=32,
     )
     tokenizer = _tokenizer()
     config = {k: v for k, v in _scheduler_config().items() if k not in ("clip_sample", "set_alpha_to_one")}
