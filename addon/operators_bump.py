@@ -86,10 +86,11 @@ def reference_character(scene: bpy.types.Scene) -> str | None:
     return linked[0][1] if linked else None
 
 
-def _shot_characters(lib: Any, scene: bpy.types.Scene) -> list[ShotCharacter]:
+def _shot_characters(lib: Any, scene: bpy.types.Scene) -> tuple[list[ShotCharacter], list[Any]]:
+    """The linked characters as the sidecar needs them, and their library records (read once)."""
     from profile_rig.library import LibraryError
 
-    shot = []
+    shot, characters = [], []
     for obj, char_id in linked_characters(scene):
         try:
             character = lib.get_character(char_id)
@@ -101,7 +102,8 @@ def _shot_characters(lib: Any, scene: bpy.types.Scene) -> list[ShotCharacter]:
         bones = character.bones
         eyes = (bones["eye_left"], bones["eye_right"]) if "eye_left" in bones and "eye_right" in bones else None
         shot.append(ShotCharacter(obj.name, character.id, character.name, package, bones.get("head"), eyes))
-    return shot
+        characters.append(character)
+    return shot, characters
 
 
 def character_prompts(characters: Any) -> dict[str, dict[str, str]]:
@@ -158,8 +160,8 @@ def start_bump(context: bpy.types.Context, use_last_render: bool) -> jobs.BumpJo
         lib = open_library(prefs)
         character = lib.get_character(ref)
         package = lib.get_package(character.id)
-        shot = _shot_characters(lib, scene)
-        per_character = character_prompts(lib.get_character(c.character_id) for c in shot)
+        shot, shot_records = _shot_characters(lib, scene)
+        per_character = character_prompts(shot_records)
     except NotFoundError as exc:
         raise BumpError(f"{exc}; render a package for it first (Render Package)") from None
     except (LibraryError, LibraryUnavailable) as exc:

@@ -537,8 +537,7 @@ class BumpEngine:
             scores: list[float] | None = None
             best = 0
             if ranking and references:
-                points = faceid.points_in_crop(aligned[i]) if hasattr(self.embedder, "embed_points") else None
-                scores = rank.score_candidates(self.embedder, cands, references, points)
+                scores = rank.score_candidates(self.embedder, cands, references, faceid.points_in_crop(aligned[i]))
                 best = rank.best_index(scores)
             image = paste_back(image, aligned[i], cands[best])
             crops.append(cands[best])

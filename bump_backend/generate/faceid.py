@@ -104,23 +104,6 @@ def align(image: np.ndarray, points: np.ndarray, size: int = ARCFACE_SIZE) -> np
                           borderValue=0.0)
 
 
-def _pick_model_file(path: Path) -> Path:
-    """A recognition ``.onnx`` file: the path itself, or the 112x112-input model in a folder (buffalo_l)."""
-    if path.is_file():
-        return path
-    if not path.is_dir():
-        raise FaceEmbedderError(
-            f"insightface recognition model not found at {path}: download insightface's buffalo_l model pack "
-            "(it contains w600k_r50.onnx) once and pass the .onnx file or its folder as the face embedder")
-    candidates = sorted(path.glob("*.onnx"))
-    preferred = [p for p in candidates if any(k in p.name.lower() for k in ("w600k", "glint", "arcface", "r100"))]
-    for candidate in preferred + [p for p in candidates if p not in preferred]:
-        if _input_shape(candidate)[-2:] == [ARCFACE_SIZE, ARCFACE_SIZE]:
-            return candidate
-    raise FaceEmbedderError(f"no recognition model (ONNX with a 112x112 input) in {path}; found: "
-                            f"{', '.join(p.name for p in candidates) or 'no .onnx files'}")
-
-
 def _onnxruntime():
     try:
         import onnxruntime
@@ -130,21 +113,46 @@ def _onnxruntime():
     return onnxruntime
 
 
-def _input_shape(path: Path) -> list:
+def _session(path: Path) -> Any:
+    """An onnxruntime session on the CUDA provider when present, else the CPU."""
     ort = _onnxruntime()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, min(4, os.cpu_count() or 1))
+    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
     try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    except Exception:  # any file that onnxruntime cannot open is simply not a candidate
-        return []
-    return list(session.get_inputs()[0].shape)
+        return ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise FaceEmbedderError(f"cannot load the recognition model {path}: {exc}") from exc
+
+
+def _open_model(path: Path) -> tuple[Path, Any]:
+    """A recognition ``.onnx`` file and its session: the path itself, or the 112x112-input model in a
+    folder (buffalo_l), each candidate opened once."""
+    if path.is_file():
+        return path, _session(path)
+    if not path.is_dir():
+        raise FaceEmbedderError(
+            f"insightface recognition model not found at {path}: download insightface's buffalo_l model pack "
+            "(it contains w600k_r50.onnx) once and pass the .onnx file or its folder as the face embedder")
+    candidates = sorted(path.glob("*.onnx"))
+    preferred = [p for p in candidates if any(k in p.name.lower() for k in ("w600k", "glint", "arcface", "r100"))]
+    for candidate in preferred + [p for p in candidates if p not in preferred]:
+        try:
+            session = _session(candidate)
+        except FaceEmbedderError:
+            continue  # a file onnxruntime cannot open is simply not a candidate
+        if list(session.get_inputs()[0].shape)[-2:] == [ARCFACE_SIZE, ARCFACE_SIZE]:
+            return candidate, session
+    raise FaceEmbedderError(f"no recognition model (ONNX with a 112x112 input) in {path}; found: "
+                            f"{', '.join(p.name for p in candidates) or 'no .onnx files'}")
 
 
 @dataclass
 class ArcFaceEmbedder:
     """insightface's ArcFace recognition model (ONNX) on aligned faces; unit-length 512-d vectors.
 
-    ``input_mean``/``input_std`` are buffalo_l's (pixels scaled to [-1, 1], RGB). ``find`` settings
-    are the face pipeline's, used when :meth:`embed` has to find the face itself.
+    ``input_mean``/``input_std`` are buffalo_l's (pixels scaled to [-1, 1], RGB). ``model`` is the
+    ``.onnx`` file or the model-pack folder it is in.
     """
 
     model: str | Path
@@ -155,15 +163,7 @@ class ArcFaceEmbedder:
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.path = _pick_model_file(Path(self.model).expanduser())
-        ort = _onnxruntime()
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = max(1, min(4, os.cpu_count() or 1))
-        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
-        try:
-            self._session = ort.InferenceSession(str(self.path), options, providers=providers)
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise FaceEmbedderError(f"cannot load the recognition model {self.path}: {exc}") from exc
+        self.path, self._session = _open_model(Path(self.model).expanduser())
         inputs = self._session.get_inputs()
         shape = list(inputs[0].shape)
         if len(inputs) != 1 or shape[-3:] != [3, ARCFACE_SIZE, ARCFACE_SIZE]:

@@ -96,8 +96,8 @@ def score_candidates(embedder: IdentityEmbedder, candidates: Sequence[np.ndarray
                      references: Sequence[np.ndarray], points: np.ndarray | None = None) -> list[float]:
     """Similarity in [.., 1] per candidate: ``1 - distance``; -inf where no face was found.
 
-    ``points``: where the face's alignment points are in every candidate, for embedders that can
-    use them (``embed_points``, e.g. FaceID's ArcFace) instead of searching for the face.
+    ``points``: where the face's alignment points are in every candidate; embedders that can use
+    them (``embed_points``, e.g. FaceID's ArcFace) do, instead of searching for the face.
     """
     scores = []
     use_points = points is not None and hasattr(embedder, "embed_points")

@@ -155,17 +155,23 @@ class LibraryBase:
 
     # -- transactions ----------------------------------------------------------------------
     @contextmanager
+    def _nested(self) -> Iterator[sqlite3.Connection]:
+        """Inside an open transaction (read or write): count the depth, leave the transaction to its owner."""
+        self._depth += 1
+        try:
+            yield self._conn
+        finally:
+            self._depth -= 1
+
+    @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction holding the library's cross-process write lock (nests)."""
         with self._lock:
             if self._depth:
                 if not self._writing:
                     raise RuntimeError("a library write cannot start inside a read snapshot")
-                self._depth += 1
-                try:
-                    yield self._conn
-                finally:
-                    self._depth -= 1
+                with self._nested() as conn:
+                    yield conn
                 return
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
@@ -195,11 +201,8 @@ class LibraryBase:
         """A consistent snapshot for several SELECTs (nests, also inside :meth:`write`)."""
         with self._lock:
             if self._depth:
-                self._depth += 1
-                try:
-                    yield self._conn
-                finally:
-                    self._depth -= 1
+                with self._nested() as conn:
+                    yield conn
                 return
             self._conn.execute("BEGIN")
             self._depth = 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -82,6 +83,20 @@ def scene():
                             depth_m=1.2)
     sidecar = RenderSidecar(width=128, height=128, faces=(SidecarFace("astronaut", "Astronaut", geometry),))
     return np.ascontiguousarray(image), sidecar
+
+
+@pytest.fixture(scope="session")
+def two_faces(scene):
+    """The scene's sidecar with a second character's face, shifted and turned (yaw +80)."""
+    image, sidecar = scene
+    face = sidecar.faces[0]
+    g = face.geometry
+    shifted = replace(g, head_centre=(g.head_centre[0] + 40, g.head_centre[1] + 40),
+                      right_eye=(g.right_eye[0] + 40, g.right_eye[1] + 40),
+                      left_eye=(g.left_eye[0] + 40, g.left_eye[1] + 40),
+                      face_box=tuple(v + 40 for v in g.face_box), yaw=80.0)
+    other = replace(face, character_id="other", character_name="Other", geometry=shifted)
+    return image, replace(sidecar, faces=(face, other))
 
 
 @pytest.fixture()

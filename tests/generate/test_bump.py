@@ -62,15 +62,12 @@ def test_face_pass_leaves_everything_outside_the_mask(engine, scene, package_dir
     assert full.any() and np.array_equal(both.image[full], result.image[full])
 
 
-def test_two_faces_batched_with_own_poses(engine, scene, package_dir, fast_settings):
-    image, sidecar = scene
-    face = sidecar.faces[0]
-    g = face.geometry
-    shifted = replace(g, head_centre=(g.head_centre[0] + 40, g.head_centre[1] + 40),
-                      right_eye=(g.right_eye[0] + 40, g.right_eye[1] + 40),
-                      left_eye=(g.left_eye[0] + 40, g.left_eye[1] + 40),
-                      face_box=tuple(v + 40 for v in g.face_box), yaw=80.0)
-    two = replace(sidecar, faces=(face, replace(face, geometry=shifted)))
+def test_two_faces_batched_with_own_poses(engine, two_faces, package_dir, fast_settings):
+    image, sidecar = two_faces
+    face, turned = sidecar.faces
+    # Both faces are the same character here: only their poses differ.
+    two = replace(sidecar, faces=(face, replace(turned, character_id=face.character_id,
+                                                character_name=face.character_name)))
     calls = []
     result = engine.run(image, package_dir, two, replace(fast_settings, whole_pass=False),
                         progress=lambda *a: calls.append(a))

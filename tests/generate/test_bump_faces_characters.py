@@ -14,20 +14,6 @@ from bump_backend.generate.bump import find_job_faces, working_image
 
 
 @pytest.fixture(scope="module")
-def two_faces(scene):
-    """The scene's sidecar with a second character's face, shifted and turned (yaw +80)."""
-    image, sidecar = scene
-    face = sidecar.faces[0]
-    g = face.geometry
-    shifted = replace(g, head_centre=(g.head_centre[0] + 40, g.head_centre[1] + 40),
-                      right_eye=(g.right_eye[0] + 40, g.right_eye[1] + 40),
-                      left_eye=(g.left_eye[0] + 40, g.left_eye[1] + 40),
-                      face_box=tuple(v + 40 for v in g.face_box), yaw=80.0)
-    other = replace(face, character_id="other", character_name="Other", geometry=shifted)
-    return image, replace(sidecar, faces=(face, other))
-
-
-@pytest.fixture(scope="module")
 def other_package(tmp_path_factory):
     """A second character: three views of a made-up pattern (not the astronaut)."""
     return tiny.build_tiny_package(tmp_path_factory.mktemp("other"), character_id="other")
