@@ -27,8 +27,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 VIEWS = ["front", "quarter_left", "three_quarter_left", "three_quarter_right", "profile_left", "profile_right",
          "up", "down", "over_shoulder_left"]
-CHARACTERS = [("mateo", "demo_man", "{}"), ("aiko", "demo_woman", "{}"), ("elder", "demo_man", "{ age = 68 }"),
-              ("amara", "demo_woman", '{ ethnicity = "african" }')]
+CHARACTERS = [("mateo", "demo_man", "{}"), ("aiko", "demo_woman", "{}"),
+              ("elder", "demo_man", '{ name = "Elder", age = 68 }'),
+              ("amara", "demo_woman", '{ name = "Amara", ethnicity = "african" }')]
 
 
 def free_port() -> int:

@@ -294,9 +294,11 @@ def _build(data: dict[str, Any], path: Path, check: _Checker) -> Job | None:
     for index, entry in enumerate(entries):
         tasks.extend(_entry(index, entry, table, characters, root, base_shots, reference, backends, check))
     _check_needs(tasks, characters, check)
-    if library is not None:
+    if library is None:
+        _check_distinct_names(characters, check)
+    else:
         if update_library:
-            _check_library_targets(characters, library, check)
+            _check_library_targets(characters, library, check)  # names included, as library targets
         library.close()
     token = None
     if token_env:
@@ -621,6 +623,20 @@ def _library_character(ref: Any, path: str, library, check: _Checker):
         except LibraryError as exc:
             check.add(f"{path}.library", str(exc))
     return character, package, version
+
+
+def _check_distinct_names(characters: dict[str, CharacterSpec], check: _Checker) -> None:
+    """Two job characters must not share a name: a package's character id comes from it, so their
+    packages, contact sheets and records would claim to be the same character. (Two demo characters
+    from one preset share the preset's name unless given their own.)"""
+    seen: dict[str, str] = {}
+    for key, spec in characters.items():
+        folded = spec.name.casefold()
+        if folded in seen:
+            check.add(f"characters.{key}", f"has the same name {spec.name!r} as characters.{seen[folded]} (a "
+                      "package's character id comes from its name); give one of them its own name = \"...\"")
+        else:
+            seen[folded] = key
 
 
 def _check_library_targets(characters: dict[str, CharacterSpec], library, check: _Checker) -> None:

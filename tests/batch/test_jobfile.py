@@ -347,3 +347,26 @@ def test_library_targets_must_not_collide(tmp_path):
     assert "same library character 'Aiko'" in problems[(8, "characters.aiko")]
     job = load_job(write(tmp_path, text.replace('library = "lib"', 'library = "lib"\nupdate_library = false'), "b.toml"))
     assert job.update_library is False and job.library == str((tmp_path / "lib").resolve())
+
+
+def test_two_characters_from_one_preset_need_their_own_names(tmp_path):
+    """Without a name both would be "Mateo" (the preset's), and their packages the same character id."""
+    text = textwrap.dedent('''\
+        version = 1
+        [defaults]
+        output = "out"
+        [characters.mateo]
+        demo = "demo_man"
+        [characters.elder]
+        demo = "demo_man"
+        phenotype = { age = 68 }
+        [[entries]]
+        characters = ["*"]
+        tasks = ["package"]
+        ''')
+    with pytest.raises(JobFileError) as info:
+        load_job(write(tmp_path, text))
+    problems = {(p.line, p.field): p.message for p in info.value.problems}
+    assert "same name 'Mateo' as characters.mateo" in problems[(6, "characters.elder")]
+    job = load_job(write(tmp_path, text.replace("age = 68 }", "age = 68 }\nname = \"Elder\""), "b.toml"))
+    assert [c.name for c in job.characters.values()] == ["Mateo", "Elder"]
