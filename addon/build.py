@@ -23,8 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 ADDON = Path(__file__).resolve().parent
 # What Blender's Python needs from this project: never the GPU side (torch), never the tests.
-WHEEL_SOURCES = ("profile_rig", "headless_renderer")
-BACKEND_FILES = ("__init__.py", "client.py", "job_contract.py")
+WHEEL_SOURCES = ("bump_contracts", "bump_client", "character_library", "profile_rig", "headless_renderer")
 ADDON_EXCLUDE = {"build.py"}
 
 
@@ -84,9 +83,6 @@ def build_wheel(dest: Path) -> Path:
             shutil.copy2(REPO / name, src / name)
         for package in WHEEL_SOURCES:
             shutil.copytree(REPO / package, src / package, ignore=ignore)
-        (src / "bump_backend").mkdir()
-        for name in BACKEND_FILES:
-            shutil.copy2(REPO / "bump_backend" / name, src / "bump_backend" / name)
         dest.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-cache-dir",
                "--quiet", str(src), "-w", str(dest)]

@@ -1,6 +1,6 @@
 """Bump jobs off Blender's main thread.
 
-A worker thread per job talks to the backend through ``bump_backend.client`` (submit, stream or
+A worker thread per job talks to the backend through ``bump_client.client`` (submit, stream or
 poll progress, download). It never touches ``bpy``: it only puts events on a queue. ``tick()``
 runs on the main thread, from a ``bpy.app.timers`` timer in the UI (or called in a loop by batch
 code and tests, where Blender runs no event loop and timers never fire), drains those queues and
@@ -73,7 +73,7 @@ class BumpJob:
     started: float = field(default_factory=time.monotonic)
 
     def client(self, **overrides: Any):
-        from bump_backend.client import BumpClient
+        from bump_client.client import BumpClient
 
         options = {"timeout": 30.0, "retries": 2, "backoff": 0.25, **overrides}
         return BumpClient(self.spec.url, token=self.spec.token or None, **options)
@@ -90,7 +90,7 @@ class BumpJob:
             threading.Thread(target=self._send_cancel, args=(job_id,), name="bump-studio-cancel", daemon=True).start()
 
     def _send_cancel(self, job_id: str) -> None:
-        from bump_backend.client import BackendError
+        from bump_client.client import BackendError
 
         try:
             self.client(retries=1).cancel(job_id)  # its own session: never shared across threads
@@ -99,9 +99,9 @@ class BumpJob:
 
     # -- worker thread: no bpy below this line ------------------------------------------------
     def _run(self) -> None:
-        from bump_backend.client import BackendError, JobRejected, packages_from_sidecar
-        from bump_backend.job_contract import CANCELLED as S_CANCELLED
-        from bump_backend.job_contract import DONE as S_DONE
+        from bump_client.client import BackendError, JobRejected, packages_from_sidecar
+        from bump_contracts.bump_job import CANCELLED as S_CANCELLED
+        from bump_contracts.bump_job import DONE as S_DONE
 
         spec = self.spec
         try:

@@ -88,7 +88,7 @@ def reference_character(scene: bpy.types.Scene) -> str | None:
 
 def _shot_characters(lib: Any, scene: bpy.types.Scene) -> tuple[list[ShotCharacter], list[Any]]:
     """The linked characters as the sidecar needs them, and their library records (read once)."""
-    from profile_rig.library import LibraryError
+    from character_library import LibraryError
 
     shot, characters = [], []
     for obj, char_id in linked_characters(scene):
@@ -140,7 +140,7 @@ def _job_folder(prefs: Any, scene: bpy.types.Scene) -> Path:
 
 def start_bump(context: bpy.types.Context, use_last_render: bool) -> jobs.BumpJob:
     """Everything up to the submit (main thread); the network part runs in the job's worker."""
-    from profile_rig.library import LibraryError, NotFoundError
+    from character_library import LibraryError, NotFoundError
 
     scene = context.scene
     settings = scene.bump_studio
@@ -222,7 +222,7 @@ def load_image(name: str, path: Path, non_color: bool = False) -> bpy.types.Imag
 
 
 def _record_run(job: jobs.BumpJob, result: Any) -> str:
-    from profile_rig.library import LibraryError
+    from character_library import LibraryError
 
     record, meta = result.record or {}, job.meta
     scores = [f.get("identity_score") for f in record.get("faces") or [] if isinstance(f, dict)]
@@ -416,7 +416,7 @@ class BUMP_STUDIO_OT_check_backend(bpy.types.Operator):
     bl_label = "Check Backend"
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        from bump_backend.client import BackendError, BumpClient
+        from bump_client.client import BackendError, BumpClient
 
         prefs = get_prefs(context)
         client = BumpClient(prefs.backend_url, token=prefs.backend_token or None, timeout=3.0, connect_timeout=1.0,

@@ -1,4 +1,4 @@
-"""Library panel operators over ``profile_rig.library.Library``: list, create, edit, delete, versions, history.
+"""Library panel operators over ``character_library.Library``: list, create, edit, delete, versions, history.
 
 The panel never reads the library while drawing: these operators copy what it shows into the
 window manager's collections (and thumbnails into a preview collection) when something changes.
@@ -24,7 +24,7 @@ class LibraryUnavailable(RuntimeError):
 
 
 def open_library(prefs: Any = None) -> Any:
-    from profile_rig.library import Library, LibraryError
+    from character_library import Library, LibraryError
 
     prefs = prefs or get_prefs()
     folder = bpy.path.abspath(prefs.library_folder or "").strip()
@@ -105,7 +105,7 @@ def load_details(context: bpy.types.Context) -> None:
     char_id = selected_character(context)
     if char_id is None:
         return
-    from profile_rig.library import LibraryError
+    from character_library import LibraryError
 
     try:
         lib = open_library(get_prefs(context))
@@ -145,7 +145,7 @@ def source_of(obj: bpy.types.Object) -> dict[str, Any]:
 
 def bones_of(context: bpy.types.Context, obj: bpy.types.Object) -> dict[str, str]:
     """The head/eye bones the head finder uses for this object (recorded so later shots find the same)."""
-    from profile_rig.head_finder import HeadNotFoundError, find_head
+    from profile_rig.blender.head_finder import HeadNotFoundError, find_head
 
     settings = context.scene.bump_studio
     eyes = (settings.eye_bone_left, settings.eye_bone_right) if settings.eye_bone_left and settings.eye_bone_right else None
@@ -183,7 +183,7 @@ class BUMP_STUDIO_OT_library_refresh(bpy.types.Operator):
     bl_label = "Refresh Library"
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        from profile_rig.library import LibraryError
+        from character_library import LibraryError
 
         try:
             count = refresh(context)
@@ -207,7 +207,7 @@ class BUMP_STUDIO_OT_library_create(_CharacterProps, bpy.types.Operator):
         return context.window_manager.invoke_props_dialog(self)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        from profile_rig.library import LibraryError
+        from character_library import LibraryError
 
         obj = context.active_object or context.scene.bump_studio.character
         name = self.name or (obj.name if obj is not None else "")
@@ -240,7 +240,7 @@ class BUMP_STUDIO_OT_library_edit(_CharacterProps, bpy.types.Operator):
     character: StringProperty(name="Character", description="Id or name (default: the selected one)")
 
     def invoke(self, context: bpy.types.Context, event: Any) -> set[str]:
-        from profile_rig.library import LibraryError
+        from character_library import LibraryError
 
         ref = self.character or selected_character(context)
         try:
@@ -253,7 +253,7 @@ class BUMP_STUDIO_OT_library_edit(_CharacterProps, bpy.types.Operator):
         return context.window_manager.invoke_props_dialog(self)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        from profile_rig.library import LibraryError
+        from character_library import LibraryError
 
         ref = self.character or selected_character(context)
         fields = {k: v for k, v in _character_fields(self).items() if self.properties.is_property_set(k)}
@@ -284,7 +284,7 @@ class BUMP_STUDIO_OT_library_delete(bpy.types.Operator):
                                                      confirm_text="Delete")
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        from profile_rig.library import LibraryError
+        from character_library import LibraryError
 
         ref = self.character or selected_character(context)
         try:
@@ -313,7 +313,7 @@ class BUMP_STUDIO_OT_library_open_folder(bpy.types.Operator):
     character: StringProperty(name="Character")
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        from profile_rig.library import LibraryError
+        from character_library import LibraryError
 
         ref = self.character or selected_character(context)
         try:
@@ -337,7 +337,7 @@ class BUMP_STUDIO_OT_library_set_active(bpy.types.Operator):
     version: IntProperty(name="Version", min=1, default=1)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        from profile_rig.library import LibraryError
+        from character_library import LibraryError
 
         ref = self.character or selected_character(context)
         try:
@@ -362,7 +362,7 @@ class BUMP_STUDIO_OT_library_use(bpy.types.Operator):
         ("NONE", "Don't link", "Only pick the reference")])
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        from profile_rig.library import LibraryError
+        from character_library import LibraryError
 
         ref = self.character or selected_character(context)
         try:

@@ -26,7 +26,7 @@ from typing import Any
 import bpy
 from bpy.props import BoolProperty, StringProperty
 
-from profile_rig.views import VIEWS
+from bump_contracts.views import VIEWS
 
 from . import panels
 from .operators_library import LibraryUnavailable, bones_of, open_library, refresh, source_of
@@ -78,7 +78,7 @@ class SceneState:
 
 
 def view_specs(settings: Any) -> list:
-    from profile_rig.views import ViewError, near_duplicates, resolve_views
+    from bump_contracts.views import ViewError, near_duplicates, resolve_views
 
     try:
         specs = resolve_views(settings.custom_views if settings.view_set == "custom" else settings.view_set)
@@ -91,12 +91,12 @@ def view_specs(settings: Any) -> list:
 
 
 def package_options(settings: Any, overwrite: bool = False) -> Any:
-    from profile_rig.package_render import PackageOptions
-    from profile_rig.render_presets import PRESETS
+    from profile_rig.blender.package_render import PackageOptions
+    from profile_rig.core.render_presets import PRESETS
 
     preset = PRESETS[settings.preset].with_overrides(samples=settings.samples or None, engine=settings.engine)
     if preset.engine != "CYCLES" and bpy.app.background and not bpy.app.binary_path:
-        from headless_renderer.engine_probe import eevee_available
+        from profile_rig.blender.engine_probe import eevee_available
 
         ok, why = eevee_available()
         if not ok:
@@ -107,8 +107,8 @@ def package_options(settings: Any, overwrite: bool = False) -> Any:
 
 def character_session(context: bpy.types.Context, character: str | None = None) -> Any:
     """The character's head and objects in the open scene (profile_rig's scene session)."""
-    from profile_rig.head_finder import HeadNotFoundError
-    from profile_rig.scene_session import prepare_scene
+    from profile_rig.blender.head_finder import HeadNotFoundError
+    from profile_rig.blender.scene_session import prepare_scene
 
     settings = context.scene.bump_studio
     name = character or (settings.character.name if settings.character else None)
@@ -130,7 +130,7 @@ def describe(found: Any) -> str:
 
 def _library_character(lib: Any, context: bpy.types.Context, session: Any, obj: bpy.types.Object | None) -> Any:
     """The library character the package belongs to: linked, chosen, or created from the object."""
-    from profile_rig.library import NotFoundError
+    from character_library import NotFoundError
 
     settings = context.scene.bump_studio
     for ref in (obj.get(CHARACTER_LINK) if obj is not None else None, settings.library_character):
@@ -213,9 +213,9 @@ def finish_package(context: bpy.types.Context, plan: PackagePlan, rendered: Path
 def run_package(context: bpy.types.Context, *, out_dir: str = "", character: str | None = None,
                 save_to_library: bool | None = None, overwrite: bool = False) -> tuple[Path, str]:
     """Render (in this process) and store the package; returns (package folder, what happened)."""
-    from profile_rig.library import LibraryError
-    from profile_rig.package_render import RenderCancelled, render_package
-    from profile_rig.package_writer import PackageExistsError
+    from character_library import LibraryError
+    from profile_rig.blender.package_render import RenderCancelled, render_package
+    from profile_rig.core.package_writer import PackageExistsError
 
     settings = context.scene.bump_studio
     plan = plan_package(context, out_dir=out_dir, character=character, save_to_library=save_to_library,
@@ -342,7 +342,7 @@ class BackgroundPackage:
 
     def finish(self, context: bpy.types.Context) -> tuple[Path, str]:
         """After ``poll()`` said it ended: store the package (or raise PackageError with the process's reason)."""
-        from profile_rig.library import LibraryError
+        from character_library import LibraryError
 
         try:
             if self.proc.returncode != 0:

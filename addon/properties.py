@@ -17,9 +17,9 @@ from bpy.props import (
     StringProperty,
 )
 
-from profile_rig.render_presets import PRESETS
-from profile_rig.studio_hdri import STUDIOS
-from profile_rig.views import VIEW_SETS
+from bump_contracts.views import VIEW_SETS
+from profile_rig.core.render_presets import PRESETS
+from profile_rig.core.studio_hdri import STUDIOS
 
 # Custom property that links a scene object to a library character (value: the character id).
 CHARACTER_LINK = "bump_studio_character"

@@ -1,13 +1,13 @@
 """The add-on's side of the shot sidecar: which scene objects stand for library characters.
 
-The sidecar itself is built by :mod:`profile_rig.shot_sidecar`, shared with batch runs.
+The sidecar itself is built by :mod:`profile_rig.blender.shot_sidecar`, shared with batch runs.
 """
 
 from __future__ import annotations
 
 import bpy
 
-from profile_rig.shot_sidecar import (
+from profile_rig.blender.shot_sidecar import (
     ShotCharacter,
     ShotError,
     build_sidecar,

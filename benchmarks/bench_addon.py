@@ -134,7 +134,7 @@ def addon_run(scene_name: str, timeout: float) -> dict:
 
 
 def sync_run(url: str, image: Path, params: dict, package: Path, out: Path, timeout: float) -> dict:
-    from bump_backend.client import BumpClient
+    from bump_client.client import BumpClient
 
     loop, probe, done = EventLoop(), Probe(), []
     started = time.perf_counter()
@@ -165,14 +165,14 @@ def baseline_run(name: str, seconds: float | None = None, process: subprocess.Po
 
 
 def other_process_job(url: str, image: Path, params: dict, package: Path, out: Path) -> subprocess.Popen:
-    code = ("import json, sys; from bump_backend.client import BumpClient; "
+    code = ("import json, sys; from bump_client.client import BumpClient; "
             "BumpClient(sys.argv[1]).run(sys.argv[2], sys.argv[3], json.loads(sys.argv[4]), package=sys.argv[5])")
     return subprocess.Popen([sys.executable, "-c", code, url, str(image), str(out), json.dumps(params), str(package)],
                             cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
 def seconds_per_step(url: str, image: Path, package: Path, params: dict, out: Path) -> float:
-    from bump_backend.client import BumpClient
+    from bump_client.client import BumpClient
 
     client = BumpClient(url)
     timings = []

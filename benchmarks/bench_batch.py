@@ -44,8 +44,8 @@ def child_env() -> dict[str, str]:
 
 
 def start_backend(root: Path, threads: int) -> tuple[subprocess.Popen, str]:
-    from bump_backend.client import BackendError, BumpClient
-    from bump_backend.generate import tiny
+    from bump_backend.testing import tiny_models as tiny
+    from bump_client.client import BackendError, BumpClient
 
     sd15 = tiny.build_tiny_sd15(root / "sd15")
     ip_dir, weight = tiny.build_tiny_ip_adapter(root / "ip", sd15, "plus-face")

@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bump_backend.generate import tiny
+from bump_backend.testing import tiny_models as tiny
 
 
 def build_full_sd15(folder: Path) -> Path:
@@ -52,8 +52,8 @@ def scene(width: int, height: int, faces: int, face_px: int):
     """A textured image with ``faces`` face squares on a row, and a sidecar giving their geometry."""
     from PIL import Image
 
-    from profile_rig.face_geometry import FaceGeometry
-    from profile_rig.render_sidecar import RenderSidecar, SidecarFace
+    from bump_contracts.face_geometry import FaceGeometry
+    from bump_contracts.render_sidecar import RenderSidecar, SidecarFace
 
     rng = np.random.default_rng(0)
     image = (rng.random((height // 8, width // 8, 3)) * 255).astype(np.uint8)
@@ -92,7 +92,7 @@ def plain_loop(engine, image, sidecar, package: Path, settings) -> np.ndarray:
 
     from bump_backend.faces import align_face, combined_mask, find_faces, paste_back
     from bump_backend.generate import samplers
-    from profile_rig.package_manifest import load_package
+    from bump_contracts.package_manifest import load_package
 
     pipe = engine.pipe
     manifest = load_package(package)

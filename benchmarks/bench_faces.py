@@ -28,8 +28,8 @@ from bump_backend.faces import FaceFinderSettings, find_faces
 from bump_backend.faces import detect as ours
 from bump_backend.faces.groundtruth import Scene, TruthFace, make_scene
 from bump_backend.faces.transform import roll_of, wrap
-from profile_rig.face_geometry import FaceGeometry
-from profile_rig.render_sidecar import RenderSidecar, SidecarFace
+from bump_contracts.face_geometry import FaceGeometry
+from bump_contracts.render_sidecar import RenderSidecar, SidecarFace
 
 SIZES = (16, 20, 24, 32, 48, 64, 96, 128, 200, 300, 400)
 SIZE_BUCKETS = ((16, 16), (20, 20), (24, 24), (32, 32), (48, 64), (96, 128), (200, 400))

@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "library"))
 
-from profile_rig.library import Library
+from character_library import Library
 
 
 def timed(fn, repeat: int = 20) -> float:
@@ -79,7 +79,7 @@ def bench_import(frames: int, tmp: Path) -> tuple[float, int, dict]:
     import cv2
     from face_fixtures import astronaut, turn_head
 
-    from profile_rig.library.import_images import ImportOptions, build_package
+    from bump_backend.library_import import ImportOptions, build_package
 
     base = astronaut()
     angles = list(range(-30, 31, 5))

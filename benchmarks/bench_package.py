@@ -26,12 +26,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("BLENDER_USER_RESOURCES", str(Path("out/.blender_user").resolve()))
 
-from profile_rig.package_render import PackageOptions
-from profile_rig.phenotype import PRESETS as PHENOTYPES
-from profile_rig.png_io import read_png
-from profile_rig.render_presets import BLENDER_DEFAULT, FAST, REFERENCE
-from profile_rig.scene_session import prepare_scene
-from profile_rig.views import resolve_views
+from bump_contracts.views import resolve_views
+from profile_rig.blender.package_render import PackageOptions
+from profile_rig.blender.scene_session import prepare_scene
+from profile_rig.core.phenotype import PRESETS as PHENOTYPES
+from profile_rig.core.render_presets import BLENDER_DEFAULT, FAST, REFERENCE
+from profile_rig.imaging.png_io import read_png
 
 EIGHT_VIEWS = "front,three_quarter_left,three_quarter_right,profile_left,profile_right,over_shoulder_left,over_shoulder_right,up"
 

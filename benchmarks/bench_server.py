@@ -32,7 +32,7 @@ def pct(values: list[float], q: float) -> float:
 def build_models(root: Path) -> tuple[Path, Path]:
     import torch
 
-    from bump_backend.generate import tiny
+    from bump_backend.testing import tiny_models as tiny
 
     torch.set_num_threads(1)
     sd15 = tiny.build_tiny_sd15(root / "sd15")
@@ -115,7 +115,7 @@ def main() -> int:
     import psutil
     from PIL import Image
 
-    from bump_backend.client import BumpClient
+    from bump_client.client import BumpClient
 
     root = Path(tempfile.mkdtemp(prefix="bench_server_"))
     spec, package = build_models(root)

@@ -85,7 +85,7 @@ def add_package_parser(subparsers) -> None:
 
 
 def _phenotype(args):
-    from profile_rig.phenotype import PRESETS, Phenotype, parse_ethnicity, parse_gender
+    from profile_rig.core.phenotype import PRESETS, Phenotype, parse_ethnicity, parse_gender
 
     if args.phenotype not in PRESETS:
         raise UserError(f"unknown phenotype preset {args.phenotype!r}; presets: {', '.join(PRESETS)}")
@@ -138,9 +138,9 @@ def _stdout_to_stderr():
 
 
 def run_package(args, *, in_blender: bool = False) -> int:
-    from profile_rig.render_presets import PRESETS
-    from profile_rig.studio_hdri import STUDIOS
-    from profile_rig.views import ViewError, near_duplicates, resolve_views
+    from bump_contracts.views import ViewError, near_duplicates, resolve_views
+    from profile_rig.core.render_presets import PRESETS
+    from profile_rig.core.studio_hdri import STUDIOS
 
     try:
         views = resolve_views(args.views)
@@ -178,7 +178,7 @@ def run_package(args, *, in_blender: bool = False) -> int:
     use_demo = args.demo or (not args.blend and not in_blender)
     phenotype = _phenotype(args) if use_demo else None
     if preset.engine == "BLENDER_EEVEE":
-        from headless_renderer.engine_probe import eevee_available
+        from profile_rig.blender.engine_probe import eevee_available
 
         ok, reason = eevee_available()
         if not ok:
@@ -204,9 +204,9 @@ def run_package(args, *, in_blender: bool = False) -> int:
 
 
 def _render(args, phenotype, eye_bones, views, preset, out):
-    from profile_rig.camera_math import Framing
-    from profile_rig.package_render import PackageOptions
-    from profile_rig.scene_session import prepare_scene
+    from profile_rig.blender.package_render import PackageOptions
+    from profile_rig.blender.scene_session import prepare_scene
+    from profile_rig.core.camera_math import Framing
 
     session = prepare_scene(
         demo=phenotype,
@@ -277,11 +277,11 @@ def main(argv: list[str] | None = None, *, in_blender: bool = False) -> int:
 
 
 def _known_error(exc: Exception) -> str | None:
-    from profile_rig.face_geometry import ContractError
-    from profile_rig.mpfb_data import DemoDataError
-    from profile_rig.package_writer import PackageExistsError
-    from profile_rig.phenotype import PhenotypeError
-    from profile_rig.studio_hdri import StudioError
+    from bump_contracts.face_geometry import ContractError
+    from profile_rig.core.mpfb_data import DemoDataError
+    from profile_rig.core.package_writer import PackageExistsError
+    from profile_rig.core.phenotype import PhenotypeError
+    from profile_rig.core.studio_hdri import StudioError
 
     known: tuple[type[Exception], ...] = (
         ContractError,
@@ -293,7 +293,7 @@ def _known_error(exc: Exception) -> str | None:
         FileNotFoundError,
     )
     try:
-        from profile_rig.head_finder import HeadNotFoundError
+        from profile_rig.blender.head_finder import HeadNotFoundError
 
         known = known + (HeadNotFoundError,)
     except ImportError:

@@ -164,7 +164,7 @@ def _library_path(args: argparse.Namespace) -> Path:
 
 def _dispatch(args: argparse.Namespace) -> tuple[Any, str]:
     """Run the command; return (JSON-able result, text for humans)."""
-    from profile_rig.library import Library
+    from character_library import Library
 
     cmd = args.library_command
     root = _library_path(args)
@@ -228,8 +228,8 @@ def _dispatch(args: argparse.Namespace) -> tuple[Any, str]:
             p = lib.add_package(args.character, args.folder, origin=args.origin, parent_version=args.parent_version, activate_it=not args.no_activate)
             return {"package": p.to_dict()}, f"added v{p.version} ({len(p.views)} views) at {p.path}"
         if cmd == "import-images":
-            from profile_rig.library.errors import NotFoundError
-            from profile_rig.library.import_images import ImportOptions, import_images
+            from bump_backend.library_import import ImportOptions, import_images
+            from character_library.errors import NotFoundError
 
             try:
                 lib.get_character(args.character)
@@ -251,8 +251,8 @@ def _dispatch(args: argparse.Namespace) -> tuple[Any, str]:
 
 def run(args: argparse.Namespace) -> int:
     """Run a parsed ``library`` command; returns the exit status."""
-    from profile_rig.face_geometry import ContractError
-    from profile_rig.library.errors import LibraryError
+    from bump_contracts.face_geometry import ContractError
+    from character_library.errors import LibraryError
 
     as_json = getattr(args, "json", False)
     try:

@@ -5,7 +5,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from profile_rig.camera_math import (
+from bump_contracts.views import VIEWS, ViewSpec
+from profile_rig.core.camera_math import (
     Framing,
     Intrinsics,
     face_geometry,
@@ -14,7 +15,6 @@ from profile_rig.camera_math import (
     place_camera,
     project_points,
 )
-from profile_rig.views import VIEWS, ViewSpec
 
 FRAME = head_frame_from_eyes([-0.031, -0.1, 1.6], [0.031, -0.1, 1.6])
 

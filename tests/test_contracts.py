@@ -2,11 +2,11 @@ import json
 
 import pytest
 
-from profile_rig import package_manifest, render_sidecar
-from profile_rig.camera_math import Intrinsics, face_geometry, head_frame_from_eyes, place_camera
-from profile_rig.face_geometry import ContractError
-from profile_rig.package_manifest import ManifestError, PackageManifest, ViewRecord
-from profile_rig.views import VIEWS
+from bump_contracts import package_manifest, render_sidecar
+from bump_contracts.face_geometry import ContractError
+from bump_contracts.package_manifest import ManifestError, PackageManifest, ViewRecord
+from bump_contracts.views import VIEWS
+from profile_rig.core.camera_math import Intrinsics, face_geometry, head_frame_from_eyes, place_camera
 
 
 def _manifest() -> PackageManifest:

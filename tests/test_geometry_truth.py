@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from profile_rig.package_manifest import load_package
-from profile_rig.package_render import PackageOptions
-from profile_rig.phenotype import PRESETS
-from profile_rig.png_io import read_png
-from profile_rig.render_presets import FAST
-from profile_rig.scene_session import prepare_scene
-from profile_rig.views import resolve_views
+from bump_contracts.package_manifest import load_package
+from bump_contracts.views import resolve_views
+from profile_rig.blender.package_render import PackageOptions
+from profile_rig.blender.scene_session import prepare_scene
+from profile_rig.core.phenotype import PRESETS
+from profile_rig.core.render_presets import FAST
+from profile_rig.imaging.png_io import read_png
 
 mp = pytest.importorskip("mediapipe")
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from blender_helpers import empty_scene, humanoid_bones, make_rig
 
-from profile_rig.head_finder import HeadNotFoundError, find_head
+from profile_rig.blender.head_finder import HeadNotFoundError, find_head
 
 
 @pytest.mark.parametrize(

@@ -45,8 +45,8 @@ def _write_blend(path: Path, with_character: bool) -> None:
 import bpy
 bpy.ops.wm.read_factory_settings(use_empty=True)
 if {with_character}:
-    from profile_rig.demo_character import build_demo_character
-    from profile_rig.phenotype import PRESETS
+    from profile_rig.blender.demo_character import build_demo_character
+    from profile_rig.core.phenotype import PRESETS
     build_demo_character(PRESETS['demo_woman'], bpy.context.scene.collection, subdivision=0)
 bpy.ops.wm.save_as_mainfile(filepath={str(path)!r})
 """

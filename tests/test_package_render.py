@@ -7,17 +7,17 @@ import pytest
 from blender_helpers import empty_scene, vec
 from bpy_extras.object_utils import world_to_camera_view
 
-from profile_rig.camera_math import Framing, Intrinsics, place_camera, project_points
-from profile_rig.package_manifest import load_package
-from profile_rig.package_render import PackageOptions, StudioScene, _make_camera
-from profile_rig.package_writer import PackageExistsError
-from profile_rig.phenotype import PRESETS
-from profile_rig.png_io import read_png
-from profile_rig.render_presets import PREVIEW
-from profile_rig.scene_session import prepare_scene
-from profile_rig.studio import add_lights
-from profile_rig.studio_hdri import STUDIOS
-from profile_rig.views import ViewSpec, resolve_views
+from bump_contracts.package_manifest import load_package
+from bump_contracts.views import ViewSpec, resolve_views
+from profile_rig.blender.package_render import PackageOptions, StudioScene, _make_camera
+from profile_rig.blender.scene_session import prepare_scene
+from profile_rig.blender.studio import add_lights
+from profile_rig.core.camera_math import Framing, Intrinsics, place_camera, project_points
+from profile_rig.core.package_writer import PackageExistsError
+from profile_rig.core.phenotype import PRESETS
+from profile_rig.core.render_presets import PREVIEW
+from profile_rig.core.studio_hdri import STUDIOS
+from profile_rig.imaging.png_io import read_png
 
 TINY = PREVIEW.with_overrides(samples=2)
 
@@ -69,7 +69,7 @@ def test_users_scene_is_left_as_it_was(tmp_path):
     scene.render.resolution_x = 333
     world = bpy.data.worlds.new("UserWorld")
     scene.world = world
-    from profile_rig.demo_character import build_demo_character
+    from profile_rig.blender.demo_character import build_demo_character
 
     build_demo_character(PRESETS["demo_woman"], scene.collection, subdivision=0)
     blend = tmp_path / "user.blend"
@@ -114,7 +114,7 @@ def test_projection_matches_blenders_own_camera_maths():
     empty_scene()
     studio = StudioScene([])
     try:
-        from profile_rig.camera_math import head_frame_from_eyes
+        from profile_rig.core.camera_math import head_frame_from_eyes
 
         frame = head_frame_from_eyes([-0.03, -0.1, 1.6], [0.03, -0.1, 1.6])
         rng = np.random.default_rng(3)
@@ -151,7 +151,7 @@ def test_studio_lights_are_not_on_the_camera():
 
 
 def test_user_hdri_replaces_the_preset(tmp_path):
-    from profile_rig.studio_hdri import render_hdri, write_hdr
+    from profile_rig.core.studio_hdri import render_hdri, write_hdr
 
     hdri = write_hdr(tmp_path / "mine.hdr", render_hdri(STUDIOS["grey"], 64, 32))
     session = prepare_scene(demo=PRESETS["demo_woman"], subdivision=0)

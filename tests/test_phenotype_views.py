@@ -1,10 +1,17 @@
 import numpy as np
 import pytest
 
-from profile_rig.demo_shape import build_demo_shape, hair_signed_distance
-from profile_rig.head_bones import eyes_from_head_bone, match_eye_pair, match_name
-from profile_rig.phenotype import PRESETS, Phenotype, PhenotypeError, parse_ethnicity, parse_gender, resolve_face_target
-from profile_rig.views import ViewError, near_duplicates, parse_view, resolve_views
+from bump_contracts.views import ViewError, near_duplicates, parse_view, resolve_views
+from profile_rig.core.demo_shape import build_demo_shape, hair_signed_distance
+from profile_rig.core.head_bones import eyes_from_head_bone, match_eye_pair, match_name
+from profile_rig.core.phenotype import (
+    PRESETS,
+    Phenotype,
+    PhenotypeError,
+    parse_ethnicity,
+    parse_gender,
+    resolve_face_target,
+)
 
 
 def test_age_and_gender_weights_follow_makehuman():

@@ -4,9 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from profile_rig.contact_sheet import make_contact_sheet, resize_area
-from profile_rig.png_io import PNGError, read_png, write_png
-from profile_rig.studio_hdri import (
+from profile_rig.core.studio_hdri import (
     STUDIOS,
     decode_rgbe,
     encode_rgbe,
@@ -15,6 +13,8 @@ from profile_rig.studio_hdri import (
     render_hdri,
     write_hdr,
 )
+from profile_rig.imaging.contact_sheet import make_contact_sheet, resize_area
+from profile_rig.imaging.png_io import PNGError, read_png, write_png
 
 
 @pytest.mark.parametrize("channels", [1, 3, 4])

@@ -48,7 +48,7 @@ def _search(args: argparse.Namespace):
     image = load_image(args.image)
     sidecar = None
     if args.geometry:
-        from profile_rig import render_sidecar
+        from bump_contracts import render_sidecar
 
         sidecar = render_sidecar.load(args.geometry)
     settings = FaceFinderSettings(

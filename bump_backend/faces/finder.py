@@ -14,7 +14,7 @@ from bump_backend.faces.geometry import faces_from_sidecar
 from bump_backend.faces.types import Face, FaceFinderSettings, FaceSearchResult, SkippedFace, rotated_square_bounds
 
 if TYPE_CHECKING:
-    from profile_rig.render_sidecar import RenderSidecar
+    from bump_contracts.render_sidecar import RenderSidecar
 
 BLAZE_TO_SQUARE = 1.12  # BlazeFace box side -> face-mesh square side (measured on both sources)
 NO_MESH_SCORE = 0.7  # without a mesh fit (profiles, or not a face) a face needs this final score

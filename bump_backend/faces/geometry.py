@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from bump_backend.faces.types import Face, SkippedFace
 
 if TYPE_CHECKING:
-    from profile_rig.render_sidecar import RenderSidecar
+    from bump_contracts.render_sidecar import RenderSidecar
 
 
 class GeometryMismatch(ValueError):

@@ -33,7 +33,7 @@ class Face:
 
     ``box`` bounds the face square (brow to chin, cheek to cheek) as it lies in the image, so a
     rolled face's box is larger than its face; ``size`` gives the face square's own side.
-    ``roll``/``yaw``/``pitch`` follow ``profile_rig.face_geometry``: roll clockwise on screen,
+    ``roll``/``yaw``/``pitch`` follow ``bump_contracts.face_geometry``: roll clockwise on screen,
     yaw positive when the nose points to the image's right, pitch positive when it points up.
     """
 

@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
             raise SystemExit("IMAGE is required (or --reproduce RECORD)")
         sidecar = None
         if args.sidecar:
-            from profile_rig.render_sidecar import load
+            from bump_contracts.render_sidecar import load
 
             sidecar = load(args.sidecar)
         settings = _settings(args)

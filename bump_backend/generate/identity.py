@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from profile_rig.package_manifest import MANIFEST_NAME, PackageManifest, file_sha256, load_package
+from bump_contracts.package_manifest import MANIFEST_NAME, PackageManifest, file_sha256, load_package
 
 POSE_MODES = ("nearest", "average", "all")
 

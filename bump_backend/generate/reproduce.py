@@ -71,7 +71,7 @@ def reproduce(source: str | Path | dict[str, Any], *, engine: BumpEngine | None 
             raise ReproduceError(f"package folder for character {cid!r} not found ({folder})")
     sidecar = None
     if record.get("sidecar"):
-        from profile_rig.render_sidecar import from_dict
+        from bump_contracts.render_sidecar import from_dict
 
         sidecar = from_dict(record["sidecar"])
     model = record["model"]

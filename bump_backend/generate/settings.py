@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from bump_backend.generate.prompts import DEFAULT_NEGATIVE
-from bump_backend.job_contract import check_param
+from bump_contracts.bump_job import check_param
 
 NO_DRIFT_DENOISE = 0.32  # WORKFLOW: a bump that must not drift
 

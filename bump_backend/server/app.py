@@ -21,7 +21,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bump_backend import __version__
-from bump_backend.job_contract import (
+from bump_backend.server.config import ServerConfig
+from bump_backend.server.events import EventHub
+from bump_backend.server.generator import EngineGenerator, Generator
+from bump_backend.server.intake import Rejected, Upload, accept
+from bump_backend.server.middleware import BodyLimit, TokenAuth
+from bump_backend.server.store import JobStore
+from bump_backend.server.worker import Scheduler
+from bump_contracts.bump_job import (
     API_PREFIX,
     CANCELLED,
     CONTRACT_VERSION,
@@ -30,13 +37,6 @@ from bump_backend.job_contract import (
     STATES,
     error_document,
 )
-from bump_backend.server.config import ServerConfig
-from bump_backend.server.events import EventHub
-from bump_backend.server.generator import EngineGenerator, Generator
-from bump_backend.server.intake import Rejected, Upload, accept
-from bump_backend.server.middleware import BodyLimit, TokenAuth
-from bump_backend.server.store import JobStore
-from bump_backend.server.worker import Scheduler
 
 log = logging.getLogger("bump_backend.server")
 FORM_FIELDS = {"request", "image", "sidecar", "references"}
@@ -121,7 +121,7 @@ def create_app(config: ServerConfig, make_generator: Callable[[], Generator] | N
     @app.post(f"{API_PREFIX}/jobs", status_code=202, tags=["jobs"], responses=ERROR_RESPONSES)
     async def submit(
         http: Request,
-        request: Annotated[str, Form(description="the job request JSON (bump_backend.job_contract.JobRequest)")],
+        request: Annotated[str, Form(description="the job request JSON (bump_contracts.bump_job.JobRequest)")],
         image: Annotated[UploadFile, File(description="PNG, JPEG, WebP or EXR")],
         sidecar: Annotated[UploadFile | None, File(description="render sidecar JSON")] = None,
         references: Annotated[list[UploadFile] | None, File(description="package files")] = None,

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from bump_backend.job_contract import DEFAULT_HOST, DEFAULT_PORT
+from bump_contracts.bump_job import DEFAULT_HOST, DEFAULT_PORT
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 

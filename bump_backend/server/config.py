@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bump_backend.job_contract import DEFAULT_HOST, DEFAULT_PORT
+from bump_contracts.bump_job import DEFAULT_HOST, DEFAULT_PORT
 
 MB = 1024 * 1024
 

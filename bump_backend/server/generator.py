@@ -20,8 +20,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from bump_backend.job_contract import ContractError
 from bump_backend.server.config import Limits
+from bump_contracts.bump_job import ContractError
 
 log = logging.getLogger("bump_backend.server.generator")
 Progress = Callable[[str, int, int], None]
@@ -33,7 +33,7 @@ class PreparedJob:
 
     image: np.ndarray
     image_path: Path
-    sidecar: Any  # profile_rig.render_sidecar.RenderSidecar | None
+    sidecar: Any  # bump_contracts.render_sidecar.RenderSidecar | None
     package: Path | None
     settings: Any  # BumpSettings
     packages: dict[str, Path] = field(default_factory=dict)  # character id -> package folder
@@ -68,7 +68,7 @@ def to_settings(params: dict[str, Any], limits: Limits):
 
 def _field_named(message: str) -> str:
     """The parameter an error message is about (the generator's messages start with it)."""
-    from bump_backend.job_contract import FACE_FIELDS, PARAM_FIELDS
+    from bump_contracts.bump_job import FACE_FIELDS, PARAM_FIELDS
 
     names = [f"face.{n}" for n in FACE_FIELDS] + list(PARAM_FIELDS)
     head = message.split(" ", 1)[0].rstrip(":,")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from bump_backend.job_contract import IMAGE_TYPES, sniff_image_type
+from bump_contracts.bump_job import IMAGE_TYPES, sniff_image_type
 
 PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP"}
 

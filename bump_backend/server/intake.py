@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from bump_backend.job_contract import FILE_NAME_RE, ContractError, JobRequest, JobStatus
 from bump_backend.server.config import ServerConfig
 from bump_backend.server.generator import to_settings
 from bump_backend.server.images import InputImageError, inspect_image
 from bump_backend.server.jobs import Job
 from bump_backend.server.store import JobStore, fsync_dir
 from bump_backend.server.worker import Scheduler
+from bump_contracts.bump_job import FILE_NAME_RE, ContractError, JobRequest, JobStatus
 
 log = logging.getLogger("bump_backend.server.intake")
 PACKAGE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -61,7 +61,7 @@ def _safe_name(name: str, field: str) -> str:
 
 
 def _check_package(folder: Path, field: str) -> None:
-    from profile_rig.package_manifest import load_package
+    from bump_contracts.package_manifest import load_package
 
     try:
         load_package(folder, check_files=True)
@@ -87,7 +87,7 @@ def _resolve_package_id(config: ServerConfig, package_id: str, field: str = "pac
         raise Rejected(422, "bad_package", f"{field} may hold letters, digits, . _ - only", field)
     if config.library is not None:
         try:
-            from profile_rig.library.api import Library
+            from character_library.api import Library
 
             library = Library.open(config.library, create=False)
             try:
@@ -147,7 +147,7 @@ def _store_references(config: ServerConfig, refs: list[Upload], folder: Path) ->
     if not images:
         raise Rejected(422, "bad_package", "references: no package images were uploaded", "references")
     if manifest is None:
-        from profile_rig.package_manifest import MANIFEST_NAME, PackageManifest, ViewRecord, file_sha256
+        from bump_contracts.package_manifest import MANIFEST_NAME, PackageManifest, ViewRecord, file_sha256
 
         views = tuple(
             ViewRecord(name=re.sub(r"[^a-z0-9_]", "_", f"v{i}_{Path(n).stem.lower()}")[:48], file=n, yaw=0.0,
@@ -196,7 +196,7 @@ def accept(config: ServerConfig, store: JobStore, scheduler: Scheduler, request_
         image_name = f"image.{kind}"
         os.replace(image_path, inputs / image_name)
         if sidecar is not None:
-            from profile_rig.render_sidecar import from_dict
+            from bump_contracts.render_sidecar import from_dict
 
             _copy(sidecar, inputs / "sidecar.json")
             try:

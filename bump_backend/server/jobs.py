@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bump_backend.job_contract import API_PREFIX, QUEUED, RUNNING, TERMINAL, FileInfo, JobRequest, JobStatus
+from bump_contracts.bump_job import API_PREFIX, QUEUED, RUNNING, TERMINAL, FileInfo, JobRequest, JobStatus
 
 
 def utc_now() -> str:

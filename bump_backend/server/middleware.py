@@ -11,7 +11,7 @@ import json
 import time
 from typing import Any
 
-from bump_backend.job_contract import API_PREFIX, error_document
+from bump_contracts.bump_job import API_PREFIX, error_document
 
 HEALTH_PATHS = (f"{API_PREFIX}/health",)
 

@@ -11,9 +11,9 @@ import json
 import re
 from typing import Any
 
-from bump_backend.job_contract import CONTRACT_VERSION, RESULT_SCHEMA
 from bump_backend.server.jobs import Job
 from bump_backend.server.store import JobStore, write_bytes_durable
+from bump_contracts.bump_job import CONTRACT_VERSION, RESULT_SCHEMA
 
 STEM = "bump"
 

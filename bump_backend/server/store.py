@@ -27,10 +27,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bump_backend.job_contract import FAILED, ID_RE, QUEUED, RUNNING, JobRequest
 from bump_backend.server.config import Retention
 from bump_backend.server.jobs import Job, utc_now
-from profile_rig.atomic_io import fsync_dir, write_bytes_atomic
+from bump_contracts.atomic_io import fsync_dir, write_bytes_atomic
+from bump_contracts.bump_job import FAILED, ID_RE, QUEUED, RUNNING, JobRequest
 
 log = logging.getLogger("bump_backend.server.store")
 

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from bump_backend.job_contract import CANCELLED, DONE, FAILED, QUEUED, RUNNING, ContractError, JobStatus
 from bump_backend.server.config import ServerConfig
 from bump_backend.server.generator import (
     Cancelled,
@@ -31,6 +30,7 @@ from bump_backend.server.jobs import Job, utc_now
 from bump_backend.server.progress import ProgressTracker
 from bump_backend.server.results import write_results
 from bump_backend.server.store import JobStore
+from bump_contracts.bump_job import CANCELLED, DONE, FAILED, QUEUED, RUNNING, ContractError, JobStatus
 
 log = logging.getLogger("bump_backend.server.worker")
 
@@ -216,7 +216,7 @@ class Scheduler:
             image = decode_image(path, job.image_type, max_pixels=limits.max_pixels, min_side=limits.min_side)
             sidecar = None
             if job.has_sidecar:
-                from profile_rig.render_sidecar import load
+                from bump_contracts.render_sidecar import load
 
                 sidecar = load(str(job.folder / "input" / "sidecar.json"))
             package = None

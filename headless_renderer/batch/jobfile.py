@@ -338,7 +338,7 @@ def _reference(data: dict, path: str, check: _Checker) -> str | None:
 
 def _open_library(folder: str, root: Path, check: _Checker):
     try:
-        from profile_rig.library import Library, LibraryError
+        from character_library import Library, LibraryError
     except ImportError as exc:  # the library is optional for demo/blend-only jobs
         check.add("defaults.library", f"the character library is not available here ({exc})")
         return None
@@ -352,7 +352,7 @@ def _open_library(folder: str, root: Path, check: _Checker):
 def _bump(value: Any, path: str, check: _Checker) -> dict[str, Any]:
     """Bump parameters by the job contract: names, types and ranges/choices (the generator's own
     rules, from the same table), each problem with its field, so a bad value stops the run up front."""
-    from bump_backend.job_contract import PARAM_FIELDS, ContractError, validate_params
+    from bump_contracts.bump_job import PARAM_FIELDS, ContractError, validate_params
 
     table = check.table(value, path)
     out: dict[str, Any] = {}
@@ -398,9 +398,9 @@ def merge_bump(*layers: dict[str, Any]) -> dict[str, Any]:
 
 
 def _package(layers: list[tuple[dict, str]], root: Path, check: _Checker) -> PackageSettings | None:
-    from profile_rig.render_presets import PRESETS
-    from profile_rig.studio_hdri import STUDIOS
-    from profile_rig.views import ViewError, resolve_views
+    from bump_contracts.views import ViewError, resolve_views
+    from profile_rig.core.render_presets import PRESETS
+    from profile_rig.core.studio_hdri import STUDIOS
 
     merged: dict[str, Any] = {}
     where: dict[str, str] = {}
@@ -569,7 +569,7 @@ def _eye_bones(value: Any, path: str, check: _Checker) -> tuple[str, str] | None
 
 
 def _phenotype(data: dict, path: str, name: str | None, check: _Checker):
-    from profile_rig.phenotype import PRESETS, Phenotype, PhenotypeError, parse_ethnicity, parse_gender
+    from profile_rig.core.phenotype import PRESETS, Phenotype, PhenotypeError, parse_ethnicity, parse_gender
 
     preset = data["demo"]
     if preset not in PRESETS:
@@ -608,7 +608,7 @@ def _library_character(ref: Any, path: str, library, check: _Checker):
     if library is None:
         check.add(f"{path}.library", "set defaults.library to the library folder to use library characters")
         return None
-    from profile_rig.library import LibraryError
+    from character_library import LibraryError
 
     try:
         character = library.get_character(ref)
@@ -642,7 +642,7 @@ def _check_distinct_names(characters: dict[str, CharacterSpec], check: _Checker)
 def _check_library_targets(characters: dict[str, CharacterSpec], library, check: _Checker) -> None:
     """Each job character records into one library character of its own, never into a stranger's:
     a demo or .blend character whose name the library already holds must have the same source."""
-    from profile_rig.library import LibraryError
+    from character_library import LibraryError
 
     seen: dict[str, str] = {}
     for key, spec in characters.items():
@@ -805,7 +805,7 @@ def _shot(value: Any, path: str, index: int, root: Path, base: dict, reference: 
         ok = ok and res is not None
         render["resolution"] = list(res) if res else None
     if "preset" in merged or "samples" in merged or "engine" in merged:
-        from profile_rig.render_presets import PRESETS
+        from profile_rig.core.render_presets import PRESETS
 
         preset = PRESETS.get(merged.get("preset", "fast"))
         if preset is None:

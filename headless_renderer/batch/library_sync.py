@@ -46,7 +46,7 @@ def sync_library(plan: Plan) -> dict[str, Any] | None:
     summary: dict[str, Any] = {"library": job.library, "packages_added": [], "packages_known": 0, "runs_added": 0,
                                "runs_known": 0, "problems": []}
     try:
-        from profile_rig.library import Library, LibraryError
+        from character_library import Library, LibraryError
     except ImportError as exc:
         summary["problems"].append(f"the character library is not available here ({exc})")
         return summary
@@ -88,7 +88,7 @@ def _sync_character(library: Any, plan: Plan, spec: CharacterSpec, units: list[U
 
 
 def _character(library: Any, plan: Plan, spec: CharacterSpec) -> Any:
-    from profile_rig.library import NotFoundError
+    from character_library import NotFoundError
 
     try:
         return library.get_character(spec.library_name)
@@ -112,7 +112,7 @@ def _character(library: Any, plan: Plan, spec: CharacterSpec) -> Any:
 
 def _package(library: Any, plan: Plan, character: Any, unit: Unit, origin: str, parent: int | None,
              known: dict[str, int], summary: dict) -> int:
-    from profile_rig.package_manifest import load_package
+    from bump_contracts.package_manifest import load_package
 
     folder = plan.out / unit.outputs[0]
     manifest = load_package(folder, check_files=False)
@@ -130,7 +130,7 @@ def _package(library: Any, plan: Plan, character: Any, unit: Unit, origin: str, 
 
 
 def _run(library: Any, plan: Plan, character: Any, unit: Unit, package_version: int | None, summary: dict) -> None:
-    from profile_rig.library import NotFoundError
+    from character_library import NotFoundError
 
     done = read_done(plan.out, unit) or {}
     run_id = "batch-" + digest({"unit": unit.hash, "job": done.get("job_id")})[:40]

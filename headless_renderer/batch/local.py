@@ -35,7 +35,7 @@ class Backends:
     """The job's backend servers; each bump goes to the one with the fewest jobs in flight."""
 
     def __init__(self, urls: list[str], token: str | None, timeout: float = 60.0) -> None:
-        from bump_backend.client import BumpClient
+        from bump_client.client import BumpClient
 
         self.clients = [BumpClient(url, token, timeout=timeout) for url in urls]
         self.load = {c.url: 0 for c in self.clients}
@@ -44,7 +44,7 @@ class Backends:
 
     def check(self) -> list[str]:
         """Health of every backend; unreachable ones are left out of this run (and named)."""
-        from bump_backend.client import BackendError
+        from bump_client.client import BackendError
 
         notes = []
         for client in self.clients:

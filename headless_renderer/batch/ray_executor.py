@@ -59,13 +59,13 @@ class _BackendActor:
     """One backend server as a Ray actor: bump calls queue here and reach the server a few at a time."""
 
     def __init__(self, url: str, token: str | None, context: dict[str, Any]) -> None:
-        from bump_backend.client import BumpClient
+        from bump_client.client import BumpClient
 
         self.client = BumpClient(url, token, timeout=60.0)
         self.context = context
 
     def health(self) -> str | None:
-        from bump_backend.client import BackendError
+        from bump_client.client import BackendError
 
         try:
             self.client.health()

@@ -89,7 +89,7 @@ def _first(units: list[Unit], kind: str) -> str | None:
 
 
 def _load(path: Path) -> np.ndarray | None:
-    from profile_rig.png_io import read_png
+    from profile_rig.imaging.png_io import read_png
 
     try:
         image = read_png(path)
@@ -121,8 +121,8 @@ def _score_label(name: str, extra: dict[str, Any] | None) -> str:
 
 def contact_sheet(plan: Plan, key: str, units: list[Unit], status: dict[str, dict[str, Any]]) -> str | None:
     """Rows: package views, the same views bumped, shots, the same shots bumped."""
-    from profile_rig.contact_sheet import make_contact_sheet
-    from profile_rig.png_io import write_png
+    from profile_rig.imaging.contact_sheet import make_contact_sheet
+    from profile_rig.imaging.png_io import write_png
 
     out = plan.out
     rows: list[list[tuple[np.ndarray | None, str]]] = []
@@ -134,7 +134,7 @@ def contact_sheet(plan: Plan, key: str, units: list[Unit], status: dict[str, dic
     package_dir = out / package.outputs[0] if package else (
         Path(plan.job.characters[key].library_package) if plan.job.characters[key].library_package else None)
     if package_dir is not None and (package_dir / "package.json").is_file():
-        from profile_rig.package_manifest import load_package
+        from bump_contracts.package_manifest import load_package
 
         manifest = load_package(package_dir, check_files=False)
         rows.append([(_load(package_dir / v.file), v.name) for v in manifest.views])

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bump_contracts.atomic_io import write_bytes_atomic
 from headless_renderer.batch.jobfile import CharacterSpec, Job, ShotSpec
-from profile_rig.atomic_io import write_bytes_atomic
 
 UNIT_VERSION = 1  # bump when a unit's outputs change meaning, so old done-records stop matching
 STATE_DIR = ".batch"
@@ -213,7 +213,7 @@ def _plan_shot(plan: Plan, c: CharacterSpec, shot: ShotSpec, package: tuple[Unit
 
 
 def _package_views(folder: str) -> list[str]:
-    from profile_rig.package_manifest import load_package
+    from bump_contracts.package_manifest import load_package
 
     return [v.name for v in load_package(folder, check_files=False).views]
 

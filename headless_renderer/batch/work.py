@@ -123,12 +123,12 @@ def run_unit(unit_data: dict[str, Any], out: str, context: dict[str, Any] | None
 
 # -- render units (bpy) -----------------------------------------------------------------------
 def _render_package(unit: Unit, root: Path, context: dict, log: LogFn) -> dict[str, Any]:
-    from profile_rig.camera_math import Framing
-    from profile_rig.package_render import PackageOptions
-    from profile_rig.phenotype import Phenotype
-    from profile_rig.render_presets import RenderPreset
-    from profile_rig.scene_session import prepare_scene
-    from profile_rig.views import ViewSpec
+    from bump_contracts.views import ViewSpec
+    from profile_rig.blender.package_render import PackageOptions
+    from profile_rig.blender.scene_session import prepare_scene
+    from profile_rig.core.camera_math import Framing
+    from profile_rig.core.phenotype import Phenotype
+    from profile_rig.core.render_presets import RenderPreset
 
     c, p = unit.spec["character"], unit.spec["package"]
     session = prepare_scene(
@@ -152,8 +152,8 @@ def _render_package(unit: Unit, root: Path, context: dict, log: LogFn) -> dict[s
 def _render_shot(unit: Unit, root: Path, context: dict, log: LogFn) -> dict[str, Any]:
     import bpy
 
-    from profile_rig.render_presets import RenderPreset
-    from profile_rig.studio import apply_render_settings, apply_threads
+    from profile_rig.blender.studio import apply_render_settings, apply_threads
+    from profile_rig.core.render_presets import RenderPreset
 
     spec = unit.spec
     bpy.ops.wm.open_mainfile(filepath=spec["blend"], load_ui=False)
@@ -199,16 +199,22 @@ def _render_size(scene: Any) -> tuple[int, int]:
 
 def _shot_sidecar(scene: Any, camera: Any, character: dict[str, Any], image_name: str, size: tuple[int, int]):
     """Face geometry of the character in this shot, projected by the same maths as the package."""
-    from profile_rig.package_manifest import character_id_from_name
-    from profile_rig.render_sidecar import RenderSidecar
-    from profile_rig.shot_sidecar import ShotCharacter, ShotError, build_sidecar, camera_intrinsics, camera_matrix
+    from bump_contracts.package_manifest import character_id_from_name
+    from bump_contracts.render_sidecar import RenderSidecar
+    from profile_rig.blender.shot_sidecar import (
+        ShotCharacter,
+        ShotError,
+        build_sidecar,
+        camera_intrinsics,
+        camera_matrix,
+    )
 
     try:
         camera_intrinsics(scene, camera)
     except ShotError as exc:
         matrix = camera_matrix(camera)
         data = camera.data
-        from profile_rig.camera_math import Intrinsics
+        from profile_rig.core.camera_math import Intrinsics
 
         record = Intrinsics(width=size[0], height=size[1]).record(matrix, (data.clip_start, data.clip_end))
         empty = RenderSidecar(width=size[0], height=size[1], faces=(), camera=record, image=image_name,
@@ -223,8 +229,8 @@ def _shot_sidecar(scene: Any, camera: Any, character: dict[str, Any], image_name
 # -- bump units (HTTP) ------------------------------------------------------------------------
 def _view_sidecar(package: Path, view_name: str):
     """The package view's own face geometry as a sidecar: the backend needs no detector for it."""
-    from profile_rig.package_manifest import load_package
-    from profile_rig.render_sidecar import RenderSidecar, SidecarFace
+    from bump_contracts.package_manifest import load_package
+    from bump_contracts.render_sidecar import RenderSidecar, SidecarFace
 
     manifest = load_package(package)
     view = manifest.view(view_name)
@@ -236,8 +242,8 @@ def _view_sidecar(package: Path, view_name: str):
 
 
 def _bump(unit: Unit, root: Path, context: dict, log: LogFn) -> dict[str, Any]:
-    from bump_backend.client import BackendError, BumpClient, JobFailed
-    from bump_backend.job_contract import CANCELLED, DONE, FAILED
+    from bump_client.client import BackendError, BumpClient, JobFailed
+    from bump_contracts.bump_job import CANCELLED, DONE, FAILED
 
     spec = unit.spec
     package = root / spec["package"]
@@ -305,9 +311,9 @@ def _assemble(unit: Unit, root: Path, context: dict, log: LogFn) -> dict[str, An
     """The bumped views as a package of their own (origin 'bumped'), ready for the library."""
     from dataclasses import replace
 
-    from profile_rig.package_manifest import load_package
-    from profile_rig.package_writer import PackageStaging
-    from profile_rig.png_io import read_png
+    from bump_contracts.package_manifest import load_package
+    from profile_rig.core.package_writer import PackageStaging
+    from profile_rig.imaging.png_io import read_png
 
     spec = unit.spec
     source = load_package(root / spec["package"])

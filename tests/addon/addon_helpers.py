@@ -49,8 +49,8 @@ def tiny_settings(scene: bpy.types.Scene) -> None:
 
 def user_scene() -> bpy.types.Object:
     """An empty file with the demo character, the user's own camera, light, world and render settings."""
-    from profile_rig.demo_character import build_demo_character
-    from profile_rig.phenotype import PRESETS
+    from profile_rig.blender.demo_character import build_demo_character
+    from profile_rig.core.phenotype import PRESETS
 
     bpy.ops.wm.read_factory_settings(use_empty=True)  # this also disables add-ons: enable again after
     enable()
@@ -126,7 +126,7 @@ class BackendProcess:
                                      cwd=REPO, env=env, stdout=self.handle, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 120.0) -> BackendProcess:
-        from bump_backend.client import BackendError, BumpClient
+        from bump_client.client import BackendError, BumpClient
 
         client = BumpClient(self.url, retries=0)
         deadline = time.monotonic() + timeout

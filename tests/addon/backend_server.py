@@ -20,7 +20,7 @@ def build_models(root: Path) -> Path:
     spec_path = root / "spec.json"
     if spec_path.is_file():
         return spec_path
-    from bump_backend.generate import tiny
+    from bump_backend.testing import tiny_models as tiny
 
     sd15 = tiny.build_tiny_sd15(root / "sd15")
     ip_dir, weight = tiny.build_tiny_ip_adapter(root / "ip", sd15, "plus-face")

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from addon_helpers import MODULE, addon_module, snapshot
 
-from profile_rig.library import Library
-from profile_rig.png_io import read_png
+from character_library import Library
+from profile_rig.imaging.png_io import read_png
 
 
 def _pump(scene_name: str, timeout: float = 60.0, until=None) -> list[tuple[str, float, str]]:

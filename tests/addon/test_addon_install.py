@@ -13,8 +13,8 @@ import bpy
 from addon_helpers import MODULE, addon_module, enable
 
 # What the add-on's code may import inside Blender: the standard library and these.
-ALLOWED_TOP = {"bpy", "bpy_extras", "mathutils", "addon_utils", "numpy", "requests", "profile_rig", "bump_backend",
-               "headless_renderer"}
+ALLOWED_TOP = {"bpy", "bpy_extras", "mathutils", "addon_utils", "numpy", "requests", "profile_rig", "bump_contracts",
+               "bump_client", "character_library", "headless_renderer"}
 
 
 def test_zip_validates_and_bundles_the_blender_side_wheel(extension_zip):
@@ -33,8 +33,8 @@ def test_zip_validates_and_bundles_the_blender_side_wheel(extension_zip):
         with zipfile.ZipFile(archive.open(wheel_name)) as wheel:
             inside = set(wheel.namelist())
     assert manifest["id"] == "bump_studio" and manifest["type"] == "add-on"
-    assert {"profile_rig/package_render.py", "profile_rig/library/api.py", "bump_backend/client.py",
-            "bump_backend/job_contract.py", "headless_renderer/cli.py"} <= inside
+    assert {"profile_rig/blender/package_render.py", "character_library/api.py", "bump_client/client.py",
+            "bump_contracts/bump_job.py", "headless_renderer/cli.py"} <= inside
     assert not [n for n in inside if n.startswith(("bump_backend/server/", "bump_backend/generate/", "addon/"))]
 
 
@@ -58,7 +58,7 @@ def test_addon_imports_only_what_blender_ships():
             continue  # runs outside Blender
         extra = _imports(path) - stdlib - ALLOWED_TOP
         assert not extra, f"{path.name} imports {extra}"
-    for path in [REPO / "bump_backend" / "client.py", REPO / "bump_backend" / "job_contract.py"]:
+    for path in [REPO / "bump_client" / "client.py", REPO / "bump_contracts" / "bump_job.py"]:
         assert not (_imports(path) - stdlib - ALLOWED_TOP - {"__future__"}), path
 
 

@@ -7,7 +7,7 @@ import pytest
 from addon_helpers import addon_module
 from blender_helpers import humanoid_bones, make_rig
 
-from profile_rig.library import Library
+from character_library import Library
 
 
 @pytest.fixture(scope="module")

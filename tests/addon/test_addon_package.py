@@ -8,8 +8,8 @@ import bpy
 import pytest
 from addon_helpers import addon_module, snapshot
 
-from profile_rig.library import Library
-from profile_rig.package_manifest import load_package
+from bump_contracts.package_manifest import load_package
+from character_library import Library
 
 
 def test_render_package_saves_a_library_version(studio):

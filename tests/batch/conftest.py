@@ -23,8 +23,8 @@ from batch_helpers import REPO, env, free_port
 
 SHOT_SCRIPT = textwrap.dedent('''
     import sys, bpy
-    from profile_rig.scene_session import prepare_scene
-    from profile_rig.phenotype import PRESETS
+    from profile_rig.blender.scene_session import prepare_scene
+    from profile_rig.core.phenotype import PRESETS
     session = prepare_scene(demo=PRESETS["demo_man"])
     scene = bpy.context.scene
     centre = session.found.frame.centre
@@ -55,7 +55,7 @@ SHOT_SCRIPT = textwrap.dedent('''
 @pytest.fixture(scope="session")
 def backend(tmp_path_factory):
     """A backend server subprocess with the generator's tiny SD 1.5 + plus-face IP-Adapter."""
-    from bump_backend.generate import tiny
+    from bump_backend.testing import tiny_models as tiny
 
     root = tmp_path_factory.mktemp("batch_backend")
     sd15 = tiny.build_tiny_sd15(root / "sd15")
@@ -69,7 +69,7 @@ def backend(tmp_path_factory):
                              str(root / "data"), "--model", str(spec), "--threads", "1", "--log-level", "warning"],
                             cwd=REPO, env=env(), stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    from bump_backend.client import BackendError, BumpClient
+    from bump_client.client import BackendError, BumpClient
 
     client = BumpClient(url, retries=0)
     deadline = time.monotonic() + 120

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 from batch_helpers import REPO, done_records, env, job_text, report, run_batch
 
-from profile_rig.package_manifest import load_package
-from profile_rig.png_io import read_png
-from profile_rig.render_sidecar import load as load_sidecar
+from bump_contracts.package_manifest import load_package
+from bump_contracts.render_sidecar import load as load_sidecar
+from profile_rig.imaging.png_io import read_png
 
 ALL_UNITS = {
     "mateo~package", "aiko~package", "mateo~bump~front", "mateo~bump~three_quarter_left", "mateo~package_bumped",
@@ -216,7 +216,7 @@ LIBRARY_UNITS = {"mateo": ("mateo~bump~front", "mateo~bump~three_quarter_left", 
 def library_runs(tmp_path_factory, first, backend, shot_blend):
     """The test job with a library: Mateo and Aiko (demo characters, created in the library by the run)
     and Nadia, a library character whose active package (v1) is bumped. Run twice."""
-    from profile_rig.library import Library
+    from character_library import Library
 
     _ok(first["result"])
     folder = tmp_path_factory.mktemp("library")
@@ -240,7 +240,7 @@ def library_runs(tmp_path_factory, first, backend, shot_blend):
 def test_batch_run_records_packages_and_history_in_the_library(library_runs):
     import json
 
-    from profile_rig.library import Library
+    from character_library import Library
 
     _ok(library_runs["runs"][0])
     out = library_runs["out"]
@@ -276,7 +276,7 @@ def test_batch_run_records_packages_and_history_in_the_library(library_runs):
 
 
 def test_second_run_adds_nothing_to_the_library(library_runs):
-    from profile_rig.library import Library
+    from character_library import Library
 
     first_run, second = library_runs["runs"]
     _ok(first_run)

@@ -165,8 +165,8 @@ def test_dry_run_lists_units_and_touches_nothing(tmp_path, capsys):
 
 
 def test_library_character_uses_its_active_package(tmp_path):
-    from bump_backend.generate import tiny
-    from profile_rig.library import Library
+    from bump_backend.testing import tiny_models as tiny
+    from character_library import Library
 
     lib = Library.open(tmp_path / "lib")
     lib.create_character("Nadia", age=31, gender="woman", ethnicity="Moroccan", features="freckles",
@@ -282,7 +282,7 @@ def test_backend_model_is_in_the_bump_units_hashes_only(tmp_path):
 
 
 def test_backend_model_identity_and_different_models_refused(tmp_path):
-    from bump_backend.job_contract import Health
+    from bump_contracts.bump_job import Health
     from headless_renderer.batch import backend_model
 
     def health(model_hash, base, device="cuda", state="ready"):
@@ -322,7 +322,7 @@ def test_backend_model_identity_and_different_models_refused(tmp_path):
 
 
 def test_library_targets_must_not_collide(tmp_path):
-    from profile_rig.library import Library
+    from character_library import Library
 
     with Library.open(tmp_path / "lib") as lib:
         lib.create_character("Mateo", source={"kind": "external"})

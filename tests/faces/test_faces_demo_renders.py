@@ -27,13 +27,13 @@ YAW_TOLERANCE = 8.0  # degrees; measured 0.4 / 2.0 / 3.4 at 0 / -45 / +45 (docs/
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """{view name: (RGB image, FaceGeometry)} of the demo character, 256 px, PREVIEW quality (~15 s)."""
-    from profile_rig.package_manifest import load_package
-    from profile_rig.package_render import PackageOptions
-    from profile_rig.phenotype import PRESETS
-    from profile_rig.png_io import read_png
-    from profile_rig.render_presets import PREVIEW
-    from profile_rig.scene_session import prepare_scene
-    from profile_rig.views import resolve_views
+    from bump_contracts.package_manifest import load_package
+    from bump_contracts.views import resolve_views
+    from profile_rig.blender.package_render import PackageOptions
+    from profile_rig.blender.scene_session import prepare_scene
+    from profile_rig.core.phenotype import PRESETS
+    from profile_rig.core.render_presets import PREVIEW
+    from profile_rig.imaging.png_io import read_png
 
     session = prepare_scene(demo=PRESETS["demo_man"])
     options = PackageOptions(views=resolve_views(",".join(VIEWS)), resolution=(256, 256),
@@ -56,7 +56,7 @@ def _mid(a, b):
 
 def _place(canvas: np.ndarray, render: np.ndarray, geometry, height: float, roll: float, centre):
     """Paste a render so its face box is ``height`` px tall, turned ``roll`` clockwise; the moved geometry."""
-    from profile_rig.face_geometry import FaceGeometry
+    from bump_contracts.face_geometry import FaceGeometry
 
     x0, y0, x1, y1 = geometry.face_box
     k = height / (y1 - y0)
@@ -107,7 +107,7 @@ def test_profiles_are_found(demo, name):
 
 def test_placed_at_known_sizes_and_rolls(demo):
     """Three views on clutter at 40-120 px and rolls all round: detector vs geometry path vs truth."""
-    from profile_rig.render_sidecar import RenderSidecar, SidecarFace
+    from bump_contracts.render_sidecar import RenderSidecar, SidecarFace
 
     canvas = background(np.random.default_rng(4), 960, 640)
     plan = [("front", 120, -150, (220, 200)), ("three_quarter_left", 64, 100, (640, 170)),
@@ -137,7 +137,7 @@ def test_placed_at_known_sizes_and_rolls(demo):
 
 def test_blur_rule_skips_defocused_faces_with_a_reason(demo):
     """The default blur rule keeps sharp faces and skips the same faces defocused (sigma 6 % of the face)."""
-    from profile_rig.render_sidecar import RenderSidecar, SidecarFace
+    from bump_contracts.render_sidecar import RenderSidecar, SidecarFace
 
     canvas = background(np.random.default_rng(9), 640, 480)
     truth = [_place(canvas, *demo["front"], 96, 10, (180, 200)), _place(canvas, *demo["three_quarter_left"], 140,

@@ -11,8 +11,8 @@ from faces_helpers import match
 from bump_backend.faces import FaceFinderSettings, align_face, find_faces, transform
 from bump_backend.faces.geometry import GeometryMismatch
 from bump_backend.faces.groundtruth import make_scene
-from profile_rig.face_geometry import FaceGeometry
-from profile_rig.render_sidecar import RenderSidecar, SidecarFace, loads
+from bump_contracts.face_geometry import FaceGeometry
+from bump_contracts.render_sidecar import RenderSidecar, SidecarFace, loads
 
 
 def sidecar_for(scene, *, width=None, height=None, yaw=0.0, in_frame=True) -> RenderSidecar:

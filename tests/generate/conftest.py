@@ -12,9 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from bump_backend.generate import tiny
-from profile_rig.face_geometry import FaceGeometry
-from profile_rig.render_sidecar import RenderSidecar, SidecarFace
+from bump_backend.testing import tiny_models as tiny
+from bump_contracts.face_geometry import FaceGeometry
+from bump_contracts.render_sidecar import RenderSidecar, SidecarFace
 
 torch.set_num_threads(1)  # thread count changes bits; golden comparisons need a fixed one
 

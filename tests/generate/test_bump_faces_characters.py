@@ -9,8 +9,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from bump_backend.generate import tiny
 from bump_backend.generate.bump import find_job_faces, working_image
+from bump_backend.testing import tiny_models as tiny
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from bump_backend.generate import BumpEngine, ModelError, ModelSpec, faceid, tiny
+from bump_backend.generate import BumpEngine, ModelError, ModelSpec, faceid
 from bump_backend.generate.models import resolve_spec
+from bump_backend.testing import tiny_models as tiny
 
 
 def _grace_hopper() -> np.ndarray:

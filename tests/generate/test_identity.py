@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from bump_backend.generate import identity, tiny
+from bump_backend.generate import identity
+from bump_backend.testing import tiny_models as tiny
 
 
 def test_nearest_views_and_weights():

@@ -7,8 +7,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from bump_backend.generate import BumpEngine, LoraSpec, ModelError, ModelSpec, tiny
+from bump_backend.generate import BumpEngine, LoraSpec, ModelError, ModelSpec
 from bump_backend.generate.models import ModelCache, file_shorthash, model_hash, resolve_spec
+from bump_backend.testing import tiny_models as tiny
 
 
 def test_registry_and_hash(spec, model_dirs):

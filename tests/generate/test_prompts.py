@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from bump_backend.generate import prompts
-from bump_backend.generate.tiny import _tokenizer
+from bump_backend.testing.tiny_models import _tokenizer
 
 
 def test_parse_attention_matches_a1111_examples():

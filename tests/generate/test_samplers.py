@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bump_backend.generate import samplers
-from bump_backend.generate.tiny import _scheduler_config
+from bump_backend.testing.tiny_models import _scheduler_config
 
 
 def test_strength_runs_a1111_step_count():

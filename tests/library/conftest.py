@@ -10,10 +10,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # face_fixtures / helpers live beside the tests
 
-from profile_rig.library import Library
-from profile_rig.package_manifest import PackageManifest, ViewRecord
-from profile_rig.package_writer import PackageStaging
-from profile_rig.png_io import write_png
+from bump_contracts.package_manifest import PackageManifest, ViewRecord
+from character_library import Library
+from profile_rig.core.package_writer import PackageStaging
+from profile_rig.imaging.png_io import write_png
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from profile_rig.library import ArchiveError, ConflictError, ImportLimits, Library
+from character_library import ArchiveError, ConflictError, ImportLimits, Library
 
 
 @pytest.fixture

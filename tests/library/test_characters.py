@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from profile_rig.library import ConflictError, Library, LibraryError, NotFoundError, UnsafeNameError, ValidationError
+from character_library import ConflictError, Library, LibraryError, NotFoundError, UnsafeNameError, ValidationError
 
 
 def test_create_get_list_update_delete(lib: Library) -> None:
@@ -105,7 +105,7 @@ def test_summaries_for_long_lists(lib: Library, make_package) -> None:
 
 
 def test_bump_defaults_follow_the_job_contract(lib: Library) -> None:
-    from bump_backend.job_contract import check_param
+    from bump_contracts.bump_job import check_param
 
     character = lib.create_character("Ana", bump={"sampler": "dpm++ 2m karras", "steps": 30.0, "face_denoise": 0.32,
                                                   "model": "my-checkpoint"})

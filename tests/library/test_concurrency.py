@@ -7,7 +7,7 @@ import multiprocessing
 import sqlite3
 from pathlib import Path
 
-from profile_rig.library import Library
+from character_library import Library
 
 WRITES = 150
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from face_fixtures import astronaut, blurred, grace_hopper, mirrored, turn_head
 
-from profile_rig.library import Library
-from profile_rig.library.import_images import ImportImagesError, ImportOptions, build_package, import_images
-from profile_rig.package_manifest import load_package
+from bump_backend.library_import import ImportImagesError, ImportOptions, build_package, import_images
+from bump_contracts.package_manifest import load_package
+from character_library import Library
 
 
 def _detectors() -> list:

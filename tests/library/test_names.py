@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from profile_rig.library.errors import UnsafeNameError
-from profile_rig.library.fsutil import inside
-from profile_rig.library.names import check_folder_name, clean_display_name, name_key, safe_folder_name
+from character_library.errors import UnsafeNameError
+from character_library.fsutil import inside
+from character_library.names import check_folder_name, clean_display_name, name_key, safe_folder_name
 
 FOLDER_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}

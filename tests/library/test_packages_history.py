@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from profile_rig.library import ConflictError, Library, LibraryError, NotFoundError, ValidationError
-from profile_rig.package_manifest import file_sha256, load_package
+from bump_contracts.package_manifest import file_sha256, load_package
+from character_library import ConflictError, Library, LibraryError, NotFoundError, ValidationError
 
 
 def test_versions_active_provenance_and_hashes(lib: Library, make_package) -> None:

@@ -5,8 +5,8 @@ import sqlite3
 
 import pytest
 
-from profile_rig.library import SCHEMA_VERSION, Library, SchemaError
-from profile_rig.library.schema import APPLICATION_ID
+from character_library import SCHEMA_VERSION, Library, SchemaError
+from character_library.schema import APPLICATION_ID
 
 # The version-1 layout exactly as the first release wrote it (kept here, not imported, so a later
 # edit of the migration code cannot silently change what "an old library" means in this test).

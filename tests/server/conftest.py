@@ -27,7 +27,7 @@ from server_helpers import FAST, REPO, ProcessServer, ThreadServer, free_port, s
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict:
     """Tiny SD 1.5 + plus-face IP-Adapter in the real layouts, a package, and a ModelSpec JSON."""
-    from bump_backend.generate import tiny
+    from bump_backend.testing import tiny_models as tiny
 
     root = tmp_path_factory.mktemp("server_models")
     sd15 = tiny.build_tiny_sd15(root / "sd15")
@@ -85,7 +85,7 @@ def server(make_server) -> ThreadServer:
 
 @pytest.fixture()
 def client(server):
-    from bump_backend.client import BumpClient
+    from bump_client.client import BumpClient
 
     return BumpClient(server.url, timeout=30)
 

@@ -91,7 +91,7 @@ class ProcessServer:
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=self.handle, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 90) -> None:
-        from bump_backend.client import BackendError, BumpClient
+        from bump_client.client import BackendError, BumpClient
 
         client = BumpClient(self.url, retries=0)
         deadline = time.monotonic() + timeout

@@ -9,9 +9,9 @@ import pytest
 import requests
 from server_helpers import FAST, REPO
 
-from bump_backend.client import AuthError, BumpClient
 from bump_backend.server import ServerConfig
 from bump_backend.server.config import is_loopback
+from bump_client.client import AuthError, BumpClient
 
 TOKEN = "s3cret-token-for-tests"
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 from server_helpers import REPO
 
-from bump_backend.job_contract import (
+from bump_contracts.bump_job import (
     FACE_FIELDS,
     MAX_CHARACTER_PACKAGES,
     MAX_TEXT,
@@ -31,8 +31,8 @@ def test_client_imports_without_torch_numpy_or_pydantic():
         "        if name.split('.')[0] in ('torch', 'numpy', 'pydantic', 'fastapi', 'PIL', 'diffusers'):\n"
         "            raise ImportError('blocked in Blender: ' + name)\n"
         "sys.meta_path.insert(0, Block())\n"
-        "import bump_backend.client, bump_backend.job_contract\n"
-        "c = bump_backend.client.BumpClient('http://127.0.0.1:9', retries=0)\n"
+        "import bump_client.client, bump_contracts.bump_job\n"
+        "c = bump_client.client.BumpClient('http://127.0.0.1:9', retries=0)\n"
         "print('ok')\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
@@ -144,7 +144,7 @@ def test_ranges_are_one_table_for_the_contract_and_the_generator():
 
 def test_contract_samplers_are_the_generators():
     from bump_backend.generate import samplers
-    from bump_backend.job_contract import SAMPLER_NAMES, canonical_sampler
+    from bump_contracts.bump_job import SAMPLER_NAMES, canonical_sampler
 
     assert set(SAMPLER_NAMES) == set(samplers.SAMPLERS)
     for name in [*samplers.SAMPLERS, *samplers.ALIASES, "euler A", "DPM++-2M karras", " heun "]:

@@ -8,11 +8,11 @@ import time
 import pytest
 from server_helpers import FAST, ProcessServer, slow, wait_for
 
-from bump_backend.client import BumpClient
-from bump_backend.job_contract import DONE, FAILED, QUEUED, RUNNING, JobRequest
 from bump_backend.server.config import Retention
 from bump_backend.server.jobs import Job
 from bump_backend.server.store import JobStore
+from bump_client.client import BumpClient
+from bump_contracts.bump_job import DONE, FAILED, QUEUED, RUNNING, JobRequest
 
 
 def test_kill_9_mid_job_then_restart_loses_nothing(tiny_models, images, tmp_path):

@@ -9,7 +9,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bump_backend.client import BumpClient
+from bump_client.client import BumpClient
 
 TOKEN = "fuzz-token-123456"
 MAX_EXAMPLES = 25  # per operation; the whole run stays under ~20 s on 2 cores
@@ -63,7 +63,7 @@ KINDS = {"int": st.one_of(st.integers(-10, 5000), st.booleans(), st.none()),
 
 @st.composite
 def params_documents(draw):
-    from bump_backend.job_contract import FACE_FIELDS, PARAM_FIELDS
+    from bump_contracts.bump_job import FACE_FIELDS, PARAM_FIELDS
 
     names = draw(st.lists(st.sampled_from([*PARAM_FIELDS, "bogus"]), max_size=6, unique=True))
     doc = {}

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 from server_helpers import FAST, slow, wait_for
 
-from bump_backend.client import BackendNotRunning, BumpClient, JobFailed, JobRejected
-from bump_backend.job_contract import CANCELLED, DONE, QUEUED, RUNNING
+from bump_client.client import BackendNotRunning, BumpClient, JobFailed, JobRejected
+from bump_contracts.bump_job import CANCELLED, DONE, QUEUED, RUNNING
 
 
 def test_health_and_models(client, server):
@@ -59,8 +59,8 @@ def test_submit_stream_progress_and_download(client, images, tiny_models, tmp_pa
 
 
 def test_face_pass_with_sidecar_returns_crops_and_mask(client, images, tiny_models, tmp_path):
-    from profile_rig.face_geometry import FaceGeometry
-    from profile_rig.render_sidecar import RenderSidecar, SidecarFace
+    from bump_contracts.face_geometry import FaceGeometry
+    from bump_contracts.render_sidecar import RenderSidecar, SidecarFace
 
     geometry = FaceGeometry(head_centre=(64.0, 64.0), right_eye=(52.0, 58.0), left_eye=(76.0, 58.0),
                             face_box=(32.0, 32.0, 96.0, 96.0), roll=0.0, yaw=0.0, pitch=0.0, eye_distance_px=24.0,
@@ -161,7 +161,7 @@ def test_concurrent_clients_all_complete(client, images, server):
 def test_failed_job_reports_why_and_server_keeps_serving(client, images, tmp_path):
     import shutil
 
-    from bump_backend.generate import tiny
+    from bump_backend.testing import tiny_models as tiny
 
     package = tiny.build_tiny_package(tmp_path / "doomed")
     job = client.submit(images["png"], slow(30), package=package)

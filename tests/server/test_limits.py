@@ -13,8 +13,8 @@ import requests
 from PIL import Image
 from server_helpers import FAST, slow
 
-from bump_backend.client import BumpClient, JobRejected, QueueFull
 from bump_backend.server.config import MB, Limits
+from bump_client.client import BumpClient, JobRejected, QueueFull
 
 
 def post(url: str, request: dict | str, image: bytes | None, **extra) -> requests.Response:

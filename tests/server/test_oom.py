@@ -11,8 +11,8 @@ import pytest
 import torch
 from server_helpers import FAST
 
-from bump_backend.client import BumpClient
 from bump_backend.server.generator import EngineGenerator, is_out_of_memory
+from bump_client.client import BumpClient
 
 
 class OutOfMemoryTestGenerator(EngineGenerator):

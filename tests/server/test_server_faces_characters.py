@@ -11,13 +11,13 @@ import pytest
 from PIL import Image
 from server_helpers import FAST
 
-from bump_backend.client import JobRejected, packages_from_sidecar
-from bump_backend.job_contract import RUNNING, ContractError, JobRequest, validate_packages
+from bump_client.client import JobRejected, packages_from_sidecar
+from bump_contracts.bump_job import RUNNING, ContractError, JobRequest, validate_packages
 
 
 def _two_face_sidecar(second_id: str = "other", second_package: str | None = None):
-    from profile_rig.face_geometry import FaceGeometry
-    from profile_rig.render_sidecar import RenderSidecar, SidecarFace
+    from bump_contracts.face_geometry import FaceGeometry
+    from bump_contracts.render_sidecar import RenderSidecar, SidecarFace
 
     a = FaceGeometry(head_centre=(40.0, 40.0), right_eye=(32.0, 36.0), left_eye=(48.0, 36.0),
                      face_box=(20.0, 20.0, 60.0, 60.0), roll=0.0, yaw=0.0, pitch=0.0, eye_distance_px=16.0,
@@ -30,7 +30,7 @@ def _two_face_sidecar(second_id: str = "other", second_package: str | None = Non
 
 @pytest.fixture(scope="module")
 def other_package(tmp_path_factory):
-    from bump_backend.generate import tiny
+    from bump_backend.testing import tiny_models as tiny
 
     rng = np.random.default_rng(11)
     views = {name: (rng.integers(0, 255, (64, 64, 3), dtype=np.uint8), yaw)

@@ -1,0 +1,1 @@
+"""The bump backend's HTTP client, on the side that uses it: stdlib + requests + the contracts."""

@@ -1,0 +1,1 @@
+"""The contracts every part shares: stdlib only, importing nothing of the project."""

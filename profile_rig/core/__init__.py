@@ -1,0 +1,1 @@
+"""Pure maths and data of the scene side (numpy at most, never bpy)."""

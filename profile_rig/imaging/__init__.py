@@ -1,0 +1,1 @@
+"""PNG and contact-sheet imaging in plain numpy, usable inside Blender (no Pillow there)."""
