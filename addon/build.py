@@ -1,8 +1,8 @@
 """Build the extension zip: ``python -m addon.build [--out dist/]``.
 
 The zip holds the add-on's own files at its root, a ``blender_manifest.toml`` derived from the
-project's top-level one, and a pure-Python wheel of the Blender side of this project (profile_rig,
-headless_renderer and the backend *client*) listed in the manifest's ``wheels`` field, the way
+project's top-level one, and a pure-Python wheel of the Blender side of this project (the contracts,
+the backend client, the character library and profile_rig: whole packages, nothing hand-picked) listed in the manifest's ``wheels`` field, the way
 Blender wants extensions to bring their Python dependencies. Blender's own extension CLI
 (``blender_ext.py`` from the ``bpy`` wheel) builds and validates it, run with plain Python.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 ADDON = Path(__file__).resolve().parent
 # What Blender's Python needs from this project: never the GPU side (torch), never the tests.
-WHEEL_SOURCES = ("bump_contracts", "bump_client", "character_library", "profile_rig", "headless_renderer")
+WHEEL_SOURCES = ("bump_contracts", "bump_client", "character_library", "profile_rig")
 ADDON_EXCLUDE = {"build.py"}
 
 

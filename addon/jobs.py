@@ -18,6 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bump_client.client import BackendError, BumpClient, JobRejected, packages_from_sidecar
+from bump_contracts.bump_job import CANCELLED as S_CANCELLED
+from bump_contracts.bump_job import DONE as S_DONE
+
 TICK_INTERVAL_S = 0.1
 MAX_EVENTS_PER_TICK = 50
 
@@ -73,8 +77,6 @@ class BumpJob:
     started: float = field(default_factory=time.monotonic)
 
     def client(self, **overrides: Any):
-        from bump_client.client import BumpClient
-
         options = {"timeout": 30.0, "retries": 2, "backoff": 0.25, **overrides}
         return BumpClient(self.spec.url, token=self.spec.token or None, **options)
 
@@ -90,8 +92,6 @@ class BumpJob:
             threading.Thread(target=self._send_cancel, args=(job_id,), name="bump-studio-cancel", daemon=True).start()
 
     def _send_cancel(self, job_id: str) -> None:
-        from bump_client.client import BackendError
-
         try:
             self.client(retries=1).cancel(job_id)  # its own session: never shared across threads
         except BackendError as exc:
@@ -99,10 +99,6 @@ class BumpJob:
 
     # -- worker thread: no bpy below this line ------------------------------------------------
     def _run(self) -> None:
-        from bump_client.client import BackendError, JobRejected, packages_from_sidecar
-        from bump_contracts.bump_job import CANCELLED as S_CANCELLED
-        from bump_contracts.bump_job import DONE as S_DONE
-
         spec = self.spec
         try:
             client = self.client()

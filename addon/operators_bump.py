@@ -19,6 +19,9 @@ from urllib.parse import urlparse
 import bpy
 from bpy.props import BoolProperty, FloatProperty
 
+from bump_client.client import BackendError, BumpClient
+from character_library import LibraryError, NotFoundError
+
 from . import compositor, jobs, panels
 from .operators_library import LibraryUnavailable, open_library
 from .preferences import apply_defaults, get_prefs, work_folder
@@ -88,7 +91,6 @@ def reference_character(scene: bpy.types.Scene) -> str | None:
 
 def _shot_characters(lib: Any, scene: bpy.types.Scene) -> tuple[list[ShotCharacter], list[Any]]:
     """The linked characters as the sidecar needs them, and their library records (read once)."""
-    from character_library import LibraryError
 
     shot, characters = [], []
     for obj, char_id in linked_characters(scene):
@@ -140,7 +142,6 @@ def _job_folder(prefs: Any, scene: bpy.types.Scene) -> Path:
 
 def start_bump(context: bpy.types.Context, use_last_render: bool) -> jobs.BumpJob:
     """Everything up to the submit (main thread); the network part runs in the job's worker."""
-    from character_library import LibraryError, NotFoundError
 
     scene = context.scene
     settings = scene.bump_studio
@@ -222,8 +223,6 @@ def load_image(name: str, path: Path, non_color: bool = False) -> bpy.types.Imag
 
 
 def _record_run(job: jobs.BumpJob, result: Any) -> str:
-    from character_library import LibraryError
-
     record, meta = result.record or {}, job.meta
     scores = [f.get("identity_score") for f in record.get("faces") or [] if isinstance(f, dict)]
     scores = [s for s in scores if isinstance(s, (int, float))]
@@ -416,8 +415,6 @@ class BUMP_STUDIO_OT_check_backend(bpy.types.Operator):
     bl_label = "Check Backend"
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        from bump_client.client import BackendError, BumpClient
-
         prefs = get_prefs(context)
         client = BumpClient(prefs.backend_url, token=prefs.backend_token or None, timeout=3.0, connect_timeout=1.0,
                             retries=0)

@@ -12,6 +12,9 @@ from typing import Any
 import bpy
 from bpy.props import EnumProperty, IntProperty, StringProperty
 
+from character_library import Library, LibraryError
+from profile_rig.blender.head_finder import HeadNotFoundError, find_head
+
 from .preferences import get_prefs
 from .properties import CHARACTER_LINK
 
@@ -24,8 +27,6 @@ class LibraryUnavailable(RuntimeError):
 
 
 def open_library(prefs: Any = None) -> Any:
-    from character_library import Library, LibraryError
-
     prefs = prefs or get_prefs()
     folder = bpy.path.abspath(prefs.library_folder or "").strip()
     if not folder:
@@ -105,7 +106,6 @@ def load_details(context: bpy.types.Context) -> None:
     char_id = selected_character(context)
     if char_id is None:
         return
-    from character_library import LibraryError
 
     try:
         lib = open_library(get_prefs(context))
@@ -145,7 +145,6 @@ def source_of(obj: bpy.types.Object) -> dict[str, Any]:
 
 def bones_of(context: bpy.types.Context, obj: bpy.types.Object) -> dict[str, str]:
     """The head/eye bones the head finder uses for this object (recorded so later shots find the same)."""
-    from profile_rig.blender.head_finder import HeadNotFoundError, find_head
 
     settings = context.scene.bump_studio
     eyes = (settings.eye_bone_left, settings.eye_bone_right) if settings.eye_bone_left and settings.eye_bone_right else None
@@ -183,8 +182,6 @@ class BUMP_STUDIO_OT_library_refresh(bpy.types.Operator):
     bl_label = "Refresh Library"
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        from character_library import LibraryError
-
         try:
             count = refresh(context)
         except (LibraryError, LibraryUnavailable) as exc:
@@ -207,8 +204,6 @@ class BUMP_STUDIO_OT_library_create(_CharacterProps, bpy.types.Operator):
         return context.window_manager.invoke_props_dialog(self)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        from character_library import LibraryError
-
         obj = context.active_object or context.scene.bump_studio.character
         name = self.name or (obj.name if obj is not None else "")
         if not name:
@@ -240,8 +235,6 @@ class BUMP_STUDIO_OT_library_edit(_CharacterProps, bpy.types.Operator):
     character: StringProperty(name="Character", description="Id or name (default: the selected one)")
 
     def invoke(self, context: bpy.types.Context, event: Any) -> set[str]:
-        from character_library import LibraryError
-
         ref = self.character or selected_character(context)
         try:
             c = open_library(get_prefs(context)).get_character(ref or "")
@@ -253,8 +246,6 @@ class BUMP_STUDIO_OT_library_edit(_CharacterProps, bpy.types.Operator):
         return context.window_manager.invoke_props_dialog(self)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        from character_library import LibraryError
-
         ref = self.character or selected_character(context)
         fields = {k: v for k, v in _character_fields(self).items() if self.properties.is_property_set(k)}
         if self.name:
@@ -284,8 +275,6 @@ class BUMP_STUDIO_OT_library_delete(bpy.types.Operator):
                                                      confirm_text="Delete")
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        from character_library import LibraryError
-
         ref = self.character or selected_character(context)
         try:
             lib = open_library(get_prefs(context))
@@ -313,8 +302,6 @@ class BUMP_STUDIO_OT_library_open_folder(bpy.types.Operator):
     character: StringProperty(name="Character")
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        from character_library import LibraryError
-
         ref = self.character or selected_character(context)
         try:
             path = open_library(get_prefs(context)).character_path(ref or "")
@@ -337,8 +324,6 @@ class BUMP_STUDIO_OT_library_set_active(bpy.types.Operator):
     version: IntProperty(name="Version", min=1, default=1)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        from character_library import LibraryError
-
         ref = self.character or selected_character(context)
         try:
             package = open_library(get_prefs(context)).set_active(ref or "", self.version)
@@ -362,8 +347,6 @@ class BUMP_STUDIO_OT_library_use(bpy.types.Operator):
         ("NONE", "Don't link", "Only pick the reference")])
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        from character_library import LibraryError
-
         ref = self.character or selected_character(context)
         try:
             character = open_library(get_prefs(context)).get_character(ref or "")

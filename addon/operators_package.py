@@ -26,7 +26,15 @@ from typing import Any
 import bpy
 from bpy.props import BoolProperty, StringProperty
 
-from bump_contracts.views import VIEWS
+from bump_contracts.views import VIEWS, ViewError, near_duplicates, resolve_views
+from character_library import LibraryError, NotFoundError
+from profile_rig.blender import package_cli
+from profile_rig.blender.engine_probe import eevee_available
+from profile_rig.blender.head_finder import HeadNotFoundError
+from profile_rig.blender.package_render import PackageOptions, RenderCancelled, render_package
+from profile_rig.blender.scene_session import prepare_scene
+from profile_rig.core.package_writer import PackageExistsError
+from profile_rig.core.render_presets import PRESETS
 
 from . import panels
 from .operators_library import LibraryUnavailable, bones_of, open_library, refresh, source_of
@@ -78,8 +86,6 @@ class SceneState:
 
 
 def view_specs(settings: Any) -> list:
-    from bump_contracts.views import ViewError, near_duplicates, resolve_views
-
     try:
         specs = resolve_views(settings.custom_views if settings.view_set == "custom" else settings.view_set)
     except ViewError as exc:
@@ -91,13 +97,8 @@ def view_specs(settings: Any) -> list:
 
 
 def package_options(settings: Any, overwrite: bool = False) -> Any:
-    from profile_rig.blender.package_render import PackageOptions
-    from profile_rig.core.render_presets import PRESETS
-
     preset = PRESETS[settings.preset].with_overrides(samples=settings.samples or None, engine=settings.engine)
     if preset.engine != "CYCLES" and bpy.app.background and not bpy.app.binary_path:
-        from profile_rig.blender.engine_probe import eevee_available
-
         ok, why = eevee_available()
         if not ok:
             raise PackageError(f"{preset.engine} cannot render here ({why}); use Cycles")
@@ -107,8 +108,6 @@ def package_options(settings: Any, overwrite: bool = False) -> Any:
 
 def character_session(context: bpy.types.Context, character: str | None = None) -> Any:
     """The character's head and objects in the open scene (profile_rig's scene session)."""
-    from profile_rig.blender.head_finder import HeadNotFoundError
-    from profile_rig.blender.scene_session import prepare_scene
 
     settings = context.scene.bump_studio
     name = character or (settings.character.name if settings.character else None)
@@ -130,7 +129,6 @@ def describe(found: Any) -> str:
 
 def _library_character(lib: Any, context: bpy.types.Context, session: Any, obj: bpy.types.Object | None) -> Any:
     """The library character the package belongs to: linked, chosen, or created from the object."""
-    from character_library import NotFoundError
 
     settings = context.scene.bump_studio
     for ref in (obj.get(CHARACTER_LINK) if obj is not None else None, settings.library_character):
@@ -213,9 +211,6 @@ def finish_package(context: bpy.types.Context, plan: PackagePlan, rendered: Path
 def run_package(context: bpy.types.Context, *, out_dir: str = "", character: str | None = None,
                 save_to_library: bool | None = None, overwrite: bool = False) -> tuple[Path, str]:
     """Render (in this process) and store the package; returns (package folder, what happened)."""
-    from character_library import LibraryError
-    from profile_rig.blender.package_render import RenderCancelled, render_package
-    from profile_rig.core.package_writer import PackageExistsError
 
     settings = context.scene.bump_studio
     plan = plan_package(context, out_dir=out_dir, character=character, save_to_library=save_to_library,
@@ -260,9 +255,7 @@ ENGINE_NAMES = {"CYCLES": "cycles", "BLENDER_EEVEE": "eevee", "BLENDER_WORKBENCH
 
 
 def package_command(blend: Path, plan: PackagePlan, settings: Any) -> tuple[list[str], dict[str, str]]:
-    """``headless_renderer package`` on a copy of the open file: a real Blender binary, or Python with bpy."""
-    import headless_renderer
-
+    """The package command on a copy of the open file: a real Blender binary, or Python with bpy."""
     options = plan.options
     views = ",".join(
         v.name if v.name in VIEWS and VIEWS[v.name] == v else f"{v.name}:{v.yaw:g}:{v.pitch:g}:{v.roll:g}"
@@ -279,12 +272,12 @@ def package_command(blend: Path, plan: PackagePlan, settings: Any) -> tuple[list
         args += ["--eye-bones", f"{settings.eye_bone_left},{settings.eye_bone_right}"]
     if settings.head_object is not None:
         args += ["--head-object", settings.head_object.name]
-    site = Path(headless_renderer.__file__).resolve().parent.parent
+    site = Path(package_cli.__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)}
     if bpy.app.binary_path:
-        entry = site / "headless_renderer" / "blender_entry.py"
+        entry = Path(package_cli.__file__).with_name("blender_entry.py")
         return [bpy.app.binary_path, "-b", "--factory-startup", str(blend), "-P", str(entry), "--", *args], env
-    return [sys.executable, "-m", "headless_renderer", *args[:1], "--blend", str(blend), *args[1:]], env
+    return [sys.executable, "-m", package_cli.__name__, *args[:1], "--blend", str(blend), *args[1:]], env
 
 
 class BackgroundPackage:
@@ -342,7 +335,6 @@ class BackgroundPackage:
 
     def finish(self, context: bpy.types.Context) -> tuple[Path, str]:
         """After ``poll()`` said it ended: store the package (or raise PackageError with the process's reason)."""
-        from character_library import LibraryError
 
         try:
             if self.proc.returncode != 0:

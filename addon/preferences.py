@@ -2,44 +2,37 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
-from . import properties
+from bump_contracts import package_params
+from character_library.locations import library_path
+
+from . import param_props, properties
 
 ADDON_ID = __package__  # "bl_ext.<repo>.bump_studio" when installed, the package name otherwise
 
 
 def default_library_folder() -> str:
-    return os.environ.get("BUMP_STUDIO_LIBRARY") or str(Path.home() / "BumpStudio" / "library")
+    return str(library_path())
 
 
 # The settings a scene copies from the preferences (name -> default); one list for both sides.
 PACKAGE_DEFAULTS: dict[str, Any] = {
-    "view_set": "default",
+    "view_set": package_params.DEFAULT_VIEW_SET,
     "custom_views": "front,three_quarter_left,profile_right",
-    "resolution": 720,
-    "preset": "fast",
+    "resolution": package_params.RESOLUTION.default,
+    "preset": package_params.DEFAULT_PRESET,
     "samples": 0,
     "engine": "CYCLES",
-    "studio": "almost_white",
+    "studio": package_params.DEFAULT_STUDIO,
 }
-BUMP_DEFAULTS: dict[str, Any] = {
-    "negative_prompt": properties.DEFAULT_NEGATIVE,
-    "steps": 35,
-    "cfg": 7.0,
-    "denoise": 0.32,
-    "sampler": "Restart",
-    "seed": -1,
-    "ip_adapter_scale": 0.6,
-    "face_pass": True,
-    "face_size": 720,
-}
+BUMP_DEFAULTS: dict[str, Any] = {name: param_props.bump_default(name) for name in (
+    "negative_prompt", "steps", "cfg", "denoise", "sampler", "seed", "ip_adapter_scale", "face_pass", "face_size")}
 
 
 class BUMP_STUDIO_AP_preferences(bpy.types.AddonPreferences):
@@ -62,21 +55,22 @@ class BUMP_STUDIO_AP_preferences(bpy.types.AddonPreferences):
 
     view_set: EnumProperty(name="Views", items=properties.VIEW_SET_ITEMS, default=PACKAGE_DEFAULTS["view_set"])
     custom_views: StringProperty(name="Custom views", default=PACKAGE_DEFAULTS["custom_views"])
-    resolution: IntProperty(name="Resolution", min=64, max=4096, default=PACKAGE_DEFAULTS["resolution"])
+    resolution: param_props.package_int(package_params.RESOLUTION, "Resolution")
     preset: EnumProperty(name="Preset", items=properties.PRESET_ITEMS, default=PACKAGE_DEFAULTS["preset"])
-    samples: IntProperty(name="Samples", min=0, max=4096, default=0, description="0: the preset's samples")
+    samples: IntProperty(name="Samples", min=0, max=int(package_params.SAMPLES.high), default=0,
+                         description="0: the preset's samples")
     engine: EnumProperty(name="Engine", items=properties.ENGINE_ITEMS, default=PACKAGE_DEFAULTS["engine"])
     studio: EnumProperty(name="Studio", items=properties.STUDIO_ITEMS, default=PACKAGE_DEFAULTS["studio"])
 
     negative_prompt: StringProperty(name="Negative prompt", default=BUMP_DEFAULTS["negative_prompt"])
-    steps: IntProperty(name="Steps", min=1, max=150, default=BUMP_DEFAULTS["steps"])
-    cfg: FloatProperty(name="CFG", min=0.0, max=30.0, default=BUMP_DEFAULTS["cfg"])
-    denoise: FloatProperty(name="Denoise", min=0.0, max=1.0, default=BUMP_DEFAULTS["denoise"])
-    sampler: EnumProperty(name="Sampler", items=properties.SAMPLER_ITEMS, default=BUMP_DEFAULTS["sampler"])
-    seed: IntProperty(name="Seed", min=-1, default=-1, description="-1: a random seed (recorded with the result)")
-    ip_adapter_scale: FloatProperty(name="IP-Adapter scale", min=0.0, max=2.0, default=BUMP_DEFAULTS["ip_adapter_scale"])
-    face_pass: BoolProperty(name="Face pass", default=True)
-    face_size: IntProperty(name="Face size", min=64, max=1536, default=BUMP_DEFAULTS["face_size"])
+    steps: param_props.bump_int("steps", "Steps")
+    cfg: param_props.bump_float("cfg", "CFG")
+    denoise: param_props.bump_float("denoise", "Denoise")
+    sampler: EnumProperty(name="Sampler", items=param_props.SAMPLER_ITEMS, default=BUMP_DEFAULTS["sampler"])
+    seed: param_props.bump_int("seed", "Seed", description="-1: a random seed (recorded with the result)")
+    ip_adapter_scale: param_props.bump_float("ip_adapter_scale", "IP-Adapter scale")
+    face_pass: BoolProperty(name="Face pass", default=BUMP_DEFAULTS["face_pass"])
+    face_size: param_props.bump_int("face_size", "Face size")
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout

@@ -17,15 +17,16 @@ from bpy.props import (
     StringProperty,
 )
 
+from bump_contracts import package_params
 from bump_contracts.views import VIEW_SETS
 from profile_rig.core.render_presets import PRESETS
 from profile_rig.core.studio_hdri import STUDIOS
 
+from .param_props import SAMPLER_ITEMS, bump_default, bump_float, bump_int, package_int, snap_to_rule
+
 # Custom property that links a scene object to a library character (value: the character id).
 CHARACTER_LINK = "bump_studio_character"
 
-DEFAULT_NEGATIVE = ("cartoon, painting, illustration, (worst quality, low quality, normal quality:2), "
-                    "necklace, lipstick")
 
 VIEW_SET_ITEMS = [(name, name.capitalize(), ", ".join(views)) for name, views in VIEW_SETS.items()] + [
     ("custom", "Custom", "The views listed in 'Custom views' (names or name:yaw:pitch:roll)")]
@@ -35,14 +36,14 @@ ENGINE_ITEMS = [("CYCLES", "Cycles", "Path tracing (CPU or GPU)"),
                 ("BLENDER_EEVEE", "EEVEE", "Rasterised; needs a GPU or EGL"),
                 ("BLENDER_WORKBENCH", "Workbench", "Solid shading, for quick checks")]
 STUDIO_ITEMS = [(name, name.replace("_", " ").capitalize(), s.description) for name, s in STUDIOS.items()]
-# The backend's sampler names (bump_backend.generate.samplers.SAMPLERS; the server checks them).
-SAMPLERS = ("Restart", "DPM++ 2M Karras", "DPM++ SDE Karras", "DPM++ 2M SDE Karras", "DPM++ 2M", "Euler a", "Euler",
-            "Heun", "Heun Karras", "LMS", "LMS Karras", "DDIM", "UniPC")
-SAMPLER_ITEMS = [(name, name, "") for name in SAMPLERS]
 
 
 def _is_character(_self, obj: bpy.types.Object) -> bool:
     return obj.type in {"ARMATURE", "MESH"}
+
+
+def _face_size_changed(self, _context: bpy.types.Context) -> None:
+    snap_to_rule(self, "face_size")
 
 
 def _factor_changed(self, context: bpy.types.Context) -> None:
@@ -71,9 +72,10 @@ class BumpStudioSettings(bpy.types.PropertyGroup):
     # package
     view_set: EnumProperty(name="Views", items=VIEW_SET_ITEMS, default="default")
     custom_views: StringProperty(name="Custom views", default="front,three_quarter_left,profile_right")
-    resolution: IntProperty(name="Resolution", min=64, max=4096, default=720)
+    resolution: package_int(package_params.RESOLUTION, "Resolution")
     preset: EnumProperty(name="Preset", items=PRESET_ITEMS, default="fast")
-    samples: IntProperty(name="Samples", min=0, max=4096, default=0, description="0: the preset's samples")
+    samples: IntProperty(name="Samples", min=0, max=int(package_params.SAMPLES.high), default=0,
+                         description="0: the preset's samples")
     engine: EnumProperty(name="Engine", items=ENGINE_ITEMS, default="CYCLES")
     studio: EnumProperty(name="Studio", items=STUDIO_ITEMS, default="almost_white")
     save_to_library: BoolProperty(name="Save to library", default=True,
@@ -87,16 +89,17 @@ class BumpStudioSettings(bpy.types.PropertyGroup):
 
     # bump
     prompt: StringProperty(name="Prompt", default="", description="Empty: the library character's prompt")
-    negative_prompt: StringProperty(name="Negative prompt", default=DEFAULT_NEGATIVE)
-    steps: IntProperty(name="Steps", min=1, max=150, default=35)
-    cfg: FloatProperty(name="CFG", min=0.0, max=30.0, default=7.0)
-    denoise: FloatProperty(name="Denoise", min=0.0, max=1.0, default=0.32)
-    sampler: EnumProperty(name="Sampler", items=SAMPLER_ITEMS, default="Restart")
-    seed: IntProperty(name="Seed", min=-1, default=-1, description="-1: random (the seed used is recorded)")
-    ip_adapter_scale: FloatProperty(name="IP-Adapter scale", min=0.0, max=2.0, default=0.6)
-    face_pass: BoolProperty(name="Face pass", default=True, description="Bump each face on its own first (FacePop)")
-    face_size: IntProperty(name="Face size", min=64, max=1536, default=720,
-                           description="Each face is bumped at this size (px) before it is pasted back")
+    negative_prompt: StringProperty(name="Negative prompt", default=bump_default("negative_prompt"))
+    steps: bump_int("steps", "Steps")
+    cfg: bump_float("cfg", "CFG")
+    denoise: bump_float("denoise", "Denoise")
+    sampler: EnumProperty(name="Sampler", items=SAMPLER_ITEMS, default=bump_default("sampler"))
+    seed: bump_int("seed", "Seed", description="-1: random (the seed used is recorded)")
+    ip_adapter_scale: bump_float("ip_adapter_scale", "IP-Adapter scale")
+    face_pass: BoolProperty(name="Face pass", default=bump_default("face_pass"),
+                            description="Bump each face on its own first (FacePop)")
+    face_size: bump_int("face_size", "Face size", update=_face_size_changed,
+                        description="Each face is bumped at this size (px, a multiple of 8) before it is pasted back")
     use_last_render: BoolProperty(name="Use last render", default=False,
                                   description="Send the last render instead of rendering the camera again")
 

@@ -94,15 +94,9 @@ def bench_import(frames: int, tmp: Path) -> tuple[float, int, dict]:
             frame = cv2.blur(frame, (15, 1))
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()
-    results = {}
-    for detector in ("mediapipe", "backend"):
-        try:
-            start = time.perf_counter()
-            report = build_package([video], tmp / f"pkg_{detector}", "clip_1", "Clip", ImportOptions(detector=detector))
-            results[detector] = ((time.perf_counter() - start) / frames * 1000, len(report.kept), report.frames)
-        except Exception as exc:  # report and carry on: the backend may be absent
-            results[detector] = (float("nan"), 0, f"{type(exc).__name__}: {exc}")
-    return results
+    start = time.perf_counter()
+    report = build_package([video], tmp / "pkg", "clip_1", "Clip", ImportOptions())
+    return {report.detector: ((time.perf_counter() - start) / frames * 1000, len(report.kept), report.frames)}
 
 
 def main() -> int:

@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "faces": "bump_backend.faces.cli",
     "bump": "bump_backend.generate.cli",
     "serve": "bump_backend.server.cli",
+    "import-images": "bump_backend.library_import_cli",
 }
 
 

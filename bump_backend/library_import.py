@@ -8,9 +8,8 @@ the Laplacian of the face resampled to the same size, compared with the sharpest
 inputs show one character, and with an absolute floor) or when their estimated angle is within a few degrees of a
 sharper candidate already kept (left and right profiles are 180 degrees apart, so both stay).
 
-Faces come from the backend's face pipeline (``bump_backend.faces``) where it is installed, else
-straight from mediapipe's legacy ``solutions`` models. OpenCV and mediapipe are imported only when
-this module runs, so the rest of the library stays importable in Blender.
+Faces come from the backend's face pipeline (``bump_backend.faces``), the same one a bump uses,
+which is why importing photos is the backend's job: the library itself stays stdlib-only.
 """
 
 from __future__ import annotations
@@ -24,12 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
+from bump_backend.faces import find_faces
 from bump_contracts.face_geometry import FaceGeometry
 from bump_contracts.package_manifest import PackageManifest, ViewRecord
 from bump_contracts.views import MIN_ANGLE_SEPARATION_DEG, VIEWS, ViewSpec, angular_separation
 from character_library.errors import LibraryError, ValidationError
+from profile_rig.core.package_writer import PackageStaging
 from profile_rig.imaging.png_io import write_png
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
@@ -39,7 +41,7 @@ DETECT_MAX_SIDE = 1280  # detection runs on a downscaled copy of larger images
 
 
 class ImportImagesError(LibraryError):
-    """The inputs could not be turned into a package (nothing readable, no face, no detector)."""
+    """The inputs could not be turned into a package (nothing readable, no face)."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,6 @@ class ImportOptions:
     max_roll: float = 45.0  # package sources are upright heads; more is a false detection or unusable
     max_frames: int = 300  # video frames sampled evenly up to this many
     max_views: int = 24
-    detector: str = "auto"  # auto | backend | mediapipe
 
     def __post_init__(self) -> None:
         if not 64 <= self.size <= 4096:
@@ -67,8 +68,6 @@ class ImportOptions:
             raise ValidationError(f"blur_ratio: {self.blur_ratio} is outside 0..1")
         if self.max_frames < 1 or self.max_views < 1:
             raise ValidationError("max_frames and max_views must be at least 1")
-        if self.detector not in ("auto", "backend", "mediapipe"):
-            raise ValidationError(f"detector: expected auto, backend or mediapipe, got {self.detector!r}")
 
 
 @dataclass
@@ -109,116 +108,30 @@ class ImportReport:
         return dict(self.__dict__)
 
 
-# -- detectors ---------------------------------------------------------------------------------
-def _backend_detector() -> Callable[[np.ndarray], list[FoundFace]]:
-    from bump_backend.faces import find_faces
-
-    def detect(image: np.ndarray) -> list[FoundFace]:
-        out = []
-        for face in find_faces(np.ascontiguousarray(image)).faces:
-            x0, y0, x1, y1 = face.box
-            size = getattr(face, "size", max(x1 - x0, y1 - y0))
-            eyes = sorted(tuple(map(float, e)) for e in face.eyes)
-            out.append(
-                FoundFace(((x0 + x1) / 2, (y0 + y1) / 2), float(size), float(face.roll), float(face.yaw),
-                          float(face.pitch), (eyes[0], eyes[1]), float(face.score))
-            )
-        return out
-
-    return detect
+# -- the detector: the backend's own face pipeline ---------------------------------------------
+DETECTOR = "bump_backend.faces"
 
 
-def _angles_from_mesh(points: np.ndarray) -> tuple[float, float, float]:
-    """Yaw, pitch, roll (face conventions) from 468 face-mesh points in pixels (z in x's scale)."""
-    right_cheek, left_cheek, top, chin = points[234], points[454], points[10], points[152]
-    across = left_cheek - right_cheek  # image-left to image-right in a frontal view
-    # The cheek on the image's right recedes (larger z) when the nose turns to the image's right.
-    yaw = math.degrees(math.atan2(across[2], math.hypot(across[0], across[1])))
-    down = chin - top
-    pitch = math.degrees(math.atan2(-down[2], math.hypot(down[0], down[1])))
-    eye_r = points[[33, 133]].mean(axis=0)
-    eye_l = points[[362, 263]].mean(axis=0)
-    a, b = (eye_r, eye_l) if eye_r[0] <= eye_l[0] else (eye_l, eye_r)
-    roll = math.degrees(math.atan2(b[1] - a[1], b[0] - a[0]))
-    if eye_r[0] > eye_l[0]:  # upside down or mirrored oddly: roll from the face's up axis instead
-        roll = math.degrees(math.atan2(-down[0], down[1]))
-    return yaw, pitch, roll
-
-
-def _mediapipe_detector() -> Callable[[np.ndarray], list[FoundFace]]:
-    import cv2
-    import mediapipe as mp
-
-    detection = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
-    mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=False,
-                                           min_detection_confidence=0.4)
-
-    def detect(image: np.ndarray) -> list[FoundFace]:
-        h, w = image.shape[:2]
-        result = detection.process(image)
-        out = []
-        for det in result.detections or []:
-            box = det.location_data.relative_bounding_box
-            bx, by, bw, bh = box.xmin * w, box.ymin * h, box.width * w, box.height * h
-            kp = np.array([[k.x * w, k.y * h] for k in det.location_data.relative_keypoints])
-            side = max(bw, bh) * 1.12
-            centre = (bx + bw / 2, by + bh / 2)
-            # Face mesh on a padded square crop around the detection, mapped back to the image.
-            crop_side = int(round(side * 2.0))
-            x0, y0 = int(round(centre[0] - crop_side / 2)), int(round(centre[1] - crop_side / 2))
-            matrix = np.array([[1.0, 0, -x0], [0, 1.0, -y0]])
-            crop = cv2.warpAffine(image, matrix, (crop_side, crop_side), borderMode=cv2.BORDER_REPLICATE)
-            meshed = mesh.process(crop).multi_face_landmarks
-            if meshed:
-                pts = np.array([[p.x * crop_side + x0, p.y * crop_side + y0, p.z * crop_side] for p in meshed[0].landmark])
-                yaw, pitch, roll = _angles_from_mesh(pts)
-                lo, hi = pts[:468, :2].min(axis=0), pts[:468, :2].max(axis=0)
-                centre = tuple(((lo + hi) / 2).tolist())
-                t = math.radians(roll)
-                side = float(max(hi - lo)) / (abs(math.cos(t)) + abs(math.sin(t)))
-                eye_r, eye_l = pts[[33, 133], :2].mean(axis=0), pts[[362, 263], :2].mean(axis=0)
-                eyes = sorted([tuple(eye_r.tolist()), tuple(eye_l.tolist())])
-            else:
-                # Beyond ~60 degrees the mesh gives up: yaw from the nose between the ear points.
-                half = abs(kp[5, 0] - kp[4, 0]) / 2
-                yaw = math.degrees(math.asin(max(-1.0, min(1.0, (kp[2, 0] - (kp[4, 0] + kp[5, 0]) / 2) / half)))) if half > 1e-6 else 0.0
-                pitch, roll = 0.0, 0.0
-                eyes = sorted([tuple(kp[0].tolist()), tuple(kp[1].tolist())])
-            out.append(FoundFace((float(centre[0]), float(centre[1])), float(side), float(roll), float(yaw),
-                                 float(pitch), (eyes[0], eyes[1]), float(det.score[0])))
-        return out
-
-    return detect
-
-
-def make_detector(kind: str) -> tuple[str, Callable[[np.ndarray], list[FoundFace]]]:
-    """The backend's pipeline when importable (``auto``), else mediapipe; a clear error if neither."""
-    if kind in ("auto", "backend"):
-        try:
-            return "bump_backend.faces", _backend_detector()
-        except ImportError as exc:
-            if kind == "backend":
-                raise ImportImagesError(f"the backend's face pipeline is not installed ({exc})") from None
-    try:
-        return "mediapipe", _mediapipe_detector()
-    except ImportError as exc:
-        raise ImportImagesError(
-            f"no face detector: install the backend extra or mediapipe==0.10.21 with OpenCV ({exc})"
-        ) from None
+def detect_faces(image: np.ndarray) -> list[FoundFace]:
+    """Every face in an RGB image, through the same pipeline a bump uses (one detector for both)."""
+    out = []
+    for face in find_faces(np.ascontiguousarray(image)).faces:
+        x0, y0, x1, y1 = face.box
+        size = getattr(face, "size", max(x1 - x0, y1 - y0))
+        eyes = sorted(tuple(map(float, e)) for e in face.eyes)
+        out.append(FoundFace(((x0 + x1) / 2, (y0 + y1) / 2), float(size), float(face.roll), float(face.yaw),
+                             float(face.pitch), (eyes[0], eyes[1]), float(face.score)))
+    return out
 
 
 # -- inputs ------------------------------------------------------------------------------------
 def _read_image(path: Path) -> np.ndarray | None:
-    import cv2
-
     data = np.fromfile(str(path), np.uint8)  # imdecode handles non-ASCII paths that imread cannot
     image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def _video_frames(path: Path, max_frames: int) -> Iterator[tuple[int, np.ndarray]]:
-    import cv2
-
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise ImportImagesError(f"{path.name}: OpenCV cannot open this video")
@@ -309,8 +222,6 @@ def _apply(matrix: np.ndarray, point: tuple[float, float]) -> tuple[float, float
 
 def sharpness(image: np.ndarray, face: FoundFace) -> float:
     """Variance of the Laplacian of the upright face square resampled to 128 px (equal face size)."""
-    import cv2
-
     matrix = crop_matrix(face, face.side, 0.0, SHARPNESS_SIDE)
     face_img = cv2.warpAffine(image, matrix, (SHARPNESS_SIDE, SHARPNESS_SIDE), flags=cv2.INTER_AREA if face.side > SHARPNESS_SIDE else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     grey = cv2.cvtColor(face_img, cv2.COLOR_RGB2GRAY)
@@ -342,8 +253,6 @@ def view_name(camera_yaw: float, camera_pitch: float, taken: set[str]) -> str:
 
 # -- the pipeline ------------------------------------------------------------------------------
 def _detect_scaled(detect: Callable[[np.ndarray], list[FoundFace]], image: np.ndarray) -> list[FoundFace]:
-    import cv2
-
     h, w = image.shape[:2]
     scale = min(1.0, DETECT_MAX_SIDE / max(h, w))
     if scale >= 1.0:
@@ -394,15 +303,12 @@ def build_package(
     options: ImportOptions | None = None,
 ) -> ImportReport:
     """Write a package folder at ``destination`` from outside images; raise if nothing usable."""
-    import cv2
-
-    from profile_rig.core.package_writer import PackageStaging
 
     options = options or ImportOptions()
     start = time.perf_counter()
     report = ImportReport()
     paths = expand_inputs(inputs)
-    report.detector, detect = make_detector(options.detector)
+    report.detector, detect = DETECTOR, detect_faces
     candidates: list[Candidate] = []
     for number, source, frame, image in iter_frames(paths, options.max_frames, report):
         report.frames += 1

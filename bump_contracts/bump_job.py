@@ -17,6 +17,7 @@ import math
 import numbers
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from bump_contracts.errors import ContractError
@@ -30,9 +31,23 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7861
 START_HINT = "python -m bump_backend serve --port {port}"
 
-QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
-STATES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED)
-TERMINAL = frozenset({DONE, FAILED, CANCELLED})
+class JobState(StrEnum):
+    """Where a job is; a str, so it compares with and serialises as the plain names on the wire."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = JobState
+STATES = tuple(state.value for state in JobState)
+TERMINAL = frozenset({JobState.DONE, JobState.FAILED, JobState.CANCELLED})
 
 # Stages a job walks through; ``JobStatus.stage`` is one of these.
 STAGES = ("queued", "preparing", "loading model", "faces", "face pass", "whole-image pass", "saving",
@@ -42,7 +57,9 @@ STAGES = ("queued", "preparing", "loading model", "faces", "face pass", "whole-i
 IMAGE_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "exr": "image/x-exr"}
 ID_RE = re.compile(r"^j[0-9]{14}-[0-9a-f]{8}$")
 FILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-MAX_TEXT = 8000  # characters in a prompt
+MAX_TEXT = 8000  # characters in a prompt or negative prompt: jobs, library characters and history alike
+# The default negative prompt (WORKFLOW's, without the character-specific terms it adds per character).
+DEFAULT_NEGATIVE_PROMPT = "cartoon, painting, illustration, (worst quality, low quality, normal quality:2)"
 MAX_LABEL = 200
 MAX_CHARACTER_PACKAGES = 32  # entries in JobRequest.packages (and in JobRequest.character_prompts)
 PACKAGE_REF_KEYS = ("package_path", "package_id")
@@ -74,6 +91,7 @@ class ParamRule:
     multiple_of: int | None = None
     choices: tuple[str, ...] = ()
     note: str = ""
+    default: Any = None  # the value when a request leaves it out (the engine, add-on and job files all use it)
 
     def describe(self) -> str:
         """The rule in words, as every message about it says it ("an integer from 1 to 150")."""
@@ -85,7 +103,8 @@ class ParamRule:
         low, high = _num(self.low), _num(self.high)
         if self.kind == "int":
             if self.multiple_of:
-                text = f"a multiple of {self.multiple_of}" + (f" and at least {low}" if low is not None else "")
+                text = f"a multiple of {self.multiple_of}" + (f" from {low} to {high}" if low is not None and high is not None
+                                                              else f" and at least {low}" if low is not None else "")
             elif low is not None and high is not None:
                 text = f"an integer from {low} to {high}"
             elif low is not None:
@@ -118,31 +137,33 @@ POSE_MODES = ("nearest", "average", "all")
 # Every bump parameter, defined once: the names are BumpSettings' fields (a test keeps them equal);
 # "face" nests the face pass's own values (FACE_PARAMS, None = the whole pass's value).
 PARAMS: dict[str, ParamRule] = {
-    "prompt": ParamRule("str"),
-    "negative_prompt": ParamRule("str"),
-    "steps": ParamRule("int", 1, 150),
-    "cfg": ParamRule("float", 0.0, 30.0),
-    "denoise": ParamRule("float", 0.0, 1.0, low_open=True),
-    "sampler": ParamRule("str", choices=SAMPLER_NAMES),
-    "seed": ParamRule("int", -1, 2**32 - 1, note="-1: a random seed, recorded"),
-    "max_side": ParamRule("int", 64),
-    "ip_adapter_scale": ParamRule("float", 0.0, 2.0),
-    "face_pass": ParamRule("bool"),
-    "whole_pass": ParamRule("bool"),
+    "prompt": ParamRule("str", default=""),
+    "negative_prompt": ParamRule("str", default=DEFAULT_NEGATIVE_PROMPT),
+    "steps": ParamRule("int", 1, 150, default=35),
+    "cfg": ParamRule("float", 0.0, 30.0, default=7.0),
+    "denoise": ParamRule("float", 0.0, 1.0, low_open=True, default=0.4),
+    "sampler": ParamRule("str", choices=SAMPLER_NAMES, default="Restart"),
+    "seed": ParamRule("int", -1, 2**32 - 1, note="-1: a random seed, recorded", default=-1),
+    "max_side": ParamRule("int", 64, default=1440),
+    "ip_adapter_scale": ParamRule("float", 0.0, 2.0, default=0.6),
+    "face_pass": ParamRule("bool", default=True),
+    "whole_pass": ParamRule("bool", default=True),
     "face": ParamRule("face"),
-    "face_size": ParamRule("int", 16, multiple_of=8),
-    "face_padding": ParamRule("float", 0.0, 2.0),
-    "candidates": ParamRule("int", 1, 16),
-    "pose_mode": ParamRule("str", choices=POSE_MODES),
-    "pose_views": ParamRule("int", 1),
-    "batch_size": ParamRule("int", 1),
-    "clip_skip": ParamRule("int", 1),
+    "face_size": ParamRule("int", 16, 2048, multiple_of=8, default=720),
+    "face_padding": ParamRule("float", 0.0, 2.0, default=0.35),
+    "candidates": ParamRule("int", 1, 16, default=1),
+    "pose_mode": ParamRule("str", choices=POSE_MODES, default="nearest"),
+    "pose_views": ParamRule("int", 1, default=3),
+    "batch_size": ParamRule("int", 1, default=4),
+    "clip_skip": ParamRule("int", 1, default=1),
 }
 FACE_PARAMS: dict[str, ParamRule] = {name: PARAMS[name] for name in (
     "steps", "cfg", "denoise", "sampler", "prompt", "negative_prompt", "ip_adapter_scale")}
 # name -> kind (what the type checks, the server and its fuzz tests read)
 PARAM_FIELDS: dict[str, str] = {name: rule.kind for name, rule in PARAMS.items()}
 FACE_FIELDS: dict[str, str] = {name: rule.kind for name, rule in FACE_PARAMS.items()}
+# name -> default, for every parameter that has one
+PARAM_DEFAULTS: dict[str, Any] = {name: rule.default for name, rule in PARAMS.items() if rule.default is not None}
 
 
 def _sampler_key(name: str) -> str:
@@ -404,7 +425,7 @@ class JobStatus:
     """What ``GET /v1/jobs/{id}`` returns (and every server-sent event carries)."""
 
     id: str
-    state: str
+    state: JobState
     created: str
     label: str = ""
     queue_position: int | None = None  # 0 = next to run; None once started
@@ -443,7 +464,7 @@ class JobStatus:
         if data.get("state") not in STATES:
             raise ContractError(f"unknown job state {data.get('state')!r}", "state")
         return cls(
-            id=str(data["id"]), state=data["state"], created=str(data["created"]), label=data.get("label") or "",
+            id=str(data["id"]), state=JobState(data["state"]), created=str(data["created"]), label=data.get("label") or "",
             queue_position=data.get("queue_position"), progress=float(data.get("progress", 0.0)),
             step=int(data.get("step", 0)), steps=int(data.get("steps", 0)), stage=str(data.get("stage", "")),
             stage_label=str(data.get("stage_label", "")), eta_s=data.get("eta_s"), error=data.get("error"),

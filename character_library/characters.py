@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from bump_contracts.bump_job import FACE_PARAMS, MAX_TEXT, PARAMS, ContractError, check_param, param_rule
 from bump_contracts.package_manifest import character_id_from_name
 from character_library.errors import ConflictError, LibraryError, NotFoundError, UnsafeNameError, ValidationError
 from character_library.fsutil import fsync_dir, now_iso, stamp, write_json_atomic
@@ -31,7 +32,7 @@ CHARACTER_FORMAT_VERSION = 1
 SOURCE_KINDS = ("external", "blend", "demo")
 
 _LINE_LIMITS = {"gender": 64, "ethnicity": 100, "prompt_name": 100, "features": 500}
-_TEXT_LIMITS = {"prompt": 4000, "negative_prompt": 4000, "notes": 20000}
+_TEXT_LIMITS = {"prompt": MAX_TEXT, "negative_prompt": MAX_TEXT, "notes": 20000}  # prompts: the job contract's limit
 EDITABLE = frozenset({"name", "age", *_LINE_LIMITS, *_TEXT_LIMITS, "tags", "source", "bones", "bump"})
 
 # Default bump settings a character may carry, checked against the job contract's own table (one set
@@ -172,8 +173,6 @@ def _bones(value: Any) -> dict[str, str]:
 
 def _contract_name(key: str) -> str | None:
     """The job contract's name for a library bump key ("steps", "face_denoise" -> "face.denoise")."""
-    from bump_contracts.bump_job import FACE_PARAMS, PARAMS
-
     if key in PARAMS and key != "face":
         return key
     if key.startswith("face_") and key[5:] in FACE_PARAMS:
@@ -182,10 +181,8 @@ def _contract_name(key: str) -> str | None:
 
 
 def _contract_value(name: str, key: str, item: Any) -> Any:
-    from bump_contracts.bump_job import ContractError, check_param, param_rule
-
     if param_rule(name).kind == "str" and isinstance(item, str):
-        item = _line(item, f"bump.{key}", 4000)
+        item = _line(item, f"bump.{key}", MAX_TEXT)
     if param_rule(name).kind == "int" and isinstance(item, float) and item.is_integer():
         item = int(item)  # JSON/TOML tools write 30.0 for 30
     try:
@@ -207,7 +204,7 @@ def _bump(value: Any) -> dict[str, Any]:
         if rule is not None:
             out[key] = _contract_value(rule, key, item)
         elif key in _BUMP_TEXT:
-            out[key] = _line(item, f"bump.{key}", 4000)
+            out[key] = _line(item, f"bump.{key}", MAX_TEXT)
         else:
             try:
                 json.dumps(item, allow_nan=False)

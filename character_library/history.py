@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from bump_contracts.bump_job import MAX_TEXT
 from character_library.errors import NotFoundError, ValidationError
 from character_library.fsutil import append_line, now_iso
 
@@ -71,7 +72,7 @@ def _opt_float(value: Any, key: str, low: float, high: float) -> float | None:
     return float(value)
 
 
-def _text(value: Any, key: str, limit: int = 4000) -> str:
+def _text(value: Any, key: str, limit: int) -> str:
     if value is None:
         return ""
     if not isinstance(value, str) or len(value) > limit:
@@ -108,8 +109,8 @@ def validate_run(data: dict[str, Any]) -> dict[str, Any]:
         "denoise": _opt_float(data.get("denoise"), "denoise", 0.0, 1.0),
         "sampler": _text(data.get("sampler"), "sampler", 200),
         "model": _text(data.get("model"), "model", 1000),
-        "prompt": _text(data.get("prompt"), "prompt"),
-        "negative_prompt": _text(data.get("negative_prompt"), "negative_prompt"),
+        "prompt": _text(data.get("prompt"), "prompt", MAX_TEXT),
+        "negative_prompt": _text(data.get("negative_prompt"), "negative_prompt", MAX_TEXT),
         "settings": settings,
         "identity_score": _opt_float(data.get("identity_score"), "identity_score", -1e6, 1e6),
         "outputs": tuple(outputs),

@@ -1,9 +1,10 @@
 """Character thumbnails for list views, made from the most frontal view of the active package.
 
 Blender's Python has no image library, and ``png_io.read_png`` decodes filtered PNGs (what most
-programs write) in pure Python, which takes seconds for 720x720. So: OpenCV when it is there
-(backend, command line), ``read_png`` only for unfiltered PNGs (what ``png_io`` writes), and
-otherwise no thumbnail: the UI then shows the view file itself (:func:`thumbnail_source`).
+programs write) in pure Python, which takes seconds for 720x720. The library needs no image
+library of its own (it runs the same in Blender, the command line and the backend), so it makes
+thumbnails from unfiltered PNGs (what ``png_io`` writes for every rendered or imported package) and
+otherwise none: the UI then shows the view file itself (:func:`thumbnail_source`).
 """
 
 from __future__ import annotations
@@ -58,18 +59,7 @@ def _png_unfiltered(path: Path) -> bool:
 
 
 def load_pixels(path: Path) -> np.ndarray | None:
-    """RGB(A) pixels of a PNG, or None when no fast decoder is available for it."""
-    try:
-        import cv2
-    except ImportError:
-        cv2 = None
-    if cv2 is not None:
-        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if image is None:
-            return None
-        if image.ndim == 3:
-            image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-        return image
+    """RGB(A) pixels of an unfiltered PNG; None for any other file (no fast decoder for it here)."""
     try:
         return read_png(path) if _png_unfiltered(path) else None
     except (OSError, PNGError):

@@ -8,15 +8,21 @@ Bad input prints one line ``error: ...`` on stderr and exits 2; nothing prints a
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from bump_contracts.face_geometry import ContractError
+from character_library import Library
+from character_library.errors import LibraryError
+from character_library.import_args import add_import_arguments, forward_argv
+from character_library.locations import DEFAULT_LIBRARY, LIBRARY_ENV, library_path
+
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-LIBRARY_ENV = "BUMP_STUDIO_LIBRARY"
-DEFAULT_LIBRARY = Path("~/BumpStudio/library")
 
 
 def _key_value(text: str) -> tuple[str, Any]:
@@ -97,17 +103,8 @@ def add_parser(subparsers: Any) -> None:
 
     p = command("repair", "rebuild the index from the character folders")
 
-    p = command("import-images", "build a package from outside images, a folder or a video")
-    p.add_argument("character", help="name or id")
-    p.add_argument("inputs", nargs="+", metavar="FILES|FOLDER|VIDEO")
-    p.add_argument("--create", action="store_true", help="create the character if it does not exist")
-    p.add_argument("--size", type=int, default=720, help="output view size in pixels (default 720)")
-    p.add_argument("--crop-scale", type=float, default=2.6, help="crop side / face side (default 2.6)")
-    p.add_argument("--min-separation", type=float, default=None, help="degrees between kept angles (default 10)")
-    p.add_argument("--blur-ratio", type=float, default=0.35, help="blurry below this share of the sharpest frames")
-    p.add_argument("--max-frames", type=int, default=300, help="video frames sampled (default 300)")
-    p.add_argument("--detector", choices=("auto", "backend", "mediapipe"), default="auto")
-    p.add_argument("--no-activate", action="store_true", help="add the version without making it active")
+    p = command("import-images", "build a package from outside images, a folder or a video (runs in the backend)")
+    add_import_arguments(p)
 
     p = command("set-active", "make a package version the active one")
     p.add_argument("character", help="name or id")
@@ -159,12 +156,25 @@ def _character_text(c: Any) -> str:
 
 
 def _library_path(args: argparse.Namespace) -> Path:
-    return Path(args.library or os.environ.get(LIBRARY_ENV) or DEFAULT_LIBRARY).expanduser()
+    return library_path(args.library)
+
+
+def _import_images(args: argparse.Namespace) -> int:
+    """Hand ``import-images`` to the backend, which has the face pipeline, in a process of its own."""
+    if importlib.util.find_spec("bump_backend") is None:
+        print("error: import-images runs in the bump backend; install it with pip install -e \".[backend]\"",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    argv = [sys.executable, "-m", "bump_backend", "import-images", "--library", str(_library_path(args)),
+            *forward_argv(args)]
+    done = subprocess.run(argv, capture_output=True, text=True)
+    sys.stdout.write(done.stdout)
+    sys.stderr.write(done.stderr)
+    return done.returncode
 
 
 def _dispatch(args: argparse.Namespace) -> tuple[Any, str]:
     """Run the command; return (JSON-able result, text for humans)."""
-    from character_library import Library
 
     cmd = args.library_command
     root = _library_path(args)
@@ -176,7 +186,7 @@ def _dispatch(args: argparse.Namespace) -> tuple[Any, str]:
         if report.moved_index:
             text += f"\n  the damaged index was kept as {report.moved_index}"
         return report.to_dict(), text
-    with Library.open(root, create=cmd in ("create", "import", "import-images")) as lib:
+    with Library.open(root, create=cmd in ("create", "import")) as lib:
         if cmd == "list":
             if args.trash:
                 entries = [p.name for p in lib.list_trash()]
@@ -227,33 +237,14 @@ def _dispatch(args: argparse.Namespace) -> tuple[Any, str]:
         if cmd == "add-package":
             p = lib.add_package(args.character, args.folder, origin=args.origin, parent_version=args.parent_version, activate_it=not args.no_activate)
             return {"package": p.to_dict()}, f"added v{p.version} ({len(p.views)} views) at {p.path}"
-        if cmd == "import-images":
-            from bump_backend.library_import import ImportOptions, import_images
-            from character_library.errors import NotFoundError
-
-            try:
-                lib.get_character(args.character)
-            except NotFoundError:
-                if not args.create:
-                    raise
-                lib.create_character(args.character)
-            extra = {} if args.min_separation is None else {"min_separation": args.min_separation}
-            options = ImportOptions(size=args.size, crop_scale=args.crop_scale, blur_ratio=args.blur_ratio,
-                                    max_frames=args.max_frames, detector=args.detector, **extra)
-            report = import_images(lib, args.character, args.inputs, options, activate=not args.no_activate)
-            pkg = report.package or {}
-            text = f"v{pkg.get('version')} at {pkg.get('path')}: kept {len(report.kept)} of {report.frames} frames ({report.detector}, {report.seconds:.1f} s)"
-            text += "".join(f"\n  kept {k['view']}: {k['source']}{'' if k['frame'] is None else '#' + str(k['frame'])} yaw {k['yaw']:+.0f} pitch {k['pitch']:+.0f}" for k in report.kept)
-            text += "".join(f"\n  dropped {d['source']}{'' if d['frame'] is None else '#' + str(d['frame'])}: {d['reason']}" for d in report.dropped)
-            return report.to_dict(), text
     raise ValueError(f"unknown library command {cmd!r}")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run a parsed ``library`` command; returns the exit status."""
-    from bump_contracts.face_geometry import ContractError
-    from character_library.errors import LibraryError
 
+    if args.library_command == "import-images":
+        return _import_images(args)
     as_json = getattr(args, "json", False)
     try:
         result, text = _dispatch(args)

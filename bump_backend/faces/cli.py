@@ -10,6 +10,8 @@ import sys
 
 import numpy as np
 
+from bump_contracts import render_sidecar
+
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = sub.add_parser("faces", help="find, align and paste back faces (no GPU needed)",
@@ -48,8 +50,6 @@ def _search(args: argparse.Namespace):
     image = load_image(args.image)
     sidecar = None
     if args.geometry:
-        from bump_contracts import render_sidecar
-
         sidecar = render_sidecar.load(args.geometry)
     settings = FaceFinderSettings(
         min_face_size=args.min_face, skip_smaller_than=args.skip_smaller, min_sharpness=args.min_sharpness,

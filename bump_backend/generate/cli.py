@@ -12,6 +12,8 @@ import re
 import sys
 from pathlib import Path
 
+from bump_contracts import render_sidecar
+
 # Kept light at import time (the backend's dispatcher imports every subcommand module to build its
 # parser): torch and diffusers load inside run().
 
@@ -156,9 +158,7 @@ def run(args: argparse.Namespace) -> int:
             raise SystemExit("IMAGE is required (or --reproduce RECORD)")
         sidecar = None
         if args.sidecar:
-            from bump_contracts.render_sidecar import load
-
-            sidecar = load(args.sidecar)
+            sidecar = render_sidecar.load(args.sidecar)
         settings = _settings(args)
         packages = _pairs(args.character_package, "--character-package", "DIR")
         character_prompts: dict[str, dict[str, str]] = {}

@@ -16,7 +16,9 @@ from typing import Any
 
 import torch
 
-DEFAULT_NEGATIVE = "cartoon, painting, illustration, (worst quality, low quality, normal quality:2)"
+from bump_contracts.bump_job import DEFAULT_NEGATIVE_PROMPT
+
+DEFAULT_NEGATIVE = DEFAULT_NEGATIVE_PROMPT  # the job contract's
 CHUNK_LENGTH = 75
 COMMA_BACKTRACK = 20  # A1111's default "comma padding backtrack"
 

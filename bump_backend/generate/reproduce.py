@@ -18,6 +18,7 @@ from bump_backend.generate import infotext
 from bump_backend.generate.bump import BumpEngine, BumpResult, Progress, image_sha256, load_rgb
 from bump_backend.generate.models import ModelSpec
 from bump_backend.generate.settings import BumpSettings
+from bump_contracts.render_sidecar import from_dict
 
 
 class ReproduceError(RuntimeError):
@@ -71,8 +72,6 @@ def reproduce(source: str | Path | dict[str, Any], *, engine: BumpEngine | None 
             raise ReproduceError(f"package folder for character {cid!r} not found ({folder})")
     sidecar = None
     if record.get("sidecar"):
-        from bump_contracts.render_sidecar import from_dict
-
         sidecar = from_dict(record["sidecar"])
     model = record["model"]
     spec = ModelSpec.from_dict({k: v for k, v in model.items() if k not in ("hash", "name", "family",

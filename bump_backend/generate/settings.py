@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from bump_backend.generate.prompts import DEFAULT_NEGATIVE
+from bump_contracts.bump_job import PARAM_DEFAULTS as _D
 from bump_contracts.bump_job import check_param
 
 NO_DRIFT_DENOISE = 0.32  # WORKFLOW: a bump that must not drift
@@ -40,27 +40,27 @@ class PassSettings:
 
 @dataclass(frozen=True)
 class BumpSettings:
-    """One bump job. Defaults are the workflow's: 35 steps, CFG 7, denoise 0.4, Restart, random seed."""
+    """One bump job. Defaults are the job contract's (the workflow's: 35 steps, CFG 7, denoise 0.4, Restart, random seed)."""
 
-    prompt: str = ""
-    negative_prompt: str = DEFAULT_NEGATIVE
-    steps: int = 35
-    cfg: float = 7.0
-    denoise: float = 0.4
-    sampler: str = "Restart"
-    seed: int = -1  # -1: a random seed, recorded
-    max_side: int = 1440
-    ip_adapter_scale: float = 0.6
-    face_pass: bool = True
-    whole_pass: bool = True
+    prompt: str = _D["prompt"]
+    negative_prompt: str = _D["negative_prompt"]
+    steps: int = _D["steps"]
+    cfg: float = _D["cfg"]
+    denoise: float = _D["denoise"]
+    sampler: str = _D["sampler"]
+    seed: int = _D["seed"]  # -1: a random seed, recorded
+    max_side: int = _D["max_side"]
+    ip_adapter_scale: float = _D["ip_adapter_scale"]
+    face_pass: bool = _D["face_pass"]
+    whole_pass: bool = _D["whole_pass"]
     face: PassOverrides = field(default_factory=PassOverrides)
-    face_size: int = 720
-    face_padding: float = 0.35
-    candidates: int = 1  # seeds tried per face; the most similar to the package is kept
-    pose_mode: str = "nearest"  # nearest | average | all (see identity.select_embeds)
-    pose_views: int = 3
-    batch_size: int = 4  # face crops through the UNet together
-    clip_skip: int = 1
+    face_size: int = _D["face_size"]
+    face_padding: float = _D["face_padding"]
+    candidates: int = _D["candidates"]  # seeds tried per face; the most similar to the package is kept
+    pose_mode: str = _D["pose_mode"]  # nearest | average | all (see identity.select_embeds)
+    pose_views: int = _D["pose_views"]
+    batch_size: int = _D["batch_size"]  # face crops through the UNet together
+    clip_skip: int = _D["clip_skip"]
 
     def __post_init__(self) -> None:
         # The rules (types, ranges, choices) are the job contract's table, written once for the

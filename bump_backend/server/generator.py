@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from bump_backend.server.config import Limits
-from bump_contracts.bump_job import ContractError
+from bump_contracts.bump_job import FACE_FIELDS, PARAM_FIELDS, ContractError
 
 log = logging.getLogger("bump_backend.server.generator")
 Progress = Callable[[str, int, int], None]
@@ -68,7 +68,6 @@ def to_settings(params: dict[str, Any], limits: Limits):
 
 def _field_named(message: str) -> str:
     """The parameter an error message is about (the generator's messages start with it)."""
-    from bump_contracts.bump_job import FACE_FIELDS, PARAM_FIELDS
 
     names = [f"face.{n}" for n in FACE_FIELDS] + list(PARAM_FIELDS)
     head = message.split(" ", 1)[0].rstrip(":,")

@@ -23,6 +23,9 @@ from bump_backend.server.jobs import Job
 from bump_backend.server.store import JobStore, fsync_dir
 from bump_backend.server.worker import Scheduler
 from bump_contracts.bump_job import FILE_NAME_RE, ContractError, JobRequest, JobStatus
+from bump_contracts.package_manifest import MANIFEST_NAME, PackageManifest, ViewRecord, file_sha256, load_package
+from bump_contracts.render_sidecar import from_dict
+from character_library.api import Library
 
 log = logging.getLogger("bump_backend.server.intake")
 PACKAGE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -61,8 +64,6 @@ def _safe_name(name: str, field: str) -> str:
 
 
 def _check_package(folder: Path, field: str) -> None:
-    from bump_contracts.package_manifest import load_package
-
     try:
         load_package(folder, check_files=True)
     except (ValueError, OSError) as exc:
@@ -87,8 +88,6 @@ def _resolve_package_id(config: ServerConfig, package_id: str, field: str = "pac
         raise Rejected(422, "bad_package", f"{field} may hold letters, digits, . _ - only", field)
     if config.library is not None:
         try:
-            from character_library.api import Library
-
             library = Library.open(config.library, create=False)
             try:
                 return Path(library.get_package(package_id).path)
@@ -147,8 +146,6 @@ def _store_references(config: ServerConfig, refs: list[Upload], folder: Path) ->
     if not images:
         raise Rejected(422, "bad_package", "references: no package images were uploaded", "references")
     if manifest is None:
-        from bump_contracts.package_manifest import MANIFEST_NAME, PackageManifest, ViewRecord, file_sha256
-
         views = tuple(
             ViewRecord(name=re.sub(r"[^a-z0-9_]", "_", f"v{i}_{Path(n).stem.lower()}")[:48], file=n, yaw=0.0,
                        pitch=0.0, roll=0.0, width=w, height=h, sha256=file_sha256(folder / n), estimated=True)
@@ -196,8 +193,6 @@ def accept(config: ServerConfig, store: JobStore, scheduler: Scheduler, request_
         image_name = f"image.{kind}"
         os.replace(image_path, inputs / image_name)
         if sidecar is not None:
-            from bump_contracts.render_sidecar import from_dict
-
             _copy(sidecar, inputs / "sidecar.json")
             try:
                 from_dict(json.loads((inputs / "sidecar.json").read_text(encoding="utf-8")))

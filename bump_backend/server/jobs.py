@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bump_contracts.bump_job import API_PREFIX, QUEUED, RUNNING, TERMINAL, FileInfo, JobRequest, JobStatus
+from bump_contracts.bump_job import API_PREFIX, QUEUED, TERMINAL, FileInfo, JobRequest, JobState, JobStatus
 
 
 def utc_now() -> str:
@@ -30,7 +30,7 @@ class Job:
     package: dict[str, Any]  # {"kind": "none" | "path" | "id" | "upload", "path": str | None}
     has_sidecar: bool = False
     packages: dict[str, dict[str, Any]] = field(default_factory=dict)  # character id -> {"kind", "id"?, "path"}
-    state: str = QUEUED
+    state: JobState = QUEUED
     created: str = field(default_factory=utc_now)
     started: str | None = None
     finished: str | None = None
@@ -81,8 +81,9 @@ class Job:
                     "finished_ts", "pruned_at", "notes", "has_sidecar", "packages"):
             if key in data:
                 setattr(job, key, data[key])
-        job.stage = job.stage_label = job.state if job.state != RUNNING else "running"
-        if job.state in TERMINAL and job.state == "done":
+        job.state = JobState(job.state)  # a record on disk holds the plain name
+        job.stage = job.stage_label = job.state.value
+        if job.state == JobState.DONE:
             job.progress = 1.0
         return job
 

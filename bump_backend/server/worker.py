@@ -30,6 +30,7 @@ from bump_backend.server.jobs import Job, utc_now
 from bump_backend.server.progress import ProgressTracker
 from bump_backend.server.results import write_results
 from bump_backend.server.store import JobStore
+from bump_contracts import render_sidecar
 from bump_contracts.bump_job import CANCELLED, DONE, FAILED, QUEUED, RUNNING, ContractError, JobStatus
 
 log = logging.getLogger("bump_backend.server.worker")
@@ -216,9 +217,7 @@ class Scheduler:
             image = decode_image(path, job.image_type, max_pixels=limits.max_pixels, min_side=limits.min_side)
             sidecar = None
             if job.has_sidecar:
-                from bump_contracts.render_sidecar import load
-
-                sidecar = load(str(job.folder / "input" / "sidecar.json"))
+                sidecar = render_sidecar.load(str(job.folder / "input" / "sidecar.json"))
             package = None
             if job.package.get("path"):
                 package = Path(job.package["path"])

@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from bump_contracts.package_manifest import MANIFEST_NAME, PackageManifest, ViewRecord, file_sha256
+
 TINY_IMAGE_ENCODER = {"hidden_size": 32, "projection_dim": 32, "image_size": 32, "patch_size": 4}
 ARCFACE_DIM = 512  # insightface's recognition models (and FaceID adapters) use 512-d identities
 
@@ -350,7 +352,6 @@ def build_tiny_package(folder: str | Path, views: dict[str, tuple[object, float]
     import numpy as np
     from PIL import Image
 
-    from bump_contracts.package_manifest import MANIFEST_NAME, PackageManifest, ViewRecord, file_sha256
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bump_client.client import BackendError, BumpClient
+
 MODEL_FILE = "backend_model.json"
 READY_WAIT_S = 900.0  # a backend still loading its model: how long a run waits for it
 
@@ -55,7 +57,6 @@ def query(urls: list[str], token: str | None, *, wait_s: float = 0.0,
     A backend still loading is waited for up to ``wait_s``; one that cannot load is left out (the
     run names it again when it starts). Different models on different backends are refused.
     """
-    from bump_client.client import BackendError, BumpClient
 
     factory = client_factory or (lambda url: BumpClient(url, token, timeout=10.0, retries=0))
     found: dict[str, dict[str, Any]] = {}

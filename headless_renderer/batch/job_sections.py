@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from bump_contracts import package_params
 from bump_contracts.bump_job import PARAM_FIELDS, ContractError, validate_params
 from bump_contracts.views import ViewError, resolve_views
 from character_library import Library, LibraryError
@@ -204,7 +205,7 @@ def _package(layers: list[tuple[dict, str]], root: Path, check: Checker) -> Pack
         check.add(where.get("preset", "preset"), f"unknown preset {preset_name!r}; presets: {', '.join(PRESETS)}")
         ok = False
     sub = {k: merged[k] for k in ("samples", "engine") if k in merged}
-    samples = _number_in(sub, "samples", where, 1, 65536, check, integer=True)
+    samples = _number_in(sub, where, check, package_params.SAMPLES)
     if preset is not None:
         try:
             preset = preset.with_overrides(samples=samples, engine=sub.get("engine"))
@@ -222,26 +223,23 @@ def _package(layers: list[tuple[dict, str]], root: Path, check: Checker) -> Pack
             check.add(where["hdri"], f"HDRI not found: {hdri_path}")
             ok = False
         hdri = str(hdri_path)
-    lens = _number_in(merged, "lens", where, 10, 600, check)
-    fill = _number_in(merged, "face_fill", where, 0.05, 0.95, check)
+    lens = _number_in(merged, where, check, package_params.LENS)
+    fill = _number_in(merged, where, check, package_params.FACE_FILL)
     if not ok or resolution is None or preset is None:
         return None
     return PackageSettings(views=tuple((v.name, v.yaw, v.pitch, v.roll) for v in views), resolution=resolution,
                            preset=preset.to_dict(), studio=studio, hdri=hdri,
-                           lens=float(lens if lens is not None else 85.0),
-                           face_fill=float(fill if fill is not None else 0.40))
+                           lens=float(lens if lens is not None else package_params.LENS.default),
+                           face_fill=float(fill if fill is not None else package_params.FACE_FILL.default))
 
 
-def _number_in(data: dict, key: str, where: dict[str, str], low: float, high: float, check: Checker,
-               integer: bool = False) -> Any:
-    value = data.get(key)
+def _number_in(data: dict, where: dict[str, str], check: Checker, rule: package_params.RangeRule) -> Any:
+    value = data.get(rule.name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
-        check.add(where.get(key, key), f"expected {'an integer' if integer else 'a number'}, got {value!r}")
-        return None
-    if not low <= value <= high:
-        check.add(where.get(key, key), f"{value} is outside {low}..{high}")
+    problem = rule.problem(value)
+    if problem:
+        check.add(where.get(rule.name, rule.name), problem)
         return None
     return value
 
@@ -254,10 +252,11 @@ def _resolution(value: Any, path: str, check: Checker) -> tuple[int, int] | None
     else:
         check.add(path or "resolution", f"expected N or [W, H] pixels, got {value!r}")
         return None
-    if not (16 <= w <= 8192 and 16 <= h <= 8192):
-        check.add(path or "resolution", "must be within 16..8192 pixels per side")
+    try:
+        return package_params.check_resolution(w, h)
+    except ContractError:
+        check.add(path or "resolution", f"must be {package_params.RESOLUTION.describe()}")
         return None
-    return (w, h)
 
 
 def _character(key: str, value: Any, root: Path, base_package: dict, base_bump: dict, library,

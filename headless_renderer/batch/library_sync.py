@@ -30,12 +30,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+from bump_contracts.package_manifest import load_package
+from character_library import Library, LibraryError, NotFoundError
 from headless_renderer.batch.jobfile import CharacterSpec
 from headless_renderer.batch.units import Plan, Unit, digest, is_done, read_done
 
 KEY_RE = re.compile(r"\[batch-key ([0-9a-f]{32})\]")
 ORDER = {"package": 0, "assemble": 1, "bump_view": 2, "bump_shot": 3}
-TEXT_LIMIT = 4000  # the history's prompt columns (the full settings keep everything)
 
 
 def sync_library(plan: Plan) -> dict[str, Any] | None:
@@ -45,11 +46,6 @@ def sync_library(plan: Plan) -> dict[str, Any] | None:
         return None
     summary: dict[str, Any] = {"library": job.library, "packages_added": [], "packages_known": 0, "runs_added": 0,
                                "runs_known": 0, "problems": []}
-    try:
-        from character_library import Library, LibraryError
-    except ImportError as exc:
-        summary["problems"].append(f"the character library is not available here ({exc})")
-        return summary
     try:
         library = Library.open(job.library, create=False)
     except LibraryError as exc:
@@ -88,8 +84,6 @@ def _sync_character(library: Any, plan: Plan, spec: CharacterSpec, units: list[U
 
 
 def _character(library: Any, plan: Plan, spec: CharacterSpec) -> Any:
-    from character_library import NotFoundError
-
     try:
         return library.get_character(spec.library_name)
     except NotFoundError:
@@ -105,15 +99,13 @@ def _character(library: Any, plan: Plan, spec: CharacterSpec) -> Any:
     fields: dict[str, Any] = {"source": source, "bones": bones, "notes": f"created by the batch job {plan.job.path}"}
     for name in ("prompt", "negative_prompt"):
         text = spec.bump.get(name)
-        if isinstance(text, str) and text and len(text) <= TEXT_LIMIT:
+        if isinstance(text, str) and text:  # the job contract already holds it to MAX_TEXT, as the library does
             fields[name] = text
     return library.create_character(spec.name, **fields)
 
 
 def _package(library: Any, plan: Plan, character: Any, unit: Unit, origin: str, parent: int | None,
              known: dict[str, int], summary: dict) -> int:
-    from bump_contracts.package_manifest import load_package
-
     folder = plan.out / unit.outputs[0]
     manifest = load_package(folder, check_files=False)
     key = digest({"unit": unit.hash, "views": [[v.name, v.sha256] for v in manifest.views]})[:32]
@@ -130,8 +122,6 @@ def _package(library: Any, plan: Plan, character: Any, unit: Unit, origin: str, 
 
 
 def _run(library: Any, plan: Plan, character: Any, unit: Unit, package_version: int | None, summary: dict) -> None:
-    from character_library import NotFoundError
-
     done = read_done(plan.out, unit) or {}
     run_id = "batch-" + digest({"unit": unit.hash, "job": done.get("job_id")})[:40]
     try:
@@ -152,8 +142,7 @@ def _run(library: Any, plan: Plan, character: Any, unit: Unit, package_version: 
         character.id, run_id=run_id, package_version=package_version, seed=record.get("seed"),
         steps=settings.get("steps"), cfg=settings.get("cfg"), denoise=settings.get("denoise"),
         sampler=settings.get("sampler") or "", model=_model_name(model),
-        prompt=str(settings.get("prompt") or "")[:TEXT_LIMIT],
-        negative_prompt=str(settings.get("negative_prompt") or "")[:TEXT_LIMIT],
+        prompt=str(settings.get("prompt") or ""), negative_prompt=str(settings.get("negative_prompt") or ""),
         settings={**settings, "batch": batch}, identity_score=max(scores) if scores else None, outputs=outputs)
     summary["runs_added"] += 1
 

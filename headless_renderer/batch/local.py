@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bump_client.client import BackendError, BumpClient
 from headless_renderer.batch import work
 from headless_renderer.batch.progress import Progress
 from headless_renderer.batch.units import BUMP, RENDER, Plan, log_path
@@ -35,8 +36,6 @@ class Backends:
     """The job's backend servers; each bump goes to the one with the fewest jobs in flight."""
 
     def __init__(self, urls: list[str], token: str | None, timeout: float = 60.0) -> None:
-        from bump_client.client import BumpClient
-
         self.clients = [BumpClient(url, token, timeout=timeout) for url in urls]
         self.load = {c.url: 0 for c in self.clients}
         self.down: dict[str, str] = {}
@@ -44,7 +43,6 @@ class Backends:
 
     def check(self) -> list[str]:
         """Health of every backend; unreachable ones are left out of this run (and named)."""
-        from bump_client.client import BackendError
 
         notes = []
         for client in self.clients:

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from bump_client.client import BackendError, BumpClient
 from headless_renderer.batch import work
 from headless_renderer.batch.local import RunOptions
 from headless_renderer.batch.progress import Progress
@@ -59,14 +60,10 @@ class _BackendActor:
     """One backend server as a Ray actor: bump calls queue here and reach the server a few at a time."""
 
     def __init__(self, url: str, token: str | None, context: dict[str, Any]) -> None:
-        from bump_client.client import BumpClient
-
         self.client = BumpClient(url, token, timeout=60.0)
         self.context = context
 
     def health(self) -> str | None:
-        from bump_client.client import BackendError
-
         try:
             self.client.health()
         except BackendError as exc:

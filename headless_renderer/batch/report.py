@@ -13,7 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from bump_contracts.package_manifest import load_package
 from headless_renderer.batch.units import Plan, Unit, log_path, read_done, write_atomic
+from profile_rig.imaging.contact_sheet import make_contact_sheet
+from profile_rig.imaging.png_io import read_png, write_png
 
 TILE = 160
 MAX_SHOTS_PER_ROW = 6
@@ -89,8 +92,6 @@ def _first(units: list[Unit], kind: str) -> str | None:
 
 
 def _load(path: Path) -> np.ndarray | None:
-    from profile_rig.imaging.png_io import read_png
-
     try:
         image = read_png(path)
     except (OSError, ValueError):
@@ -121,8 +122,6 @@ def _score_label(name: str, extra: dict[str, Any] | None) -> str:
 
 def contact_sheet(plan: Plan, key: str, units: list[Unit], status: dict[str, dict[str, Any]]) -> str | None:
     """Rows: package views, the same views bumped, shots, the same shots bumped."""
-    from profile_rig.imaging.contact_sheet import make_contact_sheet
-    from profile_rig.imaging.png_io import write_png
 
     out = plan.out
     rows: list[list[tuple[np.ndarray | None, str]]] = []
@@ -134,8 +133,6 @@ def contact_sheet(plan: Plan, key: str, units: list[Unit], status: dict[str, dic
     package_dir = out / package.outputs[0] if package else (
         Path(plan.job.characters[key].library_package) if plan.job.characters[key].library_package else None)
     if package_dir is not None and (package_dir / "package.json").is_file():
-        from bump_contracts.package_manifest import load_package
-
         manifest = load_package(package_dir, check_files=False)
         rows.append([(_load(package_dir / v.file), v.name) for v in manifest.views])
         if bumps:

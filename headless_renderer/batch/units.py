@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bump_contracts.atomic_io import write_bytes_atomic
+from bump_contracts.package_manifest import load_package
 from headless_renderer.batch.jobfile import CharacterSpec, Job, ShotSpec
 
 UNIT_VERSION = 1  # bump when a unit's outputs change meaning, so old done-records stop matching
@@ -213,8 +214,6 @@ def _plan_shot(plan: Plan, c: CharacterSpec, shot: ShotSpec, package: tuple[Unit
 
 
 def _package_views(folder: str) -> list[str]:
-    from bump_contracts.package_manifest import load_package
-
     return [v.name for v in load_package(folder, check_files=False).views]
 
 

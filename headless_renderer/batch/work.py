@@ -20,7 +20,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from bump_client.client import BackendError, BumpClient, JobFailed
+from bump_contracts.bump_job import CANCELLED, DONE, FAILED
+from bump_contracts.package_manifest import character_id_from_name, load_package
+from bump_contracts.render_sidecar import RenderSidecar, SidecarFace
+from bump_contracts.views import ViewSpec
 from headless_renderer.batch.units import Unit, log_path, state_dir, write_atomic, write_done
+from profile_rig.core.camera_math import Framing, Intrinsics
+from profile_rig.core.package_writer import PackageStaging
+from profile_rig.core.phenotype import Phenotype
+from profile_rig.core.render_presets import RenderPreset
+from profile_rig.imaging.png_io import read_png
 
 LogFn = Callable[[str], None]
 _RENDER_THREADS = 0  # Cycles threads per worker (0 = Blender's automatic count)
@@ -123,12 +133,8 @@ def run_unit(unit_data: dict[str, Any], out: str, context: dict[str, Any] | None
 
 # -- render units (bpy) -----------------------------------------------------------------------
 def _render_package(unit: Unit, root: Path, context: dict, log: LogFn) -> dict[str, Any]:
-    from bump_contracts.views import ViewSpec
     from profile_rig.blender.package_render import PackageOptions
     from profile_rig.blender.scene_session import prepare_scene
-    from profile_rig.core.camera_math import Framing
-    from profile_rig.core.phenotype import Phenotype
-    from profile_rig.core.render_presets import RenderPreset
 
     c, p = unit.spec["character"], unit.spec["package"]
     session = prepare_scene(
@@ -153,7 +159,6 @@ def _render_shot(unit: Unit, root: Path, context: dict, log: LogFn) -> dict[str,
     import bpy
 
     from profile_rig.blender.studio import apply_render_settings, apply_threads
-    from profile_rig.core.render_presets import RenderPreset
 
     spec = unit.spec
     bpy.ops.wm.open_mainfile(filepath=spec["blend"], load_ui=False)
@@ -199,8 +204,6 @@ def _render_size(scene: Any) -> tuple[int, int]:
 
 def _shot_sidecar(scene: Any, camera: Any, character: dict[str, Any], image_name: str, size: tuple[int, int]):
     """Face geometry of the character in this shot, projected by the same maths as the package."""
-    from bump_contracts.package_manifest import character_id_from_name
-    from bump_contracts.render_sidecar import RenderSidecar
     from profile_rig.blender.shot_sidecar import (
         ShotCharacter,
         ShotError,
@@ -214,8 +217,6 @@ def _shot_sidecar(scene: Any, camera: Any, character: dict[str, Any], image_name
     except ShotError as exc:
         matrix = camera_matrix(camera)
         data = camera.data
-        from profile_rig.core.camera_math import Intrinsics
-
         record = Intrinsics(width=size[0], height=size[1]).record(matrix, (data.clip_start, data.clip_end))
         empty = RenderSidecar(width=size[0], height=size[1], faces=(), camera=record, image=image_name,
                               extra={"scene": scene.name, "camera": camera.name, "frame": scene.frame_current})
@@ -229,8 +230,6 @@ def _shot_sidecar(scene: Any, camera: Any, character: dict[str, Any], image_name
 # -- bump units (HTTP) ------------------------------------------------------------------------
 def _view_sidecar(package: Path, view_name: str):
     """The package view's own face geometry as a sidecar: the backend needs no detector for it."""
-    from bump_contracts.package_manifest import load_package
-    from bump_contracts.render_sidecar import RenderSidecar, SidecarFace
 
     manifest = load_package(package)
     view = manifest.view(view_name)
@@ -242,9 +241,6 @@ def _view_sidecar(package: Path, view_name: str):
 
 
 def _bump(unit: Unit, root: Path, context: dict, log: LogFn) -> dict[str, Any]:
-    from bump_client.client import BackendError, BumpClient, JobFailed
-    from bump_contracts.bump_job import CANCELLED, DONE, FAILED
-
     spec = unit.spec
     package = root / spec["package"]
     if unit.kind == "bump_view":
@@ -311,9 +307,6 @@ def _assemble(unit: Unit, root: Path, context: dict, log: LogFn) -> dict[str, An
     """The bumped views as a package of their own (origin 'bumped'), ready for the library."""
     from dataclasses import replace
 
-    from bump_contracts.package_manifest import load_package
-    from profile_rig.core.package_writer import PackageStaging
-    from profile_rig.imaging.png_io import read_png
 
     spec = unit.spec
     source = load_package(root / spec["package"])

@@ -15,7 +15,7 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from bump_contracts.package_manifest import PackageManifest, ViewRecord, character_id_from_name
+from bump_contracts.package_manifest import PackageManifest, ViewRecord, character_id_from_name, load_package
 from bump_contracts.views import ViewSpec
 from profile_rig.blender.head_finder import FoundHead
 from profile_rig.blender.studio import (
@@ -227,7 +227,6 @@ def render_package(
         )
         labels = [f"{r.name} {r.yaw:+.0f}/{r.pitch:+.0f}" for r in records]
         path = staging.commit(manifest, images, labels)
-    from bump_contracts.package_manifest import load_package
 
     return PackageResult(path, load_package(path), timings, time.perf_counter() - started)
 

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from bump_contracts.bump_job import MAX_TEXT, check_param
 from character_library import ConflictError, Library, LibraryError, NotFoundError, UnsafeNameError, ValidationError
 
 
@@ -65,7 +66,7 @@ def test_hostile_names_stay_inside_the_library(lib: Library) -> None:
     [
         {"age": -1}, {"age": 200}, {"age": "old"}, {"gender": "a\nb"}, {"bump": {"steps": 0}}, {"bump": {"cfg": float("nan")}},
         {"bump": {"denoise": 1.5}}, {"bump": {"Bad Key": 1}}, {"source": {"kind": "blend"}}, {"source": {"kind": "cloud"}},
-        {"bones": {"Head": "x"}}, {"tags": ["a,b"]}, {"colour": "red"}, {"prompt": "x" * 5000},
+        {"bones": {"Head": "x"}}, {"tags": ["a,b"]}, {"colour": "red"}, {"prompt": "x" * (MAX_TEXT + 1)},
         # the job contract's own ranges: a stored default the backend would refuse is refused here
         {"bump": {"denoise": 0}}, {"bump": {"candidates": 64}}, {"bump": {"sampler": "Euler z"}},
         {"bump": {"face_denoise": 0}}, {"bump": {"face_size": 100}},
@@ -113,3 +114,13 @@ def test_bump_defaults_follow_the_job_contract(lib: Library) -> None:
     assert character.bump == {"sampler": "DPM++ 2M Karras", "steps": 30, "face_denoise": 0.32,
                               "model": "my-checkpoint"}
     assert check_param("face.denoise", character.bump["face_denoise"]) == 0.32
+
+
+def test_every_prompt_the_job_contract_accepts_is_kept_by_characters_and_history(lib: Library) -> None:
+    """One text limit: a bump whose prompt the server accepted is never dropped from the history."""
+    longest = "y" * MAX_TEXT
+    assert check_param("prompt", longest) == longest
+    lib.create_character("Ines", prompt=longest, negative_prompt=longest)
+    run = lib.add_run("Ines", seed=5, prompt=longest, negative_prompt=longest)
+    assert lib.get_run(run.run_id).prompt == longest
+    assert lib.get_character("Ines").negative_prompt == longest

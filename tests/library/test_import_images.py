@@ -16,17 +16,6 @@ from bump_contracts.package_manifest import load_package
 from character_library import Library
 
 
-def _detectors() -> list:
-    params = [pytest.param("mediapipe", id="mediapipe")]
-    try:
-        import bump_backend.faces  # noqa: F401
-
-        params.append(pytest.param("backend", id="backend"))
-    except ImportError:
-        params.append(pytest.param("backend", id="backend", marks=pytest.mark.skip(reason="bump_backend.faces not importable")))
-    return params
-
-
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("photos")
@@ -43,10 +32,9 @@ def photos(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("detector", _detectors())
-def test_photos_blur_duplicates_and_yaw_signs(lib: Library, photos: Path, detector: str, tmp_path: Path) -> None:
+def test_photos_blur_duplicates_and_yaw_signs(lib: Library, photos: Path, tmp_path: Path) -> None:
     lib.create_character("Grace")
-    report = import_images(lib, "Grace", [photos], ImportOptions(detector=detector))
+    report = import_images(lib, "Grace", [photos], ImportOptions())
     kept = {k["source"]: k for k in report.kept}
     dropped = {d["source"]: d["reason"] for d in report.dropped}
     assert set(kept) == {"front.jpg", "turned_right.jpg", "turned_right_mirrored.jpg"} or set(kept) == {
@@ -81,12 +69,12 @@ def test_sheet_edges_and_rejections(tmp_path: Path) -> None:
     sheet = np.concatenate([turn_head(g, -30), turn_head(g, 30)], axis=1)
     # A head close to the image corner: the canvas is padded with the background colour.
     corner = np.full((700, 700, 3), (40, 90, 200), np.uint8)
-    corner[:400, :300] = g[100:500, 200:500]
+    corner[:400, :300] = g[100:500, 170:470]  # the whole face, close to the corner
     for name, image in {"sheet.png": sheet, "corner.png": corner}.items():
         cv2.imwrite(str(tmp_path / name), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     (tmp_path / "broken.jpg").write_bytes(b"not an image")
     report = build_package([tmp_path / "sheet.png", tmp_path / "corner.png", tmp_path / "broken.jpg"], tmp_path / "pkg",
-                           "grace_1", "Grace", ImportOptions(detector="mediapipe", min_separation=5))
+                           "grace_1", "Grace", ImportOptions(min_separation=5))
     from_sheet = sorted(k["yaw"] for k in report.kept if k["source"] == "sheet.png")
     assert len(from_sheet) == 2 and from_sheet[0] < -10 and from_sheet[1] > 10
     assert {"source": "broken.jpg", "frame": None, "reason": "unreadable image"} in report.dropped
@@ -98,7 +86,7 @@ def test_sheet_edges_and_rejections(tmp_path: Path) -> None:
     nothing = tmp_path / "nothing.png"
     cv2.imwrite(str(nothing), np.full((300, 300, 3), 200, np.uint8))
     with pytest.raises(ImportImagesError, match="no face found"):
-        build_package([nothing], tmp_path / "pkg2", "x_1", "X", ImportOptions(detector="mediapipe"))
+        build_package([nothing], tmp_path / "pkg2", "x_1", "X", ImportOptions())
     assert not (tmp_path / "pkg2").exists()
 
 
@@ -113,7 +101,7 @@ def test_video_clip_of_a_turning_head(lib: Library, tmp_path: Path) -> None:
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()
     lib.create_character("Astronaut")
-    report = import_images(lib, "Astronaut", [video], ImportOptions(detector="mediapipe"))
+    report = import_images(lib, "Astronaut", [video], ImportOptions())
     assert report.frames == len(frames)
     assert any(d["frame"] == 5 and d["reason"].startswith("blurry") for d in report.dropped)
     yaws = sorted(k["yaw"] for k in report.kept)
@@ -143,7 +131,7 @@ def test_renders_of_the_demo_character(tmp_path: Path) -> None:
         pytest.skip(f"the demo render is not available here: {result.stderr.strip().splitlines()[-1:]}")
     rendered = load_package(out)
     report = build_package([out / v.file for v in rendered.views], tmp_path / "imported", "demo_1", "Demo",
-                           ImportOptions(detector="mediapipe"))
+                           ImportOptions())
     estimated = {k["source"]: k["yaw"] for k in report.kept}
     assert len(estimated) == 4, report.dropped
     for view in rendered.views:

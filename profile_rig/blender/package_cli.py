@@ -1,0 +1,303 @@
+"""The package command: ``python -m headless_renderer package ...`` (plain Python with the ``bpy``
+module) or ``blender -b FILE.blend -P headless_renderer/blender_entry.py -- package ...`` (a real
+Blender). It lives on the Blender side so the add-on's background render runs it from the extension's
+own wheel (``python -m profile_rig.blender.package_cli package ...``); ``headless_renderer`` adds batch
+and library commands around it.
+
+Errors print one line (``error: ...``) and exit non-zero; progress goes to stderr, results to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from bump_contracts import package_params
+from bump_contracts.errors import ContractError
+from bump_contracts.views import ViewError, near_duplicates, resolve_views
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class UserError(Exception):
+    """Bad input from the user: reported as one line, exit code 2."""
+
+
+def _resolution(text: str) -> tuple[int, int]:
+    try:
+        if "x" in text.lower():
+            w, h = (int(v) for v in text.lower().split("x"))
+        else:
+            w = h = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"resolution must be N or WxH, got {text!r}") from None
+    try:
+        return package_params.check_resolution(w, h)
+    except ContractError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _face_part(text: str) -> tuple[str, float]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"face part must be NAME=VALUE (e.g. nose-scale-horiz=0.3), got {text!r}")
+    try:
+        return key.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"face part value must be a number, got {value!r}") from None
+
+
+def add_package_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "package",
+        help="render a profile package (multi-angle head shots + package.json)",
+        description="Render a character's profile package: white studio, head-aimed cameras, manifest and contact sheet.",
+    )
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--demo", action="store_true", help="render the built-in demo character (default without --blend)")
+    src.add_argument("--blend", metavar="FILE", help="open this .blend file and render a character from it")
+    p.add_argument("--character", metavar="OBJECT", help="armature or mesh of the character (default: auto-detect)")
+    p.add_argument("--head-bone", help="use this bone as the head")
+    p.add_argument("--eye-bones", metavar="LEFT,RIGHT", help="use these bones as the subject's left,right eyes")
+    p.add_argument("--head-object", metavar="OBJECT", help="an object placed at the head centre (-Y forward, +Z up)")
+    p.add_argument("--out", required=True, metavar="DIR", help="package folder to create")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing package in --out")
+    p.add_argument("--views", default="default", help="view set (default, minimal, faces) or comma-separated views; custom: name:yaw[:pitch[:roll]]")
+    p.add_argument("--resolution", type=_resolution, default=(720, 720), help="N or WxH pixels (default 720)")
+    p.add_argument("--samples", type=int, help="Cycles samples (default from the preset: 6)")
+    p.add_argument("--preset", default="fast", help="render preset: fast (default), preview, blender_default, reference")
+    p.add_argument("--engine", help="cycles (default), eevee (needs EGL/GPU), workbench")
+    p.add_argument("--studio", default="almost_white", help="studio preset: almost_white (default), soft_key, grey")
+    p.add_argument("--hdri", metavar="FILE", help="light with this HDRI instead of the preset's generated one")
+    p.add_argument("--face-fill", type=float, default=0.40, help="share of the frame height the face fills (default 0.40)")
+    p.add_argument("--lens", type=float, default=85.0, help="lens in mm on a 36 mm sensor (default 85)")
+    p.add_argument("--name", help="character name (demo default: from the preset)")
+    demo = p.add_argument_group("demo character phenotype")
+    demo.add_argument("--phenotype", default="demo_man", help="starting preset: demo_man (default), demo_woman")
+    demo.add_argument("--age", type=float, help="years, 1-90")
+    demo.add_argument("--gender", help="male, female or 0..1")
+    demo.add_argument("--ethnicity", help="african, asian, caucasian or a mix like african=0.6,caucasian=0.4")
+    demo.add_argument("--muscle", type=float, help="0..1")
+    demo.add_argument("--weight", type=float, help="0..1")
+    demo.add_argument("--face", type=_face_part, action="append", default=[], metavar="PART=VALUE", help="face part, e.g. nose-scale-horiz=0.4 (repeatable)")
+    demo.add_argument("--hair-color", help="auto, black, dark_brown, brown, auburn, blonde, grey, white")
+    demo.add_argument("--eye-color", help="auto, brown, dark_brown, hazel, green, blue, grey")
+    demo.add_argument("--hair", choices=("short", "none"), help="hair style")
+    p.add_argument("--json", action="store_true", help="print the package path and per-view timings as JSON")
+    p.set_defaults(handler=run_package)
+
+
+def _phenotype(args):
+    from profile_rig.core.phenotype import PRESETS, Phenotype, parse_ethnicity, parse_gender
+
+    if args.phenotype not in PRESETS:
+        raise UserError(f"unknown phenotype preset {args.phenotype!r}; presets: {', '.join(PRESETS)}")
+    data = PRESETS[args.phenotype].to_dict()
+    if args.name:
+        data["name"] = args.name
+    if args.age is not None:
+        data["age"] = args.age
+    if args.gender is not None:
+        data["gender"] = parse_gender(args.gender)
+    if args.ethnicity:
+        data["ethnicity"] = parse_ethnicity(args.ethnicity)
+    for key in ("muscle", "weight", "hair_color", "eye_color", "hair"):
+        value = getattr(args, key)
+        if value is not None:
+            data[key] = value
+    if args.face:
+        data["face"] = {**data["face"], **dict(args.face)}
+    return Phenotype.from_dict(data)
+
+
+def _check_output(out: str, overwrite: bool) -> Path:
+    """Fail before any rendering if the package cannot be written where asked."""
+    path = Path(out).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--out {path} exists and is not a folder")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise UserError(f"--out {path} is not empty; choose another folder or pass --overwrite")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".write_check_"):
+            pass
+    except OSError as exc:
+        raise UserError(f"cannot write to {path.parent}: {exc.strerror or exc}") from None
+    return path
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Blender prints render chatter on stdout; keep stdout for results (e.g. --json)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def run_package(args, *, in_blender: bool = False) -> int:
+    from profile_rig.core.render_presets import PRESETS
+    from profile_rig.core.studio_hdri import STUDIOS
+
+    try:
+        views = resolve_views(args.views)
+    except ViewError as exc:
+        raise UserError(str(exc)) from None
+    duplicates = [pair for pair in near_duplicates(views)]
+    if duplicates:
+        print(f"warning: views at nearly the same angle: {duplicates}", file=sys.stderr)
+    if args.preset not in PRESETS:
+        raise UserError(f"unknown preset {args.preset!r}; presets: {', '.join(PRESETS)}")
+    preset = PRESETS[args.preset]
+    try:
+        preset = preset.with_overrides(samples=args.samples, engine=args.engine)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if args.studio not in STUDIOS:
+        raise UserError(f"unknown studio {args.studio!r}; presets: {', '.join(STUDIOS)}")
+    if args.hdri and not os.path.isfile(args.hdri):
+        raise UserError(f"HDRI not found: {args.hdri}")
+    try:
+        if args.samples is not None:
+            package_params.SAMPLES.check(args.samples, "--samples")
+        package_params.FACE_FILL.check(args.face_fill, "--face-fill")
+        package_params.LENS.check(args.lens, "--lens")
+    except ContractError as exc:
+        raise UserError(str(exc)) from None
+    eye_bones = None
+    if args.eye_bones:
+        parts = [p.strip() for p in args.eye_bones.split(",")]
+        if len(parts) != 2 or not all(parts):
+            raise UserError("--eye-bones must be LEFT,RIGHT")
+        eye_bones = (parts[0], parts[1])
+    out = _check_output(args.out, args.overwrite)
+    if args.blend and not os.path.isfile(args.blend):
+        raise UserError(f"blend file not found: {args.blend}")
+    use_demo = args.demo or (not args.blend and not in_blender)
+    phenotype = _phenotype(args) if use_demo else None
+    if preset.engine == "BLENDER_EEVEE":
+        from profile_rig.blender.engine_probe import eevee_available
+
+        ok, reason = eevee_available()
+        if not ok:
+            raise UserError(f"EEVEE cannot render here ({reason}); use --engine cycles")
+
+    with _stdout_to_stderr():
+        session, result = _render(args, phenotype, eye_bones, views, preset, out)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "package": str(result.path),
+                    "character": session.name,
+                    "views": {k: round(v, 3) for k, v in result.seconds_per_view.items()},
+                    "total_seconds": round(result.total_seconds, 3),
+                    "head_method": session.found.method,
+                }
+            )
+        )
+    else:
+        print(f"package written to {result.path} ({len(views)} views, {result.total_seconds:.1f} s)")
+    return EXIT_OK
+
+
+def _render(args, phenotype, eye_bones, views, preset, out):
+    from profile_rig.blender.package_render import PackageOptions
+    from profile_rig.blender.scene_session import prepare_scene
+    from profile_rig.core.camera_math import Framing
+
+    session = prepare_scene(
+        demo=phenotype,
+        blend=args.blend,
+        character=args.character,
+        head_bone=args.head_bone,
+        eye_bones=eye_bones,
+        head_object=args.head_object,
+    )
+    options = PackageOptions(
+        views=views,
+        resolution=args.resolution,
+        preset=preset,
+        studio=args.studio,
+        hdri_path=args.hdri,
+        framing=Framing(face_fill=args.face_fill),
+        lens_mm=args.lens,
+        overwrite=args.overwrite,
+    )
+
+    def progress(index: int, total: int, name: str, seconds: float) -> None:
+        print(f"[{index}/{total}] {name}: {seconds:.1f} s", file=sys.stderr, flush=True)
+
+    print(
+        f"rendering {len(views)} views of {session.name} at {args.resolution[0]}x{args.resolution[1]} "
+        f"({preset.engine.lower()}, {preset.samples} samples, head via {session.found.method})",
+        file=sys.stderr,
+        flush=True,
+    )
+    result = session.render(out, options, progress)
+    return session, result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m profile_rig.blender.package_cli",
+                                     description="Render a profile package (the add-on runs this in a background process).")
+    add_package_parser(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def main(argv: list[str] | None = None, *, in_blender: bool = False,
+         parser: argparse.ArgumentParser | None = None) -> int:
+    parser = parser or build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args, in_blender=in_blender)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("error: interrupted; no partial package was left behind", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        known = known_error(exc)
+        print(f"error: {known or f'{type(exc).__name__}: {exc}'}", file=sys.stderr)
+        if os.environ.get("BUMP_DEBUG"):
+            raise
+        return EXIT_BAD_INPUT if known else EXIT_FAILED
+
+
+def known_error(exc: Exception) -> str | None:
+    from profile_rig.core.mpfb_data import DemoDataError
+    from profile_rig.core.package_writer import PackageExistsError
+    from profile_rig.core.phenotype import PhenotypeError
+    from profile_rig.core.studio_hdri import StudioError
+
+    known: tuple[type[Exception], ...] = (
+        ContractError,
+        DemoDataError,
+        PackageExistsError,
+        PhenotypeError,
+        StudioError,
+        PermissionError,
+        FileNotFoundError,
+    )
+    try:
+        from profile_rig.blender.head_finder import HeadNotFoundError
+
+        known = known + (HeadNotFoundError,)
+    except ImportError:
+        pass
+    return str(exc) if isinstance(exc, known) else None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
