@@ -154,7 +154,8 @@ def killed(tmp_path_factory, backend):
                             cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.monotonic() + 180
-    while not (out / ".batch/done").is_dir() or not any((out / ".batch/done").iterdir()):
+    # a finished record, not the temporary file an atomic write has open for a moment
+    while not (out / ".batch/done").is_dir() or not any((out / ".batch/done").glob("*.json")):
         assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
