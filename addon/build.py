@@ -9,7 +9,6 @@ Blender wants extensions to bring their Python dependencies. Blender's own exten
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import os
@@ -19,6 +18,8 @@ import sys
 import tempfile
 import tomllib
 from pathlib import Path
+
+from bump_contracts.cli_errors import CliParser
 
 REPO = Path(__file__).resolve().parent.parent
 ADDON = Path(__file__).resolve().parent
@@ -138,7 +139,7 @@ def build(out: str | os.PathLike = "dist", *, keep_staging: bool = False) -> Pat
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m addon.build", description=__doc__.split("\n")[0])
+    parser = CliParser(prog="python -m addon.build", description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=str(REPO / "dist"), help="folder for the zip (default: dist/)")
     parser.add_argument("--keep-staging", action="store_true", help="keep the staging folder for inspection")
     args = parser.parse_args(argv)
