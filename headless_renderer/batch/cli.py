@@ -261,6 +261,10 @@ def _sigterm_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
+def build_parser() -> CliParser:
+    """The standalone ``python -m headless_renderer.batch`` command line."""
+    return options(CliParser(prog="python -m headless_renderer.batch", description=DESCRIPTION, epilog=EPILOG))
+
+
 def main(argv: list[str] | None = None, *, in_blender: bool = False) -> int:
-    parser = options(CliParser(prog="python -m headless_renderer.batch", description=DESCRIPTION, epilog=EPILOG))
-    return run(parser.parse_args(argv), in_blender=in_blender)
+    return run(build_parser().parse_args(argv), in_blender=in_blender)
