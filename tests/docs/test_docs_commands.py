@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import re
 import shlex
 import subprocess
@@ -25,19 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from docs_helpers import REPO, doc_env, python_module, run_documented, substitute
 
-REPO = Path(__file__).resolve().parents[2]
 DOC_FILES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 LANGS = {"bash": "shell", "sh": "shell", "python": "python"}
 MARKER = re.compile(r"<!--\s*docs:\s*not-run:\s*(?P<reason>.*?)\s*-->")
 FENCE = re.compile(r"^(?P<indent>\s*)```(?P<lang>[\w+-]*)\s*$")
 TIMEOUT_S = 180
 
-# Flags set (added or replaced) on documented commands before they run: (module, subcommand) ->
-# {flag: value}. Keep this short; every entry is a way in which the test differs from the doc.
-SUBSTITUTIONS: dict[tuple[str, str], dict[str, str]] = {
-    ("headless_renderer", "package"): {"--resolution": "96", "--samples": "1"},  # tiny, fast renders
-}
 
 
 @dataclass(frozen=True)
@@ -162,12 +156,6 @@ def check_pip(argv: list[str]) -> str | None:
     return None
 
 
-def python_module(argv: list[str]) -> tuple[str, list[str]] | None:
-    if len(argv) >= 3 and argv[0] in ("python", "python3") and argv[1] == "-m":
-        return argv[2], argv[3:]
-    return None
-
-
 def check_command(argv: list[str]) -> str | None:
     """Checks for a command of a not-run block (the parser's verdict, or that a script exists)."""
     if argv[:4] == ["python", "-m", "pip", "install"]:
@@ -185,46 +173,7 @@ def check_command(argv: list[str]) -> str | None:
     return None  # another program (ray, blender without our entry point): nothing of ours to check
 
 
-def substitute(module: str, args: list[str]) -> list[str]:
-    table = SUBSTITUTIONS.get((module, args[0] if args else ""), {})
-    out = list(args)
-    for flag, value in table.items():
-        if flag in out:
-            out[out.index(flag) + 1] = value
-        else:
-            out += [flag, value]
-    return out
-
-
 # --- running ---------------------------------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def workspace(tmp_path_factory) -> Path:
-    """One scratch folder for every runnable block; out/demo_package is there from the start,
-    so blocks that use it run on their own too (the README's first command makes the same)."""
-    root = tmp_path_factory.mktemp("docs_workspace")
-    (root / "home").mkdir()
-    argv = ["python", "-m", "headless_renderer", "package", "--demo", "--out", "out/demo_package", "--overwrite"]
-    done = _run(argv, root)
-    assert done.returncode == 0, f"could not render the workspace's demo package:\n{done.stderr[-2000:]}"
-    return root
-
-
-def _env(root: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("BUMP_STUDIO_LIBRARY", "BUMP_BACKEND_TOKEN")}
-    env.update(HOME=str(root / "home"), HF_HUB_OFFLINE="1", PYTHONPATH=os.pathsep.join(
-        p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p))
-    return env
-
-
-def _run(argv: list[str], root: Path) -> subprocess.CompletedProcess:
-    home = str(root / "home")
-    argv = [home + a[1:] if a == "~" or a.startswith("~/") else a for a in argv]
-    found = python_module(argv)
-    if found:
-        argv = [sys.executable, "-m", found[0], *substitute(*found)]
-    return subprocess.run(argv, cwd=root, env=_env(root), capture_output=True, text=True, timeout=TIMEOUT_S)
-
 
 def run_shell_block(block: Block, root: Path) -> None:
     for argv in shell_commands(block.text):
@@ -237,7 +186,7 @@ def run_shell_block(block: Block, root: Path) -> None:
         assert found is not None and found[0] != "pytest", (
             f"{block.where}: `{shown}` cannot run in the docs test; give the block a line "
             f"'<!-- docs: not-run: <reason> -->' directly above its fence, or make it runnable")
-        done = _run(argv, root)
+        done = run_documented(argv, root)
         assert done.returncode == 0, (
             f"{block.where}: `{shown}` exited {done.returncode}:\n{(done.stdout + done.stderr)[-3000:]}")
 
@@ -245,7 +194,7 @@ def run_shell_block(block: Block, root: Path) -> None:
 def run_python_block(block: Block, root: Path) -> None:
     script = root / f"snippet_{block.file.stem}_{block.line}.py"
     script.write_text(block.text, encoding="utf-8")
-    done = subprocess.run([sys.executable, script.name], cwd=root, env=_env(root), capture_output=True, text=True,
+    done = subprocess.run([sys.executable, script.name], cwd=root, env=doc_env(root), capture_output=True, text=True,
                           timeout=TIMEOUT_S)
     assert done.returncode == 0, (
         f"{block.where}: the Python snippet failed (exit {done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}")
