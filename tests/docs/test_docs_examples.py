@@ -4,10 +4,12 @@ batch state file names, the server's refusal codes, the console scripts."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
-from docs_helpers import REPO, run_documented
+from docs_helpers import REPO, doc_env, run_documented
 
 from bump_backend import cli as backend_cli
 from headless_renderer.batch.units import unit_key
@@ -58,3 +60,54 @@ def test_bump_backend_console_script_is_the_full_command() -> None:
     module, _, name = scripts["bump-backend"].partition(":")
     assert (module, name) == (backend_cli.__name__, backend_cli.main.__name__)
     assert set(backend_cli.SUBCOMMANDS) >= {"serve", "bump", "faces"}
+
+
+GENERATE_PRELUDE = '''\
+import torch
+
+from bump_backend.generate.models import ModelSpec
+from bump_backend.testing import tiny_models as tiny
+
+torch.set_num_threads(1)
+_sd15 = tiny.build_tiny_sd15("models/sd15")
+_ip, _weight = tiny.build_tiny_ip_adapter("models/ip", _sd15, "plus-face")
+TINY = ModelSpec(base=str(_sd15), ip_adapter=str(_ip), ip_adapter_weight=_weight, device="cpu")
+'''
+
+
+# The only differences from the doc: the tiny model, and a small job (2 steps, 128 px face crops).
+GENERATE_SUBSTITUTIONS = {
+    'BumpEngine("sd15")': "BumpEngine(TINY)",
+    "settings = BumpSettings(": "settings = BumpSettings(steps=2, face_size=128, max_side=256, ",
+}
+
+
+def test_generate_md_snippet_runs_with_a_tiny_model(workspace: Path) -> None:
+    """docs/generate.md's snippet as written, with a tiny SD 1.5 + plus-face (real architectures,
+    random weights) in place of "sd15", on a rendered shot whose sidecar has Mira's face."""
+    from bump_contracts.package_manifest import load_package
+    from bump_contracts.render_sidecar import RenderSidecar, SidecarFace
+
+    root = workspace / "generate_example"
+    root.mkdir()
+    done = run_documented(["python", "-m", "headless_renderer", "package", "--demo", "--views", "front,profile_left",
+                           "--out", "packages/marco"], root)
+    assert done.returncode == 0, done.stderr
+    done = run_documented(["python", "-m", "headless_renderer", "package", "--demo", "--phenotype", "demo_woman",
+                           "--name", "Mira", "--views", "front,profile_left", "--out", "packages/mira"], root)
+    assert done.returncode == 0, done.stderr
+    view = load_package(root / "packages" / "mira").views[0]
+    (root / "shot.png").write_bytes((root / "packages" / "mira" / view.file).read_bytes())
+    sidecar = RenderSidecar(view.width, view.height, (SidecarFace("mira", "Mira", view.face),), image="shot.png")
+    (root / "shot.json").write_text(sidecar.dumps(), encoding="utf-8")
+
+    snippet = _fenced("docs/generate.md", "python")[0]
+    for old, new in GENERATE_SUBSTITUTIONS.items():
+        assert snippet.count(old) == 1, f"docs/generate.md's snippet no longer has {old!r} once"
+        snippet = snippet.replace(old, new)
+    script = root / "generate_snippet.py"
+    script.write_text(GENERATE_PRELUDE + snippet, encoding="utf-8")
+    done = subprocess.run([sys.executable, script.name], cwd=root, env=doc_env(workspace), capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, f"docs/generate.md's snippet failed:\n{done.stderr[-3000:]}"
+    assert (root / "out" / "bump.png").is_file() and (root / "out" / "bump.json").is_file()
