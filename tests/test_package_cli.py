@@ -84,7 +84,8 @@ def test_usage_mistake_is_one_error_line_and_a_help_hint(tmp_path):
 
 def test_gender_picks_the_fitting_demo_preset():
     """--gender female alone starts from demo_woman: her name, her face targets, none of his."""
-    from headless_renderer.cli import _phenotype, build_parser
+    from headless_renderer.cli import build_parser
+    from profile_rig.blender.package_cli import _phenotype
     from profile_rig.core.phenotype import PRESETS, preset_for_gender
 
     assert [preset_for_gender(g) for g in (None, 1.0, 0.0, 0.3, 0.5)] == [
