@@ -9,7 +9,6 @@ Blender wants extensions to bring their Python dependencies. Blender's own exten
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import os
@@ -19,6 +18,8 @@ import sys
 import tempfile
 import tomllib
 from pathlib import Path
+
+from bump_contracts.cli_errors import CliParser
 
 REPO = Path(__file__).resolve().parent.parent
 ADDON = Path(__file__).resolve().parent
@@ -137,11 +138,20 @@ def build(out: str | os.PathLike = "dist", *, keep_staging: bool = False) -> Pat
     return zip_path
 
 
+def build_parser() -> CliParser:
+    parser = CliParser(
+        prog="python -m addon.build",
+        description="Build the Blender extension zip (add-on + a wheel of the Blender-side packages) and check "
+                    "it with Blender's own extension validator.\n\nInstall the zip in Blender: Edit > Preferences > "
+                    "Get Extensions > Install from Disk.")
+    parser.add_argument("--out", default=str(REPO / "dist"), metavar="DIR",
+                        help="folder for the zip (default: dist/ in the checkout)")
+    parser.add_argument("--keep-staging", action="store_true", help="keep the staging folder to look at what went in")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m addon.build", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default=str(REPO / "dist"), help="folder for the zip (default: dist/)")
-    parser.add_argument("--keep-staging", action="store_true", help="keep the staging folder for inspection")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         path = build(args.out, keep_staging=args.keep_staging)
     except BuildError as exc:

@@ -14,8 +14,19 @@ import os
 import sys
 from collections.abc import Callable
 
+from bump_contracts.cli_errors import CliParser
+
 AddParser = Callable[[argparse._SubParsersAction], argparse.ArgumentParser]
 Run = Callable[[argparse.Namespace], int]
+
+DESCRIPTION = """The bump backend: IP-Adapter img2img with a character's profile package as identity.
+
+examples:
+  python -m bump_backend serve --port 7861 --model sd15      # the job server Blender and batch runs talk to
+  python -m bump_backend bump shot.png --package out/demo_package --out out/bumped
+  python -m bump_backend faces detect shot.png --json        # the face pipeline alone
+
+'python -m bump_backend COMMAND --help' shows a command's options."""
 
 # name -> module with add_parser/run (other engineers: add "bump", "serve" here)
 SUBCOMMANDS: dict[str, str] = {
@@ -35,7 +46,7 @@ def commands() -> dict[str, tuple[AddParser, Run]]:
 
 
 def build_parser(table: dict[str, tuple[AddParser, Run]]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bump_backend", description="The bump backend.")
+    parser = CliParser(prog="python -m bump_backend", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(table) + "}", required=True)
     for name, (add, _) in table.items():
         add(sub).set_defaults(_run=table[name][1])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 import os
 import re
@@ -191,7 +192,18 @@ def _contract_value(name: str, key: str, item: Any) -> Any:
         raise ValidationError(str(exc)) from None
 
 
-def _bump(value: Any) -> dict[str, Any]:
+def bump_keys() -> list[str]:
+    """Every bump setting name a character may carry: the contract's, ``face_<name>``, library labels."""
+    return sorted({*(k for k in PARAMS if k != "face"), *(f"face_{k}" for k in FACE_PARAMS), *_BUMP_TEXT})
+
+
+def _unknown_bump_key(key: str) -> ValidationError:
+    close = difflib.get_close_matches(key, bump_keys(), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(bump_keys())}"
+    return ValidationError(f"bump: unknown setting {key!r}{hint}")
+
+
+def _bump(value: Any, strict: bool = True) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -205,7 +217,9 @@ def _bump(value: Any) -> dict[str, Any]:
             out[key] = _contract_value(rule, key, item)
         elif key in _BUMP_TEXT:
             out[key] = _line(item, f"bump.{key}", MAX_TEXT)
-        else:
+        elif strict:  # a typo (stepz=3) would be stored and then ignored, or break every batch run
+            raise _unknown_bump_key(key)
+        else:  # read from disk: written before unknown names were refused; kept as it is
             try:
                 json.dumps(item, allow_nan=False)
             except (TypeError, ValueError):
@@ -214,8 +228,11 @@ def _bump(value: Any) -> dict[str, Any]:
     return out
 
 
-def validate_fields(fields: dict[str, Any]) -> dict[str, Any]:
-    """Check and normalise editable fields; unknown names are refused with the list of known ones."""
+def validate_fields(fields: dict[str, Any], *, strict: bool = True) -> dict[str, Any]:
+    """Check and normalise editable fields; unknown names are refused with the list of known ones.
+
+    ``strict=False`` (reading a stored ``character.json``) keeps unknown bump setting names that an
+    older version stored, so an existing library still opens."""
     unknown = sorted(set(fields) - EDITABLE)
     if unknown:
         raise ValidationError(f"unknown character field(s) {', '.join(unknown)}; known: {', '.join(sorted(EDITABLE))}")
@@ -236,7 +253,7 @@ def validate_fields(fields: dict[str, Any]) -> dict[str, Any]:
         elif key == "bones":
             out[key] = _bones(value)
         elif key == "bump":
-            out[key] = _bump(value)
+            out[key] = _bump(value, strict)
     return out
 
 
@@ -346,7 +363,7 @@ def parse_character_document(doc: Any, where: str) -> tuple[str, dict[str, Any],
         raise LibraryError(f"{where}: character file version {doc.get('version')!r} is newer than this program; update it")
     char_id = check_character_id(doc.get("id"))
     try:
-        fields = validate_fields({k: doc.get(k) for k in EDITABLE if k in doc})
+        fields = validate_fields({k: doc.get(k) for k in EDITABLE if k in doc}, strict=False)
     except LibraryError as exc:
         raise ValidationError(f"{where}: {exc}") from None
     if "name" not in fields:

@@ -18,7 +18,7 @@ from character_library.characters import CHARACTER_FILE, insert_character, parse
 from character_library.errors import LibraryError, NotFoundError, SchemaError
 from character_library.fsutil import fsync_dir, stamp
 from character_library.history import HISTORY_FILE, insert_run, replay_lines
-from character_library.names import check_folder_name, safe_folder_name
+from character_library.names import check_folder_name, name_key, safe_folder_name
 from character_library.packages import activate, insert_package, parse_version_folder
 
 
@@ -126,6 +126,19 @@ def _index_healthy(index: Path) -> bool:
     return ok
 
 
+@dataclass(frozen=True)
+class TrashedCharacter:
+    """A deleted character waiting in ``trash/``: its trash folder's name, display name and id."""
+
+    trash_name: str
+    name: str
+    character_id: str
+    path: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"trash_name": self.trash_name, "name": self.name, "id": self.character_id, "path": str(self.path)}
+
+
 class RepairMixin:
     """``repair`` (rebuild the index) and restoring trashed characters."""
 
@@ -156,11 +169,25 @@ class RepairMixin:
         report.moved_index = moved
         return lib, report
 
-    def restore_character(self, trash_name: str):
-        """Move a trashed character back (under a new folder name if its old one is taken)."""
-        entry = self.trash_dir / Path(trash_name).name
-        if not entry.is_dir() or not (entry / CHARACTER_FILE).is_file():
-            raise NotFoundError(f"{trash_name!r} is not a trashed character; 'library list --trash' shows them")
+    def trashed_characters(self) -> list[TrashedCharacter]:
+        """The deleted characters in the trash, newest first (package versions in the trash are left out)."""
+        found = []
+        for entry in self.list_trash():
+            try:
+                doc = json.loads((entry / CHARACTER_FILE).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(doc, dict) and isinstance(doc.get("name"), str):
+                found.append(TrashedCharacter(entry.name, doc["name"], str(doc.get("id", "")), entry))
+        return sorted(found, key=lambda t: t.trash_name.rsplit("-", 2)[-2:], reverse=True)
+
+    def restore_character(self, ref: str):
+        """Move a trashed character back: ``ref`` is its name, its id, or its trash folder's name.
+
+        With several deleted characters of that name the newest comes back. The folder is renamed
+        when its old name is taken; a live character with the same name is a ``ConflictError``.
+        """
+        entry = self._trash_entry(ref)
         report = RepairReport()
         with self.write() as conn:
             taken = {r[0] for r in conn.execute("SELECT folder FROM characters")} | {p.name for p in self.characters_dir.iterdir()}
@@ -174,3 +201,16 @@ class RepairMixin:
                 os.replace(target, entry)
                 raise
         return self.get_character(char_id)
+
+    def _trash_entry(self, ref: str) -> Path:
+        entry = self.trash_dir / Path(ref).name
+        if entry.is_dir() and (entry / CHARACTER_FILE).is_file():
+            return entry
+        try:
+            key = name_key(ref)
+        except LibraryError:
+            key = None
+        for trashed in self.trashed_characters():  # newest first
+            if name_key(trashed.name) == key or trashed.character_id == ref:
+                return trashed.path
+        raise NotFoundError(f"no deleted character {ref!r} in the trash; 'library trash list' shows them")

@@ -10,16 +10,26 @@ from __future__ import annotations
 
 import argparse
 
+from bump_contracts.cli_errors import CliParser
 from headless_renderer import library_cli
 from headless_renderer.batch.cli import add_parser as add_batch_parser
 from profile_rig.blender import package_cli
 
+DESCRIPTION = """\
+Render profile packages (a character's head from several angles on a white studio, with
+package.json and a contact sheet), run batch jobs, and manage the character library.
+
+examples:
+  python -m headless_renderer package --demo --out out/demo_package
+  python -m headless_renderer package --demo --gender female --age 30 --name Yuki --out out/yuki
+  python -m headless_renderer library list
+  python -m headless_renderer batch job.toml --dry-run
+
+'python -m headless_renderer COMMAND --help' shows a command's options."""
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m headless_renderer",
-        description="Headless rendering of profile packages and batch work.",
-    )
+    parser = CliParser(prog="python -m headless_renderer", description=DESCRIPTION)
     subparsers = parser.add_subparsers(dest="command", required=True)
     package_cli.add_package_parser(subparsers)
     add_batch_parser(subparsers)

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bump_contracts.cli_errors import CliParser
 from bump_contracts.face_geometry import ContractError
 from character_library import Library
 from character_library.errors import LibraryError
@@ -90,6 +91,10 @@ def add_parser(subparsers: Any) -> None:
 
     p = command("delete", "move a character to the library's trash")
     p.add_argument("character", help="name or id")
+
+    p = command("trash", "deleted characters: list them, restore one, or empty the trash for good")
+    p.add_argument("action", choices=("list", "restore", "empty"), help="list, restore NAME, or empty")
+    p.add_argument("character", nargs="?", help="restore: the deleted character's name, id or trash folder")
 
     p = command("export", "write a character (index rows + files) to one zip")
     p.add_argument("character", help="name or id")
@@ -186,7 +191,10 @@ def _dispatch(args: argparse.Namespace) -> tuple[Any, str]:
         if report.moved_index:
             text += f"\n  the damaged index was kept as {report.moved_index}"
         return report.to_dict(), text
-    with Library.open(root, create=cmd in ("create", "import")) as lib:
+    # The default library is made on first use (a fresh install's first `library list` works); a folder
+    # named with --library must already be one unless the command adds to it, so a typo is not a new library.
+    create = cmd in ("create", "import") or not args.library
+    with Library.open(root, create=create) as lib:
         if cmd == "list":
             if args.trash:
                 entries = [p.name for p in lib.list_trash()]
@@ -224,6 +232,8 @@ def _dispatch(args: argparse.Namespace) -> tuple[Any, str]:
         if cmd == "delete":
             target = lib.delete_character(args.character)
             return {"trash": str(target)}, f"moved to {target}"
+        if cmd == "trash":
+            return _trash(lib, args)
         if cmd == "export":
             path = lib.export_character(args.character, args.zip, overwrite=args.overwrite)
             return {"zip": str(path)}, f"wrote {path}"
@@ -238,6 +248,22 @@ def _dispatch(args: argparse.Namespace) -> tuple[Any, str]:
             p = lib.add_package(args.character, args.folder, origin=args.origin, parent_version=args.parent_version, activate_it=not args.no_activate)
             return {"package": p.to_dict()}, f"added v{p.version} ({len(p.views)} views) at {p.path}"
     raise ValueError(f"unknown library command {cmd!r}")
+
+
+def _trash(lib: Any, args: argparse.Namespace) -> tuple[Any, str]:
+    if args.action != "restore" and args.character:
+        raise ValueError(f"'trash {args.action}' takes no name")
+    if args.action == "list":
+        entries = lib.trashed_characters()
+        text = "\n".join(f"{t.name}\t{t.character_id}\t{t.trash_name}" for t in entries)
+        return {"trash": [t.to_dict() for t in entries]}, text or "(no deleted characters)"
+    if args.action == "restore":
+        if not args.character:
+            raise ValueError("'trash restore' needs the deleted character's name ('library trash list' shows them)")
+        c = lib.restore_character(args.character)
+        return {"character": c.to_dict()}, f"restored {c.name} in {lib.characters_dir / c.folder}"
+    removed = lib.empty_trash()
+    return {"removed": removed}, f"removed {removed} trash entries for good"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -273,7 +299,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry (``python -m headless_renderer.library_cli``) until the main CLI wires it in."""
-    parser = argparse.ArgumentParser(prog="library")
+    parser = CliParser(prog="python -m headless_renderer")
     add_parser(parser.add_subparsers(dest="command", required=True))
     return run(parser.parse_args(["library", *(sys.argv[1:] if argv is None else argv)]))
 

@@ -40,6 +40,72 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
     assert (tmp_path / "taken" / "keep.txt").exists()
 
 
+@pytest.mark.parametrize("content", [b"junk\n", b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 4 +X 8\n" + bytes(16)])
+def test_unreadable_hdri_is_refused_before_rendering(tmp_path, content):
+    """Cycles renders an image it cannot load as magenta and exits 0; the CLI refuses it first."""
+    hdri = tmp_path / "junk.hdr"
+    hdri.write_bytes(content)
+    result = run("package", "--demo", "--hdri", str(hdri), "--out", str(tmp_path / "pkg"))
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1 and "junk.hdr" in errors[0], result.stderr
+    assert not (tmp_path / "pkg").exists() and "rendering" not in result.stderr
+
+
+def test_environment_image_check_accepts_real_formats(tmp_path):
+    import numpy as np
+
+    from profile_rig.core.studio_hdri import StudioError, check_environment_image, write_hdr
+
+    flat = write_hdr(tmp_path / "flat.hdr", np.full((4, 8, 3), 0.9))
+    assert check_environment_image(flat) == "Radiance HDR"
+    rle = tmp_path / "rle.hdr"  # run-length scanlines start with 2, 2 (most downloaded HDRIs)
+    rle.write_bytes(b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 16 +X 64\n" + b"\x02\x02\x00\x40" * 40)
+    assert check_environment_image(rle) == "Radiance HDR"
+    (tmp_path / "a.exr").write_bytes(b"\x76\x2f\x31\x01" + bytes(64))
+    assert check_environment_image(tmp_path / "a.exr") == "OpenEXR"
+    with pytest.raises(StudioError, match="truncated"):
+        check_environment_image(_truncated(flat))
+    with pytest.raises(StudioError, match="cannot read"):
+        check_environment_image(tmp_path / "missing.hdr")
+
+
+def _truncated(path: Path) -> Path:
+    path.write_bytes(path.read_bytes()[:-10])
+    return path
+
+
+def test_usage_mistake_is_one_error_line_and_a_help_hint(tmp_path):
+    result = run("package", "--demo", "--out", str(tmp_path / "p"), "--resolution", "huge")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: python -m headless_renderer package: argument --resolution: resolution must be N or WxH, got 'huge'",
+        "see 'python -m headless_renderer package --help'"]
+
+
+def test_gender_picks_the_fitting_demo_preset():
+    """--gender female alone starts from demo_woman: her name, her face targets, none of his."""
+    from headless_renderer.cli import build_parser
+    from profile_rig.blender.package_cli import _phenotype
+    from profile_rig.core.phenotype import PRESETS, preset_for_gender
+
+    assert [preset_for_gender(g) for g in (None, 1.0, 0.0, 0.3, 0.5)] == [
+        "demo_man", "demo_man", "demo_woman", "demo_woman", "demo_man"]
+
+    def phenotype(*argv):
+        return _phenotype(build_parser().parse_args(["package", "--demo", "--out", "x", *argv]))
+
+    woman = phenotype("--gender", "female", "--face", "head-oval=0.5")
+    assert woman.name == "Aiko" and woman.gender == 0.0
+    assert set(woman.face) == set(PRESETS["demo_woman"].face) | {"head-oval"}
+    assert not set(woman.face) - set(PRESETS["demo_woman"].face) - {"head-oval"}
+    assert "chin-prominent" not in woman.face  # demo_man's
+    named = phenotype("--gender", "female", "--name", "Yuki")
+    assert named.name == "Yuki"
+    explicit = phenotype("--phenotype", "demo_man", "--gender", "female")
+    assert explicit.name == "Mateo" and explicit.face == PRESETS["demo_man"].face
+    assert phenotype().name == "Mateo"
+
+
 def _write_blend(path: Path, with_character: bool) -> None:
     script = f"""
 import bpy

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from bump_contracts import render_sidecar
+from bump_contracts.cli_errors import CliParser
 
 # Kept light at import time (the backend's dispatcher imports every subcommand module to build its
 # parser): torch and diffusers load inside run().
@@ -26,7 +27,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
-    parser = parser or argparse.ArgumentParser(prog="python -m bump_backend bump", description=__doc__)
+    parser = parser or CliParser(prog="python -m bump_backend bump", description=__doc__)
     parser.add_argument("image", nargs="?", help="the render or photo to bump")
     parser.add_argument("--package", help="profile package folder (the identity reference)")
     parser.add_argument("--sidecar", help="render sidecar JSON (face geometry; without it faces are detected)")

@@ -20,13 +20,32 @@ import time
 import uuid
 from typing import Any
 
+from bump_contracts.cli_errors import CliParser
+
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+DESCRIPTION = """\
+Render profile packages, bump them on the backend(s), and render and bump shots, for many
+characters from one TOML job file (see docs/batch.md for its fields).
+
+Resumable: run the same command again after a failure or Ctrl-C and finished units are
+skipped; a changed setting redoes only the units it affects (--dry-run shows which, and why)."""
+
+EPILOG = """\
+examples:
+  python -m headless_renderer batch job.toml --dry-run      # check the file, list what would run
+  python -m headless_renderer batch job.toml --workers 2    # two render processes
+  python -m headless_renderer batch job.toml --only mateo,nadia --no-resume
+
+exit codes: 0 all done; 1 some unit failed (listed with why and its log); 2 the job file or
+options are wrong (every problem listed, nothing rendered); 130 interrupted (run again to resume)."""
 
 
 def options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("job", metavar="JOB.toml", help="the job file")
-    p.add_argument("--workers", type=int, default=None,
-                   help="render worker processes (default: CPU cores; 0 renders in this process)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="render processes (default: one per CPU core; 0 renders in this process); "
+                        "with --executor ray and no --ray-address, the local cluster's CPUs")
     p.add_argument("--dry-run", action="store_true", help="check the job and show what would run, render nothing")
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="skip units already done with the same inputs and settings (default); --no-resume redoes all")
@@ -36,7 +55,8 @@ def options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="Ray cluster to join (e.g. auto or ray://head:10001); default: start a local one")
     p.add_argument("--no-overlap", action="store_true",
                    help="bump only after every render is done (to measure what the overlap saves)")
-    p.add_argument("--render-threads", type=int, default=None, help="Cycles threads per render worker")
+    p.add_argument("--render-threads", type=int, default=None, metavar="N",
+                   help="Cycles threads per render (default: the cores split between workers; Ray: 2)")
     p.add_argument("--json", action="store_true", help="print the report summary as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress display (failures and the summary still print)")
     return p
@@ -45,8 +65,7 @@ def options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "batch", help="many characters, packages and shots from one TOML job file (resumable)",
-        description="Render packages, bump them and render/bump shots for many characters from one job file. "
-                    "Resumable: finished units are skipped; a changed setting redoes only what it affects.")
+        description=DESCRIPTION, epilog=EPILOG)
     options(p)
     p.set_defaults(handler=run)
     return p
@@ -242,7 +261,10 @@ def _sigterm_as_interrupt() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
+def build_parser() -> CliParser:
+    """The standalone ``python -m headless_renderer.batch`` command line."""
+    return options(CliParser(prog="python -m headless_renderer.batch", description=DESCRIPTION, epilog=EPILOG))
+
+
 def main(argv: list[str] | None = None, *, in_blender: bool = False) -> int:
-    parser = options(argparse.ArgumentParser(prog="python -m headless_renderer.batch", description=__doc__,
-                                             formatter_class=argparse.RawDescriptionHelpFormatter))
-    return run(parser.parse_args(argv), in_blender=in_blender)
+    return run(build_parser().parse_args(argv), in_blender=in_blender)

@@ -17,7 +17,10 @@ class Checker:
         self.problems: list[Problem] = []
 
     def add(self, path: str, message: str) -> None:
-        self.problems.append(Problem(line_of(self.lines, path), path, message))
+        # A shared table (defaults.package) is checked once per character that inherits it: say it once.
+        problem = Problem(line_of(self.lines, path), path, message)
+        if problem not in self.problems:
+            self.problems.append(problem)
 
     def table(self, value: Any, path: str) -> dict[str, Any]:
         if value is None:

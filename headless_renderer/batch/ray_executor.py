@@ -35,6 +35,28 @@ def import_ray():
     return ray
 
 
+def render_task_shape(node_cpus: list[float], workers: int | None,
+                      render_threads: int | None) -> tuple[float, int]:
+    """(CPUs a render task asks Ray for, Cycles threads it renders with), fitted to the cluster.
+
+    A task asking for more CPUs than any node has is never scheduled and the run waits forever
+    (a 1-CPU local cluster with ``--workers 1`` did). ``--render-threads N`` asks for N; else
+    ``--workers N`` shares the cluster's CPUs between N renders; else two per task: a Blender
+    render with one thread still keeps a second core busy (its scheduler threads spin while they
+    wait: 24 s of CPU for a 12 s render, measured), so "1 CPU" tasks would oversubscribe a node two
+    to one, while two threads use both cores for real (7.0 s for the same render, 13 s of CPU).
+    The request is capped at the largest node's CPUs, so it always fits somewhere.
+    """
+    largest = max(node_cpus, default=0.0)
+    if render_threads is not None and render_threads > 0:
+        threads = render_threads
+    elif workers:
+        threads = max(1, int(sum(node_cpus) // workers))
+    else:
+        threads = 2
+    return (min(float(threads), largest) if largest > 0 else 0.0), threads
+
+
 def _blocked(unit_id: str, upstream: tuple[dict[str, Any], ...]) -> dict[str, Any] | None:
     for result in upstream:
         if result.get("status") != "done":
@@ -108,12 +130,9 @@ def run_on_ray(plan: Plan, todo: list[str], options: RunOptions, progress: Progr
     (into ``results``, which keeps what finished if the run is interrupted)."""
     ray = connect(address, options.workers or None)
     out = str(plan.out)
-    # Two CPUs and two Cycles threads per render task by default: a Blender render with one thread
-    # still keeps a second core busy (its scheduler threads spin while they wait: 24 s of CPU for a
-    # 12 s render, measured), so "1 CPU" tasks would oversubscribe a node two to one, while two
-    # threads use both cores for real (7.0 s for the same render, 13 s of CPU).
-    threads = options.render_threads if options.render_threads is not None else 2
-    render = ray.remote(num_cpus=max(1, threads), max_retries=1)(_render_task)
+    node_cpus = [float(n.get("Resources", {}).get("CPU", 0)) for n in ray.nodes() if n.get("Alive")]
+    num_cpus, threads = render_task_shape(node_cpus, options.workers or None, options.render_threads)
+    render = ray.remote(num_cpus=num_cpus, max_retries=1)(_render_task)
     local = ray.remote(num_cpus=0)(_local_task)
     actor_class = ray.remote(num_cpus=0, max_concurrency=max(1, options.bump_slots))(_BackendActor)
     backends = plan.job.backends

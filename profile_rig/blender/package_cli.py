@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from bump_contracts import package_params
+from bump_contracts.cli_errors import CliParser
 from bump_contracts.errors import ContractError
 from bump_contracts.views import ViewError, near_duplicates, resolve_views
 
@@ -56,7 +57,9 @@ def add_package_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "package",
         help="render a profile package (multi-angle head shots + package.json)",
-        description="Render a character's profile package: white studio, head-aimed cameras, manifest and contact sheet.",
+        description="Render a character's profile package: white studio, head-aimed cameras, package.json and a "
+                    "contact sheet. Without --blend the built-in demo character is rendered; its phenotype options "
+                    "below shape it.",
     )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--demo", action="store_true", help="render the built-in demo character (default without --blend)")
@@ -76,9 +79,12 @@ def add_package_parser(subparsers) -> None:
     p.add_argument("--hdri", metavar="FILE", help="light with this HDRI instead of the preset's generated one")
     p.add_argument("--face-fill", type=float, default=0.40, help="share of the frame height the face fills (default 0.40)")
     p.add_argument("--lens", type=float, default=85.0, help="lens in mm on a 36 mm sensor (default 85)")
-    p.add_argument("--name", help="character name (demo default: from the preset)")
+    p.add_argument("--name", help="character name: goes into package.json and names the character id "
+                                  "(demo default: the preset's, Mateo or Aiko)")
     demo = p.add_argument_group("demo character phenotype")
-    demo.add_argument("--phenotype", default="demo_man", help="starting preset: demo_man (default), demo_woman")
+    demo.add_argument("--phenotype", default=None, metavar="PRESET",
+                      help="starting preset: demo_man (Mateo) or demo_woman (Aiko); default: the one "
+                           "nearest --gender (demo_man without it)")
     demo.add_argument("--age", type=float, help="years, 1-90")
     demo.add_argument("--gender", help="male, female or 0..1")
     demo.add_argument("--ethnicity", help="african, asian, caucasian or a mix like african=0.6,caucasian=0.4")
@@ -93,17 +99,19 @@ def add_package_parser(subparsers) -> None:
 
 
 def _phenotype(args):
-    from profile_rig.core.phenotype import PRESETS, Phenotype, parse_ethnicity, parse_gender
+    from profile_rig.core.phenotype import PRESETS, Phenotype, parse_ethnicity, parse_gender, preset_for_gender
 
-    if args.phenotype not in PRESETS:
-        raise UserError(f"unknown phenotype preset {args.phenotype!r}; presets: {', '.join(PRESETS)}")
-    data = PRESETS[args.phenotype].to_dict()
+    gender = parse_gender(args.gender) if args.gender is not None else None
+    preset = args.phenotype or preset_for_gender(gender)
+    if preset not in PRESETS:
+        raise UserError(f"unknown phenotype preset {preset!r}; presets: {', '.join(PRESETS)}")
+    data = PRESETS[preset].to_dict()
     if args.name:
         data["name"] = args.name
     if args.age is not None:
         data["age"] = args.age
-    if args.gender is not None:
-        data["gender"] = parse_gender(args.gender)
+    if gender is not None:
+        data["gender"] = gender
     if args.ethnicity:
         data["ethnicity"] = parse_ethnicity(args.ethnicity)
     for key in ("muscle", "weight", "hair_color", "eye_color", "hair"):
@@ -147,7 +155,7 @@ def _stdout_to_stderr():
 
 def run_package(args, *, in_blender: bool = False) -> int:
     from profile_rig.core.render_presets import PRESETS
-    from profile_rig.core.studio_hdri import STUDIOS
+    from profile_rig.core.studio_hdri import STUDIOS, check_environment_image
 
     try:
         views = resolve_views(args.views)
@@ -165,8 +173,10 @@ def run_package(args, *, in_blender: bool = False) -> int:
         raise UserError(str(exc)) from None
     if args.studio not in STUDIOS:
         raise UserError(f"unknown studio {args.studio!r}; presets: {', '.join(STUDIOS)}")
-    if args.hdri and not os.path.isfile(args.hdri):
-        raise UserError(f"HDRI not found: {args.hdri}")
+    if args.hdri:
+        if not os.path.isfile(args.hdri):
+            raise UserError(f"HDRI not found: {args.hdri}")
+        check_environment_image(args.hdri)  # a junk file would render magenta faces, not fail
     try:
         if args.samples is not None:
             package_params.SAMPLES.check(args.samples, "--samples")
@@ -249,7 +259,7 @@ def _render(args, phenotype, eye_bones, views, preset, out):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m profile_rig.blender.package_cli",
+    parser = CliParser(prog="python -m profile_rig.blender.package_cli",
                                      description="Render a profile package (the add-on runs this in a background process).")
     add_package_parser(parser.add_subparsers(dest="command", required=True))
     return parser

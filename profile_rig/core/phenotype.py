@@ -280,3 +280,17 @@ PRESETS: dict[str, Phenotype] = {
         face={"nose-scale-horiz": -0.25, "head-oval": 0.6, "mouth-scale-horiz": -0.1},
     ),
 }
+
+
+DEFAULT_PRESET = "demo_man"
+
+
+def preset_for_gender(gender: float | None) -> str:
+    """The demo preset to start from when none is named: the one nearest the asked gender.
+
+    Starting a woman from ``demo_man`` gave her his name and his face targets (a female "Mateo"
+    with a male jaw), so ``--gender female`` alone starts from ``demo_woman``.
+    """
+    if gender is None:
+        return DEFAULT_PRESET
+    return min(PRESETS, key=lambda name: (abs(PRESETS[name].gender - gender), name != DEFAULT_PRESET))

@@ -177,3 +177,56 @@ def read_hdr(path: str | os.PathLike) -> np.ndarray:
     if pixels.size != width * height * 4:
         raise StudioError(f"{path}: run-length encoded or truncated HDR; only flat files are read here")
     return decode_rgbe(pixels.reshape(height, width, 4))
+
+
+_IMAGE_MAGIC = {
+    b"\x76\x2f\x31\x01": "OpenEXR",
+    b"\x89PNG": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+}
+
+
+def check_environment_image(path: str | os.PathLike) -> str:
+    """Refuse a lighting image Blender could not load, before anything renders; returns its format.
+
+    Cycles renders an unreadable environment image as magenta without failing, so a junk
+    ``--hdri`` used to give a package of magenta faces and exit 0. Radiance files are checked in
+    full (header, size line, pixel data: flat or run-length scanlines); other formats by their
+    signature.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(1 << 16)
+            size = path.stat().st_size
+    except OSError as exc:
+        raise StudioError(f"HDRI {path}: cannot read it ({exc.strerror or exc})") from None
+    if head.startswith((b"#?RADIANCE", b"#?RGBE")):
+        _check_radiance(path, head, size)
+        return "Radiance HDR"
+    for magic, name in _IMAGE_MAGIC.items():
+        if head.startswith(magic):
+            return name
+    raise StudioError(f"HDRI {path}: not an image Blender can light with (expected .hdr, .exr, .png, .jpg or .tif)")
+
+
+def _check_radiance(path: Path, head: bytes, size: int) -> None:
+    end = head.find(b"\n\n")
+    line_end = head.find(b"\n", end + 2) if end >= 0 else -1
+    parts = head[end + 2 : line_end].split() if line_end >= 0 else []
+    if len(parts) != 4 or parts[0] not in (b"-Y", b"+Y") or parts[2] not in (b"+X", b"-X"):
+        raise StudioError(f"HDRI {path}: Radiance header without a size line like '-Y 512 +X 1024'")
+    try:
+        height, width = int(parts[1]), int(parts[3])
+    except ValueError:
+        raise StudioError(f"HDRI {path}: bad size line {head[end + 2 : line_end]!r}") from None
+    if not (0 < width <= 65536 and 0 < height <= 65536):
+        raise StudioError(f"HDRI {path}: size {width}x{height} is out of range")
+    data = head[line_end + 1 :]
+    run_length = data[:2] == b"\x02\x02" and 8 <= width < 32768
+    if not run_length and size - (line_end + 1) < width * height * 4:
+        raise StudioError(f"HDRI {path}: truncated ({size} bytes for {width}x{height} pixels)")
+    if run_length and size - (line_end + 1) < height * 4:
+        raise StudioError(f"HDRI {path}: truncated ({size} bytes for {height} scanlines)")

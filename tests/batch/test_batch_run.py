@@ -351,3 +351,17 @@ def test_a_model_change_reruns_only_the_bump_units(first, backend, shot_blend, t
                          env=env(), capture_output=True, text=True, timeout=120)
     assert dry.returncode == 0 and "planning with the last run's" in dry.stderr
     assert not [line for line in dry.stdout.splitlines() if line.startswith("run ")]
+
+
+@pytest.mark.slow
+def test_ray_with_one_worker_finishes(tmp_path):
+    """`--executor ray --workers 1` starts a 1-CPU cluster; its render tasks must fit it (they asked for 2
+    and the run waited forever)."""
+    pytest.importorskip("ray", reason="ray is an optional extra (pip install ray==2.60.0)")
+    job = tmp_path / "job.toml"
+    job.write_text('version = 1\n[defaults]\noutput = "out"\n[defaults.package]\nviews = ["front"]\n'
+                   'resolution = 96\npreset = "preview"\nsamples = 1\n[characters.mateo]\ndemo = "demo_man"\n'
+                   '[[entries]]\ncharacters = ["mateo"]\ntasks = ["package"]\n')
+    result = run_batch(job, "--executor", "ray", "--workers", "1", timeout=240)
+    _ok(result)
+    assert (tmp_path / "out" / "mateo" / "package" / "front.png").is_file()

@@ -370,3 +370,51 @@ def test_two_characters_from_one_preset_need_their_own_names(tmp_path):
     assert "same name 'Mateo' as characters.mateo" in problems[(6, "characters.elder")]
     job = load_job(write(tmp_path, text.replace("age = 68 }", "age = 68 }\nname = \"Elder\""), "b.toml"))
     assert [c.name for c in job.characters.values()] == ["Mateo", "Elder"]
+
+
+def test_a_misspelled_shared_field_is_reported_once(tmp_path: Path) -> None:
+    """defaults.package is checked for every character that inherits it; the typo is one problem."""
+    job = tmp_path / "job.toml"
+    job.write_text(textwrap.dedent('''
+        version = 1
+        [defaults]
+        output = "out"
+        [defaults.package]
+        resolutoin = 96
+        [characters.mateo]
+        demo = "demo_man"
+        [characters.aiko]
+        demo = "demo_woman"
+        [characters.rin]
+        demo = "demo_woman"
+        name = "Rin"
+        [[entries]]
+        characters = ["*"]
+        tasks = ["package"]
+    '''))
+    with pytest.raises(JobFileError) as info:
+        load_job(job)
+    assert [(p.line, p.field) for p in info.value.problems] == [(6, "defaults.package.resolutoin")]
+    assert str(info.value).count("resolutoin") == 1
+
+
+def test_batch_help_is_written_for_users(capsys) -> None:
+    with pytest.raises(SystemExit) as done:
+        cli.build_parser().parse_args(["--help"])
+    text = capsys.readouterr().out
+    assert done.value.code == 0
+    assert "Registered in" not in text and "add_batch_parser" not in text and "``" not in text
+    assert "examples:" in text and "--dry-run" in text and "exit codes:" in text
+
+
+def test_render_task_shape_fits_the_cluster() -> None:
+    """A render task asking for more CPUs than any node has would wait forever."""
+    from headless_renderer.batch.ray_executor import render_task_shape
+
+    assert render_task_shape([1.0], 1, None) == (1.0, 1)      # --workers 1: a 1-CPU local cluster
+    assert render_task_shape([2.0], 2, None) == (1.0, 1)      # two renders share two CPUs
+    assert render_task_shape([8.0], 2, None) == (4.0, 4)
+    assert render_task_shape([4.0, 4.0], None, None) == (2.0, 2)  # a cluster, no --workers: two each
+    assert render_task_shape([1.0], None, None) == (1.0, 2)   # capped at the node; still two threads
+    assert render_task_shape([2.0, 16.0], None, 8) == (8.0, 8)  # --render-threads wins
+    assert render_task_shape([4.0], 1, 32) == (4.0, 32)

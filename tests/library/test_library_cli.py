@@ -82,3 +82,64 @@ def test_no_traceback_from_a_real_process(tmp_path: Path) -> None:
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip() == f"error: {(tmp_path / 'nolib').resolve()} is not a character library (no library.json); create one with 'library create'"
+
+
+def _run_module(home: Path, *argv: str) -> subprocess.CompletedProcess:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "BUMP_STUDIO_LIBRARY"}
+    return subprocess.run([sys.executable, "-m", "headless_renderer", "library", *argv], capture_output=True,
+                          text=True, env={**env, "HOME": str(home)}, timeout=60)
+
+
+def test_default_library_is_made_on_first_use(tmp_path: Path) -> None:
+    """A fresh install's first `library list` works; a typo'd --library folder is still refused."""
+    done = _run_module(tmp_path, "list")
+    assert done.returncode == 0 and done.stdout.strip() == "(no characters)", done.stderr
+    assert (tmp_path / "BumpStudio" / "library" / "library.json").is_file()
+    done = _run_module(tmp_path, "--library", str(tmp_path / "typo"), "list")
+    assert done.returncode == 2 and not (tmp_path / "typo").exists()
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: ")
+
+
+def test_trash_list_restore_by_name_and_empty(tmp_path: Path, capsys) -> None:
+    lib = tmp_path / "lib"
+    run_json(lib, capsys, "create", "Zoë Park", "--age", "30")
+    run_json(lib, capsys, "delete", "Zoë Park")
+    run_json(lib, capsys, "create", "Zoë Park", "--age", "31")  # a second one of that name, deleted later
+    run_json(lib, capsys, "delete", "zoë park")
+    code, out = run_json(lib, capsys, "trash", "list")
+    assert code == 0 and [t["name"] for t in out["trash"]] == ["Zoë Park", "Zoë Park"]
+    code, out = run_json(lib, capsys, "trash", "restore", "ZOË PARK")  # by name: the newest comes back
+    assert code == 0 and out["character"]["name"] == "Zoë Park" and out["character"]["age"] == 31
+    code, out = run_json(lib, capsys, "trash", "restore", "Zoë Park")  # the other one: the name is taken now
+    assert code == 2 and "Zoë Park" in out["error"]
+    code, out = run_json(lib, capsys, "trash", "restore", "Nobody")
+    assert code == 2 and "library trash list" in out["error"]
+    code, out = run_json(lib, capsys, "trash", "empty")
+    assert code == 0 and out["removed"] == 1
+    code, out = run_json(lib, capsys, "trash", "list")
+    assert out["trash"] == []
+
+
+def test_unknown_bump_key_is_refused_with_a_suggestion(tmp_path: Path, capsys) -> None:
+    code, out = run_json(tmp_path / "lib", capsys, "create", "Ana", "--bump", "stepz=3")
+    assert code == 2 and out["error"] == "bump: unknown setting 'stepz'; did you mean 'steps'?"
+    code, out = run_json(tmp_path / "lib", capsys, "create", "Ana", "--bump", "steps=999")
+    assert code == 2 and "bump.steps" in out["error"]
+    code, out = run_json(tmp_path / "lib", capsys, "create", "Ana", "--bump", "face_denoise=0.3")
+    assert code == 0 and out["character"]["bump"] == {"face_denoise": 0.3}
+
+
+def test_stored_unknown_bump_keys_still_open(tmp_path: Path) -> None:
+    """A character.json written before unknown names were refused still loads (and repairs)."""
+    from character_library import Library
+
+    with Library.open(tmp_path / "lib") as lib:
+        folder = lib.characters_dir / lib.create_character("Old", bump={"steps": 30}).folder
+    doc = json.loads((folder / "character.json").read_text())
+    doc["bump"]["legacy_knob"] = 1
+    (folder / "character.json").write_text(json.dumps(doc))
+    lib, report = Library.repair(tmp_path / "lib")
+    with lib:
+        assert lib.get_character("Old").bump == {"steps": 30, "legacy_knob": 1} and not report.problems
