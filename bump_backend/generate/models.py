@@ -122,19 +122,6 @@ def named_checkpoint(model: str) -> str:
     return str(found.path) if found is not None else model
 
 
-def preset_of(spec: ModelSpec) -> str | None:
-    """The preset whose hub files ``spec`` uses (for the `models fetch` line of a message)."""
-    for name, preset in REGISTRY.items():
-        if (preset.base, preset.ip_adapter, preset.ip_adapter_weight) == (spec.base, spec.ip_adapter,
-                                                                         spec.ip_adapter_weight):
-            return name
-    for name, preset in REGISTRY.items():  # a part of a preset: its base, or its adapter
-        if preset.base == spec.base or (spec.ip_adapter and (preset.ip_adapter, preset.ip_adapter_weight)
-                                        == (spec.ip_adapter, spec.ip_adapter_weight)):
-            return name
-    return None
-
-
 def locate_all(spec: ModelSpec, found: list[model_files.FoundFile] | None = None) -> list[model_files.Located]:
     """Every part ``spec`` needs and where it is on this machine (one scan of the registered folders)."""
     found = model_files.scan_registered() if found is None else found
@@ -178,11 +165,21 @@ def localize(spec: ModelSpec, located: list[model_files.Located] | None = None) 
     return replace(spec, **changes) if changes else spec
 
 
+def preset_for_need(need: model_files.Need) -> str | None:
+    """The first preset that needs exactly these hub files (so `models fetch PRESET` downloads them)."""
+    if need.repo is None:
+        return None
+    for name, preset in REGISTRY.items():
+        if any((n.repo, n.files) == (need.repo, need.files) for n in model_files.needs_of(preset)):
+            return name
+    return None
+
+
 def fix_hint(spec: ModelSpec, role: str) -> str:
     """`` Fix: <command>`` for the part ``role`` of ``spec`` (the exact models command that supplies it)."""
     for item in locate_all(spec):
         if item.need.role == role and not item.ok:
-            return f" Fix: {model_files.fix_line(item, preset_of(spec))}"
+            return f" Fix: {model_files.fix_line(item, preset_for_need(item.need))}"
     return ""
 
 

@@ -124,7 +124,8 @@ def cmd_add_folder(args: argparse.Namespace) -> int:
     counts: dict[str, int] = {}
     for item in found:
         counts[item.kind] = counts.get(item.kind, 0) + 1
-    listed = ", ".join(f"{n} {KIND_LABELS[k]}(s)" for k, n in counts.items()) or "no model files yet"
+    listed = ", ".join(f"{counts[k]} {label}(s)" for k, label in KIND_LABELS.items() if k in counts) or \
+        "no model files yet"
     print(f"{'registered' if new else 'already registered'}: {folder} ({model_files.layout_of(folder)}): {listed}")
     for item in found:
         if item.pickled:
