@@ -415,10 +415,6 @@ def _load_ip_adapter(pipe, spec: ModelSpec, dtype: torch.dtype) -> str | None:
             import peft  # noqa: F401  (without it diffusers skips FaceID's LoRA with only a log line)
         except ImportError as exc:
             raise ModelError("FaceID IP-Adapters need `peft` for their LoRA: pip install peft") from exc
-    if not spec.ip_adapter_weight.lower().endswith(".safetensors"):
-        where = Path(spec.ip_adapter) / spec.ip_adapter_subfolder / spec.ip_adapter_weight
-        raise ModelError(f"IP-Adapter {spec.ip_adapter_weight}: pickled weights are never loaded; convert the file "
-                         f"once with `{model_files.MODELS_CMD} convert {where}` and use the .safetensors it writes")
     if spec.image_encoder and kind != "faceid":
         _load_image_encoder(pipe, spec.image_encoder, dtype, spec)
     local = Path(spec.ip_adapter).is_dir()
@@ -469,6 +465,10 @@ def load_models(spec: ModelSpec) -> LoadedModels:
     dtype = pick_dtype(spec.dtype, device)
     family = _detect_family(spec)
     extra: dict[str, Any] = {}
+    if spec.ip_adapter and not spec.ip_adapter_weight.lower().endswith(".safetensors"):
+        where = Path(spec.ip_adapter) / spec.ip_adapter_subfolder / spec.ip_adapter_weight
+        raise ModelError(f"IP-Adapter {spec.ip_adapter_weight}: pickled weights are never loaded; convert the file "
+                         f"once with `{model_files.MODELS_CMD} convert {where}` and use the .safetensors it writes")
     if _ip_adapter_kind(spec.ip_adapter_weight).startswith("faceid") and spec.ip_adapter:
         extra["face_embedder"] = _load_face_embedder(spec)  # first: its error is the cheapest to hit
     pipe = _load_base(spec, family, dtype)
