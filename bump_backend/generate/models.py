@@ -333,7 +333,7 @@ CLIP_HEADS = {768: 12, 1024: 16, 1280: 16, 1664: 16}
 
 def clip_vision_config(state: dict[str, torch.Tensor]):
     """A ``CLIPVisionConfig`` read off a transformers-keyed CLIP vision state dict (a single file has none)."""
-    from transformers import CLIPVisionConfig
+    from transformers import CLIPVisionConfig  # heavy: loaded with the model, like the other loaders here
 
     prefix = "vision_model."
     patch = state[prefix + "embeddings.patch_embedding.weight"]
@@ -349,7 +349,7 @@ def clip_vision_config(state: dict[str, torch.Tensor]):
 
 def _encoder_from_file(path: Path, dtype: torch.dtype):
     """A single-file CLIP vision encoder (ComfyUI's ``models/clip_vision``, a converted ``clip_h``), used in place."""
-    from safetensors.torch import load_file
+    from safetensors.torch import load_file  # heavy: loaded with the model
     from transformers import CLIPVisionModelWithProjection
 
     state = load_file(str(path))

@@ -271,6 +271,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 def smoke_run(device: str = "auto") -> str:
     """The whole pipeline (faces from a sidecar, img2img, IP-Adapter, paste) on a tiny random model in a
     temporary folder that is deleted afterwards: it checks the install, it makes no result."""
+    # the engine, torch and the tiny-model builders: only doctor's smoke run loads them
     import numpy as np
     import torch
 
@@ -306,7 +307,7 @@ def smoke_run(device: str = "auto") -> str:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    import torch
+    import torch  # doctor reports on torch itself
 
     problems = 0
     print(f"python: {platform.python_version()} ({sys.executable})")
