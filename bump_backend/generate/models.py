@@ -445,8 +445,12 @@ def _load_loras(pipe, loras: tuple[LoraSpec, ...]) -> list[str]:
     names = []
     for i, lora in enumerate(loras):
         path = Path(lora.path)
+        if path.suffix.lower() in model_files.PICKLE_SUFFIXES and path.is_file():
+            raise ModelError(f"LoRA {lora.path} is pickled, which is never loaded. Fix: "
+                             f"{model_files.MODELS_CMD} convert {lora.path}")
         if path.suffix != ".safetensors" or not path.is_file():
-            raise ModelError(f"LoRA not found or not a .safetensors file: {lora.path}")
+            raise ModelError(f"LoRA not found or not a .safetensors file: {lora.path}. Fix: give its path, or "
+                             f"`{model_files.MODELS_CMD} add-folder DIR` with the folder holding it and --lora NAME")
         name = f"lora{i}_{path.stem}"[:60]
         try:
             pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=name)

@@ -340,9 +340,15 @@ def test_no_runtime_code_loads_pickles():
     assert calls and all("weights_only=True" in line for line in calls)
 
 
-def test_a_pickled_ip_adapter_is_refused_with_the_convert_line(spec, tmp_path):
+def test_pickled_weights_are_refused_with_the_convert_line(spec, tmp_path):
+    from bump_backend.generate import LoraSpec
+
     with pytest.raises(ModelError, match="models convert"):
         BumpEngine(replace(spec, ip_adapter_weight="ip-adapter-faceid-plusv2_sd15.bin"))
+    lora = tmp_path / "detail.pt"
+    torch.save({"x": torch.ones(1)}, lora)
+    with pytest.raises(ModelError, match=f"Fix: python -m bump_backend models convert {lora}"):
+        BumpEngine(replace(spec, loras=(LoraSpec(str(lora)),)))
 
 
 def test_doctor_labels_its_smoke_run(isolated):
@@ -355,3 +361,26 @@ def test_doctor_labels_its_smoke_run(isolated):
     assert "presets complete: none" in done.stdout
     assert lines[-1].startswith("smoke test (tiny random model, not a result): ok on cpu")
     assert "1 face(s), img2img + IP-Adapter plus-face + paste" in lines[-1] and "nothing written" in lines[-1]
+
+
+def test_bump_and_serve_take_the_same_model_options(tmp_path):
+    from bump_backend.cli import build_parser, commands
+    from bump_backend.server.cli import config_from_args
+
+    parser = build_parser(commands())
+    subcommands = parser._subparsers._group_actions[0]  # the {faces,bump,serve,models,...} action
+
+    def model_flags(name: str) -> set[str]:
+        group = next(g for g in subcommands.choices[name]._action_groups if g.title == "model")
+        return {o for action in group._group_actions for o in action.option_strings}
+
+    assert model_flags("bump") == model_flags("serve") >= {"--model", "--config", "--lora", "--face-embedder",
+                                                            "--image-encoder", "--ip-adapter", "--device"}
+    lora = tmp_path / "detail.safetensors"
+    args = parser.parse_args(["serve", "--model", str(tmp_path / "tiny.safetensors"), "--config", str(tmp_path),
+                              "--lora", f"{lora}:0.6", "--face-embedder", str(tmp_path / "w600k_r50.onnx"),
+                              "--device", "cpu", "--data-dir", str(tmp_path / "data")])
+    config = config_from_args(args)
+    assert config.model.base == str(tmp_path / "tiny.safetensors") and config.model.config == str(tmp_path)
+    assert [(x.path, x.weight) for x in config.model.loras] == [(str(lora), 0.6)]
+    assert config.model.face_embedder == str(tmp_path / "w600k_r50.onnx") and config.model_name == "tiny.safetensors"
