@@ -423,9 +423,13 @@ class BUMP_STUDIO_OT_check_backend(bpy.types.Operator):
         except BackendError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        model = (health.model or {}).get("name") or (health.model or {}).get("spec", {}).get("base") or "?"
+        if health.model_state is None:  # a server with a token answered only the public fields
+            self.report({"INFO"}, f"backend {health.version} is up; it needs a token (set it in the preferences)")
+            return {"FINISHED"}
+        model = health.model.name if health.model is not None else "?"
+        device = health.capabilities.device if health.capabilities is not None else "?"
         state = health.model_state if health.model_state != "failed" else f"failed: {health.model_error}"
-        self.report({"INFO"}, f"backend {health.version} on {health.device}, model {model} ({state}), "
+        self.report({"INFO"}, f"backend {health.version} on {device}, model {model} ({state}), "
                               f"{health.queue_length} queued")
         return {"FINISHED"}
 

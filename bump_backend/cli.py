@@ -34,6 +34,7 @@ SUBCOMMANDS: dict[str, str] = {
     "bump": "bump_backend.generate.cli",
     "serve": "bump_backend.server.cli",
     "import-images": "bump_backend.library_import_cli",
+    "models": "bump_backend.generate.models_cli",
 }
 
 

@@ -37,11 +37,11 @@ from bump_contracts.bump_job import (
     START_HINT,
     ContractError,
     FileInfo,
-    Health,
     JobRequest,
     JobStatus,
     sniff_image_type,
 )
+from bump_contracts.health import Health
 
 __all__ = [
     "AuthError",
@@ -218,7 +218,10 @@ class BumpClient:
     # -- server ----------------------------------------------------------------------------------
     def health(self) -> Health:
         """The backend's health; raises BackendNotRunning with the command that starts it."""
-        return Health.from_dict(self._request("GET", f"{API_PREFIX}/health", timeout=10).json())
+        try:
+            return Health.from_dict(self._request("GET", f"{API_PREFIX}/health", timeout=10).json())
+        except (ContractError, ValueError) as exc:
+            raise BackendError(f"{self.url} did not answer with a bump backend health document: {exc}") from None
 
     def is_running(self) -> bool:
         try:

@@ -474,28 +474,6 @@ class JobStatus:
         )
 
 
-@dataclass(frozen=True)
-class Health:
-    """``GET /v1/health``: is the backend up, what runs it, how busy it is (no token needed)."""
-
-    status: str
-    version: str
-    contract_version: int
-    device: str
-    model_state: str  # loading | ready | failed
-    model: dict[str, Any]
-    model_error: str | None
-    queue_length: int
-    queue_capacity: int
-    running: str | None
-    auth_required: bool
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Health:
-        names = cls.__dataclass_fields__
-        return cls(**{k: data.get(k) for k in names})
-
-
 def error_document(status: int, code: str, message: str, field: str | None = None) -> dict[str, Any]:
     """Every 4xx/5xx body: ``{"error": {"status", "code", "message", "field"}}``."""
     return {"error": {"status": status, "code": code, "message": message, "field": field}}

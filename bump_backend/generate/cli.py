@@ -8,10 +8,10 @@ Writes ``<stem>.png`` (A1111 ``parameters`` + record chunks), ``<stem>.json`` (t
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
+from bump_backend.generate.model_args import add_model_options, spec_from_args
 from bump_contracts import render_sidecar
 from bump_contracts.cli_errors import CliParser
 
@@ -39,18 +39,6 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                         help="that character's negative items, added to the face-pass negative (repeatable)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--stem", default=None, help="output file name stem (default: the image's)")
-    parser.add_argument("--model", default=None, help="registry name (sd15, sdxl), hub id, diffusers folder or "
-                        ".safetensors checkpoint")
-    parser.add_argument("--config", default=None, help="diffusers config folder for a single-file checkpoint")
-    parser.add_argument("--ip-adapter", default=None, help="IP-Adapter repo id or folder ('none' to disable)")
-    parser.add_argument("--ip-adapter-weight", default=None, help="weight file name inside its subfolder")
-    parser.add_argument("--ip-adapter-subfolder", default=None, help="subfolder of the weight ('' for the top)")
-    parser.add_argument("--image-encoder", default=None,
-                        help="CLIP image encoder folder or owner/repo/sub/folder (FaceID-plus releases ship none)")
-    parser.add_argument("--face-embedder", default=None,
-                        help="FaceID: insightface recognition model (buffalo_l's w600k_r50.onnx or its folder)")
-    parser.add_argument("--lora", action="append", default=[], help="LoRA .safetensors[:weight] (repeatable)")
-    parser.add_argument("--device", default=None, help="cuda, cpu or auto")
     parser.add_argument("--prompt", default=None)
     parser.add_argument("--negative-prompt", default=None)
     parser.add_argument("--seed", type=int, default=None, help="-1 for random (recorded)")
@@ -71,7 +59,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--no-whole-pass", action="store_true")
     parser.add_argument("--settings-from", default=None, help="a PNG with A1111 'parameters' to start from")
     parser.add_argument("--reproduce", default=None, help="replay a record (our PNG or JSON) instead")
-    return parser
+    return add_model_options(parser)
 
 
 def _settings(args: argparse.Namespace):
@@ -99,27 +87,6 @@ def _settings(args: argparse.Namespace):
     if args.no_whole_pass:
         base["whole_pass"] = False
     return BumpSettings.from_dict({**base, "face": PassOverrides(**face)})
-
-
-def _spec(args: argparse.Namespace):
-    from bump_backend.generate.models import LoraSpec, resolve_spec
-
-    loras = []
-    for item in args.lora:
-        path, sep, weight = item.rpartition(":")
-        if sep and re.fullmatch(r"-?\d+(\.\d+)?", weight):
-            loras.append(LoraSpec(path, float(weight)))
-        else:
-            loras.append(LoraSpec(item))
-    overrides = {"config": args.config, "ip_adapter_weight": args.ip_adapter_weight, "device": args.device,
-                 "loras": tuple(loras) if loras else None, "ip_adapter_subfolder": args.ip_adapter_subfolder,
-                 "image_encoder": args.image_encoder, "face_embedder": args.face_embedder}
-    spec = resolve_spec(args.model, **overrides)
-    if args.ip_adapter is not None:
-        from dataclasses import replace
-
-        spec = replace(spec, ip_adapter=None if args.ip_adapter.lower() == "none" else args.ip_adapter)
-    return spec
 
 
 def _pairs(items: list[str], flag: str, what: str) -> dict[str, str]:
@@ -166,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         for key, flag in (("prompt", "--character-prompt"), ("negative_prompt", "--character-negative")):
             for cid, text in _pairs(getattr(args, flag[2:].replace("-", "_")), flag, "TEXT").items():
                 character_prompts.setdefault(cid, {})[key] = text
-        engine = BumpEngine(_spec(args))
+        engine = BumpEngine(spec_from_args(args))
         result = engine.run(args.image, args.package, sidecar=sidecar, settings=settings, progress=_print_progress,
                             packages=packages, character_prompts=character_prompts)
     except ModelError as exc:

@@ -16,9 +16,8 @@ from typing import Any
 
 import torch
 
-SD15_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-SDXL_REPO = "stabilityai/stable-diffusion-xl-base-1.0"
-IP_ADAPTER_REPO = "h94/IP-Adapter"
+from bump_backend.generate import model_files
+from bump_backend.generate.model_files import FACEID_REPO, IP_ADAPTER_REPO, SD15_REPO, SDXL_REPO
 
 
 class ModelError(RuntimeError):
@@ -96,7 +95,7 @@ REGISTRY: dict[str, ModelSpec] = {
     # FaceID-plus-v2: h94 publishes these weights as pickles (.bin); they load here only once converted
     # to .safetensors. Needs face_embedder (insightface buffalo_l) and peft for its LoRA.
     "sd15-faceid-plusv2": ModelSpec(
-        ip_adapter="h94/IP-Adapter-FaceID",
+        ip_adapter=FACEID_REPO,
         ip_adapter_subfolder="",
         ip_adapter_weight="ip-adapter-faceid-plusv2_sd15.safetensors",
         image_encoder=f"{IP_ADAPTER_REPO}/models/image_encoder",
@@ -111,8 +110,77 @@ def resolve_spec(model: str | ModelSpec | None, **overrides: Any) -> ModelSpec:
     elif model is None or model in REGISTRY:
         spec = REGISTRY[model or "sd15"]
     else:
-        spec = replace(REGISTRY["sd15"], base=str(model))
+        spec = replace(REGISTRY["sd15"], base=named_checkpoint(str(model)))
     return replace(spec, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def named_checkpoint(model: str) -> str:
+    """``--model NAME``: a checkpoint of a registered folder by file name or stem, else ``model`` itself."""
+    if Path(model).expanduser().exists() or "/" in model or "\\" in model:
+        return model
+    found = model_files.find_named(model, "checkpoint")
+    return str(found.path) if found is not None else model
+
+
+def locate_all(spec: ModelSpec, found: list[model_files.FoundFile] | None = None) -> list[model_files.Located]:
+    """Every part ``spec`` needs and where it is on this machine (one scan of the registered folders)."""
+    found = model_files.scan_registered() if found is None else found
+    return [model_files.locate(need, found) for need in model_files.needs_of(spec)]
+
+
+def localize(spec: ModelSpec, located: list[model_files.Located] | None = None) -> ModelSpec:
+    """``spec`` with hub parts that are not in the HF cache replaced by the files found in registered folders.
+
+    Parts in the HF cache keep their hub id (diffusers reads the cache); parts found nowhere are
+    left as they are, so the loader's error (with its fix line) names them.
+    """
+    located = locate_all(spec) if located is None else located
+    parts = {item.need.role: item for item in located}
+    changes: dict[str, Any] = {}
+
+    def from_folder(role: str) -> model_files.FoundFile | None:
+        item = parts.get(role)
+        return item.found if item is not None and item.found is not None and item.found.source.startswith(
+            "folder") else None
+
+    base = from_folder("base")
+    if base is not None:
+        changes["base"] = str(base.path)
+        configs = parts.get("base-configs")
+        if base.path.is_file() and spec.config is None and configs is not None and configs.found is not None:
+            changes["config"] = str(configs.found.path)
+    adapter = from_folder("ip-adapter")
+    if adapter is not None:
+        changes.update(ip_adapter=str(adapter.path.parent), ip_adapter_subfolder="",
+                       ip_adapter_weight=adapter.path.name)
+    encoder = parts.get("image-encoder")
+    if encoder is not None and encoder.found is not None and (adapter is not None or from_folder("image-encoder")):
+        changes["image_encoder"] = str(encoder.found.path)
+    elif adapter is not None and encoder is not None and encoder.need.repo is not None and spec.image_encoder is None:
+        # the adapter lies in a folder, its encoder only on the hub: name it there (fetched once when online)
+        changes["image_encoder"] = f"{encoder.need.repo}/{Path(encoder.need.files[0]).parent.as_posix()}"
+    embedder = from_folder("face-embedder")
+    if embedder is not None and spec.face_embedder is None:
+        changes["face_embedder"] = str(embedder.path)
+    return replace(spec, **changes) if changes else spec
+
+
+def preset_for_need(need: model_files.Need) -> str | None:
+    """The first preset that needs exactly these hub files (so `models fetch PRESET` downloads them)."""
+    if need.repo is None:
+        return None
+    for name, preset in REGISTRY.items():
+        if any((n.repo, n.files) == (need.repo, need.files) for n in model_files.needs_of(preset)):
+            return name
+    return None
+
+
+def fix_hint(spec: ModelSpec, role: str) -> str:
+    """`` Fix: <command>`` for the part ``role`` of ``spec`` (the exact models command that supplies it)."""
+    for item in locate_all(spec):
+        if item.need.role == role and not item.ok:
+            return f" Fix: {model_files.fix_line(item, preset_for_need(item.need))}"
+    return ""
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -156,17 +224,17 @@ def _detect_family(spec: ModelSpec) -> str:
     return "sdxl" if "xl" in spec.base.lower() else "sd15"
 
 
-def _missing(what: str, where: str, exc: BaseException) -> ModelError:
+def _missing(what: str, where: str, exc: BaseException, spec: ModelSpec, role: str) -> ModelError:
+    fix = fix_hint(spec, role)
     if where.startswith((".", "/", "~")) or "\\" in where or Path(where).parent.exists() and where.count("/") != 1:
         return ModelError(f"{what} not found at the local path {where}: put the model files there (a diffusers "
-                          f"folder, or a .safetensors checkpoint) or give a hub id. Cause: {type(exc).__name__}: {exc}")
-    hint = (
-        f"{what} not found: {where}. Download it once with network access (e.g. `huggingface-cli download "
-        f"{where}`), or put the files in a local folder and pass its path"
-    )
-    if offline():
-        hint += " (HF_HUB_OFFLINE is set, so nothing is downloaded)"
-    return ModelError(f"{hint}. Cause: {type(exc).__name__}: {exc}")
+                          f"folder, or a .safetensors checkpoint) or give a hub id.{fix} "
+                          f"Cause: {type(exc).__name__}: {exc}")
+    if not fix:
+        fix = (f" Fix: `{model_files.MODELS_CMD} add-folder DIR` with the folder that holds it (A1111, Forge, "
+               "ComfyUI or any folder), then pass its file or folder name")
+    note = " (HF_HUB_OFFLINE is set, so nothing is downloaded)" if offline() else ""
+    return ModelError(f"{what} not found: {where}{note}.{fix}. Cause: {type(exc).__name__}: {exc}")
 
 
 def file_shorthash(path: str | Path) -> str:
@@ -229,21 +297,23 @@ def _load_base(spec: ModelSpec, family: str, dtype: torch.dtype):
         common.update(safety_checker=None, requires_safety_checker=False)
     if is_single_file(spec.base):
         if not Path(spec.base).is_file():
-            raise ModelError(f"checkpoint file not found: {spec.base}. Put the .safetensors file there or fix the path")
+            raise ModelError(f"checkpoint file not found: {spec.base}. Put the .safetensors file there or fix the path"
+                             f" (or `{model_files.MODELS_CMD} add-folder DIR` and --model NAME)")
         config = spec.config or (SDXL_REPO if family == "sdxl" else SD15_REPO)
         try:
             return cls.from_single_file(spec.base, config=config, local_files_only=offline() or Path(config).is_dir(),
                                         **common)
         except (OSError, ValueError) as exc:
+            preset = "sdxl" if family == "sdxl" else "sd15"
             raise ModelError(
                 f"cannot load single-file checkpoint {spec.base}: it needs a diffusers config folder of the same "
-                f"family ({config}); run once online so the configs (a few kB, no weights) are cached, or pass a "
-                f"local folder as `config`. Cause: {type(exc).__name__}: {exc}"
+                f"family ({config}): `{model_files.MODELS_CMD} fetch {preset} --configs-only` caches them (a few kB, "
+                f"no weights), or pass a local folder as --config. Cause: {type(exc).__name__}: {exc}"
             ) from exc
     try:
         return cls.from_pretrained(spec.base, local_files_only=offline() or Path(spec.base).is_dir(), **common)
     except (OSError, ValueError) as exc:
-        raise _missing("base model", spec.base, exc) from exc
+        raise _missing("base model", spec.base, exc, spec, "base") from exc
 
 
 def _ip_adapter_kind(weight: str) -> str:
@@ -257,22 +327,65 @@ def _ip_adapter_kind(weight: str) -> str:
     return "plain"
 
 
-def _load_image_encoder(pipe, where: str, dtype: torch.dtype) -> None:
-    """Register a CLIP image encoder from a folder or "owner/repo/sub/folder" before the adapter loads."""
+# CLIP vision widths -> attention heads (not readable from the weights): ViT-B/L/H/bigG as released.
+CLIP_HEADS = {768: 12, 1024: 16, 1280: 16, 1664: 16}
+
+
+def clip_vision_config(state: dict[str, torch.Tensor]):
+    """A ``CLIPVisionConfig`` read off a transformers-keyed CLIP vision state dict (a single file has none)."""
+    from transformers import CLIPVisionConfig  # heavy: loaded with the model, like the other loaders here
+
+    prefix = "vision_model."
+    patch = state[prefix + "embeddings.patch_embedding.weight"]
+    hidden, patch_size = int(patch.shape[0]), int(patch.shape[-1])
+    positions = int(state[prefix + "embeddings.position_embedding.weight"].shape[0]) - 1
+    layers = 1 + max(int(k.split(".")[3]) for k in state if k.startswith(prefix + "encoder.layers."))
+    return CLIPVisionConfig(
+        hidden_size=hidden, patch_size=patch_size, image_size=int(round(positions ** 0.5)) * patch_size,
+        num_hidden_layers=layers, num_attention_heads=CLIP_HEADS.get(hidden, max(1, hidden // 64)),
+        intermediate_size=int(state[prefix + "encoder.layers.0.mlp.fc1.weight"].shape[0]),
+        projection_dim=int(state["visual_projection.weight"].shape[0]), hidden_act="gelu", layer_norm_eps=1e-5)
+
+
+def _encoder_from_file(path: Path, dtype: torch.dtype):
+    """A single-file CLIP vision encoder (ComfyUI's ``models/clip_vision``, a converted ``clip_h``), used in place."""
+    from safetensors.torch import load_file  # heavy: loaded with the model
+    from transformers import CLIPVisionModelWithProjection
+
+    state = load_file(str(path))
+    if not any(k.startswith("vision_model.") for k in state):
+        raise ModelError(f"{path}: not a CLIP vision encoder in transformers' layout (no vision_model.* keys)")
+    encoder = CLIPVisionModelWithProjection(clip_vision_config(state))
+    missing, unexpected = encoder.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("position_ids")]
+    if missing or unexpected:
+        raise ModelError(f"{path}: CLIP vision weights do not fit ({len(missing)} missing, {len(unexpected)} "
+                         "unexpected keys)")
+    return encoder.to(dtype).eval()
+
+
+def _load_image_encoder(pipe, where: str, dtype: torch.dtype, spec: ModelSpec) -> None:
+    """Register a CLIP image encoder from a folder, a .safetensors file or "owner/repo/sub/folder"."""
     from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
     local = Path(where).expanduser()
-    if local.is_dir():
-        repo, subfolder = str(local), None
+    if local.is_file():
+        if local.suffix.lower() != ".safetensors":
+            raise ModelError(f"{local}: pickled weights are not loaded; convert it once with "
+                             f"`{model_files.MODELS_CMD} convert {local}`")
+        encoder = _encoder_from_file(local, dtype)
     else:
-        parts = where.strip("/").split("/")
-        repo, subfolder = "/".join(parts[:2]), "/".join(parts[2:]) or None
-    try:
-        encoder = CLIPVisionModelWithProjection.from_pretrained(repo, subfolder=subfolder or "", dtype=dtype,
-                                                                use_safetensors=True,
-                                                                local_files_only=offline() or local.is_dir())
-    except (OSError, ValueError) as exc:
-        raise _missing("CLIP image encoder", where, exc) from exc
+        if local.is_dir():
+            repo, subfolder = str(local), None
+        else:
+            parts = where.strip("/").split("/")
+            repo, subfolder = "/".join(parts[:2]), "/".join(parts[2:]) or None
+        try:
+            encoder = CLIPVisionModelWithProjection.from_pretrained(repo, subfolder=subfolder or "", dtype=dtype,
+                                                                    use_safetensors=True,
+                                                                    local_files_only=offline() or local.is_dir())
+        except (OSError, ValueError) as exc:
+            raise _missing("CLIP image encoder", where, exc, spec, "image-encoder") from exc
     size = int(encoder.config.image_size)
     pipe.register_modules(image_encoder=encoder,
                           feature_extractor=CLIPImageProcessor(size=size, crop_size=size))
@@ -284,8 +397,9 @@ def _load_face_embedder(spec: ModelSpec):
     if not spec.face_embedder:
         raise ModelError(
             f"the FaceID IP-Adapter {spec.ip_adapter_weight} needs face embeddings from an insightface recognition "
-            "model: download insightface's buffalo_l model pack once (it contains w600k_r50.onnx) and pass its "
-            "file or folder as the face embedder (--face-embedder / ModelSpec.face_embedder)")
+            "model: download insightface's buffalo_l model pack once (it contains w600k_r50.onnx), then "
+            f"`{model_files.MODELS_CMD} add-folder DIR` with the folder holding it (ComfyUI's models/insightface "
+            "is found as is), or pass its file or folder with --face-embedder")
     try:
         return ArcFaceEmbedder(spec.face_embedder)
     except FaceEmbedderError as exc:
@@ -302,7 +416,7 @@ def _load_ip_adapter(pipe, spec: ModelSpec, dtype: torch.dtype) -> str | None:
         except ImportError as exc:
             raise ModelError("FaceID IP-Adapters need `peft` for their LoRA: pip install peft") from exc
     if spec.image_encoder and kind != "faceid":
-        _load_image_encoder(pipe, spec.image_encoder, dtype)
+        _load_image_encoder(pipe, spec.image_encoder, dtype, spec)
     local = Path(spec.ip_adapter).is_dir()
     encoder_folder = None if kind == "faceid" or spec.image_encoder else spec.image_encoder_folder
     try:
@@ -316,14 +430,12 @@ def _load_ip_adapter(pipe, spec: ModelSpec, dtype: torch.dtype) -> str | None:
     except (OSError, ValueError, KeyError) as exc:
         where = "/".join(p for p in (spec.ip_adapter, spec.ip_adapter_subfolder, spec.ip_adapter_weight) if p)
         what = "IP-Adapter" if encoder_folder is None else "IP-Adapter (with its image_encoder folder)"
-        hint = ""
-        if kind.startswith("faceid"):
-            hint = (" (h94/IP-Adapter-FaceID publishes .bin pickles, which are not loaded here: convert the file "
-                    "to .safetensors once with a tool you trust, keeping its image_proj.* and ip_adapter.* keys)")
-        raise _missing(what + hint, where, exc) from exc
+        role = "ip-adapter" if encoder_folder is None or fix_hint(spec, "ip-adapter") else "image-encoder"
+        raise _missing(what, where, exc, spec, role) from exc
     if kind in ("faceid-plus", "faceid-plusv2") and getattr(pipe, "image_encoder", None) is None:
         raise ModelError(f"the FaceID-plus adapter {spec.ip_adapter_weight} also needs a CLIP image encoder: set "
-                         f"image_encoder (e.g. {IP_ADAPTER_REPO}/models/image_encoder, or a local folder)")
+                         f"--image-encoder (e.g. {IP_ADAPTER_REPO}/models/image_encoder, a local folder or file; "
+                         f"`{model_files.MODELS_CMD} fetch sd15` fetches that one)")
     return kind
 
 
@@ -333,8 +445,12 @@ def _load_loras(pipe, loras: tuple[LoraSpec, ...]) -> list[str]:
     names = []
     for i, lora in enumerate(loras):
         path = Path(lora.path)
+        if path.suffix.lower() in model_files.PICKLE_SUFFIXES and path.is_file():
+            raise ModelError(f"LoRA {lora.path} is pickled, which is never loaded. Fix: "
+                             f"{model_files.MODELS_CMD} convert {lora.path}")
         if path.suffix != ".safetensors" or not path.is_file():
-            raise ModelError(f"LoRA not found or not a .safetensors file: {lora.path}")
+            raise ModelError(f"LoRA not found or not a .safetensors file: {lora.path}. Fix: give its path, or "
+                             f"`{model_files.MODELS_CMD} add-folder DIR` with the folder holding it and --lora NAME")
         name = f"lora{i}_{path.stem}"[:60]
         try:
             pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=name)
@@ -348,10 +464,15 @@ def _load_loras(pipe, loras: tuple[LoraSpec, ...]) -> list[str]:
 
 def load_models(spec: ModelSpec) -> LoadedModels:
     """Load the checkpoint, IP-Adapter and LoRAs of ``spec`` onto its device."""
+    spec = localize(spec)  # parts found in registered folders, used where they lie
     device = pick_device(spec.device)
     dtype = pick_dtype(spec.dtype, device)
     family = _detect_family(spec)
     extra: dict[str, Any] = {}
+    if spec.ip_adapter and not spec.ip_adapter_weight.lower().endswith(".safetensors"):
+        where = Path(spec.ip_adapter) / spec.ip_adapter_subfolder / spec.ip_adapter_weight
+        raise ModelError(f"IP-Adapter {spec.ip_adapter_weight}: pickled weights are never loaded; convert the file "
+                         f"once with `{model_files.MODELS_CMD} convert {where}` and use the .safetensors it writes")
     if _ip_adapter_kind(spec.ip_adapter_weight).startswith("faceid") and spec.ip_adapter:
         extra["face_embedder"] = _load_face_embedder(spec)  # first: its error is the cheapest to hit
     pipe = _load_base(spec, family, dtype)
@@ -368,14 +489,16 @@ class ModelCache:
 
     def __init__(self) -> None:
         self._current: LoadedModels | None = None
+        self._key: tuple | None = None  # the spec as asked for (the loaded one has found paths filled in)
 
     def get(self, spec: ModelSpec) -> LoadedModels:
-        if self._current is not None and self._current.spec.key() == spec.key():
+        if self._current is not None and self._key == spec.key():
             return self._current
         if self._current is not None:
             self._current.release()
             self._current = None
         self._current = load_models(spec)
+        self._key = spec.key()
         return self._current
 
     def clear(self) -> None:

@@ -34,9 +34,11 @@ from bump_contracts.bump_job import (
     CONTRACT_VERSION,
     FILE_NAME_RE,
     ID_RE,
+    SAMPLER_NAMES,
     STATES,
     error_document,
 )
+from bump_contracts.health import Capabilities, Health, ModelInfo
 
 log = logging.getLogger("bump_backend.server")
 FORM_FIELDS = {"request", "image", "sidecar", "references"}
@@ -49,13 +51,34 @@ def error(status: int, code: str, message: str, field: str | None = None, header
     return JSONResponse(error_document(status, code, message, field), status_code=status, headers=headers)
 
 
+def health_document(config: ServerConfig, scheduler: Scheduler) -> Health:
+    """Everything ``/v1/health`` can say (the public view is ``Health.public()`` of this)."""
+    described = scheduler.generator.describe() if scheduler.generator is not None else {}
+    model = None
+    if described.get("hash"):
+        model = ModelInfo(name=described.get("name") or "", family=described.get("family") or "",
+                          dtype=described.get("dtype") or "", hash=described["hash"],
+                          ip_adapter_kind=described.get("ip_adapter_kind"))
+    kind = described.get("ip_adapter_kind")
+    capabilities = Capabilities(
+        ip_adapter_kinds=(kind,) if kind else (), faceid=bool(described.get("faceid")),
+        sdxl=described.get("family") == "sdxl", loras=tuple(described.get("loras") or ()), samplers=SAMPLER_NAMES,
+        device=described.get("device") or config.device or "auto", free_vram_mb=described.get("free_vram_mb"),
+        max_side=config.limits.max_side_param, max_face_size=config.limits.max_face_size)
+    return Health(status="ok", version=__version__, contract_version=CONTRACT_VERSION,
+                  auth_required=bool(config.token), model_state=scheduler.model_state, model=model,
+                  model_error=scheduler.model_error, queue_length=scheduler.queue_length(),
+                  queue_capacity=config.max_queue,
+                  running=scheduler.current.id if scheduler.current is not None else None, capabilities=capabilities)
+
+
 def create_app(config: ServerConfig, make_generator: Callable[[], Generator] | None = None) -> FastAPI:
     """The app, with its scheduler started by the lifespan (so one process serves one data dir)."""
     config.check()
     config.data_dir.mkdir(parents=True, exist_ok=True)
     hub = EventHub()
     store = JobStore(config.data_dir)
-    factory = make_generator or (lambda: EngineGenerator(config.model, config.device))
+    factory = make_generator or (lambda: EngineGenerator(config.model, config.device, config.model_name))
     scheduler = Scheduler(config, store, factory, notify=lambda job: hub.notify(job.id))
 
     @asynccontextmanager
@@ -99,15 +122,13 @@ def create_app(config: ServerConfig, make_generator: Callable[[], Generator] | N
         return error(404, "no_such_job", f"no job {job_id!r} on this server", "job_id")
 
     @app.get(f"{API_PREFIX}/health", tags=["server"])
-    def health() -> dict:
-        """Up, version, device, model state, queue length. Never needs the token."""
-        model = scheduler.generator.describe() if scheduler.generator is not None else {}
-        return {"status": "ok", "version": __version__, "contract_version": CONTRACT_VERSION,
-                "device": model.get("device", config.device or "auto"), "model_state": scheduler.model_state,
-                "model": model, "model_error": scheduler.model_error, "queue_length": scheduler.queue_length(),
-                "queue_capacity": config.max_queue,
-                "running": scheduler.current.id if scheduler.current is not None else None,
-                "auth_required": bool(config.token)}
+    def health(request: Request) -> dict:
+        """Alive, version, whether a token is needed; with the token (or without one set) also the model,
+        its capabilities and the queue (``bump_contracts.health.Health``)."""
+        document = health_document(config, scheduler)
+        if TokenAuth.authorised(request.headers.get("authorization"), config.token):
+            return document.to_dict()
+        return {k: v for k, v in document.public().to_dict().items() if v is not None}
 
     @app.get(f"{API_PREFIX}/models", tags=["server"])
     def models() -> dict:

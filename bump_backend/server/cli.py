@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from bump_backend.generate.model_args import add_model_options, model_name, spec_from_args
 from bump_contracts.bump_job import DEFAULT_HOST, DEFAULT_PORT
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -21,9 +22,6 @@ def _options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                              "(default: $BUMP_BACKEND_TOKEN)")
     parser.add_argument("--data-dir", default=str(Path.home() / ".bump_backend"),
                         help="jobs, inputs and results live here (survives restarts)")
-    parser.add_argument("--model", default=None, help="registry name (sd15, sdxl), hub id, diffusers folder, "
-                        ".safetensors checkpoint, or a .json ModelSpec")
-    parser.add_argument("--device", default=None, help="cuda, cpu or auto")
     parser.add_argument("--library", default=None, help="character library folder (resolves package ids)")
     parser.add_argument("--package-root", action="append", default=[],
                         help="only read package paths under this folder (repeatable)")
@@ -35,7 +33,7 @@ def _options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--max-store-gb", type=float, default=20.0, help="prune fetched jobs above this size")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--log-level", default="info", choices=LOG_LEVELS)
-    return parser
+    return add_model_options(parser)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -49,7 +47,7 @@ def config_from_args(args: argparse.Namespace):
     day = 24 * 3600.0
     return ServerConfig(
         host=args.host, port=args.port, token=args.token or None, data_dir=Path(args.data_dir).expanduser(),
-        model=args.model, device=args.device, max_queue=args.max_queue,
+        model=spec_from_args(args), model_name=model_name(args.model), device=args.device, max_queue=args.max_queue,
         library=Path(args.library).expanduser() if args.library else None,
         package_roots=tuple(Path(p).expanduser() for p in args.package_root),
         limits=Limits(max_request_bytes=int(args.max_request_mb * MB), max_pixels=int(args.max_megapixels * 1e6)),

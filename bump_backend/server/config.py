@@ -59,6 +59,7 @@ class ServerConfig:
     token: str | None = None
     data_dir: Path = field(default_factory=lambda: Path.home() / ".bump_backend")
     model: Any = None  # a registry name, path, hub id, a ModelSpec, or a .json file holding one
+    model_name: str | None = None  # the model as the user named it (health shows this, never a path)
     device: str | None = None
     max_queue: int = 256
     prep_workers: int = 2

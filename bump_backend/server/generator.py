@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from bump_backend.generate.model_args import model_name
 from bump_backend.server.config import Limits
 from bump_contracts.bump_job import FACE_FIELDS, PARAM_FIELDS, ContractError
 
@@ -102,6 +103,16 @@ def free_memory() -> None:
         torch.cuda.empty_cache()
 
 
+def free_vram_mb(device: Any) -> int | None:
+    """Free memory on a CUDA device now (``torch.cuda.mem_get_info``); None elsewhere."""
+    import torch
+
+    if getattr(device, "type", str(device)) != "cuda" or not torch.cuda.is_available():
+        return None
+    free, _total = torch.cuda.mem_get_info(device)
+    return int(free // (1024 * 1024))
+
+
 def load_model_spec(model: Any, device: str | None = None):
     """``--model``: a registry name, hub id, folder, .safetensors file, or a .json ModelSpec."""
     from bump_backend.generate.models import ModelSpec, resolve_spec
@@ -114,8 +125,9 @@ def load_model_spec(model: Any, device: str | None = None):
 class EngineGenerator:
     """The real generator: one warm ``BumpEngine``; lower-memory mode for an out-of-memory retry."""
 
-    def __init__(self, model: Any = None, device: str | None = None) -> None:
+    def __init__(self, model: Any = None, device: str | None = None, name: str | None = None) -> None:
         self.spec = load_model_spec(model, device)
+        self.name = name or model_name(model if isinstance(model, str) else getattr(model, "base", None))
         self.engine = None
 
     def load(self) -> None:
@@ -124,12 +136,16 @@ class EngineGenerator:
         self.engine = BumpEngine(self.spec)
 
     def describe(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"spec": self.spec.to_dict()}
+        """The loaded model for ``/v1/health`` and ``/v1/models``: named as the user named it, no paths
+        but in ``spec`` (which only ``/v1/models`` shows, behind the token)."""
+        info: dict[str, Any] = {"spec": self.spec.to_dict(), "name": self.name}
         if self.engine is not None:
             loaded = self.engine.loaded
             info.update(device=str(loaded.device), dtype=str(loaded.dtype).replace("torch.", ""),
-                        family=loaded.family, name=loaded.model_name, hash=loaded.model_hash,
-                        ip_adapter_kind=loaded.ip_adapter_kind)
+                        family=loaded.family, hash=loaded.model_hash, ip_adapter_kind=loaded.ip_adapter_kind,
+                        faceid=bool(loaded.ip_adapter_kind and loaded.ip_adapter_kind.startswith("faceid")),
+                        loras=[f"{Path(lora.path).stem}:{lora.weight:g}" for lora in loaded.spec.loras],
+                        free_vram_mb=free_vram_mb(loaded.device))
         return info
 
     def _low_memory(self, on: bool) -> None:

@@ -31,6 +31,14 @@ class TokenAuth:
         self.app = app
         self.token = token.encode("utf-8") if token else None
 
+    @staticmethod
+    def authorised(header: str | None, token: str | None) -> bool:
+        """Whether an ``Authorization`` header carries ``token`` (always, on a server without one)."""
+        if not token:
+            return True
+        given = header[7:].strip() if header and header[:7].lower() == "bearer " else ""
+        return hmac.compare_digest(given.encode("utf-8"), token.encode("utf-8"))
+
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or self.token is None or scope["path"] in HEALTH_PATHS:
             await self.app(scope, receive, send)

@@ -1,11 +1,11 @@
 """Which model the job's backends run: part of every bump unit's hash.
 
 A bump made with one checkpoint is not the bump another one makes, so the backends' model identity
-(from ``GET /v1/health``, which needs no token) goes into the hash of the bump units: switching the
+(from ``GET /v1/health``, with the job's token) goes into the hash of the bump units: switching the
 model re-runs the bump units (and what is built from them: bumped packages, shots bumped against a
 bumped package) and nothing that renders. The identity is what names the weights, not where they
 lie: the checkpoint's hash (A1111's shorthash of the file, or of a diffusers UNet), the family, the
-IP-Adapter kind and weight file, and the LoRAs with their weights; paths, device and dtype are left
+IP-Adapter kind, and the LoRAs with their weights; paths, device and dtype are left
 out, so backends on different machines with the same weights count as the same model.
 
 The last identity seen is kept in ``output/.batch/backend_model.json``: with every backend down, a
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bump_client.client import BackendError, BumpClient
+from bump_contracts.health import Health
 
 MODEL_FILE = "backend_model.json"
 READY_WAIT_S = 900.0  # a backend still loading its model: how long a run waits for it
@@ -30,15 +31,15 @@ class BackendModelError(ValueError):
     """The backends run different models: bumps would depend on which backend got them."""
 
 
-def model_identity(model: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The identity of a loaded model from the health document's ``model``; None while it loads."""
-    if not model or not model.get("hash"):
+def model_identity(health: Health) -> dict[str, Any] | None:
+    """The identity of a backend's loaded model from its health document; None while it loads (or
+    when the token is missing, so only the public fields came back)."""
+    model = health.model
+    if model is None or not model.hash:
         return None
-    spec = model.get("spec") or {}
-    loras = [[Path(str(item.get("path", ""))).name, item.get("weight")] for item in spec.get("loras") or []]
-    return {"hash": model["hash"], "family": model.get("family"), "ip_adapter_kind": model.get("ip_adapter_kind"),
-            "ip_adapter_weight": spec.get("ip_adapter_weight") if spec.get("ip_adapter") else None,
-            "loras": sorted(loras, key=str)}
+    loras = list(health.capabilities.loras) if health.capabilities is not None else []  # "name:weight"
+    return {"hash": model.hash, "family": model.family, "ip_adapter_kind": model.ip_adapter_kind,
+            "loras": sorted(loras)}
 
 
 def describe(identity: dict[str, Any] | None) -> str:
@@ -70,7 +71,7 @@ def query(urls: list[str], token: str | None, *, wait_s: float = 0.0,
             except BackendError as exc:
                 note(f"backend {url} did not answer ({str(exc).splitlines()[0]})")
                 break
-            identity = model_identity(health.model)
+            identity = model_identity(health)
             if identity is not None:
                 found[url] = identity
                 break

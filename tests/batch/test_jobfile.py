@@ -282,20 +282,22 @@ def test_backend_model_is_in_the_bump_units_hashes_only(tmp_path):
 
 
 def test_backend_model_identity_and_different_models_refused(tmp_path):
-    from bump_contracts.bump_job import Health
+    from bump_contracts.health import Capabilities, Health, ModelInfo
     from headless_renderer.batch import backend_model
 
-    def health(model_hash, base, device="cuda", state="ready"):
-        model = {"spec": {"base": base, "ip_adapter": "/x/ip", "ip_adapter_weight": "plus-face.safetensors",
-                          "loras": [], "device": device}, "device": device, "family": "sd15", "name": "m",
-                 "hash": model_hash, "ip_adapter_kind": "plus-face"}
-        return Health(status="ok", version="1", contract_version=1, device=device, model_state=state,
-                      model=model if state == "ready" else {"spec": model["spec"]}, model_error=None,
-                      queue_length=0, queue_capacity=8, running=None, auth_required=False)
+    def health(model_hash, base, device="cuda", state="ready", loras=()):
+        model = ModelInfo(name=base.rsplit("/", 1)[-1], family="sd15", dtype="float16", hash=model_hash,
+                          ip_adapter_kind="plus-face")
+        return Health(status="ok", version="1", contract_version=1, auth_required=False, model_state=state,
+                      model=model if state == "ready" else None, queue_length=0, queue_capacity=8,
+                      capabilities=Capabilities(ip_adapter_kinds=("plus-face",), loras=loras, device=device))
 
-    same_weights = backend_model.model_identity(health("abc", "/a/m.safetensors").model)
-    assert same_weights == backend_model.model_identity(health("abc", "/other/path.safetensors", "cpu").model)
-    assert same_weights["hash"] == "abc" and backend_model.model_identity(health("", "/a", state="loading").model) is None
+    same_weights = backend_model.model_identity(health("abc", "/a/m.safetensors"))
+    assert same_weights == backend_model.model_identity(health("abc", "/other/path.safetensors", "cpu"))
+    assert same_weights["hash"] == "abc" and backend_model.model_identity(health("", "/a", state="loading")) is None
+    assert same_weights != backend_model.model_identity(health("abc", "/a", loras=("detail:0.6",)))
+    assert backend_model.model_identity(Health(status="ok", version="1", contract_version=1,
+                                               auth_required=True)) is None  # public answer: no model
 
     class Fake:
         def __init__(self, answers):

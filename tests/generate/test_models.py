@@ -23,7 +23,7 @@ def test_registry_and_hash(spec, model_dirs):
 def test_missing_models_say_what_to_do(spec, tmp_path):
     with pytest.raises(ModelError, match="local path"):
         BumpEngine(replace(spec, base=str(tmp_path / "nowhere")))
-    with pytest.raises(ModelError, match="Download it once"):
+    with pytest.raises(ModelError, match="Fix: python -m bump_backend models add-folder DIR"):
         BumpEngine(replace(spec, base="someone/not-a-cached-model"))
     with pytest.raises(ModelError, match="IP-Adapter"):
         BumpEngine(replace(spec, ip_adapter_weight="ip-adapter-missing.safetensors"))

@@ -21,9 +21,16 @@ def secured(make_server):
     return make_server(token=TOKEN)
 
 
-def test_health_needs_no_token(secured):
+def test_health_without_the_token_says_only_that_it_is_alive(secured):
+    document = requests.get(secured.url + "/v1/health", timeout=10).json()
+    assert set(document) == {"status", "version", "contract_version", "auth_required"}
+    wrong = requests.get(secured.url + "/v1/health", headers={"Authorization": "Bearer wrong-token-xx"}, timeout=10)
+    assert set(wrong.json()) == set(document)
     health = BumpClient(secured.url).health()
-    assert health.auth_required and health.status == "ok"
+    assert health.auth_required and health.status == "ok" and health.model is None and health.capabilities is None
+    full = BumpClient(secured.url, token=TOKEN).health()
+    assert full.auth_required and full.model_state is not None and full.capabilities is not None
+    assert full.public() == health
 
 
 @pytest.mark.parametrize("path", ["/v1/jobs", "/v1/models", "/v1/jobs/j20250101000000-deadbeef", "/openapi.json",

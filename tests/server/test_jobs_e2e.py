@@ -19,7 +19,13 @@ from bump_contracts.bump_job import CANCELLED, DONE, QUEUED, RUNNING
 def test_health_and_models(client, server):
     health = client.health()
     assert health.status == "ok" and health.model_state == "ready"
-    assert health.device == "cpu" and health.model["ip_adapter_kind"] == "plus-face"
+    caps = health.capabilities
+    assert caps.device == "cpu" and health.model.ip_adapter_kind == "plus-face" and caps.ip_adapter_kinds == (
+        "plus-face",)
+    assert not caps.sdxl and not caps.faceid and caps.free_vram_mb is None and "Euler a" in caps.samplers
+    assert caps.max_side == server.config.limits.max_side_param and caps.max_face_size == \
+        server.config.limits.max_face_size
+    assert health.model.family == "sd15" and len(health.model.hash) == 10 and "/" not in health.model.name
     assert health.queue_capacity == server.config.max_queue and health.auth_required is False
     models = client.models()
     assert {"sd15", "sdxl"} <= {p["name"] for p in models["presets"]}
