@@ -15,9 +15,7 @@ which is why importing photos is the backend's job: the library itself stays std
 from __future__ import annotations
 
 import math
-import shutil
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +29,7 @@ from bump_contracts.face_geometry import FaceGeometry
 from bump_contracts.package_manifest import PackageManifest, ViewRecord
 from bump_contracts.views import MIN_ANGLE_SEPARATION_DEG, VIEWS, ViewSpec, angular_separation
 from character_library.errors import LibraryError, ValidationError
+from character_library.staging import claim
 from profile_rig.core.package_writer import PackageStaging
 from profile_rig.imaging.png_io import write_png
 
@@ -391,11 +390,8 @@ def build_package(
 def import_images(library: Any, ref: str, inputs: list[str | Path], options: ImportOptions | None = None, *, activate: bool = True) -> ImportReport:
     """Build a package from outside images and add it as the character's next version."""
     character = library.get_character(ref)
-    work = library.staging_dir / f"images-{uuid.uuid4().hex}"
-    try:
+    with claim(library.staging_dir, "images") as work:  # removed on any exit; by the next open after kill -9
         report = build_package(inputs, work, character.id, character.name, options)
         package = library.add_package(character.id, work, origin="imported", activate_it=activate, move=True)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     report.package = package.to_dict()
     return report
