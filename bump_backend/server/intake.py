@@ -24,7 +24,6 @@ from bump_backend.server.worker import Scheduler
 from bump_contracts import render_sidecar, safe_json
 from bump_contracts.bump_job import FILE_NAME_RE, ContractError, JobRequest, JobStatus
 from bump_contracts.package_manifest import MANIFEST_NAME, PackageManifest, ViewRecord, file_sha256, load_package
-from bump_contracts.render_sidecar import from_dict
 from character_library.api import Library
 
 log = logging.getLogger("bump_backend.server.intake")
