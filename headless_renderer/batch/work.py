@@ -9,6 +9,7 @@ it returns ``{"status": "failed", "error": ...}`` so one bad unit never stops th
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import shutil
@@ -56,8 +57,6 @@ def _die_with_parent(parent_pid: int) -> None:
     global _PARENT_PID
     _PARENT_PID = parent_pid
     if sys.platform.startswith("linux"):
-        import ctypes  # Linux only: prctl
-
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent_pid:  # the parent died before the kernel was asked to watch it

@@ -482,3 +482,36 @@ def test_hostile_suite_has_no_5xx_and_every_refusal_names_the_field(hostile, png
     assert listing.status_code == 200 and isinstance(listing.json()["jobs"], list)
     print(f"hostile suite: {len(cases)} requests, {refused} refused (4xx), {accepted} accepted, 0 5xx")
     assert refused > 0.9 * len(cases), (refused, accepted)
+
+
+def test_crash_guard_keeps_a_connection_after_a_late_error_and_answers_json_before_one() -> None:
+    """An error after the answer went out is logged, not re-raised (uvicorn would drop the connection);
+    one before any answer becomes the contract's JSON 500."""
+    import asyncio
+
+    from bump_backend.server.middleware import CrashGuard
+
+    async def late(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+        raise RuntimeError("after the answer")
+
+    async def early(scope, receive, send):
+        raise RuntimeError("before the answer")
+
+    async def drive(app) -> list[dict]:
+        sent: list[dict] = []
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        await CrashGuard(app)({"type": "http", "path": "/"}, receive, send)
+        return sent
+
+    sent = asyncio.run(drive(late))
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    sent = asyncio.run(drive(early))
+    assert sent[0]["status"] == 500 and json.loads(sent[1]["body"])["error"]["code"] == "internal"
