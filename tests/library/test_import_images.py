@@ -148,18 +148,16 @@ def small_faces(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("detector", _detectors())
-def test_strongly_blurred_small_face_is_reported_blurry(small_faces: Path, detector: str, tmp_path: Path) -> None:
+def test_strongly_blurred_small_face_is_reported_blurry(small_faces: Path, tmp_path: Path) -> None:
     """A strongly blurred face at ~100 px is found and dropped as blurry, never as 'no face found'."""
     with pytest.raises(ImportImagesError) as caught:
-        build_package([small_faces / "blurred.png"], tmp_path / "pkg", "grace", "Grace", ImportOptions(detector=detector))
+        build_package([small_faces / "blurred.png"], tmp_path / "pkg", "grace", "Grace", ImportOptions())
     message = str(caught.value)
     assert "blurry" in message and "no face found" not in message, message
     assert not (tmp_path / "pkg").exists()
 
 
-@pytest.mark.parametrize("detector", _detectors())
-def test_near_duplicates_do_not_raise_the_blur_bar(tmp_path: Path, detector: str) -> None:
+def test_near_duplicates_do_not_raise_the_blur_bar(tmp_path: Path) -> None:
     """Six copies of one sharp front photo and a sound but slightly soft turned face: the soft face stays."""
     folder = tmp_path / "set"
     folder.mkdir()
@@ -170,7 +168,7 @@ def test_near_duplicates_do_not_raise_the_blur_bar(tmp_path: Path, detector: str
                     [cv2.IMWRITE_JPEG_QUALITY, 95 - i * 3])
     soft = blurred(turn_head(g, 30), 1.0)  # slightly soft (sigma 1 px), a different angle
     cv2.imwrite(str(folder / "turned_soft.png"), cv2.cvtColor(soft, cv2.COLOR_RGB2BGR))
-    report = build_package([folder], tmp_path / "pkg", "grace", "Grace", ImportOptions(detector=detector))
+    report = build_package([folder], tmp_path / "pkg", "grace", "Grace", ImportOptions())
     kept = {k["source"] for k in report.kept}
     dropped = {d["source"]: d["reason"] for d in report.dropped}
     assert "turned_soft.png" in kept, dropped
