@@ -83,6 +83,7 @@ def test_kill_9_of_the_batch_process_ends_its_render_workers(tmp_path: Path) -> 
         survivors = [w.pid for w in workers if not _gone(w.pid)]
         assert not survivors, f"workers {survivors} still running {lived:.1f} s after their parent's kill -9"
         assert lived < GRACE_S, f"workers outlived their parent by {lived:.1f} s"
+        print(f"render workers ended {lived:.2f} s after their parent's kill -9")
         time.sleep(1.0)
         late = {p.name for p in done_dir.iterdir()} - records_at_kill
         assert late <= {p for p in late if (done_dir / p).stat().st_mtime <= time.time() - 1.0 - lived + 0.3}, (
