@@ -4,9 +4,10 @@ Every face in every image (or sampled video frame) is a candidate. Each is cropp
 (rotated by its roll about the face centre) with room for head, neck and some shoulder, resized to
 720x720, and where the crop runs past the image edge the canvas is filled with the image's
 background colour (the median of its border). Candidates are then dropped when blurry (variance of
-the Laplacian of the face resampled to the same size, compared with the sharpest faces of the set, since all
-inputs show one character, and with an absolute floor) or when their estimated angle is within a few degrees of a
-sharper candidate already kept (left and right profiles are 180 degrees apart, so both stay).
+the Laplacian of the face resampled to the same size: below an absolute floor, or far below a robust
+reference of the set, the median over distinct angles of each angle's sharpest face, so copies of one photo
+cannot raise it) or when their estimated angle is within a few degrees of a sharper candidate already kept
+(left and right profiles are 180 degrees apart, so both stay).
 
 Faces come from the backend's face pipeline (``bump_backend.faces``), the same one a bump uses,
 which is why importing photos is the backend's job: the library itself stays stdlib-only.
@@ -15,9 +16,7 @@ which is why importing photos is the backend's job: the library itself stays std
 from __future__ import annotations
 
 import math
-import shutil
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,17 +25,23 @@ from typing import Any
 import cv2
 import numpy as np
 
-from bump_backend.faces import find_faces
+from bump_backend.faces import FaceFinderSettings, find_faces
 from bump_contracts.face_geometry import FaceGeometry
 from bump_contracts.package_manifest import PackageManifest, ViewRecord
 from bump_contracts.views import MIN_ANGLE_SEPARATION_DEG, VIEWS, ViewSpec, angular_separation
 from character_library.errors import LibraryError, ValidationError
+from character_library.staging import claim
 from profile_rig.core.package_writer import PackageStaging
 from profile_rig.imaging.png_io import write_png
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".gif"}
 SHARPNESS_SIDE = 128  # faces are compared for blur at this size
+# Calibrated on two photos at face sides 100-300 px (tests/library/test_import_images.py): a sound face
+# slightly soft (Gaussian sigma 1 px) measures 27-710 and stays; a strongly blurred one (sigma 3 px at
+# 100 px) measures under 8. Relative to the set, sigma 1 keeps over a quarter of the sharp copy's value.
+MIN_SHARPNESS = 15.0
+BLUR_RATIO = 0.2
 DETECT_MAX_SIDE = 1280  # detection runs on a downscaled copy of larger images
 
 
@@ -50,8 +55,8 @@ class ImportOptions:
     crop_scale: float = 2.6  # crop side / face side: head, neck and some shoulder with padding
     drop_below: float = 0.22  # crop centre below the face centre, in face sides (towards the neck)
     min_separation: float = MIN_ANGLE_SEPARATION_DEG
-    blur_ratio: float = 0.35  # blurry below ratio * the 75th percentile of the set's sharpness
-    min_sharpness: float = 25.0  # absolute floor of the Laplacian variance at 128 px
+    blur_ratio: float = BLUR_RATIO  # blurry below ratio * the set's reference sharpness (reference_sharpness)
+    min_sharpness: float = MIN_SHARPNESS  # absolute floor of the Laplacian variance at 128 px
     min_face_px: float = 48.0  # faces smaller than this in the source are too small to use
     max_roll: float = 45.0  # package sources are upright heads; more is a false detection or unusable
     max_frames: int = 300  # video frames sampled evenly up to this many
@@ -110,12 +115,15 @@ class ImportReport:
 
 # -- the detector: the backend's own face pipeline ---------------------------------------------
 DETECTOR = "bump_backend.faces"
+# The import judges size and blur itself (min_face_px, select()): the finder must not hide a blurred
+# face, or it would be reported as "no face found" instead of "blurry".
+FINDER_SETTINGS = FaceFinderSettings(skip_smaller_than=0.0, min_sharpness=0.0)
 
 
 def detect_faces(image: np.ndarray) -> list[FoundFace]:
     """Every face in an RGB image, through the same pipeline a bump uses (one detector for both)."""
     out = []
-    for face in find_faces(np.ascontiguousarray(image)).faces:
+    for face in find_faces(np.ascontiguousarray(image), settings=FINDER_SETTINGS).faces:
         x0, y0, x1, y1 = face.box
         size = getattr(face, "size", max(x1 - x0, y1 - y0))
         eyes = sorted(tuple(map(float, e)) for e in face.eyes)
@@ -266,19 +274,30 @@ def _detect_scaled(detect: Callable[[np.ndarray], list[FoundFace]], image: np.nd
     return faces
 
 
+def reference_sharpness(candidates: list[Candidate], min_separation: float) -> float:
+    """The median over distinct angles of each angle's sharpest face. Ten copies of one sharp photo
+    count once, so they cannot raise the bar for a sound but softer face of another angle."""
+    heads: list[Candidate] = []
+    for c in sorted(candidates, key=lambda c: -c.sharpness):
+        spec = ViewSpec("x", -c.face.yaw, -c.face.pitch)
+        if not any(angular_separation(spec, ViewSpec("x", -h.face.yaw, -h.face.pitch)) < min_separation for h in heads):
+            heads.append(c)
+    return float(np.median([h.sharpness for h in heads])) if heads else 0.0
+
+
 def select(candidates: list[Candidate], options: ImportOptions, report: ImportReport) -> list[Candidate]:
     """Drop blurry candidates, then near-duplicate angles (the sharper of two stays)."""
     if not candidates:
         return []
-    # All inputs show one character, so faces are compared with the sharpest of the set (at equal
-    # face size); the absolute floor catches a set that is blurry throughout.
-    reference = float(np.percentile([c.sharpness for c in candidates], 75))
+    # All inputs show one character, so faces are compared with a reference of the set (at equal face
+    # size); the absolute floor catches a set that is blurry throughout.
+    reference = reference_sharpness(candidates, options.min_separation)
     threshold = max(options.min_sharpness, options.blur_ratio * reference)
     sharp = []
     for c in candidates:
         if c.sharpness < threshold:
             report.dropped.append({"source": c.source, "frame": c.frame, "reason": f"blurry (sharpness {c.sharpness:.0f} < {threshold:.0f})",
-                                   "yaw": round(c.face.yaw, 1)})
+                                   "yaw": round(c.face.yaw, 1), "sharpness": round(c.sharpness, 1)})
         else:
             sharp.append(c)
     kept: list[Candidate] = []
@@ -287,6 +306,7 @@ def select(candidates: list[Candidate], options: ImportOptions, report: ImportRe
         twin = next((k for k in kept if angular_separation(spec, ViewSpec("x", -k.face.yaw, -k.face.pitch)) < options.min_separation), None)
         if twin is not None:
             report.dropped.append({"source": c.source, "frame": c.frame, "yaw": round(c.face.yaw, 1),
+                                   "sharpness": round(c.sharpness, 1),
                                    "reason": f"near-duplicate angle of {twin.source}{'' if twin.frame is None else f'#{twin.frame}'} (yaw {twin.face.yaw:.0f})"})
         elif len(kept) >= options.max_views:
             report.dropped.append({"source": c.source, "frame": c.frame, "reason": f"over the {options.max_views}-view limit"})
@@ -391,11 +411,8 @@ def build_package(
 def import_images(library: Any, ref: str, inputs: list[str | Path], options: ImportOptions | None = None, *, activate: bool = True) -> ImportReport:
     """Build a package from outside images and add it as the character's next version."""
     character = library.get_character(ref)
-    work = library.staging_dir / f"images-{uuid.uuid4().hex}"
-    try:
+    with claim(library.staging_dir, "images") as work:  # removed on any exit; by the next open after kill -9
         report = build_package(inputs, work, character.id, character.name, options)
         package = library.add_package(character.id, work, origin="imported", activate_it=activate, move=True)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     report.package = package.to_dict()
     return report

@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 from bump_contracts.errors import ContractError
+from bump_contracts.safe_json import check_text, printable, short, shown
 
 CONTRACT_VERSION = 1
 REQUEST_SCHEMA = "bump-job-request"
@@ -155,7 +156,8 @@ PARAMS: dict[str, ParamRule] = {
     "pose_mode": ParamRule("str", choices=POSE_MODES, default="nearest"),
     "pose_views": ParamRule("int", 1, default=3),
     "batch_size": ParamRule("int", 1, default=4),
-    "clip_skip": ParamRule("int", 1, default=1),
+    "clip_skip": ParamRule("int", 1, 12, note="CLIP layers counted from the end; SD 1.5 and SDXL have 12",
+                           default=1),
 }
 FACE_PARAMS: dict[str, ParamRule] = {name: PARAMS[name] for name in (
     "steps", "cfg", "denoise", "sampler", "prompt", "negative_prompt", "ip_adapter_scale")}
@@ -181,7 +183,7 @@ def canonical_sampler(name: Any, label: str = "sampler") -> str:
         found = _SAMPLER_KEYS.get(_sampler_key(name))
         if found is not None:
             return found
-    raise ContractError(f"{label}: unknown sampler {name!r}; known: {', '.join(SAMPLER_NAMES)}", label)
+    raise ContractError(f"{label}: unknown sampler {shown(name)}; known: {', '.join(SAMPLER_NAMES)}", label)
 
 
 def param_rule(name: str) -> ParamRule:
@@ -203,7 +205,7 @@ def check_param(name: str, value: Any, *, label: str | None = None) -> Any:
         return value
     if name.endswith("sampler"):
         return canonical_sampler(value, label)
-    bad = ContractError(f"{label} must be {rule.describe()}, got {value!r}", label)
+    bad = ContractError(f"{label} must be {rule.describe()}, got {shown(value)}", label)
     if rule.choices:
         if value not in rule.choices:
             raise bad
@@ -223,9 +225,9 @@ def check_param(name: str, value: Any, *, label: str | None = None) -> Any:
 
 
 def _reject_unknown(data: dict[str, Any], known: set[str] | dict[str, Any], where: str) -> None:
-    unknown = sorted(set(data) - set(known))
+    unknown = sorted(set(data) - set(known), key=str)
     if unknown:
-        name = f"{where}.{unknown[0]}" if where else unknown[0]
+        name = short(f"{where}.{unknown[0]}" if where else str(unknown[0]))
         raise ContractError(f"unknown field {name!r} (allowed: {', '.join(sorted(known))})", name)
 
 
@@ -234,24 +236,24 @@ def _check_value(value: Any, kind: str, name: str, nullable: bool = False) -> An
         return None
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ContractError(f"{name} must be an integer, got {value!r}", name)
+            raise ContractError(f"{name} must be an integer, got {shown(value)}", name)
         return value
     if kind == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ContractError(f"{name} must be a finite number, got {value!r}", name)
+            raise ContractError(f"{name} must be a finite number, got {shown(value)}", name)
         return float(value)
     if kind == "bool":
         if not isinstance(value, bool):
-            raise ContractError(f"{name} must be true or false, got {value!r}", name)
+            raise ContractError(f"{name} must be true or false, got {shown(value)}", name)
         return value
     if kind == "str":
         if not isinstance(value, str):
-            raise ContractError(f"{name} must be a string, got {value!r}", name)
+            raise ContractError(f"{name} must be a string, got {shown(value)}", name)
         if len(value) > MAX_TEXT:
             raise ContractError(f"{name} is longer than {MAX_TEXT} characters", name)
         if "\x00" in value:
             raise ContractError(f"{name} must not contain NUL characters", name)
-        return value
+        return check_text(value, name)
     raise AssertionError(kind)
 
 
@@ -287,8 +289,9 @@ def validate_params(data: Any, *, ranges: bool = False) -> dict[str, Any]:
 # -- request ---------------------------------------------------------------------------------
 def _check_string(value: Any, name: str, limit: int) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > limit or "\x00" in value:
-        raise ContractError(f"{name} must be a non-empty string of at most {limit} characters", name)
-    return value
+        raise ContractError(f"{printable(name)} must be a non-empty string of at most {limit} characters",
+                            printable(name))
+    return check_text(value, name)
 
 
 def _per_character(data: Any, field: str, keys: tuple[str, ...], what: str) -> list[tuple[str, str, dict]]:
@@ -337,7 +340,7 @@ def validate_character_prompts(data: Any) -> dict[str, dict[str, str]]:
                 continue
             if not isinstance(value, str) or len(value) > MAX_TEXT or "\x00" in value:  # empty is fine: "no words"
                 raise ContractError(f"{name}.{key} must be a string of at most {MAX_TEXT} characters", f"{name}.{key}")
-            texts[key] = value
+            texts[key] = check_text(value, f"{name}.{key}")
         out[character_id] = texts
     return out
 
@@ -383,10 +386,10 @@ class JobRequest:
             raise ContractError("the job request must be a JSON object", "request")
         _reject_unknown(data, cls.FIELDS, "")
         if data.get("schema", REQUEST_SCHEMA) != REQUEST_SCHEMA:
-            raise ContractError(f"schema must be {REQUEST_SCHEMA!r}, got {data.get('schema')!r}", "schema")
+            raise ContractError(f"schema must be {REQUEST_SCHEMA!r}, got {shown(data.get('schema'))}", "schema")
         version = data.get("schema_version", CONTRACT_VERSION)
         if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= CONTRACT_VERSION:
-            raise ContractError(f"schema_version must be 1..{CONTRACT_VERSION}, got {version!r}", "schema_version")
+            raise ContractError(f"schema_version must be 1..{CONTRACT_VERSION}, got {shown(version)}", "schema_version")
         strings = {}
         for key, limit in (("package_path", 4096), ("package_id", 200), ("label", MAX_LABEL), ("client_key", 128)):
             value = data.get(key)
@@ -394,7 +397,7 @@ class JobRequest:
                 continue
             if not isinstance(value, str) or not value.strip() or len(value) > limit or "\x00" in value:
                 raise ContractError(f"{key} must be a non-empty string of at most {limit} characters", key)
-            strings[key] = value
+            strings[key] = check_text(value, key)
         if "package_path" in strings and "package_id" in strings:
             raise ContractError("give package_path or package_id, not both", "package_id")
         return cls(params=validate_params(data.get("params")), package_path=strings.get("package_path"),
@@ -475,5 +478,8 @@ class JobStatus:
 
 
 def error_document(status: int, code: str, message: str, field: str | None = None) -> dict[str, Any]:
-    """Every 4xx/5xx body: ``{"error": {"status", "code", "message", "field"}}``."""
-    return {"error": {"status": status, "code": code, "message": message, "field": field}}
+    """Every 4xx/5xx body: ``{"error": {"status", "code", "message", "field"}}`` (always encodable: a lone
+    surrogate quoted from the input is written as an escape)."""
+    text = printable(message)
+    return {"error": {"status": status, "code": code, "message": text if len(text) <= 2000 else text[:1997] + "...",
+                      "field": short(field, 200) if field is not None else None}}

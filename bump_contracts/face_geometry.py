@@ -26,51 +26,51 @@ from bump_contracts.errors import ContractError
 
 def _require(mapping: Any, key: str, where: str) -> Any:
     if not isinstance(mapping, dict):
-        raise ContractError(f"{where}: expected an object, got {type(mapping).__name__}")
+        raise ContractError(f"{where}: expected an object, got {type(mapping).__name__}", where)
     if key not in mapping:
-        raise ContractError(f"{where}.{key}: missing")
+        raise ContractError(f"{where}.{key}: missing", f"{where}.{key}")
     return mapping[key]
 
 
 def number(value: Any, where: str, *, minimum: float | None = None, maximum: float | None = None) -> float:
     """A finite number within optional bounds (bools are refused)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ContractError(f"{where}: expected a number, got {value!r}")
+        raise ContractError(f"{where}: expected a number, got {value!r}", where)
     value = float(value)
     if not math.isfinite(value):
-        raise ContractError(f"{where}: must be finite, got {value!r}")
+        raise ContractError(f"{where}: must be finite, got {value!r}", where)
     if minimum is not None and value < minimum:
-        raise ContractError(f"{where}: {value} is below the minimum {minimum}")
+        raise ContractError(f"{where}: {value} is below the minimum {minimum}", where)
     if maximum is not None and value > maximum:
-        raise ContractError(f"{where}: {value} is above the maximum {maximum}")
+        raise ContractError(f"{where}: {value} is above the maximum {maximum}", where)
     return value
 
 
 def point(value: Any, where: str) -> tuple[float, float]:
     if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise ContractError(f"{where}: expected [x, y], got {value!r}")
+        raise ContractError(f"{where}: expected [x, y], got {value!r}", where)
     return (number(value[0], f"{where}[0]"), number(value[1], f"{where}[1]"))
 
 
 def box(value: Any, where: str) -> tuple[float, float, float, float]:
     if not isinstance(value, (list, tuple)) or len(value) != 4:
-        raise ContractError(f"{where}: expected [x0, y0, x1, y1], got {value!r}")
+        raise ContractError(f"{where}: expected [x0, y0, x1, y1], got {value!r}", where)
     x0, y0, x1, y1 = (number(v, f"{where}[{i}]") for i, v in enumerate(value))
     if x1 < x0 or y1 < y0:
-        raise ContractError(f"{where}: x1/y1 must not be smaller than x0/y0, got {value!r}")
+        raise ContractError(f"{where}: x1/y1 must not be smaller than x0/y0, got {value!r}", where)
     return (x0, y0, x1, y1)
 
 
 def string(value: Any, where: str, *, allow_empty: bool = False) -> str:
     if not isinstance(value, str) or (not allow_empty and not value):
-        raise ContractError(f"{where}: expected a non-empty string, got {value!r}")
+        raise ContractError(f"{where}: expected a non-empty string, got {value!r}", where)
     return value
 
 
 def reject_unknown(mapping: dict, allowed: set[str], where: str) -> None:
     unknown = sorted(set(mapping) - allowed)
     if unknown:
-        raise ContractError(f"{where}: unknown field(s) {', '.join(unknown)}")
+        raise ContractError(f"{where}: unknown field(s) {', '.join(unknown)}", where)
 
 
 @dataclass(frozen=True)
@@ -123,14 +123,14 @@ class FaceGeometry:
     @classmethod
     def from_dict(cls, data: Any, where: str = "face") -> FaceGeometry:
         if not isinstance(data, dict):
-            raise ContractError(f"{where}: expected an object, got {type(data).__name__}")
+            raise ContractError(f"{where}: expected an object, got {type(data).__name__}", where)
         reject_unknown(data, cls.FIELDS, where)
         in_frame = data.get("in_frame", True)
         if not isinstance(in_frame, bool):
-            raise ContractError(f"{where}.in_frame: expected true/false, got {in_frame!r}")
+            raise ContractError(f"{where}.in_frame: expected true/false, got {in_frame!r}", f"{where}.in_frame")
         extra = data.get("extra", {})
         if not isinstance(extra, dict):
-            raise ContractError(f"{where}.extra: expected an object")
+            raise ContractError(f"{where}.extra: expected an object", f"{where}.extra")
         return cls(
             head_centre=point(_require(data, "head_centre", where), f"{where}.head_centre"),
             right_eye=point(_require(data, "right_eye", where), f"{where}.right_eye"),
@@ -146,6 +146,21 @@ class FaceGeometry:
             in_frame=in_frame,
             extra=extra,
         )
+
+    def check_not_degenerate(self, where: str = "face") -> None:
+        """Refuse a face in frame that has no extent: a zero-width or zero-height box, both eyes on one
+        point, or an eye distance of 0 (every later step divides by these). A face seen from behind the
+        camera is recorded with a point box and ``in_frame`` false; that one is allowed."""
+        x0, y0, x1, y1 = self.face_box
+        if x1 - x0 <= 0 or y1 - y0 <= 0:
+            raise ContractError(f"{where}.face_box: a face in frame needs a box of positive width and height, "
+                                f"got {list(self.face_box)}", f"{where}.face_box")
+        if self.right_eye == self.left_eye:
+            raise ContractError(f"{where}.left_eye: both eyes are at the same point {list(self.left_eye)}",
+                                f"{where}.left_eye")
+        if self.eye_distance_px <= 0:
+            raise ContractError(f"{where}.eye_distance_px: must be above 0 for a face in frame, got "
+                                f"{self.eye_distance_px}", f"{where}.eye_distance_px")
 
     @property
     def eyes(self) -> list[list[float]]:
@@ -191,7 +206,7 @@ class CameraRecord:
     @classmethod
     def from_dict(cls, data: Any, where: str = "camera") -> CameraRecord:
         if not isinstance(data, dict):
-            raise ContractError(f"{where}: expected an object")
+            raise ContractError(f"{where}: expected an object", where)
         reject_unknown(data, cls.FIELDS, where)
         res = _require(data, "resolution", where)
         if (
@@ -199,18 +214,18 @@ class CameraRecord:
             or len(res) != 2
             or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in res)
         ):
-            raise ContractError(f"{where}.resolution: expected [width, height] positive integers, got {res!r}")
+            raise ContractError(f"{where}.resolution: expected [width, height] positive integers, got {res!r}", f"{where}.resolution")
         matrix = _require(data, "world_matrix", where)
         if not isinstance(matrix, (list, tuple)) or len(matrix) != 4:
-            raise ContractError(f"{where}.world_matrix: expected 4 rows")
+            raise ContractError(f"{where}.world_matrix: expected 4 rows", f"{where}.world_matrix")
         rows = []
         for i, row in enumerate(matrix):
             if not isinstance(row, (list, tuple)) or len(row) != 4:
-                raise ContractError(f"{where}.world_matrix[{i}]: expected 4 numbers")
+                raise ContractError(f"{where}.world_matrix[{i}]: expected 4 numbers", f"{where}.world_matrix[{i}]")
             rows.append(tuple(number(v, f"{where}.world_matrix[{i}][{j}]") for j, v in enumerate(row)))
         fit = string(_require(data, "sensor_fit", where), f"{where}.sensor_fit")
         if fit not in ("AUTO", "HORIZONTAL", "VERTICAL"):
-            raise ContractError(f"{where}.sensor_fit: expected AUTO, HORIZONTAL or VERTICAL, got {fit!r}")
+            raise ContractError(f"{where}.sensor_fit: expected AUTO, HORIZONTAL or VERTICAL, got {fit!r}", f"{where}.sensor_fit")
         clip = data.get("clip", [0.01, 100.0])
         return cls(
             lens_mm=number(_require(data, "lens_mm", where), f"{where}.lens_mm", minimum=1e-3),

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bump_contracts import safe_json
 from bump_contracts.face_geometry import (
     CameraRecord,
     ContractError,
@@ -74,23 +75,23 @@ class ViewRecord:
     @classmethod
     def from_dict(cls, data: Any, where: str) -> ViewRecord:
         if not isinstance(data, dict):
-            raise ManifestError(f"{where}: expected an object")
+            raise ManifestError(f"{where}: expected an object", where)
         reject_unknown(data, cls.FIELDS, where)
         name = string(data.get("name"), f"{where}.name")
         if not VIEW_NAME_RE.match(name):
-            raise ManifestError(f"{where}.name: {name!r} is not a view name (lowercase letters, digits, _)")
+            raise ManifestError(f"{where}.name: {name!r} is not a view name (lowercase letters, digits, _)", f"{where}.name")
         file = string(data.get("file"), f"{where}.file")
         if "/" in file or "\\" in file or file.startswith(".") or not file.lower().endswith(".png"):
-            raise ManifestError(f"{where}.file: {file!r} must be a plain .png file name inside the package")
+            raise ManifestError(f"{where}.file: {file!r} must be a plain .png file name inside the package", f"{where}.file")
         size = []
         for key in ("width", "height"):
             value = data.get(key)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ManifestError(f"{where}.{key}: expected a positive integer, got {value!r}")
+                raise ManifestError(f"{where}.{key}: expected a positive integer, got {value!r}", f"{where}.{key}")
             size.append(value)
         sha = data.get("sha256", "")
         if not isinstance(sha, str) or (sha and not re.fullmatch(r"[0-9a-f]{64}", sha)):
-            raise ManifestError(f"{where}.sha256: expected 64 lowercase hex digits")
+            raise ManifestError(f"{where}.sha256: expected 64 lowercase hex digits", f"{where}.sha256")
         camera = data.get("camera")
         face = data.get("face")
         return cls(
@@ -159,55 +160,55 @@ class PackageManifest:
 def from_dict(data: Any) -> PackageManifest:
     """Validate a parsed ``package.json``; raise :class:`ManifestError` naming the first bad field."""
     if not isinstance(data, dict):
-        raise ManifestError("package.json: expected a JSON object at the top level")
+        raise ManifestError("package.json: expected a JSON object at the top level", "package.json")
     if data.get("schema") != SCHEMA:
-        raise ManifestError(f"schema: expected {SCHEMA!r}, got {data.get('schema')!r}")
+        raise ManifestError(f"schema: expected {SCHEMA!r}, got {data.get('schema')!r}", "schema")
     version = data.get("schema_version")
     if not isinstance(version, int) or isinstance(version, bool):
-        raise ManifestError(f"schema_version: expected an integer, got {version!r}")
+        raise ManifestError(f"schema_version: expected an integer, got {version!r}", "schema_version")
     if version > SCHEMA_VERSION:
         raise ManifestError(
             f"schema_version: {version} is newer than this program understands ({SCHEMA_VERSION}); update it"
         )
     if version < 1:
-        raise ManifestError(f"schema_version: {version} is not a valid version")
+        raise ManifestError(f"schema_version: {version} is not a valid version", "schema_version")
     reject_unknown(data, PackageManifest.TOP_FIELDS, "package")
     character = data.get("character")
     if not isinstance(character, dict):
-        raise ManifestError("character: expected an object")
+        raise ManifestError("character: expected an object", "character")
     reject_unknown(character, {"id", "name", "phenotype", "source"}, "character")
     phenotype = character.get("phenotype")
     if phenotype is not None and not isinstance(phenotype, dict):
-        raise ManifestError("character.phenotype: expected an object or null")
+        raise ManifestError("character.phenotype: expected an object or null", "character.phenotype")
     source = character.get("source", {"kind": "external"})
     if not isinstance(source, dict) or not isinstance(source.get("kind"), str):
-        raise ManifestError("character.source: expected an object with a 'kind'")
+        raise ManifestError("character.source: expected an object with a 'kind'", "character.source")
     origin = data.get("origin", "rendered")
     if origin not in ORIGINS:
-        raise ManifestError(f"origin: expected one of {', '.join(ORIGINS)}, got {origin!r}")
+        raise ManifestError(f"origin: expected one of {', '.join(ORIGINS)}, got {origin!r}", "origin")
     renderer = data.get("renderer", {})
     if not isinstance(renderer, dict):
-        raise ManifestError("renderer: expected an object")
+        raise ManifestError("renderer: expected an object", "renderer")
     views_data = data.get("views")
     if not isinstance(views_data, list) or not views_data:
-        raise ManifestError("views: expected a non-empty list")
+        raise ManifestError("views: expected a non-empty list", "views")
     views = tuple(ViewRecord.from_dict(v, f"views[{i}]") for i, v in enumerate(views_data))
     names = [v.name for v in views]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise ManifestError(f"views: duplicate view name(s) {', '.join(duplicates)}")
+        raise ManifestError(f"views: duplicate view name(s) {', '.join(duplicates)}", "views")
     files = [v.file for v in views]
     if len(set(files)) != len(files):
-        raise ManifestError("views: two views share one image file")
+        raise ManifestError("views: two views share one image file", "views")
     contact = data.get("contact_sheet")
     if contact is not None:
         contact = string(contact, "contact_sheet")
         if "/" in contact or "\\" in contact:
-            raise ManifestError("contact_sheet: must be a file name inside the package")
+            raise ManifestError("contact_sheet: must be a file name inside the package", "contact_sheet")
     created = string(data.get("created"), "created")
     notes = data.get("notes", "")
     if not isinstance(notes, str):
-        raise ManifestError("notes: expected a string")
+        raise ManifestError("notes: expected a string", "notes")
     return PackageManifest(
         character_id=string(character.get("id"), "character.id"),
         character_name=string(character.get("name"), "character.name"),
@@ -224,9 +225,10 @@ def from_dict(data: Any) -> PackageManifest:
 
 def loads(text: str) -> PackageManifest:
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ManifestError(f"package.json is not valid JSON: {exc}") from None
+        data = safe_json.loads(text, "package.json")
+    except ContractError as exc:
+        raise ManifestError(str(exc).replace("package.json: not valid JSON", "package.json is not valid JSON"),
+                            exc.field) from None
     return from_dict(data)
 
 
@@ -235,9 +237,9 @@ def load_package(folder: str | os.PathLike, *, check_files: bool = True, check_h
     folder = Path(folder)
     path = folder / MANIFEST_NAME
     if not folder.is_dir():
-        raise ManifestError(f"{folder}: not a folder")
+        raise ManifestError(f"{folder}: not a folder", folder)
     if not path.is_file():
-        raise ManifestError(f"{folder}: no {MANIFEST_NAME} (not a profile package, or an unfinished one)")
+        raise ManifestError(f"{folder}: no {MANIFEST_NAME} (not a profile package, or an unfinished one)", folder)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -247,9 +249,9 @@ def load_package(folder: str | os.PathLike, *, check_files: bool = True, check_h
         for view in manifest.views:
             image = folder / view.file
             if not image.is_file():
-                raise ManifestError(f"{folder}: view {view.name!r} lists {view.file}, which is missing")
+                raise ManifestError(f"{folder}: view {view.name!r} lists {view.file}, which is missing", folder)
             if check_hashes and view.sha256 and file_sha256(image) != view.sha256:
-                raise ManifestError(f"{folder}: {view.file} does not match its recorded sha256")
+                raise ManifestError(f"{folder}: {view.file} does not match its recorded sha256", folder)
     return manifest
 
 

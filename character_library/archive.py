@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import stat
 import uuid
 import zipfile
@@ -24,13 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bump_contracts.package_manifest import character_id_from_name
+from bump_contracts.package_manifest import ManifestError, character_id_from_name, load_package
 from character_library.characters import CHARACTER_FILE, parse_character_document, validate_fields
 from character_library.errors import ArchiveError, ConflictError, LibraryError
 from character_library.fsutil import fsync_dir, now_iso, write_bytes_atomic, write_json_atomic
 from character_library.history import HISTORY_FILE, replay_lines
 from character_library.names import name_key, safe_folder_name
 from character_library.repair import RepairReport, index_folder
+from character_library.staging import claim
 
 EXPORT_FORMAT = "bump-studio-character-export"
 EXPORT_VERSION = 1
@@ -44,12 +44,23 @@ _ALLOWED = re.compile(
 
 @dataclass(frozen=True)
 class ImportLimits:
-    """Caps that keep a hostile zip from filling the disk or the memory."""
+    """Caps that keep a hostile zip from filling the disk or the memory.
+
+    A real export stores its PNGs (ratio about 1) and deflates a little JSON, so it expands to
+    about its own size. A zip bomb expands hundreds of times, in one member or spread over many:
+    each member above ``ratio_floor_bytes`` may expand at most ``max_ratio`` times, and the whole
+    archive, once it expands past ``archive_ratio_floor_bytes``, at most ``max_archive_ratio``
+    times the zip file's size. All of it is checked from the headers before anything is written,
+    and counted again while extracting (headers can lie).
+    """
 
     max_members: int = 2000
     max_member_bytes: int = 256 * 1024 * 1024
     max_total_bytes: int = 4 * 1024 * 1024 * 1024
     max_ratio: float = 200.0
+    ratio_floor_bytes: int = 64 * 1024
+    max_archive_ratio: float = 20.0
+    archive_ratio_floor_bytes: int = 16 * 1024 * 1024
 
 
 def _sha256(path: Path) -> str:
@@ -122,55 +133,70 @@ class ArchiveMixin:
         """
         limits = limits or ImportLimits()
         zip_path = Path(zip_path).expanduser()
-        staging = self.staging_dir / f"import-{uuid.uuid4().hex}"
+        with claim(self.staging_dir, "import") as staging:  # removed on any exit; by the next open after kill -9
+            return self._import_staged(zip_path, staging, rename, replace, limits)
+
+    def _import_staged(self, zip_path: Path, staging: Path, rename: str | None, replace: bool, limits: ImportLimits):
+        """Extract into ``staging``, check everything, then rename it into place under the write lock."""
+        folder_files, manifest = _extract(zip_path, staging, limits)
+        _check_packages(zip_path, staging)
+        doc_path = staging / CHARACTER_FILE
         try:
-            folder_files, manifest = _extract(zip_path, staging, limits)
-            doc_path = staging / CHARACTER_FILE
+            doc = json.loads(doc_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ArchiveError(f"{zip_path.name}: character.json is unreadable ({exc})") from None
+        char_id, fields, *_ = parse_character_document(doc, f"{zip_path.name}:character.json")
+        if rename is not None:
+            fields = {**fields, "name": validate_fields({"name": rename})["name"]}
+            doc["name"] = fields["name"]
+            doc["id"] = char_id = character_id_from_name(fields["name"])
+            write_json_atomic(doc_path, doc)
+        report = RepairReport()
+        with self.write() as conn:
+            clash = conn.execute(
+                "SELECT id, name FROM characters WHERE id = ? OR name_key = ?", (char_id, name_key(fields["name"]))
+            ).fetchall()
+            if clash and not replace:
+                raise ConflictError(
+                    f"the library already has {clash[0]['name']!r}; import with --rename NEW_NAME, or --replace to move "
+                    "the existing character to the trash first"
+                )
+            for row in clash:
+                self.delete_character(row["id"])
+            taken = {r[0] for r in conn.execute("SELECT folder FROM characters")} | {
+                p.name for p in self.characters_dir.iterdir()
+            }
+            _renumber_clashing_runs(conn, staging / HISTORY_FILE, report)
+            target = self.characters_dir / safe_folder_name(fields["name"], taken)
+            os.replace(staging, target)
             try:
-                doc = json.loads(doc_path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                raise ArchiveError(f"{zip_path.name}: character.json is unreadable ({exc})") from None
-            char_id, fields, *_ = parse_character_document(doc, f"{zip_path.name}:character.json")
-            if rename is not None:
-                fields = {**fields, "name": validate_fields({"name": rename})["name"]}
-                doc["name"] = fields["name"]
-                doc["id"] = char_id = character_id_from_name(fields["name"])
-                write_json_atomic(doc_path, doc)
-            report = RepairReport()
-            with self.write() as conn:
-                clash = conn.execute(
-                    "SELECT id, name FROM characters WHERE id = ? OR name_key = ?", (char_id, name_key(fields["name"]))
-                ).fetchall()
-                if clash and not replace:
-                    raise ConflictError(
-                        f"the library already has {clash[0]['name']!r}; import with --rename NEW_NAME, or --replace to move "
-                        "the existing character to the trash first"
-                    )
-                for row in clash:
-                    self.delete_character(row["id"])
-                taken = {r[0] for r in conn.execute("SELECT folder FROM characters")} | {
-                    p.name for p in self.characters_dir.iterdir()
-                }
-                _renumber_clashing_runs(conn, staging / HISTORY_FILE, report)
-                target = self.characters_dir / safe_folder_name(fields["name"], taken)
-                os.replace(staging, target)
-                try:
-                    new_id = index_folder(conn, target, report)
-                    fsync_dir(self.characters_dir)
-                except BaseException:
-                    os.replace(target, staging)
-                    raise
-                expected = manifest.get("history_runs")
-                if isinstance(expected, int) and expected != report.runs:
-                    report.problems.append(f"export.json lists {expected} history runs, the file held {report.runs}")
-                expected_pkgs = manifest.get("packages")
-                if isinstance(expected_pkgs, list) and len(expected_pkgs) != report.packages:
-                    report.problems.append(
-                        f"export.json lists {len(expected_pkgs)} packages, {report.packages} were complete"
-                    )
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+                new_id = index_folder(conn, target, report)
+                fsync_dir(self.characters_dir)
+            except BaseException:
+                os.replace(target, staging)
+                raise
+            expected = manifest.get("history_runs")
+            if isinstance(expected, int) and expected != report.runs:
+                report.problems.append(f"export.json lists {expected} history runs, the file held {report.runs}")
+            expected_pkgs = manifest.get("packages")
+            if isinstance(expected_pkgs, list) and len(expected_pkgs) != report.packages:
+                report.problems.append(
+                    f"export.json lists {len(expected_pkgs)} packages, {report.packages} were complete"
+                )
         return self.get_character(new_id), report
+
+
+def _check_packages(zip_path: Path, staging: Path) -> None:
+    """Every package version in the export must be a valid package, or nothing is imported (a version
+    the index would skip would otherwise stay on disk, unlisted)."""
+    packages = staging / "packages"
+    for folder in sorted(packages.iterdir()) if packages.is_dir() else []:
+        try:
+            load_package(folder, check_files=True, check_hashes=True)
+        except ManifestError as exc:
+            detail = str(exc).replace(str(folder), f"packages/{folder.name}")
+            raise ArchiveError(f"{zip_path.name}: packages/{folder.name}/package.json is not a valid package "
+                               f"({detail}); nothing was imported") from None
 
 
 def _renumber_clashing_runs(conn: Any, history: Path, report: RepairReport) -> None:
@@ -214,8 +240,9 @@ def _check_member(info: zipfile.ZipInfo, limits: ImportLimits) -> str | None:
         raise ArchiveError(f"member {name!r} is not a file a character export contains")
     if info.file_size > limits.max_member_bytes:
         raise ArchiveError(f"member {name!r} is {info.file_size} bytes; the limit is {limits.max_member_bytes}")
-    if info.compress_size and info.file_size > 1 << 20 and info.file_size / info.compress_size > limits.max_ratio:
-        raise ArchiveError(f"member {name!r} expands {info.file_size / info.compress_size:.0f}x: refused as a zip bomb")
+    if info.file_size > limits.ratio_floor_bytes and info.file_size > limits.max_ratio * info.compress_size:
+        ratio = info.file_size / max(info.compress_size, 1)
+        raise ArchiveError(f"member {name!r} expands {ratio:.0f}x (at most {limits.max_ratio:g}x): refused as a zip bomb")
     return rel
 
 
@@ -251,8 +278,14 @@ def _extract(zip_path: Path, staging: Path, limits: ImportLimits) -> tuple[list[
             if rel in plan:
                 raise ArchiveError(f"{zip_path.name} holds {info.filename!r} twice")
             plan[rel] = info
-        if sum(i.file_size for i in plan.values()) > limits.max_total_bytes:
+        declared = sum(i.file_size for i in plan.values())
+        if declared > limits.max_total_bytes:
             raise ArchiveError(f"{zip_path.name} expands past {limits.max_total_bytes} bytes; refused")
+        packed = max(zip_path.stat().st_size, 1)
+        if declared > limits.archive_ratio_floor_bytes and declared > limits.max_archive_ratio * packed:
+            raise ArchiveError(
+                f"{zip_path.name} expands {declared / packed:.0f}x ({packed / 1e6:.1f} MB to {declared / 1e6:.0f} MB over "
+                f"{len(plan)} files; at most {limits.max_archive_ratio:g}x): refused as a zip bomb")
         if EXPORT_MANIFEST not in plan or CHARACTER_FILE not in plan:
             raise ArchiveError(f"{zip_path.name} is not a character export (no {EXPORT_MANIFEST} or {PREFIX}{CHARACTER_FILE})")
         try:

@@ -21,7 +21,8 @@ def add_import_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, help="output view size in pixels (default 720)")
     p.add_argument("--crop-scale", type=float, help="crop side / face side (default 2.6)")
     p.add_argument("--min-separation", type=float, help="degrees between kept angles (default 10)")
-    p.add_argument("--blur-ratio", type=float, help="blurry below this share of the sharpest frames (default 0.35)")
+    p.add_argument("--blur-ratio", type=float, help="blurry below this share of the set's reference sharpness, the "
+                   "median over distinct angles of each angle's sharpest face (default 0.2)")
     p.add_argument("--max-frames", type=int, help="video frames sampled (default 300)")
     p.add_argument("--no-activate", action="store_true", help="add the version without making it active")
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from bump_contracts.package_manifest import (
 )
 from character_library.errors import ConflictError, LibraryError, NotFoundError, ValidationError
 from character_library.fsutil import copy_tree_files, fsync_dir, now_iso, stamp, write_bytes_atomic
+from character_library.staging import claim
 from character_library.thumbnails import write_thumbnail
 
 THUMBNAIL_NAME = "thumbnail.png"
@@ -128,7 +128,8 @@ def _same_device(a: Path, b: Path) -> bool:
 class PackagesMixin:
     """Package versions: add (copy or move), list, get, activate, trash, find by hash."""
 
-    def _stage_package(self, source: Path, char_id: str, char_name: str, origin: str | None, move: bool) -> tuple[Path, PackageManifest]:
+    def _stage_package(self, source: Path, staging: Path, char_id: str, char_name: str, origin: str | None,
+                       move: bool) -> PackageManifest:
         try:
             manifest = load_package(source, check_files=True, check_hashes=True)
         except ManifestError as exc:
@@ -136,7 +137,6 @@ class PackagesMixin:
         origin = origin or manifest.origin
         if origin not in ORIGINS:
             raise ValidationError(f"origin: expected one of {', '.join(ORIGINS)}, got {origin!r}")
-        staging = self.staging_dir / f"pkg-{uuid.uuid4().hex}"
         names = [v.file for v in manifest.views]
         if manifest.contact_sheet and (source / manifest.contact_sheet).is_file():
             names.append(manifest.contact_sheet)
@@ -154,7 +154,7 @@ class PackagesMixin:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        return staging, manifest
+        return manifest
 
     def add_package(
         self,
@@ -177,40 +177,44 @@ class PackagesMixin:
         if not isinstance(notes, str) or len(notes) > 20000:
             raise ValidationError("notes: expected text up to 20000 characters")
         character = self.get_character(ref)
-        staging, manifest = self._stage_package(Path(source), character.id, character.name, origin, move)
-        try:
-            with self.write() as conn:
-                char_id = self.character_id(conn, character.id)
-                if parent_version is not None:
-                    if not conn.execute(
-                        "SELECT 1 FROM packages WHERE character_id = ? AND version = ?", (char_id, parent_version)
-                    ).fetchone():
-                        raise NotFoundError(f"{character.name} has no package version {parent_version} to derive from")
-                elif manifest.origin == "bumped":
-                    raise ValidationError("a bumped package needs the version it was bumped from (parent_version)")
-                version = (conn.execute("SELECT max(version) FROM packages WHERE character_id = ?", (char_id,)).fetchone()[0] or 0) + 1
-                folder = self.characters_dir / character.folder
-                (folder / "packages").mkdir(exist_ok=True)
-                target = folder / "packages" / version_folder(version)
-                if target.exists():
-                    raise ConflictError(f"{target} already exists on disk but not in the index; run 'library repair'")
-                has_active = conn.execute("SELECT 1 FROM packages WHERE character_id = ? AND active = 1", (char_id,)).fetchone()
-                insert_package(conn, char_id, version, manifest, origin=manifest.origin, parent_version=parent_version, notes=notes, created=now_iso())
-                if activate_it or not has_active:
-                    activate(conn, char_id, version)
-                conn.execute("UPDATE characters SET updated = ? WHERE id = ?", (now_iso(), char_id))
-                os.replace(staging, target)
-                try:
-                    fsync_dir(target.parent)
-                    self.sync_character_file(conn, char_id)
-                except BaseException:
-                    os.replace(target, staging)
-                    raise
-                if activate_it or not has_active:
-                    write_thumbnail(target, manifest, folder / THUMBNAIL_NAME)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return self.get_package(char_id, version)
+        with claim(self.staging_dir, "pkg") as staging:  # removed on any exit; by the next open after kill -9
+            manifest = self._stage_package(Path(source), staging, character.id, character.name, origin, move)
+            version = self._commit_package(character, staging, manifest, parent_version, notes, activate_it)
+        return self.get_package(character.id, version)
+
+    def _commit_package(self, character: Any, staging: Path, manifest: PackageManifest, parent_version: int | None,
+                        notes: str, activate_it: bool) -> int:
+        """Under the write lock: the next version's rows, then ``staging`` renamed into place."""
+        with self.write() as conn:
+            char_id = self.character_id(conn, character.id)
+            if parent_version is not None:
+                if not conn.execute(
+                    "SELECT 1 FROM packages WHERE character_id = ? AND version = ?", (char_id, parent_version)
+                ).fetchone():
+                    raise NotFoundError(f"{character.name} has no package version {parent_version} to derive from")
+            elif manifest.origin == "bumped":
+                raise ValidationError("a bumped package needs the version it was bumped from (parent_version)")
+            version = (conn.execute("SELECT max(version) FROM packages WHERE character_id = ?", (char_id,)).fetchone()[0] or 0) + 1
+            folder = self.characters_dir / character.folder
+            (folder / "packages").mkdir(exist_ok=True)
+            target = folder / "packages" / version_folder(version)
+            if target.exists():
+                raise ConflictError(f"{target} already exists on disk but not in the index; run 'library repair'")
+            has_active = conn.execute("SELECT 1 FROM packages WHERE character_id = ? AND active = 1", (char_id,)).fetchone()
+            insert_package(conn, char_id, version, manifest, origin=manifest.origin, parent_version=parent_version, notes=notes, created=now_iso())
+            if activate_it or not has_active:
+                activate(conn, char_id, version)
+            conn.execute("UPDATE characters SET updated = ? WHERE id = ?", (now_iso(), char_id))
+            os.replace(staging, target)
+            try:
+                fsync_dir(target.parent)
+                self.sync_character_file(conn, char_id)
+            except BaseException:
+                os.replace(target, staging)
+                raise
+            if activate_it or not has_active:
+                write_thumbnail(target, manifest, folder / THUMBNAIL_NAME)
+        return version
 
     def _package_rows(self, conn: sqlite3.Connection, char_id: str, version: int | None) -> list[PackageInfo]:
         folder = conn.execute("SELECT folder FROM characters WHERE id = ?", (char_id,)).fetchone()["folder"]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bump_contracts.package_manifest import ManifestError, load_package
+from character_library import staging
 from character_library.characters import CHARACTER_FILE, insert_character, parse_character_document
 from character_library.errors import LibraryError, NotFoundError, SchemaError
 from character_library.fsutil import fsync_dir, stamp
@@ -30,6 +31,7 @@ class RepairReport:
     skipped: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     moved_index: str | None = None
+    staging_removed: list[str] = field(default_factory=list)  # killed imports' work folders
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -167,6 +169,7 @@ class RepairMixin:
         with lib.write() as conn:
             report = rebuild_rows(conn, lib.characters_dir)
         report.moved_index = moved
+        report.staging_removed = lib.swept + staging.sweep(lib.staging_dir)
         return lib, report
 
     def trashed_characters(self) -> list[TrashedCharacter]:

@@ -7,7 +7,8 @@ Layout of a library folder::
     characters/<folder>/         one per character: character.json, packages/vNNNN/, history.jsonl,
                                  thumbnail.png
     trash/<folder>-<stamp>/      deleted characters and packages, kept until the user empties it
-    .staging/                    work in progress (same file system, so moves are renames)
+    .staging/                    work in progress (same file system, so moves are renames), each folder
+                                 locked by its process; a dead process's folders go at the next open
 
 The folders are the truth and the index is a cache of them that makes queries fast. Every write
 runs inside ``BEGIN IMMEDIATE``: the SQLite write lock then serialises writers across processes
@@ -26,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from character_library import schema
+from character_library import schema, staging
 from character_library.errors import LibraryError, SchemaError
 from character_library.fsutil import now_iso, write_json_atomic
 
@@ -64,6 +65,7 @@ class LibraryBase:
         self._lock = threading.RLock()
         self._depth = 0
         self._writing = False
+        self.swept: list[str] = []  # staging folders of dead processes removed when this library was opened
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
@@ -85,6 +87,7 @@ class LibraryBase:
             (root / sub).mkdir(exist_ok=True)
         conn = _connect(root / INDEX_NAME)
         lib = cls(root, conn)
+        lib.swept = staging.sweep(root / ".staging")  # what killed imports left behind (their locks are free)
         try:
             with lib.write() as c:
                 schema.migrate(c)

@@ -190,6 +190,8 @@ def _dispatch(args: argparse.Namespace) -> tuple[Any, str]:
         text += "".join(f"\n  skipped {s}" for s in report.skipped) + "".join(f"\n  {p}" for p in report.problems)
         if report.moved_index:
             text += f"\n  the damaged index was kept as {report.moved_index}"
+        if report.staging_removed:
+            text += f"\n  removed {len(report.staging_removed)} unfinished import(s) left in .staging by a killed process"
         return report.to_dict(), text
     # The default library is made on first use (a fresh install's first `library list` works); a folder
     # named with --library must already be one unless the command adds to it, so a typo is not a new library.

@@ -25,7 +25,7 @@ from bump_backend.server.config import ServerConfig
 from bump_backend.server.events import EventHub
 from bump_backend.server.generator import EngineGenerator, Generator
 from bump_backend.server.intake import Rejected, Upload, accept
-from bump_backend.server.middleware import BodyLimit, TokenAuth
+from bump_backend.server.middleware import BodyDeadline, BodyLimit, CrashGuard, TokenAuth
 from bump_backend.server.store import JobStore
 from bump_backend.server.worker import Scheduler
 from bump_contracts.bump_job import (
@@ -72,6 +72,14 @@ def health_document(config: ServerConfig, scheduler: Scheduler) -> Health:
                   running=scheduler.current.id if scheduler.current is not None else None, capabilities=capabilities)
 
 
+class _GuardedFastAPI(FastAPI):
+    """FastAPI with :class:`CrashGuard` outside even Starlette's own error middleware (which re-raises
+    after its 500, and that drops the client's kept-alive connection)."""
+
+    def build_middleware_stack(self):
+        return CrashGuard(super().build_middleware_stack())
+
+
 def create_app(config: ServerConfig, make_generator: Callable[[], Generator] | None = None) -> FastAPI:
     """The app, with its scheduler started by the lifespan (so one process serves one data dir)."""
     config.check()
@@ -92,9 +100,11 @@ def create_app(config: ServerConfig, make_generator: Callable[[], Generator] | N
         finally:
             await run_in_threadpool(scheduler.stop)
 
-    app = FastAPI(title="Bump backend", version=__version__, lifespan=lifespan,
+    app = _GuardedFastAPI(title="Bump backend", version=__version__, lifespan=lifespan,
                   description="Local GPU job queue: IP-Adapter img2img bumps with a profile package as identity.")
     app.state.scheduler, app.state.store, app.state.config = scheduler, store, config
+    app.add_middleware(BodyDeadline, body_s=config.timeouts.body_s,
+                       min_bytes_per_s=config.timeouts.min_body_bytes_per_s)
     app.add_middleware(BodyLimit, max_bytes=config.limits.max_request_bytes)
     app.add_middleware(TokenAuth, token=config.token)  # added last = outermost: 401 before anything
 
@@ -113,6 +123,17 @@ def create_app(config: ServerConfig, make_generator: Callable[[], Generator] | N
     async def on_crash(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
         return error(500, "internal", f"internal error: {type(exc).__name__}: {exc}")
+
+    def servable(job) -> dict | None:
+        """A job's status document, or None (logged) when it cannot be sent: one bad record must never
+        make the whole list unreadable."""
+        try:
+            doc = job.status().to_dict()
+            json.dumps(doc, ensure_ascii=False).encode("utf-8")
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("job %s: status not servable (%s); left out of the job list", job.id, exc)
+            return None
+        return doc
 
     def find(job_id: str):
         job = scheduler.get(job_id) if ID_RE.match(job_id) else None
@@ -172,7 +193,7 @@ def create_app(config: ServerConfig, make_generator: Callable[[], Generator] | N
         """Recent jobs, newest first."""
         if state is not None and state not in STATES:
             return error(422, "invalid", f"state must be one of {', '.join(STATES)}", "state")
-        return {"jobs": [j.status().to_dict() for j in scheduler.recent(limit, state)]}
+        return {"jobs": [doc for doc in (servable(j) for j in scheduler.recent(limit, state)) if doc is not None]}
 
     @app.get(f"{API_PREFIX}/jobs/{{job_id}}", tags=["jobs"], responses=ERROR_RESPONSES)
     def get_job(job_id: str):

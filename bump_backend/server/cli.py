@@ -73,9 +73,9 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from bump_backend.server.app import create_app
+    from bump_backend.server.serving import uvicorn_config
 
-    uvicorn.run(create_app(config), host=config.host, port=config.port, log_level=config.log_level, access_log=False,
-                timeout_graceful_shutdown=30)
+    uvicorn.Server(uvicorn_config(create_app(config), config, timeout_graceful_shutdown=30)).run()
     return 0
 
 

@@ -36,6 +36,22 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Timeouts:
+    """How long a client may take to send a request, so slow-drip connections cannot pile up.
+
+    The headers must be complete ``header_s`` after the connection opens (or after the previous
+    response, on a kept-alive connection); the body gets ``body_s`` plus the time its bytes need at
+    ``min_body_bytes_per_s`` (a 256 MB upload at the default rate: about 8.5 minutes). An idle
+    kept-alive connection is closed after ``keep_alive_s``.
+    """
+
+    header_s: float = 10.0
+    body_s: float = 15.0
+    min_body_bytes_per_s: float = 512 * 1024
+    keep_alive_s: float = 5.0
+
+
+@dataclass(frozen=True)
 class Retention:
     """Pruning: finished jobs go after ``keep_s`` once fetched, after ``keep_unfetched_s`` if never.
 
@@ -70,6 +86,7 @@ class ServerConfig:
     package_roots: tuple[Path, ...] = ()  # if set, package paths must lie under one of these
     limits: Limits = field(default_factory=Limits)
     retention: Retention = field(default_factory=Retention)
+    timeouts: Timeouts = field(default_factory=Timeouts)
     log_level: str = "info"
     sse_heartbeat_s: float = 10.0
 

@@ -74,7 +74,8 @@ def inspect_image(path: Path, *, max_pixels: int, min_side: int, what: str = "im
                 raise InputImageError(f"{what}: refused before decoding as a decompression bomb ({exc})", 413,
                                       "too_many_pixels") from None
             except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-                raise InputImageError(f"{what}: unreadable {kind.upper()} header ({exc})") from None
+                reason = str(exc).replace(str(path), "the upload")  # never the server's own paths
+                raise InputImageError(f"{what}: unreadable {kind.upper()} header ({reason})") from None
     if width <= 0 or height <= 0:
         raise InputImageError(f"{what}: invalid size {width}x{height}")
     if width * height > max_pixels:

@@ -6,7 +6,6 @@ Runs on a request thread, never on the GPU worker. Image *sizes* are read from h
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -22,9 +21,9 @@ from bump_backend.server.images import InputImageError, inspect_image
 from bump_backend.server.jobs import Job
 from bump_backend.server.store import JobStore, fsync_dir
 from bump_backend.server.worker import Scheduler
+from bump_contracts import render_sidecar, safe_json
 from bump_contracts.bump_job import FILE_NAME_RE, ContractError, JobRequest, JobStatus
 from bump_contracts.package_manifest import MANIFEST_NAME, PackageManifest, ViewRecord, file_sha256, load_package
-from bump_contracts.render_sidecar import from_dict
 from character_library.api import Library
 
 log = logging.getLogger("bump_backend.server.intake")
@@ -162,11 +161,13 @@ def accept(config: ServerConfig, store: JobStore, scheduler: Scheduler, request_
            sidecar: Upload | None, references: list[Upload], received: float) -> tuple[JobStatus, bool]:
     """Validate, write and queue one submission; return (its status, created). Raises Rejected."""
     try:
-        request = JobRequest.from_dict(json.loads(request_text))
-    except json.JSONDecodeError as exc:
-        raise Rejected(422, "bad_request_json", f"request: not valid JSON ({exc})", "request") from None
+        data = safe_json.loads(request_text, "request")
     except ContractError as exc:
-        raise Rejected(422, "bad_request", str(exc), exc.field) from None
+        raise Rejected(422, "bad_request_json", str(exc), exc.field) from None
+    try:
+        request = JobRequest.from_dict(data)
+    except ContractError as exc:
+        raise Rejected(422, "bad_request", str(exc), exc.field or "request") from None
     try:
         to_settings(request.params, config.limits)
     except ContractError as exc:
@@ -195,9 +196,11 @@ def accept(config: ServerConfig, store: JobStore, scheduler: Scheduler, request_
         if sidecar is not None:
             _copy(sidecar, inputs / "sidecar.json")
             try:
-                from_dict(json.loads((inputs / "sidecar.json").read_text(encoding="utf-8")))
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise Rejected(422, "bad_sidecar", f"sidecar: {exc}", "sidecar") from None
+                render_sidecar.loads((inputs / "sidecar.json").read_bytes())
+            except ContractError as exc:
+                field = exc.field if exc.field and exc.field.startswith("sidecar") else \
+                    f"sidecar.{exc.field}" if exc.field else "sidecar"
+                raise Rejected(422, "bad_sidecar", f"sidecar: {exc}", field) from None
         package = {"kind": "none", "path": None}
         if request.package_path:
             package = {"kind": "path", "path": str(_resolve_package_path(config, request.package_path))}

@@ -29,6 +29,7 @@ from typing import Any
 
 from bump_backend.server.config import Retention
 from bump_backend.server.jobs import Job, utc_now
+from bump_contracts import safe_json
 from bump_contracts.atomic_io import fsync_dir, write_bytes_atomic
 from bump_contracts.bump_job import FAILED, ID_RE, QUEUED, RUNNING, JobRequest
 
@@ -161,8 +162,8 @@ class JobStore:
 
     def _load(self, folder: Path) -> Job | None:
         try:
-            state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
-            request = JobRequest.from_dict(json.loads((folder / "request.json").read_text(encoding="utf-8")))
+            state = safe_json.loads((folder / "state.json").read_bytes(), "state.json")
+            request = JobRequest.from_dict(safe_json.loads((folder / "request.json").read_bytes(), "request.json"))
             return Job.from_persistent(state, request, folder)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("job folder %s is unreadable (%s); left in place, not served", folder.name, exc)

@@ -58,9 +58,11 @@ def load_job(path: str | os.PathLike, *, only: list[str] | None = None) -> Job:
     """Parse and check the whole job file; raise JobFileError listing every problem."""
     path = Path(path).expanduser().resolve()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is not TOML
     except OSError as exc:
         raise JobFileError(str(path), [Problem(None, "", f"cannot read: {exc.strerror or exc}")]) from None
+    except UnicodeDecodeError as exc:
+        raise JobFileError(str(path), [Problem(None, "", f"not UTF-8 text (byte {exc.start}): save it as UTF-8")]) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -128,7 +128,7 @@ class LocalExecutor:
                     core_sets.put(cpus)
             self.pool = ProcessPoolExecutor(max_workers=self.options.workers, mp_context=context,
                                             initializer=work.init_render_worker,
-                                            initargs=(threads, _render_env(), core_sets))
+                                            initargs=(threads, _render_env(), core_sets, os.getpid()))
         return self.pool
 
     def _submit(self, uid: str) -> Future | None:

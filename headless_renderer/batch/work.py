@@ -9,11 +9,14 @@ it returns ``{"status": "failed", "error": ...}`` so one bad unit never stops th
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -34,18 +37,58 @@ from profile_rig.imaging.png_io import read_png
 
 LogFn = Callable[[str], None]
 _RENDER_THREADS = 0  # Cycles threads per worker (0 = Blender's automatic count)
+_PARENT_PID: int | None = None  # the batch process that started this render worker (None: not a worker)
+PARENT_POLL_S = 0.5  # the watchdog's look at the parent, where the kernel cannot be asked to do it
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def init_render_worker(threads: int = 0, env: dict[str, str] | None = None, core_sets: Any = None) -> None:
+class ParentGone(RuntimeError):
+    """The batch process that started this worker is gone: its output folder is no longer ours."""
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """End this worker within moments of its parent, however the parent ends (``kill -9`` included).
+
+    A process pool's workers outlive a parent killed by SIGKILL (or the OOM killer): they are
+    reparented to init and go on rendering queued units into a folder whose lock is gone. On Linux
+    the kernel sends SIGKILL when the parent dies (``PR_SET_PDEATHSIG``); everywhere a daemon thread
+    also checks that the parent is still ours and kills this process when it is not.
+    """
+    global _PARENT_PID
+    _PARENT_PID = parent_pid
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before the kernel was asked to watch it
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_POLL_S)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+def parent_alive() -> bool:
+    """False in a render worker whose batch process is gone (always True outside a worker)."""
+    return _PARENT_PID is None or os.getppid() == _PARENT_PID
+
+
+def init_render_worker(threads: int = 0, env: dict[str, str] | None = None, core_sets: Any = None,
+                       parent_pid: int | None = None) -> None:
     """Process-pool / Ray initialiser: one ``bpy`` per process, the cores split between workers.
 
     ``threads``: Cycles threads per render (0 = every core). ``core_sets``: a queue of CPU sets, one
-    taken per worker, that the process is pinned to. Pinning matters as much as the thread count:
+    taken per worker, that the process is pinned to. ``parent_pid``: the batch process; the worker
+    ends with it (:func:`_die_with_parent`). Pinning matters as much as the thread count:
     a render with one Cycles thread still keeps a second core busy (Blender's task-scheduler threads
     spin while they wait; measured 24 s of CPU for a 12 s render), so two unpinned workers slow each
     other down by that spinning, while two pinned ones each render at full single-core speed.
     """
     global _RENDER_THREADS
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     for key, value in (env or {}).items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="bump_batch_blender_"))
@@ -119,6 +162,8 @@ def run_unit(unit_data: dict[str, Any], out: str, context: dict[str, Any] | None
         try:
             extra = RUNNERS[unit.kind](unit, root, context, log) or {}
             seconds = time.perf_counter() - started
+            if not parent_alive():  # the folder's lock died with the parent: never record work there
+                raise ParentGone("the batch process that started this worker is gone; no done-record written")
             write_done(root, unit, seconds, extra)
             log(f"=== done in {seconds:.2f} s")
             return {"id": unit.id, "status": "done", "seconds": seconds, "extra": extra, "pid": os.getpid()}

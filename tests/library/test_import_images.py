@@ -136,3 +136,45 @@ def test_renders_of_the_demo_character(tmp_path: Path) -> None:
     assert len(estimated) == 4, report.dropped
     for view in rendered.views:
         assert abs(estimated[view.file] - view.yaw) < 12, (view.name, view.yaw, estimated[view.file])
+
+
+@pytest.fixture(scope="module")
+def small_faces(tmp_path_factory) -> Path:
+    """Grace Hopper's face at about 100 px (its native size in many group photos), sharp and strongly blurred."""
+    folder = tmp_path_factory.mktemp("small")
+    g = grace_hopper()
+    small = cv2.resize(g, None, fx=0.52, fy=0.52, interpolation=cv2.INTER_AREA)  # face side ~100 px
+    cv2.imwrite(str(folder / "blurred.png"), cv2.cvtColor(blurred(small, 4.0), cv2.COLOR_RGB2BGR))
+    return folder
+
+
+def test_strongly_blurred_small_face_is_reported_blurry(small_faces: Path, tmp_path: Path) -> None:
+    """A strongly blurred face at ~100 px is found and dropped as blurry, never as 'no face found'."""
+    with pytest.raises(ImportImagesError) as caught:
+        build_package([small_faces / "blurred.png"], tmp_path / "pkg", "grace", "Grace", ImportOptions())
+    message = str(caught.value)
+    assert "blurry" in message and "no face found" not in message, message
+    assert not (tmp_path / "pkg").exists()
+
+
+def test_near_duplicates_do_not_raise_the_blur_bar(tmp_path: Path) -> None:
+    """Six copies of one sharp front photo and a sound but slightly soft turned face: the soft face stays."""
+    folder = tmp_path / "set"
+    folder.mkdir()
+    g = grace_hopper()
+    for i in range(6):  # near-duplicates: re-encoded and slightly cropped copies of one photo
+        copy = g[i * 2:, i:]
+        cv2.imwrite(str(folder / f"front_{i}.jpg"), cv2.cvtColor(copy, cv2.COLOR_RGB2BGR),
+                    [cv2.IMWRITE_JPEG_QUALITY, 95 - i * 3])
+    soft = blurred(turn_head(g, 30), 1.0)  # slightly soft (sigma 1 px), a different angle
+    cv2.imwrite(str(folder / "turned_soft.png"), cv2.cvtColor(soft, cv2.COLOR_RGB2BGR))
+    report = build_package([folder], tmp_path / "pkg", "grace", "Grace", ImportOptions())
+    kept = {k["source"] for k in report.kept}
+    dropped = {d["source"]: d["reason"] for d in report.dropped}
+    assert "turned_soft.png" in kept, dropped
+    fronts = [s for s in dropped if s.startswith("front_")]
+    assert len(fronts) == 5 and all(dropped[s].startswith("near-duplicate") for s in fronts), dropped
+    # the rule it replaces (0.35 x the 75th percentile of every candidate, the copies included) dropped it
+    values = [k["sharpness"] for k in report.kept] + [d["sharpness"] for d in report.dropped if "sharpness" in d]
+    soft_value = next(k["sharpness"] for k in report.kept if k["source"] == "turned_soft.png")
+    assert soft_value < 0.35 * float(np.percentile(values, 75))

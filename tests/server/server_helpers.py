@@ -46,11 +46,11 @@ class ThreadServer:
         import uvicorn
 
         from bump_backend.server import create_app
+        from bump_backend.server.serving import uvicorn_config
 
         self.config = config
         self.app = create_app(config, make_generator)
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host=config.host, port=config.port, log_level="warning",
-                                                    access_log=False))
+        self.server = uvicorn.Server(uvicorn_config(self.app, config, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
         self.url = f"http://{config.host}:{config.port}"
 

@@ -118,7 +118,7 @@ def test_unknown_form_field_and_bad_json(server, png_bytes):
 
 def test_bad_sidecar_and_unknown_package_id(server, png_bytes):
     response = post(server.url, {}, png_bytes, sidecar=("s.json", b'{"schema": "render-sidecar"}', "application/json"))
-    assert response.status_code == 422 and error_of(response)["field"] == "sidecar"
+    assert response.status_code == 422 and error_of(response)["field"] == "sidecar.schema_version"
     response = post(server.url, {"package_id": "nobody"}, png_bytes)
     assert response.status_code == 404 and error_of(response)["field"] == "package_id"
     response = post(server.url, {"package_id": "../etc"}, png_bytes)
