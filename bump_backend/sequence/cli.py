@@ -9,6 +9,8 @@ optional render sidecars (``name0001.json``) and motion (``name0001.flow.npy``).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from dataclasses import fields
 
@@ -36,6 +38,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("input", help="video file or folder of numbered frames")
     parser.add_argument("--out", required=True, help="output folder (created; reused to resume)")
     parser.add_argument("--package", help="profile package folder: the identity of every face")
+    parser.add_argument("--verbose", action="store_true", help="let mediapipe's own log through to stderr")
     parser.add_argument("--character-package", action="append", default=[], metavar="CHARACTER_ID=DIR",
                         help="package of one sidecar character (repeatable)")
     for f in fields(SequenceParams):
@@ -103,7 +106,13 @@ def run(args: argparse.Namespace) -> int:
     except ModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    record = job.run(EngineBumper(engine, settings))
+    from bump_backend.faces import runtime
+
+    # progress keeps its own copy of stderr: the quiet block sends the native log's fd 2 to /dev/null
+    with os.fdopen(os.dup(sys.stderr.fileno()), "w") as progress:
+        job.log = lambda message: print(message, file=progress, flush=True)
+        with contextlib.nullcontext() if args.verbose else runtime.quiet_native_logs():
+            record = job.run(EngineBumper(engine, settings))
     bumped = sum(t["bumped"] for t in record["tracks"])
     print(f"{len(record['frames'])} frames, {len(record['tracks'])} track(s), {bumped} face(s) bumped: {args.out}")
     for warning in record["warnings"]:

@@ -379,10 +379,11 @@ class SequenceJob:
                 prev_out_crop = warp(prev_out, prev_matrix, (size, size))
                 self.timings["align_warp_s"] += time.perf_counter() - t
                 t = time.perf_counter()
+                prev_in_crop = warp(prev_in, prev_matrix, (size, size))
                 if frame.motion is not None:
                     mapping, valid = temporal.motion_mapping(frame.motion, aligned.matrix, prev_matrix, size)
+                    valid = valid * temporal.photometric_valid(prev_in_crop, aligned.crop, mapping)
                 else:
-                    prev_in_crop = warp(prev_in, prev_matrix, (size, size))
                     mapping, valid = temporal.crop_flow(prev_in_crop, aligned.crop)
                 self.timings["flow_s"] += time.perf_counter() - t
                 t = time.perf_counter()

@@ -8,6 +8,10 @@ blended into the img2img start where the motion is trusted. Two motion sources:
 * footage: OpenCV's DIS optical flow between the two aligned *input* crops (the alignment already
   cancels most of the face's motion, so the residual flow is small), with a forward-backward check
   that marks occluded or unreliable pixels.
+
+Either way a pixel is carried only where the previous *input*, moved by the motion, matches the
+current input (``photometric_valid``): a flat object passing in front has a consistent flow but
+is not the face.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from bump_backend.faces import transform
 
 FLOW_SIDE = 256  # crops are compared at this size (flow scaled back up): DIS cost stays flat with face_size
 FB_TOLERANCE = 1.0  # forward-backward disagreement (px at FLOW_SIDE) above which a pixel counts as occluded
+COLOUR_TOLERANCE = 24.0  # grey levels between a pixel and its warped source above which it is not the same surface
 
 
 def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -52,8 +57,18 @@ def crop_flow(previous: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np
         back = cv2.resize(back, (size, size), interpolation=cv2.INTER_LINEAR) * k
         valid = cv2.resize(valid.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST).astype(bool)
     gx, gy = _grid(size)
-    # index coordinates: pixel i of the small image covers (i+0.5)*k-0.5 in the big one
-    return np.stack([gx + back[..., 0], gy + back[..., 1]], -1), valid.astype(np.float32)
+    mapping = np.stack([gx + back[..., 0], gy + back[..., 1]], -1)
+    return mapping, valid.astype(np.float32) * photometric_valid(previous, current, mapping)
+
+
+def photometric_valid(previous: np.ndarray, current: np.ndarray, mapping: np.ndarray,
+                      tolerance: float = COLOUR_TOLERANCE) -> np.ndarray:
+    """1 where the previous input, carried by ``mapping``, matches the current input: what the flow's
+    own consistency cannot see (something new and flat in front of the face, a disocclusion)."""
+    warped = warp_previous(previous, mapping).astype(np.float32)
+    diff = np.abs(warped - current.astype(np.float32)).mean(-1)
+    diff = cv2.GaussianBlur(diff, (0, 0), 1.0)
+    return (diff <= tolerance).astype(np.float32)
 
 
 def motion_mapping(motion: np.ndarray, current_matrix: np.ndarray, previous_matrix: np.ndarray,

@@ -78,9 +78,11 @@ class Observation:
                     character_id=character_id, sharpness=self.sharpness)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"frame": self.frame, "eyes": [list(map(_r, p)) for p in self.eyes], "centre": list(map(_r, self.centre)),
-                "size": _r(self.size), "roll": _r(self.roll), "yaw": _r(self.yaw), "pitch": _r(self.pitch),
-                "sharpness": _r(self.sharpness), "source": self.source, "segment": self.segment, "bump": self.bump}
+        # full precision: a restarted job reads these back and must align its crops exactly as before
+        return {"frame": self.frame, "eyes": [list(map(float, p)) for p in self.eyes],
+                "centre": list(map(float, self.centre)), "size": float(self.size), "roll": float(self.roll),
+                "yaw": float(self.yaw), "pitch": float(self.pitch), "sharpness": float(self.sharpness),
+                "source": self.source, "segment": self.segment, "bump": self.bump}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Observation:
@@ -88,10 +90,6 @@ class Observation:
                    size=float(d["size"]), roll=float(d["roll"]), yaw=float(d["yaw"]), pitch=float(d["pitch"]),
                    sharpness=float(d["sharpness"]), source=str(d["source"]), segment=int(d["segment"]),
                    bump=bool(d.get("bump", True)))
-
-
-def _r(x: float) -> float:
-    return round(float(x), 3)
 
 
 @dataclass
