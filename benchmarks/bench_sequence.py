@@ -49,12 +49,14 @@ from PIL import Image  # noqa: E402
 
 from bump_backend.faces import FaceFinderSettings, find_faces  # noqa: E402
 from bump_backend.faces.align import crop_matrix  # noqa: E402
+from bump_backend.faces.geometry import faces_from_sidecar  # noqa: E402
 from bump_backend.faces.types import Face, rotated_square_bounds  # noqa: E402
-from bump_backend.sequence import metrics, tracks  # noqa: E402
+from bump_backend.sequence import metrics, temporal, tracks  # noqa: E402
 from bump_backend.sequence.job import FaceOptions, SequenceJob  # noqa: E402
 from bump_backend.testing import clips  # noqa: E402
 from bump_contracts.face_geometry import FaceGeometry  # noqa: E402
-from bump_contracts.render_sidecar import RenderSidecar, SidecarFace  # noqa: E402
+from bump_contracts.package_manifest import load_package  # noqa: E402
+from bump_contracts.render_sidecar import RenderSidecar, SidecarFace, load  # noqa: E402
 from bump_contracts.sequence_job import SequenceParams  # noqa: E402
 
 
@@ -97,7 +99,7 @@ def _truth_face(frame: clips.ClipFrame) -> Face:
 
 
 def bump_comparison(args, root: Path) -> list[dict]:
-    import torch
+    import torch  # the memory child and the jitter part run without torch
 
     from bump_backend.generate import BumpEngine, BumpSettings
     from bump_backend.generate.models import ModelSpec
@@ -116,10 +118,10 @@ def bump_comparison(args, root: Path) -> list[dict]:
     renders = write_render_folder(frames, root / "renders")
     masks = [metrics.face_disk(f.image.shape, f.eyes[0], f.sizes[0]) for f in frames]
     rows = []
-    for label, folder, temporal in (("per-frame (footage)", footage, False), ("ours (footage, DIS flow)", footage, True),
+    for label, folder, carry in (("per-frame (footage)", footage, False), ("ours (footage, DIS flow)", footage, True),
                                     ("per-frame (render)", renders, False), ("ours (render, motion vectors)", renders, True)):
         out = root / f"out_{len(rows)}"
-        job = SequenceJob(folder, out, SequenceParams(video=False, temporal=temporal),
+        job = SequenceJob(folder, out, SequenceParams(video=False, temporal=carry),
                           face=FaceOptions(args.face_size, 0.35, 1234), package=package, log=None)
         t = time.perf_counter()
         record = job.run(EngineBumper(engine, settings))
@@ -142,8 +144,6 @@ def demo_clip_folder(package: Path, folder: Path) -> tuple[Path, list[np.ndarray
     """A turning clip from a package rendered with yaw steps (``--views t00:-30,t01:-25,...``): its views in
     order as frames, each view's projected face geometry as the frame's render sidecar. Returns the folder,
     the frames and the face masks."""
-    from bump_contracts.package_manifest import load_package
-
     manifest = load_package(str(package))
     folder.mkdir(parents=True)
     images, masks = [], []
@@ -162,15 +162,14 @@ def demo_clip_folder(package: Path, folder: Path) -> tuple[Path, list[np.ndarray
 def demo_comparison(args, root: Path, engine, settings, package_dir: Path) -> list[dict]:
     """The rendered turning clip: per-frame vs ours (sidecar geometry; no motion files, so DIS flow in the
     crop). The flicker metric's motion is DIS flow between the input frames: estimated, not known."""
-    from bump_backend.sequence.bumper import EngineBumper
-    from bump_backend.sequence.temporal import image_flow
+    from bump_backend.sequence.bumper import EngineBumper  # torch: only when the diffusion runs
 
     folder, images, masks = demo_clip_folder(package_dir, root / "demo_clip")
-    flows = [None] + [image_flow(images[t - 1], images[t]) for t in range(1, len(images))]
+    flows = [None] + [temporal.image_flow(images[t - 1], images[t]) for t in range(1, len(images))]
     rows = []
-    for label, temporal in (("per-frame (demo render)", False), ("ours (demo render)", True)):
-        out = root / f"demo_out_{temporal}"
-        job = SequenceJob(folder, out, SequenceParams(video=False, temporal=temporal),
+    for label, carry in (("per-frame (demo render)", False), ("ours (demo render)", True)):
+        out = root / f"demo_out_{carry}"
+        job = SequenceJob(folder, out, SequenceParams(video=False, temporal=carry),
                           face=FaceOptions(args.face_size, 0.35, 1234), package=package_dir, log=None)
         record = job.run(EngineBumper(engine, settings))
         outs = outputs_of(out)
@@ -188,9 +187,6 @@ def demo_comparison(args, root: Path, engine, settings, package_dir: Path) -> li
 
 
 def sidecar_face_of(folder: Path, i: int) -> Face:
-    from bump_backend.faces.geometry import faces_from_sidecar
-    from bump_contracts.render_sidecar import load
-
     sidecar = load(str(folder / f"frame_{i + 1:04d}.json"))
     (face,), _ = faces_from_sidecar(sidecar, (sidecar.height, sidecar.width, 3))
     return face
@@ -216,8 +212,6 @@ def jitter(args) -> dict:
 
 
 def sidecar_face(frame: clips.ClipFrame) -> Face:
-    from bump_backend.faces.geometry import faces_from_sidecar
-
     (face,), _ = faces_from_sidecar(sidecar_for(frame, 192, 160), frame.image.shape)
     return face
 

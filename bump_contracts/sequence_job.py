@@ -44,14 +44,14 @@ SEQUENCE_PARAMS: dict[str, ParamRule] = {
 @dataclass(frozen=True)
 class SequenceParams:
     """Defaults: identity from a package, half of the previous result in the start and 70 % kept in the
-    result along the motion, 2-frame smoothing,
+    result along the motion, 3-frame (sigma) smoothing,
     the face finder's size/sharpness limits (32 px, 22) with 0.8 hysteresis, H.264 CRF 18 yuv420p."""
 
     references: str = "package"
     reference_views: int = 3
     temporal_strength: float = 0.5
     temporal_fuse: float = 0.7
-    smooth: float = 2.0
+    smooth: float = 3.0
     min_face: float = 32.0
     min_sharpness: float = 22.0
     hysteresis: float = 0.8

@@ -79,6 +79,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 
 def run(args: argparse.Namespace) -> int:
+    # the job pulls OpenCV, PyAV and mediapipe; the dispatcher imports this module for every command
     from bump_backend.generate import cli as bump_cli
     from bump_backend.sequence.job import FaceOptions, SequenceJob
     from bump_backend.sequence.sources import SourceError
@@ -97,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     except (ContractError, SourceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    # torch and diffusers: loaded only once the input and settings are known to be good
     from bump_backend.generate.bump import BumpEngine
     from bump_backend.generate.models import ModelError
     from bump_backend.sequence.bumper import EngineBumper
@@ -106,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     except ModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from bump_backend.faces import runtime
+    from bump_backend.faces import runtime  # mediapipe's log silencer (heavy: mediapipe)
 
     # progress keeps its own copy of stderr: the quiet block sends the native log's fd 2 to /dev/null
     with os.fdopen(os.dup(sys.stderr.fileno()), "w") as progress:

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bump_backend.faces import transform
-from bump_backend.faces.align import crop_matrix
+from bump_backend.faces import FaceFinderSettings, find_faces, transform
+from bump_backend.faces.align import crop_matrix, warp
 from bump_backend.faces.types import Face, rotated_square_bounds
 from bump_backend.sequence import metrics, temporal, tracks
 from bump_backend.sequence.job import FaceOptions, SequenceJob
@@ -96,8 +96,6 @@ def test_sidecar_faces_link_by_character_exactly():
 
 def test_crossing_faces_keep_their_tracks():
     """Two real faces (astronaut, Grace Hopper) cross; the detector runs on every frame."""
-    from bump_backend.faces import FaceFinderSettings, find_faces
-
     tracker = tracks.Tracker()
     settings = FaceFinderSettings(skip_smaller_than=0, min_sharpness=0)
     by_truth: dict[str, set[str]] = {"astronaut": set(), "grace_hopper": set()}
@@ -132,8 +130,6 @@ def test_cut_is_detected_and_the_face_relinked_by_appearance():
 
 
 def test_smoothing_removes_detector_jitter_on_a_still_face():
-    from bump_backend.faces import FaceFinderSettings, find_faces
-
     frames = list(clips.photo_clip(16, 160, 128, 48, still=True, noise=6.0))
     tracker = tracks.Tracker()
     settings = FaceFinderSettings(skip_smaller_than=0, min_sharpness=0)
@@ -187,8 +183,6 @@ def test_motion_mapping_is_exact_and_crop_flow_recovers_it():
 
     # a crop that does not follow the face (frame 0's), so the face moves, zooms and turns inside it
     m_prev = m_cur = aligned_matrix(frames[0])
-    from bump_backend.faces.align import warp
-
     prev_crop, cur_crop = warp(prev.image, m_prev, (size, size)), warp(cur.image, m_cur, (size, size))
     mapping, valid = temporal.motion_mapping(cur.flow, m_cur, m_prev, size)
     warped = temporal.warp_previous(prev_crop, mapping)

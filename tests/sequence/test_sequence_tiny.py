@@ -17,7 +17,10 @@ import torch
 from PIL import Image
 
 from bump_backend.cli import main
+from bump_backend.generate import BumpEngine, BumpSettings
+from bump_backend.generate.models import ModelSpec
 from bump_backend.sequence import metrics
+from bump_backend.sequence.bumper import EngineBumper
 from bump_backend.sequence.job import FaceOptions, SequenceJob
 from bump_backend.testing import clips
 from bump_backend.testing import tiny_models as tiny
@@ -38,23 +41,16 @@ def models(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def engine(models):
-    from bump_backend.generate import BumpEngine
-    from bump_backend.generate.models import ModelSpec
-
     return BumpEngine(ModelSpec(base=str(models["sd15"]), ip_adapter=str(models["ip"]),
                                 ip_adapter_weight=models["weight"], device="cpu"))
 
 
 def _settings():
-    from bump_backend.generate import BumpSettings
-
     return BumpSettings(prompt="photo of a man", steps=6, denoise=0.5, sampler="Euler a", seed=1234, face_size=64,
                         cfg=5.0)
 
 
 def test_temporal_path_flickers_less_than_per_frame_bumping(tmp_path, models, engine):
-    from bump_backend.sequence.bumper import EngineBumper
-
     frames = models["frames"]
     folder = clips.write_folder(iter(frames), tmp_path / "clip")
     masks = [metrics.face_disk(f.image.shape, f.eyes[0], f.sizes[0]) for f in frames]
