@@ -53,7 +53,8 @@ def encode_video(frames: Iterable[tuple[np.ndarray, int | None]], info: SourceIn
             for n, (rgb, pts) in enumerate(frames):
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:stream.height, :stream.width]),
                                                    format="rgb24")
-                frame = frame.reformat(format=params.pixel_format, src_color_range=FULL, dst_color_range=color_range)
+                # only the YUV side's range (see sources.VideoSource.frames): RGB 200 -> Y 200 full, 188 limited
+                frame = frame.reformat(format=params.pixel_format, dst_color_range=color_range)
                 frame.color_range = color_range
                 if pts is None:
                     frame.pts = int(round(n / rate / time_base))

@@ -230,8 +230,9 @@ class VideoSource:
                         continue
                     if first_pts is None:
                         first_pts = vf.pts or 0
-                    full = 2 if vf.color_range == 2 else 1
-                    rgb = vf.reformat(format="rgb24", src_color_range=full, dst_color_range=2).to_ndarray()
+                    # swscale's range flags (measured with PyAV 13): the YUV side's range on its own; naming
+                    # the RGB side too makes it treat full-range YUV as limited (Y 200 -> 214)
+                    rgb = vf.reformat(format="rgb24", src_color_range=2 if vf.color_range == 2 else 1).to_ndarray()
                     time = float((vf.pts - first_pts) * stream.time_base) if vf.pts is not None else index / (
                         self.info.fps or 24.0)
                     yield Frame(index=index, image=rgb, name=f"frame_{index:06d}", time=time, pts=vf.pts)

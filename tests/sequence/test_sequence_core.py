@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import shutil
+from fractions import Fraction
 
 import av
 import cv2
@@ -259,3 +260,43 @@ def test_no_faces_no_audio_and_output_inside_input(tmp_path):
     with pytest.raises(ValueError, match="needs --package DIR or --references auto"):
         SequenceJob(video, tmp_path / "o2", SequenceParams(), log=None)
     shutil.rmtree(tmp_path / "o")
+
+
+def test_variable_frame_rate_and_full_range_survive(tmp_path):
+    """A phone-like clip: irregular timestamps (ms time base) and full-range YUV."""
+    path = tmp_path / "phone.mp4"
+    stamps = [0, 33, 70, 100, 141, 166, 210, 233]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 160, 128, "yuv420p"
+        stream.codec_context.color_range = 2
+        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
+        for pts, f in zip(stamps, clips.photo_clip(len(stamps), 160, 128, 48), strict=True):
+            frame = av.VideoFrame.from_ndarray(f.image, format="rgb24").reformat(format="yuv420p", dst_color_range=2)
+            frame.pts, frame.time_base, frame.color_range = pts, Fraction(1, 1000), 2
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    src = open_source(path)
+    assert src.info.color_range == 2
+    bright = list(src.frames())[0].image
+    first = next(clips.photo_clip(len(stamps), 160, 128, 48)).image
+    assert abs(float(bright.mean()) - float(first.mean())) < 1.5  # decoded as full range, not stretched
+    record = SequenceJob(path, tmp_path / "o", SequenceParams(references="auto"), log=None).run(None)
+    assert record["input"]["color_range"] == 2
+    with av.open(str(tmp_path / "o" / "phone_bump.mp4")) as c:
+        s = c.streams.video[0]
+        times = [round(float(f.pts * s.time_base) * 1000) for f in c.decode(s)]
+        assert s.codec_context.color_range == 2
+    assert [t - times[0] for t in times] == stamps
+    again = list(open_source(tmp_path / "o" / "phone_bump.mp4").frames())[0].image
+    outside = np.zeros(bright.shape[:2], bool)
+    outside[:, :12] = True  # far from the face: only the codec's loss, no range shift
+    assert abs(float(again[outside].mean()) - float(bright[outside].mean())) < 2
+
+
+def test_gate_defaults_are_the_face_finders_skip_rules():
+    finder = FaceFinderSettings()
+    assert (SequenceParams().min_face, SequenceParams().min_sharpness) == (finder.skip_smaller_than,
+                                                                           finder.min_sharpness)
