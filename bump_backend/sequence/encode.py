@@ -49,18 +49,14 @@ def encode_video(frames: Iterable[tuple[np.ndarray, int | None]], info: SourceIn
             for a in audio_in.streams.audio:
                 audio_map[a.index] = out.add_stream(template=a)
         try:
-            first = None
             for n, (rgb, pts) in enumerate(frames):
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:stream.height, :stream.width]),
                                                    format="rgb24")
                 # only the YUV side's range (see sources.VideoSource.frames): RGB 200 -> Y 200 full, 188 limited
                 frame = frame.reformat(format=params.pixel_format, dst_color_range=color_range)
                 frame.color_range = color_range
-                if pts is None:
-                    frame.pts = int(round(n / rate / time_base))
-                else:
-                    first = pts if first is None else first
-                    frame.pts = pts - first
+                # the source's own timestamps, unshifted: copied audio packets keep theirs, so sync holds
+                frame.pts = int(round(n / rate / time_base)) if pts is None else pts
                 frame.time_base = time_base
                 for packet in stream.encode(frame):
                     out.mux(packet)

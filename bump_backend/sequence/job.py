@@ -113,8 +113,10 @@ class SequenceJob:
         inp, out = self.input.resolve(), self.out.resolve()
         if out == inp or (inp.is_dir() and (out == inp or inp in out.parents)):
             raise SourceError(f"{self.out}: the output folder is (inside) the input; choose another --out")
-        if inp.is_file() and out == inp.parent and (out / "frames").resolve() == inp:
-            raise SourceError(f"{self.out}: would overwrite the input")
+        written = {out / name for name in ("frames", "sequence.json", "analysis.json", "job.json", "before_after.png",
+                                           "references", f"{self.input.stem}_bump.mp4")}
+        if inp in written:
+            raise SourceError(f"{self.input}: the job would write over its own input; choose another --out")
         if self.params.references == "package" and self.package is None and not self.packages \
                 and self.source.info.kind == "video":
             raise ValueError("a video needs --package DIR or --references auto (footage has no sidecars to name one)")
@@ -311,6 +313,7 @@ class SequenceJob:
         prev_obs: dict[str, tracks.Observation] = {}
         bumped_now = 0
         t_loop = time.perf_counter()
+        last_note = 0.0
         per_frame: list[dict[str, Any]] = []
         for done, frame in enumerate(self.source.frames(), start=1):
             if frame.index >= n:
@@ -337,8 +340,9 @@ class SequenceJob:
                 strip[frame.index] = (_thumb(frame.image), _thumb(out))
             prev_in, prev_out = frame.image, out
             prev_obs = {tr.id: o for tr, o in entries}
-            if bumped_now:
-                rate = (time.perf_counter() - t_loop) / max(1, bumped_now)
+            if bumped_now and (time.perf_counter() - last_note > 1.0 or done == n):
+                last_note = time.perf_counter()
+                rate = (last_note - t_loop) / max(1, bumped_now)
                 eta = rate * (n - done)
                 self.log(f"sequence: frame {done}/{n} ({100 * done / n:.0f} %), {rate:.2f} s/frame, "
                          f"ETA {int(eta // 60)}m{int(eta % 60):02d}s")

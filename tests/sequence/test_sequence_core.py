@@ -259,6 +259,8 @@ def test_no_faces_no_audio_and_output_inside_input(tmp_path):
         SequenceJob(folder, folder / "out", log=None)
     with pytest.raises(ValueError, match="needs --package DIR or --references auto"):
         SequenceJob(video, tmp_path / "o2", SequenceParams(), log=None)
+    with pytest.raises(SourceError, match="write over its own input"):  # re-bumping the result into its folder
+        SequenceJob(tmp_path / "o" / "frames", tmp_path / "o", SequenceParams(references="auto"), log=None)
     shutil.rmtree(tmp_path / "o")
 
 
