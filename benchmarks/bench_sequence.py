@@ -267,6 +267,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small: for a shared 2-core machine")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--skip-memory", action="store_true", help="leave out the memory runs (minutes at 3000 frames)")
     parser.add_argument("--demo-clip", metavar="PACKAGE", help="a demo package rendered as a turn, e.g. "
                         "python -m headless_renderer package --demo --views t00:-30,t01:-25,...,t12:30 "
                         "--resolution 160 --samples 2 --out out/demo_turn")
@@ -284,7 +285,7 @@ def main() -> int:
     try:
         rows = bump_comparison(args, root)
         jit = jitter(args)
-        mem = memory(args)
+        mem = [] if args.skip_memory else memory(args)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     if args.json:
