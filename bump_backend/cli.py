@@ -35,6 +35,7 @@ SUBCOMMANDS: dict[str, str] = {
     "serve": "bump_backend.server.cli",
     "import-images": "bump_backend.library_import_cli",
     "models": "bump_backend.generate.models_cli",
+    "sequence": "bump_backend.sequence.cli",
 }
 
 

@@ -1,0 +1,89 @@
+"""The torch side of a sequence: aligned face starts through the engine's img2img, one seed per track.
+
+Kept apart from the job so the job's core (tracks, motion, files) runs and is tested without torch;
+the job calls any ``Bumper`` (a callable from a list of ``FaceJob`` to result crops).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from bump_backend.generate import identity, prompts
+from bump_backend.generate.bump import BumpEngine
+from bump_backend.generate.settings import BumpSettings
+
+
+@dataclass(frozen=True)
+class FaceJob:
+    """One face of one frame: the img2img start (aligned crop, possibly blended with the carried result)."""
+
+    start: np.ndarray
+    yaw: float
+    package: Path | None
+    seed: int
+    track: str
+
+
+Bumper = Callable[[list[FaceJob]], list[np.ndarray]]
+
+
+class EngineBumper:
+    """Runs face jobs through a warm ``BumpEngine``'s img2img with the face pass's settings.
+
+    Every face of a track gets the track's seed each frame; the crop is always ``face_size``, so the
+    initial noise is the same tensor in the face's aligned frame from frame to frame.
+    """
+
+    def __init__(self, engine: BumpEngine, settings: BumpSettings, progress=None, cancel=None) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.pass_settings = settings.face_pass_settings()
+        self.cond = prompts.encode_prompts(engine.pipe, self.pass_settings.prompt, self.pass_settings.negative_prompt,
+                                           clip_skip=settings.clip_skip)
+        self.progress = progress
+        self.cancel = cancel
+        self._refs: dict[Path, identity.ReferenceViews] = {}
+
+    def references(self, package: Path) -> identity.ReferenceViews:
+        if package not in self._refs:
+            e = self.engine
+            self._refs[package] = e.references.get(e.pipe, e.spec.key(), package, e.face_embedder,
+                                                   e.loaded.ip_adapter_kind)
+        return self._refs[package]
+
+    def __call__(self, jobs: list[FaceJob]) -> list[np.ndarray]:
+        out: dict[int, np.ndarray] = {}
+        groups: dict[tuple, list[int]] = {}
+        embeds = []
+        for i, job in enumerate(jobs):
+            e = None
+            if self.engine.has_ip_adapter:
+                if job.package is None:
+                    e = self.engine._blank()  # the engine's own "no identity" embeddings, used at scale 0
+                else:
+                    refs = self.references(job.package)
+                    pos, neg, _ = identity.select_embeds(refs, job.yaw, self.settings.pose_mode, self.settings.pose_views)
+                    clip = identity.select_clip_embeds(refs, job.yaw, self.settings.pose_mode, self.settings.pose_views)
+                    e = (pos, neg) if clip is None else (pos, neg, *clip)
+            embeds.append(e)
+            key = (job.package is None, tuple(e[0].shape) if e is not None else ())
+            groups.setdefault(key, []).append(i)
+        fs = self.pass_settings
+        for (no_identity, _), members in groups.items():
+            for j in range(0, len(members), self.settings.batch_size):
+                chunk = members[j:j + self.settings.batch_size]
+                ip = clip = None
+                if self.engine.has_ip_adapter:
+                    ip = identity.batch_ip_embeds([embeds[i] for i in chunk], fs.cfg > 1.0)
+                    clip = identity.batch_clip_embeds([embeds[i] for i in chunk], fs.cfg > 1.0)
+                cond = prompts.Conditioning.stack([self.cond] * len(chunk))
+                results = self.engine.img2img([jobs[i].start for i in chunk], cond, ip,
+                                              replace(fs, ip_adapter_scale=0.0) if no_identity else fs,
+                                              [jobs[i].seed for i in chunk], stage="face", progress=self.progress,
+                                              cancel=self.cancel, clip_embeds=clip)
+                out.update(zip(chunk, results, strict=True))
+        return [out[i] for i in range(len(jobs))]

@@ -1,0 +1,122 @@
+"""``python -m bump_backend sequence INPUT --out DIR``: bump a video or a frame folder as one sequence.
+
+INPUT is a video file (H.264/ProRes/...: anything FFmpeg reads) or a folder of numbered frames with
+optional render sidecars (``name0001.json``) and motion (``name0001.flow.npy``). Writes
+``DIR/frames/*.png``, ``DIR/<input>_bump.mp4`` (audio copied), ``DIR/sequence.json`` and
+``DIR/before_after.png``. Run it again with the same arguments to resume after an interruption.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from dataclasses import fields
+
+from bump_contracts.errors import ContractError
+from bump_contracts.sequence_job import SEQUENCE_PARAMS, SequenceParams
+
+# torch, diffusers and the face pipeline load inside run(): the dispatcher imports this module to
+# build its parser.
+
+_DEFAULTS = SequenceParams()
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser("sequence", help="bump a video or frame folder with one identity, without flicker",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    return build_parser(parser)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(prog="python -m bump_backend sequence", description=__doc__)
+    parser.add_argument("input", help="video file or folder of numbered frames")
+    parser.add_argument("--out", required=True, help="output folder (created; reused to resume)")
+    parser.add_argument("--package", help="profile package folder: the identity of every face")
+    parser.add_argument("--verbose", action="store_true", help="let mediapipe's own log through to stderr")
+    parser.add_argument("--character-package", action="append", default=[], metavar="CHARACTER_ID=DIR",
+                        help="package of one sidecar character (repeatable)")
+    for f in fields(SequenceParams):
+        rule = SEQUENCE_PARAMS[f.name]
+        default = getattr(_DEFAULTS, f.name)
+        if rule.kind == "bool":
+            parser.add_argument(_flag(f.name), dest=f.name, action=argparse.BooleanOptionalAction, default=default,
+                                help=f"(default: {'on' if default else 'off'})")
+        else:
+            kind = {"int": int, "float": float, "str": str}[rule.kind]
+            parser.add_argument(_flag(f.name), dest=f.name, type=kind, default=default,
+                                choices=rule.choices or None, help=f"{rule.describe()} (default: {default})")
+    model = parser.add_argument_group("bump settings (as for `bump`)")
+    model.add_argument("--model", default=None, help="registry name (sd15, sdxl), hub id, folder or .safetensors")
+    model.add_argument("--config", default=None)
+    model.add_argument("--ip-adapter", default=None)
+    model.add_argument("--ip-adapter-weight", default=None)
+    model.add_argument("--ip-adapter-subfolder", default=None)
+    model.add_argument("--image-encoder", default=None)
+    model.add_argument("--face-embedder", default=None)
+    model.add_argument("--lora", action="append", default=[])
+    model.add_argument("--device", default=None)
+    model.add_argument("--prompt", default=None)
+    model.add_argument("--negative-prompt", default=None)
+    model.add_argument("--seed", type=int, default=None, help="-1 for random (resolved once, recorded)")
+    model.add_argument("--steps", type=int, default=None)
+    model.add_argument("--cfg", type=float, default=None)
+    model.add_argument("--denoise", type=float, default=None)
+    model.add_argument("--sampler", default=None)
+    model.add_argument("--ip-scale", type=float, default=None)
+    model.add_argument("--face-steps", type=int, default=None)
+    model.add_argument("--face-cfg", type=float, default=None)
+    model.add_argument("--face-denoise", type=float, default=None)
+    model.add_argument("--face-prompt", default=None)
+    model.add_argument("--face-ip-scale", type=float, default=None)
+    model.add_argument("--face-size", type=int, default=None)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    # the job pulls OpenCV, PyAV and mediapipe; the dispatcher imports this module for every command
+    from bump_backend.generate import cli as bump_cli
+    from bump_backend.sequence.job import FaceOptions, SequenceJob
+    from bump_backend.sequence.sources import SourceError
+
+    # Everything cheap is checked first: parameters, paths, the input's header, the packages.
+    try:
+        params = SequenceParams(**{f.name: getattr(args, f.name) for f in fields(SequenceParams)})
+        for name in ("settings_from", "max_side", "candidates"):
+            setattr(args, name, None)
+        args.no_face_pass = args.no_whole_pass = False
+        settings = bump_cli._settings(args)
+        packages = bump_cli._pairs(args.character_package, "--character-package", "DIR")
+        job = SequenceJob(args.input, args.out, params, package=args.package, packages=packages,
+                          face=FaceOptions(settings.face_size, settings.face_padding, settings.seed),
+                          settings_record=settings.to_dict())
+    except (ContractError, SourceError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    # torch and diffusers: loaded only once the input and settings are known to be good
+    from bump_backend.generate.bump import BumpEngine
+    from bump_backend.generate.models import ModelError
+    from bump_backend.sequence.bumper import EngineBumper
+
+    try:
+        engine = BumpEngine(bump_cli._spec(args))
+    except ModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from bump_backend.faces import runtime  # mediapipe's log silencer (heavy: mediapipe)
+
+    # progress keeps its own copy of stderr: the quiet block sends the native log's fd 2 to /dev/null
+    with os.fdopen(os.dup(sys.stderr.fileno()), "w") as progress:
+        job.log = lambda message: print(message, file=progress, flush=True)
+        with contextlib.nullcontext() if args.verbose else runtime.quiet_native_logs():
+            record = job.run(EngineBumper(engine, settings))
+    bumped = sum(t["bumped"] for t in record["tracks"])
+    print(f"{len(record['frames'])} frames, {len(record['tracks'])} track(s), {bumped} face(s) bumped: {args.out}")
+    for warning in record["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0

@@ -1,0 +1,97 @@
+"""The sequence job's own parameters (what a video or frame folder adds to a bump): rules once.
+
+Stdlib only, like ``bump_job``: the command line reads its defaults and ranges from here, and the
+server and the add-on will validate the same table. The bump parameters themselves (steps, CFG,
+denoise...) stay in ``bump_job.PARAMS``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from bump_contracts.bump_job import ParamRule
+from bump_contracts.errors import ContractError
+
+RECORD_SCHEMA = "bump-sequence-record"
+RECORD_VERSION = 1
+REFERENCE_MODES = ("package", "auto")
+VIDEO_CODECS = ("libx264",)
+PIXEL_FORMATS = ("yuv420p", "yuv444p")
+
+SEQUENCE_PARAMS: dict[str, ParamRule] = {
+    "references": ParamRule("str", choices=REFERENCE_MODES, note="auto: the track's own best frames", default="package"),
+    "reference_views": ParamRule("int", 1, 8, default=3),
+    "temporal_strength": ParamRule("float", 0.0, 1.0, note="share of the previous bumped face in the start", default=0.5),
+    "temporal_fuse": ParamRule("float", 0.0, 0.95, note="share of the previous bumped face kept in the result", default=0.7),
+    "smooth": ParamRule("float", 0.0, 10.0, note="Gaussian sigma in frames over detected faces; 0 = off", default=3.0),
+    "min_face": ParamRule("float", 0.0, 4096.0, note="face size in px from which a face is bumped", default=32.0),
+    "min_sharpness": ParamRule("float", 0.0, 1000.0, note="sharpness from which a face is bumped", default=22.0),
+    "hysteresis": ParamRule("float", 0.5, 1.0, note="a bumped face stays bumped down to this share of the limits", default=0.8),
+    "detect_every": ParamRule("int", 1, 100, note="footage: run the detector every N frames, track in between", default=1),
+    "fps": ParamRule("float", 1.0, 240.0, note="frame rate of a frame folder", default=24.0),
+    "crf": ParamRule("int", 0, 51, note="H.264 quality: lower is better, 18 is visually lossless", default=18),
+    "codec": ParamRule("str", choices=VIDEO_CODECS, default="libx264"),
+    "pixel_format": ParamRule("str", choices=PIXEL_FORMATS, default="yuv420p"),
+    "video": ParamRule("bool", default=True),
+    "png": ParamRule("bool", default=True),
+    "temporal": ParamRule("bool", default=True),
+}
+
+
+@dataclass(frozen=True)
+class SequenceParams:
+    """Defaults: identity from a package, half of the previous result in the start and 70 % kept in the
+    result along the motion, 3-frame (sigma) smoothing,
+    the face finder's size/sharpness limits (32 px, 22) with 0.8 hysteresis, H.264 CRF 18 yuv420p."""
+
+    references: str = SEQUENCE_PARAMS["references"].default
+    reference_views: int = SEQUENCE_PARAMS["reference_views"].default
+    temporal_strength: float = SEQUENCE_PARAMS["temporal_strength"].default
+    temporal_fuse: float = SEQUENCE_PARAMS["temporal_fuse"].default
+    smooth: float = SEQUENCE_PARAMS["smooth"].default
+    min_face: float = SEQUENCE_PARAMS["min_face"].default
+    min_sharpness: float = SEQUENCE_PARAMS["min_sharpness"].default
+    hysteresis: float = SEQUENCE_PARAMS["hysteresis"].default
+    detect_every: int = SEQUENCE_PARAMS["detect_every"].default
+    fps: float = SEQUENCE_PARAMS["fps"].default
+    crf: int = SEQUENCE_PARAMS["crf"].default
+    codec: str = SEQUENCE_PARAMS["codec"].default
+    pixel_format: str = SEQUENCE_PARAMS["pixel_format"].default
+    video: bool = SEQUENCE_PARAMS["video"].default
+    png: bool = SEQUENCE_PARAMS["png"].default
+    temporal: bool = SEQUENCE_PARAMS["temporal"].default
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            check_sequence_param(f.name, getattr(self, f.name))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SequenceParams:
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ContractError(f"sequence: unknown field(s) {', '.join(sorted(unknown))}", "sequence")
+        return cls(**data)
+
+
+def check_sequence_param(name: str, value: Any) -> Any:
+    rule = SEQUENCE_PARAMS[name]
+    bad = ContractError(f"{name} must be {rule.describe()}, got {value!r}", name)
+    if rule.choices:
+        if value not in rule.choices:
+            raise bad
+    elif rule.kind == "bool":
+        if not isinstance(value, bool):
+            raise bad
+    elif rule.kind in ("int", "float"):
+        kind = numbers.Integral if rule.kind == "int" else numbers.Real
+        if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value):
+            raise bad
+        if (rule.low is not None and value < rule.low) or (rule.high is not None and value > rule.high):
+            raise bad
+    return value
