@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from bump_backend.faces.types import FaceFinderSettings
 from bump_contracts import render_sidecar
 
 
@@ -54,9 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return parser
 
 
-def _settings(args: argparse.Namespace):
-    from bump_backend.faces import FaceFinderSettings
-
+def _settings(args: argparse.Namespace) -> FaceFinderSettings:
     return FaceFinderSettings(
         min_face_size=args.min_face, skip_smaller_than=args.skip_smaller, min_sharpness=args.min_sharpness,
         max_faces=args.max_faces, confidence=args.confidence, sort=args.sort, cross_check=args.cross_check)
