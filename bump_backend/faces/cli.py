@@ -6,10 +6,13 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import sys
+import time
 
 import numpy as np
 
+from bump_backend.faces.types import FaceFinderSettings
 from bump_contracts import render_sidecar
 
 
@@ -18,8 +21,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                             description="Find every face in an image, or check the align/paste-back round trip.")
     verbs = parser.add_subparsers(dest="faces_command", metavar="{detect,roundtrip}", required=True)
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("image", help="PNG/JPEG/TIFF/WebP image")
+    def common(p: argparse.ArgumentParser, many: bool = False) -> None:
+        if many:
+            p.add_argument("images", nargs="+", metavar="IMAGE",
+                           help="images and/or folders of images, all searched in one process")
+        else:
+            p.add_argument("image", help="PNG/JPEG/TIFF/WebP image")
         p.add_argument("--geometry", metavar="SIDECAR.json", help="render sidecar: faces from the scene, no detector")
         p.add_argument("--cross-check", action="store_true", help="with --geometry: also run the detector")
         p.add_argument("--min-face", type=float, default=24.0, help="smallest face side to search for, px (24)")
@@ -33,9 +40,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         p.add_argument("--debug", metavar="DIR", help="write detections, crops, masks and a contact sheet here")
         p.add_argument("--verbose", action="store_true", help="let mediapipe's own log through to stderr")
 
-    detect = verbs.add_parser("detect", help="list the faces (JSON with --json)")
-    common(detect)
-    detect.add_argument("--json", action="store_true", help="print the result as JSON")
+    detect = verbs.add_parser("detect", help="list the faces of one or many images (JSON with --json)")
+    common(detect, many=True)
+    detect.add_argument("--json", action="store_true",
+                        help="print JSON: one image -> its result; several -> {images: [...], load_ms, total_ms}")
+    detect.add_argument("--track", type=int, default=0, metavar="N",
+                        help="the images are frames of one sequence: full detection every N frames, "
+                             "tracking in between (FaceTracker; 0 = every image on its own)")
     trip = verbs.add_parser("roundtrip", help="align every face and paste the unmodified crops back")
     common(trip)
     trip.add_argument("--out", required=True, metavar="OUT.png", help="where to write the pasted-back image")
@@ -44,17 +55,76 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return parser
 
 
+def _settings(args: argparse.Namespace) -> FaceFinderSettings:
+    return FaceFinderSettings(
+        min_face_size=args.min_face, skip_smaller_than=args.skip_smaller, min_sharpness=args.min_sharpness,
+        max_faces=args.max_faces, confidence=args.confidence, sort=args.sort, cross_check=args.cross_check)
+
+
 def _search(args: argparse.Namespace):
-    from bump_backend.faces import FaceFinderSettings, find_faces, load_image
+    from bump_backend.faces import find_faces, load_image
 
     image = load_image(args.image)
     sidecar = None
     if args.geometry:
         sidecar = render_sidecar.load(args.geometry)
-    settings = FaceFinderSettings(
-        min_face_size=args.min_face, skip_smaller_than=args.skip_smaller, min_sharpness=args.min_sharpness,
-        max_faces=args.max_faces, confidence=args.confidence, sort=args.sort, cross_check=args.cross_check)
-    return image, find_faces(image, sidecar, settings)
+    return image, find_faces(image, sidecar, _settings(args))
+
+
+def _print_result(name: str | None, result) -> None:
+    if name is not None:
+        print(f"{name}:")
+    print(f"{len(result.faces)} face(s), {len(result.skipped)} skipped, {result.ms:.0f} ms, "
+          f"{result.detector_calls} detector calls")
+    for i, f in enumerate(result.faces, 1):
+        x0, y0, x1, y1 = f.box
+        print(f"  {i}. {f.source:8s} box [{x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f}] size {f.size:.0f} px "
+              f"score {f.score:.2f} roll {f.roll:.1f} yaw {f.yaw:.0f} pitch {f.pitch:.0f}")
+    for s in result.skipped:
+        print(f"  skipped: {s.face.source} at ({s.face.centre[0]:.0f}, {s.face.centre[1]:.0f}): {s.reason}")
+
+
+def _detect_many(args: argparse.Namespace) -> int:
+    """Every image in one process: models load once; ``--track N`` treats the list as one sequence."""
+    # cv2/mediapipe load only when a command runs, so `--help` and the other subcommands stay light.
+    from bump_backend.faces import find_faces, load_image, runtime
+    from bump_backend.faces.debug import write_debug
+    from bump_backend.faces.image_io import image_paths
+    from bump_backend.faces.track import FaceTracker
+
+    if args.track < 0:
+        raise ValueError(f"--track must be 0 (off) or a number of frames, got {args.track}")
+    if args.geometry:
+        raise ValueError("--geometry describes one image: give exactly one image file, without --track")
+    paths = image_paths(args.images)  # every header checked before any model loads
+    settings = _settings(args)
+    start = time.perf_counter()
+    quiet = contextlib.nullcontext() if args.verbose else runtime.quiet_native_logs()
+    with quiet:
+        runtime.face_detector(settings.proposal_confidence)
+        runtime.full_range_detector()
+        if settings.refine_landmarks:
+            runtime.face_mesh()
+        load_ms = (time.perf_counter() - start) * 1000
+        tracker = FaceTracker(settings, detect_every=args.track) if args.track else None
+        results = []
+        for path in paths:
+            image = load_image(path)
+            result = tracker.update(image) if tracker else find_faces(image, settings=settings)
+            results.append((path, result))
+            if args.debug:
+                write_debug(args.debug, path, image, result, [])
+    total_ms = (time.perf_counter() - start) * 1000
+    if args.json:
+        entries = [{"path": path, **result.to_dict()} for path, result in results]
+        print(json.dumps({"images": entries, "load_ms": round(load_ms, 1), "total_ms": round(total_ms, 1)}, indent=2))
+    else:
+        for path, result in results:
+            _print_result(path, result)
+        per = sum(r.ms for _, r in results) / len(results)
+        print(f"{len(results)} image(s): models loaded in {load_ms:.0f} ms, {per:.0f} ms per image, "
+              f"{total_ms:.0f} ms in all")
+    return 0
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -67,6 +137,12 @@ def run(args: argparse.Namespace) -> int:
     from bump_backend.faces.debug import write_debug
     from bump_backend.faces.image_io import save_image
 
+    if args.faces_command == "detect":
+        images = args.images
+        if len(images) == 1 and not os.path.isdir(images[0]) and not args.track:
+            args.image = images[0]  # one image: the single-image output, as before
+        else:
+            return _detect_many(args)
     size = getattr(args, "size", 720)
     padding = getattr(args, "padding", 0.35)
     quiet = contextlib.nullcontext() if args.verbose else runtime.quiet_native_logs()
@@ -77,14 +153,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(result.to_dict(), indent=2))
         else:
-            print(f"{len(result.faces)} face(s), {len(result.skipped)} skipped, {result.ms:.0f} ms, "
-                  f"{result.detector_calls} detector calls")
-            for i, f in enumerate(result.faces, 1):
-                x0, y0, x1, y1 = f.box
-                print(f"  {i}. {f.source:8s} box [{x0:.0f}, {y0:.0f}, {x1:.0f}, {y1:.0f}] size {f.size:.0f} px "
-                      f"score {f.score:.2f} roll {f.roll:.1f} yaw {f.yaw:.0f} pitch {f.pitch:.0f}")
-            for s in result.skipped:
-                print(f"  skipped: {s.face.source} at ({s.face.centre[0]:.0f}, {s.face.centre[1]:.0f}): {s.reason}")
+            _print_result(None, result)
     else:
         out = image
         for a in aligned:

@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")  # what a folder is searched for
 MAX_PIXELS = 64_000_000  # ~8000x8000; the bump path scales to 1440 px anyway
 MIN_SIDE = 16
 
@@ -39,6 +40,53 @@ def _to_rgb8(image: Image.Image, background: tuple[int, int, int]) -> np.ndarray
         flat.alpha_composite(rgba)
         return np.asarray(flat.convert("RGB"))
     return np.asarray(image.convert("RGB"))
+
+
+def image_paths(inputs: list[str]) -> list[str]:
+    """Files and folders (their images with IMAGE_SUFFIXES, sorted, not recursive) -> image paths, in order.
+
+    Every header is checked here (missing, not an image, too small or too large) so a batch fails
+    in one line before any model loads, never halfway through.
+    """
+    paths: list[str] = []
+    for item in inputs:
+        if os.path.isdir(item):
+            found = sorted(os.path.join(item, n) for n in os.listdir(item)
+                           if n.lower().endswith(IMAGE_SUFFIXES) and os.path.isfile(os.path.join(item, n)))
+            if not found:
+                raise ImageError(f"{item}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            paths.extend(found)
+        else:
+            paths.append(item)
+    for path in paths:
+        check_header(path)
+    return paths
+
+
+def check_header(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE) -> tuple[int, int]:
+    """(width, height) read from the header only; ImageError for anything ``load_image`` would refuse up front."""
+    name = os.fspath(path)
+    if not os.path.exists(name):
+        raise ImageError(f"{name}: no such file")
+    if os.path.isdir(name):
+        raise ImageError(f"{name}: is a folder, not an image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(name) as image:
+                width, height = image.size
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image (unknown or unsupported format)") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{name}: above the {max_pixels / 1e6:.0f} MP limit, refused before decoding ({exc})") from None
+    except OSError as exc:
+        raise ImageError(f"{name}: cannot read ({exc})") from None
+    if width * height > max_pixels:
+        raise ImageError(f"{name}: {width}x{height} is {width * height / 1e6:.0f} MP, above the "
+                         f"{max_pixels / 1e6:.0f} MP limit; scale it down first")
+    if min(width, height) < min_side:
+        raise ImageError(f"{name}: {width}x{height} is too small to hold a face (at least {min_side} px a side)")
+    return width, height
 
 
 def load_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS, min_side: int = MIN_SIDE,

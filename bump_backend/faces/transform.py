@@ -20,13 +20,17 @@ def to3(matrix: np.ndarray) -> np.ndarray:
 
 
 def invert(matrix: np.ndarray) -> np.ndarray:
-    """Exact inverse of a 2x3 affine matrix (raises for a singular one)."""
+    """Exact inverse of a 2x3 affine matrix (raises for a singular one).
+
+    Closed form: ``np.linalg.inv`` on a 2x2 goes through LAPACK and cost ~2 ms a call on the busy
+    machine (55 calls per 1440 px image).
+    """
     m = np.asarray(matrix, dtype=np.float64)
-    linear = m[:, :2]
-    det = float(np.linalg.det(linear))
+    a, b, c, d = float(m[0, 0]), float(m[0, 1]), float(m[1, 0]), float(m[1, 1])
+    det = a * d - b * c
     if abs(det) < 1e-12:
         raise ValueError("the transform is singular (zero scale)")
-    inv = np.linalg.inv(linear)
+    inv = np.array([[d / det, -b / det], [-c / det, a / det]])
     return np.hstack([inv, (-inv @ m[:, 2])[:, None]])
 
 
@@ -42,7 +46,7 @@ def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     out = pts.copy()
     out[..., :2] = pts[..., :2] @ m[:, :2].T + m[:, 2]
     if pts.shape[-1] == 3:
-        out[..., 2] = pts[..., 2] * math.sqrt(abs(np.linalg.det(m[:, :2])))
+        out[..., 2] = pts[..., 2] * math.sqrt(abs(float(m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0])))
     return out
 
 
@@ -67,7 +71,7 @@ def upright(centre: tuple[float, float], roll: float, scale: float, out_centre: 
 
 def scale_of(matrix: np.ndarray) -> float:
     m = np.asarray(matrix, dtype=np.float64)
-    return math.sqrt(abs(np.linalg.det(m[:, :2])))
+    return math.sqrt(abs(float(m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0])))
 
 
 def footprint(matrix_inverse: np.ndarray, width: int, height: int, image_shape: tuple[int, ...],

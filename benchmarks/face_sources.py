@@ -1,0 +1,121 @@
+"""Face sources for benchmarks/bench_faces.py: many demo-character phenotypes (rendered once, cached)
+plus the real photos that ship inside installed wheels, split into a tune part and a held-out part.
+
+Renders come from the project's own package renderer (Blender, Cycles on the CPU, 256 px, 4 samples):
+each package's manifest carries the exact projected face geometry (eyes, face box, roll, yaw) of
+every view, so pasted renders have exact truth. They are cached under ``.cache/bench_faces/`` (ignored).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / ".cache" / "bench_faces"
+VIEWS = "front,three_quarter_left,three_quarter_right"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """One demo-character phenotype: the renderer's CLI arguments and whether it is held out."""
+
+    name: str
+    args: tuple[str, ...]
+    held_out: bool
+
+
+# Tune identities are the only ones looked at while changing the pipeline; held-out ones are reported apart.
+IDENTITIES: tuple[Identity, ...] = (
+    Identity("man_35_caucasian", ("--age", "35", "--gender", "male", "--ethnicity", "caucasian"), False),
+    Identity("woman_28_asian", ("--age", "28", "--gender", "female", "--ethnicity", "asian",
+                                "--hair-color", "black"), False),
+    Identity("man_60_african", ("--age", "60", "--gender", "male", "--ethnicity", "african",
+                                "--hair-color", "grey"), False),
+    Identity("girl_9_mixed", ("--age", "9", "--gender", "female", "--ethnicity", "african=0.5,caucasian=0.5"), False),
+    Identity("woman_70_caucasian", ("--age", "70", "--gender", "female", "--ethnicity", "caucasian",
+                                    "--hair-color", "white", "--weight", "0.8"), True),
+    Identity("man_22_asian_bald", ("--age", "22", "--gender", "male", "--ethnicity", "asian", "--hair", "none",
+                                   "--face", "nose-scale-horiz=0.8"), True),
+    Identity("woman_45_african", ("--age", "45", "--gender", "female", "--ethnicity", "african",
+                                  "--muscle", "0.8", "--hair-color", "black"), True),
+    Identity("boy_12_caucasian", ("--age", "12", "--gender", "male", "--ethnicity", "caucasian",
+                                  "--hair-color", "blonde", "--eye-color", "blue"), True),
+    Identity("man_80_mixed", ("--age", "80", "--gender", "male", "--ethnicity", "asian=0.5,african=0.5",
+                              "--hair-color", "white", "--weight", "0.2"), True),
+    Identity("woman_30_mixed", ("--age", "30", "--gender", "0.7", "--ethnicity", "asian=0.4,caucasian=0.6",
+                                "--hair-color", "auburn", "--face", "nose-scale-horiz=0.3"), True),
+    Identity("man_50_african_heavy", ("--age", "50", "--gender", "male", "--ethnicity", "african",
+                                      "--weight", "1.0", "--hair", "none"), True),
+    Identity("woman_20_asian", ("--age", "20", "--gender", "female", "--ethnicity", "asian",
+                                "--hair-color", "dark_brown", "--eye-color", "dark_brown"), True),
+)
+
+
+@dataclass(frozen=True)
+class Render:
+    """One rendered view: the RGB image and its face's eyes and box (render pixels, sidecar convention)."""
+
+    identity: str
+    view: str
+    image: np.ndarray
+    right_eye: tuple[float, float]
+    left_eye: tuple[float, float]
+    face_box: tuple[float, float, float, float]
+    yaw: float
+    held_out: bool
+
+
+def render_identity(identity: Identity, resolution: int = 256, samples: int = 4) -> Path:
+    """Render (once) the identity's package into the cache; returns the package folder."""
+    out = CACHE / "renders" / identity.name
+    if (out / "package.json").exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "headless_renderer", "package", "--demo", *identity.args, "--out", str(out),
+           "--overwrite", "--views", VIEWS, "--resolution", str(resolution), "--samples", str(samples),
+           "--preset", "preview"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run(cmd, check=True, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+    return out
+
+
+def load_renders(render_missing: bool = True) -> list[Render]:
+    """Every view of every identity (rendering the missing ones when allowed)."""
+    import cv2  # only the benchmark reads PNGs here
+
+    renders: list[Render] = []
+    for identity in IDENTITIES:
+        folder = CACHE / "renders" / identity.name
+        if not (folder / "package.json").exists():
+            if not render_missing:
+                continue
+            render_identity(identity)
+        manifest = json.loads((folder / "package.json").read_text())
+        for view in manifest["views"]:
+            face = view.get("face")
+            if not face:
+                continue
+            bgr = cv2.imread(str(folder / view["file"]), cv2.IMREAD_COLOR)
+            renders.append(Render(identity.name, view["name"], np.ascontiguousarray(bgr[:, :, ::-1]),
+                                  tuple(face["right_eye"]), tuple(face["left_eye"]), tuple(face["face_box"]),
+                                  float(face["yaw"]), identity.held_out))
+    return renders
+
+
+def face_side(render: Render) -> float:
+    """Face-square side comparable with the detector's: the face box height (brow to chin)."""
+    x0, y0, x1, y1 = render.face_box
+    return float(max(y1 - y0, 1e-6)) if math.isfinite(y1 - y0) else 0.0
+
+
+if __name__ == "__main__":
+    for ident in IDENTITIES:
+        print(ident.name, render_identity(ident), flush=True)
