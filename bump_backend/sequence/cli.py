@@ -14,6 +14,7 @@ import os
 import sys
 from dataclasses import fields
 
+from bump_backend.generate.model_args import add_model_options, spec_from_args
 from bump_contracts.errors import ContractError
 from bump_contracts.sequence_job import SEQUENCE_PARAMS, SequenceParams
 
@@ -51,16 +52,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
             kind = {"int": int, "float": float, "str": str}[rule.kind]
             parser.add_argument(_flag(f.name), dest=f.name, type=kind, default=default,
                                 choices=rule.choices or None, help=f"{rule.describe()} (default: {default})")
+    add_model_options(parser)  # the same model options as `bump` and `serve`
     model = parser.add_argument_group("bump settings (as for `bump`)")
-    model.add_argument("--model", default=None, help="registry name (sd15, sdxl), hub id, folder or .safetensors")
-    model.add_argument("--config", default=None)
-    model.add_argument("--ip-adapter", default=None)
-    model.add_argument("--ip-adapter-weight", default=None)
-    model.add_argument("--ip-adapter-subfolder", default=None)
-    model.add_argument("--image-encoder", default=None)
-    model.add_argument("--face-embedder", default=None)
-    model.add_argument("--lora", action="append", default=[])
-    model.add_argument("--device", default=None)
     model.add_argument("--prompt", default=None)
     model.add_argument("--negative-prompt", default=None)
     model.add_argument("--seed", type=int, default=None, help="-1 for random (resolved once, recorded)")
@@ -104,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from bump_backend.sequence.bumper import EngineBumper
 
     try:
-        engine = BumpEngine(bump_cli._spec(args))
+        engine = BumpEngine(spec_from_args(args))
     except ModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
