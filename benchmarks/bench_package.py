@@ -8,6 +8,7 @@ it) and PSNR against the reference (whole image, and over the character only, wh
 backdrop cannot flatter the score).
 
     python benchmarks/bench_package.py [--resolution 720] [--views 8] [--baseline-views all|N]
+    python benchmarks/bench_package.py --posing [--quick]   # posed views vs the same views unposed
 """
 
 from __future__ import annotations
@@ -49,11 +50,12 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def render(preset, views, resolution, out: Path) -> tuple[dict[str, float], dict[str, float]]:
+def render(preset, views, resolution, out: Path, *, pose_views: bool = True) -> tuple[dict[str, float], dict[str, float]]:
     """Wall and CPU seconds per view (Cycles renders on threads of this process)."""
     shutil.rmtree(out, ignore_errors=True)
     session = prepare_scene(demo=PHENOTYPES["demo_man"], subdivision=preset.subdivision)
-    options = PackageOptions(views=views, resolution=(resolution, resolution), preset=preset, overwrite=True)
+    options = PackageOptions(views=views, resolution=(resolution, resolution), preset=preset, overwrite=True,
+                             pose_views=pose_views)
     cpu: dict[str, float] = {}
     last = [cpu_seconds()]
 
@@ -68,6 +70,32 @@ def render(preset, views, resolution, out: Path) -> tuple[dict[str, float], dict
     return result.seconds_per_view, cpu
 
 
+def posing(views, resolution: int, out: Path) -> int:
+    """The pose-aware package (over-shoulder and up/down views posed) against the same package
+    with the camera moved only, in one run: the cost of posing."""
+    cores = os.cpu_count() or 1
+    runs = {}
+    for name, pose_views in (("unposed", False), ("posed", True)):
+        started = time.perf_counter()
+        wall, cpu = render(FAST, views, resolution, out / name, pose_views=pose_views)
+        runs[name] = (time.perf_counter() - started, sum(wall.values()), sum(cpu.values()), wall)
+    print(f"\n{len(views)} views at {resolution}px, fast preset, {cores} cores\n")
+    print("| view | unposed wall s | posed wall s |")
+    print("|---|---|---|")
+    for view in views:
+        print(f"| {view.name} | {runs['unposed'][3][view.name]:.1f} | {runs['posed'][3][view.name]:.1f} |")
+    print("\n| package | total wall s (build + render) | views wall s | views CPU s |")
+    print("|---|---|---|---|")
+    for name, (total, wall, cpu, _) in runs.items():
+        print(f"| {name} | {total:.1f} | {wall:.1f} | {cpu:.1f} |")
+    ratio = runs["posed"][0] / runs["unposed"][0]
+    print(f"\nposed / unposed total: {ratio:.2f}x")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "posing.json").write_text(json.dumps({name: {"total_s": r[0], "views_wall_s": r[1], "views_cpu_s": r[2], "per_view": r[3]}
+                                                 for name, r in runs.items()}, indent=2))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--resolution", type=int, default=720)
@@ -79,8 +107,14 @@ def main() -> int:
         action="store_true",
         help="re-render only our preset; take the Blender-default and reference renders and timings of an earlier run in --out",
     )
+    parser.add_argument("--posing", action="store_true", help="compare the posed package with the same views unposed")
+    parser.add_argument("--quick", action="store_true", help="with --posing: 4 views at 256 px")
     args = parser.parse_args()
     views = resolve_views(EIGHT_VIEWS)[: args.views]
+    if args.posing:
+        if args.quick:
+            views = [v for v in views if v.name in ("front", "over_shoulder_left", "over_shoulder_right", "up")]
+        return posing(views, 256 if args.quick else args.resolution, Path(args.out))
     baseline_views = views if args.baseline_views == "all" else views[: int(args.baseline_views)]
     out = Path(args.out)
     cores = os.cpu_count() or 1

@@ -24,6 +24,7 @@ from bump_contracts.face_geometry import (
     reject_unknown,
     string,
 )
+from bump_contracts.pose import Pose
 
 SCHEMA = "profile-package"
 SCHEMA_VERSION = 1
@@ -52,9 +53,10 @@ class ViewRecord:
     face: FaceGeometry | None = None
     sha256: str = ""
     estimated: bool = False
+    pose: dict[str, Any] | None = None  # the character's pose for this view (bump_contracts.pose); None = as found
 
     FIELDS = frozenset(
-        {"name", "file", "yaw", "pitch", "roll", "width", "height", "camera", "face", "sha256", "estimated"}
+        {"name", "file", "yaw", "pitch", "roll", "width", "height", "camera", "face", "sha256", "estimated", "pose"}
     )
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,6 +72,7 @@ class ViewRecord:
             "face": self.face.to_dict() if self.face else None,
             "sha256": self.sha256,
             "estimated": self.estimated,
+            **({"pose": self.pose} if self.pose is not None else {}),
         }
 
     @classmethod
@@ -94,6 +97,7 @@ class ViewRecord:
             raise ManifestError(f"{where}.sha256: expected 64 lowercase hex digits", f"{where}.sha256")
         camera = data.get("camera")
         face = data.get("face")
+        pose = data.get("pose")
         return cls(
             name=name,
             file=file,
@@ -106,6 +110,7 @@ class ViewRecord:
             face=FaceGeometry.from_dict(face, f"{where}.face") if face is not None else None,
             sha256=sha,
             estimated=bool(data.get("estimated", False)),
+            pose=Pose.from_dict(pose, f"{where}.pose").to_dict() if pose is not None else None,
         )
 
 

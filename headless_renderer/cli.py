@@ -22,6 +22,7 @@ package.json and a contact sheet), run batch jobs, and manage the character libr
 examples:
   python -m headless_renderer package --demo --out out/demo_package
   python -m headless_renderer package --demo --gender female --age 30 --name Yuki --out out/yuki
+  python -m headless_renderer animation --demo --out out/clip --frames 12
   python -m headless_renderer library list
   python -m headless_renderer batch job.toml --dry-run
 
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = CliParser(prog="python -m headless_renderer", description=DESCRIPTION)
     subparsers = parser.add_subparsers(dest="command", required=True)
     package_cli.add_package_parser(subparsers)
+    package_cli.add_animation_parser(subparsers)
     add_batch_parser(subparsers)
     library_cli.add_parser(subparsers)
     subparsers.choices["library"].set_defaults(handler=lambda args, **_: library_cli.run(args))

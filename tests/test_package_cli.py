@@ -27,6 +27,11 @@ def run(*args, cwd=None, entry=None):
         (["package", "--demo", "--face", "nose-wobble=0.3", "--out", "{tmp}/e"], "unknown face part"),
         (["package", "--demo", "--studio", "disco", "--out", "{tmp}/f"], "unknown studio"),
         (["package", "--demo", "--out", "{tmp}/taken"], "not empty"),
+        (["package", "--demo", "--pose", "head=200", "--out", "{tmp}/g"], "above the maximum 80"),
+        (["package", "--demo", "--pose", "tail=10", "--out", "{tmp}/h"], "unknown control 'tail'"),
+        (["package", "--demo", "--expression", "grin", "--out", "{tmp}/i"], "unknown expression 'grin'"),
+        (["package", "--demo", "--expressions", "neutral,Smile!", "--out", "{tmp}/j"], "not an expression name"),
+        (["package", "--demo", "--rig", "daz", "--out", "{tmp}/k"], "unknown rig 'daz'"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
@@ -144,3 +149,22 @@ def test_demo_package_json_and_blender_entry_with_a_blend(tmp_path):
     assert manifest["character"]["name"] == "Aiko"
     assert manifest["character"]["source"]["kind"] == "blend"
     assert manifest["renderer"]["head"]["method"] == "bones"
+
+
+def test_demo_rig_pose_and_expression_from_the_command_line(tmp_path):
+    out = tmp_path / "posed"
+    result = run(
+        "package", "--demo", "--rig", "mixamo", "--views", "front", "--resolution", "96", "--samples", "1",
+        "--pose", "head=20,0,0", "--pose", "eyes=-10,0", "--expression", "smile=0.6", "--expressions", "open_mouth",
+        "--out", str(out), "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["head_method"] == "bones"
+    assert report["poses"]["front"] == {
+        "controls": {"head": [20.0, 0.0, 0.0], "eyes": [-10.0, 0.0]}, "expression": {"smile": 0.6}, "body_turn": 0.0}
+    assert report["poses"]["front_open_mouth"]["expression"] == {"smile": 0.6, "open_mouth": 1.0}
+    manifest = json.loads((out / "package.json").read_text())
+    assert [v["name"] for v in manifest["views"]] == ["front", "front_open_mouth", "three_quarter_left_open_mouth"]
+    # views are placed around the posed face: the front view still faces it, the body is turned
+    assert manifest["views"][0]["face"]["yaw"] == pytest.approx(0, abs=1)

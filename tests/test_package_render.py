@@ -9,7 +9,7 @@ from bpy_extras.object_utils import world_to_camera_view
 
 from bump_contracts.package_manifest import load_package
 from bump_contracts.views import ViewSpec, resolve_views
-from profile_rig.blender.package_render import PackageOptions, StudioScene, _make_camera
+from profile_rig.blender.package_render import PackageOptions, StudioScene, make_camera
 from profile_rig.blender.scene_session import prepare_scene
 from profile_rig.blender.studio import add_lights
 from profile_rig.core.camera_math import Framing, Intrinsics, place_camera, project_points
@@ -121,7 +121,7 @@ def test_projection_matches_blenders_own_camera_maths():
         for width, height in ((160, 96), (96, 160), (128, 128)):
             view = ViewSpec("v", float(rng.uniform(-150, 150)), float(rng.uniform(-40, 40)), float(rng.uniform(-30, 30)))
             matrix, intr = place_camera(frame, view, Intrinsics(width=width, height=height), Framing(face_fill=0.3))
-            camera = _make_camera(studio, "check", matrix, intr)
+            camera = make_camera(studio, "check", matrix, intr)
             studio.scene.render.resolution_x, studio.scene.render.resolution_y = width, height
             bpy.context.view_layer.update()
             points = frame.centre + rng.normal(scale=0.1, size=(10, 3))

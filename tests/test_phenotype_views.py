@@ -93,8 +93,8 @@ def test_bone_name_matching_across_rig_families():
 
 def test_eye_estimate_from_head_bone_matches_mpfb_mesh():
     shape = build_demo_shape(PRESETS["demo_man"])
-    head, tail, _ = shape.bones["head"]
-    right, left = eyes_from_head_bone(head, tail, np.array([0, -1.0, 0]))
+    bone = shape.bones["head"]
+    right, left = eyes_from_head_bone(bone.head, bone.tail, np.array([0, -1.0, 0]))
     d = shape.landmarks["eye_distance"]
     assert np.linalg.norm(left - shape.landmarks["l-eye"]) < 0.5 * d
     assert np.linalg.norm(right - shape.landmarks["r-eye"]) < 0.5 * d

@@ -16,7 +16,8 @@ TOP_KEYS = {"version": "", "defaults": "", "characters": "", "entries": ""}
 DEFAULT_KEYS = {"output", "backends", "token_env", "upload_package", "timeout", "library", "update_library", "package",
                 "bump", "shots", "reference"}
 
-PACKAGE_KEYS = {"views", "resolution", "preset", "samples", "engine", "studio", "hdri", "lens", "face_fill"}
+PACKAGE_KEYS = {"views", "resolution", "preset", "samples", "engine", "studio", "hdri", "lens", "face_fill", "pose",
+                "expression", "expressions", "pose_views"}
 
 SHOT_RENDER_KEYS = {"resolution", "preset", "samples", "engine"}
 
@@ -61,10 +62,21 @@ class PackageSettings:
     hdri: str | None = None
     lens: float = 85.0
     face_fill: float = 0.40
+    pose: dict[str, Any] | None = None  # bump_contracts.pose.Pose.to_dict() applied to every view
+    expressions: tuple[str, ...] = ()
+    pose_views: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {"views": [list(v) for v in self.views], "resolution": list(self.resolution), "preset": self.preset,
+        data = {"views": [list(v) for v in self.views], "resolution": list(self.resolution), "preset": self.preset,
                 "studio": self.studio, "hdri": self.hdri, "lens": self.lens, "face_fill": self.face_fill}
+        # posing keys only when set, so packages of earlier job files keep their unit identity
+        if self.pose:
+            data["pose"] = self.pose
+        if self.expressions:
+            data["expressions"] = list(self.expressions)
+        if not self.pose_views:
+            data["pose_views"] = False
+        return data
 
 
 @dataclass(frozen=True)

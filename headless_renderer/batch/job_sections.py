@@ -15,6 +15,7 @@ from typing import Any
 
 from bump_contracts import package_params
 from bump_contracts.bump_job import PARAM_FIELDS, ContractError, validate_params
+from bump_contracts.pose import Pose, PoseError
 from bump_contracts.views import ViewError, resolve_views
 from character_library import Library, LibraryError
 from headless_renderer.batch.job_checker import Checker, join_path, kind_of
@@ -225,12 +226,44 @@ def _package(layers: list[tuple[dict, str]], root: Path, check: Checker) -> Pack
         hdri = str(hdri_path)
     lens = _number_in(merged, where, check, package_params.LENS)
     fill = _number_in(merged, where, check, package_params.FACE_FILL)
-    if not ok or resolution is None or preset is None:
+    pose, expressions, pose_views = _pose_keys(merged, where, check)
+    if not ok or resolution is None or preset is None or pose is False:
         return None
     return PackageSettings(views=tuple((v.name, v.yaw, v.pitch, v.roll) for v in views), resolution=resolution,
                            preset=preset.to_dict(), studio=studio, hdri=hdri,
                            lens=float(lens if lens is not None else package_params.LENS.default),
-                           face_fill=float(fill if fill is not None else package_params.FACE_FILL.default))
+                           face_fill=float(fill if fill is not None else package_params.FACE_FILL.default),
+                           pose=pose or None, expressions=expressions, pose_views=pose_views)
+
+
+def _pose_keys(merged: dict, where: dict[str, str], check: Checker) -> tuple[Any, tuple[str, ...], bool]:
+    """``pose = { head = [20, 0, 0] }``, ``expression = { smile = 0.6 }``, ``expressions = ["smile"]``,
+    ``pose_views = false``: checked by the pose contract; (False, ...) when invalid."""
+    pose: Any = None
+    try:
+        controls = {k: v if isinstance(v, list) else [v]
+                    for k, v in check.table(merged.get("pose", {}), where.get("pose", "pose")).items()}
+        expression = check.table(merged.get("expression", {}), where.get("expression", "expression"))
+        parsed = Pose.from_dict({"controls": controls, "expression": expression})
+        pose = None if parsed.is_neutral() else parsed.to_dict()
+    except PoseError as exc:
+        check.add(where.get("pose", where.get("expression", "package.pose")), str(exc))
+        pose = False
+    expressions = merged.get("expressions", [])
+    if not isinstance(expressions, list) or not all(isinstance(e, str) for e in expressions):
+        check.add(where.get("expressions", "expressions"), f"expected a list of expression names, got {kind_of(expressions)}")
+        expressions, pose = [], False
+    else:
+        try:
+            Pose.from_dict({"expression": {e: 1.0 for e in expressions}})
+        except PoseError as exc:
+            check.add(where["expressions"], str(exc))
+            pose = False
+    pose_views = merged.get("pose_views", True)
+    if not isinstance(pose_views, bool):
+        check.add(where["pose_views"], f"expected true or false, got {kind_of(pose_views)}")
+        pose = False
+    return pose, tuple(expressions), bool(pose_views)
 
 
 def _number_in(data: dict, where: dict[str, str], check: Checker, rule: package_params.RangeRule) -> Any:

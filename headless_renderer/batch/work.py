@@ -26,6 +26,7 @@ from typing import Any
 from bump_client.client import BackendError, BumpClient, JobFailed
 from bump_contracts.bump_job import CANCELLED, DONE, FAILED
 from bump_contracts.package_manifest import character_id_from_name, load_package
+from bump_contracts.pose import Pose
 from bump_contracts.render_sidecar import RenderSidecar, SidecarFace
 from bump_contracts.views import ViewSpec
 from headless_renderer.batch.units import Unit, log_path, state_dir, write_atomic, write_done
@@ -191,7 +192,8 @@ def _render_package(unit: Unit, root: Path, context: dict, log: LogFn) -> dict[s
     options = PackageOptions(views=[ViewSpec(*v) for v in p["views"]], resolution=tuple(p["resolution"]),
                              preset=RenderPreset(**p["preset"]), studio=p["studio"], hdri_path=p["hdri"],
                              framing=Framing(face_fill=p["face_fill"]), lens_mm=p["lens"], overwrite=True,
-                             threads=_RENDER_THREADS)
+                             threads=_RENDER_THREADS, pose=Pose.from_dict(p.get("pose") or {}),
+                             expressions=tuple(p.get("expressions", ())), pose_views=p.get("pose_views", True))
 
     def progress(index: int, total: int, name: str, seconds: float) -> None:
         log(f"view {index}/{total} {name}: {seconds:.2f} s")

@@ -1,8 +1,10 @@
 """The built-in demo character: a MakeHuman/MPFB2 human shaped by a phenotype, built in Blender.
 
-Shape, part masks and head landmarks are computed in numpy (:mod:`profile_rig.core.mpfb_data`,
-:mod:`profile_rig.core.demo_shape`); this module only turns them into Blender objects, materials and
-an armature with ``head``/``eye.L``/``eye.R`` bones that the head finder picks up like any rig.
+Shape, part masks, the rig placed on the shaped body and its skin weights are computed in numpy
+(:mod:`profile_rig.core.mpfb_data`, :mod:`profile_rig.core.demo_shape`,
+:mod:`profile_rig.core.rig_data`); this module only turns them into Blender objects, materials, an
+armature (MPFB2's default, game-engine, Mixamo or Rigify-metarig bones, found by the head finder like
+any user rig), vertex groups with an Armature modifier and expression shape keys.
 """
 
 from __future__ import annotations
@@ -11,10 +13,16 @@ import bpy
 import numpy as np
 
 from profile_rig.core.demo_shape import DemoShape, build_demo_shape
-from profile_rig.core.mpfb_data import data_root
+from profile_rig.core.expressions import expression_offsets
+from profile_rig.core.mpfb_data import data_root, load_base_mesh
 from profile_rig.core.phenotype import Phenotype
+from profile_rig.core.rig_data import DEFAULT_RIG
 
 DEMO_TAG = "bump_demo_character"
+SOURCE_INDEX_ATTRIBUTE = "mpfb_index"  # base-mesh vertex each vertex follows, for building expression keys later
+ETHNICITY_PROPERTY = "bump_ethnicity"
+PRESET_EXPRESSION_KEYS = ("smile", "open_mouth", "brows_up", "blink")
+BACK_COLLAR_DEPTH_M = 0.035
 
 
 def _set_input(node, names: tuple[str, ...], value) -> None:
@@ -168,7 +176,16 @@ def _neckline_distance(tree, coords, neckline: tuple[float, float, float, float,
     reach = _math(tree, "ADD", radius, _math(tree, "MULTIPLY", _math(tree, "MULTIPLY", front, front), scoop))
     outside = _math(tree, "SUBTRACT", radial, reach)
     below = _math(tree, "SUBTRACT", top_z, xyz.outputs["Z"])
-    return _math(tree, "MINIMUM", outside, below)
+    collar = _math(tree, "MINIMUM", outside, below)
+    # behind the neck the upper back lies within the cylinder: a few cm below the collar it is
+    # always the top, or a turned-away view shows a bare strip down the spine
+    back = _math(tree, "MINIMUM", _math(tree, "MAXIMUM", _math(tree, "DIVIDE", dy, radius), 0.0), 1.0)
+    across = _math(tree, "DIVIDE", dx, radius)
+    rounded = _math(tree, "MAXIMUM", _math(tree, "SUBTRACT", 1.0, _math(tree, "MULTIPLY", across, across)), 0.0)
+    depth = _math(tree, "MULTIPLY", _math(tree, "MULTIPLY", rounded, back), BACK_COLLAR_DEPTH_M)
+    behind = _math(tree, "MINIMUM", _math(tree, "MAXIMUM", _math(tree, "DIVIDE", dy, 0.015), 0.0), 1.0)
+    deep = _math(tree, "SUBTRACT", _math(tree, "SUBTRACT", below, depth), _math(tree, "SUBTRACT", 1.0, behind))
+    return _math(tree, "MAXIMUM", collar, deep)
 
 
 def _smoothstep(tree, socket, low: float, high: float):
@@ -287,11 +304,13 @@ def _armature(name: str, shape: DemoShape, collection: bpy.types.Collection) -> 
     bpy.ops.object.mode_set(mode="EDIT")
     try:
         bones = {}
-        for bone_name, (head, tail, parent) in shape.bones.items():
+        for bone_name, placed in shape.bones.items():
             bone = data.edit_bones.new(bone_name)
-            bone.head, bone.tail = head.tolist(), tail.tolist()
-            if parent:
-                bone.parent = bones[parent]
+            bone.head, bone.tail = placed.head.tolist(), placed.tail.tolist()
+            bone.roll = placed.roll
+            bone.use_deform = bone_name in shape.weights
+            if placed.parent:
+                bone.parent = bones[placed.parent]
             bones[bone_name] = bone
     finally:
         bpy.ops.object.mode_set(mode="OBJECT")
@@ -304,14 +323,17 @@ def build_demo_character(
     collection: bpy.types.Collection | None = None,
     *,
     subdivision: int = 1,
+    rig_name: str = DEFAULT_RIG,
+    expression_keys: tuple[str, ...] = PRESET_EXPRESSION_KEYS,
 ) -> bpy.types.Object:
-    """Create the character (armature with the body mesh as child) and return the armature."""
-    shape = build_demo_shape(phenotype)
+    """Create the character (armature with the skinned body mesh as child) and return the armature."""
+    shape = build_demo_shape(phenotype, rig=rig_name)
     collection = collection or bpy.context.scene.collection
     name = phenotype.name
     rig = _armature(name, shape, collection)
     rig[DEMO_TAG] = True
     rig["bump_phenotype"] = repr(phenotype.to_dict())
+    rig["bump_demo_rig"] = rig_name
     mesh = _mesh_from_shape(f"{name}_body", shape)
     materials = {
         "skin": skin_material(phenotype, f"{name}_skin", shape.neckline),
@@ -326,8 +348,52 @@ def build_demo_character(
     body[DEMO_TAG] = True
     collection.objects.link(body)
     body.parent = rig
+    body[ETHNICITY_PROPERTY] = phenotype.ethnicity_weights()
+    _skin(body, rig, shape)
+    for name in expression_keys:
+        ensure_expression_key(body, name)
     if subdivision > 0:
         modifier = body.modifiers.new("Subdivision", "SUBSURF")
         modifier.levels = 0
         modifier.render_levels = subdivision
     return rig
+
+
+def _skin(body: bpy.types.Object, rig: bpy.types.Object, shape: DemoShape) -> None:
+    """Vertex groups from the rig's weights and an Armature modifier (before any subdivision)."""
+    for group_name, (ids, weights) in shape.weights.items():
+        group = body.vertex_groups.new(name=group_name)
+        # one call per distinct weight keeps this fast (weights are quantised in the data)
+        order = np.argsort(weights, kind="stable")
+        values, starts = np.unique(weights[order], return_index=True)
+        for value, chunk in zip(values, np.split(ids[order], starts[1:]), strict=True):
+            group.add(chunk.tolist(), float(value), "REPLACE")
+    attribute = body.data.attributes.new(SOURCE_INDEX_ATTRIBUTE, "INT", "POINT")
+    attribute.data.foreach_set("value", shape.source_index.astype(np.int32))
+    modifier = body.modifiers.new("Armature", "ARMATURE")
+    modifier.object = rig
+    modifier.use_deform_preserve_volume = True
+
+
+def ensure_expression_key(body: bpy.types.Object, name: str) -> bpy.types.ShapeKey:
+    """The body's shape key for a named expression or unit, built from the MPFB2 data on first use."""
+    keys = body.data.shape_keys
+    if keys is not None and name in keys.key_blocks:
+        return keys.key_blocks[name]
+    attribute = body.data.attributes.get(SOURCE_INDEX_ATTRIBUTE)
+    if attribute is None:
+        raise KeyError(f"{body.name} has no shape key {name!r}")
+    count = len(body.data.vertices)
+    source = np.empty(count, np.int32)
+    attribute.data.foreach_get("value", source)
+    ethnicity = {k: float(v) for k, v in body.get(ETHNICITY_PROPERTY, {"caucasian": 1.0}).items()}
+    offsets = expression_offsets(name, ethnicity, source, len(load_base_mesh().vertices))
+    if body.data.shape_keys is None:
+        body.shape_key_add(name="Basis", from_mix=False)
+    key = body.shape_key_add(name=name, from_mix=False)
+    co = np.empty(count * 3, np.float32)
+    body.data.vertices.foreach_get("co", co)
+    key.data.foreach_set("co", (co.reshape(-1, 3) + offsets).astype(np.float32).ravel())
+    key.value = 0.0
+    key.slider_max = 1.0
+    return key

@@ -62,12 +62,13 @@ def _posed_bone_world(rig: bpy.types.Object, name: str) -> tuple[np.ndarray, np.
     head = _vec(world @ pose_bone.head)
     tail = _vec(world @ pose_bone.tail)
     rest = rig.data.bones[name].matrix_local
-    delta = (world @ pose_bone.matrix @ rest.inverted()).to_3x3()
-    return head, tail, np.array(delta, dtype=float)
+    # the pose's own turn, in world space: an FBX import's object rotation and 0.01 scale cancel out
+    delta = np.array((world @ pose_bone.matrix @ rest.inverted() @ world.inverted()).to_3x3(), dtype=float)
+    return head, tail, delta / np.cbrt(abs(np.linalg.det(delta)))
 
 
 def _rest_forward(rig: bpy.types.Object, delta: np.ndarray) -> np.ndarray:
-    """Characters face -Y in their rig's rest pose; apply the bone's posed rotation to that."""
+    """Characters face world -Y in their rest pose; apply the bone's posed rotation to that."""
     forward = delta @ np.array([0.0, -1.0, 0.0])
     return forward / np.linalg.norm(forward)
 

@@ -15,11 +15,13 @@ import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from bump_contracts import package_params
 from bump_contracts.cli_errors import CliParser
 from bump_contracts.errors import ContractError
+from bump_contracts.pose import PoseError, pose_from_args
 from bump_contracts.views import ViewError, near_duplicates, resolve_views
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -53,6 +55,23 @@ def _face_part(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"face part value must be a number, got {value!r}") from None
 
 
+def _add_demo_arguments(p) -> None:
+    demo = p.add_argument_group("demo character phenotype")
+    demo.add_argument("--phenotype", default=None, metavar="PRESET",
+                      help="starting preset: demo_man (Mateo) or demo_woman (Aiko); default: the one "
+                           "nearest --gender (demo_man without it)")
+    demo.add_argument("--age", type=float, help="years, 1-90")
+    demo.add_argument("--gender", help="male, female or 0..1")
+    demo.add_argument("--ethnicity", help="african, asian, caucasian or a mix like african=0.6,caucasian=0.4")
+    demo.add_argument("--muscle", type=float, help="0..1")
+    demo.add_argument("--weight", type=float, help="0..1")
+    demo.add_argument("--face", type=_face_part, action="append", default=[], metavar="PART=VALUE", help="face part, e.g. nose-scale-horiz=0.4 (repeatable)")
+    demo.add_argument("--hair-color", help="auto, black, dark_brown, brown, auburn, blonde, grey, white")
+    demo.add_argument("--eye-color", help="auto, brown, dark_brown, hazel, green, blue, grey")
+    demo.add_argument("--hair", choices=("short", "none"), help="hair style")
+    demo.add_argument("--rig", default="default", help="demo armature from the MPFB2 data: default, game_engine, mixamo, rigify")
+
+
 def add_package_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "package",
@@ -81,19 +100,12 @@ def add_package_parser(subparsers) -> None:
     p.add_argument("--lens", type=float, default=85.0, help="lens in mm on a 36 mm sensor (default 85)")
     p.add_argument("--name", help="character name: goes into package.json and names the character id "
                                   "(demo default: the preset's, Mateo or Aiko)")
-    demo = p.add_argument_group("demo character phenotype")
-    demo.add_argument("--phenotype", default=None, metavar="PRESET",
-                      help="starting preset: demo_man (Mateo) or demo_woman (Aiko); default: the one "
-                           "nearest --gender (demo_man without it)")
-    demo.add_argument("--age", type=float, help="years, 1-90")
-    demo.add_argument("--gender", help="male, female or 0..1")
-    demo.add_argument("--ethnicity", help="african, asian, caucasian or a mix like african=0.6,caucasian=0.4")
-    demo.add_argument("--muscle", type=float, help="0..1")
-    demo.add_argument("--weight", type=float, help="0..1")
-    demo.add_argument("--face", type=_face_part, action="append", default=[], metavar="PART=VALUE", help="face part, e.g. nose-scale-horiz=0.4 (repeatable)")
-    demo.add_argument("--hair-color", help="auto, black, dark_brown, brown, auburn, blonde, grey, white")
-    demo.add_argument("--eye-color", help="auto, brown, dark_brown, hazel, green, blue, grey")
-    demo.add_argument("--hair", choices=("short", "none"), help="hair style")
+    _add_demo_arguments(p)
+    pose = p.add_argument_group("pose and expression")
+    pose.add_argument("--pose", action="append", default=[], metavar="CONTROL=TURN,TILT[,ROLL]", help="degrees for head, neck or eyes (turn toward the character's left, tilt chin up), e.g. head=20,0,0 (repeatable)")
+    pose.add_argument("--expression", action="append", default=[], metavar="NAME[=WEIGHT]", help="expression on every view: smile, open_mouth, brows_up, frown, blink, surprise or an MPFB2 unit like mouth-open; weight 0..1 (repeatable)")
+    pose.add_argument("--expressions", default="", metavar="NAME,NAME", help="add front and three-quarter views per expression, e.g. neutral,smile")
+    pose.add_argument("--no-pose-views", action="store_true", help="move only the camera for over-shoulder and up/down views (no head/neck posing)")
     p.add_argument("--json", action="store_true", help="print the package path and per-view timings as JSON")
     p.set_defaults(handler=run_package)
 
@@ -190,6 +202,7 @@ def run_package(args, *, in_blender: bool = False) -> int:
         if len(parts) != 2 or not all(parts):
             raise UserError("--eye-bones must be LEFT,RIGHT")
         eye_bones = (parts[0], parts[1])
+    pose, expression_views = _pose(args)
     out = _check_output(args.out, args.overwrite)
     if args.blend and not os.path.isfile(args.blend):
         raise UserError(f"blend file not found: {args.blend}")
@@ -203,7 +216,7 @@ def run_package(args, *, in_blender: bool = False) -> int:
             raise UserError(f"EEVEE cannot render here ({reason}); use --engine cycles")
 
     with _stdout_to_stderr():
-        session, result = _render(args, phenotype, eye_bones, views, preset, out)
+        session, result = _render(args, phenotype, eye_bones, views, preset, out, pose, expression_views)
     if args.json:
         print(
             json.dumps(
@@ -211,17 +224,45 @@ def run_package(args, *, in_blender: bool = False) -> int:
                     "package": str(result.path),
                     "character": session.name,
                     "views": {k: round(v, 3) for k, v in result.seconds_per_view.items()},
+                    "poses": {v.name: v.pose for v in result.manifest.views if v.pose},
                     "total_seconds": round(result.total_seconds, 3),
                     "head_method": session.found.method,
                 }
             )
         )
     else:
-        print(f"package written to {result.path} ({len(views)} views, {result.total_seconds:.1f} s)")
+        print(f"package written to {result.path} ({len(result.manifest.views)} views, {result.total_seconds:.1f} s)")
     return EXIT_OK
 
 
-def _render(args, phenotype, eye_bones, views, preset, out):
+def _pose(args):
+    """The --pose/--expression pose and the --expressions list, checked before anything renders."""
+    from profile_rig.core.rig_data import RIGS
+
+    if args.rig not in RIGS:
+        raise UserError(f"unknown rig {args.rig!r}; rigs: {', '.join(RIGS)}")
+    try:
+        pose = pose_from_args(args.pose, args.expression)
+    except PoseError as exc:
+        raise UserError(str(exc)) from None
+    extra = tuple(e.strip() for e in args.expressions.split(",") if e.strip())
+    for name in extra:
+        try:
+            pose_from_args([], [name])
+        except PoseError as exc:
+            raise UserError(str(exc)) from None
+    uses_demo = args.demo or not args.blend
+    if uses_demo and (pose.expression or extra):
+        from profile_rig.core.expressions import known_expressions
+
+        known = known_expressions()
+        unknown = [name for name in [*pose.expression, *extra] if name not in known]
+        if unknown:
+            raise UserError(f"unknown expression {unknown[0]!r}; known: {', '.join(known)}")
+    return pose, extra
+
+
+def _render(args, phenotype, eye_bones, views, preset, out, pose, expressions):
     from profile_rig.blender.package_render import PackageOptions
     from profile_rig.blender.scene_session import prepare_scene
     from profile_rig.core.camera_math import Framing
@@ -233,6 +274,7 @@ def _render(args, phenotype, eye_bones, views, preset, out):
         head_bone=args.head_bone,
         eye_bones=eye_bones,
         head_object=args.head_object,
+        rig=args.rig,
     )
     options = PackageOptions(
         views=views,
@@ -243,6 +285,9 @@ def _render(args, phenotype, eye_bones, views, preset, out):
         framing=Framing(face_fill=args.face_fill),
         lens_mm=args.lens,
         overwrite=args.overwrite,
+        pose=pose,
+        pose_views=not args.no_pose_views,
+        expressions=expressions,
     )
 
     def progress(index: int, total: int, name: str, seconds: float) -> None:
@@ -258,10 +303,72 @@ def _render(args, phenotype, eye_bones, views, preset, out):
     return session, result
 
 
+def add_animation_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "animation",
+        help="render the demo clip: frames, render sidecars and motion vectors",
+        description="Render a short clip of the demo character (head turn, blink, smile): one PNG, render "
+        "sidecar and Cycles motion-vector array per frame, and clip.json.",
+    )
+    p.add_argument("--demo", action="store_true", help="the built-in demo character (the only source for now)")
+    p.add_argument("--out", required=True, metavar="DIR", help="clip folder to create")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing clip in --out")
+    p.add_argument("--frames", type=int, default=36, help="number of frames (default 36: 3 s at 12 fps)")
+    p.add_argument("--fps", type=int, default=12, help="frames per second recorded in clip.json (default 12)")
+    p.add_argument("--resolution", type=_resolution, default=(384, 384), help="N or WxH pixels (default 384)")
+    p.add_argument("--samples", type=int, help="Cycles samples (default from the fast preset)")
+    p.add_argument("--name", help="character name (default: the preset's)")
+    _add_demo_arguments(p)
+    p.add_argument("--json", action="store_true", help="print the clip path and timing as JSON")
+    p.set_defaults(handler=run_animation)
+
+
+def run_animation(args, *, in_blender: bool = False) -> int:
+    from profile_rig.core.pose_math import demo_clip_poses
+    from profile_rig.core.render_presets import FAST
+    from profile_rig.core.rig_data import RIGS
+
+    if not 1 <= args.frames <= 2000:
+        raise UserError("--frames must be within 1..2000")
+    if not 1 <= args.fps <= 240:
+        raise UserError("--fps must be within 1..240")
+    try:
+        if args.samples is not None:
+            package_params.SAMPLES.check(args.samples, "--samples")
+    except ContractError as exc:
+        raise UserError(str(exc)) from None
+    if args.rig not in RIGS:
+        raise UserError(f"unknown rig {args.rig!r}; rigs: {', '.join(RIGS)}")
+    phenotype = _phenotype(args)
+    out = _check_output(args.out, args.overwrite)
+    preset = FAST.with_overrides(samples=args.samples)
+    started = time.perf_counter()
+    with _stdout_to_stderr():
+        from profile_rig.blender.animation_render import ClipOptions, render_clip
+        from profile_rig.blender.scene_session import prepare_scene
+
+        session = prepare_scene(demo=phenotype, rig=args.rig)
+        options = ClipOptions(poses=demo_clip_poses(args.frames), fps=args.fps, resolution=args.resolution,
+                              preset=preset, overwrite=args.overwrite)
+
+        def progress(index: int, total: int, seconds: float) -> None:
+            print(f"[{index}/{total}] frame {index}: {seconds:.1f} s", file=sys.stderr, flush=True)
+
+        path = render_clip(session.found, session.objects, out, options, character_name=session.name, progress=progress)
+    seconds = time.perf_counter() - started
+    if args.json:
+        print(json.dumps({"clip": str(path), "frames": args.frames, "total_seconds": round(seconds, 3)}))
+    else:
+        print(f"clip written to {path} ({args.frames} frames, {seconds:.1f} s)")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = CliParser(prog="python -m profile_rig.blender.package_cli",
                                      description="Render a profile package (the add-on runs this in a background process).")
-    add_package_parser(parser.add_subparsers(dest="command", required=True))
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    add_package_parser(subparsers)
+    add_animation_parser(subparsers)
     return parser
 
 
@@ -302,8 +409,9 @@ def known_error(exc: Exception) -> str | None:
     )
     try:
         from profile_rig.blender.head_finder import HeadNotFoundError
+        from profile_rig.blender.posing import PoseError as RigPoseError
 
-        known = known + (HeadNotFoundError,)
+        known = known + (HeadNotFoundError, RigPoseError)
     except ImportError:
         pass
     return str(exc) if isinstance(exc, known) else None

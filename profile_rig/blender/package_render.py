@@ -16,8 +16,10 @@ import bpy
 import numpy as np
 
 from bump_contracts.package_manifest import PackageManifest, ViewRecord, character_id_from_name, load_package
+from bump_contracts.pose import Pose
 from bump_contracts.views import ViewSpec
-from profile_rig.blender.head_finder import FoundHead
+from profile_rig.blender.head_finder import FoundHead, find_head
+from profile_rig.blender.posing import PoseSnapshot, RigControls, apply_pose
 from profile_rig.blender.studio import (
     STUDIO_TAG,
     add_lights,
@@ -28,6 +30,7 @@ from profile_rig.blender.studio import (
 )
 from profile_rig.core.camera_math import Framing, HeadFrame, Intrinsics, face_geometry, place_camera
 from profile_rig.core.package_writer import PackageStaging
+from profile_rig.core.pose_math import expression_views, view_pose
 from profile_rig.core.render_presets import FAST, RenderPreset
 from profile_rig.core.studio_hdri import get_studio
 from profile_rig.imaging.png_io import write_png
@@ -51,6 +54,9 @@ class PackageOptions:
     sensor_width_mm: float = 36.0
     overwrite: bool = False
     threads: int = 0  # render threads; 0 = every core (batch workers split the cores between them)
+    pose: Pose = field(default_factory=Pose)  # applied to every view (user's --pose/--expression)
+    pose_views: bool = True  # over-shoulder and up/down views pose the head/neck of a rigged character
+    expressions: tuple[str, ...] = ()  # extra front + three-quarter views per expression
 
 
 @dataclass
@@ -171,12 +177,18 @@ def render_package(
             _apply_subdivision(studio.linked, options.preset.subdivision)
             records: list[ViewRecord] = []
             images: list[np.ndarray] = []
-            for index, view in enumerate(options.views):
+            shots = [(view, Pose()) for view in options.views] + [
+                (spec, Pose(expression={name: 1.0})) for spec, name in expression_views(options.expressions, options.views)
+            ]
+            poser = _Poser(found, objects, options)
+            studio.cleanup.insert(0, poser.close)
+            for index, (view, extra) in enumerate(shots):
                 if should_cancel is not None and should_cancel():
                     raise RenderCancelled("package render cancelled; nothing was written")
                 view_started = time.perf_counter()
-                matrix, intrinsics = place_camera(frame, view, base_intrinsics, options.framing)
-                camera = _make_camera(studio, view.name, matrix, intrinsics)
+                posed_frame, camera_view, pose = poser.pose_for(view, extra)
+                matrix, intrinsics = place_camera(posed_frame, camera_view, base_intrinsics, options.framing)
+                camera = make_camera(studio, view.name, matrix, intrinsics)
                 scene.camera = camera
                 file_name = f"{view.name}.png"
                 raw = staging.path / f".raw_{file_name}"
@@ -187,24 +199,25 @@ def render_package(
                 flat = flatten_on_backdrop(_load_pixels(raw), studio_preset.background)
                 write_png(staging.path / file_name, _to_uint(flat, options.preset.color_depth))
                 raw.unlink()
-                geometry = face_geometry(frame, matrix, intrinsics)
+                geometry = face_geometry(posed_frame, matrix, intrinsics)
                 records.append(
                     ViewRecord(
                         name=view.name,
                         file=file_name,
-                        yaw=view.yaw,
-                        pitch=view.pitch,
-                        roll=view.roll,
+                        yaw=camera_view.yaw,
+                        pitch=camera_view.pitch,
+                        roll=camera_view.roll,
                         width=width,
                         height=height,
                         camera=intrinsics.record(matrix, (camera.data.clip_start, camera.data.clip_end)),
                         face=geometry,
+                        pose=None if pose.is_neutral() else pose.to_dict(),
                     )
                 )
                 images.append(_to_uint(flat, "8"))
                 timings[view.name] = time.perf_counter() - view_started
                 if progress is not None:
-                    progress(index + 1, len(options.views), view.name, timings[view.name])
+                    progress(index + 1, len(shots), view.name, timings[view.name])
         finally:
             studio.close()
         manifest = PackageManifest(
@@ -231,7 +244,60 @@ def render_package(
     return PackageResult(path, load_package(path), timings, time.perf_counter() - started)
 
 
-def _make_camera(studio: StudioScene, name: str, matrix: np.ndarray, intrinsics: Intrinsics) -> bpy.types.Object:
+class _Poser:
+    """Poses the character per view in the package's scene and puts everything back afterwards.
+
+    Only characters found through their bones are posed (the head frame must follow the pose);
+    others render every view with the camera alone, as before.
+    """
+
+    def __init__(self, found: FoundHead, objects: list[bpy.types.Object], options: PackageOptions) -> None:
+        self.found = found
+        self.options = options
+        rig = bpy.data.objects.get(found.character) if found.method in ("bones", "head_bone") else None
+        self.rig = rig if rig is not None and rig.type == "ARMATURE" else None
+        self.meshes = [o for o in objects if o.type == "MESH"]
+        self.controls = None
+        bones: list[str] = []
+        if self.rig is not None:
+            eyes = found.details.get("eye_bones")
+            self.controls = RigControls.of(self.rig, found.details.get("head_bone"), tuple(eyes) if eyes else None)
+            bones = self.controls.bones()
+        self.snapshot = PoseSnapshot.capture(self.rig, bones, self.meshes)
+        self.dirty = False
+
+    def pose_for(self, view: ViewSpec, extra: Pose) -> tuple[HeadFrame, ViewSpec, Pose]:
+        pose = self.options.pose.merged(extra)
+        camera_view = view
+        if self.rig is not None and self.options.pose_views:
+            posed, yaw, pitch = view_pose(view)
+            pose = pose.merged(posed)
+            camera_view = ViewSpec(view.name, yaw, pitch, view.roll)
+        if self.dirty:
+            self.snapshot.restore(keep_added=True)
+            self.dirty = False
+        if pose.is_neutral():
+            return self.found.frame, camera_view, pose
+        if not pose.controls and not pose.expression:
+            return self.found.frame, camera_view, pose
+        apply_pose(self.rig, self.meshes, pose, self.found.frame, self.controls, self.snapshot)
+        self.dirty = True
+        if self.rig is None or not pose.controls:
+            return self.found.frame, camera_view, pose
+        eyes = self.found.details.get("eye_bones")
+        posed_found = find_head(
+            bpy.context.scene,
+            self.rig.name,
+            head_bone=self.found.details.get("head_bone"),
+            eye_bones=tuple(eyes) if eyes else None,
+        )
+        return posed_found.frame, camera_view, pose
+
+    def close(self) -> None:
+        self.snapshot.restore()
+
+
+def make_camera(studio: StudioScene, name: str, matrix: np.ndarray, intrinsics: Intrinsics) -> bpy.types.Object:
     from mathutils import Matrix
 
     data = bpy.data.cameras.new(f"{STUDIO_TAG}_{name}")

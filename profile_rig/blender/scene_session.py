@@ -13,6 +13,7 @@ import bpy
 from profile_rig.blender.head_finder import FoundHead, character_objects, find_head
 from profile_rig.blender.package_render import PackageOptions, PackageResult, ProgressFn, render_package
 from profile_rig.core.phenotype import Phenotype
+from profile_rig.core.rig_data import DEFAULT_RIG
 
 GEOMETRY_TYPES = {"MESH", "CURVES", "CURVE", "SURFACE", "META", "FONT", "ARMATURE", "EMPTY"}
 
@@ -69,16 +70,17 @@ def prepare_scene(
     eye_bones: tuple[str, str] | None = None,
     head_object: str | None = None,
     subdivision: int = 1,
+    rig: str = DEFAULT_RIG,
 ) -> CharacterSession:
     if demo is not None:
         from profile_rig.blender.demo_character import build_demo_character
 
         bpy.ops.wm.read_factory_settings(use_empty=True)
         scene = bpy.context.scene
-        rig = build_demo_character(demo, scene.collection, subdivision=subdivision)
-        found = find_head(scene, rig.name)
+        armature = build_demo_character(demo, scene.collection, subdivision=subdivision, rig_name=rig)
+        found = find_head(scene, armature.name)
         return CharacterSession(
-            demo.name, found, character_objects(rig), demo, {"kind": "demo", "phenotype": demo.to_dict()}
+            demo.name, found, character_objects(armature), demo, {"kind": "demo", "phenotype": demo.to_dict(), "rig": rig}
         )
     if blend is not None:
         path = Path(blend).resolve()

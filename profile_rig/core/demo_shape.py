@@ -12,6 +12,7 @@ import numpy as np
 
 from profile_rig.core.mpfb_data import apply_targets, available_targets, load_base_mesh
 from profile_rig.core.phenotype import Phenotype
+from profile_rig.core.rig_data import DEFAULT_RIG, PlacedBone, load_rig, load_weights, place_bones, remap_weights
 
 # Base-mesh groups -> material slot. Groups not listed (joint cubes, the genital, skirt, tights and
 # long-hair helper shells) are dropped; hair is a cap grown from the scalp, the top is painted on.
@@ -39,9 +40,21 @@ class DemoShape:
     point_attributes: dict[str, np.ndarray]
     corner_attributes: dict[str, np.ndarray]
     corner_uvs: np.ndarray | None
-    bones: dict[str, tuple[np.ndarray, np.ndarray, str | None]]  # name -> head, tail, parent
+    bones: dict[str, PlacedBone]  # parents first
     landmarks: dict[str, np.ndarray]
     neckline: tuple[float, float, float, float, float]
+    source_index: np.ndarray  # (V,) base-mesh vertex each output vertex follows (hair shell: its scalp vertex)
+    weights: dict[str, tuple[np.ndarray, np.ndarray]]  # vertex group -> (output vertex ids, weights)
+    rig: str = DEFAULT_RIG
+
+
+# Eye bones added to rigs whose data has none, so gaze works on every demo rig (names the head
+# finder knows for that family).
+EXTRA_EYE_BONES: dict[str, tuple[str, str, str]] = {  # rig -> (head bone, left eye, right eye)
+    "game_engine": ("head", "eye_l", "eye_r"),
+    "mixamo": ("mixamorig:Head", "mixamorig:LeftEye", "mixamorig:RightEye"),
+}
+EYE_BONES: dict[str, tuple[str, str]] = {"default": ("eye.L", "eye.R"), "rigify": ("eye.L", "eye.R")}
 
 
 # Hairline height (in eye distances above the eye line) by azimuth around the head (0 = front,
@@ -103,7 +116,7 @@ def _brow_mask(verts: np.ndarray, landmarks: dict[str, np.ndarray]) -> np.ndarra
     return mask
 
 
-def build_demo_shape(phenotype: Phenotype, root: str | None = None) -> DemoShape:
+def build_demo_shape(phenotype: Phenotype, root: str | None = None, rig: str = DEFAULT_RIG) -> DemoShape:
     base = load_base_mesh(root)
     weights = phenotype.target_weights(available_targets(root))
     verts = apply_targets(base, weights, root)
@@ -147,8 +160,10 @@ def build_demo_shape(phenotype: Phenotype, root: str | None = None) -> DemoShape
         material_index.extend([MATERIAL_SLOTS.index("hair")] * len(cap))
         new_verts = np.concatenate([new_verts, shell])
         hair_sd = np.concatenate([hair_sd, hair_sd[cap_vertices]])
+        source_index = np.concatenate([used, used[cap_vertices]])
     else:
         hair_sd = np.full(len(new_verts), -1.0)
+        source_index = used
 
     eye_local = np.zeros_like(new_verts)
     for group, key in (("helper-l-eye", "l-eye"), ("helper-r-eye", "r-eye")):
@@ -156,14 +171,7 @@ def build_demo_shape(phenotype: Phenotype, root: str | None = None) -> DemoShape
         eye_local[ids] = new_verts[ids] - landmarks[key]
     brow = _brow_mask(new_verts, landmarks)
 
-    d = landmarks["eye_distance"]
-    forward = np.array([0.0, -1.0, 0.0])
-    bones = {
-        "neck": (landmarks["neck"], landmarks["head"], None),
-        "head": (landmarks["head"], landmarks["head-2"], "neck"),
-        "eye.L": (landmarks["l-eye"], landmarks["l-eye"] + forward * 0.4 * d, "head"),
-        "eye.R": (landmarks["r-eye"], landmarks["r-eye"] + forward * 0.4 * d, "head"),
-    }
+    bones, weights = _rig_and_weights(rig, base, verts, source_index, remap, landmarks, root)
     return DemoShape(
         vertices=new_verts,
         faces=faces_out,
@@ -175,4 +183,37 @@ def build_demo_shape(phenotype: Phenotype, root: str | None = None) -> DemoShape
         bones=bones,
         landmarks=landmarks,
         neckline=neckline(landmarks),
+        source_index=source_index,
+        weights=weights,
+        rig=rig,
     )
+
+
+def _rig_and_weights(rig_name, base, verts, source_index, remap, landmarks, root):
+    """The rig placed on the shaped body and its weights on the kept vertices; eyes ride their eye bones."""
+    bones = place_bones(load_rig(rig_name, root), base, verts)
+    weights = remap_weights(load_weights(rig_name, root), source_index)
+    if rig_name in EXTRA_EYE_BONES:
+        head, left, right = EXTRA_EYE_BONES[rig_name]
+        d = landmarks["eye_distance"]
+        for name, key in ((left, "l-eye"), (right, "r-eye")):
+            centre = landmarks[key]
+            bones[name] = PlacedBone(name, centre, centre + np.array([0.0, -0.4 * d, 0.0]), 0.0, head)
+        pair = (left, right)
+    else:
+        pair = EYE_BONES[rig_name]
+        # pivot exactly at the eyeball's centre (the joint cube sits ~0.5 mm off), so gaze keeps the
+        # eye in its socket and an unposed head frame is the eyeballs' own
+        for name, key in zip(pair, ("l-eye", "r-eye"), strict=True):
+            bone = bones[name]
+            bones[name] = PlacedBone(name, landmarks[key], landmarks[key] + bone.tail - bone.head, bone.roll, bone.parent)
+    eye_ids = {}
+    for group, bone in zip(("helper-l-eye", "helper-r-eye"), pair, strict=True):
+        eye_ids[bone] = remap[base.group_vertices(group)]
+    everything = np.concatenate(list(eye_ids.values()))
+    for group, (ids, w) in list(weights.items()):
+        keep = ~np.isin(ids, everything)
+        weights[group] = (ids[keep], w[keep])
+    for bone, ids in eye_ids.items():
+        weights[bone] = (ids, np.ones(len(ids)))
+    return bones, {g: v for g, v in weights.items() if len(v[0])}

@@ -18,6 +18,19 @@ HEAD_BONES: dict[str, tuple[str, ...]] = {
     "biped": ("Bip01 Head", "Bip001 Head"),
 }
 
+# Rig family -> neck bone chains (lowest first); a neck turn is spread over the chain's bones.
+NECK_BONES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "mpfb": (("neck01", "neck02", "neck03"),),
+    "game_engine": (("neck_01",),),
+    "mixamo": (("mixamorig:Neck",), ("mixamorig1:Neck",), ("mixamorig2:Neck",)),
+    "rigify": (("neck",), ("spine.004", "spine.005")),
+    "daz_genesis_3_8": (("neckLower", "neckUpper"),),
+    "daz_genesis_9": (("neck1", "neck2"),),
+    "character_creator": (("CC_Base_NeckTwist01", "CC_Base_NeckTwist02"),),
+    "biped": (("Bip01 Neck",), ("Bip001 Neck",)),
+    "generic": (("neck",), ("Neck",)),
+}
+
 # (subject's left eye, subject's right eye) bone names.
 EYE_BONES: dict[str, tuple[tuple[str, str], ...]] = {
     "daz_genesis_3_8": (("lEye", "rEye"),),
@@ -55,6 +68,17 @@ def all_head_bones() -> list[str]:
     for names in HEAD_BONES.values():
         seen.extend(n for n in names if n not in seen)
     return seen
+
+
+def match_neck_chain(available: Iterable[str]) -> list[str]:
+    """The first neck chain with at least one bone present (names as they are in the rig)."""
+    available = list(available)
+    for chains in NECK_BONES.values():
+        for chain in chains:
+            found = [hit for hit in (match_name(available, [name]) for name in chain) if hit is not None]
+            if found:
+                return found
+    return []
 
 
 def all_eye_pairs() -> list[tuple[str, str]]:

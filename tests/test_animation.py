@@ -1,0 +1,60 @@
+"""The demo clip: keyed poses, one PNG, render sidecar and Cycles motion-vector array per frame."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from profile_rig.core.pose_math import demo_clip_poses
+from profile_rig.imaging.png_io import read_png
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_clip_poses_turn_blink_and_smile():
+    poses = demo_clip_poses(24)
+    turns = [p.controls["neck"][0] + p.controls["head"][0] for p in poses]
+    assert turns[0] == pytest.approx(-35) and turns[-1] == pytest.approx(35)
+    assert all(b >= a for a, b in zip(turns, turns[1:], strict=False))
+    blinks = [p.expression.get("blink", 0.0) for p in poses]
+    assert max(blinks) > 0.8 and blinks[0] == blinks[-1] == 0.0
+    assert poses[-1].expression["smile"] == pytest.approx(1.0) and "smile" not in poses[0].expression
+    with pytest.raises(ValueError):
+        demo_clip_poses(0)
+
+
+def test_animation_cli_writes_frames_sidecars_and_motion_vectors(tmp_path):
+    out = tmp_path / "clip"
+    command = [sys.executable, "-m", "headless_renderer", "animation", "--demo", "--out", str(out), "--frames", "3",
+               "--resolution", "64", "--samples", "1", "--json"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env={**os.environ}, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["frames"] == 3
+    clip = json.loads((out / "clip.json").read_text())
+    assert clip["schema"] == "demo-clip" and len(clip["frames"]) == 3
+    vectors, yaws = [], []
+    for record in clip["frames"]:
+        image = read_png(out / record["image"])
+        assert image.shape[:2] == (64, 64)
+        vectors.append(np.load(out / record["vectors"]))
+        assert vectors[-1].shape == (64, 64, 4) and vectors[-1].dtype == np.float32
+        sidecar = json.loads((out / record["sidecar"]).read_text())
+        yaws.append(sidecar["faces"][0]["yaw"])
+    # the head turns toward the character's left: the face yaw grows frame by frame
+    assert yaws[0] < yaws[1] < yaws[2] and yaws[2] - yaws[0] > 30
+    # motion: none before the first frame or after the last; frame 2 moves both ways
+    assert np.abs(vectors[0][..., :2]).max() < 0.01 and np.abs(vectors[2][..., 2:]).max() < 0.01
+    assert np.abs(vectors[1][..., :2]).max() > 0.5 and np.abs(vectors[1][..., 2:]).max() > 0.5
+    # what frame 1 says moves to frame 2 is what frame 2 says came from frame 1 (same pixels, opposite sign)
+    assert np.abs(vectors[0][..., 2:]).max() == pytest.approx(np.abs(vectors[1][..., :2]).max(), rel=0.2)
+
+
+def test_animation_refuses_bad_input(tmp_path):
+    command = [sys.executable, "-m", "headless_renderer", "animation", "--demo", "--out", str(tmp_path / "c"), "--frames", "0"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env={**os.environ}, timeout=120)
+    assert result.returncode == 2 and "error: --frames must be within 1..2000" in result.stderr
+    assert not (tmp_path / "c").exists()
