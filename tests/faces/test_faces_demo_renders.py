@@ -99,7 +99,8 @@ def test_detection_agrees_with_the_manifest_and_yaw_sign_is_right(demo, name):
     found = _match(g, result.faces, height)
     assert len(found) == 1 and len(result.faces) == 1, [f.to_dict() for f in result.faces]
     face = found[0]
-    assert abs(transform.wrap(face.roll - g.roll)) <= 3.0
+    # the documented accuracy (docs/faces.md): 3° frontal, 5° for a turned face, as the placed test checks
+    assert abs(transform.wrap(face.roll - g.roll)) <= (3.0 if g.yaw == 0 else 5.0), (name, face.roll)
     assert 0.8 < face.size / height < 1.25
     assert abs(face.yaw - g.yaw) <= YAW_TOLERANCE, (name, face.yaw, g.yaw)
     if g.yaw:
