@@ -27,18 +27,28 @@ def _on_load_pre(*_args: object) -> None:
     jobs.MANAGER.cancel_all()
 
 
+@bpy.app.handlers.persistent
+def _on_load_post(*_args: object) -> None:
+    """A file was opened: its scenes that never had Bump Studio settings get the preferences' defaults."""
+    preferences.initialise_scenes()
+
+
 def register() -> None:
     for cls in _CLASSES:
         bpy.utils.register_class(cls)
     properties.register_properties()
     panels.register_ui()
     bpy.app.handlers.load_pre.append(_on_load_pre)
+    bpy.app.handlers.load_post.append(_on_load_post)
+    preferences.schedule_initialise()  # bpy.data may be restricted while add-ons register
 
 
 def unregister() -> None:
     jobs.MANAGER.shutdown()
-    if _on_load_pre in bpy.app.handlers.load_pre:
-        bpy.app.handlers.load_pre.remove(_on_load_pre)
+    for handlers, handler in ((bpy.app.handlers.load_pre, _on_load_pre), (bpy.app.handlers.load_post, _on_load_post)):
+        if handler in handlers:
+            handlers.remove(handler)
+    preferences.cancel_initialise()
     panels.unregister_ui()
     operators_library.close_all()
     properties.unregister_properties()

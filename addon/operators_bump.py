@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import struct
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ from character_library import LibraryError, NotFoundError
 
 from . import compositor, jobs, panels
 from .operators_library import LibraryUnavailable, open_library
-from .preferences import apply_defaults, get_prefs, work_folder
+from .preferences import ensure_initialised, get_prefs, work_folder
 from .properties import CHARACTER_LINK
 from .sidecar import ShotCharacter, ShotError, build_sidecar, linked_characters, render_size
 
@@ -140,14 +141,29 @@ def _job_folder(prefs: Any, scene: bpy.types.Scene) -> Path:
     return folder
 
 
+def check_backend_up(prefs: Any) -> None:
+    """Refuse before rendering when nothing answers at the backend's URL (a refused local port answers at once).
+
+    Without this every attempt while the backend is down rendered the shot and left its job folder
+    behind with no result. Short timeouts: a backend that answers at all answers in milliseconds.
+    """
+    from bump_client.client import BackendError, BumpClient
+
+    client = BumpClient(prefs.backend_url, token=prefs.backend_token or None, timeout=3.0, connect_timeout=0.5,
+                        retries=0)
+    try:
+        client.health()
+    except BackendError as exc:
+        raise BumpError(f"{exc}. Start it in the add-on's preferences (Backend > Start)") from None
+
+
 def start_bump(context: bpy.types.Context, use_last_render: bool) -> jobs.BumpJob:
     """Everything up to the submit (main thread); the network part runs in the job's worker."""
 
     scene = context.scene
     settings = scene.bump_studio
     prefs = get_prefs(context)
-    if not settings.initialized:
-        apply_defaults(settings, prefs)
+    ensure_initialised(settings, prefs)
     if jobs.MANAGER.running(scene.name) is not None:
         raise BumpError("a bump is already running for this scene: cancel it or wait until it ends")
     camera = scene.camera
@@ -168,7 +184,19 @@ def start_bump(context: bpy.types.Context, use_last_render: bool) -> jobs.BumpJo
     except (LibraryError, LibraryUnavailable) as exc:
         raise BumpError(str(exc)) from None
 
+    check_backend_up(prefs)
     folder = _job_folder(prefs, scene)
+    try:
+        return _render_and_submit(context, prefs, folder, character, package, shot, per_character, use_last_render)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # nothing was submitted: no half job in the work folder
+        raise
+
+
+def _render_and_submit(context: bpy.types.Context, prefs: Any, folder: Path, character: Any, package: Any,
+                       shot: list[ShotCharacter], per_character: dict, use_last_render: bool) -> jobs.BumpJob:
+    scene = context.scene
+    settings, camera = scene.bump_studio, scene.camera
     image_path = folder / "render.png"
     if not use_last_render:
         bpy.ops.render.render(scene=scene.name)
@@ -296,6 +324,8 @@ def on_event(job: jobs.BumpJob, event: jobs.Event) -> None:
         panels.notify("ERROR", f"Bump Studio: {settings.job_message}")
     elif event.kind == jobs.ERROR:
         settings.job_state, settings.job_stage = "error", "error"
+        if job.job_id is None:  # never reached the backend: its render and sidecar are of no use
+            shutil.rmtree(job.meta["folder"], ignore_errors=True)
         settings.job_message = event.message
         panels.notify("ERROR", f"Bump Studio: {event.message}")
     panels.tag_redraw()

@@ -38,7 +38,7 @@ from profile_rig.core.render_presets import PRESETS
 
 from . import panels
 from .operators_library import LibraryUnavailable, bones_of, open_library, refresh, source_of
-from .preferences import apply_defaults, get_prefs
+from .preferences import apply_defaults, ensure_initialised, get_prefs
 from .properties import CHARACTER_LINK
 
 CANCEL = threading.Event()  # set by bump_studio.cancel_package (or a script), read between views
@@ -131,7 +131,10 @@ def _library_character(lib: Any, context: bpy.types.Context, session: Any, obj: 
     """The library character the package belongs to: linked, chosen, or created from the object."""
 
     settings = context.scene.bump_studio
-    for ref in (obj.get(CHARACTER_LINK) if obj is not None else None, settings.library_character):
+    chosen = settings.library_character
+    if chosen and any(o.get(CHARACTER_LINK) == chosen and o != obj for o in context.scene.objects):
+        chosen = ""  # the panel's character belongs to another figure in the scene: never file this one under it
+    for ref in (obj.get(CHARACTER_LINK) if obj is not None else None, chosen):
         if ref:
             try:
                 return lib.get_character(str(ref))
@@ -167,8 +170,7 @@ def plan_package(context: bpy.types.Context, *, out_dir: str = "", character: st
                  save_to_library: bool | None = None, overwrite: bool = False) -> PackagePlan:
     settings = context.scene.bump_studio
     prefs = get_prefs(context)
-    if not settings.initialized:
-        apply_defaults(settings, prefs)
+    ensure_initialised(settings, prefs)
     options = package_options(settings, overwrite)
     session = character_session(context, character)
     obj = bpy.data.objects.get(session.found.character)

@@ -12,7 +12,7 @@ from typing import Any
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
-from . import jobs
+from . import jobs, preferences
 
 CATEGORY = "Bump Studio"
 RUNNING_STATES = ("starting", "queued", "running")
@@ -98,7 +98,7 @@ class BUMP_STUDIO_PT_package(_Sidebar, bpy.types.Panel):
         layout = self.layout
         s = context.scene.bump_studio
         if not s.initialized:
-            layout.operator("bump_studio.reset_settings", icon="PREFERENCES")
+            preferences.schedule_initialise()  # a new scene: the preferences' defaults, where nothing was set
         layout.prop(s, "character")
         row = layout.row(align=True)
         row.operator("bump_studio.detect_head", icon="VIEWZOOM")
@@ -113,6 +113,7 @@ class BUMP_STUDIO_PT_package(_Sidebar, bpy.types.Panel):
         col.prop(s, "samples")
         col.prop(s, "engine")
         col.prop(s, "studio")
+        col.operator("bump_studio.reset_settings", icon="LOOP_BACK")
         layout.prop(s, "save_to_library")
         if not s.save_to_library:
             layout.prop(s, "output_dir")

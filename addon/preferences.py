@@ -115,11 +115,56 @@ def work_folder(prefs: Any) -> Path:
     return Path(bpy.path.abspath(prefs.library_folder)).expanduser().parent / "work"
 
 
-def apply_defaults(settings: Any, prefs: Any) -> None:
-    """Copy the preference defaults into a scene's settings (once per scene, or on request)."""
+def apply_defaults(settings: Any, prefs: Any, *, keep_set: bool = False) -> None:
+    """Copy the preference defaults into a scene's settings.
+
+    ``keep_set``: only into the settings nobody set yet (a script or the panel may have set some
+    before the scene was first initialised; those are what the user asked for and stay).
+    """
     for name in (*PACKAGE_DEFAULTS, *BUMP_DEFAULTS):
+        if keep_set and settings.is_property_set(name):
+            continue
         setattr(settings, name, getattr(prefs, name))
     settings.initialized = True
+
+
+def initialise_scenes(prefs: Any | None = None) -> int:
+    """Give every scene whose settings were never initialised the preferences' defaults (unset values only).
+
+    Runs when the add-on is enabled, after a file loads and when a panel first draws a new scene
+    (as a timer: a panel may not write while drawing), so an operator never has to change settings
+    the user is looking at. Returns how many scenes it initialised.
+    """
+    prefs = prefs if prefs is not None else get_prefs()
+    done = 0
+    for scene in bpy.data.scenes:
+        settings = getattr(scene, "bump_studio", None)
+        if settings is not None and not settings.initialized:
+            apply_defaults(settings, prefs, keep_set=True)
+            done += 1
+    return done
+
+
+def ensure_initialised(settings: Any, prefs: Any) -> None:
+    """For operators: a scene nobody initialised gets the defaults where nothing was set (never over a value)."""
+    if not settings.initialized:
+        apply_defaults(settings, prefs, keep_set=True)
+
+
+def _initialise_timer() -> None:
+    initialise_scenes()
+    return None
+
+
+def schedule_initialise() -> None:
+    """Initialise new scenes soon, from a timer (called by panels, which may not write while drawing)."""
+    if not bpy.app.timers.is_registered(_initialise_timer):
+        bpy.app.timers.register(_initialise_timer, first_interval=0.0)
+
+
+def cancel_initialise() -> None:
+    if bpy.app.timers.is_registered(_initialise_timer):
+        bpy.app.timers.unregister(_initialise_timer)
 
 
 classes = (BUMP_STUDIO_AP_preferences,)

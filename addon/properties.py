@@ -59,7 +59,8 @@ class BumpStudioSettings(bpy.types.PropertyGroup):
 
     # character and head
     character: PointerProperty(name="Character", type=bpy.types.Object, poll=_is_character,
-                               description="The character's armature or mesh (empty: the most likely figure)")
+                               description="The character's armature or mesh (empty: the active or selected "
+                                           "character, else the most likely figure)")
     head_bone: StringProperty(name="Head bone", description="Override: the bone to treat as the head")
     eye_bone_left: StringProperty(name="Left eye", description="Override: the subject's left eye bone")
     eye_bone_right: StringProperty(name="Right eye", description="Override: the subject's right eye bone")
