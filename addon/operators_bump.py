@@ -20,10 +20,12 @@ from urllib.parse import urlparse
 import bpy
 from bpy.props import BoolProperty, FloatProperty
 
+from bump_client import local_server
+from bump_client.capabilities import blocking, identity_line
 from bump_client.client import BackendError, BumpClient
 from character_library import LibraryError, NotFoundError
 
-from . import compositor, jobs, panels
+from . import backend_ui, compositor, jobs, panels
 from .operators_library import LibraryUnavailable, open_library
 from .preferences import ensure_initialised, get_prefs, work_folder
 from .properties import CHARACTER_LINK
@@ -147,8 +149,6 @@ def check_backend_up(prefs: Any) -> None:
     Without this every attempt while the backend is down rendered the shot and left its job folder
     behind with no result. Short timeouts: a backend that answers at all answers in milliseconds.
     """
-    from bump_client.client import BackendError, BumpClient
-
     client = BumpClient(prefs.backend_url, token=prefs.backend_token or None, timeout=3.0, connect_timeout=0.5,
                         retries=0)
     try:
@@ -184,6 +184,10 @@ def start_bump(context: bpy.types.Context, use_last_render: bool) -> jobs.BumpJo
     except (LibraryError, LibraryUnavailable) as exc:
         raise BumpError(str(exc)) from None
 
+    refused = blocking(backend_ui.capabilities(), {name: getattr(settings, name) for name in ("sampler", "face_size",
+                                                                                          "face_pass")})
+    if refused:
+        raise BumpError("; ".join(refused.values()) + ": change it in the Render & Bump panel")
     check_backend_up(prefs)
     folder = _job_folder(prefs, scene)
     try:
@@ -446,21 +450,13 @@ class BUMP_STUDIO_OT_check_backend(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         prefs = get_prefs(context)
-        client = BumpClient(prefs.backend_url, token=prefs.backend_token or None, timeout=3.0, connect_timeout=1.0,
-                            retries=0)
-        try:
-            health = client.health()
-        except BackendError as exc:
-            self.report({"ERROR"}, str(exc))
+        status = local_server.check(prefs.backend_url, prefs.backend_token or None, timeout=3.0)
+        if status.level in (local_server.UNREACHABLE, local_server.FAILED):
+            self.report({"ERROR"}, status.text)
             return {"CANCELLED"}
-        if health.model_state is None:  # a server with a token answered only the public fields
-            self.report({"INFO"}, f"backend {health.version} is up; it needs a token (set it in the preferences)")
-            return {"FINISHED"}
-        model = health.model.name if health.model is not None else "?"
-        device = health.capabilities.device if health.capabilities is not None else "?"
-        state = health.model_state if health.model_state != "failed" else f"failed: {health.model_error}"
-        self.report({"INFO"}, f"backend {health.version} on {device}, model {model} ({state}), "
-                              f"{health.queue_length} queued")
+        health = status.health
+        caps = health.capabilities
+        self.report({"INFO"}, f"backend {health.version}: {status.text}" + (f"; {identity_line(caps)}" if caps else ""))
         return {"FINISHED"}
 
 

@@ -8,14 +8,18 @@ share the session's studio scene.
 from __future__ import annotations
 
 import json
+import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import bpy
 import pytest
-from addon_helpers import MODULE, addon_module, configure, user_scene
+from addon_helpers import MODULE, REPO, addon_module, configure, free_port, user_scene
 
+from bump_client import local_server as ls
+from bump_client.capabilities import unavailable
 from bump_contracts.package_manifest import load_package
 from character_library import Library
 from profile_rig.blender.demo_character import build_demo_character
@@ -183,3 +187,38 @@ def test_a_bump_that_never_reaches_the_backend_leaves_no_job_folder(fresh):
     assert settings.job_state == "error", settings.job_message
     assert "shutting down" in settings.job_message or "503" in settings.job_message
     assert _job_folders() == before
+
+
+def test_what_the_backend_cannot_do_is_refused_before_rendering(fresh, tmp_path):
+    """A backend without the panel's sampler and with a smaller face limit: no render, a message naming both."""
+    caps = {"ip_adapter_kinds": [], "samplers": ["Euler", "DDIM"], "max_face_size": 96, "device": "cpu"}
+    stub = ls.LocalServer(tmp_path / "stub")
+    state = stub.start(ls.ServerCommand(sys.executable, free_port(), "tok", ("--capabilities", json.dumps(caps)),
+                                        module=(str(REPO / "tests" / "client" / "health_stub_server.py"),)))
+    prefs, ui = fresh["prefs"], addon_module("backend_ui")
+    old = prefs.backend_url, prefs.backend_token
+    settings = bpy.context.scene.bump_studio
+    saved = settings.sampler, settings.face_size
+    seen, handler = _renders()
+    before = _job_folders()
+    try:
+        prefs.backend_url, prefs.backend_token = state.url, state.token
+        ui.ensure_polling(prefs)
+        deadline = time.monotonic() + 30
+        while ui.capabilities() is None:
+            assert time.monotonic() < deadline, ui.status().text
+            ui.status_timer()
+            time.sleep(0.05)
+        settings.sampler, settings.face_size = "Restart", 128
+        with pytest.raises(RuntimeError, match=r"'Restart' is not on this backend.*above this backend's limit of 96"):
+            bpy.ops.bump_studio.render_bump()
+        names = ("sampler", "face_size", "face_pass", "ip_adapter_scale")
+        found = unavailable(ui.capabilities(), {n: getattr(settings, n) for n in names})
+        assert set(found) == {"sampler", "face_size", "ip_adapter_scale"}  # the panel greys/marks these three
+    finally:
+        settings.sampler, settings.face_size = saved
+        prefs.backend_url, prefs.backend_token = old
+        bpy.app.handlers.render_post.remove(handler)
+        stub.stop()
+        ui.ensure_polling(prefs)
+    assert seen == [] and _job_folders() == before
