@@ -70,6 +70,7 @@ def ensure_polling(prefs: Any | None = None) -> ls.HealthPoller:
     if poller is None or (poller.url, poller.token) != (url, token):
         if poller is not None:
             poller.stop(join_s=0.0)  # a daemon thread: it ends after its current check
+            RUNTIME.status = ls.Status(ls.OFF, f"checking {url}")  # never another backend's capabilities
         RUNTIME.poller = poller = ls.HealthPoller(url, token, interval=POLL_INTERVAL_S).start()
     if not bpy.app.timers.is_registered(status_timer):
         bpy.app.timers.register(status_timer, first_interval=STATUS_INTERVAL_S, persistent=True)

@@ -8,11 +8,13 @@ images loaded (or reloaded in place), the compositor wired, the run recorded in 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
 import struct
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -24,6 +26,7 @@ from bump_client import local_server
 from bump_client.capabilities import blocking, identity_line
 from bump_client.client import BackendError, BumpClient
 from character_library import LibraryError, NotFoundError
+from profile_rig.blender.engine_probe import eevee_available
 
 from . import backend_ui, compositor, jobs, panels
 from .operators_library import LibraryUnavailable, open_library
@@ -157,6 +160,53 @@ def check_backend_up(prefs: Any) -> None:
         raise BumpError(f"{exc}. Start it in the add-on's preferences (Backend > Start)") from None
 
 
+QUICK_SAMPLES = {"BLENDER_EEVEE": 8}  # EEVEE's render samples for a quick look (the scene's own are put back)
+_EEVEE_HERE: list[tuple[bool, str]] = []  # the probe's answer, once per process
+
+
+def quick_engine_problem(engine: str) -> str | None:
+    """Why ``engine`` cannot render here, or None. Only the bpy module without a display needs asking."""
+    if engine != "BLENDER_EEVEE" or not bpy.app.background or bpy.app.binary_path:
+        return None  # Blender with a window always has EEVEE; Workbench renders everywhere
+    if not _EEVEE_HERE:
+        _EEVEE_HERE.append(eevee_available())  # a throw-away process: without EGL EEVEE aborts the process
+    ok, why = _EEVEE_HERE[0]
+    return None if ok else f"EEVEE cannot render here ({why}); use Workbench or the scene's engine"
+
+
+@contextlib.contextmanager
+def render_engine(scene: bpy.types.Scene, engine: str) -> Iterator[str]:
+    """Render with ``engine`` (a quick look) and without the compositor, then put the scene's settings back exactly.
+
+    The compositor is off for the shot: once a result is wired in, it would otherwise put the
+    previous bump over the new render and send that to the backend.
+    """
+    render = scene.render
+    saved: list[tuple[Any, str, Any]] = [(render, "use_compositing", render.use_compositing)]
+    render.use_compositing = False
+    if engine == "SCENE" or engine == render.engine:
+        try:
+            yield render.engine
+        finally:
+            render.use_compositing = saved[0][2]
+        return
+    saved.append((render, "engine", render.engine))
+    if engine == "BLENDER_WORKBENCH":
+        shading = scene.display.shading
+        saved += [(shading, "light", shading.light), (shading, "color_type", shading.color_type)]
+        shading.light, shading.color_type = "STUDIO", "MATERIAL"
+    elif engine in QUICK_SAMPLES:
+        saved.append((scene.eevee, "taa_render_samples", scene.eevee.taa_render_samples))
+        scene.eevee.taa_render_samples = QUICK_SAMPLES[engine]
+    render.engine = engine
+    try:
+        yield engine
+    finally:
+        for owner, name, value in reversed(saved):
+            if getattr(owner, name) != value:
+                setattr(owner, name, value)
+
+
 def start_bump(context: bpy.types.Context, use_last_render: bool) -> jobs.BumpJob:
     """Everything up to the submit (main thread); the network part runs in the job's worker."""
 
@@ -188,6 +238,8 @@ def start_bump(context: bpy.types.Context, use_last_render: bool) -> jobs.BumpJo
                                                                                           "face_pass")})
     if refused:
         raise BumpError("; ".join(refused.values()) + ": change it in the Render & Bump panel")
+    if not use_last_render and (problem := quick_engine_problem(settings.bump_engine)) is not None:
+        raise BumpError(problem)
     check_backend_up(prefs)
     folder = _job_folder(prefs, scene)
     try:
@@ -202,8 +254,12 @@ def _render_and_submit(context: bpy.types.Context, prefs: Any, folder: Path, cha
     scene = context.scene
     settings, camera = scene.bump_studio, scene.camera
     image_path = folder / "render.png"
+    engine, seconds = "last render", 0.0
     if not use_last_render:
-        bpy.ops.render.render(scene=scene.name)
+        started = time.perf_counter()
+        with render_engine(scene, settings.bump_engine) as engine:
+            bpy.ops.render.render(scene=scene.name)
+        seconds = time.perf_counter() - started
     save_render_result(scene, image_path)
     width, height = render_size(scene)
     if _png_size(image_path) != (width, height):
@@ -229,11 +285,14 @@ def _render_and_submit(context: bpy.types.Context, prefs: Any, folder: Path, cha
                         label=f"{scene.name} / {camera.name}", character_prompts=per_character)
     meta = {"scene": scene.name, "character": character.id, "character_name": character.name,
             "package_version": package.version, "folder": str(folder), "render": str(image_path),
-            "faces_in_sidecar": len(sidecar.faces), "params": params, "character_prompts": per_character}
+            "faces_in_sidecar": len(sidecar.faces), "params": params, "character_prompts": per_character,
+            "render_engine": engine, "render_s": round(seconds, 3)}
     job = jobs.BumpJob(key=scene.name, spec=spec, handlers=jobs.Handlers(on_event), meta=meta)
     (folder / "job.json").write_text(json.dumps({"meta": meta, "url": spec.url}, indent=1), encoding="utf-8")
     settings.job_id, settings.job_state, settings.job_stage = "", "starting", "submitting"
-    settings.job_progress, settings.job_message = 0.0, f"sending {width}x{height} render ({len(sidecar.faces)} known face(s))"
+    rendered = f", rendered with {engine} in {seconds:.1f} s" if not use_last_render else ""
+    settings.job_progress = 0.0
+    settings.job_message = f"sending {width}x{height} render ({len(sidecar.faces)} known face(s){rendered})"
     return jobs.MANAGER.start(job)
 
 

@@ -169,6 +169,9 @@ class BUMP_STUDIO_PT_bump(_Sidebar, bpy.types.Panel):
             for line in _wrap(why, 48):
                 layout.label(text=line, icon="INFO")
         layout.prop(s, "use_last_render")
+        row = layout.row()
+        row.enabled = not s.use_last_render
+        row.prop(s, "bump_engine")
         running = jobs.MANAGER.running(context.scene.name) is not None
         if running:
             layout.progress(factor=s.job_progress, type="BAR", text=s.job_stage or s.job_state)

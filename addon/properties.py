@@ -101,6 +101,12 @@ class BumpStudioSettings(bpy.types.PropertyGroup):
                             description="Bump each face on its own first (FacePop)")
     face_size: bump_int("face_size", "Face size", update=_face_size_changed,
                         description="Each face is bumped at this size (px, a multiple of 8) before it is pasted back")
+    bump_engine: EnumProperty(
+        name="Render with", default="SCENE",
+        items=[("SCENE", "Scene's engine", "Final quality: the scene's own engine and settings"),
+               ("BLENDER_EEVEE", "EEVEE (quick)", "Viewport quality in seconds, to try settings before a final render"),
+               ("BLENDER_WORKBENCH", "Workbench (quick)", "Solid shading with material colours: fastest")],
+        description="The engine Render & Bump renders the shot with (the scene's engine is put back afterwards)")
     use_last_render: BoolProperty(name="Use last render", default=False,
                                   description="Send the last render instead of rendering the camera again")
 

@@ -15,8 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import bpy
+import numpy as np
 import pytest
-from addon_helpers import MODULE, REPO, addon_module, configure, free_port, user_scene
+from addon_helpers import MODULE, REPO, addon_module, configure, free_port, snapshot, user_scene
 
 from bump_client import local_server as ls
 from bump_client.capabilities import unavailable
@@ -24,6 +25,7 @@ from bump_contracts.package_manifest import load_package
 from character_library import Library
 from profile_rig.blender.demo_character import build_demo_character
 from profile_rig.core.phenotype import PRESETS
+from profile_rig.imaging.png_io import read_png
 
 
 def _script_settings(prefs) -> None:
@@ -222,3 +224,41 @@ def test_what_the_backend_cannot_do_is_refused_before_rendering(fresh, tmp_path)
         stub.stop()
         ui.ensure_polling(prefs)
     assert seen == [] and _job_folders() == before
+
+
+@pytest.mark.parametrize("engine", ["BLENDER_WORKBENCH", "BLENDER_EEVEE"])
+def test_quick_look_renders_with_a_viewport_engine_and_puts_the_scene_back(fresh, backend, engine):
+    scene = bpy.context.scene
+    settings = scene.bump_studio
+    settings.steps, settings.face_size, settings.sampler, settings.denoise = 3, 128, "Euler", 0.4  # tiny and quick
+    settings.bump_engine = engine
+    shading = scene.display.shading
+    before = snapshot(scene), shading.light, shading.color_type, scene.eevee.taa_render_samples
+    try:
+        assert bpy.ops.bump_studio.render_bump(wait=True, timeout=120) == {"FINISHED"}, settings.job_message
+    finally:
+        settings.bump_engine = "SCENE"
+    meta = json.loads((Path(settings.result_folder).parent / "job.json").read_text())["meta"]
+    assert meta["render_engine"] == engine and meta["render_s"] > 0
+    render = read_png(Path(meta["render"])).astype(float)
+    assert render.shape[:2] == (96, 96) and render[..., :3].std() > 5  # the figure is there, not a blank frame
+    assert (snapshot(scene), shading.light, shading.color_type, scene.eevee.taa_render_samples) == before
+    assert scene.render.engine == "CYCLES" and settings.job_state == "done"
+
+
+def test_the_previous_result_never_goes_into_the_next_render(fresh, backend):
+    """Once a result is wired into the compositor, the next Render & Bump still sends the plain render."""
+    scene = bpy.context.scene
+    settings = scene.bump_studio
+    settings.bump_engine = "BLENDER_WORKBENCH"  # deterministic: two renders of the same shot are the same image
+    renders = []
+    try:
+        for _ in range(2):
+            assert bpy.ops.bump_studio.render_bump(wait=True, timeout=120) == {"FINISHED"}, settings.job_message
+            assert scene.compositing_node_group.nodes.get("BumpStudio Mix") is not None
+            meta = json.loads((Path(settings.result_folder).parent / "job.json").read_text())["meta"]
+            renders.append(read_png(Path(meta["render"])).astype(float))
+    finally:
+        settings.bump_engine = "SCENE"
+    assert np.abs(renders[0] - renders[1]).max() <= 1.0
+    assert scene.render.use_compositing
