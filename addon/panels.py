@@ -101,7 +101,9 @@ class BUMP_STUDIO_PT_package(_Sidebar, bpy.types.Panel):
         s = context.scene.bump_studio
         if not s.initialized:
             preferences.schedule_initialise()  # a new scene: the preferences' defaults, where nothing was set
-        layout.prop(s, "character")
+        row = layout.row(align=True)
+        row.prop(s, "character")
+        row.operator("bump_studio.add_demo_character", text="", icon="OUTLINER_OB_ARMATURE")
         row = layout.row(align=True)
         row.operator("bump_studio.detect_head", icon="VIEWZOOM")
         if s.detected:

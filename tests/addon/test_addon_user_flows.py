@@ -262,3 +262,15 @@ def test_the_previous_result_never_goes_into_the_next_render(fresh, backend):
         settings.bump_engine = "SCENE"
     assert np.abs(renders[0] - renders[1]).max() <= 1.0
     assert scene.render.use_compositing
+
+
+def test_add_demo_character_gives_a_scene_ready_for_render_and_bump(fresh):
+    """The no-terminal path: one button puts the demo and a camera on its face into the user's own scene."""
+    scene = bpy.context.scene
+    cameras, armatures = len(bpy.data.cameras), len([o for o in scene.objects if o.type == "ARMATURE"])
+    assert bpy.ops.bump_studio.add_demo_character(preset="demo_woman", subdivision=0) == {"FINISHED"}
+    rig = bpy.context.view_layer.objects.active
+    assert rig.type == "ARMATURE" and scene.bump_studio.character == rig
+    assert len([o for o in scene.objects if o.type == "ARMATURE"]) == armatures + 1
+    assert len(bpy.data.cameras) == cameras + 1 and scene.camera.name == f"{rig.name} Camera"
+    assert bpy.ops.bump_studio.detect_head() == {"FINISHED"} and "bones" in scene.bump_studio.detected
