@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import shlex
+import time
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,17 @@ def capabilities() -> Any:
     """The running backend's capabilities; None when unknown (not checked, older server, no token)."""
     health = RUNTIME.status.health
     return getattr(health, "capabilities", None) if health is not None else None
+
+
+def recent_status(prefs: Any, max_age_s: float) -> ls.Status | None:
+    """The poller's last answer for the preferences' backend, if it is younger than ``max_age_s``."""
+    poller = RUNTIME.poller
+    if poller is None or (poller.url, poller.token) != (prefs.backend_url, prefs.backend_token or None):
+        return None
+    latest = poller.latest()
+    if latest is None or time.monotonic() - latest.checked > max_age_s:
+        return None
+    return latest
 
 
 def ours_running() -> bool:

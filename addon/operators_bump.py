@@ -152,6 +152,9 @@ def check_backend_up(prefs: Any) -> None:
     Without this every attempt while the backend is down rendered the shot and left its job folder
     behind with no result. Short timeouts: a backend that answers at all answers in milliseconds.
     """
+    known = backend_ui.recent_status(prefs, max_age_s=5.0)  # the status light's last check: no network here
+    if known is not None and known.level in (local_server.READY, local_server.LOADING):
+        return
     client = BumpClient(prefs.backend_url, token=prefs.backend_token or None, timeout=3.0, connect_timeout=0.5,
                         retries=0)
     try:
