@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -136,20 +137,20 @@ def test_unreachable_backend():
 
 
 def test_poller_checks_in_its_own_thread_and_latest_never_waits(tmp_path):
-    calls = []
+    calls, release = [], threading.Event()
 
-    def slow(url: str, token: str | None) -> ls.Status:
-        calls.append(url)
-        time.sleep(0.3)  # a slow backend
+    def hung(url: str, token: str | None) -> ls.Status:
+        calls.append(threading.current_thread().name)
+        release.wait(10)  # a backend that does not answer until the test says so
         return ls.Status(ls.READY, "ready")
 
-    poller = ls.HealthPoller("http://x", None, interval=0.05, checker=slow).start()
+    poller = ls.HealthPoller("http://x", None, interval=0.05, checker=hung).start()
     try:
-        started = time.perf_counter()
-        assert poller.latest() is None
-        assert time.perf_counter() - started < 0.05
+        _wait(lambda: calls)
+        assert poller.latest() is None  # answered while the check hangs: the caller never waits on it
+        release.set()
         status = _wait(poller.latest, timeout=5)
         assert status.level == ls.READY and status.checked > 0
     finally:
         poller.stop()
-    assert calls and poller._thread is None
+    assert calls[0] == "bump-studio-health" and poller._thread is None
