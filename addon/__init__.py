@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import bpy
 
-from . import jobs, operators_bump, operators_library, operators_package, panels, preferences, properties
+from . import backend_ui, jobs, operators_bump, operators_library, operators_package, panels, preferences, properties
 
 _CLASSES = (
     *properties.classes,
     *preferences.classes,
+    *backend_ui.classes,
     *operators_package.classes,
     *operators_bump.classes,
     *operators_library.classes,
@@ -27,18 +28,39 @@ def _on_load_pre(*_args: object) -> None:
     jobs.MANAGER.cancel_all()
 
 
+@bpy.app.handlers.persistent
+def _on_load_post(*_args: object) -> None:
+    """A file was opened: its scenes that never had Bump Studio settings get the preferences' defaults."""
+    preferences.initialise_scenes()
+
+
 def register() -> None:
     for cls in _CLASSES:
         bpy.utils.register_class(cls)
     properties.register_properties()
     panels.register_ui()
     bpy.app.handlers.load_pre.append(_on_load_pre)
+    bpy.app.handlers.load_post.append(_on_load_post)
+    preferences.schedule_initialise()  # bpy.data may be restricted while add-ons register
+    bpy.app.timers.register(_start_backend_ui, first_interval=0.0)
+
+
+def _start_backend_ui() -> None:
+    """After registering: take over a backend an earlier session kept running, and start the status light."""
+    prefs = preferences.get_prefs()
+    backend_ui.adopt(prefs)
+    backend_ui.ensure_polling(prefs)
 
 
 def unregister() -> None:
     jobs.MANAGER.shutdown()
-    if _on_load_pre in bpy.app.handlers.load_pre:
-        bpy.app.handlers.load_pre.remove(_on_load_pre)
+    if bpy.app.timers.is_registered(_start_backend_ui):
+        bpy.app.timers.unregister(_start_backend_ui)
+    backend_ui.shutdown()
+    for handlers, handler in ((bpy.app.handlers.load_pre, _on_load_pre), (bpy.app.handlers.load_post, _on_load_post)):
+        if handler in handlers:
+            handlers.remove(handler)
+    preferences.cancel_initialise()
     panels.unregister_ui()
     operators_library.close_all()
     properties.unregister_properties()

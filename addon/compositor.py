@@ -4,7 +4,8 @@ Blender 5 keeps a scene's compositor in ``scene.compositing_node_group`` (a Comp
 with a Group Output); 4.x in ``scene.node_tree`` (with a Composite node). Our nodes are named
 ``BumpStudio ...`` and found by name, so a second result reuses them instead of adding more.
 The mixing itself is a node group (``BumpStudio Mix``: Render, Bump, Mask, Factor -> Image) so
-the scene's tree gets one readable node and the factor is one socket the user can change.
+the scene's tree gets one readable node and the factor is one socket the user can change; the
+group carries a custom property (``GROUP_TAG``) and is found by it, so renaming it is harmless.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ GROUP_NAME = f"{PREFIX} Mix"
 FRAME = f"{PREFIX} Result"
 NODE_RENDER, NODE_BUMP, NODE_MASK, NODE_MIX = (f"{PREFIX} {n}" for n in ("Render", "Bump", "Mask", "Mix"))
 OUR_NODES = (FRAME, NODE_RENDER, NODE_BUMP, NODE_MASK, NODE_MIX)
+GROUP_TAG = "bump_studio_mix"  # marks our mix group (its value: the layout version), whatever its name
+GROUP_VERSION = 1
 CREATED_TREE = "bump_studio_created"  # marks a scene tree we created (removed again on clear)
 PREVIOUS = "bump_studio_previous"  # "node|socket" that fed the output before us
 
@@ -51,16 +54,26 @@ def _output_socket(tree: bpy.types.NodeTree) -> bpy.types.NodeSocket:
     return node.inputs[0]
 
 
+def find_mix_group() -> bpy.types.NodeTree | None:
+    """Our mix group, found by its tag (a user may rename it), else by name (files from before the tag)."""
+    tagged = [g for g in bpy.data.node_groups if g.get(GROUP_TAG) is not None]
+    if tagged:
+        return max(tagged, key=lambda g: g.users)  # the one in use if a copy was appended from another file
+    return bpy.data.node_groups.get(GROUP_NAME)
+
+
 def _mix_group() -> bpy.types.NodeTree:
     """``BumpStudio Mix``: Image = mix(Render, Bump, Mask * Factor); rebuilt if someone broke it."""
-    group = bpy.data.node_groups.get(GROUP_NAME)
+    group = find_mix_group()
     expected_in = ["Render", "Bump", "Mask", "Factor"]
     if group is not None and group.bl_idname == "CompositorNodeTree":
         names = [i.name for i in group.interface.items_tree if getattr(i, "in_out", "") == "INPUT"]
         if names == expected_in and len(group.nodes) == 4:
+            group[GROUP_TAG] = GROUP_VERSION
             return group
         bpy.data.node_groups.remove(group)
     group = bpy.data.node_groups.new(GROUP_NAME, "CompositorNodeTree")
+    group[GROUP_TAG] = GROUP_VERSION
     face = group.interface
     face.new_socket("Render", in_out="INPUT", socket_type="NodeSocketColor")
     face.new_socket("Bump", in_out="INPUT", socket_type="NodeSocketColor")
@@ -171,7 +184,7 @@ def clear_result(scene: bpy.types.Scene) -> bool:
     if BLENDER_5 and tree.get(CREATED_TREE) and all(n.bl_idname == "NodeGroupOutput" for n in tree.nodes):
         scene.compositing_node_group = None
         bpy.data.node_groups.remove(tree)
-    group = bpy.data.node_groups.get(GROUP_NAME)
+    group = find_mix_group()
     if group is not None and group.users == 0:
         bpy.data.node_groups.remove(group)
     return True

@@ -8,10 +8,13 @@ images loaded (or reloaded in place), the compositor wired, the run recorded in 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import shutil
 import struct
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -19,12 +22,15 @@ from urllib.parse import urlparse
 import bpy
 from bpy.props import BoolProperty, FloatProperty
 
+from bump_client import local_server
+from bump_client.capabilities import blocking, identity_line
 from bump_client.client import BackendError, BumpClient
 from character_library import LibraryError, NotFoundError
+from profile_rig.blender.engine_probe import eevee_available
 
-from . import compositor, jobs, panels
+from . import backend_ui, compositor, jobs, panels
 from .operators_library import LibraryUnavailable, open_library
-from .preferences import apply_defaults, get_prefs, work_folder
+from .preferences import ensure_initialised, get_prefs, work_folder
 from .properties import CHARACTER_LINK
 from .sidecar import ShotCharacter, ShotError, build_sidecar, linked_characters, render_size
 
@@ -140,14 +146,77 @@ def _job_folder(prefs: Any, scene: bpy.types.Scene) -> Path:
     return folder
 
 
+def check_backend_up(prefs: Any) -> None:
+    """Refuse before rendering when nothing answers at the backend's URL (a refused local port answers at once).
+
+    Without this every attempt while the backend is down rendered the shot and left its job folder
+    behind with no result. Short timeouts: a backend that answers at all answers in milliseconds.
+    """
+    known = backend_ui.recent_status(prefs, max_age_s=5.0)  # the status light's last check: no network here
+    if known is not None and known.level in (local_server.READY, local_server.LOADING):
+        return
+    client = BumpClient(prefs.backend_url, token=prefs.backend_token or None, timeout=3.0, connect_timeout=0.5,
+                        retries=0)
+    try:
+        client.health()
+    except BackendError as exc:
+        raise BumpError(f"{exc}. Start it in the add-on's preferences (Backend > Start)") from None
+
+
+QUICK_SAMPLES = {"BLENDER_EEVEE": 8}  # EEVEE's render samples for a quick look (the scene's own are put back)
+_EEVEE_HERE: list[tuple[bool, str]] = []  # the probe's answer, once per process
+
+
+def quick_engine_problem(engine: str) -> str | None:
+    """Why ``engine`` cannot render here, or None. Only the bpy module without a display needs asking."""
+    if engine != "BLENDER_EEVEE" or not bpy.app.background or bpy.app.binary_path:
+        return None  # Blender with a window always has EEVEE; Workbench renders everywhere
+    if not _EEVEE_HERE:
+        _EEVEE_HERE.append(eevee_available())  # a throw-away process: without EGL EEVEE aborts the process
+    ok, why = _EEVEE_HERE[0]
+    return None if ok else f"EEVEE cannot render here ({why}); use Workbench or the scene's engine"
+
+
+@contextlib.contextmanager
+def render_engine(scene: bpy.types.Scene, engine: str) -> Iterator[str]:
+    """Render with ``engine`` (a quick look) and without the compositor, then put the scene's settings back exactly.
+
+    The compositor is off for the shot: once a result is wired in, it would otherwise put the
+    previous bump over the new render and send that to the backend.
+    """
+    render = scene.render
+    saved: list[tuple[Any, str, Any]] = [(render, "use_compositing", render.use_compositing)]
+    render.use_compositing = False
+    if engine == "SCENE" or engine == render.engine:
+        try:
+            yield render.engine
+        finally:
+            render.use_compositing = saved[0][2]
+        return
+    saved.append((render, "engine", render.engine))
+    if engine == "BLENDER_WORKBENCH":
+        shading = scene.display.shading
+        saved += [(shading, "light", shading.light), (shading, "color_type", shading.color_type)]
+        shading.light, shading.color_type = "STUDIO", "MATERIAL"
+    elif engine in QUICK_SAMPLES:
+        saved.append((scene.eevee, "taa_render_samples", scene.eevee.taa_render_samples))
+        scene.eevee.taa_render_samples = QUICK_SAMPLES[engine]
+    render.engine = engine
+    try:
+        yield engine
+    finally:
+        for owner, name, value in reversed(saved):
+            if getattr(owner, name) != value:
+                setattr(owner, name, value)
+
+
 def start_bump(context: bpy.types.Context, use_last_render: bool) -> jobs.BumpJob:
     """Everything up to the submit (main thread); the network part runs in the job's worker."""
 
     scene = context.scene
     settings = scene.bump_studio
     prefs = get_prefs(context)
-    if not settings.initialized:
-        apply_defaults(settings, prefs)
+    ensure_initialised(settings, prefs)
     if jobs.MANAGER.running(scene.name) is not None:
         raise BumpError("a bump is already running for this scene: cancel it or wait until it ends")
     camera = scene.camera
@@ -168,10 +237,32 @@ def start_bump(context: bpy.types.Context, use_last_render: bool) -> jobs.BumpJo
     except (LibraryError, LibraryUnavailable) as exc:
         raise BumpError(str(exc)) from None
 
+    refused = blocking(backend_ui.capabilities(), {name: getattr(settings, name) for name in ("sampler", "face_size",
+                                                                                          "face_pass")})
+    if refused:
+        raise BumpError("; ".join(refused.values()) + ": change it in the Render & Bump panel")
+    if not use_last_render and (problem := quick_engine_problem(settings.bump_engine)) is not None:
+        raise BumpError(problem)
+    check_backend_up(prefs)
     folder = _job_folder(prefs, scene)
+    try:
+        return _render_and_submit(context, prefs, folder, character, package, shot, per_character, use_last_render)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # nothing was submitted: no half job in the work folder
+        raise
+
+
+def _render_and_submit(context: bpy.types.Context, prefs: Any, folder: Path, character: Any, package: Any,
+                       shot: list[ShotCharacter], per_character: dict, use_last_render: bool) -> jobs.BumpJob:
+    scene = context.scene
+    settings, camera = scene.bump_studio, scene.camera
     image_path = folder / "render.png"
+    engine, seconds = "last render", 0.0
     if not use_last_render:
-        bpy.ops.render.render(scene=scene.name)
+        started = time.perf_counter()
+        with render_engine(scene, settings.bump_engine) as engine:
+            bpy.ops.render.render(scene=scene.name)
+        seconds = time.perf_counter() - started
     save_render_result(scene, image_path)
     width, height = render_size(scene)
     if _png_size(image_path) != (width, height):
@@ -197,11 +288,14 @@ def start_bump(context: bpy.types.Context, use_last_render: bool) -> jobs.BumpJo
                         label=f"{scene.name} / {camera.name}", character_prompts=per_character)
     meta = {"scene": scene.name, "character": character.id, "character_name": character.name,
             "package_version": package.version, "folder": str(folder), "render": str(image_path),
-            "faces_in_sidecar": len(sidecar.faces), "params": params, "character_prompts": per_character}
+            "faces_in_sidecar": len(sidecar.faces), "params": params, "character_prompts": per_character,
+            "render_engine": engine, "render_s": round(seconds, 3)}
     job = jobs.BumpJob(key=scene.name, spec=spec, handlers=jobs.Handlers(on_event), meta=meta)
     (folder / "job.json").write_text(json.dumps({"meta": meta, "url": spec.url}, indent=1), encoding="utf-8")
     settings.job_id, settings.job_state, settings.job_stage = "", "starting", "submitting"
-    settings.job_progress, settings.job_message = 0.0, f"sending {width}x{height} render ({len(sidecar.faces)} known face(s))"
+    rendered = f", rendered with {engine} in {seconds:.1f} s" if not use_last_render else ""
+    settings.job_progress = 0.0
+    settings.job_message = f"sending {width}x{height} render ({len(sidecar.faces)} known face(s){rendered})"
     return jobs.MANAGER.start(job)
 
 
@@ -296,6 +390,8 @@ def on_event(job: jobs.BumpJob, event: jobs.Event) -> None:
         panels.notify("ERROR", f"Bump Studio: {settings.job_message}")
     elif event.kind == jobs.ERROR:
         settings.job_state, settings.job_stage = "error", "error"
+        if job.job_id is None:  # never reached the backend: its render and sidecar are of no use
+            shutil.rmtree(job.meta["folder"], ignore_errors=True)
         settings.job_message = event.message
         panels.notify("ERROR", f"Bump Studio: {event.message}")
     panels.tag_redraw()
@@ -416,21 +512,13 @@ class BUMP_STUDIO_OT_check_backend(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         prefs = get_prefs(context)
-        client = BumpClient(prefs.backend_url, token=prefs.backend_token or None, timeout=3.0, connect_timeout=1.0,
-                            retries=0)
-        try:
-            health = client.health()
-        except BackendError as exc:
-            self.report({"ERROR"}, str(exc))
+        status = local_server.check(prefs.backend_url, prefs.backend_token or None, timeout=3.0)
+        if status.level in (local_server.UNREACHABLE, local_server.FAILED):
+            self.report({"ERROR"}, status.text)
             return {"CANCELLED"}
-        if health.model_state is None:  # a server with a token answered only the public fields
-            self.report({"INFO"}, f"backend {health.version} is up; it needs a token (set it in the preferences)")
-            return {"FINISHED"}
-        model = health.model.name if health.model is not None else "?"
-        device = health.capabilities.device if health.capabilities is not None else "?"
-        state = health.model_state if health.model_state != "failed" else f"failed: {health.model_error}"
-        self.report({"INFO"}, f"backend {health.version} on {device}, model {model} ({state}), "
-                              f"{health.queue_length} queued")
+        health = status.health
+        caps = health.capabilities
+        self.report({"INFO"}, f"backend {health.version}: {status.text}" + (f"; {identity_line(caps)}" if caps else ""))
         return {"FINISHED"}
 
 

@@ -10,6 +10,7 @@ touch (active scene, camera, active object, selection, frame, mode).
 from __future__ import annotations
 
 import json
+import math
 import os
 import queue
 import re
@@ -24,23 +25,27 @@ from pathlib import Path
 from typing import Any
 
 import bpy
-from bpy.props import BoolProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
+from mathutils import Vector
 
 from bump_contracts.views import VIEWS, ViewError, near_duplicates, resolve_views
 from character_library import LibraryError, NotFoundError
 from profile_rig.blender import package_cli
+from profile_rig.blender.demo_character import build_demo_character
 from profile_rig.blender.engine_probe import eevee_available
 from profile_rig.blender.head_finder import HeadNotFoundError
 from profile_rig.blender.package_render import PackageOptions, RenderCancelled, render_package
 from profile_rig.blender.scene_session import prepare_scene
 from profile_rig.core.package_writer import PackageExistsError
+from profile_rig.core.phenotype import PRESETS as DEMO_PRESETS
 from profile_rig.core.render_presets import PRESETS
 
 from . import panels
 from .operators_library import LibraryUnavailable, bones_of, open_library, refresh, source_of
-from .preferences import apply_defaults, get_prefs
+from .preferences import apply_defaults, ensure_initialised, get_prefs
 from .properties import CHARACTER_LINK
 
+DEMO_CAMERA_OFFSET = (0.0, -0.7, 1.6)  # from the demo's feet: in front of its face, looking at it
 CANCEL = threading.Event()  # set by bump_studio.cancel_package (or a script), read between views
 
 
@@ -131,7 +136,10 @@ def _library_character(lib: Any, context: bpy.types.Context, session: Any, obj: 
     """The library character the package belongs to: linked, chosen, or created from the object."""
 
     settings = context.scene.bump_studio
-    for ref in (obj.get(CHARACTER_LINK) if obj is not None else None, settings.library_character):
+    chosen = settings.library_character
+    if chosen and any(o.get(CHARACTER_LINK) == chosen and o != obj for o in context.scene.objects):
+        chosen = ""  # the panel's character belongs to another figure in the scene: never file this one under it
+    for ref in (obj.get(CHARACTER_LINK) if obj is not None else None, chosen):
         if ref:
             try:
                 return lib.get_character(str(ref))
@@ -167,8 +175,7 @@ def plan_package(context: bpy.types.Context, *, out_dir: str = "", character: st
                  save_to_library: bool | None = None, overwrite: bool = False) -> PackagePlan:
     settings = context.scene.bump_studio
     prefs = get_prefs(context)
-    if not settings.initialized:
-        apply_defaults(settings, prefs)
+    ensure_initialised(settings, prefs)
     options = package_options(settings, overwrite)
     session = character_session(context, character)
     obj = bpy.data.objects.get(session.found.character)
@@ -478,5 +485,36 @@ class BUMP_STUDIO_OT_reset_settings(bpy.types.Operator):
         return {"FINISHED"}
 
 
-classes = (BUMP_STUDIO_OT_render_package, BUMP_STUDIO_OT_cancel_package, BUMP_STUDIO_OT_detect_head,
+class BUMP_STUDIO_OT_add_demo_character(bpy.types.Operator):
+    """Add the demo character (generated body, head and rig) and a camera on its face, made the scene's camera"""
+
+    bl_idname = "bump_studio.add_demo_character"
+    bl_label = "Add Demo Character"
+    bl_options = {"REGISTER", "UNDO"}
+
+    preset: EnumProperty(name="Character", items=[(k, p.name, f"{p.name} ({k})") for k, p in DEMO_PRESETS.items()],
+                         default="demo_man")
+    subdivision: IntProperty(name="Subdivision", min=0, max=2, default=1)
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        scene = context.scene
+        rig = build_demo_character(DEMO_PRESETS[self.preset], scene.collection, subdivision=self.subdivision)
+        rig.location = scene.cursor.location
+        camera = bpy.data.objects.new(f"{rig.name} Camera", bpy.data.cameras.new(f"{rig.name} Camera"))
+        camera.data.lens = 60.0
+        camera.location = rig.location + Vector(DEMO_CAMERA_OFFSET)  # the face fills about 40 % of the height
+        camera.rotation_euler = (math.pi / 2, 0.0, 0.0)
+        scene.collection.objects.link(camera)
+        scene.camera = camera
+        for obj in context.view_layer.objects:
+            if obj.select_get():
+                obj.select_set(False)
+        rig.select_set(True)
+        context.view_layer.objects.active = rig
+        scene.bump_studio.character = rig
+        self.report({"INFO"}, f"added {rig.name} and {camera.name} (the scene's camera now)")
+        return {"FINISHED"}
+
+
+classes = (BUMP_STUDIO_OT_add_demo_character, BUMP_STUDIO_OT_render_package, BUMP_STUDIO_OT_cancel_package, BUMP_STUDIO_OT_detect_head,
            BUMP_STUDIO_OT_reset_settings)

@@ -12,7 +12,9 @@ from typing import Any
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
-from . import jobs
+from bump_client.capabilities import IGNORED, unavailable
+
+from . import backend_ui, jobs, preferences
 
 CATEGORY = "Bump Studio"
 RUNNING_STATES = ("starting", "queued", "running")
@@ -98,8 +100,10 @@ class BUMP_STUDIO_PT_package(_Sidebar, bpy.types.Panel):
         layout = self.layout
         s = context.scene.bump_studio
         if not s.initialized:
-            layout.operator("bump_studio.reset_settings", icon="PREFERENCES")
-        layout.prop(s, "character")
+            preferences.schedule_initialise()  # a new scene: the preferences' defaults, where nothing was set
+        row = layout.row(align=True)
+        row.prop(s, "character")
+        row.operator("bump_studio.add_demo_character", text="", icon="OUTLINER_OB_ARMATURE")
         row = layout.row(align=True)
         row.operator("bump_studio.detect_head", icon="VIEWZOOM")
         if s.detected:
@@ -113,6 +117,7 @@ class BUMP_STUDIO_PT_package(_Sidebar, bpy.types.Panel):
         col.prop(s, "samples")
         col.prop(s, "engine")
         col.prop(s, "studio")
+        col.operator("bump_studio.reset_settings", icon="LOOP_BACK")
         layout.prop(s, "save_to_library")
         if not s.save_to_library:
             layout.prop(s, "output_dir")
@@ -149,13 +154,26 @@ class BUMP_STUDIO_PT_bump(_Sidebar, bpy.types.Panel):
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         s = context.scene.bump_studio
+        backend_ui.draw_status(layout.box(), preferences.get_prefs(context))
         layout.prop(s, "library_character", icon="USER")
         layout.prop(s, "prompt")
         layout.prop(s, "negative_prompt")
         col = layout.column(align=True)
-        for name in ("steps", "cfg", "denoise", "sampler", "seed", "ip_adapter_scale", "face_pass", "face_size"):
-            col.prop(s, name)
+        names = ("steps", "cfg", "denoise", "sampler", "seed", "ip_adapter_scale", "face_pass", "face_size")
+        # what the running backend says it cannot do: greyed (no effect) or marked (it would refuse)
+        missing = unavailable(backend_ui.capabilities(), {name: getattr(s, name) for name in names})
+        for name in names:
+            row = col.row(align=True)
+            row.enabled = name not in missing or name not in IGNORED
+            row.alert = name in missing and name not in IGNORED
+            row.prop(s, name)
+        for why in missing.values():
+            for line in _wrap(why, 48):
+                layout.label(text=line, icon="INFO")
         layout.prop(s, "use_last_render")
+        row = layout.row()
+        row.enabled = not s.use_last_render
+        row.prop(s, "bump_engine")
         running = jobs.MANAGER.running(context.scene.name) is not None
         if running:
             layout.progress(factor=s.job_progress, type="BAR", text=s.job_stage or s.job_state)

@@ -9,12 +9,16 @@ from typing import Any
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
+from bump_client.local_server import default_python
 from bump_contracts import package_params
 from character_library.locations import library_path
 
 from . import param_props, properties
 
 ADDON_ID = __package__  # "bl_ext.<repo>.bump_studio" when installed, the package name otherwise
+
+
+BACKEND_DRAW: list = []  # backend_ui.draw_status (appended there: it imports this module)
 
 
 def default_library_folder() -> str:
@@ -42,6 +46,18 @@ class BUMP_STUDIO_AP_preferences(bpy.types.AddonPreferences):
                                 description="Where the bump backend listens (python -m bump_backend serve)")
     backend_token: StringProperty(name="Token", subtype="PASSWORD", default="",
                                   description="Bearer token, if the backend was started with --token")
+    backend_python: StringProperty(
+        name="Backend Python", subtype="FILE_PATH", default=default_python(bpy.app.binary_path),
+        description="The Python (or venv folder) with the backend installed, for Start; Blender's own Python "
+                    "has no torch")
+    backend_port: IntProperty(name="Port", min=1024, max=65535, default=7861,
+                              description="The port Start serves on (127.0.0.1 only)")
+    backend_args: StringProperty(name="Arguments", default="",
+                                 description="More 'bump_backend serve' arguments, e.g. --model sdxl --device cuda")
+    backend_keep_running: BoolProperty(
+        name="Keep running", default=False,
+        description="Leave the backend running when Blender quits or the add-on is disabled (the next session "
+                    "finds it again)")
     upload_package: EnumProperty(
         name="Send package", default="AUTO",
         items=[("AUTO", "Auto", "Send the package folder's path to a backend on this machine, upload it otherwise"),
@@ -75,6 +91,15 @@ class BUMP_STUDIO_AP_preferences(bpy.types.AddonPreferences):
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         box = layout.box()
+        box.label(text="Backend on this machine", icon="CONSOLE")
+        box.prop(self, "backend_python")
+        row = box.row()
+        row.prop(self, "backend_port")
+        row.prop(self, "backend_keep_running")
+        box.prop(self, "backend_args")
+        for draw in BACKEND_DRAW:
+            draw(box, self, full=True)
+        box = layout.box()
         box.label(text="Backend", icon="URL")
         row = box.row()
         row.prop(self, "backend_url")
@@ -98,6 +123,8 @@ class BUMP_STUDIO_AP_preferences(bpy.types.AddonPreferences):
 def _fallback() -> SimpleNamespace:
     """The defaults, for code registered outside the preferences (a script calling register())."""
     return SimpleNamespace(backend_url="http://127.0.0.1:7861", backend_token="", upload_package="AUTO",
+                           backend_python=default_python(bpy.app.binary_path), backend_port=7861, backend_args="",
+                           backend_keep_running=False,
                            library_folder=default_library_folder(), work_folder="",
                            **PACKAGE_DEFAULTS, **BUMP_DEFAULTS)
 
@@ -115,11 +142,56 @@ def work_folder(prefs: Any) -> Path:
     return Path(bpy.path.abspath(prefs.library_folder)).expanduser().parent / "work"
 
 
-def apply_defaults(settings: Any, prefs: Any) -> None:
-    """Copy the preference defaults into a scene's settings (once per scene, or on request)."""
+def apply_defaults(settings: Any, prefs: Any, *, keep_set: bool = False) -> None:
+    """Copy the preference defaults into a scene's settings.
+
+    ``keep_set``: only into the settings nobody set yet (a script or the panel may have set some
+    before the scene was first initialised; those are what the user asked for and stay).
+    """
     for name in (*PACKAGE_DEFAULTS, *BUMP_DEFAULTS):
+        if keep_set and settings.is_property_set(name):
+            continue
         setattr(settings, name, getattr(prefs, name))
     settings.initialized = True
+
+
+def initialise_scenes(prefs: Any | None = None) -> int:
+    """Give every scene whose settings were never initialised the preferences' defaults (unset values only).
+
+    Runs when the add-on is enabled, after a file loads and when a panel first draws a new scene
+    (as a timer: a panel may not write while drawing), so an operator never has to change settings
+    the user is looking at. Returns how many scenes it initialised.
+    """
+    prefs = prefs if prefs is not None else get_prefs()
+    done = 0
+    for scene in bpy.data.scenes:
+        settings = getattr(scene, "bump_studio", None)
+        if settings is not None and not settings.initialized:
+            apply_defaults(settings, prefs, keep_set=True)
+            done += 1
+    return done
+
+
+def ensure_initialised(settings: Any, prefs: Any) -> None:
+    """For operators: a scene nobody initialised gets the defaults where nothing was set (never over a value)."""
+    if not settings.initialized:
+        apply_defaults(settings, prefs, keep_set=True)
+
+
+def _initialise_timer() -> None:
+    initialise_scenes()
+    return None
+
+
+def schedule_initialise() -> None:
+    """Initialise new scenes soon, from a timer (called by panels, which may not write while drawing)."""
+    if not bpy.app.timers.is_registered(_initialise_timer):
+        bpy.app.timers.register(_initialise_timer, first_interval=0.0)
+
+
+def cancel_initialise() -> None:
+    if bpy.app.timers.is_registered(_initialise_timer):
+        bpy.app.timers.unregister(_initialise_timer)
 
 
 classes = (BUMP_STUDIO_AP_preferences,)

@@ -59,7 +59,8 @@ class BumpStudioSettings(bpy.types.PropertyGroup):
 
     # character and head
     character: PointerProperty(name="Character", type=bpy.types.Object, poll=_is_character,
-                               description="The character's armature or mesh (empty: the most likely figure)")
+                               description="The character's armature or mesh (empty: the active or selected "
+                                           "character, else the most likely figure)")
     head_bone: StringProperty(name="Head bone", description="Override: the bone to treat as the head")
     eye_bone_left: StringProperty(name="Left eye", description="Override: the subject's left eye bone")
     eye_bone_right: StringProperty(name="Right eye", description="Override: the subject's right eye bone")
@@ -100,6 +101,12 @@ class BumpStudioSettings(bpy.types.PropertyGroup):
                             description="Bump each face on its own first (FacePop)")
     face_size: bump_int("face_size", "Face size", update=_face_size_changed,
                         description="Each face is bumped at this size (px, a multiple of 8) before it is pasted back")
+    bump_engine: EnumProperty(
+        name="Render with", default="SCENE",
+        items=[("SCENE", "Scene's engine", "Final quality: the scene's own engine and settings"),
+               ("BLENDER_EEVEE", "EEVEE (quick)", "Viewport quality in seconds, to try settings before a final render"),
+               ("BLENDER_WORKBENCH", "Workbench (quick)", "Solid shading with material colours: fastest")],
+        description="The engine Render & Bump renders the shot with (the scene's engine is put back afterwards)")
     use_last_render: BoolProperty(name="Use last render", default=False,
                                   description="Send the last render instead of rendering the camera again")
 

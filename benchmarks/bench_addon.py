@@ -15,12 +15,17 @@ Blender's part: it calls due timer functions, the add-on's ``jobs.tick`` and a 1
 exactly as Blender's window-manager loop calls ``bpy.app.timers`` callbacks. The probe records the
 time between its calls: that gap is how long the UI could not redraw or take input.
 
-    python benchmarks/bench_addon.py [--job-seconds 5] [--runs 3] [--json]
+It also measures the backend the add-on starts itself: the Start button and the status light until
+the server is ready, the status light polling an idle backend (against the same health checks
+made with ``requests`` on the main thread), and every add-on bump then goes to that server.
+
+    python benchmarks/bench_addon.py [--job-seconds 5] [--runs 3] [--poll-seconds 10] [--quick] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -38,7 +43,15 @@ os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="bench_a
 os.environ.setdefault("BUMP_STUDIO_LIBRARY", str(Path(tempfile.mkdtemp(prefix="bench_addon_lib_")) / "library"))
 
 import bpy  # noqa: E402
-from addon_helpers import BackendProcess, addon_module, configure, tiny_settings, user_scene  # noqa: E402
+from addon_helpers import (  # noqa: E402
+    MODULE,
+    BackendProcess,
+    addon_module,
+    configure,
+    free_port,
+    tiny_settings,
+    user_scene,
+)
 
 PROBE_INTERVAL_S = 0.010
 
@@ -133,14 +146,60 @@ def addon_run(scene_name: str, timeout: float) -> dict:
     return summary("add-on (worker thread + timer)", probe, time.perf_counter() - started, ticks, op_ms)
 
 
-def sync_run(url: str, image: Path, params: dict, package: Path, out: Path, timeout: float) -> dict:
+def start_run(timeout: float) -> dict:
+    """Start (the preferences' button) and the status light until the server says ready: the Start operator
+    and every status tick run on the main thread; the process start and the health checks must not block it."""
+    ui = addon_module("backend_ui")
+    loop, probe, ticks = EventLoop(), Probe(lambda: ui.status().level), []
+    loop.register(probe)
+    started, cpu = time.perf_counter(), time.thread_time()
+    assert bpy.ops.bump_studio.backend_start() == {"FINISHED"}
+    op_ms = ((time.perf_counter() - started) * 1000, (time.thread_time() - cpu) * 1000)
+    loop.register(timed(ui.status_timer, ticks), ui.STATUS_INTERVAL_S)
+    probe()
+    probe.stamps[0], probe.states[0] = started, "operator"
+    loop.run(lambda: ui.status().level == "ready", timeout)
+    return summary("backend start: Start button, status light until ready", probe, time.perf_counter() - started,
+                   ticks, op_ms)
+
+
+def polling_run(seconds: float) -> dict:
+    """The status light on an idle, ready backend: the worker checks /v1/health every 2 s, the timer reads it."""
+    ui = addon_module("backend_ui")
+    loop, probe, ticks = EventLoop(), Probe(lambda: ui.status().level), []
+    loop.register(probe)
+    loop.register(timed(ui.status_timer, ticks), ui.STATUS_INTERVAL_S)
+    started = time.perf_counter()
+    checks = ui.RUNTIME.poller.checks
+    loop.run(lambda: time.perf_counter() - started > seconds, seconds + 30)
+    row = summary(f"status polling, {ui.RUNTIME.poller.checks - checks} health checks in the worker",
+                  probe, time.perf_counter() - started, ticks, None)
+    return row
+
+
+def sync_health_run(url: str, token: str, seconds: float) -> dict:
+    """Baseline: the same health checks (every 2 s) made with requests on the main thread."""
+    from bump_client.client import BumpClient
+
+    client = BumpClient(url, token=token, retries=0)
+    loop, probe = EventLoop(), Probe()
+    loop.register(probe)
+    loop.register(lambda: (client.health(), 2.0)[1])
+    started = time.perf_counter()
+    loop.run(lambda: time.perf_counter() - started > seconds, seconds + 30)
+    return summary("baseline: health checks with requests on the main thread", probe, time.perf_counter() - started,
+                   [], None)
+
+
+def sync_run(url: str, image: Path, params: dict, package: Path, out: Path, timeout: float,
+             token: str | None = None) -> dict:
     from bump_client.client import BumpClient
 
     loop, probe, done = EventLoop(), Probe(), []
     started = time.perf_counter()
 
     def blocking() -> None:
-        BumpClient(url).run(image, out, params, package=package, timeout=timeout)  # requests on the main thread
+        BumpClient(url, token=token).run(image, out, params, package=package, timeout=timeout)  # on the main thread
         done.append(True)
 
     loop.register(probe)
@@ -187,8 +246,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--job-seconds", type=float, default=5.0)
     parser.add_argument("--runs", type=int, default=3, help="add-on runs (the synchronous one runs once)")
+    parser.add_argument("--poll-seconds", type=float, default=10.0, help="how long to watch the idle status light")
+    parser.add_argument("--quick", action="store_true", help="one add-on run, 2 s jobs, 4 s of polling")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.quick:
+        args.runs, args.job_seconds, args.poll_seconds = 1, 2.0, 4.0
 
     root = Path(tempfile.mkdtemp(prefix="bench_addon_"))
     backend = BackendProcess(root / "backend")
@@ -220,9 +283,20 @@ def main() -> int:
         rows = [baseline_run("loop only, nothing running", seconds=3.0)]
         rows.append(baseline_run("loop only, backend busy with a job from another process",
                                  process=other_process_job(backend.url, image, params, package, root / "other")))
+
+        # the backend the add-on starts itself (same tiny model), then every bump goes to it
+        prefs = bpy.context.preferences.addons[MODULE].preferences
+        prefs.backend_python, prefs.backend_port = sys.executable, free_port()
+        prefs.backend_args = f"--model {root / 'backend' / 'models' / 'spec.json'} --data-dir {root / 'own'} --threads 1"
+        os.environ.update(HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+        rows.append(start_run(300))
+        rows.append(polling_run(args.poll_seconds))
+        rows.append(sync_health_run(prefs.backend_url, prefs.backend_token, args.poll_seconds))
         rows += [addon_run(scene.name, 120) for _ in range(args.runs)]
-        rows.append(sync_run(backend.url, image, params, package, root / "sync", 120))
+        rows.append(sync_run(prefs.backend_url, image, params, package, root / "sync", 120, prefs.backend_token))
     finally:
+        with contextlib.suppress(Exception):
+            addon_module("backend_ui").stop_server()
         backend.stop()
     load = os.getloadavg()[0]
     meta = {"load_average_1min": round(load, 1), "cores": os.cpu_count(), "steps": settings.steps, "seconds_per_step": round(per_step, 3), "image": "96x96",

@@ -53,6 +53,27 @@ def _armature_of(obj: bpy.types.Object) -> bpy.types.Object | None:
     return None
 
 
+def selected_rig(view_layer: bpy.types.ViewLayer | None = None) -> bpy.types.Object | None:
+    """The armature the user points at: the active object's, else the first selected object's.
+
+    "Its armature" is the object itself, or the armature it is parented to (at any depth) or
+    deformed by, so clicking the body mesh or an eye picks the whole character.
+    """
+    layer = view_layer or bpy.context.view_layer
+    if layer is None:
+        return None
+    active = layer.objects.active
+    ordered = ([active] if active is not None else []) + [o for o in layer.objects if o.select_get() and o != active]
+    for obj in ordered:
+        node = obj
+        while node is not None:
+            rig = _armature_of(node)
+            if rig is not None:
+                return rig
+            node = node.parent
+    return None
+
+
 def _posed_bone_world(rig: bpy.types.Object, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """World head, tail and the pose's rotation delta (3x3) of a bone, as evaluated."""
     depsgraph = bpy.context.evaluated_depsgraph_get()
@@ -208,6 +229,9 @@ def find_head(
         candidates = [o for o in scene.objects if o.type == "ARMATURE"] or [o for o in scene.objects if o.type == "MESH"]
         if not candidates:
             raise HeadNotFoundError("the scene has no armature or mesh to look for a character in")
+        picked = selected_rig() if scene == bpy.context.scene else None
+        if picked is not None and picked.name in scene.objects:
+            candidates = [picked] + [o for o in candidates if o != picked]  # the user's pick before scene order
 
     rigs = []
     for obj in candidates:

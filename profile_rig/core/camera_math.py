@@ -95,19 +95,25 @@ class Intrinsics:
     shift_x: float = 0.0
     shift_y: float = 0.0
 
-    def focal_px(self) -> float:
-        """Focal length in pixels (square pixels), following Blender's sensor-fit rules."""
+    def fitted_side(self) -> int:
+        """The image side (px) the sensor is fitted to; Blender scales focal length and lens shift by it.
+
+        Auto fits the longer side; Horizontal and Vertical fit the width and the height whatever
+        the image's orientation (``BKE_camera_params_compute_viewplane``'s ``viewfac``).
+        """
         fit = self.sensor_fit
         if fit == "AUTO":
             fit = "HORIZONTAL" if self.width >= self.height else "VERTICAL"
-            sensor = self.sensor_width_mm
-        else:
-            sensor = self.sensor_width_mm if fit == "HORIZONTAL" else self.sensor_height_mm
-        size = self.width if fit == "HORIZONTAL" else self.height
-        return self.lens_mm / sensor * size
+        return self.width if fit == "HORIZONTAL" else self.height
+
+    def focal_px(self) -> float:
+        """Focal length in pixels (square pixels), following Blender's sensor-fit rules."""
+        sensor = self.sensor_height_mm if self.sensor_fit == "VERTICAL" else self.sensor_width_mm
+        return self.lens_mm / sensor * self.fitted_side()
 
     def principal_point(self) -> tuple[float, float]:
-        side = max(self.width, self.height)
+        """Where the optical axis meets the image (px, y down): the centre moved by the shift times the fitted side."""
+        side = self.fitted_side()
         return (self.width / 2 - self.shift_x * side, self.height / 2 + self.shift_y * side)
 
     def vertical_fov_height(self, distance: float) -> float:
@@ -206,8 +212,7 @@ def place_camera(
     position = frame.centre + direction * distance
     up_hint = frame.up if abs(float(np.dot(frame.up, direction))) < 0.999 else frame.forward
     matrix = look_at_matrix(position, frame.centre, up_hint, view.roll)
-    side = max(intrinsics.width, intrinsics.height)
-    shift_y = -framing.head_above_centre * intrinsics.height / side
+    shift_y = -framing.head_above_centre * intrinsics.height / intrinsics.fitted_side()
     shifted = Intrinsics(**{**intrinsics.__dict__, "shift_y": shift_y, "shift_x": 0.0})
     return matrix, shifted
 

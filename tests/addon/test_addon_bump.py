@@ -189,14 +189,12 @@ def test_backend_down_is_reported(first_bump):
     old = prefs.backend_url
     prefs.backend_url = "http://127.0.0.1:9"
     try:
-        assert bpy.ops.bump_studio.render_bump(use_last_render=True) == {"FINISHED"}  # the worker finds out
-        _pump(scene.name, timeout=30)
+        with pytest.raises(RuntimeError, match=r"backend not running at http://127\.0\.0\.1:9") as raised:
+            bpy.ops.bump_studio.render_bump(use_last_render=True)  # checked before anything is rendered
     finally:
         prefs.backend_url = old
-    settings = scene.bump_studio
-    assert settings.job_state == "error"
-    assert "backend not running at http://127.0.0.1:9" in settings.job_message
-    assert "python -m bump_backend serve" in settings.job_message
+    assert "python -m bump_backend serve" in str(raised.value) and "Backend > Start" in str(raised.value)
+    assert addon_module("jobs").MANAGER.running(scene.name) is None
 
 
 def test_errors_before_submitting_change_nothing(first_bump):

@@ -60,3 +60,23 @@ def test_a_tree_we_created_is_removed_again(installed):
         assert scene.compositing_node_group is None and name not in bpy.data.node_groups
     finally:
         bpy.data.scenes.remove(scene)
+
+
+def test_a_renamed_mix_group_is_reused_not_duplicated(installed):
+    """The user renames "BumpStudio Mix" in the node editor; the next bump must use it, not add a second one."""
+    comp = addon_module("compositor")
+    scene = bpy.data.scenes.new("RenamedGroup")
+    try:
+        comp.wire_result(scene, *_images(), 1.0)
+        group = scene.compositing_node_group.nodes[comp.NODE_MIX].node_tree
+        group.name = "My bump blend"
+        before = len(bpy.data.node_groups)
+        mix = comp.wire_result(scene, *_images(), 0.4)
+        assert mix.node_tree == group and group.name == "My bump blend"
+        assert len(bpy.data.node_groups) == before
+        assert [g.name for g in bpy.data.node_groups if g.get(comp.GROUP_TAG)] == ["My bump blend"]
+        assert comp.clear_result(scene)
+    finally:
+        bpy.data.scenes.remove(scene)
+        for group in [g for g in bpy.data.node_groups if g.get(comp.GROUP_TAG) and g.users == 0]:
+            bpy.data.node_groups.remove(group)
