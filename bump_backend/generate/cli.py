@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bump_backend.generate.bump import BumpEngine
+    from bump_backend.generate.engine import BumpEngine
     from bump_backend.generate.models import ModelError
 
     try:
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     paths = result.save(args.out, args.stem or Path(args.image).stem + "_bump")
-    print(f"seed {result.record['seed']}: {paths['image']}")
+    print(f"seed {result.record.seed}: {paths['image']}")
     return 0
 
 

@@ -271,6 +271,7 @@ class LoadedModels:
     model_hash: str
     ip_adapter_kind: str | None
     extra: dict[str, Any] = field(default_factory=dict)
+    component_hashes: dict[str, str] = field(default_factory=dict)  # part -> hash (the record's model.components)
 
     @property
     def model_name(self) -> str:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bump_backend.generate import BumpCancelled, BumpEngine, BumpSettings, ModelSpec
-from bump_backend.generate.bump import image_sha256, working_size
+from bump_backend.generate.images import image_sha256, working_size
 from bump_backend.generate.reproduce import reproduce
 
 
@@ -22,7 +22,7 @@ def test_deterministic_and_seed_sensitive(engine, scene, package_dir, fast_setti
     assert np.array_equal(a.image, b.image)
     assert not np.array_equal(a.image, c.image)
     assert len(a.face_crops) == 1 and a.face_crops[0].shape == (64, 64, 3)
-    assert a.record["faces"][0]["references"]["views"][0] == "front"  # yaw 0 face -> front view first
+    assert a.record.to_dict()["faces"][0]["references"]["views"][0] == "front"  # yaw 0 face -> front view first
     assert a.mask.shape == image.shape[:2] and a.mask.max() > 0.99
 
 
@@ -72,7 +72,7 @@ def test_two_faces_batched_with_own_poses(engine, two_faces, package_dir, fast_s
     result = engine.run(image, package_dir, two, replace(fast_settings, whole_pass=False),
                         progress=lambda *a: calls.append(a))
     assert len(result.face_crops) == 2
-    views = [f["references"]["views"][0] for f in result.record["faces"]]
+    views = [f["references"]["views"][0] for f in result.record.to_dict()["faces"]]
     # Face yaw +80 (nose to the image's right) is seen from the character's right: the view whose
     # camera yaw is -90 (face yaw +90) comes first.
     assert views == ["front", "profile_right"]
@@ -103,7 +103,7 @@ def test_random_seed_recorded_and_cache(engine, scene, package_dir, fast_setting
     image, sidecar = scene
     misses = engine.references.misses
     result = engine.run(image, package_dir, sidecar, replace(fast_settings, seed=-1))
-    seed = result.record["seed"]
+    seed = result.record.to_dict()["seed"]
     assert 0 <= seed < 2**32 and f"Seed: {seed}," in result.infotext
     assert engine.references.misses == misses  # the package was encoded once, earlier
     again = engine.run(image, package_dir, sidecar, replace(fast_settings, seed=seed))
@@ -116,7 +116,7 @@ def test_max_side_scales_image_and_sidecar(engine, scene, package_dir, fast_sett
     assert working_size(100, 60, 1440) == (96, 64)
     result = engine.run(image, package_dir, sidecar, replace(fast_settings, max_side=96))
     assert result.image.shape == (96, 96, 3)
-    assert result.record["working_size"] == [96, 96] and result.record["input"]["width"] == 128
+    assert result.record.to_dict()["working_size"] == [96, 96] and result.record.to_dict()["input"]["width"] == 128
     assert len(result.face_crops) == 1
 
 
@@ -126,13 +126,13 @@ def test_candidates_are_scored(engine, scene, package_dir, fast_settings):
     image, sidecar = scene
     ranked = BumpEngine(engine.spec, embedder=DlibEmbedder())
     result = ranked.run(image, package_dir, sidecar, replace(fast_settings, candidates=3, whole_pass=False))
-    face = result.record["faces"][0]
+    face = result.record.to_dict()["faces"][0]
     assert face["seeds"] == [1234, 1235, 1236] and len(result.candidates[0]) == 3
     assert face["scores"] is None or len(face["scores"]) == 3
     assert face["chosen_seed"] in face["seeds"]
     # Without an explicit embedder the engine still ranks (dlib's ResNet, which works offline).
     default = engine.run(image, package_dir, sidecar, replace(fast_settings, candidates=2, whole_pass=False))
-    assert default.record["faces"][0]["ranked_by"] == "dlib_resnet_v1"
+    assert default.record.to_dict()["faces"][0]["ranked_by"] == "dlib_resnet_v1"
 
 
 def test_reproduce_from_png_and_json(engine, scene, package_dir, fast_settings, tmp_path):

@@ -69,7 +69,7 @@ def test_sdxl_with_ip_adapter_plus_face(model_dirs, scene, package_dir, fast_set
     assert (engine.loaded.family, engine.loaded.ip_adapter_kind) == ("sdxl", "plus-face")
     image, sidecar = scene
     full = engine.run(image, package_dir, sidecar, fast_settings)  # face pass + whole pass
-    assert full.record["faces"][0]["references"]["views"][0] == "front"
+    assert full.record.to_dict()["faces"][0]["references"]["views"][0] == "front"
     assert full.mask.max() > 0.99 and "IP-Adapter: ip-adapter-plus-face_sdxl" in full.infotext
     whole_only = replace(fast_settings, face_pass=False)
     on = engine.run(image, package_dir, None, whole_only)
