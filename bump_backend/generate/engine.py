@@ -24,7 +24,7 @@ from PIL import Image
 
 from bump_backend.generate import identity, infotext, prompts, rank, samplers
 from bump_backend.generate.face_pass import JobFaces, find_in_working, run_face_pass
-from bump_backend.generate.images import load_rgb, working_image
+from bump_backend.generate.images import load_rgb, resize_mask, to_input_size, working_image
 from bump_backend.generate.models import ModelCache, ModelSpec, resolve_spec
 from bump_backend.generate.record import BumpResult, build_record
 from bump_backend.generate.settings import BumpSettings, PassSettings
@@ -319,15 +319,19 @@ class BumpEngine:
             result_image = np.clip(bumped.astype(np.float32) * (1.0 - m) + result_image.astype(np.float32) * m + 0.5,
                                    0, 255).astype(np.uint8)
             timings["whole_pass_s"] = time.perf_counter() - t
+        # Back to the input's exact size; pixels no pass touched stay the input's own.
+        bumped = None if settings.whole_pass else mask
+        output = to_input_size(result_image, source, bumped)
+        mask = resize_mask(mask, int(source.shape[1]), int(source.shape[0]))
         timings["total_s"] = time.perf_counter() - started
 
         record = build_record(
             loaded=self.loaded, settings=settings, source=source, input_path=input_path, work_size=(width, height),
-            output=result_image, package=package, refs=refs, sidecar=sidecar, faces=face_records, skipped=skipped,
+            output=output, package=package, refs=refs, sidecar=sidecar, faces=face_records, skipped=skipped,
             whole_refs=whole_refs, timings=timings, packages=packages, ref_cache=ref_cache,
             character_prompts=character_prompts, whole_package=whole_package, face_search=face_search,
             face_settings=face_settings)
         text = infotext.bump_infotext(settings, record)
-        return BumpResult(image=result_image, face_crops=chosen_crops,
+        return BumpResult(image=output, face_crops=chosen_crops,
                           face_inputs=[a.crop for a in aligned_faces], mask=mask, record=record, infotext=text,
                           candidates=all_candidates)

@@ -77,3 +77,24 @@ def working_image(source: np.ndarray, max_side: int) -> np.ndarray:
         return source
     return np.asarray(Image.fromarray(source).resize((width, height), Image.Resampling.LANCZOS))
 
+
+def resize_mask(mask: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A float mask (0..1) at another size, bilinear (soft edges stay soft)."""
+    if mask.shape[:2] == (height, width):
+        return mask
+    resized = Image.fromarray(np.asarray(mask, np.float32), mode="F").resize((width, height), Image.Resampling.BILINEAR)
+    return np.clip(np.asarray(resized, np.float32), 0.0, 1.0)
+
+
+def to_input_size(result: np.ndarray, source: np.ndarray, bumped: np.ndarray | None) -> np.ndarray:
+    """The result at the input's exact size: the work-size result resampled there and pasted through
+    ``bumped`` (work pixels, 1 where a pass changed the image; None = everywhere), so every pixel that
+    no pass touched is the input's own. Unchanged when the work size is the input's size."""
+    height, width = source.shape[:2]
+    if result.shape[:2] == (height, width):
+        return result
+    up = np.asarray(Image.fromarray(result).resize((width, height), Image.Resampling.LANCZOS))
+    if bumped is None:
+        return up
+    m = resize_mask(bumped, width, height)[:, :, None]
+    return np.clip(up.astype(np.float32) * m + source.astype(np.float32) * (1.0 - m) + 0.5, 0, 255).astype(np.uint8)

@@ -116,7 +116,10 @@ def bump_infotext(settings: Any, record: BumpRecord) -> str:
         L("sampler"): settings.sampler,
         L("cfg"): settings.cfg,
         L("seed"): settings.seed,
-        "Size": f"{record.working_size[0]}x{record.working_size[1]}",
+        "Size": f"{record.output.width}x{record.output.height}",  # the result's: the input's size
+        # The model's own size (a multiple of 8 within max_side) when it is not the result's.
+        "Work size": f"{record.working_size[0]}x{record.working_size[1]}"
+        if tuple(record.working_size) != (record.output.width, record.output.height) else None,
         "Model hash": record.model.hash,
         "Model": record.model.name,
         L("denoise"): settings.denoise,
