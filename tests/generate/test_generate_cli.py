@@ -102,3 +102,18 @@ def test_every_bad_input_is_one_line_before_anything_loads(tmp_path, package_dir
         assert done.stdout.strip() == "False", (name, "torch was imported before the inputs were checked")
         print(f"{name}: {seconds:.2f} s")  # interpreter start included; the checks themselves take milliseconds
     assert not (tmp_path / "out").exists()
+
+
+def test_a_model_error_is_one_line_without_library_noise(tmp_path, package_dir):
+    """Past the input checks, a failure while loading prints only its ``error:`` line; the libraries'
+    own output (and progress) needs ``--verbose``."""
+    import subprocess
+    import sys
+
+    Image.new("RGB", (96, 64), (120, 90, 70)).save(tmp_path / "shot.png")
+    args = [sys.executable, "-m", "bump_backend", "bump", str(tmp_path / "shot.png"), "--package", str(package_dir),
+            "--out", str(tmp_path / "out"), "--model", str(tmp_path / "no_model"), "--device", "cpu"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: ") and "no_model" in lines[0]
