@@ -25,6 +25,8 @@ from bpy.props import BoolProperty, FloatProperty
 from bump_client import local_server
 from bump_client.capabilities import blocking, identity_line
 from bump_client.client import BackendError, BumpClient
+from bump_contracts.bump_record import BumpRecord
+from bump_contracts.errors import ContractError
 from character_library import LibraryError, NotFoundError
 from profile_rig.blender.engine_probe import eevee_available
 
@@ -317,19 +319,13 @@ def load_image(name: str, path: Path, non_color: bool = False) -> bpy.types.Imag
 
 
 def _record_run(job: jobs.BumpJob, result: Any) -> str:
-    record, meta = result.record or {}, job.meta
-    scores = [f.get("identity_score") for f in record.get("faces") or [] if isinstance(f, dict)]
-    scores = [s for s in scores if isinstance(s, (int, float))]
-    params = meta["params"]
+    meta = job.meta
     try:
+        record = BumpRecord.from_dict(result.record)
         lib = open_library(get_prefs())
-        lib.add_run(meta["character"], run_id=job.job_id, package_version=meta["package_version"],
-                    seed=record.get("seed", params["seed"]), steps=params["steps"], cfg=params["cfg"],
-                    denoise=params["denoise"], sampler=params["sampler"],
-                    model=str((record.get("model") or {}).get("name") or ""), prompt=params["prompt"],
-                    negative_prompt=params["negative_prompt"], settings=record.get("settings") or params,
-                    identity_score=max(scores) if scores else None, outputs=[str(result.image)])
-    except (LibraryError, LibraryUnavailable) as exc:
+        lib.add_bump_run(meta["character"], record, run_id=job.job_id, package_version=meta["package_version"],
+                         outputs=[str(result.image)])
+    except (ContractError, LibraryError, LibraryUnavailable) as exc:
         return f"; not recorded in the library: {exc}"
     return ""
 
@@ -349,10 +345,13 @@ def apply_result(scene: bpy.types.Scene, job: jobs.BumpJob, result: Any) -> str:
     settings.result_folder = str(result.folder)
     note = _record_run(job, result)
     panels.show_image(bump)
-    record = result.record or {}
-    skipped = [f"{f.get('character_id') or 'a face'} ({f.get('reason')})" for f in record.get("skipped_faces") or []
+    try:
+        record = BumpRecord.from_dict(result.record)
+    except ContractError as exc:
+        return f"; the result's record is unreadable: {exc}"
+    skipped = [f"{f.get('character_id') or 'a face'} ({f.get('reason')})" for f in record.skipped_faces
                if isinstance(f, dict)]
-    faces = f"{len(record.get('faces') or [])} face(s) bumped"
+    faces = f"{len(record.faces)} face(s) bumped"
     if skipped:
         faces += f", skipped: {', '.join(skipped)}"
     return f"; {faces}{note}"

@@ -39,9 +39,13 @@ SUBCOMMANDS: dict[str, str] = {
 }
 
 
-def commands() -> dict[str, tuple[AddParser, Run]]:
+def commands(only: str | None = None) -> dict[str, tuple[AddParser, Run]]:
+    """The subcommands' parsers and runners; ``only`` imports just that one (the server's web stack
+    takes seconds to import, which a ``bump`` with a bad input should not wait for)."""
     table = {}
     for name, module_name in SUBCOMMANDS.items():
+        if only is not None and name != only:
+            continue
         module = importlib.import_module(module_name)
         table[name] = (module.add_parser, module.run)
     return table
@@ -56,7 +60,8 @@ def build_parser(table: dict[str, tuple[AddParser, Run]]) -> argparse.ArgumentPa
 
 
 def main(argv: list[str] | None = None) -> int:
-    table = commands()
+    given = sys.argv[1:] if argv is None else argv
+    table = commands(given[0] if given and given[0] in SUBCOMMANDS else None)
     args = build_parser(table).parse_args(argv)
     try:
         return int(args._run(args) or 0)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -93,6 +93,7 @@ class ParamRule:
     choices: tuple[str, ...] = ()
     note: str = ""
     default: Any = None  # the value when a request leaves it out (the engine, add-on and job files all use it)
+    infotext: str = ""  # its label in A1111's ``parameters`` text ("" = not written there)
 
     def describe(self) -> str:
         """The rule in words, as every message about it says it ("an integer from 1 to 150")."""
@@ -138,29 +139,32 @@ POSE_MODES = ("nearest", "average", "all")
 # Every bump parameter, defined once: the names are BumpSettings' fields (a test keeps them equal);
 # "face" nests the face pass's own values (FACE_PARAMS, None = the whole pass's value).
 PARAMS: dict[str, ParamRule] = {
-    "prompt": ParamRule("str", default=""),
-    "negative_prompt": ParamRule("str", default=DEFAULT_NEGATIVE_PROMPT),
-    "steps": ParamRule("int", 1, 150, default=35),
-    "cfg": ParamRule("float", 0.0, 30.0, default=7.0),
-    "denoise": ParamRule("float", 0.0, 1.0, low_open=True, default=0.4),
-    "sampler": ParamRule("str", choices=SAMPLER_NAMES, default="Restart"),
-    "seed": ParamRule("int", -1, 2**32 - 1, note="-1: a random seed, recorded", default=-1),
+    "prompt": ParamRule("str", default="", infotext="Prompt"),
+    "negative_prompt": ParamRule("str", default=DEFAULT_NEGATIVE_PROMPT, infotext="Negative prompt"),
+    "steps": ParamRule("int", 1, 150, default=35, infotext="Steps"),
+    "cfg": ParamRule("float", 0.0, 30.0, default=7.0, infotext="CFG scale"),
+    "denoise": ParamRule("float", 0.0, 1.0, low_open=True, default=0.4, infotext="Denoising strength"),
+    "sampler": ParamRule("str", choices=SAMPLER_NAMES, default="Restart", infotext="Sampler"),
+    "seed": ParamRule("int", -1, 2**32 - 1, note="-1: a random seed, recorded", default=-1, infotext="Seed"),
     "max_side": ParamRule("int", 64, default=1440),
-    "ip_adapter_scale": ParamRule("float", 0.0, 2.0, default=0.6),
-    "face_pass": ParamRule("bool", default=True),
-    "whole_pass": ParamRule("bool", default=True),
+    "ip_adapter_scale": ParamRule("float", 0.0, 2.0, default=0.6, infotext="IP-Adapter scale"),
+    "face_pass": ParamRule("bool", default=True, infotext="Face pass"),
+    "whole_pass": ParamRule("bool", default=True, infotext="Whole pass"),
     "face": ParamRule("face"),
-    "face_size": ParamRule("int", 16, 2048, multiple_of=8, default=720),
-    "face_padding": ParamRule("float", 0.0, 2.0, default=0.35),
-    "candidates": ParamRule("int", 1, 16, default=1),
-    "pose_mode": ParamRule("str", choices=POSE_MODES, default="nearest"),
-    "pose_views": ParamRule("int", 1, default=3),
+    "face_size": ParamRule("int", 16, 2048, multiple_of=8, default=720, infotext="Face size"),
+    "face_padding": ParamRule("float", 0.0, 2.0, default=0.35, infotext="Face padding"),
+    "candidates": ParamRule("int", 1, 16, default=1, infotext="Face candidates"),
+    "pose_mode": ParamRule("str", choices=POSE_MODES, default="nearest", infotext="Pose mode"),
+    "pose_views": ParamRule("int", 1, default=3, infotext="Pose views"),
     "batch_size": ParamRule("int", 1, default=4),
     "clip_skip": ParamRule("int", 1, 12, note="CLIP layers counted from the end; SD 1.5 and SDXL have 12",
-                           default=1),
+                           default=1, infotext="Clip skip"),
 }
-FACE_PARAMS: dict[str, ParamRule] = {name: PARAMS[name] for name in (
-    "steps", "cfg", "denoise", "sampler", "prompt", "negative_prompt", "ip_adapter_scale")}
+# The face pass's values: the whole pass's rules under their own infotext labels.
+FACE_PARAMS: dict[str, ParamRule] = {name: replace(PARAMS[name], infotext=label) for name, label in (
+    ("steps", "Face steps"), ("cfg", "Face CFG scale"), ("denoise", "Face denoising strength"),
+    ("sampler", "Face sampler"), ("prompt", "Face prompt"), ("negative_prompt", "Face negative prompt"),
+    ("ip_adapter_scale", "IP-Adapter face scale"))}
 # name -> kind (what the type checks, the server and its fuzz tests read)
 PARAM_FIELDS: dict[str, str] = {name: rule.kind for name, rule in PARAMS.items()}
 FACE_FIELDS: dict[str, str] = {name: rule.kind for name, rule in FACE_PARAMS.items()}

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bump_contracts.bump_job import MAX_TEXT
+from bump_contracts.bump_record import BumpRecord
 from character_library.errors import NotFoundError, ValidationError
 from character_library.fsutil import append_line, now_iso
 
@@ -202,6 +203,17 @@ class HistoryMixin:
             append_line(self._history_path(conn, char_id), json.dumps(record, ensure_ascii=False, allow_nan=False))
             row = conn.execute("SELECT * FROM history WHERE run_id = ?", (run["run_id"],)).fetchone()
         return row_to_run(row)
+
+    def add_bump_run(self, ref: str, record: BumpRecord, *, run_id: str | None = None,
+                     package_version: int | None = None, outputs: tuple[str, ...] | list[str] = (),
+                     extra_settings: dict[str, Any] | None = None) -> HistoryRun:
+        """Record a finished bump from its record, the one conversion every caller uses (the add-on,
+        batch runs): seed, the resolved settings, model ``name [hash]`` and best identity score come
+        from the record; ``extra_settings`` (a batch's unit, say) is kept beside its settings."""
+        fields = record.history_fields()
+        if extra_settings:
+            fields["settings"] = {**fields["settings"], **extra_settings}
+        return self.add_run(ref, run_id=run_id, package_version=package_version, outputs=list(outputs), **fields)
 
     def update_run(self, run_id: str, *, rating: int | None = None, notes: str | None = None) -> HistoryRun:
         """Rate a run (0-5) or change its notes; everything else about a run is a fact and stays."""

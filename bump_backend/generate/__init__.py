@@ -16,9 +16,9 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "BumpCancelled": "bump_backend.generate.bump",
-    "BumpEngine": "bump_backend.generate.bump",
-    "BumpResult": "bump_backend.generate.bump",
+    "BumpCancelled": "bump_backend.generate.engine",
+    "BumpEngine": "bump_backend.generate.engine",
+    "BumpResult": "bump_backend.generate.record",
     "CharacterPrompt": "bump_backend.generate.prompts",
     "LoraSpec": "bump_backend.generate.models",
     "ModelError": "bump_backend.generate.models",

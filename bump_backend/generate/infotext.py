@@ -17,6 +17,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, PngImagePlugin
 
+from bump_contracts.bump_job import FACE_PARAMS, PARAMS
+from bump_contracts.bump_record import BumpRecord
+
 PARAMETERS_KEY = "parameters"
 RECORD_KEY = "bump_record"
 _RE_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
@@ -93,6 +96,91 @@ def parse_infotext(text: str) -> dict[str, str]:
             result[f"{key}-1"], result[f"{key}-2"] = size.group(1), size.group(2)
         result[key] = value
     return result
+
+
+# -- our parameters, through the job contract's labels (ParamRule.infotext) -------------------
+def _label(name: str) -> str:
+    """The infotext label of a parameter ("steps") or of a face-pass value ("face.steps")."""
+    return FACE_PARAMS[name[5:]].infotext if name.startswith("face.") else PARAMS[name].infotext
+
+
+def bump_infotext(settings: Any, record: BumpRecord) -> str:
+    """A1111 ``parameters`` text of a bump (``settings``: its BumpSettings): A1111's keys first, then ours."""
+    fs = settings.face_pass_settings()
+    faces = record.faces
+    scores = record.identity_scores
+    package = record.package
+    L = _label
+    params: dict[str, Any] = {
+        L("steps"): settings.steps,
+        L("sampler"): settings.sampler,
+        L("cfg"): settings.cfg,
+        L("seed"): settings.seed,
+        "Size": f"{record.output.width}x{record.output.height}",  # the result's: the input's size
+        # The model's own size (a multiple of 8 within max_side) when it is not the result's.
+        "Work size": f"{record.working_size[0]}x{record.working_size[1]}"
+        if tuple(record.working_size) != (record.output.width, record.output.height) else None,
+        "Model hash": record.model.hash,
+        "Model": record.model.name,
+        L("denoise"): settings.denoise,
+        L("clip_skip"): settings.clip_skip if settings.clip_skip > 1 else None,
+        L("whole_pass"): settings.whole_pass,
+        L("face_pass"): settings.face_pass,
+        "Faces": len(faces) if settings.face_pass else None,
+    }
+    if settings.face_pass:
+        params.update({
+            L("face.steps"): fs.steps, L("face.cfg"): fs.cfg, L("face.denoise"): fs.denoise,
+            L("face.sampler"): fs.sampler if fs.sampler != settings.sampler else None,
+            L("face.prompt"): fs.prompt if fs.prompt != settings.prompt else None,
+            L("face.negative_prompt"): fs.negative_prompt if fs.negative_prompt != settings.negative_prompt else None,
+            L("face_size"): settings.face_size, L("face_padding"): settings.face_padding,
+            L("candidates"): settings.candidates,
+        })
+    if record.model.ip_adapter_kind is not None:
+        params.update({
+            "IP-Adapter": Path(str(record.model.spec.get("ip_adapter_weight") or "")).stem,
+            L("ip_adapter_scale"): settings.ip_adapter_scale,
+            L("face.ip_adapter_scale"): fs.ip_adapter_scale if settings.face_pass else None,
+            L("pose_mode"): settings.pose_mode, L("pose_views"): settings.pose_views,
+        })
+    params.update({
+        "Reference package": package.id if package is not None else None,
+        "Reference hash": package.hash[:10] if package is not None and package.hash else None,
+        "Character packages": ", ".join(
+            f"{cid}: {(p.id if p is not None else None) or Path(p.path if p is not None else '?').name}"
+            for cid, p in sorted(record.packages.items())) or None,
+        # Only who had their own face prompt (the texts can be long; they are in the bump_record chunk).
+        "Character prompts": ", ".join(sorted({str(f.character_id) for f in faces if f.prompt is not None})) or None,
+        "Identity score": ", ".join(f"{s:.3f}" for s in scores) if scores else None,
+        "Version": "bump-studio",
+    })
+    return build_infotext(settings.prompt, settings.negative_prompt, params)
+
+
+def _value(kind: str, text: str) -> Any:
+    if kind == "bool":
+        return text.lower() in ("true", "on", "1")
+    return {"int": int, "float": float}.get(kind, str)(text)
+
+
+def settings_values(params: dict[str, str]) -> dict[str, Any]:
+    """BumpSettings fields from a parsed ``parameters`` text (:func:`parse_infotext`), read through the
+    job contract's labels; the face pass's values under ``"face"``. A1111's ``Schedule type: Karras``
+    is folded into the sampler name."""
+    values: dict[str, Any] = {}
+    for name, rule in PARAMS.items():
+        text = params.get(rule.infotext) if rule.infotext else None
+        if text is not None and (text != "" or rule.kind == "bool"):
+            values[name] = _value(rule.kind, text)
+    face = {name: _value(rule.kind, params[rule.infotext]) for name, rule in FACE_PARAMS.items()
+            if rule.infotext in params}
+    if values.get("sampler") and params.get("Schedule type", "").lower() == "karras" \
+            and "Karras" not in values["sampler"] and values["sampler"] != "Restart":
+        values["sampler"] = values["sampler"] + " Karras"
+    if face:
+        values["face"] = face
+    return values
 
 
 def save_png(path: str | Path, image: np.ndarray | Image.Image, infotext: str | None = None,

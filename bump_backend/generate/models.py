@@ -259,6 +259,90 @@ def model_hash(spec: ModelSpec) -> str:
     return hashlib.sha256(spec.base.encode("utf-8")).hexdigest()[:10]
 
 
+# -- what determines the output, part by part (the record's model.components) -----------------
+_FILE_DIGESTS: dict[tuple[str, int, int, int], str] = {}  # (path, size, mtime, ctime) -> sha256: read once
+PIPELINE_PARTS = ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler")
+
+
+def file_sha256(path: Path) -> str:
+    """The file's SHA-256, cached while its size and modification time stay the same."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)  # ctime: any rewrite
+    if key not in _FILE_DIGESTS:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        _FILE_DIGESTS[key] = digest.hexdigest()
+    return _FILE_DIGESTS[key]
+
+
+def folder_hash(folder: Path) -> str:
+    """One hash of every file in a folder (names and contents; hidden files left out)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        relative = path.relative_to(folder)
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        digest.update(relative.as_posix().encode("utf-8") + b"\0" + file_sha256(path).encode("ascii"))
+    return digest.hexdigest()[:10]
+
+
+def _local(where: str | None) -> Path | None:
+    """A local path, or the hub cache's snapshot of a repo id (never a download); None when neither."""
+    if not where:
+        return None
+    path = Path(where).expanduser()
+    if path.exists():
+        return path
+    parts = where.strip("/").split("/")
+    if len(parts) < 2:
+        return None
+    try:
+        from huggingface_hub import snapshot_download  # diffusers' own dependency
+
+        root = Path(snapshot_download("/".join(parts[:2]), local_files_only=True))
+    except Exception:  # not in the cache (or no hub client): that part goes unhashed
+        return None
+    found = root.joinpath(*parts[2:])
+    return found if found.exists() else None
+
+
+def component_hashes(spec: ModelSpec) -> dict[str, str]:
+    """A hash per part that determines the output: the pipeline's folders (UNet, VAE, text encoders,
+    tokenizers, scheduler config), a single-file checkpoint, the IP-Adapter weight and its image
+    encoder, each LoRA and the face embedder. A part that cannot be found locally is left out."""
+    out: dict[str, str] = {}
+    base = _local(spec.base)
+    parts = base if base is not None and base.is_dir() else None
+    if base is not None and base.is_file():
+        out["checkpoint"] = file_sha256(base)[:10]
+        parts = _local(spec.config)
+    if parts is not None and parts.is_dir():
+        for name in PIPELINE_PARTS:
+            if (parts / name).is_dir():
+                out[name] = folder_hash(parts / name)
+    if spec.ip_adapter:
+        repo = _local(spec.ip_adapter)
+        if repo is not None:
+            weight = repo / spec.ip_adapter_subfolder / spec.ip_adapter_weight
+            if weight.is_file():
+                out["ip_adapter"] = file_sha256(weight)[:10]
+            folder = spec.image_encoder_folder
+            encoder = (_local(spec.image_encoder) if spec.image_encoder
+                       else repo / (folder if "/" in folder else Path(spec.ip_adapter_subfolder, folder)))
+            if encoder is not None and encoder.is_dir() and _ip_adapter_kind(spec.ip_adapter_weight) != "faceid":
+                out["image_encoder"] = folder_hash(encoder)
+    for lora in spec.loras:
+        path = Path(lora.path).expanduser()
+        if path.is_file():
+            out[f"lora:{path.name}"] = file_sha256(path)[:10]
+    face = _local(spec.face_embedder)
+    if face is not None:
+        out["face_embedder"] = file_sha256(face)[:10] if face.is_file() else folder_hash(face)
+    return out
+
+
 @dataclass
 class LoadedModels:
     """A warm img2img pipeline plus what the record needs to name it."""
@@ -271,6 +355,7 @@ class LoadedModels:
     model_hash: str
     ip_adapter_kind: str | None
     extra: dict[str, Any] = field(default_factory=dict)
+    component_hashes: dict[str, str] = field(default_factory=dict)  # part -> hash (see component_hashes)
 
     @property
     def model_name(self) -> str:
@@ -481,7 +566,8 @@ def load_models(spec: ModelSpec) -> LoadedModels:
     pipe.to(device)  # diffusers' default attention is PyTorch SDPA
     pipe.set_progress_bar_config(disable=True)
     return LoadedModels(spec=spec, family=family, pipe=pipe, device=device, dtype=dtype,
-                        model_hash=model_hash(spec), ip_adapter_kind=kind, extra=extra)
+                        model_hash=model_hash(spec), ip_adapter_kind=kind, extra=extra,
+                        component_hashes=component_hashes(spec))
 
 
 class ModelCache:

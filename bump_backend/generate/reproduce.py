@@ -15,10 +15,14 @@ from typing import Any
 import torch
 
 from bump_backend.generate import infotext
-from bump_backend.generate.bump import BumpEngine, BumpResult, Progress, image_sha256, load_rgb
+from bump_backend.generate.engine import BumpEngine, Progress
+from bump_backend.generate.images import image_sha256, load_rgb
 from bump_backend.generate.models import ModelSpec
+from bump_backend.generate.record import BumpResult, runtime_info
 from bump_backend.generate.settings import BumpSettings
-from bump_contracts.render_sidecar import from_dict
+from bump_contracts.bump_record import BumpRecord
+from bump_contracts.errors import ContractError
+from bump_contracts.render_sidecar import from_dict as sidecar_from_dict
 
 
 class ReproduceError(RuntimeError):
@@ -32,18 +36,19 @@ class Reproduction:
     differences: list[str]
 
 
-def load_record(source: str | Path | dict[str, Any]) -> dict[str, Any]:
-    record = source if isinstance(source, dict) else infotext.read_record(source)
-    if record.get("schema") != "bump-record":
-        raise ReproduceError("not a bump record (schema must be 'bump-record')")
-    return record
+def load_record(source: str | Path | dict[str, Any] | BumpRecord) -> BumpRecord:
+    """The record of a PNG we wrote (its ``bump_record`` chunk), of its JSON, or of a dict."""
+    if isinstance(source, BumpRecord):
+        return source
+    try:
+        return BumpRecord.from_dict(source if isinstance(source, dict) else infotext.read_record(source))
+    except ContractError as exc:
+        raise ReproduceError(f"{source if not isinstance(source, dict) else 'record'}: {exc}") from None
 
 
-def environment_differences(record: dict[str, Any], engine: BumpEngine) -> list[str]:
+def environment_differences(record: BumpRecord, engine: BumpEngine) -> list[str]:
     """Why bits may legitimately differ: device, dtype, thread count or versions changed."""
-    from bump_backend.generate.bump import runtime_info
-
-    now, then = runtime_info(engine.loaded), record.get("runtime", {})
+    now, then = runtime_info(engine.loaded), record.runtime
     diffs = [f"{key}: {then.get(key)} -> {now[key]}" for key in ("device", "dtype", "torch_threads")
              if then.get(key) != now[key]]
     for name, version in now["versions"].items():
@@ -52,62 +57,68 @@ def environment_differences(record: dict[str, Any], engine: BumpEngine) -> list[
     return diffs
 
 
-def reproduce(source: str | Path | dict[str, Any], *, engine: BumpEngine | None = None,
+def model_differences(then: BumpRecord, now: BumpRecord) -> list[str]:
+    """Which part of the model differs: per part where both records hash them, else the model hash."""
+    diffs = [f"model part {part!r} changed ({old} -> {now.model.components.get(part)})"
+             for part, old in sorted(then.model.components.items()) if now.model.components.get(part) != old]
+    diffs += [f"model part {part!r} is new" for part in sorted(set(now.model.components) - set(then.model.components))
+              if then.model.components]
+    if then.model.hash != now.model.hash and not diffs:
+        diffs.append(f"model hash {then.model.hash} -> {now.model.hash}")
+    return diffs
+
+
+def reproduce(source: str | Path | dict[str, Any] | BumpRecord, *, engine: BumpEngine | None = None,
               image: str | Path | None = None, package: str | Path | None = None,
               progress: Progress | None = None, cancel: threading.Event | None = None) -> Reproduction:
     """Replay a record; ``image``/``package`` override the paths it remembers."""
     record = load_record(source)
-    image_path = image or (record.get("input") or {}).get("path")
+    image_path = image or record.input.path
     if not image_path or not Path(image_path).is_file():
         raise ReproduceError(f"input image not found ({image_path}); pass image=PATH")
     pixels = load_rgb(image_path)
-    if image_sha256(pixels) != record["input"]["sha256"]:
+    if image_sha256(pixels) != record.input.sha256:
         raise ReproduceError(f"{image_path} is not the image this record was made from (pixel hash differs)")
-    package_path = package or ((record.get("package") or {}).get("path"))
+    package_path = package or (record.package.path if record.package is not None else None)
     if package_path is not None and not Path(package_path).is_dir():
         raise ReproduceError(f"package folder not found ({package_path}); pass package=DIR")
-    packages = {cid: (entry or {}).get("path") for cid, entry in (record.get("packages") or {}).items()}
+    packages = {cid: entry.path if entry is not None else None for cid, entry in record.packages.items()}
     for cid, folder in packages.items():
         if not folder or not Path(folder).is_dir():
             raise ReproduceError(f"package folder for character {cid!r} not found ({folder})")
-    sidecar = None
-    if record.get("sidecar"):
-        sidecar = from_dict(record["sidecar"])
-    model = record["model"]
-    spec = ModelSpec.from_dict({k: v for k, v in model.items() if k not in ("hash", "name", "family",
-                                                                              "ip_adapter_kind")})
+    sidecar = sidecar_from_dict(record.sidecar) if record.sidecar else None
+    spec = ModelSpec.from_dict(record.model.spec)
     if engine is None:
         engine = BumpEngine(spec)
     elif engine.spec.key() != spec.key():
         engine.switch(spec)
-    threads = (record.get("runtime") or {}).get("torch_threads")
+    threads = record.runtime.get("torch_threads")
     previous = torch.get_num_threads()
     if threads and threads != previous:
         torch.set_num_threads(int(threads))
     try:
-        settings = BumpSettings.from_dict(record["settings"])
+        settings = BumpSettings.from_dict(record.settings)
         finder = None
-        if record.get("face_finder"):
-            from bump_backend.faces import FaceFinderSettings
+        if record.face_finder:
+            from bump_backend.faces import FaceFinderSettings  # cv2 and mediapipe: only when the record used them
 
-            data = dict(record["face_finder"])
+            data = dict(record.face_finder)
             data["rotations"] = tuple(data.get("rotations", (0, 90, 180, 270)))
             finder = FaceFinderSettings(**data)
         result = engine.run(pixels, package_path, sidecar=sidecar, settings=settings, progress=progress,
                             cancel=cancel, face_settings=finder, input_path=str(image_path), packages=packages,
-                            character_prompts=record.get("character_prompts") or {})
+                            character_prompts=record.character_prompts)
     finally:
         torch.set_num_threads(previous)
-    differences = []
-    if engine.loaded.model_hash != model.get("hash"):
-        differences.append(f"model hash {model.get('hash')} -> {engine.loaded.model_hash}")
-    if (record.get("package") or {}).get("hash") != (result.record.get("package") or {}).get("hash"):
+    now = result.record
+    differences = model_differences(record, now)
+    if (record.package.hash if record.package else None) != (now.package.hash if now.package else None):
         differences.append("package contents changed")
-    for cid, entry in (record.get("packages") or {}).items():
-        now = (result.record.get("packages") or {}).get(cid) or {}
-        if (entry or {}).get("hash") != now.get("hash"):
+    for cid, entry in record.packages.items():
+        current = now.packages.get(cid)
+        if (entry.hash if entry else None) != (current.hash if current else None):
             differences.append(f"package of character {cid!r} changed")
-    identical = result.record["output"]["sha256"] == record["output"]["sha256"]
+    identical = now.output.sha256 == record.output.sha256
     if not identical:
         differences += environment_differences(record, engine)
     return Reproduction(result=result, identical=identical, differences=differences)

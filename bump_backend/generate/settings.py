@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from bump_backend.generate import infotext
 from bump_contracts.bump_job import PARAM_DEFAULTS as _D
 from bump_contracts.bump_job import check_param
 
@@ -109,32 +110,8 @@ class BumpSettings:
     @classmethod
     def from_infotext(cls, params: dict[str, str], **overrides: Any) -> BumpSettings:
         """Settings from an A1111 ``parameters`` text (as parsed by ``infotext.parse_infotext``)."""
-        values: dict[str, Any] = {}
-        mapping = {"Prompt": ("prompt", str), "Negative prompt": ("negative_prompt", str), "Steps": ("steps", int),
-                   "Sampler": ("sampler", str), "CFG scale": ("cfg", float), "Seed": ("seed", int),
-                   "Denoising strength": ("denoise", float), "Clip skip": ("clip_skip", int),
-                   "IP-Adapter scale": ("ip_adapter_scale", float), "Face candidates": ("candidates", int),
-                   "Face size": ("face_size", int), "Face padding": ("face_padding", float),
-                   "Pose views": ("pose_views", int), "Pose mode": ("pose_mode", str)}
-        for key, (name, kind) in mapping.items():
-            if key in params and params[key] != "":
-                values[name] = kind(params[key])
-        face: dict[str, Any] = {}
-        face_map = {"Face steps": ("steps", int), "Face CFG scale": ("cfg", float),
-                    "Face denoising strength": ("denoise", float), "Face sampler": ("sampler", str),
-                    "Face prompt": ("prompt", str), "Face negative prompt": ("negative_prompt", str),
-                    "IP-Adapter face scale": ("ip_adapter_scale", float)}
-        for key, (name, kind) in face_map.items():
-            if key in params:
-                face[name] = kind(params[key])
-        if "Face pass" in params:
-            values["face_pass"] = params["Face pass"].lower() in ("true", "on", "1")
-        if "Whole pass" in params:
-            values["whole_pass"] = params["Whole pass"].lower() in ("true", "on", "1")
-        if values.get("sampler") and params.get("Schedule type", "").lower() == "karras" \
-                and "Karras" not in values["sampler"] and values["sampler"] != "Restart":
-            values["sampler"] = values["sampler"] + " Karras"
+        values = infotext.settings_values(params)
+        if "face" in values:
+            values["face"] = PassOverrides(**values["face"])
         values.update(overrides)
-        if face:
-            values["face"] = PassOverrides(**face)
         return cls(**values)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from bump_backend.generate import identity, prompts
-from bump_backend.generate.bump import BumpEngine
+from bump_backend.generate.engine import BumpEngine
 from bump_backend.generate.settings import BumpSettings
 
 

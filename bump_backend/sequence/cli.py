@@ -83,16 +83,16 @@ def run(args: argparse.Namespace) -> int:
         for name in ("settings_from", "max_side", "candidates"):
             setattr(args, name, None)
         args.no_face_pass = args.no_whole_pass = False
-        settings = bump_cli._settings(args)
+        settings = bump_cli._settings(bump_cli._params(args))  # the bump command's checks, then its settings
         packages = bump_cli._pairs(args.character_package, "--character-package", "DIR")
         job = SequenceJob(args.input, args.out, params, package=args.package, packages=packages,
                           face=FaceOptions(settings.face_size, settings.face_padding, settings.seed),
                           settings_record=settings.to_dict())
-    except (ContractError, SourceError) as exc:
+    except (ContractError, SourceError, bump_cli.InputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     # torch and diffusers: loaded only once the input and settings are known to be good
-    from bump_backend.generate.bump import BumpEngine
+    from bump_backend.generate.engine import BumpEngine
     from bump_backend.generate.models import ModelError
     from bump_backend.sequence.bumper import EngineBumper
 

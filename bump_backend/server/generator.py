@@ -39,7 +39,7 @@ class PreparedJob:
     settings: Any  # BumpSettings
     packages: dict[str, Path] = field(default_factory=dict)  # character id -> package folder
     character_prompts: dict[str, Any] = field(default_factory=dict)  # character id -> generate.CharacterPrompt
-    faces: Any = None  # bump_backend.generate.bump.JobFaces (None: the generator finds them itself)
+    faces: Any = None  # bump_backend.generate.face_pass.JobFaces (None: the generator finds them itself)
 
 
 class Cancelled(Exception):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from bump_backend.generate.inputs import InputError, check_package
 from bump_backend.server.config import ServerConfig
 from bump_backend.server.generator import to_settings
 from bump_backend.server.images import InputImageError, inspect_image
@@ -23,7 +24,7 @@ from bump_backend.server.store import JobStore, fsync_dir
 from bump_backend.server.worker import Scheduler
 from bump_contracts import render_sidecar, safe_json
 from bump_contracts.bump_job import FILE_NAME_RE, ContractError, JobRequest, JobStatus
-from bump_contracts.package_manifest import MANIFEST_NAME, PackageManifest, ViewRecord, file_sha256, load_package
+from bump_contracts.package_manifest import MANIFEST_NAME, PackageManifest, ViewRecord, file_sha256
 from character_library.api import Library
 
 log = logging.getLogger("bump_backend.server.intake")
@@ -64,9 +65,9 @@ def _safe_name(name: str, field: str) -> str:
 
 def _check_package(folder: Path, field: str) -> None:
     try:
-        load_package(folder, check_files=True)
-    except (ValueError, OSError) as exc:
-        raise Rejected(422, "bad_package", f"{field}: {exc}", field) from None
+        check_package(folder, field)  # the command line's own check, the same words
+    except InputError as exc:
+        raise Rejected(422, "bad_package", str(exc), field) from None
 
 
 def _resolve_package_path(config: ServerConfig, value: str, field: str = "package_path") -> Path:

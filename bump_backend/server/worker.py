@@ -235,7 +235,7 @@ class Scheduler:
                                  for cid, entry in job.request.character_prompts.items()}
             faces = None
             if settings.face_pass:
-                from bump_backend.generate.bump import find_job_faces
+                from bump_backend.generate.face_pass import find_job_faces
 
                 self._prep_stage(job, "faces")
                 t = time.perf_counter()

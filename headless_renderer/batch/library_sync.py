@@ -25,11 +25,10 @@ the library (or an older job without one) is caught up by the next.
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 from typing import Any
 
+from bump_contracts.bump_record import BumpRecord
 from bump_contracts.package_manifest import load_package
 from character_library import Library, LibraryError, NotFoundError
 from headless_renderer.batch.jobfile import CharacterSpec
@@ -131,22 +130,10 @@ def _run(library: Any, plan: Plan, character: Any, unit: Unit, package_version: 
     except NotFoundError:
         pass
     spec = unit.spec
-    record = json.loads((plan.out / spec["record"]).read_text(encoding="utf-8"))
-    settings = record.get("settings") or {}
-    model = record.get("model") or {}
-    scores = [f["identity_score"] for f in record.get("faces") or [] if f.get("identity_score") is not None]
+    record = BumpRecord.loads((plan.out / spec["record"]).read_text(encoding="utf-8"), spec["record"])
     outputs = [str(plan.out / spec[k]) for k in ("image", "record", "mask") if (plan.out / spec[k]).exists()]
     batch = {"job": str(plan.job.path), "unit": unit.id, "unit_hash": unit.hash, "job_id": done.get("job_id"),
              "backend": done.get("backend"), "params": spec["params"]}
-    library.add_run(
-        character.id, run_id=run_id, package_version=package_version, seed=record.get("seed"),
-        steps=settings.get("steps"), cfg=settings.get("cfg"), denoise=settings.get("denoise"),
-        sampler=settings.get("sampler") or "", model=_model_name(model),
-        prompt=str(settings.get("prompt") or ""), negative_prompt=str(settings.get("negative_prompt") or ""),
-        settings={**settings, "batch": batch}, identity_score=max(scores) if scores else None, outputs=outputs)
+    library.add_bump_run(character.id, record, run_id=run_id, package_version=package_version, outputs=outputs,
+                         extra_settings={"batch": batch})
     summary["runs_added"] += 1
-
-
-def _model_name(model: dict[str, Any]) -> str:
-    name = str(model.get("name") or Path(str(model.get("base") or "")).name or "")
-    return f"{name} [{model['hash']}]" if model.get("hash") else name

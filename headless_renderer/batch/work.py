@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
 import os
 import shutil
 import signal
@@ -20,11 +19,13 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from bump_client.client import BackendError, BumpClient, JobFailed
 from bump_contracts.bump_job import CANCELLED, DONE, FAILED
+from bump_contracts.bump_record import BumpRecord
 from bump_contracts.package_manifest import character_id_from_name, load_package
 from bump_contracts.pose import Pose
 from bump_contracts.render_sidecar import RenderSidecar, SidecarFace
@@ -317,20 +318,21 @@ def _bump(unit: Unit, root: Path, context: dict, log: LogFn) -> dict[str, Any]:
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         result = client.download(final.id, tmp, kinds=("image", "mask", "record"), status=final)
-        record = dict(result.record)
-        record["batch"] = {"unit": unit.id, "job_id": final.id, "backend": client.url, "timings": final.timings}
+        # Checked against the record contract before anything is moved into the output folder.
+        record = replace(BumpRecord.from_dict(result.record),
+                         batch={"unit": unit.id, "job_id": final.id, "backend": client.url, "timings": final.timings})
         for src, name in ((result.mask, "mask"),):
             if src is not None:
                 (root / spec[name]).parent.mkdir(parents=True, exist_ok=True)
                 os.replace(src, root / spec[name])
-        write_atomic(root / spec["record"], (json.dumps(record, indent=1) + "\n").encode())
+        write_atomic(root / spec["record"], (record.dumps(indent=1) + "\n").encode())
         (root / spec["image"]).parent.mkdir(parents=True, exist_ok=True)
         os.replace(result.image, root / spec["image"])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    scores = [f.get("identity_score") for f in record.get("faces") or [] if f.get("identity_score") is not None]
-    log(f"downloaded {spec['image']} (seed {record.get('seed')}, identity {scores or 'n/a'})")
-    return {"job_id": final.id, "backend": client.url, "seed": record.get("seed"), "identity_scores": scores,
+    scores = record.identity_scores
+    log(f"downloaded {spec['image']} (seed {record.seed}, identity {scores or 'n/a'})")
+    return {"job_id": final.id, "backend": client.url, "seed": record.seed, "identity_scores": scores,
             "gpu_seconds": final.timings.get("generate_s")}
 
 

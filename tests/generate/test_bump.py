@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from bump_backend.generate import BumpCancelled, BumpEngine, BumpSettings, ModelSpec
-from bump_backend.generate.bump import image_sha256, working_size
+from bump_backend.generate.images import image_sha256, working_size
+from bump_backend.generate.infotext import parse_infotext
 from bump_backend.generate.reproduce import reproduce
 
 
@@ -22,7 +23,7 @@ def test_deterministic_and_seed_sensitive(engine, scene, package_dir, fast_setti
     assert np.array_equal(a.image, b.image)
     assert not np.array_equal(a.image, c.image)
     assert len(a.face_crops) == 1 and a.face_crops[0].shape == (64, 64, 3)
-    assert a.record["faces"][0]["references"]["views"][0] == "front"  # yaw 0 face -> front view first
+    assert a.record.to_dict()["faces"][0]["references"]["views"][0] == "front"  # yaw 0 face -> front view first
     assert a.mask.shape == image.shape[:2] and a.mask.max() > 0.99
 
 
@@ -72,7 +73,7 @@ def test_two_faces_batched_with_own_poses(engine, two_faces, package_dir, fast_s
     result = engine.run(image, package_dir, two, replace(fast_settings, whole_pass=False),
                         progress=lambda *a: calls.append(a))
     assert len(result.face_crops) == 2
-    views = [f["references"]["views"][0] for f in result.record["faces"]]
+    views = [f["references"]["views"][0] for f in result.record.to_dict()["faces"]]
     # Face yaw +80 (nose to the image's right) is seen from the character's right: the view whose
     # camera yaw is -90 (face yaw +90) comes first.
     assert views == ["front", "profile_right"]
@@ -103,21 +104,56 @@ def test_random_seed_recorded_and_cache(engine, scene, package_dir, fast_setting
     image, sidecar = scene
     misses = engine.references.misses
     result = engine.run(image, package_dir, sidecar, replace(fast_settings, seed=-1))
-    seed = result.record["seed"]
+    seed = result.record.to_dict()["seed"]
     assert 0 <= seed < 2**32 and f"Seed: {seed}," in result.infotext
     assert engine.references.misses == misses  # the package was encoded once, earlier
     again = engine.run(image, package_dir, sidecar, replace(fast_settings, seed=seed))
     assert np.array_equal(result.image, again.image)
 
 
-def test_max_side_scales_image_and_sidecar(engine, scene, package_dir, fast_settings):
+def test_max_side_limits_the_work_size_not_the_result(engine, scene, package_dir, fast_settings):
     image, sidecar = scene
     assert working_size(2000, 1001, 1440) == (1440, 720)
     assert working_size(100, 60, 1440) == (96, 64)
     result = engine.run(image, package_dir, sidecar, replace(fast_settings, max_side=96))
-    assert result.image.shape == (96, 96, 3)
-    assert result.record["working_size"] == [96, 96] and result.record["input"]["width"] == 128
+    assert result.image.shape == image.shape and result.mask.shape == image.shape[:2]  # the input's size
+    record = result.record.to_dict()
+    assert record["working_size"] == [96, 96] and record["input"]["width"] == record["output"]["width"] == 128
+    params = parse_infotext(result.infotext)
+    assert params["Size"] == "128x128" and params["Work size"] == "96x96"
     assert len(result.face_crops) == 1
+
+
+@pytest.mark.parametrize(("size", "max_side", "work"), [((1001, 750), 1440, (1000, 752)),
+                                                         ((1600, 1200), None, (1440, 1080))])
+def test_the_result_is_the_inputs_exact_size(engine, package_dir, fast_settings, size, max_side, work):
+    """A 1001x750 render came back 1000x752 and a 1600x1200 one 1440x1080 (issue 18, item 7)."""
+    from PIL import Image
+
+    from bump_backend.generate.settings import BumpSettings
+
+    width, height = size
+    gradient = np.linspace(0, 255, width * height * 3).reshape(height, width, 3).astype(np.uint8)
+    # Two sampler steps without CFG: what is tested here is the size, and 1440x1080 is a big image for a CPU.
+    settings = replace(fast_settings, face_pass=False, max_side=max_side or BumpSettings().max_side, steps=2,
+                       cfg=1.0)
+    result = engine.run(Image.fromarray(gradient), package_dir, None, settings)
+    assert result.image.shape == (height, width, 3)
+    assert result.record.working_size == work and (result.record.output.width, result.record.output.height) == size
+    params = parse_infotext(result.infotext)
+    assert params["Size"] == f"{width}x{height}" and params["Work size"] == f"{work[0]}x{work[1]}"
+
+
+def test_off_the_grid_input_keeps_its_own_pixels_outside_the_faces(engine, scene, package_dir, fast_settings):
+    from PIL import Image
+
+    image, sidecar = scene
+    odd = np.asarray(Image.fromarray(image).resize((131, 97), Image.Resampling.LANCZOS))
+    result = engine.run(odd, package_dir, sidecar, replace(fast_settings, whole_pass=False))
+    assert result.image.shape == odd.shape and result.record.working_size == (128, 96)
+    outside = result.mask == 0
+    assert outside.mean() > 0.5 and np.array_equal(result.image[outside], odd[outside])
+    assert not np.array_equal(result.image[result.mask > 0.99], odd[result.mask > 0.99])
 
 
 def test_candidates_are_scored(engine, scene, package_dir, fast_settings):
@@ -126,13 +162,13 @@ def test_candidates_are_scored(engine, scene, package_dir, fast_settings):
     image, sidecar = scene
     ranked = BumpEngine(engine.spec, embedder=DlibEmbedder())
     result = ranked.run(image, package_dir, sidecar, replace(fast_settings, candidates=3, whole_pass=False))
-    face = result.record["faces"][0]
+    face = result.record.to_dict()["faces"][0]
     assert face["seeds"] == [1234, 1235, 1236] and len(result.candidates[0]) == 3
     assert face["scores"] is None or len(face["scores"]) == 3
     assert face["chosen_seed"] in face["seeds"]
     # Without an explicit embedder the engine still ranks (dlib's ResNet, which works offline).
     default = engine.run(image, package_dir, sidecar, replace(fast_settings, candidates=2, whole_pass=False))
-    assert default.record["faces"][0]["ranked_by"] == "dlib_resnet_v1"
+    assert default.record.to_dict()["faces"][0]["ranked_by"] == "dlib_resnet_v1"
 
 
 def test_reproduce_from_png_and_json(engine, scene, package_dir, fast_settings, tmp_path):
@@ -162,3 +198,42 @@ def test_settings_validation():
     assert (s.steps, s.cfg, s.denoise, s.sampler, s.seed, s.max_side) == (35, 7.0, 0.4, "Restart", -1, 1440)
     assert BumpSettings.from_dict(s.to_dict()) == s
     assert isinstance(ModelSpec.from_dict(ModelSpec().to_dict()), ModelSpec)
+
+
+def test_reproduce_names_the_model_part_that_was_swapped(spec, model_dirs, scene, package_dir, fast_settings,
+                                                          tmp_path):
+    """A model folder's VAE, then its text encoder, swapped for another's (issue 18, item 9): the record
+    hashes every part that determines the output and the replay names the one that differs."""
+    import shutil
+
+    from bump_backend.generate.models import component_hashes
+    from bump_backend.testing import tiny_models as tiny
+
+    folder = tmp_path / "sd15"
+    shutil.copytree(model_dirs["sd15"], folder)
+    other = tiny.build_tiny_sd15(tmp_path / "other", seed=1)
+    mine = replace(spec, base=str(folder))
+    parts = component_hashes(mine)
+    assert {"unet", "vae", "text_encoder", "tokenizer", "scheduler", "ip_adapter", "image_encoder"} <= set(parts)
+    from PIL import Image
+
+    image, _ = scene
+    shot = tmp_path / "shot.png"
+    Image.fromarray(image[:64, :64]).save(shot)
+    first = BumpEngine(mine).run(shot, package_dir, None, replace(fast_settings, face_pass=False))
+    assert first.record.model.components == parts
+    for part in ("vae", "text_encoder"):
+        saved = tmp_path / f"{part}.saved"
+        shutil.move(folder / part, saved)
+        shutil.copytree(other / part, folder / part)
+        rep = reproduce(first.record)
+        assert not rep.identical
+        assert any(f"model part '{part}' changed" in d for d in rep.differences), rep.differences
+        assert not any("model part" in d and f"'{part}'" not in d for d in rep.differences), rep.differences
+        shutil.rmtree(folder / part)
+        shutil.move(saved, folder / part)
+    # Configs count too: a scheduler or tokenizer change is named without running anything.
+    config = folder / "scheduler" / "scheduler_config.json"
+    config.write_text(config.read_text().replace('"steps_offset": 1', '"steps_offset": 0'))
+    changed = component_hashes(mine)
+    assert {k for k in parts if parts[k] != changed[k]} == {"scheduler"}

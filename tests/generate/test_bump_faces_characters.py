@@ -9,7 +9,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from bump_backend.generate.bump import find_job_faces, working_image
+from bump_backend.generate.face_pass import find_job_faces
+from bump_backend.generate.images import working_image
 from bump_backend.testing import tiny_models as tiny
 
 
@@ -27,7 +28,7 @@ def test_faces_found_on_another_thread_give_the_same_bump(engine, scene, package
     image, sidecar = scene
     settings = replace(fast_settings, max_side=96)  # the engine scales 128 -> 96: faces must follow
     in_engine = engine.run(image, package_dir, sidecar, settings)
-    assert in_engine.record["face_search"]["found_by"] == "engine"
+    assert in_engine.record.to_dict()["face_search"]["found_by"] == "engine"
 
     with ThreadPoolExecutor(1, thread_name_prefix="cpu-side") as pool:
         faces = pool.submit(find_job_faces, image, sidecar, settings).result()
@@ -36,9 +37,9 @@ def test_faces_found_on_another_thread_give_the_same_bump(engine, scene, package
     monkeypatch.setattr("bump_backend.faces.find_faces", _no_finding)
     given = engine.run(image, package_dir, sidecar, settings, faces=faces)
     assert np.array_equal(given.image, in_engine.image)
-    assert given.record["faces"] == in_engine.record["faces"]
-    assert given.record["face_search"]["found_by"] == "caller"
-    assert given.record["face_search"]["thread"].startswith("cpu-side")
+    assert given.record.to_dict()["faces"] == in_engine.record.to_dict()["faces"]
+    assert given.record.to_dict()["face_search"]["found_by"] == "caller"
+    assert given.record.to_dict()["face_search"]["thread"].startswith("cpu-side")
     # Faces found for another working size are refused, not pasted in the wrong place.
     with pytest.raises(ValueError, match="96x96"):
         engine.run(image, package_dir, sidecar, replace(settings, max_side=128), faces=faces)
@@ -59,10 +60,10 @@ def test_each_face_gets_its_characters_package(engine, two_faces, package_dir, o
     calls = []
     per_character = engine.run(shot, package_dir, sidecar, settings, packages={"other": other_package},
                                progress=lambda *a: calls.append(a))
-    ids = [f["package"]["id"] for f in per_character.record["faces"]]
-    assert [f["character_id"] for f in per_character.record["faces"]] == ["astronaut", "other"]
+    ids = [f["package"]["id"] for f in per_character.record.to_dict()["faces"]]
+    assert [f["character_id"] for f in per_character.record.to_dict()["faces"]] == ["astronaut", "other"]
     assert ids == ["astronaut", "other"]
-    assert [f["package"]["id"] for f in shared.record["faces"]] == ["astronaut", "astronaut"]
+    assert [f["package"]["id"] for f in shared.record.to_dict()["faces"]] == ["astronaut", "astronaut"]
     # Both packages have three views, so the two faces still share one UNet batch; only the second
     # face's identity changed, so only its crop changed.
     assert {c[2] for c in calls if c[0] == "face"} == {sampling_steps(settings.denoise, settings.steps)}
@@ -73,7 +74,7 @@ def test_each_face_gets_its_characters_package(engine, two_faces, package_dir, o
     alone = engine.run(image, package_dir, sidecar, replace(settings, batch_size=1), packages={"other": other_package})
     for a, b in zip(alone.face_crops, per_character.face_crops, strict=True):
         assert np.array_equal(a, b)
-    assert per_character.record["packages"]["other"]["id"] == "other"
+    assert per_character.record.to_dict()["packages"]["other"]["id"] == "other"
     assert "Character packages: \"other: other\"" in per_character.infotext
     files = per_character.save(tmp_path / "out")
     rep = reproduce(files["record"], engine=engine)
@@ -93,15 +94,15 @@ def test_unknown_characters_and_uneven_packages(engine, two_faces, other_package
     calls = []
     result = engine.run(image, None, sidecar, settings, packages={"other": other_package},
                         progress=lambda *a: calls.append(a))
-    assert [f["package"] for f in result.record["faces"]][0] is None
-    assert result.record["faces"][1]["package"]["id"] == "other"
+    assert [f["package"] for f in result.record.to_dict()["faces"]][0] is None
+    assert result.record.to_dict()["faces"][1]["package"]["id"] == "other"
     # A face without identity never shares a batch with one that has it (the scale is per batch).
     assert {c[2] for c in calls if c[0] == "face"} == {2 * sampling_steps(settings.denoise, settings.steps)}
     # Packages with different view counts cannot share a batch: two batches, no error.
     mixed = engine.run(image, other_package, sidecar, replace(settings, pose_mode="all"),
                        packages={"other": two_view})
-    assert [f["package"]["id"] for f in mixed.record["faces"]] == ["other", "two_views"]
-    assert len(mixed.record["faces"][1]["references"]["views"]) == 2
+    assert [f["package"]["id"] for f in mixed.record.to_dict()["faces"]] == ["other", "two_views"]
+    assert len(mixed.record.to_dict()["faces"][1]["references"]["views"]) == 2
 
 
 def test_each_face_gets_its_characters_prompt(engine, two_faces, package_dir, other_package, fast_settings,
@@ -121,7 +122,7 @@ def test_each_face_gets_its_characters_prompt(engine, two_faces, package_dir, ot
     per_call = sampling_steps(settings.denoise, settings.steps)
     packages = {"other": other_package}
     base = engine.run(image, package_dir, sidecar, settings, packages=packages)
-    assert base.record["character_prompts"] == {} and "prompt" not in base.record["faces"][1]
+    assert base.record.to_dict()["character_prompts"] == {} and "prompt" not in base.record.to_dict()["faces"][1]
 
     calls = []
     red = CharacterPrompt("red hair, freckles", "blurry")
@@ -132,11 +133,11 @@ def test_each_face_gets_its_characters_prompt(engine, two_faces, package_dir, ot
     assert {c[2] for c in calls if c[0] == "face"} == {per_call}
     assert np.array_equal(own.face_crops[0], base.face_crops[0])
     assert not np.array_equal(own.face_crops[1], base.face_crops[1])
-    faces = own.record["faces"]
+    faces = own.record.to_dict()["faces"]
     assert "prompt" not in faces[0] and "negative_prompt" not in faces[0]
     assert faces[1]["prompt"] == "photo of a man, red hair, freckles"
     assert faces[1]["negative_prompt"] == DEFAULT_NEGATIVE + ", blurry"
-    assert own.record["character_prompts"] == {"other": {"prompt": "red hair, freckles", "negative_prompt": "blurry"}}
+    assert own.record.to_dict()["character_prompts"] == {"other": {"prompt": "red hair, freckles", "negative_prompt": "blurry"}}
     assert parse_infotext(own.infotext)["Character prompts"] == "other"
     assert parse_infotext(own.infotext)["Prompt"] == "photo of a man"  # the job's prompt, as A1111 reads it
     files = own.save(tmp_path / "out")

@@ -137,7 +137,7 @@ def test_faceid_plusv2_loads_its_lora_and_conditions_on_identity(faceid_engine, 
     result = engine.run(image, face_package, sidecar, fast_settings)
     projection = engine.pipe.unet.encoder_hid_proj.image_projection_layers[0]
     assert projection.shortcut is True  # v2: the identity tokens are added back ("shortcut")
-    record = result.record
+    record = result.record.to_dict()
     assert record["model"]["ip_adapter_kind"] == "faceid-plusv2"
     assert record["package"]["skipped_views"] == {"profile_right": "turned 90 degrees (> 60)"}
     assert record["faces"][0]["references"]["views"] == ["front", "three_quarter_left"]
@@ -170,7 +170,7 @@ def test_plain_faceid_needs_no_image_encoder(model_dirs, arcface, face_package, 
     assert engine.loaded.ip_adapter_kind == "faceid" and engine.pipe.image_encoder is None
     image, sidecar = scene
     result = engine.run(image, face_package, sidecar, replace(fast_settings, candidates=2))
-    face = result.record["faces"][0]
+    face = result.record.to_dict()["faces"][0]
     assert result.image.shape == image.shape and len(face["seeds"]) == 2
     # Candidates are ranked by the same identity the adapter is conditioned on.
     assert face["ranked_by"] == "arcface" and len(face["scores"]) == 2 and face["identity_score"] == max(face["scores"])

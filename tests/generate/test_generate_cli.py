@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -52,9 +53,67 @@ def test_missing_model_is_one_clear_line(tmp_path, capsys):
 
 
 def test_malformed_character_options_fail_before_any_model_loads(tmp_path, capsys):
-    import pytest
-
     Image.new("RGB", (64, 64)).save(tmp_path / "x.png")
-    with pytest.raises(SystemExit, match="CHARACTER_ID=TEXT"):
-        main(["bump", str(tmp_path / "x.png"), "--out", str(tmp_path / "o"), "--model", str(tmp_path / "none"),
-              "--character-prompt", "no-equals-sign"])
+    code = main(["bump", str(tmp_path / "x.png"), "--out", str(tmp_path / "o"), "--model", str(tmp_path / "none"),
+                 "--character-prompt", "no-equals-sign"])
+    assert code == 2 and "CHARACTER_ID=TEXT" in capsys.readouterr().err
+
+
+def _bad_inputs(tmp: Path, package: Path) -> dict[str, tuple[list[str], str]]:
+    """What users gave (issue 18, item 8) -> (arguments, what the one error line must name)."""
+    good = tmp / "shot.png"
+    Image.new("RGB", (96, 64), (120, 90, 70)).save(good)
+    cut = tmp / "cut.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 96, 3), np.uint8)).save(cut)
+    cut.write_bytes(cut.read_bytes()[:-200])
+    empty_package = tmp / "no_manifest"
+    empty_package.mkdir()
+    (tmp / "taken").write_text("an existing file")
+    out = ["--out", str(tmp / "out")]
+    return {
+        "missing image": ([str(tmp / "nope.png"), "--package", str(package), *out], "nope.png"),
+        "package without package.json": ([str(good), "--package", str(empty_package), *out], "no_manifest"),
+        "truncated PNG": ([str(cut), "--package", str(package), *out], "cut.png"),
+        "--out is a file": ([str(good), "--package", str(package), "--out", str(tmp / "taken")], "taken"),
+        "--character-package folder missing": (
+            [str(good), "--package", str(package), "--character-package", f"mira={tmp / 'gone'}", *out], "gone"),
+        "--steps out of range": ([str(good), "--package", str(package), "--steps", "0", *out], "--steps"),
+    }
+
+
+def test_every_bad_input_is_one_line_before_anything_loads(tmp_path, package_dir):
+    """Each case in a fresh interpreter: exit 2, one ``error:`` line naming the file or option, and
+    torch never imported (so no model can have started loading)."""
+    import subprocess
+    import sys
+    import time
+
+    cases = _bad_inputs(tmp_path, package_dir)
+    probe = ("import sys; from bump_backend.cli import main; code = main(sys.argv[1:]); "
+             "print('torch' in sys.modules); raise SystemExit(code)")
+    for name, (args, named) in cases.items():
+        t = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", probe, "bump", *args, "--model", str(tmp_path / "m")],
+                              capture_output=True, text=True, timeout=60)
+        seconds = time.perf_counter() - t
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2, (name, done.stderr)
+        assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], (name, done.stderr)
+        assert done.stdout.strip() == "False", (name, "torch was imported before the inputs were checked")
+        print(f"{name}: {seconds:.2f} s")  # interpreter start included; the checks themselves take milliseconds
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_model_error_is_one_line_without_library_noise(tmp_path, package_dir):
+    """Past the input checks, a failure while loading prints only its ``error:`` line; the libraries'
+    own output (and progress) needs ``--verbose``."""
+    import subprocess
+    import sys
+
+    Image.new("RGB", (96, 64), (120, 90, 70)).save(tmp_path / "shot.png")
+    args = [sys.executable, "-m", "bump_backend", "bump", str(tmp_path / "shot.png"), "--package", str(package_dir),
+            "--out", str(tmp_path / "out"), "--model", str(tmp_path / "no_model"), "--device", "cpu"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: ") and "no_model" in lines[0]

@@ -57,6 +57,21 @@ def test_sdxl_img2img_with_weighted_long_prompt(model_dirs, scene, fast_settings
     c = engine.run(image[:64, :64], None, None, replace(settings, prompt=long_prompt.replace("1.3", "0.7")))
     assert a.image.shape == (64, 64, 3) and np.array_equal(a.image, b.image)
     assert not np.array_equal(a.image, c.image)
+    assert engine.pipe.vae_scale_factor == 8  # SDXL's ratio, like the SD 1.5 tiny (test_tiny_vae_keeps_...)
+
+
+def test_tiny_vae_keeps_sd15s_ratios(engine):
+    """SD 1.5's VAE has four levels (three downsamplings): latents are 1/8 of the image side (issue 18,
+    item 10: the tiny one downsampled 2x, so tests ran latents 16x larger in area than the real model)."""
+    import torch
+
+    vae = engine.pipe.vae
+    assert len(vae.config.block_out_channels) == 4 and engine.pipe.vae_scale_factor == 8
+    channels = vae.config.block_out_channels
+    assert [c // channels[0] for c in channels] == [1, 2, 4, 4]  # SD 1.5: 128, 256, 512, 512
+    with torch.no_grad():
+        latents = vae.encode(torch.zeros(1, 3, 96, 128)).latent_dist.mean
+    assert tuple(latents.shape) == (1, 4, 12, 16)
 
 
 def test_sdxl_with_ip_adapter_plus_face(model_dirs, scene, package_dir, fast_settings):
@@ -69,7 +84,7 @@ def test_sdxl_with_ip_adapter_plus_face(model_dirs, scene, package_dir, fast_set
     assert (engine.loaded.family, engine.loaded.ip_adapter_kind) == ("sdxl", "plus-face")
     image, sidecar = scene
     full = engine.run(image, package_dir, sidecar, fast_settings)  # face pass + whole pass
-    assert full.record["faces"][0]["references"]["views"][0] == "front"
+    assert full.record.to_dict()["faces"][0]["references"]["views"][0] == "front"
     assert full.mask.max() > 0.99 and "IP-Adapter: ip-adapter-plus-face_sdxl" in full.infotext
     whole_only = replace(fast_settings, face_pass=False)
     on = engine.run(image, package_dir, None, whole_only)

@@ -81,3 +81,25 @@ def test_history_best_runs_and_seeds(lib: Library, make_package) -> None:
         with pytest.raises(LibraryError):
             lib.add_run("Rin", **bad)
     assert lib.count_runs() == 4
+
+
+def test_a_bump_record_becomes_one_history_run_whatever_its_prompt_length(lib: Library, make_package) -> None:
+    """The add-on and batch runs record a bump through this one conversion; a prompt the job contract
+    accepts (5,000 characters here) is recorded whole, not refused nor cut."""
+    from pathlib import Path
+
+    from bump_contracts.bump_job import MAX_TEXT
+    from bump_contracts.bump_record import BumpRecord
+
+    data = json.loads((Path(__file__).parents[1] / "generate" / "data" / "bump_record_v1.json").read_text())
+    data["settings"]["prompt"] = "freckles, " * 500
+    assert len(data["settings"]["prompt"]) == 5000 < MAX_TEXT
+    record = BumpRecord.from_dict(data)
+    lib.create_character("Rin")
+    lib.add_package("Rin", make_package())
+    run = lib.add_bump_run("Rin", record, run_id="job-000001", package_version=1, outputs=["/out/bump.png"],
+                           extra_settings={"batch": {"unit": "u1"}})
+    assert run.prompt == data["settings"]["prompt"] and run.seed == record.seed == 7 and run.steps == 3
+    assert run.model == f"{record.model.name} [{record.model.hash}]" and run.identity_score == record.best_identity_score
+    assert run.settings == {**record.settings, "batch": {"unit": "u1"}} and run.outputs == ("/out/bump.png",)
+    assert lib.get_run("job-000001") == run

@@ -70,10 +70,10 @@ def test_faces_are_found_on_the_prep_pool_and_match_the_engine(client, server, i
     engine = server.scheduler.generator.engine
     pixels = np.asarray(Image.open(images["face"]).convert("RGB"))
     direct = engine.run(pixels, tiny_models["package"], sidecar, BumpSettings.from_dict(params))
-    assert direct.record["face_search"]["found_by"] == "engine"
+    assert direct.record.face_search["found_by"] == "engine"
     assert threads[-1] != "bump-gpu"
     assert np.array_equal(np.asarray(Image.open(result.image).convert("RGB")), direct.image)
-    assert direct.record["faces"] == result.record["faces"]
+    assert direct.record.to_dict()["faces"] == result.record["faces"]
 
 
 def test_each_face_is_bumped_with_its_characters_package(client, images, tiny_models, other_package, tmp_path):
