@@ -17,6 +17,7 @@ a 1280x720 sequence with moving, turning faces) and the cold start (fresh proces
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -335,12 +336,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--part", choices=("both", "tune", "held_out"), default="both")
     parser.add_argument("--misses", action="store_true", help="list every missed face")
+    parser.add_argument("--rotations", type=int, nargs="+", default=None,
+                        help="tile turns below the whole-image levels (default: FaceFinderSettings')")
     args = parser.parse_args(argv)
     images, frames = (6, 20) if args.quick else (args.images, args.frames)
     renders = load_renders()
     tune = [r for r in renders if not r.held_out]
     held = [r for r in renders if r.held_out]
     settings = FaceFinderSettings(min_face_size=24, skip_smaller_than=0)
+    if args.rotations is not None:
+        settings = dataclasses.replace(settings, rotations=tuple(args.rotations))
     load = os.getloadavg()[0]
     cold = cold_start()
     baseline = FacePopBaseline()

@@ -31,6 +31,7 @@ RECHECK_THRESHOLD = 0.3
 TURN_AMBIGUITY = 0.2  # re-check turns scoring within this of the best are told apart by the full-range model
 SECOND_TRIES = (0.0, -8.0, 8.0)  # roll offsets of the full-range crop: its score flips 0 <-> 0.6 within 1°
 SECOND_ENOUGH = 0.5  # a full-range score that ends the tries
+OPPOSITE_TURNS_DECIDE = True  # re-check: no face at 0° and 180° means no face (recheck_turns; a switch for benchmarks)
 
 
 @dataclass
@@ -210,8 +211,10 @@ def recheck(image: np.ndarray, centre: tuple[float, float], side: float, roll: f
 
 
 def recheck_turns(image: np.ndarray, centre: tuple[float, float], side: float, roll: float,
-                  threshold: float, prior: float = 0.0) -> Candidate | None:
-    """Re-check a candidate whose orientation is unknown: one upright crop seen at its four quarter turns.
+                  threshold: float, prior: float = 0.0) -> tuple[Candidate | None, int]:
+    """Re-check a candidate whose orientation is unknown: one upright crop seen at its quarter turns.
+
+    Returns the chosen reading (None: no face there) and the short-range calls made.
 
     The short-range model finds faces up to ~40 % of its input at any roll, but its eye points
     assume an upright face, so a proposal's roll can be off by any multiple of 90°. Its score barely
@@ -222,6 +225,11 @@ def recheck_turns(image: np.ndarray, centre: tuple[float, float], side: float, r
     proposal's own score, a look at the face in its own turn: that turn is a contender when the
     prior is within TURN_AMBIGUITY of the best (a 40 px face scored 0.87 upright in its tile, 0.58
     upright and 0.79 upside down on the re-check crop).
+
+    The turns are seen in the order 0, 180, 90, 270° and the search stops after the first two when
+    neither sees a face near the proposal (OPPOSITE_TURNS_DECIDE): on the tune scenes a real face
+    was seen at 0° or 180° in 78 of 78 re-checks (at 3-4 of the 4 turns in 76), while 112 of
+    147 false proposals were seen at neither, so half of the re-check calls on clutter are saved.
     """
     scale = min(RECHECK_RATIO * TILE / side, MAX_UPSCALE)
     matrix = transform.upright(centre, roll, scale, (TILE / 2, TILE / 2))
@@ -229,7 +237,11 @@ def recheck_turns(image: np.ndarray, centre: tuple[float, float], side: float, r
     detector = runtime.face_detector(threshold)
     inverse = transform.invert(matrix)
     per_turn: list[Candidate] = []
-    for k in range(4):
+    calls = 0
+    for k in (0, 2, 1, 3):
+        if calls == 2 and not per_turn and OPPOSITE_TURNS_DECIDE:
+            return None, calls  # two opposite turns saw nothing here: no face at any roll
+        calls += 1
         result = detector.process(np.ascontiguousarray(np.rot90(crop, k)))
         back = transform.compose(inverse, rot90_back(k, TILE, TILE))
         best: Candidate | None = None
@@ -241,19 +253,19 @@ def recheck_turns(image: np.ndarray, centre: tuple[float, float], side: float, r
         if best is not None:
             per_turn.append(best)
     if not per_turn:
-        return None
+        return None, calls
     per_turn.sort(key=lambda c: -c.score)
     top = per_turn[0].score
     contenders = [c for c in per_turn[:2] if c.score >= top - TURN_AMBIGUITY]
     own = next((c for c in per_turn[2:] if c.rotation == 0 and prior >= top - TURN_AMBIGUITY), None)
     contenders += [own] if own is not None else []
     if len(contenders) == 1:
-        return contenders[0]
+        return contenders[0], calls
     for c in contenders:
         c.opinion = second_opinion(image, tuple(c.centre), c.side, c.roll)
     if max(c.opinion or 0.0 for c in contenders) <= 0.0:
-        return contenders[0]  # the full-range model sees none of them (small faces): keep the best turn
-    return max(contenders, key=lambda c: math.sqrt(c.score * (c.opinion or 0.0)))
+        return contenders[0], calls  # the full-range model sees none of them (small faces): keep the best turn
+    return max(contenders, key=lambda c: math.sqrt(c.score * (c.opinion or 0.0))), calls
 
 
 def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], proposal: float, floor: float,
@@ -262,8 +274,8 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
     """Candidates that survive the upright re-check (score >= ``floor``), and the detector calls made.
 
     With a single tile turn the orientation of each proposal is unknown, so every merged proposal
-    is re-checked at four quarter turns (4 calls); with all four tile turns one re-check at the
-    proposal's own roll suffices.
+    is re-checked at its quarter turns (2 calls where nothing is there, else 4); with all four tile
+    turns one re-check at the proposal's own roll suffices.
     """
     jobs = tile_jobs(image, min_face, rotations, skip_flat, coarse_rotations)
     results = run_parallel(lambda chunk: _run_tiles(chunk, proposal), jobs, workers)
@@ -272,21 +284,22 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
     clusters = merge(raw)
     turns = len(set(rotations)) < 4
 
-    def check(chunk: list[Candidate]) -> list[Candidate | None]:
-        out = []
+    def check(chunk: list[Candidate]) -> tuple[list[Candidate | None], int]:
+        out, made = [], 0
         for c in chunk:
             if turns:
-                best = recheck_turns(image, tuple(c.centre), c.side, c.roll, RECHECK_THRESHOLD, c.score)
+                best, n = recheck_turns(image, tuple(c.centre), c.side, c.roll, RECHECK_THRESHOLD, c.score)
             else:
-                best = recheck(image, tuple(c.centre), c.side, c.roll, RECHECK_THRESHOLD, c.rotation)
+                best, n = recheck(image, tuple(c.centre), c.side, c.roll, RECHECK_THRESHOLD, c.rotation), 1
             if best is not None:
                 best.hits = c.hits
             out.append(best)
-        return out
+            made += n
+        return out, made
 
     checked = run_parallel(check, clusters, workers)
-    calls += len(clusters) * (4 if turns else 1)
-    survivors = [c for chunk in checked for c in chunk if c is not None and c.score >= floor]
+    calls += sum(n for _, n in checked)
+    survivors = [c for chunk, _ in checked for c in chunk if c is not None and c.score >= floor]
     return merge(survivors), calls
 
 

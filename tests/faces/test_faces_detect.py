@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from faces_helpers import match, roll_error
 
-from bump_backend.faces import FaceFinderSettings, find_faces
-from bump_backend.faces.groundtruth import background
+from bump_backend.faces import FaceFinderSettings, detect, find_faces
+from bump_backend.faces.finder import BLAZE_TO_SQUARE
+from bump_backend.faces.groundtruth import background, make_scene
 
 
 def test_finds_every_face_at_any_roll(rolled_scene, rolled_result):
@@ -70,3 +71,24 @@ def test_settings_are_validated():
         FaceFinderSettings(confidence=1.5)
     with pytest.raises(ValueError, match="HxWx3"):
         find_faces(np.zeros((10, 10), np.uint8))
+
+
+@pytest.mark.parametrize("proposal_roll", [0.0, 30.0, -30.0])
+def test_recheck_finds_small_faces_rolled_100_to_160_degrees_from_an_upright_proposal(proposal_roll):
+    """The re-check's early stop (nothing at 0° and 180°) must not lose upside-down 24-32 px faces."""
+    rng = np.random.default_rng(31)
+    faces = [(24, 150), (28, -120), (32, 135), (30, -160), (26, 105)]
+    scene = make_scene(rng, 400, 400, faces, mirror_chance=0.0)
+    for truth in scene.faces:
+        found, calls = detect.recheck_turns(scene.image, truth.centre, truth.size / BLAZE_TO_SQUARE,
+                                            proposal_roll, detect.RECHECK_THRESHOLD)
+        assert found is not None and calls == 4, (truth.size, truth.roll)
+        assert roll_error(found.roll, truth.roll) < 15, (truth.size, truth.roll, found.roll)
+        assert found.score >= 0.5
+
+
+def test_recheck_stops_after_two_turns_where_clutter_holds_no_face():
+    """Clutter seen at 0° and 180° without a face costs 2 calls, not 4 (the re-check's early stop)."""
+    clutter = background(np.random.default_rng(5), 320, 320)
+    for centre in [(40, 60), (160, 160), (280, 260), (120, 260)]:
+        assert detect.recheck_turns(clutter, centre, 30.0, 0.0, detect.RECHECK_THRESHOLD) == (None, 2)

@@ -1,0 +1,130 @@
+"""Where a still-image face search spends its time: model calls per stage, per setting, same images.
+
+    python benchmarks/profile_faces.py --quick     # one 1440x1440 and one 1280x720 tune scene
+    python benchmarks/profile_faces.py --images 3  # three scenes of each size
+
+Every mediapipe call (short-range, full-range, mesh) is counted and timed under the stage that
+made it: the tile pyramid, the re-check at quarter turns (with the full-range calls that tell
+its turns apart), the full-range second opinion, the mesh and its
+re-check. ``FaceSearchResult.detector_calls`` is printed beside the counted calls: it leaves out
+the second opinion's extra roll tries. Settings compared: the default tile turns ``(0,)`` and
+``(0, 180)``, and the re-check that always looks at four turns (before
+``detect.OPPOSITE_TURNS_DECIDE``) against the one that stops when 0° and 180° see nothing. Scenes are the benchmark's *tune* part (``bench_faces.py``), never the held-out one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import dataclasses
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_faces import PHOTOS, build
+from face_sources import load_renders
+
+from bump_backend.faces import FaceFinderSettings, detect, find_faces, landmarks, runtime
+
+_stage = threading.local()
+_calls: collections.Counter = collections.Counter()
+_ms: collections.Counter = collections.Counter()
+_lock = threading.Lock()
+
+
+class _Counted:
+    """A mediapipe graph whose ``process`` calls are counted under the calling thread's stage."""
+
+    def __init__(self, graph) -> None:
+        self.graph = graph
+
+    def process(self, image):
+        start = time.perf_counter()
+        out = self.graph.process(image)
+        stage = getattr(_stage, "name", "other")
+        with _lock:
+            _calls[stage] += 1
+            _ms[stage] += (time.perf_counter() - start) * 1000
+        return out
+
+
+def _staged(module, name: str, stage: str) -> None:
+    """Run ``module.name`` with the thread's stage set (the outermost stage wins)."""
+    original = getattr(module, name)
+
+    def wrapper(*args, **kwargs):
+        outer = getattr(_stage, "name", None)
+        _stage.name = outer or stage
+        try:
+            return original(*args, **kwargs)
+        finally:
+            _stage.name = outer
+
+    setattr(module, name, wrapper)
+
+
+def _wrap_graph(name: str) -> None:
+    original = getattr(runtime, name)
+    cache: dict = {}
+
+    def wrapper(*args):
+        graph = original(*args)
+        return cache.setdefault(id(graph), _Counted(graph))
+
+    setattr(runtime, name, wrapper)
+
+
+def install() -> None:
+    """Count every model call by stage (measuring only: the search itself is unchanged)."""
+    for name in ("face_detector", "full_range_detector", "face_mesh"):
+        _wrap_graph(name)
+    _staged(detect, "_run_tiles", "tiles")
+    _staged(detect, "second_opinion", "second opinion")
+    _staged(detect, "recheck_turns", "re-check")
+    _staged(landmarks, "fit_mesh", "mesh")
+    _staged(detect, "recheck", "mesh re-check")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one scene of each size")
+    parser.add_argument("--images", type=int, default=3, help="scenes of each size (3)")
+    parser.add_argument("--seed", type=int, default=17)
+    args = parser.parse_args(argv)
+    per_size = 1 if args.quick else args.images
+    tune = [r for r in load_renders() if not r.held_out]
+    scenes = build(args.seed, 2 * per_size, tune, PHOTOS)
+    install()
+    base = FaceFinderSettings(min_face_size=24, skip_smaller_than=0)
+    # (label, settings, re-check stops when 0° and 180° see nothing)
+    variants = [("(0,), 4-turn re-check (before)", base, False), ("(0,)", base, True),
+                ("(0, 180)", dataclasses.replace(base, rotations=(0, 180)), True)]
+    find_faces(scenes[0].image, settings=base)  # warm both threads' graphs
+    load = os.getloadavg()[0]
+    print("| size | setting | faces (true) | wall ms | CPU ms | counted calls | detector_calls | calls by stage (ms) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for scene in scenes:
+        h, w = scene.image.shape[:2]
+        for label, settings, early in variants:
+            detect.OPPOSITE_TURNS_DECIDE = early
+            _calls.clear()
+            _ms.clear()
+            start, cpu = time.perf_counter(), time.process_time()
+            result = find_faces(scene.image, settings=settings)
+            wall, cpu = (time.perf_counter() - start) * 1000, (time.process_time() - cpu) * 1000
+            stages = ", ".join(f"{k} {_calls[k]} ({_ms[k]:.0f})" for k in sorted(_calls, key=lambda k: -_calls[k]))
+            found = [(round(f.centre[0]), round(f.centre[1])) for f in result.faces + [s.face for s in result.skipped]]
+            print(f"| {w}x{h} | {label} | {len(found)} ({len(scene.faces)}) | {wall:.0f} | {cpu:.0f} | {sum(_calls.values())} | "
+                  f"{result.detector_calls} | {stages} |")
+    load = max(load, os.getloadavg()[0])
+    print(f"\n{os.cpu_count()} CPUs, {base.workers} workers, load average up to {load:.1f} (shared machine); "
+          "stage ms are summed over both worker threads")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
