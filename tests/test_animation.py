@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bump_contracts import clip as clip_contract
 from profile_rig.core.pose_math import demo_clip_poses
 from profile_rig.imaging.png_io import read_png
 
@@ -36,6 +37,8 @@ def test_animation_cli_writes_frames_sidecars_and_motion_vectors(tmp_path):
     assert json.loads(result.stdout)["frames"] == 3
     clip = json.loads((out / "clip.json").read_text())
     assert clip["schema"] == "demo-clip" and len(clip["frames"]) == 3
+    checked = clip_contract.load(str(out / "clip.json"))  # written through the contract, reads back checked
+    assert checked.fps == 12 and (checked.width, checked.height) == (64, 64) and len(checked.frames) == 3
     vectors, yaws = [], []
     for record in clip["frames"]:
         image = read_png(out / record["image"])

@@ -8,7 +8,6 @@ the beauty (over the studio backdrop, sRGB) and Cycles' Vector pass are taken. L
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -21,6 +20,8 @@ import bpy
 import numpy as np
 
 from bump_contracts.atomic_io import write_bytes_atomic
+from bump_contracts.clip import FILE_NAME as CLIP_FILE
+from bump_contracts.clip import Clip, ClipFrame
 from bump_contracts.pose import Pose
 from bump_contracts.views import ViewSpec
 from profile_rig.blender.head_finder import FoundHead
@@ -39,9 +40,6 @@ from profile_rig.core.render_presets import FAST, RenderPreset
 from profile_rig.core.studio_hdri import get_studio
 from profile_rig.imaging.exr_io import read_exr
 from profile_rig.imaging.png_io import write_png
-
-CLIP_SCHEMA = "demo-clip"
-CLIP_VERSION = 1
 
 
 @dataclass
@@ -150,22 +148,12 @@ def render_clip(
             sidecar, notes = build_sidecar(scene, camera, [ShotCharacter(rig.name, character_id, character_name)],
                                            image_name=f"{stem}.png")
             write_bytes_atomic(staging / "sidecars" / f"{stem}.json", sidecar.dumps().encode())
-            records.append({"frame": index, "image": f"frames/{stem}.png", "sidecar": f"sidecars/{stem}.json",
-                            "vectors": f"vectors/{stem}.npy", "pose": pose.to_dict(), "notes": notes})
+            records.append(ClipFrame(index, f"frames/{stem}.png", f"sidecars/{stem}.json", f"vectors/{stem}.npy",
+                                     pose, tuple(notes)))
             if progress is not None:
                 progress(index, frames, time.perf_counter() - started)
-        clip = {
-            "schema": CLIP_SCHEMA,
-            "schema_version": CLIP_VERSION,
-            "character": {"id": character_id, "name": character_name},
-            "fps": options.fps,
-            "width": width,
-            "height": height,
-            "vectors": "float32 (H, W, 4) pixels, top row first: [..., 0:2] Cycles Vector X,Y (motion from the "
-            "previous frame), [..., 2:4] Z,W (motion to the next frame)",
-            "frames": records,
-        }
-        write_bytes_atomic(staging / "clip.json", json.dumps(clip, indent=2).encode())
+        clip = Clip(character_id, character_name, float(options.fps), width, height, tuple(records))
+        write_bytes_atomic(staging / CLIP_FILE, clip.dumps().encode())
         if out.exists():
             shutil.rmtree(out)
         os.replace(staging, out)
