@@ -117,3 +117,34 @@ def test_expression_views_and_pose_views_reach_the_background_package(posed_scen
     assert views["front_smile"].pose["expression"] == {"smile": 1.0}
     assert json.loads((path / "package.json").read_text())["views"]
     s.expression_views = ""
+
+
+class _Layout:
+    """Records what a panel draws (there is no UI to draw into here); every call returns itself."""
+
+    def __init__(self, seen: list) -> None:
+        self.seen = seen
+        self.enabled = self.alert = True
+
+    def __getattr__(self, name):
+        def call(*args, **kwargs):
+            self.seen.append((name, args, kwargs))
+            return self
+        return call
+
+
+def test_the_pose_panel_draws_only_settings_and_operators_that_exist(posed_scene):
+    _rig, s = posed_scene
+    panels = addon_module("panels")
+    for panel in (panels.BUMP_STUDIO_PT_pose, panels.BUMP_STUDIO_PT_package):
+        seen: list = []
+        holder = type("Panel", (), {"layout": _Layout(seen)})()
+        panel.draw(holder, bpy.context)
+        props = [args[1] for name, args, _ in seen if name == "prop"]
+        operators = [args[0] for name, args, _ in seen if name == "operator"]
+        assert props and all(hasattr(s, p) for p in props), props
+        for op in operators:
+            group, _, name = op.partition(".")
+            assert hasattr(getattr(bpy.ops, group), name), op
+    drawn = {args[1] for name, args, _ in seen if name == "prop"}
+    assert {"pose_views", "expression_views"} <= drawn
