@@ -6,9 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
+from bump_backend.sequence.sources import open_source
 from bump_contracts import clip as clip_contract
 from profile_rig.core.pose_math import demo_clip_poses, demo_clip_walk
 from profile_rig.imaging.png_io import read_png
@@ -58,6 +60,16 @@ def test_animation_cli_writes_frames_sidecars_and_motion_vectors(tmp_path):
     # motion: none before the first frame or after the last; frame 2 moves both ways
     assert np.abs(vectors[0][..., :2]).max() < 0.01 and np.abs(vectors[2][..., 2:]).max() < 0.01
     assert np.abs(vectors[1][..., :2]).max() > 0.5 and np.abs(vectors[1][..., 2:]).max() > 0.5
+    # read as a sequence input, frame 2's motion carries frame 1 onto it (far closer than frame 1 as it is)
+    frames = list(open_source(out).frames())
+    assert frames[0].motion is None and frames[1].motion.shape == (64, 64, 2)
+    before, after = frames[0].image.astype(np.float32), frames[1].image.astype(np.float32)
+    flow = frames[1].motion
+    moving = np.abs(flow).sum(-1) > 0.3
+    yy, xx = np.mgrid[0:64, 0:64].astype(np.float32)
+    warped = cv2.remap(before, xx + flow[..., 0], yy + flow[..., 1], cv2.INTER_LINEAR)
+    assert moving.sum() > 100
+    assert np.abs(warped - after)[moving].mean() < 0.6 * np.abs(before - after)[moving].mean()
     # what frame 1 says moves to frame 2 is what frame 2 says came from frame 1 (same pixels, opposite sign)
     assert np.abs(vectors[0][..., 2:]).max() == pytest.approx(np.abs(vectors[1][..., :2]).max(), rel=0.2)
 

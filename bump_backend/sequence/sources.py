@@ -160,6 +160,22 @@ class FolderSource:
         except ContractError as exc:
             raise SourceError(str(exc)) from None
 
+    def _clip_motion(self, i: int, size: tuple[int, ...]) -> np.ndarray | None:
+        """A clip frame's Cycles vectors as backward motion (FLOW_SUFFIX's meaning): X as it is, Y negated
+        (the array's rows run top-down, Blender's Y up); measured on the demo clip by warping the frame
+        before onto this one. None for the first frame (nothing before it) or without vectors."""
+        record = self.clip.frames[i] if self.clip is not None else None
+        if record is None or record.vectors is None or i == 0:
+            return None
+        path = self.folder / record.vectors
+        try:
+            vectors = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise SourceError(f"{path}: cannot read the motion vectors ({exc})") from None
+        if vectors.shape != (*size, 4):
+            raise SourceError(f"{path}: vectors of shape {vectors.shape}, expected {(*size, 4)}")
+        return np.stack([vectors[..., 0], -vectors[..., 1]], axis=-1).astype(np.float32)
+
     def sidecar_path(self, frame: Path) -> Path:
         return self.sidecars.get(frame, frame.with_suffix(".json"))
 
@@ -190,7 +206,9 @@ class FolderSource:
             sidecar = render_sidecar.load(str(side))  # SidecarError (a ValueError) names the file
         motion = None
         flow = path.with_name(path.stem + FLOW_SUFFIX)
-        if flow.exists():
+        if self.clip is not None:
+            motion = self._clip_motion(i, image.shape[:2])
+        elif flow.exists():
             motion = np.load(flow, allow_pickle=False)
             if motion.shape != (*image.shape[:2], 2):
                 raise SourceError(f"{flow}: motion of shape {motion.shape}, expected {(*image.shape[:2], 2)}")
