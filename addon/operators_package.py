@@ -114,7 +114,7 @@ def expression_views(settings: Any) -> tuple[str, ...]:
     except PoseError as exc:
         raise PackageError(str(exc)) from None
     character = settings.character
-    if names and (character is None or character.get(DEMO_TAG)):
+    if names and character is not None and character.get(DEMO_TAG):  # another figure's keys: checked as it renders
         known = known_expressions()
         unknown = [name for name in names if name not in known]
         if unknown:
