@@ -103,3 +103,19 @@ def test_a_rig_on_a_blend_character_is_refused(tmp_path):
     with pytest.raises(JobFileError) as caught:
         load_job(path)
     assert "characters.mateo.rig: rig chooses the demo character's armature" in str(caught.value)
+
+
+def test_the_package_unit_renders_the_chosen_rig(tmp_path):
+    """The render worker builds the demo with the job file's rig: the package records it (96 px, 1 sample)."""
+    from bump_contracts.package_manifest import load_package
+    from headless_renderer.batch.work import run_unit
+
+    path = tmp_path / "job.toml"
+    path.write_text(RIG_JOB.format(rig='rig = "game_engine"').replace(
+        "resolution = 96", 'resolution = 96\nviews = ["front"]\npreset = "preview"\nsamples = 1'), encoding="utf-8")
+    unit = build_plan(load_job(path)).units["mateo/package"]
+    out = tmp_path / "out"
+    result = run_unit(unit.to_dict(), str(out), {"fd_log": False})
+    assert result["status"] == "done", result
+    manifest = load_package(out / unit.spec["out"])
+    assert manifest.source["rig"] == "game_engine" and [v.name for v in manifest.views] == ["front"]
