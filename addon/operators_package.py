@@ -28,14 +28,19 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 from mathutils import Vector
 
+from bump_contracts.pose import Pose, PoseError, parse_expression_list
 from bump_contracts.views import VIEWS, ViewError, near_duplicates, resolve_views
 from character_library import LibraryError, NotFoundError
 from profile_rig.blender import package_cli
-from profile_rig.blender.demo_character import build_demo_character
+from profile_rig.blender.demo_character import DEMO_TAG, build_demo_character
 from profile_rig.blender.engine_probe import eevee_available
 from profile_rig.blender.head_finder import HeadNotFoundError
 from profile_rig.blender.package_render import PackageOptions, RenderCancelled, render_package
+from profile_rig.blender.posing import PoseError as RigPoseError
+from profile_rig.blender.posing import PoseSnapshot, RigControls, apply_pose
 from profile_rig.blender.scene_session import prepare_scene
+from profile_rig.core import pose_math
+from profile_rig.core.expressions import known_expressions
 from profile_rig.core.package_writer import PackageExistsError
 from profile_rig.core.phenotype import PRESETS as DEMO_PRESETS
 from profile_rig.core.render_presets import PRESETS
@@ -45,6 +50,7 @@ from .operators_library import LibraryUnavailable, bones_of, open_library, refre
 from .preferences import apply_defaults, ensure_initialised, get_prefs
 from .properties import CHARACTER_LINK
 
+POSE_BASE = "bump_studio_pose_base"  # on the character: its pose before Apply Pose (JSON), for Reset Pose
 DEMO_CAMERA_OFFSET = (0.0, -0.7, 1.6)  # from the demo's feet: in front of its face, looking at it
 CANCEL = threading.Event()  # set by bump_studio.cancel_package (or a script), read between views
 
@@ -101,6 +107,27 @@ def view_specs(settings: Any) -> list:
     return specs
 
 
+def expression_views(settings: Any) -> tuple[str, ...]:
+    """The 'Expression views' list, checked by the pose contract (names) and the demo's data (known ones)."""
+    try:
+        names = parse_expression_list(settings.expression_views, "Expression views")
+    except PoseError as exc:
+        raise PackageError(str(exc)) from None
+    character = settings.character
+    if names and character is not None and character.get(DEMO_TAG):  # another figure's keys: checked as it renders
+        known = known_expressions()
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise PackageError(f"Expression views: unknown expression {unknown[0]!r}; known: "
+                               f"{', '.join(known[:7])} or an MPFB2 unit like mouth-open")
+    return names
+
+
+def view_count(options: Any) -> int:
+    """Views a package renders: the listed ones plus the expression views they add."""
+    return len(options.views) + len(pose_math.expression_views(options.expressions, options.views))
+
+
 def package_options(settings: Any, overwrite: bool = False) -> Any:
     preset = PRESETS[settings.preset].with_overrides(samples=settings.samples or None, engine=settings.engine)
     if preset.engine != "CYCLES" and bpy.app.background and not bpy.app.binary_path:
@@ -108,7 +135,8 @@ def package_options(settings: Any, overwrite: bool = False) -> Any:
         if not ok:
             raise PackageError(f"{preset.engine} cannot render here ({why}); use Cycles")
     return PackageOptions(views=view_specs(settings), resolution=(settings.resolution, settings.resolution),
-                          preset=preset, studio=settings.studio, overwrite=overwrite)
+                          preset=preset, studio=settings.studio, overwrite=overwrite,
+                          pose_views=settings.pose_views, expressions=expression_views(settings))
 
 
 def character_session(context: bpy.types.Context, character: str | None = None) -> Any:
@@ -197,7 +225,7 @@ def plan_package(context: bpy.types.Context, *, out_dir: str = "", character: st
 def finish_package(context: bpy.types.Context, plan: PackagePlan, rendered: Path, seconds: float) -> tuple[Path, str]:
     """Move a rendered package into the library (a new active version) and update the panel."""
     settings = context.scene.bump_studio
-    path, what = rendered, f"{len(plan.options.views)} views in {seconds:.0f} s"
+    path, what = rendered, f"{view_count(plan.options)} views in {seconds:.0f} s"
     if plan.lib is not None:
         character = _library_character(plan.lib, context, plan.session, plan.obj)
         package = plan.lib.add_package(character.id, rendered, origin="rendered", move=True)
@@ -222,7 +250,7 @@ def run_package(context: bpy.types.Context, *, out_dir: str = "", character: str
     settings = context.scene.bump_studio
     plan = plan_package(context, out_dir=out_dir, character=character, save_to_library=save_to_library,
                         overwrite=overwrite)
-    session, wm, total = plan.session, context.window_manager, len(plan.options.views)
+    session, wm, total = plan.session, context.window_manager, view_count(plan.options)
     CANCEL.clear()
 
     def progress(index: int, count: int, name: str, seconds: float) -> None:
@@ -273,6 +301,10 @@ def package_command(blend: Path, plan: PackagePlan, settings: Any) -> tuple[list
             "--studio", options.studio, "--json"]
     if options.overwrite:
         args.append("--overwrite")
+    if options.expressions:
+        args += ["--expressions", ",".join(options.expressions)]
+    if not options.pose_views:
+        args.append("--no-pose-views")
     if settings.head_bone:
         args += ["--head-bone", settings.head_bone]
     if settings.eye_bone_left and settings.eye_bone_right:
@@ -305,7 +337,7 @@ class BackgroundPackage:
             reader.start()
         self.out: list[str] = []
         self.errors: list[str] = []
-        self.progress = (0, len(plan.options.views), "")
+        self.progress = (0, view_count(plan.options), "")
 
     def _read(self, stream: Any, kind: str) -> None:  # reader thread: no bpy
         for line in stream:
@@ -397,7 +429,7 @@ class BUMP_STUDIO_OT_render_package(bpy.types.Operator):
             return {"CANCELLED"}
         CANCEL.clear()
         settings.package_running, settings.package_progress = True, 0.0
-        settings.package_message = f"rendering {len(plan.options.views)} views of {plan.session.name} (Esc cancels)"
+        settings.package_message = f"rendering {view_count(plan.options)} views of {plan.session.name} (Esc cancels)"
         self._timer = context.window_manager.event_timer_add(0.2, window=context.window)
         context.window_manager.modal_handler_add(self)
         return {"RUNNING_MODAL"}
@@ -473,6 +505,97 @@ class BUMP_STUDIO_OT_detect_head(bpy.types.Operator):
         return {"FINISHED"}
 
 
+# -- the current shot's pose: the panel's head/neck/eye angles and expression on the character's rig --
+def panel_pose(settings: Any) -> Pose:
+    """The panel's pose, checked by the pose contract (the limits the CLI and job files use)."""
+    controls = {"head": [settings.pose_head_turn, settings.pose_head_tilt, settings.pose_head_roll],
+                "neck": [settings.pose_neck_turn, settings.pose_neck_tilt, settings.pose_neck_roll],
+                "eyes": [settings.pose_eyes_turn, settings.pose_eyes_tilt]}
+    expression = {} if settings.pose_expression == "neutral" else {
+        settings.pose_expression: settings.pose_expression_weight}
+    try:
+        return Pose.from_dict({"controls": controls, "expression": expression}, "pose")
+    except PoseError as exc:
+        raise PackageError(str(exc)) from None
+
+
+def _posed_character(context: bpy.types.Context) -> tuple[Any, bpy.types.Object]:
+    session = character_session(context)
+    obj = bpy.data.objects.get(session.found.character)
+    if obj is None:
+        raise PackageError(f"{session.found.character}: found by {session.found.method}, not an object to pose")
+    return session, obj
+
+
+def apply_panel_pose(context: bpy.types.Context) -> str:
+    """Put the panel's pose on the character, from the pose it had before the first Apply (never compounded)."""
+    pose = panel_pose(context.scene.bump_studio)
+    session, obj = _posed_character(context)
+    base = PoseSnapshot.from_dict(json.loads(obj[POSE_BASE])) if obj.get(POSE_BASE) else None
+    if base is not None:
+        base.restore(keep_added=True)
+        session, obj = _posed_character(context)  # the head frame of the character as it was
+    rig = obj if obj.type == "ARMATURE" else None
+    meshes = [o for o in session.objects if o.type == "MESH"]
+    eyes = session.found.details.get("eye_bones")
+    controls = RigControls.of(rig, session.found.details.get("head_bone"), tuple(eyes) if eyes else None) if rig else None
+    if base is None:
+        base = PoseSnapshot.capture(rig, controls.bones() if controls else [], meshes)
+    try:
+        apply_pose(rig, meshes, pose, session.found.frame, controls, base)
+    except RigPoseError as exc:
+        base.restore()
+        if POSE_BASE in obj:
+            del obj[POSE_BASE]
+        raise PackageError(str(exc)) from None
+    obj[POSE_BASE] = json.dumps(base.to_dict())
+    return session.name
+
+
+def reset_panel_pose(context: bpy.types.Context) -> str | None:
+    """Back to the pose before the first Apply; None when the character was not posed from the panel."""
+    _session, obj = _posed_character(context)
+    if not obj.get(POSE_BASE):
+        return None
+    PoseSnapshot.from_dict(json.loads(obj[POSE_BASE])).restore()
+    del obj[POSE_BASE]
+    return obj.name
+
+
+class BUMP_STUDIO_OT_apply_pose(bpy.types.Operator):
+    """Turn the character's head, neck and eyes and set its expression as the panel says (Reset Pose undoes it)"""
+
+    bl_idname = "bump_studio.apply_pose"
+    bl_label = "Apply Pose"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        try:
+            name = apply_panel_pose(context)
+        except PackageError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"posed {name}")
+        return {"FINISHED"}
+
+
+class BUMP_STUDIO_OT_reset_pose(bpy.types.Operator):
+    """Put the character back in the pose it had before Apply Pose"""
+
+    bl_idname = "bump_studio.reset_pose"
+    bl_label = "Reset Pose"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        try:
+            name = reset_panel_pose(context)
+        except PackageError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"{name}: pose reset" if name else "the character was not posed from the panel")
+        return {"FINISHED"}
+
+
 class BUMP_STUDIO_OT_reset_settings(bpy.types.Operator):
     """Set this scene's package and bump settings to the defaults in the add-on's preferences"""
 
@@ -517,4 +640,4 @@ class BUMP_STUDIO_OT_add_demo_character(bpy.types.Operator):
 
 
 classes = (BUMP_STUDIO_OT_add_demo_character, BUMP_STUDIO_OT_render_package, BUMP_STUDIO_OT_cancel_package, BUMP_STUDIO_OT_detect_head,
-           BUMP_STUDIO_OT_reset_settings)
+           BUMP_STUDIO_OT_reset_settings, BUMP_STUDIO_OT_apply_pose, BUMP_STUDIO_OT_reset_pose)

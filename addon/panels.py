@@ -117,6 +117,8 @@ class BUMP_STUDIO_PT_package(_Sidebar, bpy.types.Panel):
         col.prop(s, "samples")
         col.prop(s, "engine")
         col.prop(s, "studio")
+        col.prop(s, "pose_views")
+        col.prop(s, "expression_views")
         col.operator("bump_studio.reset_settings", icon="LOOP_BACK")
         layout.prop(s, "save_to_library")
         if not s.save_to_library:
@@ -145,6 +147,31 @@ class BUMP_STUDIO_PT_head_override(_Sidebar, bpy.types.Panel):
             else:
                 layout.prop(s, name)
         layout.prop(s, "head_object")
+
+
+class BUMP_STUDIO_PT_pose(_Sidebar, bpy.types.Panel):
+    """The current shot's pose: head, neck and eye angles and an expression on the character's rig."""
+
+    bl_label = "Pose"
+    bl_parent_id = "BUMP_STUDIO_PT_package"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context: bpy.types.Context) -> None:
+        s = context.scene.bump_studio
+        layout = self.layout
+        for control, axes in (("head", ("turn", "tilt", "roll")), ("neck", ("turn", "tilt", "roll")),
+                              ("eyes", ("turn", "tilt"))):
+            col = layout.column(align=True)
+            for axis in axes:
+                col.prop(s, f"pose_{control}_{axis}")
+        col = layout.column(align=True)
+        col.prop(s, "pose_expression")
+        row = col.row()
+        row.enabled = s.pose_expression != "neutral"
+        row.prop(s, "pose_expression_weight", slider=True)
+        row = layout.row(align=True)
+        row.operator("bump_studio.apply_pose", icon="ARMATURE_DATA")
+        row.operator("bump_studio.reset_pose", icon="LOOP_BACK")
 
 
 class BUMP_STUDIO_PT_bump(_Sidebar, bpy.types.Panel):
@@ -278,7 +305,8 @@ def draw_status(self: Any, context: bpy.types.Context) -> None:
     self.layout.progress(factor=s.job_progress, type="BAR", text=f"Bump: {s.job_stage or s.job_state}")
 
 
-classes = (BUMP_STUDIO_OT_notify, BUMP_STUDIO_PT_package, BUMP_STUDIO_PT_head_override, BUMP_STUDIO_PT_bump,
+classes = (BUMP_STUDIO_OT_notify, BUMP_STUDIO_PT_package, BUMP_STUDIO_PT_head_override, BUMP_STUDIO_PT_pose,
+           BUMP_STUDIO_PT_bump,
            BUMP_STUDIO_UL_library, BUMP_STUDIO_PT_library, BUMP_STUDIO_PT_library_versions,
            BUMP_STUDIO_PT_library_history)
 

@@ -9,6 +9,7 @@ from bpy.props import FloatProperty, IntProperty
 
 from bump_contracts.bump_job import PARAMS, SAMPLER_NAMES
 from bump_contracts.package_params import RangeRule
+from bump_contracts.pose import AXES, CONTROL_LIMITS, DEFAULT_EXPRESSION_WEIGHT, MAX_EXPRESSION_WEIGHT
 
 INT32_MAX = 2**31 - 1  # Blender's IntProperty limit
 OPEN_END_MARGIN = 0.01
@@ -40,6 +41,19 @@ def package_int(rule: RangeRule, label: str, **options: Any) -> Any:
     """An IntProperty with a package parameter's range (and its default unless given)."""
     options.setdefault("default", int(rule.default) if rule.default is not None else 0)
     return IntProperty(name=label, min=int(rule.low), max=int(rule.high), **options)
+
+
+def pose_angle(control: str, axis: int, **options: Any) -> Any:
+    """A FloatProperty (degrees) for one axis of a pose control, within the pose contract's limit."""
+    limit = CONTROL_LIMITS[control][axis]
+    return FloatProperty(name=f"{control.capitalize()} {AXES[axis]}", min=-limit, max=limit, default=0.0,
+                         description=f"Degrees, within ±{limit:g} (the pose contract's limit)", **options)
+
+
+def expression_strength(label: str, **options: Any) -> Any:
+    """A FloatProperty for an expression's weight: the pose contract's range and default."""
+    return FloatProperty(name=label, min=0.0, max=MAX_EXPRESSION_WEIGHT, default=DEFAULT_EXPRESSION_WEIGHT,
+                         subtype="FACTOR", **options)
 
 
 def snap_to_rule(settings: Any, name: str) -> None:

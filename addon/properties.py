@@ -18,11 +18,22 @@ from bpy.props import (
 )
 
 from bump_contracts import package_params
+from bump_contracts.pose import POSE_VIEWS_DEFAULT
 from bump_contracts.views import VIEW_SETS
+from profile_rig.core.expressions import EXPRESSIONS
 from profile_rig.core.render_presets import PRESETS
 from profile_rig.core.studio_hdri import STUDIOS
 
-from .param_props import SAMPLER_ITEMS, bump_default, bump_float, bump_int, package_int, snap_to_rule
+from .param_props import (
+    SAMPLER_ITEMS,
+    bump_default,
+    bump_float,
+    bump_int,
+    expression_strength,
+    package_int,
+    pose_angle,
+    snap_to_rule,
+)
 
 # Custom property that links a scene object to a library character (value: the character id).
 CHARACTER_LINK = "bump_studio_character"
@@ -35,6 +46,8 @@ PRESET_ITEMS = [(name, name.replace("_", " ").capitalize(), f"{p.engine}, {p.sam
 ENGINE_ITEMS = [("CYCLES", "Cycles", "Path tracing (CPU or GPU)"),
                 ("BLENDER_EEVEE", "EEVEE", "Rasterised; needs a GPU or EGL"),
                 ("BLENDER_WORKBENCH", "Workbench", "Solid shading, for quick checks")]
+EXPRESSION_ITEMS = [(name, name.replace("_", " ").capitalize(), f"The demo's '{name}' expression, or the "
+                    f"character's shape key named '{name}'") for name in EXPRESSIONS]
 STUDIO_ITEMS = [(name, name.replace("_", " ").capitalize(), s.description) for name, s in STUDIOS.items()]
 
 
@@ -83,10 +96,28 @@ class BumpStudioSettings(bpy.types.PropertyGroup):
                                   description="Add the package to the character library as a new version")
     output_dir: StringProperty(name="Folder", subtype="DIR_PATH", default="",
                                description="Where the package goes when it is not saved to the library")
+    pose_views: BoolProperty(name="Pose views", default=POSE_VIEWS_DEFAULT,
+                             description="Over-shoulder and up/down views turn the body and bend the neck of a "
+                                         "rigged character (off: only the camera moves)")
+    expression_views: StringProperty(name="Expression views", default="",
+                                     description="Extra front and three-quarter views per expression, e.g. "
+                                                 "neutral,smile (empty: none)")
     package_running: BoolProperty(default=False, options={"SKIP_SAVE"})
     package_progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR", options={"SKIP_SAVE"})
     package_message: StringProperty(default="")
     last_package: StringProperty(name="Last package", subtype="DIR_PATH", default="")
+
+    # the current shot's pose (Apply Pose / Reset Pose on the character's rig)
+    pose_head_turn: pose_angle("head", 0)
+    pose_head_tilt: pose_angle("head", 1)
+    pose_head_roll: pose_angle("head", 2)
+    pose_neck_turn: pose_angle("neck", 0)
+    pose_neck_tilt: pose_angle("neck", 1)
+    pose_neck_roll: pose_angle("neck", 2)
+    pose_eyes_turn: pose_angle("eyes", 0)
+    pose_eyes_tilt: pose_angle("eyes", 1)
+    pose_expression: EnumProperty(name="Expression", items=EXPRESSION_ITEMS, default="neutral")
+    pose_expression_weight: expression_strength("Strength")
 
     # bump
     prompt: StringProperty(name="Prompt", default="", description="Empty: the library character's prompt")

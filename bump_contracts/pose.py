@@ -25,8 +25,11 @@ CONTROL_LIMITS: dict[str, tuple[float, ...]] = {
     "neck": (70.0, 45.0, 35.0),
     "eyes": (35.0, 25.0),
 }
+AXES = ("turn", "tilt", "roll")
 EXPRESSION_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,47}$")
 MAX_EXPRESSION_WEIGHT = 1.0
+DEFAULT_EXPRESSION_WEIGHT = 1.0  # ``--expression smile`` without a weight; the panel's starting weight
+POSE_VIEWS_DEFAULT = True  # over-shoulder and up/down views pose a rigged character's head/neck
 
 
 class PoseError(ContractError):
@@ -102,7 +105,7 @@ def control_values(name: str, values: Any, where: str) -> tuple[float, ...]:
         raise PoseError(f"{where}: unknown control {name!r}; controls: {', '.join(CONTROL_LIMITS)}")
     limits = CONTROL_LIMITS[name]
     if not isinstance(values, (list, tuple)) or not 1 <= len(values) <= len(limits):
-        axes = ("turn", "tilt", "roll")[: len(limits)]
+        axes = AXES[: len(limits)]
         raise PoseError(f"{where}: expected 1..{len(limits)} numbers ({','.join(axes)}), got {values!r}")
     out = []
     for axis, (value, limit) in enumerate(zip(list(values) + [0.0] * (len(limits) - len(values)), limits, strict=True)):
@@ -134,10 +137,20 @@ def parse_expression(text: str) -> tuple[str, float]:
     name, sep, value = text.partition("=")
     name = name.strip()
     try:
-        weight = float(value) if sep else 1.0
+        weight = float(value) if sep else DEFAULT_EXPRESSION_WEIGHT
     except ValueError:
         raise PoseError(f"expression {text!r}: weight must be a number in 0..1") from None
     return name, expression_weight(name, weight, f"expression {name}")
+
+
+def parse_expression_list(text: str, where: str = "expressions") -> tuple[str, ...]:
+    """``neutral,smile`` -> ("neutral", "smile"): the extra expression views' names, each checked."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    for name in names:
+        expression_weight(name, DEFAULT_EXPRESSION_WEIGHT, f"{where}: {name}")
+    if len(set(names)) != len(names):
+        raise PoseError(f"{where}: {text!r} names an expression twice")
+    return names
 
 
 def pose_from_args(controls: list[str], expressions: list[str]) -> Pose:

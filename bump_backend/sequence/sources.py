@@ -19,7 +19,9 @@ import av
 import numpy as np
 from PIL import Image
 
+from bump_contracts import clip as clip_contract
 from bump_contracts import render_sidecar
+from bump_contracts.errors import ContractError
 from bump_contracts.render_sidecar import RenderSidecar
 
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
@@ -93,7 +95,18 @@ class FolderSource:
 
     def __init__(self, folder: Path, fps: float = 24.0) -> None:
         self.folder = folder
-        files = sorted(f for f in folder.iterdir() if f.suffix.lower() in FRAME_SUFFIXES and f.is_file())
+        self.sidecars: dict[Path, Path] = {}  # a clip.json's frame -> its sidecar (else name.json beside it)
+        self.clip = self._read_clip(folder)
+        if self.clip is not None:
+            fps = self.clip.fps  # a rendered clip knows its own rate
+            files = [folder / f.image for f in self.clip.frames]
+            for f, record in zip(files, self.clip.frames, strict=True):
+                if not f.is_file():
+                    raise SourceError(f"{folder / clip_contract.FILE_NAME}: frame {record.frame}: {f} is missing")
+                if record.sidecar is not None:
+                    self.sidecars[f] = folder / record.sidecar
+        else:
+            files = sorted(f for f in folder.iterdir() if f.suffix.lower() in FRAME_SUFFIXES and f.is_file())
         if not files:
             raise SourceError(f"{folder}: no frames ({', '.join(FRAME_SUFFIXES)}) in the folder")
         numbered = []
@@ -123,6 +136,9 @@ class FolderSource:
             described = ", ".join(f"{w}x{h} ({name})" for (w, h), name in sizes.items())
             raise SourceError(f"{folder}: frames of mixed sizes: {described}; render or resize them to one size")
         (width, height), = sizes
+        if self.clip is not None and (width, height) != (self.clip.width, self.clip.height):
+            raise SourceError(f"{folder / clip_contract.FILE_NAME}: says {self.clip.width}x{self.clip.height}, "
+                              f"the frames are {width}x{height}")
         if width * height > MAX_PIXELS:
             raise SourceError(f"{self.files[0]}: {width}x{height} is larger than 4K ({MAX_PIXELS} pixels); scale it down")
         warnings = []
@@ -133,8 +149,35 @@ class FolderSource:
         self.info = SourceInfo(kind="folder", path=str(folder.resolve()), width=width, height=height,
                                frames=len(self.files), fps=fps, warnings=warnings)
 
+    @staticmethod
+    def _read_clip(folder: Path) -> clip_contract.Clip | None:
+        """The folder's clip.json (the animation command's), checked; None for a plain frame folder."""
+        path = folder / clip_contract.FILE_NAME
+        if not path.is_file():
+            return None
+        try:
+            return clip_contract.load(str(path))
+        except ContractError as exc:
+            raise SourceError(str(exc)) from None
+
+    def _clip_motion(self, i: int, size: tuple[int, ...]) -> np.ndarray | None:
+        """A clip frame's Cycles vectors as backward motion (FLOW_SUFFIX's meaning): X as it is, Y negated
+        (the array's rows run top-down, Blender's Y up); measured on the demo clip by warping the frame
+        before onto this one. None for the first frame (nothing before it) or without vectors."""
+        record = self.clip.frames[i] if self.clip is not None else None
+        if record is None or record.vectors is None or i == 0:
+            return None
+        path = self.folder / record.vectors
+        try:
+            vectors = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise SourceError(f"{path}: cannot read the motion vectors ({exc})") from None
+        if vectors.shape != (*size, 4):
+            raise SourceError(f"{path}: vectors of shape {vectors.shape}, expected {(*size, 4)}")
+        return np.stack([vectors[..., 0], -vectors[..., 1]], axis=-1).astype(np.float32)
+
     def sidecar_path(self, frame: Path) -> Path:
-        return frame.with_suffix(".json")
+        return self.sidecars.get(frame, frame.with_suffix(".json"))
 
     def after_gap(self, index: int) -> bool:
         """True when the frame before ``index`` is missing from the numbering (no motion across it)."""
@@ -163,7 +206,9 @@ class FolderSource:
             sidecar = render_sidecar.load(str(side))  # SidecarError (a ValueError) names the file
         motion = None
         flow = path.with_name(path.stem + FLOW_SUFFIX)
-        if flow.exists():
+        if self.clip is not None:
+            motion = self._clip_motion(i, image.shape[:2])
+        elif flow.exists():
             motion = np.load(flow, allow_pickle=False)
             if motion.shape != (*image.shape[:2], 2):
                 raise SourceError(f"{flow}: motion of shape {motion.shape}, expected {(*image.shape[:2], 2)}")

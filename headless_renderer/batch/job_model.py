@@ -21,7 +21,7 @@ PACKAGE_KEYS = {"views", "resolution", "preset", "samples", "engine", "studio", 
 
 SHOT_RENDER_KEYS = {"resolution", "preset", "samples", "engine"}
 
-CHARACTER_KEYS = {"name", "demo", "phenotype", "blend", "object", "head_bone", "eye_bones", "head_object", "library",
+CHARACTER_KEYS = {"name", "demo", "phenotype", "rig", "blend", "object", "head_bone", "eye_bones", "head_object", "library",
                   "prompt", "negative_prompt", "package", "bump"}
 
 ENTRY_KEYS = {"characters", "tasks", "bump", "shots"}
@@ -95,6 +95,7 @@ class CharacterSpec:
     library_ref: str | None = None
     library_package: str | None = None  # the library's active package folder (used when not rendering)
     library_version: int | None = None  # that package's version in the library
+    rig: str | None = None  # a demo's MPFB2 armature; None: the default rig (and the hash of job files without it)
 
     @property
     def library_name(self) -> str:
@@ -107,9 +108,12 @@ class CharacterSpec:
 
     def source(self) -> dict[str, Any]:
         """What the render unit's hash covers about the character itself."""
-        return {"kind": self.kind, "name": self.name, "phenotype": self.phenotype, "blend": self.blend,
-                "object": self.object, "head_bone": self.head_bone,
-                "eye_bones": list(self.eye_bones) if self.eye_bones else None, "head_object": self.head_object}
+        source = {"kind": self.kind, "name": self.name, "phenotype": self.phenotype, "blend": self.blend,
+                  "object": self.object, "head_bone": self.head_bone,
+                  "eye_bones": list(self.eye_bones) if self.eye_bones else None, "head_object": self.head_object}
+        if self.rig is not None:  # only when given, so job files without it keep their unit hashes
+            source["rig"] = self.rig
+        return source
 
 
 @dataclass(frozen=True)

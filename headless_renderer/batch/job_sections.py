@@ -41,6 +41,7 @@ from headless_renderer.batch.job_model import (
 from profile_rig.core.phenotype import PRESETS as PHENOTYPE_PRESETS
 from profile_rig.core.phenotype import Phenotype, PhenotypeError, parse_ethnicity, parse_gender
 from profile_rig.core.render_presets import PRESETS
+from profile_rig.core.rig_data import DEFAULT_RIG, RIGS
 from profile_rig.core.studio_hdri import STUDIOS
 
 
@@ -306,6 +307,11 @@ def _character(key: str, value: Any, root: Path, base_package: dict, base_bump: 
                   + (f" (got {', '.join(sources)})" if sources else ""))
         return None
     kind = sources[0]
+    if "rig" in data and kind != "demo":
+        check.add(f"{path}.rig", "rig chooses the demo character's armature; a .blend or library character keeps its own")
+        ok_rig = False
+    else:
+        ok_rig = True
     name = check.string(data, "name", path)
     prompt = check.string(data, "prompt", path)
     negative = check.string(data, "negative_prompt", path)
@@ -316,13 +322,15 @@ def _character(key: str, value: Any, root: Path, base_package: dict, base_bump: 
                               "object": check.string(data, "object", path), "eye_bones": eye_bones}
     derived_prompt = ""
     library_bump: dict[str, Any] = {}
-    ok = True
+    ok = ok_rig
     if kind == "demo":
         phenotype = _phenotype(data, path, name, check)
-        if phenotype is None:
+        rig = _rig(data, path, check)
+        if phenotype is None or rig is False:
             ok = False
         else:
             fields["phenotype"] = phenotype.to_dict()
+            fields["rig"] = None if rig == DEFAULT_RIG else rig  # the default renders as if absent: same hash
             name = name or phenotype.name
             derived_prompt = phenotype.describe()
     elif kind == "blend":
@@ -375,6 +383,19 @@ def _eye_bones(value: Any, path: str, check: Checker) -> tuple[str, str] | None:
         check.add(path, "expected [LEFT, RIGHT] bone names (the subject's left and right eye)")
         return None
     return (value[0], value[1])
+
+
+def _rig(data: dict, path: str, check: Checker) -> str | None | bool:
+    """``rig = "mixamo"``: one of the MPFB2 rigs (None when absent; False, reported, when unknown)."""
+    if "rig" not in data:
+        return None
+    rig = data["rig"]
+    if not isinstance(rig, str) or rig not in RIGS:
+        hint = difflib.get_close_matches(str(rig), list(RIGS), n=1)
+        check.add(f"{path}.rig", f"unknown rig {rig!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
+                  + f"; rigs: {', '.join(RIGS)}")
+        return False
+    return rig
 
 
 def _phenotype(data: dict, path: str, name: str | None, check: Checker):

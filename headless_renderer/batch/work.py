@@ -188,7 +188,8 @@ def _render_package(unit: Unit, root: Path, context: dict, log: LogFn) -> dict[s
         demo=Phenotype.from_dict(c["phenotype"]) if c["kind"] == "demo" else None,
         blend=c["blend"] if c["kind"] != "demo" else None,
         character=c.get("object"), head_bone=c.get("head_bone"),
-        eye_bones=tuple(c["eye_bones"]) if c.get("eye_bones") else None, head_object=c.get("head_object"))
+        eye_bones=tuple(c["eye_bones"]) if c.get("eye_bones") else None, head_object=c.get("head_object"),
+        **({"rig": c["rig"]} if c.get("rig") else {}))
     session.name = c["name"]
     options = PackageOptions(views=[ViewSpec(*v) for v in p["views"]], resolution=tuple(p["resolution"]),
                              preset=RenderPreset(**p["preset"]), studio=p["studio"], hdri_path=p["hdri"],

@@ -8,7 +8,6 @@ the beauty (over the studio backdrop, sRGB) and Cycles' Vector pass are taken. L
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -19,8 +18,11 @@ from pathlib import Path
 
 import bpy
 import numpy as np
+from mathutils import Vector
 
 from bump_contracts.atomic_io import write_bytes_atomic
+from bump_contracts.clip import FILE_NAME as CLIP_FILE
+from bump_contracts.clip import Clip, ClipFrame
 from bump_contracts.pose import Pose
 from bump_contracts.views import ViewSpec
 from profile_rig.blender.head_finder import FoundHead
@@ -35,13 +37,11 @@ from profile_rig.blender.studio import (
     setup_world,
 )
 from profile_rig.core.camera_math import Framing, Intrinsics, place_camera
+from profile_rig.core.pose_math import demo_clip_walk
 from profile_rig.core.render_presets import FAST, RenderPreset
 from profile_rig.core.studio_hdri import get_studio
 from profile_rig.imaging.exr_io import read_exr
 from profile_rig.imaging.png_io import write_png
-
-CLIP_SCHEMA = "demo-clip"
-CLIP_VERSION = 1
 
 
 @dataclass
@@ -55,6 +55,7 @@ class ClipOptions:
     framing: Framing = field(default_factory=lambda: Framing(face_fill=0.3))
     overwrite: bool = False
     threads: int = 0
+    walk: float = 0.25  # share of the head's floor distance to the camera the character walks toward it
 
 
 def _srgb(linear: np.ndarray) -> np.ndarray:
@@ -96,16 +97,25 @@ def render_clip(
     frames = len(options.poses)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     studio = StudioScene(objects, name="BumpClip")
+    width, height = options.resolution
+    intrinsics = Intrinsics(lens_mm=85.0, sensor_width_mm=36.0, width=width, height=height)
+    matrix, intrinsics = place_camera(found.frame, options.view, intrinsics, options.framing)
+    root = rig
+    while root.parent is not None:
+        root = root.parent
+    base_location = root.location.copy()
+    walk = demo_clip_walk(frames, found.frame.centre, matrix[:3, 3], options.walk)
     try:
-        # key every frame's pose on the timeline, so the vector pass sees the motion
+        # key every frame's pose and the body's steps on the timeline, so the vector pass sees the motion
         for index, pose in enumerate(options.poses, start=1):
             snapshot.restore(keep_added=True)
             apply_pose(rig, meshes, pose, found.frame, controls, snapshot)
             _key_pose(rig, controls.bones(), meshes, index)
+            root.location = base_location + Vector(walk[index - 1].tolist())
+            root.keyframe_insert("location", frame=index)
         scene = studio.scene
         scene.frame_start, scene.frame_end = 1, frames
         scene.render.fps = options.fps
-        width, height = options.resolution
         apply_render_settings(scene, options.preset, width, height)
         apply_threads(scene, options.threads)
         apply_color_management(scene)
@@ -122,8 +132,6 @@ def render_clip(
         studio.cleanup.append(hdri.cleanup)
         setup_world(scene, preset, found.frame.forward, Path(hdri.name), None)
         add_lights(studio.collection, preset, found.frame.centre, found.frame.forward)
-        intrinsics = Intrinsics(lens_mm=85.0, sensor_width_mm=36.0, width=width, height=height)
-        matrix, intrinsics = place_camera(found.frame, options.view, intrinsics, options.framing)
         camera = make_camera(studio, "clip", matrix, intrinsics)
         scene.camera = camera
         backdrop = preset.background
@@ -150,22 +158,12 @@ def render_clip(
             sidecar, notes = build_sidecar(scene, camera, [ShotCharacter(rig.name, character_id, character_name)],
                                            image_name=f"{stem}.png")
             write_bytes_atomic(staging / "sidecars" / f"{stem}.json", sidecar.dumps().encode())
-            records.append({"frame": index, "image": f"frames/{stem}.png", "sidecar": f"sidecars/{stem}.json",
-                            "vectors": f"vectors/{stem}.npy", "pose": pose.to_dict(), "notes": notes})
+            records.append(ClipFrame(index, f"frames/{stem}.png", f"sidecars/{stem}.json", f"vectors/{stem}.npy",
+                                     pose, tuple(notes)))
             if progress is not None:
                 progress(index, frames, time.perf_counter() - started)
-        clip = {
-            "schema": CLIP_SCHEMA,
-            "schema_version": CLIP_VERSION,
-            "character": {"id": character_id, "name": character_name},
-            "fps": options.fps,
-            "width": width,
-            "height": height,
-            "vectors": "float32 (H, W, 4) pixels, top row first: [..., 0:2] Cycles Vector X,Y (motion from the "
-            "previous frame), [..., 2:4] Z,W (motion to the next frame)",
-            "frames": records,
-        }
-        write_bytes_atomic(staging / "clip.json", json.dumps(clip, indent=2).encode())
+        clip = Clip(character_id, character_name, float(options.fps), width, height, tuple(records))
+        write_bytes_atomic(staging / CLIP_FILE, clip.dumps().encode())
         if out.exists():
             shutil.rmtree(out)
         os.replace(staging, out)
@@ -175,6 +173,8 @@ def render_clip(
     finally:
         studio.close()
         rig.animation_data_clear()
+        root.animation_data_clear()
+        root.location = base_location
         for obj in meshes:
             if obj.data.shape_keys is not None:
                 obj.data.shape_keys.animation_data_clear()

@@ -317,6 +317,8 @@ def add_animation_parser(subparsers) -> None:
     p.add_argument("--fps", type=int, default=12, help="frames per second recorded in clip.json (default 12)")
     p.add_argument("--resolution", type=_resolution, default=(384, 384), help="N or WxH pixels (default 384)")
     p.add_argument("--samples", type=int, help="Cycles samples (default from the fast preset)")
+    p.add_argument("--walk", type=float, default=0.25, help="share of the distance to the camera the character walks "
+                   "toward it over the clip, 0..0.6 (default 0.25; 0: stands still)")
     p.add_argument("--name", help="character name (default: the preset's)")
     _add_demo_arguments(p)
     p.add_argument("--json", action="store_true", help="print the clip path and timing as JSON")
@@ -332,6 +334,8 @@ def run_animation(args, *, in_blender: bool = False) -> int:
         raise UserError("--frames must be within 1..2000")
     if not 1 <= args.fps <= 240:
         raise UserError("--fps must be within 1..240")
+    if not 0.0 <= args.walk <= 0.6:
+        raise UserError("--walk must be within 0..0.6 (a share of the distance to the camera)")
     try:
         if args.samples is not None:
             package_params.SAMPLES.check(args.samples, "--samples")
@@ -349,7 +353,7 @@ def run_animation(args, *, in_blender: bool = False) -> int:
 
         session = prepare_scene(demo=phenotype, rig=args.rig)
         options = ClipOptions(poses=demo_clip_poses(args.frames), fps=args.fps, resolution=args.resolution,
-                              preset=preset, overwrite=args.overwrite)
+                              preset=preset, overwrite=args.overwrite, walk=args.walk)
 
         def progress(index: int, total: int, seconds: float) -> None:
             print(f"[{index}/{total}] frame {index}: {seconds:.1f} s", file=sys.stderr, flush=True)

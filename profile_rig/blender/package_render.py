@@ -16,7 +16,7 @@ import bpy
 import numpy as np
 
 from bump_contracts.package_manifest import PackageManifest, ViewRecord, character_id_from_name, load_package
-from bump_contracts.pose import Pose
+from bump_contracts.pose import POSE_VIEWS_DEFAULT, Pose
 from bump_contracts.views import ViewSpec
 from profile_rig.blender.head_finder import FoundHead, find_head
 from profile_rig.blender.posing import PoseSnapshot, RigControls, apply_pose
@@ -55,7 +55,7 @@ class PackageOptions:
     overwrite: bool = False
     threads: int = 0  # render threads; 0 = every core (batch workers split the cores between them)
     pose: Pose = field(default_factory=Pose)  # applied to every view (user's --pose/--expression)
-    pose_views: bool = True  # over-shoulder and up/down views pose the head/neck of a rigged character
+    pose_views: bool = POSE_VIEWS_DEFAULT  # over-shoulder and up/down views pose the head/neck of a rigged character
     expressions: tuple[str, ...] = ()  # extra front + three-quarter views per expression
 
 

@@ -76,6 +76,22 @@ class PoseSnapshot:
                 snap.keys[(obj.name, block.name)] = block.value
         return snap
 
+    def to_dict(self) -> dict:
+        """JSON-ready, so a panel can keep it on the rig (saved with the file, undone with it)."""
+        return {"rig": self.rig.name if self.rig is not None else None,
+                "bones": {name: [value if isinstance(value, str) else list(value) for value in state]
+                          for name, state in self.bones.items()},
+                "keys": [[obj, key, value] for (obj, key), value in self.keys.items()],
+                "added_keys": [list(pair) for pair in self.added_keys]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PoseSnapshot:
+        rig = bpy.data.objects.get(data["rig"]) if data.get("rig") else None
+        bones = {name: tuple(value if isinstance(value, str) else tuple(value) for value in state)
+                 for name, state in data.get("bones", {}).items() if rig is not None and name in rig.pose.bones}
+        keys = {(obj, key): float(value) for obj, key, value in data.get("keys", [])}
+        return cls(rig, bones, keys, [tuple(pair) for pair in data.get("added_keys", [])])
+
     def restore(self, *, keep_added: bool = False) -> None:
         """Back to the captured state; ``keep_added`` keeps new shape keys (at 0) for the next view."""
         if self.rig is not None:

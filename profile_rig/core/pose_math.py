@@ -5,6 +5,7 @@ bone chain, and the pose a photographer asks for in each package view.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -120,6 +121,18 @@ def expression_views(expressions: tuple[str, ...] | list[str], views: list[ViewS
 def _ease(t: float) -> float:
     t = max(0.0, min(1.0, t))
     return t * t * (3 - 2 * t)
+
+
+def demo_clip_walk(frames: int, start: Sequence[float], camera: Sequence[float], share: float) -> list[np.ndarray]:
+    """The demo clip's steps toward the camera: per frame, the body's offset (world metres) along the
+    floor toward the camera, easing in and out, ``share`` of the head's floor distance to it by the end."""
+    if frames < 1:
+        raise ValueError("a clip needs at least one frame")
+    if not 0.0 <= share < 1.0:
+        raise ValueError("the walk must stop short of the camera (share in 0..1)")
+    toward = np.asarray(camera, float) - np.asarray(start, float)
+    toward[2] = 0.0  # along the floor: the head keeps its height
+    return [toward * share * _ease(index / max(1, frames - 1)) for index in range(frames)]
 
 
 def demo_clip_poses(frames: int) -> list[Pose]:

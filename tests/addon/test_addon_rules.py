@@ -66,3 +66,31 @@ def test_face_size_typed_off_the_grid_snaps_to_a_size_the_backend_accepts():
     settings.face_size = 3
     param_props.snap_to_rule(settings, "face_size")
     assert settings.face_size == PARAMS["face_size"].low
+
+
+def test_pose_controls_follow_the_pose_contract():
+    """Every axis of every pose control is on the panel, within exactly the contract's limits, starting at 0."""
+    from bump_contracts.pose import AXES, CONTROL_LIMITS, DEFAULT_EXPRESSION_WEIGHT, MAX_EXPRESSION_WEIGHT
+    from profile_rig.core.expressions import EXPRESSIONS
+
+    owner = properties.BumpStudioSettings
+    declared = {name for name in owner.__annotations__ if name.startswith("pose_") and name != "pose_views"}
+    expected = {f"pose_{control}_{AXES[axis]}" for control, limits in CONTROL_LIMITS.items()
+                for axis in range(len(limits))}
+    assert expected <= declared
+    for control, limits in CONTROL_LIMITS.items():
+        for axis, limit in enumerate(limits):
+            kw = _keywords(owner, f"pose_{control}_{AXES[axis]}")
+            assert (kw["min"], kw["max"], kw["default"]) == (-limit, limit, 0.0)
+    weight = _keywords(owner, "pose_expression_weight")
+    assert (weight["min"], weight["max"], weight["default"]) == (0.0, MAX_EXPRESSION_WEIGHT, DEFAULT_EXPRESSION_WEIGHT)
+    expression = _keywords(owner, "pose_expression")
+    assert [item[0] for item in expression["items"]] == list(EXPRESSIONS) and expression["default"] == "neutral"
+
+
+def test_package_pose_options_follow_the_pose_contract():
+    from bump_contracts.pose import POSE_VIEWS_DEFAULT
+
+    owner = properties.BumpStudioSettings
+    assert _keywords(owner, "pose_views")["default"] is POSE_VIEWS_DEFAULT
+    assert _keywords(owner, "expression_views")["default"] == ""

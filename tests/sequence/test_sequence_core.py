@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from fractions import Fraction
@@ -302,3 +303,50 @@ def test_gate_defaults_are_the_face_finders_skip_rules():
     finder = FaceFinderSettings()
     assert (SequenceParams().min_face, SequenceParams().min_sharpness) == (finder.skip_smaller_than,
                                                                            finder.min_sharpness)
+
+
+def test_a_rendered_clip_folder_is_read_through_its_clip_json(tmp_path):
+    from bump_contracts import clip as clip_contract
+    from bump_contracts.face_geometry import FaceGeometry
+    from bump_contracts.render_sidecar import RenderSidecar, SidecarFace
+
+    folder = tmp_path / "clip"
+    for sub in ("frames", "sidecars"):
+        (folder / sub).mkdir(parents=True)
+    records = []
+    for i in (1, 2, 3):
+        Image.fromarray(np.full((16, 24, 3), 40 * i, np.uint8)).save(folder / "frames" / f"frame_{i:04d}.png")
+        geometry = FaceGeometry(head_centre=(12.0, 8.0), face_box=(6.0, 2.0, 18.0, 14.0), left_eye=(14.0, 6.0),
+                                right_eye=(10.0, 6.0), yaw=10.0 * i, pitch=0.0, roll=0.0,
+                                eye_distance_px=4.0, depth_m=1.0)
+        sidecar = RenderSidecar(24, 16, (SidecarFace("mateo", "Mateo", geometry),), image=f"frame_{i:04d}.png")
+        (folder / "sidecars" / f"frame_{i:04d}.json").write_text(sidecar.dumps(), encoding="utf-8")
+        vectors = np.zeros((16, 24, 4), np.float32)
+        vectors[..., 0], vectors[..., 1] = 2.0 * i, 0.5  # Cycles: X right, Y up
+        np.save(folder / "sidecars" / f"vectors_{i:04d}.npy", vectors)
+        records.append(clip_contract.ClipFrame(i, f"frames/frame_{i:04d}.png", f"sidecars/frame_{i:04d}.json",
+                                               f"sidecars/vectors_{i:04d}.npy"))
+    clip = clip_contract.Clip("mateo", "Mateo", 12.0, 24, 16, tuple(records))
+    (folder / "clip.json").write_text(clip.dumps(), encoding="utf-8")
+    src = open_source(folder, fps=24.0)
+    assert len(src) == 3 and src.info.fps == 12.0 and src.info.frames == 3
+    frames = list(src.frames())
+    assert [f.image[0, 0, 0] for f in frames] == [40, 80, 120]
+    assert [f.sidecar.faces[0].geometry.yaw for f in frames] == [10.0, 20.0, 30.0]
+    assert frames[2].time == pytest.approx(2 / 12)
+    # the vectors become backward motion in image rows (Y down): nothing before the first frame
+    assert frames[0].motion is None
+    assert frames[1].motion.shape == (16, 24, 2)
+    assert np.allclose(frames[1].motion[..., 0], 4.0) and np.allclose(frames[1].motion[..., 1], -0.5)
+    np.save(folder / "sidecars" / "vectors_0003.npy", np.zeros((16, 24, 2), np.float32))
+    with pytest.raises(SourceError, match=r"vectors_0003.npy: vectors of shape \(16, 24, 2\)"):
+        open_source(folder).read(2)
+    # a clip.json that disagrees with its folder, or breaks the contract, is refused by name
+    (folder / "frames" / "frame_0002.png").unlink()
+    with pytest.raises(SourceError, match=r"clip.json: frame 2: .*frame_0002.png is missing"):
+        open_source(folder)
+    data = json.loads((folder / "clip.json").read_text())
+    data["frames"][0]["flow"] = "x.npy"
+    (folder / "clip.json").write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(SourceError, match=r"clip.json: frames\[0\]: unknown field\(s\) flow"):
+        open_source(folder)
