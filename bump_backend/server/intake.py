@@ -284,7 +284,8 @@ def accept_sequence(config: ServerConfig, store: JobStore, scheduler: Scheduler,
         incoming = store.incoming(job_id)
         inputs = incoming / "input"
         if video is not None:
-            name = _safe_name(video.filename or "video.mp4", "video")
+            # stored as video.<ext>: the client's name never meets our own names under input/
+            name = "video" + Path(_safe_name(video.filename or "video.mp4", "video")).suffix.lower()
             _copy(video, inputs / name)
             source, field, kind = inputs / name, "video", "video"
             final_source = store.root / job_id / "input" / name
@@ -300,6 +301,10 @@ def accept_sequence(config: ServerConfig, store: JobStore, scheduler: Scheduler,
             raise Rejected(422, "bad_input", str(exc), field) from None
         except (ContractError, ValueError) as exc:
             raise Rejected(422, "bad_sequence", str(exc), "package_path") from None
+        except Exception as exc:  # a decoder's own error on a hostile upload: the client's input, not a 500
+            log.warning("sequence input refused: %s: %s", type(exc).__name__, exc)
+            raise Rejected(422, "bad_input", f"{field}: not a readable {kind} ({type(exc).__name__}: {exc})",
+                           field) from None
         job = Job(id=job_id, seq=store.next_seq(), request=request.job, folder=incoming, image_name=name,
                   image_type=kind, package=package, packages=packages, sequence=request,
                   sequence_input=str(final_source))
