@@ -33,6 +33,7 @@ class Job:
     packages: dict[str, dict[str, Any]] = field(default_factory=dict)  # character id -> {"kind", "id"?, "path"}
     sequence: SequenceRequest | None = None  # a sequence job (request.json holds it; ``request`` is its bump part)
     sequence_input: str | None = None  # the video under input/ or the frame folder (absolute)
+    resume_frames: int = 0  # a sequence: frames already finished when its latest attempt started
     state: JobState = QUEUED
     created: str = field(default_factory=utc_now)
     started: str | None = None
@@ -71,6 +72,11 @@ class Job:
         """A sequence's own output folder (frames written one by one: what a restart resumes from)."""
         return self.folder / "sequence"
 
+    def finished_frames(self) -> int:
+        """A sequence's frames written so far (each PNG is written atomically: a file is a whole frame)."""
+        frames = self.work_dir / "frames"
+        return sum(1 for _ in frames.glob("*.png")) if frames.is_dir() else 0
+
     @property
     def label(self) -> str:
         return self.request.label
@@ -83,6 +89,7 @@ class Job:
             "has_sidecar": self.has_sidecar, "packages": self.packages, "files": self.files, "timings": self.timings,
             "fetched_at": self.fetched_at, "finished_ts": self.finished_ts, "pruned_at": self.pruned_at,
             "notes": self.notes, "kind": self.kind, "sequence_input": self.sequence_input,
+            "resume_frames": self.resume_frames,
         }
 
     @classmethod
@@ -92,7 +99,8 @@ class Job:
                   image_name=data["image_name"], image_type=data["image_type"],
                   package=data.get("package") or {"kind": "none", "path": None}, sequence=sequence)
         for key in ("state", "created", "started", "finished", "attempts", "error", "files", "timings", "fetched_at",
-                    "finished_ts", "pruned_at", "notes", "has_sidecar", "packages", "sequence_input"):
+                    "finished_ts", "pruned_at", "notes", "has_sidecar", "packages", "sequence_input",
+                    "resume_frames"):
             if key in data:
                 setattr(job, key, data[key])
         job.state = JobState(job.state)  # a record on disk holds the plain name

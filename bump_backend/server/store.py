@@ -140,7 +140,10 @@ class JobStore:
             shutil.rmtree(entry / PARTIAL, ignore_errors=True)
             changed = False
             if job.state == RUNNING:
-                if job.attempts >= max_attempts:
+                # a sequence that finished frames in its last attempt made progress: it resumes however
+                # often the server died; only attempts that got nowhere count towards the limit
+                progressed = job.sequence is not None and job.finished_frames() > job.resume_frames
+                if job.attempts >= max_attempts and not progressed:
                     job.state, job.finished = FAILED, utc_now()
                     job.finished_ts = time.time()
                     job.error = (f"the server stopped {job.attempts} times while running this job "

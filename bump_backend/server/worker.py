@@ -407,6 +407,11 @@ class Scheduler:
     def _run_sequence(self, job: Job, prepared: PreparedSequence) -> None:
         """The whole sequence on this (the GPU) thread, frame by frame; results saved on the encode pool."""
         started = time.perf_counter()
+        job.resume_frames = job.finished_frames()
+        try:
+            self.store.save_state(job)  # what a restart compares with to see whether this attempt got anywhere
+        except OSError as exc:
+            log.error("job %s: cannot write its state (%s)", job.id, exc)
 
         def progress(stage: str, done: int, total: int, eta: float | None) -> None:
             job.step, job.steps = done, total

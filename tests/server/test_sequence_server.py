@@ -14,9 +14,12 @@ import requests
 from PIL import Image
 from server_helpers import ProcessServer, wait_for
 
+from bump_backend.server.jobs import Job
+from bump_backend.server.store import JobStore
 from bump_backend.testing import clips
 from bump_client.client import BumpClient, JobRejected
-from bump_contracts.bump_job import CANCELLED, DONE
+from bump_contracts.bump_job import CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobRequest
+from bump_contracts.sequence_job import SequenceRequest
 
 # 3 sampler steps per face per frame on the tiny model (denoise 0.5 of 6 steps)
 SEQ = {"steps": 6, "denoise": 0.5, "sampler": "Euler a", "seed": 1234, "cfg": 5.0, "face_size": 64,
@@ -136,3 +139,24 @@ def test_kill9_mid_sequence_resumes_from_the_last_finished_frame(tiny_models, tm
         assert len(archive.namelist()) == 8
         for name, data_before in finished.items():
             assert archive.read(f"frames/{name}") == data_before
+
+
+def test_a_sequence_that_makes_progress_is_resumed_however_often_the_server_dies(tmp_path):
+    """max_attempts counts only the attempts that finished no frame: a long clip survives many restarts,
+    a sequence that kills the server without progress is failed as any job."""
+    store = JobStore(tmp_path)
+    request = SequenceRequest(job=JobRequest(params=SEQ), frames_path=str(tmp_path))
+    job = Job(id=store.new_id(), seq=store.next_seq(), request=request.job, folder=store.incoming("x"),
+              image_name="", image_type="frames", package={"kind": "none", "path": None}, sequence=request,
+              sequence_input=str(tmp_path))
+    store.commit(job, job.folder)
+    frames = job.work_dir / "frames"
+    frames.mkdir(parents=True)
+    for attempt, finished, state in ((2, 3, QUEUED), (3, 3, FAILED)):
+        job.state, job.attempts, job.resume_frames = RUNNING, attempt, 1 if attempt == 2 else 3
+        for i in range(finished):
+            (frames / f"frame_{i:04d}.png").write_bytes(b"png")
+        store.save_state(job)
+        (recovered,) = store.recover(max_attempts=2)
+        assert recovered.state == state and recovered.kind == "sequence"
+        assert recovered.sequence == request  # request.json holds the whole sequence request
