@@ -435,7 +435,7 @@ class Scheduler:
         except Exception as exc:
             if is_out_of_memory(exc):
                 free_memory()
-                self._finish(job, FAILED, f"out of GPU memory (the finished frames are kept for a retry): {exc}")
+                self._finish(job, FAILED, f"out of GPU memory: {exc}")
             elif isinstance(exc, (ValueError, ContractError)):
                 self._finish(job, FAILED, f"{type(exc).__name__}: {exc}")
             else:
