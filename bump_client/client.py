@@ -42,6 +42,7 @@ from bump_contracts.bump_job import (
     sniff_image_type,
 )
 from bump_contracts.health import Health
+from bump_contracts.sequence_job import SEQUENCE_REQUEST_SCHEMA, SequenceRequest
 
 __all__ = [
     "AuthError",
@@ -281,6 +282,45 @@ class BumpClient:
         response = self._request("POST", f"{API_PREFIX}/jobs", files=files, timeout=max(self.timeout, 120))
         return JobStatus.from_dict(response.json())
 
+    def submit_sequence(self, video: str | os.PathLike | None = None, params: Mapping[str, Any] | None = None, *,
+                        frames: str | os.PathLike | None = None, sequence: Mapping[str, Any] | None = None,
+                        package: str | os.PathLike | None = None, package_id: str | None = None,
+                        upload_package: bool = False, label: str = "", client_key: str | None = None,
+                        packages: Mapping[str, str | os.PathLike | Mapping[str, str]] | None = None) -> JobStatus:
+        """Queue a sequence: a ``video`` file (uploaded, streamed from disk) or a ``frames`` folder the
+        server reads (under its package roots). ``params``: the bump settings of the face pass;
+        ``sequence``: the sequence settings (``bump_contracts.sequence_job.SEQUENCE_PARAMS``).
+        The job is then waited for, cancelled and downloaded like a bump (``wait``, ``cancel``,
+        ``download``); its files are sequence.mp4, frames.zip, sequence.json and before_after.png.
+        """
+        if (video is None) == (frames is None):
+            raise JobRejected(422, "bad_input", "give a video file or a frames folder (one of them)", "video")
+        refs: list[Path] = []
+        package_path = None
+        if package is not None:
+            folder = Path(package).expanduser().resolve()
+            if upload_package:
+                refs = [p for p in sorted(folder.iterdir()) if p.is_file() and (
+                    p.name == "package.json" or p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))]
+            else:
+                package_path = str(folder)
+        job = JobRequest(params=dict(params or {}), package_path=package_path, package_id=package_id, label=label,
+                         client_key=client_key or uuid.uuid4().hex, packages=_package_refs(packages))
+        data = {**job.to_dict(), "schema": SEQUENCE_REQUEST_SCHEMA, "sequence": dict(sequence or {}),
+                "frames_path": str(Path(frames).expanduser().resolve()) if frames is not None else None}
+        try:
+            request = SequenceRequest.from_dict(data)  # the contract's own checks, before any upload
+        except ContractError as exc:
+            raise JobRejected(422, "bad_request", str(exc), exc.field) from None
+        files: list[tuple[str, tuple[str | None, Any, str]]] = [
+            ("request", (None, json.dumps(request.to_dict()), "application/json"))]
+        if video is not None:  # bytes, not a handle: a retried POST (same client_key) resends it whole
+            files.append(("video", (Path(video).name, Path(video).read_bytes(), "application/octet-stream")))
+        for ref in refs:
+            files.append(("references", (ref.name, ref.read_bytes(), "application/octet-stream")))
+        response = self._request("POST", f"{API_PREFIX}/sequences", files=files, timeout=max(self.timeout, 300))
+        return JobStatus.from_dict(response.json())
+
     @staticmethod
     def _image_bytes(image: ImageInput) -> tuple[str, bytes]:
         if isinstance(image, tuple):
@@ -402,7 +442,7 @@ class BumpClient:
             local[info.name] = target
         names = list(local)
         image = local.get("bump.png") or (local[names[0]] if names else out / "bump.png")
-        record_path = local.get("bump.json")
+        record_path = local.get("bump.json") or local.get("sequence.json")
         record = json.loads(record_path.read_text(encoding="utf-8")) if record_path else {}
         faces = [local[n] for n in _kinds(status.files, "face") if n in local]
         inputs = [local[n] for n in _kinds(status.files, "face_input") if n in local]

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from bump_contracts.bump_job import ParamRule
+from bump_contracts.bump_job import CONTRACT_VERSION, JobRequest, ParamRule
 from bump_contracts.errors import ContractError
+from bump_contracts.safe_json import check_text, shown
 
 RECORD_SCHEMA = "bump-sequence-record"
+SEQUENCE_REQUEST_SCHEMA = "bump-sequence-request"
+# what a finished sequence job serves (``kind`` in the job status's files)
+SEQUENCE_FILES = {"sequence.mp4": "video", "frames.zip": "frames", "sequence.json": "sequence_record",
+                  "before_after.png": "strip"}
 RECORD_VERSION = 1
 REFERENCE_MODES = ("package", "auto")
 VIDEO_CODECS = ("libx264",)
@@ -77,6 +82,52 @@ class SequenceParams:
         if unknown:
             raise ContractError(f"sequence: unknown field(s) {', '.join(sorted(unknown))}", "sequence")
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class SequenceRequest:
+    """The JSON part of ``POST /v1/sequences``: a bump request plus the sequence's own settings.
+
+    Every field of :class:`~bump_contracts.bump_job.JobRequest` (``params`` for the face pass,
+    the package fields, ``label``, ``client_key``) plus ``sequence`` (:class:`SequenceParams`,
+    defaults for what is left out) and ``frames_path``: a frame folder on the server's machine,
+    under its package roots. Without ``frames_path`` a video file travels beside the JSON.
+    """
+
+    job: JobRequest = field(default_factory=JobRequest)
+    sequence: SequenceParams = field(default_factory=SequenceParams)
+    frames_path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.job.to_dict()
+        data.update(schema=SEQUENCE_REQUEST_SCHEMA, schema_version=CONTRACT_VERSION, sequence=self.sequence.to_dict(),
+                    frames_path=self.frames_path)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any) -> SequenceRequest:
+        if not isinstance(data, dict):
+            raise ContractError("the sequence request must be a JSON object", "request")
+        if data.get("schema", SEQUENCE_REQUEST_SCHEMA) != SEQUENCE_REQUEST_SCHEMA:
+            raise ContractError(f"schema must be {SEQUENCE_REQUEST_SCHEMA!r}, got {shown(data.get('schema'))}",
+                                "schema")
+        rest = {k: v for k, v in data.items() if k not in ("schema", "sequence", "frames_path")}
+        job = JobRequest.from_dict(rest)
+        settings = data.get("sequence") or {}
+        if not isinstance(settings, dict):
+            raise ContractError("sequence must be an object of sequence settings", "sequence")
+        try:
+            sequence = SequenceParams.from_dict(settings)
+        except ContractError as exc:
+            where = f"sequence.{exc.field}" if exc.field and exc.field != "sequence" else "sequence"
+            raise ContractError(str(exc) if str(exc).startswith("sequence") else f"sequence.{exc}", where) from None
+        except TypeError as exc:
+            raise ContractError(f"sequence: {exc}", "sequence") from None
+        frames = data.get("frames_path")
+        if frames is not None and (not isinstance(frames, str) or not frames.strip() or len(frames) > 4096):
+            raise ContractError("frames_path must be a non-empty string of at most 4096 characters", "frames_path")
+        return cls(job=job, sequence=sequence,
+                   frames_path=check_text(frames, "frames_path") if frames is not None else None)
 
 
 def check_sequence_param(name: str, value: Any) -> Any:

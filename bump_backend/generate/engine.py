@@ -111,6 +111,23 @@ class BumpEngine:
     def has_ip_adapter(self) -> bool:
         return self.loaded.ip_adapter_kind is not None
 
+    @property
+    def lock(self) -> threading.RLock:
+        """The engine's job lock (re-entrant): a caller that drives ``img2img`` itself (the sequence
+        bumper) holds it around its calls, so no other job switches the model or runs in between."""
+        return self._lock
+
+    def blank_embeds(self) -> tuple[torch.Tensor, ...]:
+        """The adapter's "no identity" embeddings (a face without a package, used at scale 0)."""
+        with self._lock:
+            return self._blank()
+
+    def package_references(self, package: Path) -> identity.ReferenceViews:
+        """A package's encoded views for the loaded model (cached by the engine's reference cache)."""
+        with self._lock:
+            return self.references.get(self.pipe, self.spec.key(), package, self.face_embedder,
+                                       self.loaded.ip_adapter_kind)
+
     # -- one img2img batch ---------------------------------------------------------------------
     def img2img(self, images: list[np.ndarray], cond: prompts.Conditioning, ip_embeds: list[torch.Tensor] | None,
                 settings: PassSettings, seeds: list[int], *, stage: str = "img2img",

@@ -50,12 +50,15 @@ class EngineBumper:
 
     def references(self, package: Path) -> identity.ReferenceViews:
         if package not in self._refs:
-            e = self.engine
-            self._refs[package] = e.references.get(e.pipe, e.spec.key(), package, e.face_embedder,
-                                                   e.loaded.ip_adapter_kind)
+            self._refs[package] = self.engine.package_references(package)
         return self._refs[package]
 
     def __call__(self, jobs: list[FaceJob]) -> list[np.ndarray]:
+        """One frame's faces, under the engine's lock (a server may share the engine with other jobs)."""
+        with self.engine.lock:
+            return self._bump(jobs)
+
+    def _bump(self, jobs: list[FaceJob]) -> list[np.ndarray]:
         out: dict[int, np.ndarray] = {}
         groups: dict[tuple, list[int]] = {}
         embeds = []
@@ -63,7 +66,7 @@ class EngineBumper:
             e = None
             if self.engine.has_ip_adapter:
                 if job.package is None:
-                    e = self.engine._blank()  # the engine's own "no identity" embeddings, used at scale 0
+                    e = self.engine.blank_embeds()  # the engine's own "no identity" embeddings, used at scale 0
                 else:
                     refs = self.references(job.package)
                     pos, neg, _ = identity.select_embeds(refs, job.yaw, self.settings.pose_mode, self.settings.pose_views)

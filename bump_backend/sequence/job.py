@@ -23,6 +23,7 @@ import io
 import json
 import random
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -50,6 +51,12 @@ ANALYSIS_VERSION = 1
 STRIP_FRAMES = 4
 STRIP_HEIGHT = 160
 Log = Callable[[str], None]
+# (stage, done, total, eta_s): stage "analysing", "frame" (done/total frames finished) or "encoding"
+FrameProgress = Callable[[str, int, int, float | None], None]
+
+
+class SequenceCancelled(Exception):
+    """The cancel event stopped the job between two frames; every finished frame stays on disk."""
 
 
 def _stderr(message: str) -> None:
@@ -293,11 +300,18 @@ class SequenceJob:
     def frame_path(self, name: str) -> Path:
         return self.frames_dir / (Path(name).stem + ".png")
 
-    def run(self, bumper: Bumper | None, *, encode: bool = True) -> dict[str, Any]:
+    def run(self, bumper: Bumper | None, *, encode: bool = True, progress: FrameProgress | None = None,
+            cancel: threading.Event | None = None) -> dict[str, Any]:
         """Analyse (or reuse), bump every frame not yet written, encode, write the record. ``bumper``
-        None pastes the aligned starts back unchanged (the pipeline without diffusion: for measuring)."""
+        None pastes the aligned starts back unchanged (the pipeline without diffusion: for measuring).
+
+        ``progress`` hears every finished frame (a server's per-frame status); ``cancel`` is checked
+        before each frame is bumped and raises :class:`SequenceCancelled` (finished frames stay, so
+        the same job run again carries on from there)."""
         started = time.perf_counter()
+        report = progress or (lambda *_a: None)
         self._claim_out()
+        report("analysing", 0, len(self.source), None)
         analysis = self.analyse()
         planned = self.plan(analysis)
         packages, used = self.track_packages(planned, analysis)
@@ -326,6 +340,8 @@ class SequenceJob:
                     out = np.asarray(im.convert("RGB"))
                 self.skipped_frames += 1
             else:
+                if cancel is not None and cancel.is_set():
+                    raise SequenceCancelled(f"cancelled before frame {done}/{n} ({done - 1} finished)")
                 out = self._bump_frame(frame, meta, entries, prev_in, prev_out, prev_obs, packages, seeds, bumper)
                 t = time.perf_counter()
                 buf = io.BytesIO()
@@ -340,6 +356,8 @@ class SequenceJob:
                 strip[frame.index] = (_thumb(frame.image), _thumb(out))
             prev_in, prev_out = frame.image, out
             prev_obs = {tr.id: o for tr, o in entries}
+            rate = (time.perf_counter() - t_loop) / bumped_now if bumped_now else None
+            report("frame", done, n, None if rate is None else rate * (n - done))
             if bumped_now and (time.perf_counter() - last_note > 1.0 or done == n):
                 last_note = time.perf_counter()
                 rate = (last_note - t_loop) / max(1, bumped_now)
@@ -347,6 +365,7 @@ class SequenceJob:
                 self.log(f"sequence: frame {done}/{n} ({100 * done / n:.0f} %), {rate:.2f} s/frame, "
                          f"ETA {int(eta // 60)}m{int(eta % 60):02d}s")
         if encode and self.params.video:
+            report("encoding", n, n, None)
             t = time.perf_counter()
             self.encode(analysis)
             self.timings["encode_s"] = time.perf_counter() - t

@@ -24,7 +24,7 @@ from bump_backend import __version__
 from bump_backend.server.config import ServerConfig
 from bump_backend.server.events import EventHub
 from bump_backend.server.generator import EngineGenerator, Generator
-from bump_backend.server.intake import Rejected, Upload, accept
+from bump_backend.server.intake import Rejected, Upload, accept, accept_sequence
 from bump_backend.server.middleware import BodyDeadline, BodyLimit, CrashGuard, TokenAuth
 from bump_backend.server.store import JobStore
 from bump_backend.server.worker import Scheduler
@@ -42,6 +42,8 @@ from bump_contracts.health import Capabilities, Health, ModelInfo
 
 log = logging.getLogger("bump_backend.server")
 FORM_FIELDS = {"request", "image", "sidecar", "references"}
+SEQUENCE_FORM_FIELDS = {"request", "video", "references"}
+MEDIA_TYPES = {".json": "application/json", ".png": "image/png", ".mp4": "video/mp4", ".zip": "application/zip"}
 ERROR_RESPONSES = {code: {"description": text, "content": {"application/json": {}}} for code, text in (
     (401, "missing or wrong token"), (404, "no such job"), (413, "request or image too large"),
     (415, "not a PNG, JPEG, WebP or EXR"), (422, "invalid request (the field is named)"), (429, "queue full"))}
@@ -188,6 +190,37 @@ def create_app(config: ServerConfig, make_generator: Callable[[], Generator] | N
         url = f"{API_PREFIX}/jobs/{status.id}"
         return JSONResponse(status.to_dict(), status_code=202 if created else 200, headers={"Location": url})
 
+    @app.post(f"{API_PREFIX}/sequences", status_code=202, tags=["jobs"], responses=ERROR_RESPONSES)
+    async def submit_sequence(
+        http: Request,
+        request: Annotated[str, Form(description="the sequence request JSON "
+                                                 "(bump_contracts.sequence_job.SequenceRequest)")],
+        video: Annotated[UploadFile | None, File(description="a video file (or frames_path in the request)")] = None,
+        references: Annotated[list[UploadFile] | None, File(description="package files")] = None,
+    ) -> JSONResponse:
+        """Queue a sequence (a video or a frame folder bumped frame by frame as one job); 202 once on disk.
+
+        The job then shows ``stage_label`` "frame i/n" with an ETA, cancels between frames, and
+        after a restart carries on from its last finished frame."""
+        form = await http.form()
+        for key in form:
+            if key not in SEQUENCE_FORM_FIELDS:
+                return error(422, "unknown_field", f"unknown form field {key!r} (allowed: "
+                             f"{', '.join(sorted(SEQUENCE_FORM_FIELDS))})", key)
+        for key in ("request", "video"):
+            if len(form.getlist(key)) > 1:
+                return error(422, "repeated_field", f"form field {key!r} given more than once", key)
+        uploads = [Upload(f.filename or "", f.file) for f in references or ()]
+        received = http.scope.get("state", {}).get("received", 0.0)
+        try:
+            status, created = await run_in_threadpool(
+                accept_sequence, config, store, scheduler, request,
+                Upload(video.filename or "", video.file) if video is not None else None, uploads, received)
+        except Rejected as exc:
+            return error(exc.status, exc.code, str(exc), exc.field)
+        url = f"{API_PREFIX}/jobs/{status.id}"
+        return JSONResponse(status.to_dict(), status_code=202 if created else 200, headers={"Location": url})
+
     @app.get(f"{API_PREFIX}/jobs", tags=["jobs"])
     def list_jobs(limit: Annotated[int, Query(ge=1, le=1000)] = 50, state: str | None = None):
         """Recent jobs, newest first."""
@@ -270,7 +303,7 @@ def create_app(config: ServerConfig, make_generator: Callable[[], Generator] | N
             with scheduler.lock:
                 scheduler.downloads[job.id] -= 1
 
-        media = "application/json" if name.endswith(".json") else "image/png"
+        media = MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream")
         return FileResponse(path, media_type=media, filename=name, background=BackgroundTask(done))
 
     return app

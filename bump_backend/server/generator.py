@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from bump_backend.generate.model_args import model_name
+from bump_backend.sequence.job import SequenceCancelled
 from bump_backend.server.config import Limits
 from bump_contracts.bump_job import FACE_FIELDS, PARAM_FIELDS, ContractError
 
@@ -42,6 +43,17 @@ class PreparedJob:
     faces: Any = None  # bump_backend.generate.face_pass.JobFaces (None: the generator finds them itself)
 
 
+@dataclass
+class PreparedSequence:
+    """A sequence job checked on a CPU thread: the job over its work folder and the face pass's settings."""
+
+    job: Any  # bump_backend.sequence.job.SequenceJob
+    settings: Any  # BumpSettings
+
+
+FrameProgress = Callable[[str, int, int, float | None], None]
+
+
 class Cancelled(Exception):
     """Raised by a generator when its cancel event stopped it between two steps."""
 
@@ -50,6 +62,8 @@ class Generator(Protocol):
     def load(self) -> None: ...
     def describe(self) -> dict[str, Any]: ...
     def run(self, job: PreparedJob, progress: Progress, cancel: threading.Event, low_memory: bool) -> Any: ...
+    def run_sequence(self, job: PreparedSequence, progress: FrameProgress, cancel: threading.Event
+                     ) -> dict[str, Any]: ...
 
 
 def to_settings(params: dict[str, Any], limits: Limits):
@@ -185,3 +199,14 @@ class EngineGenerator:
         finally:
             if low_memory:
                 self._low_memory(False)
+
+    def run_sequence(self, job: PreparedSequence, progress: FrameProgress, cancel: threading.Event) -> dict[str, Any]:
+        """Every frame not yet in the job's work folder, through the warm engine; returns the record."""
+        from bump_backend.generate import BumpCancelled
+        from bump_backend.sequence.bumper import EngineBumper  # the sequence job's torch side
+
+        try:
+            return job.job.run(EngineBumper(self.engine, job.settings, cancel=cancel), progress=progress,
+                               cancel=cancel)
+        except (BumpCancelled, SequenceCancelled) as exc:
+            raise Cancelled(str(exc)) from None

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from bump_backend.generate.inputs import InputError, check_package
+from bump_backend.sequence.job import SequenceJob
+from bump_backend.sequence.sources import SourceError
 from bump_backend.server.config import ServerConfig
 from bump_backend.server.generator import to_settings
 from bump_backend.server.images import InputImageError, inspect_image
@@ -25,6 +27,7 @@ from bump_backend.server.worker import Scheduler
 from bump_contracts import render_sidecar, safe_json
 from bump_contracts.bump_job import FILE_NAME_RE, ContractError, JobRequest, JobStatus
 from bump_contracts.package_manifest import MANIFEST_NAME, PackageManifest, ViewRecord, file_sha256
+from bump_contracts.sequence_job import SequenceRequest
 from character_library.api import Library
 
 log = logging.getLogger("bump_backend.server.intake")
@@ -202,15 +205,7 @@ def accept(config: ServerConfig, store: JobStore, scheduler: Scheduler, request_
                 field = exc.field if exc.field and exc.field.startswith("sidecar") else \
                     f"sidecar.{exc.field}" if exc.field else "sidecar"
                 raise Rejected(422, "bad_sidecar", f"sidecar: {exc}", field) from None
-        package = {"kind": "none", "path": None}
-        if request.package_path:
-            package = {"kind": "path", "path": str(_resolve_package_path(config, request.package_path))}
-        elif request.package_id:
-            package = {"kind": "id", "id": request.package_id,
-                       "path": str(_resolve_package_id(config, request.package_id))}
-        elif references:
-            _store_references(config, references, inputs / "package")
-            package = {"kind": "upload", "path": str(store.root / job_id / "input" / "package")}
+        package = _default_package(config, store, request, references, job_id, inputs)
         packages = _resolve_character_packages(config, request.packages)
         job = Job(id=job_id, seq=store.next_seq(), request=request, folder=incoming, image_name=image_name,
                   image_type=kind, package=package, has_sidecar=sidecar is not None, packages=packages)
@@ -218,6 +213,105 @@ def accept(config: ServerConfig, store: JobStore, scheduler: Scheduler, request_
         incoming = None
     except BaseException:
         scheduler.release(request.client_key)
+        if incoming is not None:
+            store.discard_incoming(incoming)
+        raise
+    job.marks["accepted"] = time.perf_counter()
+    job.timings["accept_s"] = round(job.marks["accepted"] - received, 4)
+    return scheduler.enqueue(job), True
+
+
+def _default_package(config: ServerConfig, store: JobStore, request: JobRequest, references: list[Upload],
+                     job_id: str, inputs: Path) -> dict:
+    """The request's default package as the job records it: {"kind", "id"?, "path"}."""
+    if request.package_path:
+        return {"kind": "path", "path": str(_resolve_package_path(config, request.package_path))}
+    if request.package_id:
+        return {"kind": "id", "id": request.package_id, "path": str(_resolve_package_id(config, request.package_id))}
+    if references:
+        _store_references(config, references, inputs / "package")
+        return {"kind": "upload", "path": str(store.root / job_id / "input" / "package")}
+    return {"kind": "none", "path": None}
+
+
+def _resolve_frames_path(config: ServerConfig, value: str) -> Path:
+    """A frame folder on the server's machine: absolute, under the package roots when they are set."""
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        raise Rejected(422, "bad_frames_path", "frames_path must be an absolute path on the server's machine",
+                       "frames_path")
+    path = path.resolve()
+    if config.package_roots and not any(path.is_relative_to(Path(r).resolve()) for r in config.package_roots):
+        raise Rejected(403, "frames_outside_roots", "frames_path is outside the server's package roots", "frames_path")
+    if not path.is_dir():
+        raise Rejected(422, "bad_frames_path", f"frames_path {value}: no such folder on the server", "frames_path")
+    return path
+
+
+def accept_sequence(config: ServerConfig, store: JobStore, scheduler: Scheduler, request_text: str,
+                    video: Upload | None, references: list[Upload], received: float) -> tuple[JobStatus, bool]:
+    """Validate, write and queue one sequence (a video upload or ``frames_path``). Raises Rejected.
+
+    The sequence settings, the bump settings, the packages and the input's header (frame count,
+    sizes, a folder's gaps) are all checked here, so a bad field is a 4xx before anything runs.
+    """
+    try:
+        data = safe_json.loads(request_text, "request")
+    except ContractError as exc:
+        raise Rejected(422, "bad_request_json", str(exc), exc.field) from None
+    try:
+        request = SequenceRequest.from_dict(data)
+    except ContractError as exc:
+        raise Rejected(422, "bad_request", str(exc), exc.field or "request") from None
+    try:
+        to_settings(request.job.params, config.limits)
+    except ContractError as exc:
+        raise Rejected(422, "bad_params", str(exc), exc.field) from None
+    if (video is None) == (request.frames_path is None):
+        raise Rejected(422, "bad_input", "give a video file or frames_path (one of them)",
+                       "frames_path" if video is not None else "video")
+    if references and (request.job.package_path or request.job.package_id):
+        raise Rejected(422, "bad_package", "give package_path, package_id or reference files, not several",
+                       "references")
+    frames = _resolve_frames_path(config, request.frames_path) if request.frames_path else None
+
+    existing = _reserve(scheduler, request.job.client_key)
+    if existing is not None:
+        return existing.status(), False
+    incoming = None
+    try:
+        job_id = store.new_id()
+        incoming = store.incoming(job_id)
+        inputs = incoming / "input"
+        if video is not None:
+            # stored as video.<ext>: the client's name never meets our own names under input/
+            name = "video" + Path(_safe_name(video.filename or "video.mp4", "video")).suffix.lower()
+            _copy(video, inputs / name)
+            source, field, kind = inputs / name, "video", "video"
+            final_source = store.root / job_id / "input" / name
+        else:
+            source = final_source = frames
+            name, field, kind = "", "frames_path", "frames"
+        package = _default_package(config, store, request.job, references, job_id, inputs)
+        packages = _resolve_character_packages(config, request.job.packages)
+        try:  # the job's own checks: the input's header, the packages, "a video needs a package"
+            SequenceJob(source, incoming / "sequence", request.sequence, log=None,
+                        package=package["path"], packages={c: e["path"] for c, e in packages.items()})
+        except SourceError as exc:
+            raise Rejected(422, "bad_input", str(exc), field) from None
+        except (ContractError, ValueError) as exc:
+            raise Rejected(422, "bad_sequence", str(exc), "package_path") from None
+        except Exception as exc:  # a decoder's own error on a hostile upload: the client's input, not a 500
+            log.warning("sequence input refused: %s: %s", type(exc).__name__, exc)
+            raise Rejected(422, "bad_input", f"{field}: not a readable {kind} ({type(exc).__name__}: {exc})",
+                           field) from None
+        job = Job(id=job_id, seq=store.next_seq(), request=request.job, folder=incoming, image_name=name,
+                  image_type=kind, package=package, packages=packages, sequence=request,
+                  sequence_input=str(final_source))
+        store.commit(job, incoming)
+        incoming = None
+    except BaseException:
+        scheduler.release(request.job.client_key)
         if incoming is not None:
             store.discard_incoming(incoming)
         raise

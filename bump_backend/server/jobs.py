@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bump_contracts.bump_job import API_PREFIX, QUEUED, TERMINAL, FileInfo, JobRequest, JobState, JobStatus
+from bump_contracts.sequence_job import SequenceRequest
 
 
 def utc_now() -> str:
@@ -30,6 +31,9 @@ class Job:
     package: dict[str, Any]  # {"kind": "none" | "path" | "id" | "upload", "path": str | None}
     has_sidecar: bool = False
     packages: dict[str, dict[str, Any]] = field(default_factory=dict)  # character id -> {"kind", "id"?, "path"}
+    sequence: SequenceRequest | None = None  # a sequence job (request.json holds it; ``request`` is its bump part)
+    sequence_input: str | None = None  # the video under input/ or the frame folder (absolute)
+    resume_frames: int = 0  # a sequence: frames already finished when its latest attempt started
     state: JobState = QUEUED
     created: str = field(default_factory=utc_now)
     started: str | None = None
@@ -60,6 +64,20 @@ class Job:
         return self.state in TERMINAL
 
     @property
+    def kind(self) -> str:
+        return "sequence" if self.sequence is not None else "bump"
+
+    @property
+    def work_dir(self) -> Path:
+        """A sequence's own output folder (frames written one by one: what a restart resumes from)."""
+        return self.folder / "sequence"
+
+    def finished_frames(self) -> int:
+        """A sequence's frames written so far (each PNG is written atomically: a file is a whole frame)."""
+        frames = self.work_dir / "frames"
+        return sum(1 for _ in frames.glob("*.png")) if frames.is_dir() else 0
+
+    @property
     def label(self) -> str:
         return self.request.label
 
@@ -70,15 +88,19 @@ class Job:
             "image_name": self.image_name, "image_type": self.image_type, "package": self.package,
             "has_sidecar": self.has_sidecar, "packages": self.packages, "files": self.files, "timings": self.timings,
             "fetched_at": self.fetched_at, "finished_ts": self.finished_ts, "pruned_at": self.pruned_at,
-            "notes": self.notes,
+            "notes": self.notes, "kind": self.kind, "sequence_input": self.sequence_input,
+            "resume_frames": self.resume_frames,
         }
 
     @classmethod
-    def from_persistent(cls, data: dict[str, Any], request: JobRequest, folder: Path) -> Job:
-        job = cls(id=data["id"], seq=int(data["seq"]), request=request, folder=folder, image_name=data["image_name"],
-                  image_type=data["image_type"], package=data.get("package") or {"kind": "none", "path": None})
+    def from_persistent(cls, data: dict[str, Any], request: JobRequest | SequenceRequest, folder: Path) -> Job:
+        sequence = request if isinstance(request, SequenceRequest) else None
+        job = cls(id=data["id"], seq=int(data["seq"]), request=sequence.job if sequence else request, folder=folder,
+                  image_name=data["image_name"], image_type=data["image_type"],
+                  package=data.get("package") or {"kind": "none", "path": None}, sequence=sequence)
         for key in ("state", "created", "started", "finished", "attempts", "error", "files", "timings", "fetched_at",
-                    "finished_ts", "pruned_at", "notes", "has_sidecar", "packages"):
+                    "finished_ts", "pruned_at", "notes", "has_sidecar", "packages", "sequence_input",
+                    "resume_frames"):
             if key in data:
                 setattr(job, key, data[key])
         job.state = JobState(job.state)  # a record on disk holds the plain name

@@ -9,11 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
+import zipfile
 from typing import Any
 
 from bump_backend.server.jobs import Job
 from bump_backend.server.store import JobStore, write_bytes_durable
 from bump_contracts.bump_job import CONTRACT_VERSION, RESULT_SCHEMA
+from bump_contracts.sequence_job import SEQUENCE_FILES
 
 STEM = "bump"
 
@@ -50,6 +53,36 @@ def write_results(store: JobStore, job: Job, result: Any) -> list[dict[str, Any]
     for path in sorted(tmp.iterdir()):
         files.append({"name": path.name, "kind": file_kind(path.name), "bytes": path.stat().st_size,
                       "sha256": _sha256(path)})
+    document = {"schema": RESULT_SCHEMA, "schema_version": CONTRACT_VERSION, "job_id": job.id,
+                "label": job.label, "files": files, "timings": job.timings}
+    data = (json.dumps(document, indent=1) + "\n").encode("utf-8")
+    write_bytes_durable(tmp / "result.json", data)
+    files.append({"name": "result.json", "kind": "result", "bytes": len(data),
+                  "sha256": hashlib.sha256(data).hexdigest()})
+    store.commit_results(job, tmp)
+    return files
+
+
+def write_sequence_results(store: JobStore, job: Job, sequence: Any) -> list[dict[str, Any]]:
+    """A finished sequence's files (``SEQUENCE_FILES``), hashed and committed like a bump's.
+
+    The PNG frames go into ``frames.zip`` one file at a time (stored: PNGs are already compressed),
+    so memory stays flat whatever the clip's length.
+    """
+    tmp = store.partial_results(job)
+    sources = {"sequence.mp4": sequence.video_path, "sequence.json": sequence.out / "sequence.json",
+               "before_after.png": sequence.out / "before_after.png"}
+    for name, path in sources.items():
+        if path.is_file():
+            shutil.copyfile(path, tmp / name)
+    if sequence.frames_dir.is_dir():
+        with zipfile.ZipFile(tmp / "frames.zip", "w", compression=zipfile.ZIP_STORED) as archive:
+            for path in sorted(sequence.frames_dir.glob("*.png")):
+                archive.write(path, f"frames/{path.name}")
+    files = []
+    for path in sorted(tmp.iterdir()):
+        files.append({"name": path.name, "kind": SEQUENCE_FILES.get(path.name, "other"),
+                      "bytes": path.stat().st_size, "sha256": _sha256(path)})
     document = {"schema": RESULT_SCHEMA, "schema_version": CONTRACT_VERSION, "job_id": job.id,
                 "label": job.label, "files": files, "timings": job.timings}
     data = (json.dumps(document, indent=1) + "\n").encode("utf-8")

@@ -32,6 +32,7 @@ from bump_backend.server.jobs import Job, utc_now
 from bump_contracts import safe_json
 from bump_contracts.atomic_io import fsync_dir, write_bytes_atomic
 from bump_contracts.bump_job import FAILED, ID_RE, QUEUED, RUNNING, JobRequest
+from bump_contracts.sequence_job import SEQUENCE_REQUEST_SCHEMA, SequenceRequest
 
 log = logging.getLogger("bump_backend.server.store")
 
@@ -86,7 +87,7 @@ class JobStore:
 
     def commit(self, job: Job, incoming: Path) -> None:
         """Make an accepted job durable and visible: request + state written, then one rename."""
-        write_json_atomic(incoming / "request.json", job.request.to_dict())
+        write_json_atomic(incoming / "request.json", (job.sequence or job.request).to_dict())
         write_json_atomic(incoming / "state.json", job.persistent())
         fsync_dir(incoming / "input")
         final = self.root / job.id
@@ -139,7 +140,10 @@ class JobStore:
             shutil.rmtree(entry / PARTIAL, ignore_errors=True)
             changed = False
             if job.state == RUNNING:
-                if job.attempts >= max_attempts:
+                # a sequence that finished frames in its last attempt made progress: it resumes however
+                # often the server died; only attempts that got nowhere count towards the limit
+                progressed = job.sequence is not None and job.finished_frames() > job.resume_frames
+                if job.attempts >= max_attempts and not progressed:
                     job.state, job.finished = FAILED, utc_now()
                     job.finished_ts = time.time()
                     job.error = (f"the server stopped {job.attempts} times while running this job "
@@ -163,7 +167,9 @@ class JobStore:
     def _load(self, folder: Path) -> Job | None:
         try:
             state = safe_json.loads((folder / "state.json").read_bytes(), "state.json")
-            request = JobRequest.from_dict(safe_json.loads((folder / "request.json").read_bytes(), "request.json"))
+            data = safe_json.loads((folder / "request.json").read_bytes(), "request.json")
+            is_sequence = isinstance(data, dict) and data.get("schema") == SEQUENCE_REQUEST_SCHEMA
+            request = SequenceRequest.from_dict(data) if is_sequence else JobRequest.from_dict(data)
             return Job.from_persistent(state, request, folder)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("job folder %s is unreadable (%s); left in place, not served", folder.name, exc)
@@ -201,7 +207,7 @@ class JobStore:
                 log.warning("job store holds %.1f MB, above its %.1f MB limit, in jobs not fetched yet; keeping them",
                             total / 1e6, policy.max_bytes / 1e6)
         for job in doomed.values():
-            for name in ("input", "results"):
+            for name in ("input", "results", "sequence"):
                 shutil.rmtree(job.folder / name, ignore_errors=True)
             job.pruned_at = now
             self.save_state(job)

@@ -8,18 +8,22 @@ GPU thread itself only generates, so its idle time per job is the server's real 
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
+from bump_backend.sequence.job import FaceOptions, SequenceJob
 from bump_backend.server.config import ServerConfig
 from bump_backend.server.generator import (
     Cancelled,
     Generator,
     PreparedJob,
+    PreparedSequence,
     free_memory,
     is_out_of_memory,
     sampling_steps,
@@ -28,7 +32,7 @@ from bump_backend.server.generator import (
 from bump_backend.server.images import InputImageError, decode_image
 from bump_backend.server.jobs import Job, utc_now
 from bump_backend.server.progress import ProgressTracker
-from bump_backend.server.results import write_results
+from bump_backend.server.results import write_results, write_sequence_results
 from bump_backend.server.store import JobStore
 from bump_contracts import render_sidecar
 from bump_contracts.bump_job import CANCELLED, DONE, FAILED, QUEUED, RUNNING, ContractError, JobStatus
@@ -206,10 +210,10 @@ class Scheduler:
         Face finding (sidecar geometry, or the detector) runs here, on the prep pool, in the
         engine's working-image pixels (``find_job_faces``), so the GPU worker only generates.
         """
-        from pathlib import Path
-
         from bump_backend.generate.prompts import CharacterPrompt
 
+        if job.sequence is not None:
+            return self._prepare_sequence(job)
         try:
             self._prep_stage(job, "preparing")
             limits = self.config.limits
@@ -246,6 +250,19 @@ class Scheduler:
         finally:
             self._prep_stage(job, "")
 
+    def _prepare_sequence(self, job: Job) -> PreparedSequence:
+        """CPU side of a sequence: settings and the job object over its work folder (which a restart
+        finds again, with every frame finished before the restart)."""
+        settings = to_settings(job.request.params, self.config.limits)
+        for entry in [job.package, *job.packages.values()]:
+            if entry.get("path") and not (Path(entry["path"]) / "package.json").is_file():
+                raise InputImageError(f"the package folder {entry['path']} is gone (no package.json)")
+        sequence = SequenceJob(job.sequence_input, job.work_dir, job.sequence.sequence, package=job.package.get("path"),
+                               packages={cid: e["path"] for cid, e in job.packages.items()},
+                               face=FaceOptions(settings.face_size, settings.face_padding, settings.seed),
+                               settings_record=settings.to_dict(), log=lambda m: log.debug("job %s: %s", job.id, m))
+        return PreparedSequence(job=sequence, settings=settings)
+
     def _finish(self, job: Job, state: str, error: str | None, why: str = "") -> None:
         with self.lock:
             job.state = state
@@ -264,6 +281,8 @@ class Scheduler:
             self.store.save_state(job)
         except OSError as exc:
             log.error("job %s: cannot write its state (%s)", job.id, exc)
+        if job.sequence is not None and state != DONE:
+            shutil.rmtree(job.work_dir, ignore_errors=True)  # nothing will resume a failed or cancelled sequence
         log.info("job %s: %s%s", job.id, state, f" ({error})" if error else (f" ({why})" if why else ""))
         self._touch(job)
 
@@ -331,6 +350,9 @@ class Scheduler:
         if job.cancel_event.is_set():
             self._finish_cancelled(job, "cancelled before it started")
             return
+        if isinstance(prepared, PreparedSequence):
+            self._run_sequence(job, prepared)
+            return
         settings = prepared.settings
         tracker = ProgressTracker(
             whole_steps=sampling_steps(settings.denoise, settings.steps) if settings.whole_pass else 0,
@@ -381,6 +403,62 @@ class Scheduler:
         job.stage = job.stage_label = "saving"
         self._touch(job)
         self.encode_pool.submit(self._save, job, result)
+
+    def _run_sequence(self, job: Job, prepared: PreparedSequence) -> None:
+        """The whole sequence on this (the GPU) thread, frame by frame; results saved on the encode pool."""
+        started = time.perf_counter()
+        job.resume_frames = job.finished_frames()
+        try:
+            self.store.save_state(job)  # what a restart compares with to see whether this attempt got anywhere
+        except OSError as exc:
+            log.error("job %s: cannot write its state (%s)", job.id, exc)
+
+        def progress(stage: str, done: int, total: int, eta: float | None) -> None:
+            job.step, job.steps = done, total
+            if stage == "analysing":
+                job.stage = job.stage_label = "analysing"
+            elif stage == "encoding":
+                job.stage = job.stage_label = "encoding"
+            else:
+                job.stage, job.stage_label = "frames", f"frame {done}/{total}"
+                job.progress = min(0.99, done / total) if total else 0.0
+            job.eta_s = eta
+            if "first_progress" not in job.marks and stage == "frame":
+                job.marks["first_progress"] = time.perf_counter()
+            self._touch(job)
+
+        try:
+            record = self.generator.run_sequence(prepared, progress, job.cancel_event)
+        except Cancelled as exc:
+            self._finish_cancelled(job, str(exc))
+            return
+        except Exception as exc:
+            if is_out_of_memory(exc):
+                free_memory()
+                self._finish(job, FAILED, f"out of GPU memory: {exc}")
+            elif isinstance(exc, (ValueError, ContractError)):
+                self._finish(job, FAILED, f"{type(exc).__name__}: {exc}")
+            else:
+                log.exception("job %s: sequence failed", job.id)
+                self._finish(job, FAILED, f"sequence failed: {type(exc).__name__}: {exc}")
+            return
+        job.timings["generate_s"] = round(time.perf_counter() - started, 4)
+        job.timings["resumed_frames"] = float(record.get("resumed_frames", 0))
+        job.stage = job.stage_label = "saving"
+        self._touch(job)
+        self.encode_pool.submit(self._save_sequence, job, prepared)
+
+    def _save_sequence(self, job: Job, prepared: PreparedSequence) -> None:
+        t = time.perf_counter()
+        try:
+            job.files = write_sequence_results(self.store, job, prepared.job)
+        except Exception as exc:
+            log.exception("job %s: writing results failed", job.id)
+            self._finish(job, FAILED, f"could not write the results: {type(exc).__name__}: {exc}")
+            return
+        job.timings["save_s"] = round(time.perf_counter() - t, 4)
+        self._finish(job, DONE, None)
+        shutil.rmtree(job.work_dir, ignore_errors=True)  # the results hold it all now
 
     def _finish_cancelled(self, job: Job, why: str) -> None:
         if self.stopping and job.state == RUNNING:  # shutdown, not the user: run it again next start

@@ -26,7 +26,7 @@ CHARACTER_KEYS = {"name", "demo", "phenotype", "rig", "blend", "object", "head_b
 
 ENTRY_KEYS = {"characters", "tasks", "bump", "shots"}
 
-SHOT_KEYS = {"name", "blend", "cameras", "frames", "object", "bump", "reference", *SHOT_RENDER_KEYS}
+SHOT_KEYS = {"name", "blend", "cameras", "frames", "object", "bump", "reference", "sequence", *SHOT_RENDER_KEYS}
 
 REFERENCES = ("rendered", "bumped")
 
@@ -126,6 +126,7 @@ class ShotSpec:
     object: str | None
     bump: dict[str, Any] | None  # None: render only
     reference: str = "rendered"
+    sequence: dict[str, Any] | None = None  # sequence settings: the frames are bumped as ONE sequence job
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any
 from bump_contracts import package_params
 from bump_contracts.bump_job import PARAM_FIELDS, ContractError, validate_params
 from bump_contracts.pose import Pose, PoseError
+from bump_contracts.sequence_job import SequenceParams
 from bump_contracts.views import ViewError, resolve_views
 from character_library import Library, LibraryError
 from headless_renderer.batch.job_checker import Checker, join_path, kind_of
@@ -625,10 +626,42 @@ def _shot(value: Any, path: str, index: int, root: Path, base: dict, reference: 
     else:
         bump = _bump(bump_value if bump_value is not True else {}, f"{path}.bump", check)
     ref = _reference(data, path, check) or reference
+    sequence = _sequence(data, frames, bump, path, check)
     if not ok or not blend:
         return None
     return ShotSpec(name=name, blend=str(blend.resolve()), cameras=tuple(cameras), frames=tuple(frames),
-                    render=render, object=check.string(data, "object", path), bump=bump, reference=ref)
+                    render=render, object=check.string(data, "object", path), bump=bump, reference=ref,
+                    sequence=sequence)
+
+
+def _sequence(data: dict[str, Any], frames: list[int | None], bump: dict[str, Any] | None, path: str,
+              check: Checker) -> dict[str, Any] | None:
+    """``sequence = true`` (or a table of sequence settings, ``bump_contracts.sequence_job``): the shot's
+    frames are bumped as one sequence job (one identity, no flicker) instead of one bump per frame."""
+    value = data.get("sequence", False)
+    where = join_path(path, "sequence")
+    if value is False:
+        return None
+    if value is not True and not isinstance(value, dict):
+        check.add(where, "expected true, false or a table of sequence settings")
+        return None
+    settings = {} if value is True else dict(value)
+    try:
+        SequenceParams.from_dict(settings)
+    except ContractError as exc:
+        check.add(join_path(where, exc.field) if exc.field and exc.field != "sequence" else where,
+                  str(exc).removeprefix("sequence: "))
+        return None
+    except TypeError as exc:
+        check.add(where, str(exc))
+        return None
+    if "frames" not in data or len(frames) < 2:
+        check.add(where, "a sequence needs `frames` with at least two frames")
+        return None
+    if bump is None:
+        check.add(where, "a sequence is bumped: remove `bump = false` or `sequence`")
+        return None
+    return settings
 
 
 def _check_needs(tasks: list[Task], characters: dict[str, CharacterSpec], check: Checker) -> None:

@@ -25,14 +25,15 @@ from headless_renderer.batch.jobfile import CharacterSpec, Job, ShotSpec
 UNIT_VERSION = 1  # bump when a unit's outputs change meaning, so old done-records stop matching
 STATE_DIR = ".batch"
 RENDER, BUMP, LOCAL = "render", "bump", "local"
-RESOURCE = {"package": RENDER, "shot": RENDER, "bump_view": BUMP, "bump_shot": BUMP, "assemble": LOCAL}
+RESOURCE = {"package": RENDER, "shot": RENDER, "bump_view": BUMP, "bump_shot": BUMP, "bump_sequence": BUMP,
+            "assemble": LOCAL}
 _STALE = re.compile(r"^\..+\.(partial|old)-\d+-\d+$|^\..+\.(part|tmp)$")
 
 
 @dataclass
 class Unit:
     id: str  # "mateo/package", "mateo/bump/front", "mateo/shot/street/Cam/f0001", ...
-    kind: str  # package | bump_view | assemble | shot | bump_shot
+    kind: str  # package | bump_view | assemble | shot | bump_shot | bump_sequence
     character: str
     hash: str
     spec: dict[str, Any]  # what work.run_unit needs (plain JSON data: pickles, crosses to Ray)
@@ -183,6 +184,7 @@ def _plan_shot(plan: Plan, c: CharacterSpec, shot: ShotSpec, package: tuple[Unit
                bumped: Unit | None, model: dict[str, Any] | None) -> None:
     blend_hash = file_hash(shot.blend)
     for camera in shot.cameras:
+        renders: list[Unit] = []
         for frame in shot.frames:
             tag = f"{safe_name(camera, 'scene_camera')}/{'current' if frame is None else f'f{frame:04d}'}"
             stem = tag.replace("/", "_")
@@ -195,7 +197,8 @@ def _plan_shot(plan: Plan, c: CharacterSpec, shot: ShotSpec, package: tuple[Unit
                       "character": character}
             render = plan.add(_unit("shot", f"{c.key}/shot/{shot.name}/{tag}", c.key, inputs, spec,
                                     [spec["image"], spec["sidecar"]], []))
-            if shot.bump is None or package is None:
+            renders.append(render)
+            if shot.bump is None or package is None or shot.sequence is not None:
                 continue
             package_unit, package_path = package
             needs = [render] + ([package_unit] if package_unit else [])
@@ -211,6 +214,28 @@ def _plan_shot(plan: Plan, c: CharacterSpec, shot: ShotSpec, package: tuple[Unit
             plan.add(_unit("bump_shot", f"{c.key}/bump_shot/{shot.name}/{tag}", c.key,
                            {**ref_in, "params": shot.bump, "model": model}, spec, [spec["image"], spec["record"]],
                            needs))
+        if shot.sequence is not None and shot.bump is not None and package is not None:
+            _plan_sequence(plan, c, shot, camera, renders, package, bumped, model)
+
+
+def _plan_sequence(plan: Plan, c: CharacterSpec, shot: ShotSpec, camera: str | None, renders: list[Unit],
+                   package: tuple[Unit | None, str], bumped: Unit | None, model: dict[str, Any] | None) -> None:
+    """``sequence = true``: one unit bumps every rendered frame of one camera as a single sequence job."""
+    package_unit, package_path = package
+    needs = [*renders] + ([package_unit] if package_unit else [])
+    ref_in: dict[str, Any] = {"reference": shot.reference}
+    if shot.reference == "bumped" and bumped is not None:
+        needs.append(bumped)
+        package_path = bumped.spec["out"]
+    elif package_unit is None:
+        ref_in["package_hash"] = _package_hash(package_path)
+    cam = safe_name(camera, "scene_camera")
+    out = f"{c.key}/shots_bumped/{shot.name}/{cam}_sequence"
+    frames = [{"frame": r.spec["frame"], "image": r.spec["image"], "sidecar": r.spec["sidecar"]} for r in renders]
+    spec = {"frames": frames, "package": package_path, "params": shot.bump, "sequence": shot.sequence, "out": out}
+    inputs = {**ref_in, "params": shot.bump, "sequence": shot.sequence, "model": model}  # + the renders' hashes
+    plan.add(_unit("bump_sequence", f"{c.key}/bump_sequence/{shot.name}/{cam}", c.key, inputs, spec,
+                   [f"{out}/sequence.json", f"{out}/frames"], needs))
 
 
 def _package_views(folder: str) -> list[str]:

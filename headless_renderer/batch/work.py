@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 import traceback
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -30,7 +31,7 @@ from bump_contracts.package_manifest import character_id_from_name, load_package
 from bump_contracts.pose import Pose
 from bump_contracts.render_sidecar import RenderSidecar, SidecarFace
 from bump_contracts.views import ViewSpec
-from headless_renderer.batch.units import Unit, log_path, state_dir, write_atomic, write_done
+from headless_renderer.batch.units import STATE_DIR, Unit, log_path, state_dir, write_atomic, write_done
 from profile_rig.core.camera_math import Framing, Intrinsics
 from profile_rig.core.package_writer import PackageStaging
 from profile_rig.core.phenotype import Phenotype
@@ -337,6 +338,70 @@ def _bump(unit: Unit, root: Path, context: dict, log: LogFn) -> dict[str, Any]:
             "gpu_seconds": final.timings.get("generate_s")}
 
 
+def _bump_sequence(unit: Unit, root: Path, context: dict, log: LogFn) -> dict[str, Any]:
+    """A shot's rendered frames (with their sidecars) bumped as ONE sequence job on the backend.
+
+    The frames are linked into a numbered folder (``frame_0001.png`` + ``frame_0001.json``, what the
+    sequence job reads) that the backend reads by path, so it must see this output folder (same
+    machine or a shared disk). Its files land in ``spec["out"]``: ``frames/``, ``sequence.json``,
+    ``sequence.mp4``, ``before_after.png``, all at once (staged, then renamed).
+    """
+    spec = unit.spec
+    client: BumpClient = context["client"]
+    staging = state_dir(root) / "tmp" / f"{unit.key}-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    frames_dir = root / STATE_DIR / "sequences" / unit.key  # stays while the job runs: the backend reads it
+    shutil.rmtree(frames_dir, ignore_errors=True)
+    frames_dir.mkdir(parents=True)
+    for i, frame in enumerate(spec["frames"], start=1):
+        for src, suffix in ((root / frame["image"], ".png"), (root / frame["sidecar"], ".json")):
+            target = frames_dir / f"frame_{frame['frame'] if frame['frame'] is not None else i:04d}{suffix}"
+            try:
+                os.link(src, target)
+            except OSError:
+                shutil.copyfile(src, target)
+    final = None
+    try:
+        for attempt in range(8):  # as _bump: a new key after an earlier failed job with the same key
+            key = f"batch-{unit.hash[:40]}{context.get('salt', '')}" + (f"-r{attempt}" if attempt else "")
+            job = client.submit_sequence(frames=frames_dir, params=spec["params"], sequence=spec["sequence"],
+                                         package=root / spec["package"],
+                                         upload_package=context.get("upload_package", False), label=unit.id[:200],
+                                         client_key=key)
+            log(f"backend {client.url}: sequence job {job.id} ({job.state}, {len(spec['frames'])} frames)")
+            if job.state in (FAILED, CANCELLED) or job.pruned:
+                log(f"job {job.id} is from an earlier run and {job.state}; new job")
+                continue
+            final = client.wait(job.id, _stop_check(context.get("stop")), timeout=context.get("timeout", 3600.0),
+                                poll_interval=0.2)
+            if final.state != DONE:
+                raise JobFailed(final)
+            break
+        if final is None:
+            raise BackendError(f"{unit.id}: every earlier job for these settings failed; see the server log")
+        result = client.download(final.id, staging / "download", status=final)
+        out = staging / "out"
+        (out / "frames").mkdir(parents=True)
+        with zipfile.ZipFile(result.files["frames.zip"]) as archive:
+            for name in archive.namelist():  # one frame at a time
+                with archive.open(name) as src, open(out / "frames" / Path(name).name, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+        for name in ("sequence.json", "sequence.mp4", "before_after.png"):
+            if name in result.files:
+                os.replace(result.files[name], out / name)
+        target = root / spec["out"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(out, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(frames_dir, ignore_errors=True)
+    tracks = result.record.get("tracks", [])
+    log(f"downloaded {spec['out']}: {len(spec['frames'])} frames, {len(tracks)} track(s)")
+    return {"job_id": final.id, "backend": client.url, "frames": len(spec["frames"]),
+            "faces_bumped": sum(t.get("bumped", 0) for t in tracks), "gpu_seconds": final.timings.get("generate_s")}
+
+
 class StopRequested(Exception):
     """The run is being interrupted: stop waiting (the backend job goes on; a resume picks it up)."""
 
@@ -390,5 +455,6 @@ RUNNERS: dict[str, Callable[[Unit, Path, dict, LogFn], dict[str, Any] | None]] =
     "shot": _render_shot,
     "bump_view": _bump,
     "bump_shot": _bump,
+    "bump_sequence": _bump_sequence,
     "assemble": _assemble,
 }
