@@ -122,6 +122,14 @@ class BumpEngine:
         ``clip_embeds``: FaceID-plus adapters' CLIP hidden states, laid out like ``ip_embeds``
         (:func:`identity.batch_clip_embeds`); diffusers reads them from the projection layer.
         """
+        with self._lock:  # reentrant: ``run`` already holds it; the sequence job's bumper does not
+            return self._img2img(images, cond, ip_embeds, settings, seeds, stage=stage, progress=progress,
+                                 cancel=cancel, step_offset=step_offset, total_steps=total_steps,
+                                 clip_embeds=clip_embeds)
+
+    def _img2img(self, images, cond, ip_embeds, settings: PassSettings, seeds: list[int], *, stage: str,
+                 progress: Progress | None, cancel: threading.Event | None, step_offset: int,
+                 total_steps: int | None, clip_embeds: torch.Tensor | None) -> list[np.ndarray]:
         pipe = self.pipe
         if cancel is not None and cancel.is_set():
             raise BumpCancelled(f"cancelled before {stage}")
@@ -166,6 +174,18 @@ class BumpEngine:
                 white = Image.new("RGB", (224, 224), (255, 255, 255))
                 self._blank_embeds = tuple(e[None] for e in identity.encode_views(self.pipe, [white]))
         return self._blank_embeds
+
+    def package_embeds(self, package: Path | None, yaw: float | None, settings: BumpSettings
+                       ) -> tuple[torch.Tensor, ...] | None:
+        """One face's identity embeddings for ``package`` at ``yaw`` (the blank identity without a
+        package; None without an IP-Adapter). Takes the engine's lock, so a caller outside ``run``
+        (the sequence job) never reads the model or its caches while another thread switches them."""
+        with self._lock:
+            if not self.has_ip_adapter:
+                return None
+            refs = None if package is None else self.references.get(
+                self.pipe, self.spec.key(), package, self.face_embedder, self.loaded.ip_adapter_kind)
+            return self.face_embeds(refs, yaw, settings)[0]
 
     def face_embeds(self, refs: identity.ReferenceViews | None, yaw: float | None, settings: BumpSettings
                      ) -> tuple[tuple[torch.Tensor, ...], dict[str, Any] | None]:

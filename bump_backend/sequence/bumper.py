@@ -46,29 +46,13 @@ class EngineBumper:
                                            clip_skip=settings.clip_skip)
         self.progress = progress
         self.cancel = cancel
-        self._refs: dict[Path, identity.ReferenceViews] = {}
-
-    def references(self, package: Path) -> identity.ReferenceViews:
-        if package not in self._refs:
-            e = self.engine
-            self._refs[package] = e.references.get(e.pipe, e.spec.key(), package, e.face_embedder,
-                                                   e.loaded.ip_adapter_kind)
-        return self._refs[package]
 
     def __call__(self, jobs: list[FaceJob]) -> list[np.ndarray]:
         out: dict[int, np.ndarray] = {}
         groups: dict[tuple, list[int]] = {}
         embeds = []
         for i, job in enumerate(jobs):
-            e = None
-            if self.engine.has_ip_adapter:
-                if job.package is None:
-                    e = self.engine._blank()  # the engine's own "no identity" embeddings, used at scale 0
-                else:
-                    refs = self.references(job.package)
-                    pos, neg, _ = identity.select_embeds(refs, job.yaw, self.settings.pose_mode, self.settings.pose_views)
-                    clip = identity.select_clip_embeds(refs, job.yaw, self.settings.pose_mode, self.settings.pose_views)
-                    e = (pos, neg) if clip is None else (pos, neg, *clip)
+            e = self.engine.package_embeds(job.package, job.yaw, self.settings)  # the engine's lock, its caches
             embeds.append(e)
             key = (job.package is None, tuple(e[0].shape) if e is not None else ())
             groups.setdefault(key, []).append(i)
