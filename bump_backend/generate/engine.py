@@ -28,6 +28,7 @@ from bump_backend.generate.images import load_rgb, resize_mask, to_input_size, w
 from bump_backend.generate.models import ModelCache, ModelSpec, resolve_spec
 from bump_backend.generate.record import BumpResult, build_record
 from bump_backend.generate.settings import BumpSettings, PassSettings
+from bump_contracts.errors import ContractError
 
 Progress = Callable[[str, int, int], None]
 
@@ -110,6 +111,24 @@ class BumpEngine:
     @property
     def has_ip_adapter(self) -> bool:
         return self.loaded.ip_adapter_kind is not None
+
+    @property
+    def max_clip_skip(self) -> int:
+        """The largest ``clip_skip`` this model allows: its (first) text encoder's layer count.
+
+        ``clip_skip`` n takes the n-th layer's output from the end; the contract allows 1-12 (SD 1.5
+        and SDXL have 12 layers), but a model with fewer layers (the tiny test models have 2) has
+        fewer to skip.
+        """
+        encoder = self.pipe.text_encoder
+        return int(getattr(encoder.config, "num_hidden_layers", 12))
+
+    def check_settings(self, settings: BumpSettings) -> None:
+        """Refuse settings the loaded model cannot run, before anything is computed (ContractError)."""
+        limit = self.max_clip_skip
+        if settings.clip_skip > limit:
+            raise ContractError(f"params.clip_skip (Clip skip) is {settings.clip_skip}, above this model's limit of {limit} "
+                                f"(its text encoder has {limit} layers)", "params.clip_skip")
 
     # -- one img2img batch ---------------------------------------------------------------------
     def img2img(self, images: list[np.ndarray], cond: prompts.Conditioning, ip_embeds: list[torch.Tensor] | None,
@@ -245,6 +264,7 @@ class BumpEngine:
         character_packages = {str(cid): Path(path) for cid, path in (packages or {}).items()}
         per_character = {str(cid): prompts.CharacterPrompt.coerce(p) for cid, p in (character_prompts or {}).items()}
         with self._lock:
+            self.check_settings(settings)  # before the image is even read: fails fast, names the field
             return self._run(load_rgb(image), Path(package) if package else None, sidecar, settings, progress,
                              cancel, face_settings, input_path, faces, character_packages, per_character)
 

@@ -39,6 +39,7 @@ class EngineBumper:
     """
 
     def __init__(self, engine: BumpEngine, settings: BumpSettings, progress=None, cancel=None) -> None:
+        engine.check_settings(settings)  # e.g. a clip skip deeper than the model: refused before any frame
         self.engine = engine
         self.settings = settings
         self.pass_settings = settings.face_pass_settings()

@@ -200,3 +200,14 @@ def test_queue_full_is_429(make_server, images):
     client.cancel(waiting.id)
     client.cancel(running.id)
     assert client.wait(running.id, timeout=30).state == "cancelled"
+
+
+def test_clip_skip_deeper_than_the_model_fails_before_diffusion(server, png_bytes):
+    """Within the contract (1-12) but beyond the loaded model (2 layers): accepted, then the job fails
+    before any sampler step with the field and the model's limit, which /v1/health also announces."""
+    client = BumpClient(server.url)
+    assert client.health().capabilities.max_clip_skip == 2
+    job = client.submit(png_bytes, {**FAST, "clip_skip": 5})
+    final = client.wait(job.id, timeout=60)
+    assert final.state == "failed" and "params.clip_skip" in final.error and "limit of 2" in final.error, final.error
+    assert final.step == 0 and "whole" not in (final.stage_label or "")
