@@ -132,3 +132,43 @@ def test_job_file_with_a_utf8_byte_order_mark_is_read(tmp_path: Path, bom: bytes
     job.write_bytes(bom + job.read_bytes())
     loaded = load_job(job)
     assert list(loaded.characters) == ["c0"]
+
+
+def _assemble_unit(tag: str, views: dict[str, str]) -> dict:
+    return {"id": f"x/assemble_{tag}", "kind": "assemble", "character": "x", "hash": tag * 64, "needs": [],
+            "spec": {"package": "pkg", "out": f"bumped_{tag}", "views": views}, "outputs": [f"bumped_{tag}"]}
+
+
+def test_a_ray_task_records_only_while_its_run_holds_the_folder(tmp_path: Path) -> None:
+    """Ray workers are not the run's children, so the rule is the output folder's lock: a unit is
+    recorded while the run it names holds the lock, refused for another run's pid and after the run's
+    kill -9 (the lock file still names it, but nobody holds its flock)."""
+    from bump_backend.testing.tiny_models import build_tiny_package
+    from headless_renderer.batch import work
+
+    build_tiny_package(tmp_path / "pkg")
+    views = {name: f"pkg/{name}.png" for name in ("front", "three_quarter_left", "three_quarter_right")}
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f'''
+        import sys, time
+        from pathlib import Path
+        from headless_renderer.batch.local import state_lock
+        lock = state_lock(Path({str(tmp_path)!r}))
+        print("held" if lock is not None else "busy", flush=True)
+        time.sleep(120)
+    ''')], cwd=REPO, env=env(), stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        results = {"owner alive": work.run_unit(_assemble_unit("a", views), str(tmp_path), {"run_pid": holder.pid}),
+                   "another run": work.run_unit(_assemble_unit("b", views), str(tmp_path),
+                                                {"run_pid": holder.pid + 1})}
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(10)
+        results["owner killed"] = work.run_unit(_assemble_unit("c", views), str(tmp_path), {"run_pid": holder.pid})
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+    assert results["owner alive"]["status"] == "done", results
+    for case in ("another run", "owner killed"):
+        assert results[case]["status"] == "failed" and "no done-record written" in results[case]["error"], results
+    records = sorted(p.name for p in (tmp_path / ".batch" / "done").iterdir())
+    assert len(records) == 1, records  # only the unit of the run that held the folder
