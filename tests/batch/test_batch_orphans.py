@@ -172,3 +172,45 @@ def test_a_ray_task_records_only_while_its_run_holds_the_folder(tmp_path: Path) 
         assert results[case]["status"] == "failed" and "no done-record written" in results[case]["error"], results
     records = sorted(p.name for p in (tmp_path / ".batch" / "done").iterdir())
     assert len(records) == 1, records  # only the unit of the run that held the folder
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_ray_batch_run_ends_its_cluster_and_records_nothing_more(tmp_path: Path) -> None:
+    """A real Ray run on a local 1-CPU cluster it started, killed with kill -9 after its first unit:
+    every process it started (GCS, raylet, agents, task workers) ends within a few seconds and no
+    done-record appears afterwards."""
+    pytest.importorskip("ray", reason="ray is an optional extra (pip install ray==2.60.0)")
+    job = _package_job(tmp_path, characters=4)
+    done_dir = tmp_path / "out" / ".batch" / "done"
+    proc = subprocess.Popen([sys.executable, "-m", "headless_renderer.batch", str(job), "--executor", "ray",
+                             "--workers", "1", "--quiet"], cwd=REPO, env=env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    started: list[psutil.Process] = []
+    try:
+        parent = psutil.Process(proc.pid)
+        deadline = time.monotonic() + 240
+        while not (done_dir.is_dir() and any(done_dir.iterdir())):  # cluster up, one unit done, more queued
+            assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+            time.sleep(0.05)
+        started = parent.children(recursive=True)
+        names = {p.name() for p in started if p.is_running()}
+        assert {"raylet", "gcs_server"} <= names, names
+        records_at_kill = {p.name for p in done_dir.iterdir()}
+        os.kill(proc.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        proc.wait(10)
+        while not all(_gone(p.pid) for p in started) and time.monotonic() - killed_at < 60:
+            time.sleep(0.05)
+        lived = time.monotonic() - killed_at
+        survivors = [(p.pid, p.name()) for p in started if not _gone(p.pid)]
+        assert not survivors, f"{survivors} still running {lived:.1f} s after the run's kill -9"
+        assert lived < GRACE_S, f"the cluster outlived its run by {lived:.1f} s"
+        print(f"the run's Ray cluster ({len(started)} processes) ended {lived:.2f} s after its kill -9")
+        time.sleep(1.0)
+        assert {p.name for p in done_dir.iterdir()} == records_at_kill
+    finally:  # never leave a process behind, even when the test fails
+        if proc.poll() is None:
+            proc.kill()
+        for process in started:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
