@@ -133,3 +133,9 @@ def test_bumper_waits_for_the_engines_lock(models, engine):
     assert [c.shape for c in crops] == [(64, 64, 3)] * 2
     assert np.abs(crops[0].astype(int) - crops[1].astype(int)).mean() > 0  # identity vs. none differ
     assert np.array_equal(bumper(jobs[:1])[0], crops[0])  # same seed, same face: same result
+    from dataclasses import replace
+
+    from bump_contracts.errors import ContractError
+
+    with pytest.raises(ContractError, match=r"params\.clip_skip .* limit of 2"):  # before any frame is bumped
+        EngineBumper(engine, replace(_settings(), clip_skip=3))
