@@ -30,6 +30,9 @@ def unavailable(caps: Capabilities | None, values: Mapping[str, Any]) -> dict[st
     if caps.max_face_size is not None and face_size is not None and values.get("face_pass", True) \
             and face_size > caps.max_face_size:
         out["face_size"] = f"face size {face_size} is above this backend's limit of {caps.max_face_size}"
+    clip_skip = values.get("clip_skip")
+    if caps.max_clip_skip is not None and clip_skip is not None and clip_skip > caps.max_clip_skip:
+        out["clip_skip"] = f"clip skip {clip_skip} is above this backend's model limit of {caps.max_clip_skip}"
     return out
 
 

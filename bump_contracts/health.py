@@ -69,6 +69,7 @@ class Capabilities:
     free_vram_mb: int | None = None
     max_side: int | None = None  # the largest work size this server accepts
     max_face_size: int | None = None
+    max_clip_skip: int | None = None  # the loaded model's text-encoder depth (the contract allows 1-12)
 
     @classmethod
     def from_dict(cls, data: Any) -> Capabilities:
@@ -82,7 +83,8 @@ class Capabilities:
                    device=_typed(data, "device", (str,), where) or "",
                    free_vram_mb=_typed(data, "free_vram_mb", (int,), where),
                    max_side=_typed(data, "max_side", (int,), where),
-                   max_face_size=_typed(data, "max_face_size", (int,), where))
+                   max_face_size=_typed(data, "max_face_size", (int,), where),
+                   max_clip_skip=_typed(data, "max_clip_skip", (int,), where))
 
 
 @dataclass(frozen=True)

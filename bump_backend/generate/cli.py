@@ -229,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
                 result = engine.run(args.image, args.package, sidecar=sidecar, settings=_settings(checked["params"]),
                                     progress=progress, packages=checked["packages"],
                                     character_prompts=checked["character_prompts"])
-    except (ModelError, InputError) as exc:
+    except (ModelError, InputError, ContractError) as exc:  # ContractError: settings the loaded model cannot run
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if record is not None:

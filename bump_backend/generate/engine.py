@@ -28,6 +28,7 @@ from bump_backend.generate.images import load_rgb, resize_mask, to_input_size, w
 from bump_backend.generate.models import ModelCache, ModelSpec, resolve_spec
 from bump_backend.generate.record import BumpResult, build_record
 from bump_backend.generate.settings import BumpSettings, PassSettings
+from bump_contracts.errors import ContractError
 
 Progress = Callable[[str, int, int], None]
 
@@ -117,16 +118,23 @@ class BumpEngine:
         bumper) holds it around its calls, so no other job switches the model or runs in between."""
         return self._lock
 
-    def blank_embeds(self) -> tuple[torch.Tensor, ...]:
-        """The adapter's "no identity" embeddings (a face without a package, used at scale 0)."""
-        with self._lock:
-            return self._blank()
+    @property
+    def max_clip_skip(self) -> int:
+        """The largest ``clip_skip`` this model allows: its (first) text encoder's layer count.
 
-    def package_references(self, package: Path) -> identity.ReferenceViews:
-        """A package's encoded views for the loaded model (cached by the engine's reference cache)."""
-        with self._lock:
-            return self.references.get(self.pipe, self.spec.key(), package, self.face_embedder,
-                                       self.loaded.ip_adapter_kind)
+        ``clip_skip`` n takes the n-th layer's output from the end; the contract allows 1-12 (SD 1.5
+        and SDXL have 12 layers), but a model with fewer layers (the tiny test models have 2) has
+        fewer to skip.
+        """
+        encoder = self.pipe.text_encoder
+        return int(getattr(encoder.config, "num_hidden_layers", 12))
+
+    def check_settings(self, settings: BumpSettings) -> None:
+        """Refuse settings the loaded model cannot run, before anything is computed (ContractError)."""
+        limit = self.max_clip_skip
+        if settings.clip_skip > limit:
+            raise ContractError(f"params.clip_skip (Clip skip) is {settings.clip_skip}, above this model's limit of {limit} "
+                                f"(its text encoder has {limit} layers)", "params.clip_skip")
 
     # -- one img2img batch ---------------------------------------------------------------------
     def img2img(self, images: list[np.ndarray], cond: prompts.Conditioning, ip_embeds: list[torch.Tensor] | None,
@@ -139,6 +147,14 @@ class BumpEngine:
         ``clip_embeds``: FaceID-plus adapters' CLIP hidden states, laid out like ``ip_embeds``
         (:func:`identity.batch_clip_embeds`); diffusers reads them from the projection layer.
         """
+        with self._lock:  # reentrant: ``run`` already holds it; the sequence job's bumper does not
+            return self._img2img(images, cond, ip_embeds, settings, seeds, stage=stage, progress=progress,
+                                 cancel=cancel, step_offset=step_offset, total_steps=total_steps,
+                                 clip_embeds=clip_embeds)
+
+    def _img2img(self, images, cond, ip_embeds, settings: PassSettings, seeds: list[int], *, stage: str,
+                 progress: Progress | None, cancel: threading.Event | None, step_offset: int,
+                 total_steps: int | None, clip_embeds: torch.Tensor | None) -> list[np.ndarray]:
         pipe = self.pipe
         if cancel is not None and cancel.is_set():
             raise BumpCancelled(f"cancelled before {stage}")
@@ -183,6 +199,18 @@ class BumpEngine:
                 white = Image.new("RGB", (224, 224), (255, 255, 255))
                 self._blank_embeds = tuple(e[None] for e in identity.encode_views(self.pipe, [white]))
         return self._blank_embeds
+
+    def package_embeds(self, package: Path | None, yaw: float | None, settings: BumpSettings
+                       ) -> tuple[torch.Tensor, ...] | None:
+        """One face's identity embeddings for ``package`` at ``yaw`` (the blank identity without a
+        package; None without an IP-Adapter). Takes the engine's lock, so a caller outside ``run``
+        (the sequence job) never reads the model or its caches while another thread switches them."""
+        with self._lock:
+            if not self.has_ip_adapter:
+                return None
+            refs = None if package is None else self.references.get(
+                self.pipe, self.spec.key(), package, self.face_embedder, self.loaded.ip_adapter_kind)
+            return self.face_embeds(refs, yaw, settings)[0]
 
     def face_embeds(self, refs: identity.ReferenceViews | None, yaw: float | None, settings: BumpSettings
                      ) -> tuple[tuple[torch.Tensor, ...], dict[str, Any] | None]:
@@ -242,6 +270,7 @@ class BumpEngine:
         character_packages = {str(cid): Path(path) for cid, path in (packages or {}).items()}
         per_character = {str(cid): prompts.CharacterPrompt.coerce(p) for cid, p in (character_prompts or {}).items()}
         with self._lock:
+            self.check_settings(settings)  # before the image is even read: fails fast, names the field
             return self._run(load_rgb(image), Path(package) if package else None, sidecar, settings, progress,
                              cancel, face_settings, input_path, faces, character_packages, per_character)
 

@@ -26,23 +26,36 @@ class InputError(ValueError):
         self.field = field
 
 
-def check_image(path: str | Path, what: str = "image") -> tuple[int, int]:
-    """(width, height) of an image file whose pixels decode completely (a truncated PNG is refused)."""
+def check_image(path: str | Path, what: str = "image", *, shown: str | None = None,
+                max_pixels: int | None = None) -> tuple[int, int]:
+    """(width, height) of an image file whose pixels decode completely (a truncated PNG is refused).
+
+    The one rule for a readable input image: the command line calls it before loading the model,
+    the server's intake before answering 202. ``shown``: how the file is named in the message (the
+    server names the upload, never its own paths); ``max_pixels``: refused from the header, before
+    any decoding.
+    """
     path = Path(path)
+    shown = str(path) if shown is None else shown
     if not path.exists():
-        raise InputError(f"{what} {path}: no such file", what)
+        raise InputError(f"{what} {shown}: no such file", what)
     if not path.is_file():
-        raise InputError(f"{what} {path}: not a file", what)
+        raise InputError(f"{what} {shown}: not a file", what)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
+                width, height = image.size
+                if max_pixels is not None and width * height > max_pixels:
+                    raise InputError(f"{what} {shown}: {width}x{height} is above the {max_pixels / 1e6:.1f} MP "
+                                     "limit (refused before decoding)", what)
                 image.load()  # decodes every row: a cut-off file fails here, not inside the job
                 return image.size
     except UnidentifiedImageError:
-        raise InputError(f"{what} {path}: not an image file (PNG, JPEG, WebP...)", what) from None
+        raise InputError(f"{what} {shown}: not an image file (PNG, JPEG, WebP...)", what) from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-        raise InputError(f"{what} {path}: unreadable or truncated image ({exc})", what) from None
+        reason = str(exc).replace(str(path), shown)
+        raise InputError(f"{what} {shown}: unreadable or truncated image ({reason})", what) from None
 
 
 def check_package(folder: str | Path, what: str = "package") -> Path:

@@ -39,6 +39,7 @@ class EngineBumper:
     """
 
     def __init__(self, engine: BumpEngine, settings: BumpSettings, progress=None, cancel=None) -> None:
+        engine.check_settings(settings)  # e.g. a clip skip deeper than the model: refused before any frame
         self.engine = engine
         self.settings = settings
         self.pass_settings = settings.face_pass_settings()
@@ -46,12 +47,6 @@ class EngineBumper:
                                            clip_skip=settings.clip_skip)
         self.progress = progress
         self.cancel = cancel
-        self._refs: dict[Path, identity.ReferenceViews] = {}
-
-    def references(self, package: Path) -> identity.ReferenceViews:
-        if package not in self._refs:
-            self._refs[package] = self.engine.package_references(package)
-        return self._refs[package]
 
     def __call__(self, jobs: list[FaceJob]) -> list[np.ndarray]:
         """One frame's faces, under the engine's lock (a server may share the engine with other jobs)."""
@@ -63,15 +58,7 @@ class EngineBumper:
         groups: dict[tuple, list[int]] = {}
         embeds = []
         for i, job in enumerate(jobs):
-            e = None
-            if self.engine.has_ip_adapter:
-                if job.package is None:
-                    e = self.engine.blank_embeds()  # the engine's own "no identity" embeddings, used at scale 0
-                else:
-                    refs = self.references(job.package)
-                    pos, neg, _ = identity.select_embeds(refs, job.yaw, self.settings.pose_mode, self.settings.pose_views)
-                    clip = identity.select_clip_embeds(refs, job.yaw, self.settings.pose_mode, self.settings.pose_views)
-                    e = (pos, neg) if clip is None else (pos, neg, *clip)
+            e = self.engine.package_embeds(job.package, job.yaw, self.settings)  # the engine's lock, its caches
             embeds.append(e)
             key = (job.package is None, tuple(e[0].shape) if e is not None else ())
             groups.setdefault(key, []).append(i)

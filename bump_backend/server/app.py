@@ -66,7 +66,8 @@ def health_document(config: ServerConfig, scheduler: Scheduler) -> Health:
         ip_adapter_kinds=(kind,) if kind else (), faceid=bool(described.get("faceid")),
         sdxl=described.get("family") == "sdxl", loras=tuple(described.get("loras") or ()), samplers=SAMPLER_NAMES,
         device=described.get("device") or config.device or "auto", free_vram_mb=described.get("free_vram_mb"),
-        max_side=config.limits.max_side_param, max_face_size=config.limits.max_face_size)
+        max_side=config.limits.max_side_param, max_face_size=config.limits.max_face_size,
+        max_clip_skip=described.get("max_clip_skip"))
     return Health(status="ok", version=__version__, contract_version=CONTRACT_VERSION,
                   auth_required=bool(config.token), model_state=scheduler.model_state, model=model,
                   model_error=scheduler.model_error, queue_length=scheduler.queue_length(),

@@ -159,7 +159,7 @@ class EngineGenerator:
                         family=loaded.family, hash=loaded.model_hash, ip_adapter_kind=loaded.ip_adapter_kind,
                         faceid=bool(loaded.ip_adapter_kind and loaded.ip_adapter_kind.startswith("faceid")),
                         loras=[f"{Path(lora.path).stem}:{lora.weight:g}" for lora in loaded.spec.loras],
-                        free_vram_mb=free_vram_mb(loaded.device))
+                        free_vram_mb=free_vram_mb(loaded.device), max_clip_skip=self.engine.max_clip_skip)
         return info
 
     def _low_memory(self, on: bool) -> None:

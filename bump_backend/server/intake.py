@@ -1,7 +1,9 @@
 """Accepting a submission: check everything that can be checked cheaply, write it durably, queue it.
 
-Runs on a request thread, never on the GPU worker. Image *sizes* are read from headers here
-(a bomb is refused before any decoding); full decoding happens on the prep pool.
+Runs on a request thread (off the event loop), never on the GPU worker. Image sizes are read from
+headers first (a bomb is refused before any decoding), then every image is decoded once, within
+the pixel limit, with the command line's own check (:func:`check_image`), so a truncated or
+corrupt file is refused here with a 4xx naming the field instead of failing later as a job.
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from bump_backend.generate.inputs import InputError, check_package
+from bump_backend.generate.inputs import InputError, check_image, check_package
 from bump_backend.sequence.job import SequenceJob
 from bump_backend.sequence.sources import SourceError
 from bump_backend.server.config import ServerConfig
 from bump_backend.server.generator import to_settings
-from bump_backend.server.images import InputImageError, inspect_image
+from bump_backend.server.images import InputImageError, decode_exr, inspect_image
 from bump_backend.server.jobs import Job
 from bump_backend.server.store import JobStore, fsync_dir
 from bump_backend.server.worker import Scheduler
@@ -119,6 +121,19 @@ def _resolve_character_packages(config: ServerConfig, packages: dict[str, dict[s
     return resolved
 
 
+def _check_decodes(path: Path, kind: str, max_pixels: int, field: str, what: str) -> None:
+    """Every pixel of an upload decodes (its header was already checked); raises Rejected naming ``field``."""
+    try:
+        if kind == "exr":
+            decode_exr(path)
+        else:
+            check_image(path, what, shown="(upload)", max_pixels=max_pixels)
+    except InputError as exc:
+        raise Rejected(422, "bad_image", str(exc), field) from None
+    except InputImageError as exc:
+        raise Rejected(exc.status, exc.code, str(exc), field) from None  # names the upload "image", no path
+
+
 def _store_references(config: ServerConfig, refs: list[Upload], folder: Path) -> Path:
     """Uploaded package files: ``package.json`` plus its views, or bare images (a manifest is written)."""
     limits = config.limits
@@ -145,6 +160,7 @@ def _store_references(config: ServerConfig, refs: list[Upload], folder: Path) ->
         if kind == "exr":
             raise Rejected(415, "unsupported_type", f"references/{name}: package views must be PNG, JPEG or WebP",
                            "references")
+        _check_decodes(folder / name, kind, limits.max_reference_pixels, "references", f"references/{name}")
         images.append((name, w, h))
     if not images:
         raise Rejected(422, "bad_package", "references: no package images were uploaded", "references")
@@ -195,6 +211,7 @@ def accept(config: ServerConfig, store: JobStore, scheduler: Scheduler, request_
             kind, _w, _h = inspect_image(image_path, max_pixels=limits.max_pixels, min_side=limits.min_side)
         except InputImageError as exc:
             raise Rejected(exc.status, exc.code, str(exc), "image") from None
+        _check_decodes(image_path, kind, limits.max_pixels, "image", "image")
         image_name = f"image.{kind}"
         os.replace(image_path, inputs / image_name)
         if sidecar is not None:

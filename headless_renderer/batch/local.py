@@ -20,7 +20,7 @@ from typing import Any
 from bump_client.client import BackendError, BumpClient
 from headless_renderer.batch import work
 from headless_renderer.batch.progress import Progress
-from headless_renderer.batch.units import BUMP, RENDER, Plan, log_path
+from headless_renderer.batch.units import BUMP, RENDER, Plan, lock_path, log_path
 
 
 @dataclass
@@ -264,9 +264,9 @@ def state_lock(out: Path):
     """One run per output folder: a second run on the same folder would fight over the same units."""
     import fcntl
 
-    lock_path = out / ".batch" / "lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(lock_path, "a+")  # noqa: SIM115 (held for the whole run; closed by release)
+    path = lock_path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+")  # noqa: SIM115 (held for the whole run; closed by release)
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -10,6 +10,8 @@ Ray is optional (``pip install ray==2.60.0``); without it this module explains w
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -64,18 +66,18 @@ def _blocked(unit_id: str, upstream: tuple[dict[str, Any], ...]) -> dict[str, An
     return None
 
 
-def _render_task(unit_data: dict[str, Any], out: str, threads: int, env: dict[str, str],
+def _render_task(unit_data: dict[str, Any], out: str, threads: int, env: dict[str, str], run_pid: int,
                  *upstream: dict[str, Any]) -> dict[str, Any]:
     """A Ray task: the worker process keeps its bpy between tasks (Ray reuses worker processes)."""
     blocked = _blocked(unit_data["id"], upstream)
     if blocked:
         return blocked
     work.init_render_worker(threads, env)
-    return work.run_unit(unit_data, out)
+    return work.run_unit(unit_data, out, {"run_pid": run_pid})
 
 
-def _local_task(unit_data: dict[str, Any], out: str, *upstream: dict[str, Any]) -> dict[str, Any]:
-    return _blocked(unit_data["id"], upstream) or work.run_unit(unit_data, out, {"fd_log": False})
+def _local_task(unit_data: dict[str, Any], out: str, run_pid: int, *upstream: dict[str, Any]) -> dict[str, Any]:
+    return _blocked(unit_data["id"], upstream) or work.run_unit(unit_data, out, {"fd_log": False, "run_pid": run_pid})
 
 
 class _BackendActor:
@@ -102,14 +104,27 @@ def _env() -> dict[str, str]:
     return {k: os.environ[k] for k in keys if k in os.environ}
 
 
+def start_reaper() -> subprocess.Popen | None:
+    """The watcher that ends this process's local cluster if this process is killed (None: cannot run)."""
+    try:
+        return subprocess.Popen([sys.executable, "-m", "headless_renderer.batch.ray_reaper", str(os.getpid())],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True,
+                                env={**os.environ, "PYTHONPATH": _pythonpath()})
+    except OSError:
+        return None
+
+
+def _pythonpath() -> str:
+    repo = str(Path(__file__).resolve().parents[2])
+    return os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH", "")) if p)
+
+
 def connect(address: str | None, num_cpus: int | None) -> Any:
     """Join the cluster at ``address`` (``auto``, ``ray://host:10001``) or start a local one."""
     ray = import_ray()
     if ray.is_initialized():
         return ray
-    repo = str(Path(__file__).resolve().parents[2])
-    path = os.pathsep.join(p for p in (repo, os.environ.get("PYTHONPATH", "")) if p)
-    runtime_env = {"env_vars": {**_env(), "PYTHONPATH": path}}
+    runtime_env = {"env_vars": {**_env(), "PYTHONPATH": _pythonpath()}}
     kwargs: dict[str, Any] = {"include_dashboard": False, "runtime_env": runtime_env, "log_to_driver": False,
                               "configure_logging": False}
     if address:
@@ -128,8 +143,15 @@ def run_on_ray(plan: Plan, todo: list[str], options: RunOptions, progress: Progr
                results: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
     """Submit every unit to Ray at once (dependencies as object refs); collect results as they land
     (into ``results``, which keeps what finished if the run is interrupted)."""
-    ray = connect(address, options.workers or None)
-    out = str(plan.out)
+    starts_cluster = not address and not import_ray().is_initialized()
+    reaper = start_reaper() if starts_cluster else None  # a cluster this run starts ends with it
+    try:
+        ray = connect(address, options.workers or None)
+    except BaseException:
+        _stop(reaper)
+        raise
+    out, run_pid = str(plan.out), os.getpid()
+    context = {**context, "run_pid": run_pid}
     node_cpus = [float(n.get("Resources", {}).get("CPU", 0)) for n in ray.nodes() if n.get("Alive")]
     num_cpus, threads = render_task_shape(node_cpus, options.workers or None, options.render_threads)
     render = ray.remote(num_cpus=num_cpus, max_retries=1)(_render_task)
@@ -156,7 +178,7 @@ def run_on_ray(plan: Plan, todo: list[str], options: RunOptions, progress: Progr
             upstream = [refs[n] for n in unit.needs if n in refs]
             data = unit.to_dict()
             if unit.resource == RENDER:
-                ref = render.remote(data, out, threads, _env(), *upstream)
+                ref = render.remote(data, out, threads, _env(), run_pid, *upstream)
                 render_refs.append(ref)
             elif unit.resource == BUMP and not healthy:  # a failed result its dependents see as such
                 ref = ray.put({"id": uid, "status": "failed", "error": "no backend is reachable"})
@@ -165,7 +187,7 @@ def run_on_ray(plan: Plan, todo: list[str], options: RunOptions, progress: Progr
                 bump_index += 1
                 ref = actor.bump.remote(data, out, *upstream)
             else:
-                ref = local.remote(data, out, *upstream)
+                ref = local.remote(data, out, run_pid, *upstream)
             refs[uid] = ref
             owner[ref] = uid
             progress.start(uid)
@@ -203,4 +225,15 @@ def run_on_ray(plan: Plan, todo: list[str], options: RunOptions, progress: Progr
             ray.kill(actor)
         if shutdown and not address:
             ray.shutdown()
+            _stop(reaper)  # kept cluster (shutdown=False): the watcher stays, to end it with this process
     return results
+
+
+def _stop(reaper: subprocess.Popen | None) -> None:
+    """Stop the watcher once the cluster is shut down normally (it would find nothing left to end)."""
+    if reaper is not None and reaper.poll() is None:
+        reaper.terminate()
+        try:
+            reaper.wait(5)
+        except subprocess.TimeoutExpired:
+            reaper.kill()

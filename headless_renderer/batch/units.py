@@ -251,6 +251,11 @@ def state_dir(out: Path) -> Path:
     return out / STATE_DIR
 
 
+def lock_path(out: Path) -> Path:
+    """The output folder's lock file: flock-held by the run that owns the folder, holding its pid."""
+    return state_dir(out) / "lock"
+
+
 def done_path(out: Path, unit: Unit) -> Path:
     return state_dir(out) / "done" / f"{unit.key}.json"
 

@@ -24,6 +24,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; the output folder's lock is not checked there
+    fcntl = None
+
 from bump_client.client import BackendError, BumpClient, JobFailed
 from bump_contracts.bump_job import CANCELLED, DONE, FAILED
 from bump_contracts.bump_record import BumpRecord
@@ -31,7 +36,7 @@ from bump_contracts.package_manifest import character_id_from_name, load_package
 from bump_contracts.pose import Pose
 from bump_contracts.render_sidecar import RenderSidecar, SidecarFace
 from bump_contracts.views import ViewSpec
-from headless_renderer.batch.units import STATE_DIR, Unit, log_path, state_dir, write_atomic, write_done
+from headless_renderer.batch.units import STATE_DIR, Unit, lock_path, log_path, state_dir, write_atomic, write_done
 from profile_rig.core.camera_math import Framing, Intrinsics
 from profile_rig.core.package_writer import PackageStaging
 from profile_rig.core.phenotype import Phenotype
@@ -76,6 +81,31 @@ def _die_with_parent(parent_pid: int) -> None:
 def parent_alive() -> bool:
     """False in a render worker whose batch process is gone (always True outside a worker)."""
     return _PARENT_PID is None or os.getppid() == _PARENT_PID
+
+
+def run_holds_folder(out: Path, run_pid: int) -> bool:
+    """True while the batch process ``run_pid`` still holds ``out``'s lock (see ``local.state_lock``).
+
+    The rule for workers that are not the run's own children (Ray tasks and actors, on any node
+    that sees the folder): the lock file must name ``run_pid`` and someone must still hold its
+    flock. A run killed with ``kill -9`` drops the flock with its descriptors; a later run rewrites
+    the pid. Probing takes a shared lock for an instant only when nobody holds it (the run is gone).
+    """
+    path = lock_path(out)
+    try:
+        if path.read_text(encoding="utf-8").strip() != str(run_pid):
+            return False
+        if fcntl is None:
+            return True
+        with open(path, "rb") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True  # held exclusively: by the run the file names
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            return False
+    except OSError:
+        return False
 
 
 def init_render_worker(threads: int = 0, env: dict[str, str] | None = None, core_sets: Any = None,
@@ -165,7 +195,9 @@ def run_unit(unit_data: dict[str, Any], out: str, context: dict[str, Any] | None
         try:
             extra = RUNNERS[unit.kind](unit, root, context, log) or {}
             seconds = time.perf_counter() - started
-            if not parent_alive():  # the folder's lock died with the parent: never record work there
+            run_pid = context.get("run_pid")  # set for workers that are not the run's children (Ray)
+            if not parent_alive() or (run_pid is not None and not run_holds_folder(root, int(run_pid))):
+                # the folder's lock died with the run: never record work there
                 raise ParentGone("the batch process that started this worker is gone; no done-record written")
             write_done(root, unit, seconds, extra)
             log(f"=== done in {seconds:.2f} s")

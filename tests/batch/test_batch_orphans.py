@@ -132,3 +132,85 @@ def test_job_file_with_a_utf8_byte_order_mark_is_read(tmp_path: Path, bom: bytes
     job.write_bytes(bom + job.read_bytes())
     loaded = load_job(job)
     assert list(loaded.characters) == ["c0"]
+
+
+def _assemble_unit(tag: str, views: dict[str, str]) -> dict:
+    return {"id": f"x/assemble_{tag}", "kind": "assemble", "character": "x", "hash": tag * 64, "needs": [],
+            "spec": {"package": "pkg", "out": f"bumped_{tag}", "views": views}, "outputs": [f"bumped_{tag}"]}
+
+
+def test_a_ray_task_records_only_while_its_run_holds_the_folder(tmp_path: Path) -> None:
+    """Ray workers are not the run's children, so the rule is the output folder's lock: a unit is
+    recorded while the run it names holds the lock, refused for another run's pid and after the run's
+    kill -9 (the lock file still names it, but nobody holds its flock)."""
+    from bump_backend.testing.tiny_models import build_tiny_package
+    from headless_renderer.batch import work
+
+    build_tiny_package(tmp_path / "pkg")
+    views = {name: f"pkg/{name}.png" for name in ("front", "three_quarter_left", "three_quarter_right")}
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f'''
+        import sys, time
+        from pathlib import Path
+        from headless_renderer.batch.local import state_lock
+        lock = state_lock(Path({str(tmp_path)!r}))
+        print("held" if lock is not None else "busy", flush=True)
+        time.sleep(120)
+    ''')], cwd=REPO, env=env(), stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        results = {"owner alive": work.run_unit(_assemble_unit("a", views), str(tmp_path), {"run_pid": holder.pid}),
+                   "another run": work.run_unit(_assemble_unit("b", views), str(tmp_path),
+                                                {"run_pid": holder.pid + 1})}
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(10)
+        results["owner killed"] = work.run_unit(_assemble_unit("c", views), str(tmp_path), {"run_pid": holder.pid})
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+    assert results["owner alive"]["status"] == "done", results
+    for case in ("another run", "owner killed"):
+        assert results[case]["status"] == "failed" and "no done-record written" in results[case]["error"], results
+    records = sorted(p.name for p in (tmp_path / ".batch" / "done").iterdir())
+    assert len(records) == 1, records  # only the unit of the run that held the folder
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_ray_batch_run_ends_its_cluster_and_records_nothing_more(tmp_path: Path) -> None:
+    """A real Ray run on a local 1-CPU cluster it started, killed with kill -9 after its first unit:
+    every process it started (GCS, raylet, agents, task workers) ends within a few seconds and no
+    done-record appears afterwards."""
+    pytest.importorskip("ray", reason="ray is an optional extra (pip install ray==2.60.0)")
+    job = _package_job(tmp_path, characters=4)
+    done_dir = tmp_path / "out" / ".batch" / "done"
+    proc = subprocess.Popen([sys.executable, "-m", "headless_renderer.batch", str(job), "--executor", "ray",
+                             "--workers", "1", "--quiet"], cwd=REPO, env=env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    started: list[psutil.Process] = []
+    try:
+        parent = psutil.Process(proc.pid)
+        deadline = time.monotonic() + 240
+        while not (done_dir.is_dir() and any(done_dir.iterdir())):  # cluster up, one unit done, more queued
+            assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+            time.sleep(0.05)
+        started = parent.children(recursive=True)
+        names = {p.name() for p in started if p.is_running()}
+        assert {"raylet", "gcs_server"} <= names, names
+        records_at_kill = {p.name for p in done_dir.iterdir()}
+        os.kill(proc.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        proc.wait(10)
+        while not all(_gone(p.pid) for p in started) and time.monotonic() - killed_at < 60:
+            time.sleep(0.05)
+        lived = time.monotonic() - killed_at
+        survivors = [(p.pid, p.name()) for p in started if not _gone(p.pid)]
+        assert not survivors, f"{survivors} still running {lived:.1f} s after the run's kill -9"
+        assert lived < GRACE_S, f"the cluster outlived its run by {lived:.1f} s"
+        print(f"the run's Ray cluster ({len(started)} processes) ended {lived:.2f} s after its kill -9")
+        time.sleep(1.0)
+        assert {p.name for p in done_dir.iterdir()} == records_at_kill
+    finally:  # never leave a process behind, even when the test fails
+        if proc.poll() is None:
+            proc.kill()
+        for process in started:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()

@@ -30,3 +30,11 @@ def test_sampler_and_face_size_beyond_the_backend_block():
 def test_identity_line_names_adapters_and_extras():
     caps = Capabilities(ip_adapter_kinds=("plus-face", "faceid-plusv2"), faceid=True, sdxl=False)
     assert identity_line(caps) == "identity: plus-face, faceid-plusv2; FaceID"
+
+
+def test_clip_skip_deeper_than_the_backends_model_blocks():
+    caps = Capabilities(samplers=("Euler",), max_clip_skip=2)
+    values = {"sampler": "Euler", "clip_skip": 3}
+    assert set(blocking(caps, values)) == {"clip_skip"} and "limit of 2" in blocking(caps, values)["clip_skip"]
+    assert blocking(caps, {**values, "clip_skip": 2}) == {}
+    assert blocking(Capabilities(samplers=("Euler",)), values) == {}  # an older backend: unknown, allowed

@@ -117,3 +117,29 @@ def test_a_model_error_is_one_line_without_library_noise(tmp_path, package_dir):
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert lines[0].startswith("error: ") and "no_model" in lines[0]
+
+
+def test_clip_skip_deeper_than_the_model_is_one_line_after_it_loads(spec, scene, tmp_path):
+    """The contract allows clip skip 1-12, the tiny model's text encoder has 2 layers: a settings PNG
+    asking for 5 is refused once the model is known, naming the field and the limit, nothing written."""
+    image, _sidecar = scene
+    shot = tmp_path / "shot.png"
+    Image.fromarray(image).save(shot)
+    settings_png = infotext.save_png(tmp_path / "settings.png", image, "photo of a man\nSteps: 4, Sampler: Euler, "
+                                     "CFG scale: 5, Seed: 3, Denoising strength: 0.5, Clip skip: 5")
+    out = tmp_path / "out"
+    args = ["bump", str(shot), "--settings-from", str(settings_png), "--out", str(out), "--model", spec.base,
+            "--ip-adapter", spec.ip_adapter, "--ip-adapter-weight", spec.ip_adapter_weight, "--device", "cpu",
+            "--no-face-pass"]
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "bump_backend", *args], capture_output=True, text=True, timeout=300)
+    err = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(err) == 1, done.stderr
+    assert err[0].startswith("error: params.clip_skip (Clip skip) is 5") and "limit of 2" in err[0], err
+    assert not out.exists() or not any(out.iterdir())
+    # the model's own depth is allowed
+    two = infotext.save_png(tmp_path / "two.png", image, "photo of a man\nSteps: 2, Sampler: Euler, CFG scale: 5, "
+                            "Seed: 3, Denoising strength: 0.5, Clip skip: 2")
+    assert main([*args[:3], str(two), *args[4:]]) == 0

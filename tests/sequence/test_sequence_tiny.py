@@ -109,3 +109,33 @@ def test_cli_bad_inputs_exit_2_before_loading_a_model(tmp_path, capsys):
     assert main(["sequence", str(folder), "--out", str(tmp_path / "o"), "--crf", "70"]) == 2
     assert "crf must be an integer from 0 to 51" in capsys.readouterr().err
     assert sorted(p.name for p in folder.iterdir()) == ["frame_0001.png", "frame_0002.png"]  # input untouched
+
+
+def test_bumper_waits_for_the_engines_lock(models, engine):
+    """The bumper goes through the engine's public, locked methods: while another thread holds the
+    engine (a server job, a model switch), a sequence's face batch waits instead of sharing the pipeline."""
+    import threading
+
+    from bump_backend.sequence.bumper import FaceJob
+
+    start = np.asarray(Image.fromarray(models["frames"][0].image).resize((64, 64)))
+    jobs = [FaceJob(start, 0.0, models["package"], 7, "t0"), FaceJob(start, 0.0, None, 7, "t1")]
+    bumper = EngineBumper(engine, _settings())
+    done: list[list[np.ndarray]] = []
+    with engine._lock:  # what BumpEngine.run holds for a whole job
+        worker = threading.Thread(target=lambda: done.append(bumper(jobs)))
+        worker.start()
+        worker.join(1.5)
+        assert worker.is_alive() and not done  # blocked on the lock, nothing computed
+    worker.join(120)
+    assert not worker.is_alive()
+    crops = done[0]
+    assert [c.shape for c in crops] == [(64, 64, 3)] * 2
+    assert np.abs(crops[0].astype(int) - crops[1].astype(int)).mean() > 0  # identity vs. none differ
+    assert np.array_equal(bumper(jobs[:1])[0], crops[0])  # same seed, same face: same result
+    from dataclasses import replace
+
+    from bump_contracts.errors import ContractError
+
+    with pytest.raises(ContractError, match=r"params\.clip_skip .* limit of 2"):  # before any frame is bumped
+        EngineBumper(engine, replace(_settings(), clip_skip=3))

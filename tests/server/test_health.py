@@ -19,6 +19,7 @@ def test_full_document_round_trips_and_public_drops_the_machine(client):
     full = client.health()
     again = Health.from_dict(full.to_dict())
     assert again == full and again.capabilities.samplers == full.capabilities.samplers
+    assert full.capabilities.max_clip_skip == 2  # the tiny model's text encoder has 2 layers (SD 1.5: 12)
     public = full.public().to_dict()
     assert {k for k, v in public.items() if v is not None} == {"status", "version", "contract_version",
                                                                "auth_required"}

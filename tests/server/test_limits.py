@@ -66,16 +66,37 @@ def test_wrong_types_refused(server):
         assert error_of(response)["code"] == "unsupported_type"
 
 
-def test_too_small_and_truncated_images(server, png_bytes):
+def _corrupt_idat(png: bytes) -> bytes:
+    """The PNG with its first IDAT chunk's compressed bytes scrambled and its CRC recomputed (so only
+    decoding the pixels can tell)."""
+    at = png.index(b"IDAT") - 4
+    (length,) = struct.unpack(">I", png[at:at + 4])
+    data = bytes(b ^ 0x5A for b in png[at + 8:at + 8 + length])
+    crc = struct.pack(">I", zlib.crc32(b"IDAT" + data))
+    return png[:at + 8] + data + crc + png[at + 12 + length:]
+
+
+def test_too_small_and_truncated_images(server, png_bytes, images):
     tiny = io.BytesIO()
     Image.new("RGB", (8, 8)).save(tiny, "PNG")
     response = post(server.url, {}, tiny.getvalue())
     assert response.status_code == 422 and error_of(response)["field"] == "image"
-    # a good header over a cut-off body passes intake, then fails cleanly as a job (with the reason)
-    client = BumpClient(server.url)
-    job = client.submit(png_bytes[:60], FAST)
-    final = client.wait(job.id, timeout=30)
-    assert final.state == "failed" and "input" in final.error
+    # a good header over a cut-off or corrupt body is decoded at intake and refused there, never queued
+    jpeg = images["jpeg"].read_bytes()
+    before = {j["id"] for j in requests.get(f"{server.url}/v1/jobs", timeout=10).json()["jobs"]}
+    for name, data in (("png cut short", png_bytes[:len(png_bytes) // 2]), ("png header only", png_bytes[:60]),
+                       ("jpeg cut short", jpeg[:len(jpeg) // 2]),
+                       ("png corrupt IDAT", _corrupt_idat(png_bytes))):
+        t = time.perf_counter()
+        response = post(server.url, {}, data)
+        assert response.status_code == 422, (name, response.text)
+        err = error_of(response)
+        assert err["field"] == "image" and err["code"] == "bad_image", (name, err)
+        assert "image (upload): unreadable or truncated image" in err["message"], (name, err)
+        assert str(server.config.data_dir) not in err["message"]  # never the server's own paths
+        assert time.perf_counter() - t < 2
+    after = {j["id"] for j in requests.get(f"{server.url}/v1/jobs", timeout=10).json()["jobs"]}
+    assert after == before  # nothing was queued
 
 
 @pytest.mark.parametrize(("request_doc", "field"), [
@@ -179,3 +200,14 @@ def test_queue_full_is_429(make_server, images):
     client.cancel(waiting.id)
     client.cancel(running.id)
     assert client.wait(running.id, timeout=30).state == "cancelled"
+
+
+def test_clip_skip_deeper_than_the_model_fails_before_diffusion(server, png_bytes):
+    """Within the contract (1-12) but beyond the loaded model (2 layers): accepted, then the job fails
+    before any sampler step with the field and the model's limit, which /v1/health also announces."""
+    client = BumpClient(server.url)
+    assert client.health().capabilities.max_clip_skip == 2
+    job = client.submit(png_bytes, {**FAST, "clip_skip": 5})
+    final = client.wait(job.id, timeout=60)
+    assert final.state == "failed" and "params.clip_skip" in final.error and "limit of 2" in final.error, final.error
+    assert final.step == 0 and "whole" not in (final.stage_label or "")
