@@ -111,3 +111,12 @@ def test_generate_md_snippet_runs_with_a_tiny_model(workspace: Path) -> None:
                           text=True, timeout=300)
     assert done.returncode == 0, f"docs/generate.md's snippet failed:\n{done.stderr[-3000:]}"
     assert (root / "out" / "bump.png").is_file() and (root / "out" / "bump.json").is_file()
+
+
+def test_ci_finds_the_readme_test_command():
+    """`.ci/run` runs the fenced block right after the `ci:test` marker: nothing may sit between them."""
+    script = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    pattern = re.search(r're\.search\(r"(.+?)", text', script).group(1)
+    block = re.search(pattern, (REPO / "README.md").read_text(encoding="utf-8"), re.S)
+    assert block is not None, "README.md: the ci:test marker must sit directly above its fenced block"
+    assert "pip install -e" in block.group(1) and "python -m pytest" in block.group(1)
