@@ -170,8 +170,10 @@ def test_failed_job_reports_why_and_server_keeps_serving(client, images, tmp_pat
     from bump_backend.testing import tiny_models as tiny
 
     package = tiny.build_tiny_package(tmp_path / "doomed")
+    blocker = client.submit(images["png"], slow(30))  # the GPU is busy while the package goes away
     job = client.submit(images["png"], slow(30), package=package)
     shutil.rmtree(package)  # gone before the worker reads it
+    client.wait(blocker.id, timeout=60)
     final = client.wait(job.id, timeout=60)
     assert final.state == "failed" and final.error
     with pytest.raises(JobFailed):
