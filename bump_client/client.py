@@ -118,6 +118,17 @@ def _kinds(files: Sequence[FileInfo], kind: str) -> list[str]:
     return sorted((f.name for f in files if f.kind == kind), key=lambda n: (len(n), n))
 
 
+def _package_files(package: str | os.PathLike | None, upload: bool) -> tuple[str | None, list[Path]]:
+    """(the folder path the server reads, or None; the files to upload): a package sent by path or uploaded."""
+    if package is None:
+        return None, []
+    folder = Path(package).expanduser().resolve()
+    if not upload:
+        return str(folder), []
+    return None, [p for p in sorted(folder.iterdir()) if p.is_file() and (
+        p.name == "package.json" or p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))]
+
+
 def _package_refs(packages: Mapping[str, Any] | None) -> dict[str, dict[str, str]]:
     """``JobRequest.packages`` from folders (sent as absolute paths) or ready ``{"package_id": ...}`` refs."""
     refs: dict[str, dict[str, str]] = {}
@@ -254,15 +265,8 @@ class BumpClient:
         ``character_prompts``: per character id, ``{"prompt": ..., "negative_prompt": ...}`` (or a
         prompt string): added to the job's face-pass prompts for that character's faces.
         """
-        refs: list[Path] = [Path(r) for r in references or ()]
-        package_path = None
-        if package is not None:
-            folder = Path(package).expanduser().resolve()
-            if upload_package:
-                refs = [p for p in sorted(folder.iterdir()) if p.is_file() and (
-                    p.name == "package.json" or p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))]
-            else:
-                package_path = str(folder)
+        package_path, package_refs = _package_files(package, upload_package)
+        refs = package_refs if package is not None and upload_package else [Path(r) for r in references or ()]
         request = JobRequest(params=dict(params or {}), package_path=package_path, package_id=package_id, label=label,
                              client_key=client_key or uuid.uuid4().hex, packages=_package_refs(packages),
                              character_prompts=_character_prompt_refs(character_prompts))
@@ -295,15 +299,7 @@ class BumpClient:
         """
         if (video is None) == (frames is None):
             raise JobRejected(422, "bad_input", "give a video file or a frames folder (one of them)", "video")
-        refs: list[Path] = []
-        package_path = None
-        if package is not None:
-            folder = Path(package).expanduser().resolve()
-            if upload_package:
-                refs = [p for p in sorted(folder.iterdir()) if p.is_file() and (
-                    p.name == "package.json" or p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))]
-            else:
-                package_path = str(folder)
+        package_path, refs = _package_files(package, upload_package)
         job = JobRequest(params=dict(params or {}), package_path=package_path, package_id=package_id, label=label,
                          client_key=client_key or uuid.uuid4().hex, packages=_package_refs(packages))
         data = {**job.to_dict(), "schema": SEQUENCE_REQUEST_SCHEMA, "sequence": dict(sequence or {}),

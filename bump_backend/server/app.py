@@ -11,7 +11,7 @@ import json
 import logging
 from collections.abc import Callable
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -81,6 +81,17 @@ class _GuardedFastAPI(FastAPI):
 
     def build_middleware_stack(self):
         return CrashGuard(super().build_middleware_stack())
+
+
+def _form_problem(form: Any, allowed: Any, single: tuple[str, ...]) -> JSONResponse | None:
+    """A 422 for a form field the endpoint does not know or one given twice; None when the form is sound."""
+    for key in form:
+        if key not in allowed:
+            return error(422, "unknown_field", f"unknown form field {key!r} (allowed: {', '.join(sorted(allowed))})", key)
+    for key in single:
+        if len(form.getlist(key)) > 1:
+            return error(422, "repeated_field", f"form field {key!r} given more than once", key)
+    return None
 
 
 def create_app(config: ServerConfig, make_generator: Callable[[], Generator] | None = None) -> FastAPI:
@@ -172,14 +183,9 @@ def create_app(config: ServerConfig, make_generator: Callable[[], Generator] | N
         references: Annotated[list[UploadFile] | None, File(description="package files")] = None,
     ) -> JSONResponse:
         """Queue a bump; 202 with the job's status (id, queue position) once it is on disk."""
-        form = await http.form()
-        for key in form:
-            if key not in FORM_FIELDS:
-                return error(422, "unknown_field", f"unknown form field {key!r} (allowed: {', '.join(sorted(FORM_FIELDS))})",
-                             key)
-        for key in ("request", "image", "sidecar"):
-            if len(form.getlist(key)) > 1:
-                return error(422, "repeated_field", f"form field {key!r} given more than once", key)
+        problem = _form_problem(await http.form(), FORM_FIELDS, ("request", "image", "sidecar"))
+        if problem is not None:
+            return problem
         uploads = [Upload(f.filename or "", f.file) for f in references or ()]
         received = http.scope.get("state", {}).get("received", 0.0)
         try:
@@ -203,14 +209,9 @@ def create_app(config: ServerConfig, make_generator: Callable[[], Generator] | N
 
         The job then shows ``stage_label`` "frame i/n" with an ETA, cancels between frames, and
         after a restart carries on from its last finished frame."""
-        form = await http.form()
-        for key in form:
-            if key not in SEQUENCE_FORM_FIELDS:
-                return error(422, "unknown_field", f"unknown form field {key!r} (allowed: "
-                             f"{', '.join(sorted(SEQUENCE_FORM_FIELDS))})", key)
-        for key in ("request", "video"):
-            if len(form.getlist(key)) > 1:
-                return error(422, "repeated_field", f"form field {key!r} given more than once", key)
+        problem = _form_problem(await http.form(), SEQUENCE_FORM_FIELDS, ("request", "video"))
+        if problem is not None:
+            return problem
         uploads = [Upload(f.filename or "", f.file) for f in references or ()]
         received = http.scope.get("state", {}).get("received", 0.0)
         try:

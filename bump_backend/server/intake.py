@@ -13,9 +13,10 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from bump_backend.generate.inputs import InputError, check_image, check_package
 from bump_backend.sequence.job import SequenceJob
@@ -177,21 +178,28 @@ def _store_references(config: ServerConfig, refs: list[Upload], folder: Path) ->
     return folder
 
 
-def accept(config: ServerConfig, store: JobStore, scheduler: Scheduler, request_text: str, image: Upload,
-           sidecar: Upload | None, references: list[Upload], received: float) -> tuple[JobStatus, bool]:
-    """Validate, write and queue one submission; return (its status, created). Raises Rejected."""
+def _parse_request(text: str, parse: Callable[[Any], Any], config: ServerConfig) -> Any:
+    """The request document (safe JSON, then its contract, then its bump settings within this server's
+    limits), or the 422 that names the field."""
     try:
-        data = safe_json.loads(request_text, "request")
+        data = safe_json.loads(text, "request")
     except ContractError as exc:
         raise Rejected(422, "bad_request_json", str(exc), exc.field) from None
     try:
-        request = JobRequest.from_dict(data)
+        request = parse(data)
     except ContractError as exc:
         raise Rejected(422, "bad_request", str(exc), exc.field or "request") from None
     try:
-        to_settings(request.params, config.limits)
+        to_settings(getattr(request, "job", request).params, config.limits)
     except ContractError as exc:
         raise Rejected(422, "bad_params", str(exc), exc.field) from None
+    return request
+
+
+def accept(config: ServerConfig, store: JobStore, scheduler: Scheduler, request_text: str, image: Upload,
+           sidecar: Upload | None, references: list[Upload], received: float) -> tuple[JobStatus, bool]:
+    """Validate, write and queue one submission; return (its status, created). Raises Rejected."""
+    request = _parse_request(request_text, JobRequest.from_dict, config)
     if references and (request.package_path or request.package_id):
         raise Rejected(422, "bad_package", "give package_path, package_id or reference files, not several",
                        "references")
@@ -272,18 +280,7 @@ def accept_sequence(config: ServerConfig, store: JobStore, scheduler: Scheduler,
     The sequence settings, the bump settings, the packages and the input's header (frame count,
     sizes, a folder's gaps) are all checked here, so a bad field is a 4xx before anything runs.
     """
-    try:
-        data = safe_json.loads(request_text, "request")
-    except ContractError as exc:
-        raise Rejected(422, "bad_request_json", str(exc), exc.field) from None
-    try:
-        request = SequenceRequest.from_dict(data)
-    except ContractError as exc:
-        raise Rejected(422, "bad_request", str(exc), exc.field or "request") from None
-    try:
-        to_settings(request.job.params, config.limits)
-    except ContractError as exc:
-        raise Rejected(422, "bad_params", str(exc), exc.field) from None
+    request = _parse_request(request_text, SequenceRequest.from_dict, config)
     if (video is None) == (request.frames_path is None):
         raise Rejected(422, "bad_input", "give a video file or frames_path (one of them)",
                        "frames_path" if video is not None else "video")

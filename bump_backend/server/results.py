@@ -11,6 +11,8 @@ import json
 import re
 import shutil
 import zipfile
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bump_backend.server.jobs import Job
@@ -49,18 +51,7 @@ def write_results(store: JobStore, job: Job, result: Any) -> list[dict[str, Any]
     """Save the engine's result (its own ``save``) atomically; return the file list for the status."""
     tmp = store.partial_results(job)
     result.save(tmp, STEM)
-    files = []
-    for path in sorted(tmp.iterdir()):
-        files.append({"name": path.name, "kind": file_kind(path.name), "bytes": path.stat().st_size,
-                      "sha256": _sha256(path)})
-    document = {"schema": RESULT_SCHEMA, "schema_version": CONTRACT_VERSION, "job_id": job.id,
-                "label": job.label, "files": files, "timings": job.timings}
-    data = (json.dumps(document, indent=1) + "\n").encode("utf-8")
-    write_bytes_durable(tmp / "result.json", data)
-    files.append({"name": "result.json", "kind": "result", "bytes": len(data),
-                  "sha256": hashlib.sha256(data).hexdigest()})
-    store.commit_results(job, tmp)
-    return files
+    return _commit(store, job, tmp, file_kind)
 
 
 def write_sequence_results(store: JobStore, job: Job, sequence: Any) -> list[dict[str, Any]]:
@@ -79,10 +70,13 @@ def write_sequence_results(store: JobStore, job: Job, sequence: Any) -> list[dic
         with zipfile.ZipFile(tmp / "frames.zip", "w", compression=zipfile.ZIP_STORED) as archive:
             for path in sorted(sequence.frames_dir.glob("*.png")):
                 archive.write(path, f"frames/{path.name}")
-    files = []
-    for path in sorted(tmp.iterdir()):
-        files.append({"name": path.name, "kind": SEQUENCE_FILES.get(path.name, "other"),
-                      "bytes": path.stat().st_size, "sha256": _sha256(path)})
+    return _commit(store, job, tmp, lambda name: SEQUENCE_FILES.get(name, "other"))
+
+
+def _commit(store: JobStore, job: Job, tmp: Path, kind_of: Callable[[str], str]) -> list[dict[str, Any]]:
+    """Hash every file of a finished job, write ``result.json`` last, then make them visible at once."""
+    files = [{"name": path.name, "kind": kind_of(path.name), "bytes": path.stat().st_size, "sha256": _sha256(path)}
+             for path in sorted(tmp.iterdir())]
     document = {"schema": RESULT_SCHEMA, "schema_version": CONTRACT_VERSION, "job_id": job.id,
                 "label": job.label, "files": files, "timings": job.timings}
     data = (json.dumps(document, indent=1) + "\n").encode("utf-8")

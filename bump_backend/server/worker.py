@@ -263,6 +263,14 @@ class Scheduler:
                                settings_record=settings.to_dict(), log=lambda m: log.debug("job %s: %s", job.id, m))
         return PreparedSequence(job=sequence, settings=settings)
 
+    def _fail(self, job: Job, exc: Exception, what: str) -> None:
+        """A job that raised: a bad value says so in one line; anything else is logged with its traceback."""
+        if isinstance(exc, (ValueError, ContractError)):
+            self._finish(job, FAILED, f"{type(exc).__name__}: {exc}")
+        else:
+            log.exception("job %s: %s failed", job.id, what)
+            self._finish(job, FAILED, f"{what} failed: {type(exc).__name__}: {exc}")
+
     def _finish(self, job: Job, state: str, error: str | None, why: str = "") -> None:
         with self.lock:
             job.state = state
@@ -388,11 +396,7 @@ class Scheduler:
                         continue
                     self._finish(job, FAILED, f"out of GPU memory even with lower-memory settings: {exc}")
                     return
-                if isinstance(exc, (ValueError, ContractError)):
-                    self._finish(job, FAILED, f"{type(exc).__name__}: {exc}")
-                else:
-                    log.exception("job %s: generation failed", job.id)
-                    self._finish(job, FAILED, f"generation failed: {type(exc).__name__}: {exc}")
+                self._fail(job, exc, "generation")
                 return
         job.timings["generate_s"] = round(time.perf_counter() - t_gen, 4)
         job.timings["gpu_overhead_s"] = round(time.perf_counter() - job.marks["popped"] - job.timings["generate_s"], 4)
@@ -436,11 +440,8 @@ class Scheduler:
             if is_out_of_memory(exc):
                 free_memory()
                 self._finish(job, FAILED, f"out of GPU memory: {exc}")
-            elif isinstance(exc, (ValueError, ContractError)):
-                self._finish(job, FAILED, f"{type(exc).__name__}: {exc}")
             else:
-                log.exception("job %s: sequence failed", job.id)
-                self._finish(job, FAILED, f"sequence failed: {type(exc).__name__}: {exc}")
+                self._fail(job, exc, "sequence")
             return
         job.timings["generate_s"] = round(time.perf_counter() - started, 4)
         job.timings["resumed_frames"] = float(record.get("resumed_frames", 0))

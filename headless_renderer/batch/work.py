@@ -322,6 +322,28 @@ def _view_sidecar(package: Path, view_name: str):
                                               image=view.file, extra={"package_view": view.name})
 
 
+def _submit_and_wait(unit: Unit, context: dict, log: LogFn, submit: Callable[[str], Any], what: str) -> Any:
+    """Submit under the unit's client key and wait for the job to finish; the final status.
+
+    A repeated client_key returns that key's job, so a job left failed, cancelled or pruned by an
+    earlier run gets a new key (up to 8 tries) instead of being returned again.
+    """
+    client: BumpClient = context["client"]
+    for attempt in range(8):
+        key = f"batch-{unit.hash[:40]}{context.get('salt', '')}" + (f"-r{attempt}" if attempt else "")
+        job = submit(key)
+        log(f"backend {client.url}: {what} {job.id} ({job.state}, queue position {job.queue_position})")
+        if job.state in (FAILED, CANCELLED) or job.pruned:
+            log(f"job {job.id} is from an earlier run and {job.state}{' (pruned)' if job.pruned else ''}; new job")
+            continue
+        final = client.wait(job.id, _stop_check(context.get("stop")), timeout=context.get("timeout", 3600.0),
+                            poll_interval=0.2)
+        if final.state != DONE:
+            raise JobFailed(final)
+        return final
+    raise BackendError(f"{unit.id}: every earlier job for these settings failed; see the server log")
+
+
 def _bump(unit: Unit, root: Path, context: dict, log: LogFn) -> dict[str, Any]:
     spec = unit.spec
     package = root / spec["package"]
@@ -331,23 +353,12 @@ def _bump(unit: Unit, root: Path, context: dict, log: LogFn) -> dict[str, Any]:
     else:
         image, sidecar_arg = root / spec["image_in"], root / spec["sidecar"]
     client: BumpClient = context["client"]
-    salt = context.get("salt", "")
-    final = None
-    for attempt in range(8):  # a repeated client_key returns that key's job: a new key after an old failed one
-        key = f"batch-{unit.hash[:40]}{salt}" + (f"-r{attempt}" if attempt else "")
-        job = client.submit(image, spec["params"], sidecar=sidecar_arg, package=package,
-                            upload_package=context.get("upload_package", False), label=unit.id[:200], client_key=key)
-        log(f"backend {client.url}: job {job.id} ({job.state}, queue position {job.queue_position})")
-        if job.state in (FAILED, CANCELLED) or job.pruned:
-            log(f"job {job.id} is from an earlier run and {job.state}{' (pruned)' if job.pruned else ''}; new job")
-            continue
-        final = client.wait(job.id, _stop_check(context.get("stop")), timeout=context.get("timeout", 3600.0),
-                            poll_interval=0.2)
-        if final.state != DONE:
-            raise JobFailed(final)
-        break
-    if final is None:
-        raise BackendError(f"{unit.id}: every earlier job for these settings failed; see the server log")
+
+    def submit(key: str) -> Any:
+        return client.submit(image, spec["params"], sidecar=sidecar_arg, package=package,
+                             upload_package=context.get("upload_package", False), label=unit.id[:200], client_key=key)
+
+    final = _submit_and_wait(unit, context, log, submit, "job")
     tmp = state_dir(root) / "tmp" / f"{unit.key}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -392,25 +403,14 @@ def _bump_sequence(unit: Unit, root: Path, context: dict, log: LogFn) -> dict[st
                 os.link(src, target)
             except OSError:
                 shutil.copyfile(src, target)
-    final = None
     try:
-        for attempt in range(8):  # as _bump: a new key after an earlier failed job with the same key
-            key = f"batch-{unit.hash[:40]}{context.get('salt', '')}" + (f"-r{attempt}" if attempt else "")
-            job = client.submit_sequence(frames=frames_dir, params=spec["params"], sequence=spec["sequence"],
-                                         package=root / spec["package"],
-                                         upload_package=context.get("upload_package", False), label=unit.id[:200],
-                                         client_key=key)
-            log(f"backend {client.url}: sequence job {job.id} ({job.state}, {len(spec['frames'])} frames)")
-            if job.state in (FAILED, CANCELLED) or job.pruned:
-                log(f"job {job.id} is from an earlier run and {job.state}; new job")
-                continue
-            final = client.wait(job.id, _stop_check(context.get("stop")), timeout=context.get("timeout", 3600.0),
-                                poll_interval=0.2)
-            if final.state != DONE:
-                raise JobFailed(final)
-            break
-        if final is None:
-            raise BackendError(f"{unit.id}: every earlier job for these settings failed; see the server log")
+        def submit(key: str) -> Any:
+            return client.submit_sequence(frames=frames_dir, params=spec["params"], sequence=spec["sequence"],
+                                          package=root / spec["package"],
+                                          upload_package=context.get("upload_package", False), label=unit.id[:200],
+                                          client_key=key)
+
+        final = _submit_and_wait(unit, context, log, submit, f"sequence job ({len(spec['frames'])} frames)")
         result = client.download(final.id, staging / "download", status=final)
         out = staging / "out"
         (out / "frames").mkdir(parents=True)
