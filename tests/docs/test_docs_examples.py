@@ -120,3 +120,24 @@ def test_ci_finds_the_readme_test_command():
     block = re.search(pattern, (REPO / "README.md").read_text(encoding="utf-8"), re.S)
     assert block is not None, "README.md: the ci:test marker must sit directly above its fenced block"
     assert "pip install -e" in block.group(1) and "python -m pytest" in block.group(1)
+
+
+def test_every_fence_opens_and_closes_where_it_should():
+    """A fence opened with a language inside an open block means a fence was lost (the text between
+    then renders as headings and escapes the docs test)."""
+    problems = []
+    for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        opened = None
+        for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1):
+            match = re.match(r"^\s*```(\S*)", line)
+            if not match:
+                continue
+            if opened is None:
+                opened = number
+            elif match.group(1):
+                problems.append(f"{doc.name}:{number}: a ```{match.group(1)} fence inside the block opened at {opened}")
+            else:
+                opened = None
+        if opened is not None:
+            problems.append(f"{doc.name}:{opened}: fence never closed")
+    assert not problems, "\n".join(problems)
