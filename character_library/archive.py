@@ -12,7 +12,6 @@ write lock; an existing character with the same name or id is never replaced sil
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bump_contracts.package_manifest import ManifestError, character_id_from_name, load_package
+from bump_contracts.package_manifest import ManifestError, character_id_from_name, file_sha256, load_package
 from character_library.characters import CHARACTER_FILE, parse_character_document, validate_fields
 from character_library.errors import ArchiveError, ConflictError, LibraryError
 from character_library.fsutil import fsync_dir, now_iso, write_bytes_atomic, write_json_atomic
@@ -63,14 +62,6 @@ class ImportLimits:
     archive_ratio_floor_bytes: int = 16 * 1024 * 1024
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 class ArchiveMixin:
     """``export_character`` and ``import_character``."""
 
@@ -100,7 +91,7 @@ class ArchiveMixin:
                         # PNGs are compressed already; storing them saves time and costs nothing.
                         kind = zipfile.ZIP_STORED if rel.endswith(".png") else zipfile.ZIP_DEFLATED
                         archive.write(path, PREFIX + rel, compress_type=kind)
-                        listing.append({"path": rel, "size": path.stat().st_size, "sha256": _sha256(path)})
+                        listing.append({"path": rel, "size": path.stat().st_size, "sha256": file_sha256(path)})
                     manifest = {
                         "format": EXPORT_FORMAT,
                         "version": EXPORT_VERSION,
@@ -314,6 +305,6 @@ def _extract(zip_path: Path, staging: Path, limits: ImportLimits) -> tuple[list[
                 raise ArchiveError(f"{zip_path.name}: cannot extract {info.filename!r} ({exc})") from None
             if total > limits.max_total_bytes:
                 raise ArchiveError(f"{zip_path.name} expands past {limits.max_total_bytes} bytes; refused")
-            if _sha256(dest) != listed[rel].get("sha256"):
+            if file_sha256(dest) != listed[rel].get("sha256"):
                 raise ArchiveError(f"{zip_path.name}: {rel} does not match its sha256 in export.json (damaged or altered)")
     return sorted(plan), manifest

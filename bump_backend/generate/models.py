@@ -18,6 +18,7 @@ import torch
 
 from bump_backend.generate import model_files
 from bump_backend.generate.model_files import FACEID_REPO, IP_ADAPTER_REPO, SD15_REPO, SDXL_REPO
+from bump_contracts.package_manifest import file_sha256 as sha256_of_file
 
 
 class ModelError(RuntimeError):
@@ -269,11 +270,7 @@ def file_sha256(path: Path) -> str:
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)  # ctime: any rewrite
     if key not in _FILE_DIGESTS:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        _FILE_DIGESTS[key] = digest.hexdigest()
+        _FILE_DIGESTS[key] = sha256_of_file(path)
     return _FILE_DIGESTS[key]
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from bump_backend.server.jobs import Job
 from bump_backend.server.store import JobStore, write_bytes_durable
 from bump_contracts.bump_job import CONTRACT_VERSION, RESULT_SCHEMA
+from bump_contracts.package_manifest import file_sha256
 from bump_contracts.sequence_job import SEQUENCE_FILES
 
 STEM = "bump"
@@ -37,14 +38,6 @@ def file_kind(name: str) -> str:
     if name == "result.json":
         return "result"
     return "other"
-
-
-def _sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_results(store: JobStore, job: Job, result: Any) -> list[dict[str, Any]]:
@@ -75,7 +68,7 @@ def write_sequence_results(store: JobStore, job: Job, sequence: Any) -> list[dic
 
 def _commit(store: JobStore, job: Job, tmp: Path, kind_of: Callable[[str], str]) -> list[dict[str, Any]]:
     """Hash every file of a finished job, write ``result.json`` last, then make them visible at once."""
-    files = [{"name": path.name, "kind": kind_of(path.name), "bytes": path.stat().st_size, "sha256": _sha256(path)}
+    files = [{"name": path.name, "kind": kind_of(path.name), "bytes": path.stat().st_size, "sha256": file_sha256(path)}
              for path in sorted(tmp.iterdir())]
     document = {"schema": RESULT_SCHEMA, "schema_version": CONTRACT_VERSION, "job_id": job.id,
                 "label": job.label, "files": files, "timings": job.timings}

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bump_contracts.atomic_io import write_bytes_atomic
-from bump_contracts.package_manifest import load_package
+from bump_contracts.package_manifest import file_sha256, load_package
 from headless_renderer.batch.jobfile import CharacterSpec, Job, ShotSpec
 
 UNIT_VERSION = 1  # bump when a unit's outputs change meaning, so old done-records stop matching
@@ -107,11 +107,7 @@ def file_hash(path: str | os.PathLike) -> str:
     stat = os.stat(path)
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     if key not in _FILE_HASHES:
-        h = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                h.update(block)
-        _FILE_HASHES[key] = h.hexdigest()
+        _FILE_HASHES[key] = file_sha256(path)
     return _FILE_HASHES[key]
 
 
