@@ -13,7 +13,7 @@ from profile_rig.core.studio_hdri import (
     render_hdri,
     write_hdr,
 )
-from profile_rig.imaging.contact_sheet import make_contact_sheet, resize_area
+from profile_rig.imaging.contact_sheet import label_lines, make_contact_sheet, resize_area
 from profile_rig.imaging.png_io import PNGError, read_png, write_png
 
 
@@ -52,6 +52,30 @@ def test_contact_sheet_tiles_and_labels():
     assert (sheet == 0).any() and (sheet == 255).any()
     with pytest.raises(ValueError):
         make_contact_sheet(images, ["one"])
+
+
+def test_contact_sheet_long_labels_wrap_instead_of_being_cut():
+    """A view name and its angles wider than the tile go on a second line (they used to be cut)."""
+    lines = label_lines("three_quarter_left +45/+0", 20)
+    assert lines == ["three_quarter_left", "+45/+0"]
+    images = [np.full((64, 64, 3), 200, np.uint8)] * 2
+    short = make_contact_sheet(images, ["front", "up"], tile=240)
+    wrapped = make_contact_sheet(images, ["front", "three_quarter_left +45/+0"], tile=240)
+    assert wrapped.shape[0] > short.shape[0]  # room for the second line
+    first_top = 6 + 240 + 4  # gap, tile, padding
+    second_line = wrapped[first_top + 18 : first_top + 18 + 14, 6 + 246 : 6 + 246 + 240]
+    assert (second_line == 0).any()  # "+45/+0" drawn under the name
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz_ +-/0123456789", max_size=60), st.integers(1, 40))
+def test_label_lines_fit_the_tile(label, max_chars):
+    lines = label_lines(label, max_chars)
+    assert 1 <= len(lines) <= 2 and all(len(line) <= max_chars for line in lines)
+    if len(label.strip()) <= max_chars:
+        assert lines == [label.strip()]
+    elif "".join(lines).replace(" ", "") == label.replace(" ", ""):
+        assert not lines[-1].endswith("..") or label.replace(" ", "").endswith("..")
 
 
 @settings(max_examples=30, deadline=None)

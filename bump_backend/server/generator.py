@@ -62,8 +62,8 @@ class Generator(Protocol):
     def load(self) -> None: ...
     def describe(self) -> dict[str, Any]: ...
     def run(self, job: PreparedJob, progress: Progress, cancel: threading.Event, low_memory: bool) -> Any: ...
-    def run_sequence(self, job: PreparedSequence, progress: FrameProgress, cancel: threading.Event
-                     ) -> dict[str, Any]: ...
+    def run_sequence(self, job: PreparedSequence, progress: FrameProgress, cancel: threading.Event,
+                     low_memory: bool = False) -> dict[str, Any]: ...
 
 
 def to_settings(params: dict[str, Any], limits: Limits):
@@ -200,13 +200,24 @@ class EngineGenerator:
             if low_memory:
                 self._low_memory(False)
 
-    def run_sequence(self, job: PreparedSequence, progress: FrameProgress, cancel: threading.Event) -> dict[str, Any]:
-        """Every frame not yet in the job's work folder, through the warm engine; returns the record."""
+    def run_sequence(self, job: PreparedSequence, progress: FrameProgress, cancel: threading.Event,
+                     low_memory: bool = False) -> dict[str, Any]:
+        """Every frame not yet in the job's work folder, through the warm engine; returns the record.
+
+        ``low_memory`` (the retry after an out-of-memory) runs the remaining frames with VAE tiling
+        and slicing, batch size 1; the frames already finished are not redone.
+        """
         from bump_backend.generate import BumpCancelled
         from bump_backend.sequence.bumper import EngineBumper  # the sequence job's torch side
 
+        settings = replace(job.settings, batch_size=1) if low_memory else job.settings
+        if low_memory:
+            self._low_memory(True)
         try:
-            return job.job.run(EngineBumper(self.engine, job.settings, cancel=cancel), progress=progress,
+            return job.job.run(EngineBumper(self.engine, settings, cancel=cancel), progress=progress,
                                cancel=cancel)
         except (BumpCancelled, SequenceCancelled) as exc:
             raise Cancelled(str(exc)) from None
+        finally:
+            if low_memory:
+                self._low_memory(False)

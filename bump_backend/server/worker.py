@@ -431,18 +431,27 @@ class Scheduler:
                 job.marks["first_progress"] = time.perf_counter()
             self._touch(job)
 
-        try:
-            record = self.generator.run_sequence(prepared, progress, job.cancel_event)
-        except Cancelled as exc:
-            self._finish_cancelled(job, str(exc))
-            return
-        except Exception as exc:
-            if is_out_of_memory(exc):
-                free_memory()
-                self._finish(job, FAILED, f"out of GPU memory: {exc}")
-            else:
-                self._fail(job, exc, "sequence")
-            return
+        record: dict[str, Any] = {}
+        for attempt in (0, 1):
+            try:
+                record = self.generator.run_sequence(prepared, progress, job.cancel_event, attempt == 1)
+                break
+            except Cancelled as exc:
+                self._finish_cancelled(job, str(exc))
+                return
+            except Exception as exc:
+                if is_out_of_memory(exc):
+                    free_memory()
+                    if attempt == 0:  # the finished frames stay; the retry goes on from the next one
+                        log.warning("job %s: out of memory at frame %s/%s (%s); retrying the remaining frames "
+                                    "with VAE tiling and batch size 1", job.id, job.step, job.steps, exc)
+                        job.notes.append(f"{utc_now()}: out of memory after {job.step} frames, the rest retried "
+                                         "with lower-memory settings")
+                        continue
+                    self._finish(job, FAILED, f"out of GPU memory even with lower-memory settings: {exc}")
+                else:
+                    self._fail(job, exc, "sequence")
+                return
         job.timings["generate_s"] = round(time.perf_counter() - started, 4)
         job.timings["resumed_frames"] = float(record.get("resumed_frames", 0))
         job.stage = job.stage_label = "saving"

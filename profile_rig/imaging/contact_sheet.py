@@ -106,6 +106,28 @@ def resize_area(image: np.ndarray, size: int) -> np.ndarray:
     return np.clip(total / area + 0.5, 0, 255).astype(np.uint8)
 
 
+MAX_LABEL_LINES = 2
+
+
+def label_lines(label: str, max_chars: int) -> list[str]:
+    """Break a tile label into at most two lines that fit (at a space when there is one), so the
+    end of a long view name and its angles are not cut off; what still does not fit ends in '..'."""
+    lines: list[str] = []
+    rest = label.strip()
+    while rest and len(lines) < MAX_LABEL_LINES:
+        if len(rest) <= max_chars:
+            lines.append(rest)
+            rest = ""
+            break
+        cut = rest.rfind(" ", 1, max_chars + 1)
+        cut = cut if cut > 0 else max_chars
+        lines.append(rest[:cut].rstrip())
+        rest = rest[cut:].strip()
+    if rest and max_chars > 2:
+        lines[-1] = lines[-1][: max_chars - 2] + ".."
+    return lines or [""]
+
+
 def make_contact_sheet(
     images: list[np.ndarray], labels: list[str], *, tile: int = 240, title: str = "", columns: int | None = None
 ) -> np.ndarray:
@@ -117,7 +139,9 @@ def make_contact_sheet(
     columns = columns or min(len(images), max(1, math.ceil(math.sqrt(len(images) * 1.5))))
     rows = math.ceil(len(images) / columns)
     scale = 2 if tile >= 200 else 1
-    label_h = 8 * scale + 8
+    max_chars = max(1, tile // (6 * scale))
+    wrapped = [label_lines(label, max_chars) for label in labels]
+    label_h = max(len(lines) for lines in wrapped) * 9 * scale + 8 - scale
     title_h = (8 * scale + 12) if title else 0
     gap = 6
     sheet = np.full(
@@ -125,11 +149,11 @@ def make_contact_sheet(
     )
     if title:
         draw_text(sheet, title, gap, 6, scale)
-    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+    for i, (image, lines) in enumerate(zip(images, wrapped, strict=True)):
         r, c = divmod(i, columns)
         x = gap + c * (tile + gap)
         y = title_h + gap + r * (tile + label_h + gap)
         sheet[y : y + tile, x : x + tile] = resize_area(image, tile)
-        max_chars = max(1, tile // (6 * scale))
-        draw_text(sheet, label[:max_chars], x + 2, y + tile + 4, scale)
+        for line_index, line in enumerate(lines):
+            draw_text(sheet, line, x + 2, y + tile + 4 + line_index * 9 * scale, scale)
     return sheet

@@ -70,3 +70,45 @@ def test_out_of_memory_recognised():
     assert is_out_of_memory(RuntimeError("CUDA error: out of memory"))
     assert is_out_of_memory(MemoryError())
     assert not is_out_of_memory(RuntimeError("shape mismatch"))
+
+
+class SequenceOutOfMemoryGenerator(EngineGenerator):
+    """Test generator: the full-memory attempt of a sequence runs out of memory after two frames."""
+
+    def __init__(self, model) -> None:
+        super().__init__(model)
+        self.attempts: list[bool] = []
+        self.tiling_during_retry: bool | None = None
+
+    def run_sequence(self, job, progress, cancel, low_memory=False):
+        self.attempts.append(low_memory)
+
+        def failing(stage, done, total, eta):
+            progress(stage, done, total, eta)
+            if low_memory and stage == "frame":
+                self.tiling_during_retry = self.engine.pipe.vae.use_tiling
+            elif stage == "frame" and done >= 2:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 8.00 GiB")
+
+        return super().run_sequence(job, failing, cancel, low_memory)
+
+
+def test_sequence_oom_retries_the_remaining_frames_only(make_server, tiny_models, tmp_path):
+    """An out-of-memory half way through a clip: the finished frames stay, the rest run in lower-memory
+    mode, and the result has every frame."""
+    from bump_backend.testing import clips
+
+    generator = SequenceOutOfMemoryGenerator(str(tiny_models["spec"]))
+    server = make_server(make_generator=lambda: generator)
+    client = BumpClient(server.url)
+    folder = clips.write_folder(iter(clips.photo_clip(4, 160, 128, 48)), tmp_path / "frames")
+    params = {"steps": 4, "denoise": 0.5, "sampler": "Euler a", "seed": 7, "face_size": 64, "prompt": "a man"}
+    job = client.submit_sequence(frames=folder, params=params, sequence={"min_sharpness": 0.0},
+                                 package=tiny_models["package"])
+    final = client.wait(job.id, timeout=600)
+    assert final.state == "done", final.error
+    assert generator.attempts == [False, True] and generator.tiling_during_retry
+    assert final.timings["resumed_frames"] == 2  # the two frames before the failure were not redone
+    result = client.download(job.id, tmp_path / "got")
+    assert len(result.record["frames"]) == 4
+    assert not generator.engine.pipe.vae.use_tiling  # back to the normal settings for the next job
