@@ -2,8 +2,8 @@
 
 Two streamed passes over the input (one frame in memory at a time, whatever the length):
 
-1. **Analyse** (no torch): faces per frame (sidecar geometry, else the detector every
-   ``detect_every`` frames and optical flow in between), cuts, tracks. Saved as ``analysis.json``
+1. **Analyse** (no torch): faces per frame (sidecar geometry, else ``FaceTracker``: a full search
+   every ``detect_every`` frames, a window re-check of each known face in between), cuts, tracks. Saved as ``analysis.json``
    (a few numbers per face per frame) and reused when the job restarts.
 2. **Bump**: per frame, each gated face is aligned with its track's smoothed geometry; its img2img
    start is the aligned crop blended with the previous frame's bumped face carried over by the
@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,9 +35,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from bump_backend.faces import align_face, detect, find_faces, paste_back
+from bump_backend.faces import align_face, find_faces, paste_back
 from bump_backend.faces.align import crop_matrix, warp
 from bump_backend.faces.geometry import GeometryMismatch
+from bump_backend.faces.track import FaceTracker
 from bump_backend.faces.types import FaceFinderSettings
 from bump_backend.sequence import temporal, tracks
 from bump_backend.sequence.bumper import Bumper, FaceJob
@@ -47,7 +48,7 @@ from bump_contracts.atomic_io import write_bytes_atomic
 from bump_contracts.package_manifest import MANIFEST_NAME, PackageManifest, ViewRecord, file_sha256
 from bump_contracts.sequence_job import RECORD_SCHEMA, RECORD_VERSION, SequenceParams
 
-ANALYSIS_VERSION = 1
+ANALYSIS_VERSION = 2  # 2: footage followed by FaceTracker (1: median DIS flow)
 STRIP_FRAMES = 4
 STRIP_HEIGHT = 160
 Log = Callable[[str], None]
@@ -175,9 +176,10 @@ class SequenceJob:
                                 warnings=data.get("warnings", []))
         started = time.perf_counter()
         tracker = tracks.Tracker()
+        # footage: full detection every detect_every frames, a cheap window re-check of each known face between
+        finder = FaceTracker(self.finder, detect_every=self.params.detect_every)
         frames: list[dict[str, Any]] = []
         prev_hist = None
-        prev_image = None
         detector_s = 0.0
         total = len(self.source)
         last_note = 0.0
@@ -187,22 +189,26 @@ class SequenceJob:
             cut = tracks.is_cut(prev_hist, hist)
             prev_hist = hist
             t = time.perf_counter()
-            detect_now = frame.sidecar is not None or frame.index % self.params.detect_every == 0 or cut or gap
-            if detect_now:
+            if frame.sidecar is not None:
                 try:
                     found = find_faces(frame.image, frame.sidecar, self.finder)
                 except GeometryMismatch as exc:
                     raise SourceError(f"{frame.name}: {exc}") from None
                 faces = list(found.faces) + [s.face for s in found.skipped if s.face.source == "geometry"
                                              and "out of frame" not in s.reason and "outside" not in s.reason]
-                embeddings = [tracks.appearance(frame.image, f) for f in faces]
-                ids = tracker.update(frame.index, faces, embeddings, cut=cut, gap=gap)
+                finder.reset()  # a later frame without a sidecar starts with a full detection
+                found_by = "sidecar"
             else:
-                ids = self._propagate(tracker, prev_image, frame)
+                if cut or gap:
+                    finder.reset()  # another shot, or frames missing: nothing to follow from before
+                faces = list(finder.update(frame.image).faces)
+                found_by = finder.last_mode  # "detect" (full search) or "track" (window re-check)
+            embeddings = [tracks.appearance(frame.image, f) for f in faces]
+            ids = tracker.update(frame.index, faces, embeddings, cut=cut, gap=gap)
             detector_s += time.perf_counter() - t
             frames.append({"index": frame.index, "name": frame.name, "time": round(frame.time, 6), "pts": frame.pts,
-                           "cut": cut, "gap": gap, "tracks": ids, "motion": frame.motion is not None})
-            prev_image = frame.image
+                           "cut": cut, "gap": gap, "tracks": ids, "motion": frame.motion is not None,
+                           "faces_by": found_by})
             now = time.perf_counter()
             if now - last_note > 2.0:
                 last_note = now
@@ -218,36 +224,13 @@ class SequenceJob:
         if not tracker.tracks:
             warnings.append("no faces found in any frame: the output is the input, re-encoded")
         self.timings["analyse_s"] = time.perf_counter() - started
+        self.timings["detect_s"] = detector_s
         analysis = Analysis(frames=frames, tracks=tracker.tracks, info=info, detector_s=detector_s, warnings=warnings)
         data = {"key": key, "frames": frames, "tracks": [t.to_dict() for t in tracker.tracks], "info": info,
                 "detector_s": detector_s, "warnings": warnings}
+        self.out.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(cache, json.dumps(data).encode())
         return analysis
-
-    def _propagate(self, tracker: tracks.Tracker, prev_image: np.ndarray | None, frame: Frame) -> list[str]:
-        """Between detections: move each track seen on the previous frame by the median optical flow
-        inside its face (the face keeps its size, roll and pose)."""
-        ids = []
-        if prev_image is None:
-            return ids
-        for t in tracker.tracks:
-            last = t.last
-            if last.frame != frame.index - 1:
-                continue
-            r = 0.75 * last.size
-            h, w = frame.image.shape[:2]
-            x0, y0 = max(0, int(last.centre[0] - r)), max(0, int(last.centre[1] - r))
-            x1, y1 = min(w, int(last.centre[0] + r) + 1), min(h, int(last.centre[1] + r) + 1)
-            if x1 - x0 < 8 or y1 - y0 < 8:
-                continue
-            flow = temporal.image_flow(prev_image[y0:y1, x0:x1], frame.image[y0:y1, x0:x1])
-            dx, dy = -float(np.median(flow[..., 0])), -float(np.median(flow[..., 1]))
-            moved = replace(last, frame=frame.index, centre=(last.centre[0] + dx, last.centre[1] + dy),
-                            eyes=tuple((p[0] + dx, p[1] + dy) for p in last.eyes), source="tracked")
-            moved.sharpness = float(detect.sharpness(frame.image, moved.centre, moved.size, moved.roll))
-            t.observations.append(moved)
-            ids.append(t.id)
-        return ids
 
     # -- plan: smoothing, gating, seeds, references -----------------------------------------------
     def plan(self, analysis: Analysis) -> list[tracks.Track]:
