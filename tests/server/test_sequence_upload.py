@@ -19,7 +19,7 @@ from PIL import Image
 
 from bump_backend.server.config import Limits
 from bump_backend.testing import clips
-from bump_client.client import JobRejected, pack_frames
+from bump_client.client import BumpClient, JobRejected, pack_frames
 from bump_contracts.bump_job import DONE
 from bump_contracts.sequence_job import FRAMES_ZIP_MAX_MEMBER_BYTES
 
@@ -188,3 +188,15 @@ def test_zip_bombs_are_refused_before_unpacking(make_server, tiny_models, client
     response = _post(small, _request(tiny_models["package"]), buf.getvalue())
     assert response.status_code == 422 and "allowed per file" in response.json()["error"]["message"]
     assert not list(small.config.data_dir.glob("jobs/.incoming*"))
+
+
+def test_an_upload_over_the_cap_is_a_413_before_it_is_sent(make_server, tmp_path):
+    """The streamed body's Content-Length is known up front: the server answers 413 from the headers and
+    the client reports it as such (a JobRejected, not a dropped connection or a retry)."""
+    small = make_server(limits=Limits(max_request_bytes=1024 * 1024))
+    video = tmp_path / "big.mp4"
+    with open(video, "wb") as handle:
+        handle.truncate(64 * 1024 * 1024)
+    with pytest.raises(JobRejected) as caught:
+        BumpClient(small.url, timeout=30).submit_sequence(video, SEQ, package_id="someone")
+    assert caught.value.status == 413 and caught.value.code == "request_too_large"
