@@ -11,8 +11,12 @@ rotated by a similarity per frame; ``bump_backend.testing.clips``):
   package's front view. The tiny model has no face-recognition counterpart, so similarity is the
   appearance embedding of ``sequence.tracks`` (grey thumbnail + colour histogram), not ArcFace: it
   shows the wiring, the figure for real weights needs a GPU;
-* **crop jitter** on a still face with sensor noise (detector every frame): std of the true eye
-  points in the 720 px aligned crop, raw detections vs the smoothed track; renders (sidecar) 0;
+* **analysis speed** on footage: the job's analysis (faces, cuts, tracks) with the full face search
+  on every frame (``--detect-every 1``) against the default (``FaceTracker``: a full search every N
+  frames, a window re-check of each known face between), on two faces crossing at three frame sizes;
+* **crop jitter** on a still face with sensor noise, through the job's analysis (full search every
+  frame and the default): std of the true eye points in the 720 px aligned crop, raw vs the smoothed
+  track; renders (sidecar) 0;
 * **overhead**: analysis (detection, tracking), flow and warping per frame against the diffusion
   time per frame (tiny model on this CPU: the ratio for real weights on a GPU is not measured here);
 * **a rendered demo clip** (``--demo-clip``): the demo character turning (-30..+30 degrees of camera
@@ -22,6 +26,7 @@ rotated by a similarity per frame; ``bump_backend.testing.clips``):
   on a 100-frame and a long small clip, each in its own process.
 
     python benchmarks/bench_sequence.py --quick      # 8 frames, 64 px faces, 100 vs 1000 frames memory
+    python benchmarks/bench_sequence.py --quick --skip-bump --skip-memory   # the analysis and jitter only
     python benchmarks/bench_sequence.py              # 16 frames, 128 px faces, 100 vs 3000 frames memory
     python benchmarks/bench_sequence.py --quick --demo-clip out/demo_turn   # + a rendered turning demo clip
 """
@@ -47,7 +52,6 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from bump_backend.faces import FaceFinderSettings, find_faces  # noqa: E402
 from bump_backend.faces.align import crop_matrix  # noqa: E402
 from bump_backend.faces.geometry import faces_from_sidecar  # noqa: E402
 from bump_backend.faces.types import Face, rotated_square_bounds  # noqa: E402
@@ -118,10 +122,14 @@ def bump_comparison(args, root: Path) -> list[dict]:
     renders = write_render_folder(frames, root / "renders")
     masks = [metrics.face_disk(f.image.shape, f.eyes[0], f.sizes[0]) for f in frames]
     rows = []
-    for label, folder, carry in (("per-frame (footage)", footage, False), ("ours (footage, DIS flow)", footage, True),
-                                    ("per-frame (render)", renders, False), ("ours (render, motion vectors)", renders, True)):
+    every = SequenceParams().detect_every
+    runs = (("per-frame (footage)", footage, False, every), ("ours (footage, DIS flow)", footage, True, every),
+            ("per-frame (footage, full search every frame)", footage, False, 1),
+            ("ours (footage, full search every frame)", footage, True, 1),
+            ("per-frame (render)", renders, False, every), ("ours (render, motion vectors)", renders, True, every))
+    for label, folder, carry, detect_every in runs:
         out = root / f"out_{len(rows)}"
-        job = SequenceJob(folder, out, SequenceParams(video=False, temporal=carry),
+        job = SequenceJob(folder, out, SequenceParams(video=False, temporal=carry, detect_every=detect_every),
                           face=FaceOptions(args.face_size, 0.35, 1234), package=package, log=None)
         t = time.perf_counter()
         record = job.run(EngineBumper(engine, settings))
@@ -132,8 +140,8 @@ def bump_comparison(args, root: Path) -> list[dict]:
         overhead = (tm["analyse_s"] + tm["flow_s"] + tm["align_warp_s"]) / n
         rows.append({"run": label, "flicker": metrics.flicker_ratio(outs, [f.image for f in frames],
                                                                   [f.flow for f in frames], masks),
-                     "identity_std": identity_std(outs, frames, frames[0].image),
-                     "diffusion_s_per_frame": tm["diffusion_s"] / n, "overhead_s_per_frame": overhead,
+                     "identity_std": identity_std(outs, frames, frames[0].image), "analyse_s_per_frame":
+                     tm["analyse_s"] / n, "diffusion_s_per_frame": tm["diffusion_s"] / n, "overhead_s_per_frame": overhead,
                      "flow_s_per_frame": tm["flow_s"] / n, "wall_s": wall})
     if args.demo_clip:
         rows += demo_comparison(args, root, engine, settings, Path(args.demo_clip))
@@ -180,7 +188,7 @@ def demo_comparison(args, root: Path, engine, settings, package_dir: Path) -> li
                                                          tracks.appearance(images[len(images) // 2],
                                                                            sidecar_face_of(folder, len(images) // 2)))
                                                    for i, o in enumerate(outs)])),
-                     "diffusion_s_per_frame": tm["diffusion_s"] / n,
+                     "diffusion_s_per_frame": tm["diffusion_s"] / n, "analyse_s_per_frame": tm["analyse_s"] / n,
                      "overhead_s_per_frame": (tm["analyse_s"] + tm["flow_s"] + tm["align_warp_s"]) / n,
                      "flow_s_per_frame": tm["flow_s"] / n})
     return rows
@@ -192,23 +200,54 @@ def sidecar_face_of(folder: Path, i: int) -> Face:
     return face
 
 
-def jitter(args) -> dict:
-    frames = list(clips.photo_clip(args.still_frames, 192, 160, 56, still=True, noise=6.0))
-    tracker = tracks.Tracker()
-    settings = FaceFinderSettings(skip_smaller_than=0, min_sharpness=0)
-    for f, frame in enumerate(frames):
-        faces = find_faces(frame.image, None, settings).faces
-        tracker.update(f, faces, [tracks.appearance(frame.image, x) for x in faces])
-    (track,) = [t for t in tracker.tracks if len(t.observations) == len(frames)]
-    eyes = [frames[0].eyes[0]] * len(frames)
-    raw = [crop_matrix(o.face(), 720, 0.35) for o in track.observations]
-    result = {"raw": metrics.aligned_eye_jitter(eyes, raw)}
-    for sigma in (2.0, 3.0):
-        smooth = [crop_matrix(o.face(), 720, 0.35) for o in tracks.smooth_track(track, sigma).observations]
-        result[f"smooth {sigma:g}"] = metrics.aligned_eye_jitter(eyes, smooth)
-    render = [crop_matrix(sidecar_face(f), 720, 0.35) for f in frames]
-    result["render"] = metrics.aligned_eye_jitter(eyes, render)
-    return result
+def jitter(args, root: Path) -> dict:
+    """Crop jitter of a still face with sensor noise, through the job's own analysis: the full search
+    on every frame (``--detect-every 1``) and the default (FaceTracker between full searches), raw
+    and smoothed, the mean over ``args.noise_seeds`` noise draws; renders (sidecar) for reference."""
+    every_n = SequenceParams().detect_every
+    sums: dict[str, list[float]] = {}
+    for seed in range(args.noise_seeds):
+        frames = list(clips.photo_clip(args.still_frames, 192, 160, 56, still=True, noise=6.0, seed=seed))
+        folder = clips.write_folder(iter(frames), root / f"still_{seed}")
+        eyes = [frames[0].eyes[0]] * len(frames)
+        for every in (1, every_n):
+            job = SequenceJob(folder, root / f"still_{seed}_{every}", SequenceParams(detect_every=every), log=None)
+            (track,) = [t for t in job.analyse().tracks if len(t.observations) == len(frames)]
+            raw = [crop_matrix(o.face(), 720, 0.35) for o in track.observations]
+            sums.setdefault(f"every {every}: raw", []).append(metrics.aligned_eye_jitter(eyes, raw))
+            for sigma in (2.0, 3.0):
+                smooth = [crop_matrix(o.face(), 720, 0.35) for o in tracks.smooth_track(track, sigma).observations]
+                sums.setdefault(f"every {every}: smooth {sigma:g}", []).append(metrics.aligned_eye_jitter(eyes, smooth))
+        render = [crop_matrix(sidecar_face(f), 720, 0.35) for f in frames]
+        sums.setdefault("render", []).append(metrics.aligned_eye_jitter(eyes, render))
+    return {k: float(np.mean(v)) for k, v in sums.items()}
+
+
+def analysis_speed(args, root: Path) -> list[dict]:
+    """The analysis alone (faces, cuts, tracks; no diffusion) on footage, the full search on every
+    frame against the default FaceTracker, same frames, same run: time per frame and the faces found."""
+    rows = []
+    every = SequenceParams().detect_every
+    # the faces cross the middle 60 % of the frame: more frames for wider frames keep the motion a
+    # fifth of a face per frame (FaceTracker's window follows up to about half a face)
+    clips_ = {f"crossing {w}x{h}, face {face} px, {n} frames": list(clips.crossing_clip(n, w, h, face))
+              for w, h, face, n in ((256, 144, 52, args.analysis_frames), (640, 360, 52, 2 * args.analysis_frames),
+                                    (1280, 720, 64, 3 * args.analysis_frames))}
+    for name, frames in clips_.items():
+        key = "".join(c if c.isalnum() else "_" for c in name)
+        folder = clips.write_folder(iter(frames), root / f"analysis_{key}")
+        truth = 2 * len(frames)
+        for n in (1, every):
+            job = SequenceJob(folder, root / f"analysis_out_{key}_{n}",
+                              SequenceParams(detect_every=n), log=None)
+            t = time.perf_counter()
+            analysis = job.analyse()
+            seconds = time.perf_counter() - t
+            ids = {tid for m in analysis.frames for tid in m["tracks"]}
+            rows.append({"clip": name, "detect_every": n, "ms_per_frame": 1000 * seconds / len(frames),
+                         "full_searches": sum(m["faces_by"] == "detect" for m in analysis.frames),
+                         "faces": sum(len(m["tracks"]) for m in analysis.frames), "truth": truth, "tracks": len(ids)})
+    return rows
 
 
 def sidecar_face(frame: clips.ClipFrame) -> Face:
@@ -267,6 +306,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small: for a shared 2-core machine")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--skip-bump", action="store_true", help="leave out the tiny-model bumping (analysis only)")
     parser.add_argument("--skip-memory", action="store_true", help="leave out the memory runs (minutes at 3000 frames)")
     parser.add_argument("--demo-clip", metavar="PACKAGE", help="a demo package rendered as a turn, e.g. "
                         "python -m headless_renderer package --demo --views t00:-30,t01:-25,...,t12:30 "
@@ -280,28 +320,43 @@ def main() -> int:
     args.frames, args.face, args.face_size, args.steps = (8, 56, 64, 6) if q else (16, 64, 128, 10)
     args.width, args.height = 192, 160
     args.still_frames = 16 if q else 32
+    args.noise_seeds = 3 if q else 4
+    args.analysis_frames = 20 if q else 40
     args.long = 1000 if q else 3000
     root = Path(tempfile.mkdtemp(prefix="bench_sequence_"))
     try:
-        rows = bump_comparison(args, root)
-        jit = jitter(args)
+        speed = analysis_speed(args, root)
+        rows = [] if args.skip_bump else bump_comparison(args, root)
+        jit = jitter(args, root)
         mem = [] if args.skip_memory else memory(args)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     if args.json:
-        print(json.dumps({"bump": rows, "jitter": jit, "memory": mem}, indent=1))
+        print(json.dumps({"analysis": speed, "bump": rows, "jitter": jit, "memory": mem}, indent=1))
         return 0
-    print(f"clip: astronaut photo, {args.frames} frames {args.width}x{args.height}, face {args.face} px, "
-          f"crop {args.face_size} px, tiny SD 1.5 + plus-face, {args.steps} steps, denoise 0.5, seed 1234")
-    print("| run | flicker (output/input) | identity std | diffusion s/frame | overhead s/frame | flow s/frame |")
-    print("|---|---|---|---|---|---|")
+    print("analysis of footage (faces, cuts, tracks; no diffusion): full search every frame vs FaceTracker "
+          f"(full search every {SequenceParams().detect_every} frames, window re-check between)")
+    print("| clip | detect every | ms per frame | full searches | faces found / in the clip | tracks |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for r in speed:
+        print(f"| {r['clip']} | {r['detect_every']} | {r['ms_per_frame']:.0f} | {r['full_searches']} | "
+              f"{r['faces']} / {r['truth']} | {r['tracks']} |")
+    for a, b in zip(speed[::2], speed[1::2], strict=True):
+        print(f"{a['clip']}: FaceTracker / every frame: time x{b['ms_per_frame'] / a['ms_per_frame']:.2f}")
+    if rows:
+        print(f"clip: astronaut photo, {args.frames} frames {args.width}x{args.height}, face {args.face} px, "
+              f"crop {args.face_size} px, tiny SD 1.5 + plus-face, {args.steps} steps, denoise 0.5, seed 1234")
+        print("| run | flicker (output/input) | identity std | analysis s/frame | diffusion s/frame | overhead s/frame "
+              "| flow s/frame |")
+        print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['run']} | {r['flicker']:.2f} | {r['identity_std']:.4f} | {r['diffusion_s_per_frame']:.3f} | "
-              f"{r['overhead_s_per_frame']:.3f} | {r['flow_s_per_frame']:.4f} |")
+        print(f"| {r['run']} | {r['flicker']:.2f} | {r['identity_std']:.4f} | {r['analyse_s_per_frame']:.3f} | "
+              f"{r['diffusion_s_per_frame']:.3f} | {r['overhead_s_per_frame']:.3f} | {r['flow_s_per_frame']:.4f} |")
     for a, b in [(i, i + 1) for i in range(0, len(rows), 2)]:
         print(f"{rows[b]['run']} / {rows[a]['run']}: flicker x{rows[b]['flicker'] / rows[a]['flicker']:.2f}, "
               f"identity std x{rows[b]['identity_std'] / max(rows[a]['identity_std'], 1e-9):.2f}")
-    print(f"crop jitter, still face + noise 6, {args.still_frames} frames, 720 px crop: "
+    print(f"crop jitter, still face + noise 6, {args.still_frames} frames x {args.noise_seeds} noise draws (mean), "
+          "720 px crop: "
           + ", ".join(f"{k} {v:.3f} px" for k, v in jit.items()))
     print("| frames | RSS before the job MB | peak RSS during the job MB | growth MB | seconds |")
     print("|---|---|---|---|---|")

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 import uuid
+import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +29,7 @@ from urllib.parse import urlparse
 
 import requests
 
+from bump_client.multipart import MultipartBody, Part
 from bump_contracts.bump_job import (
     API_PREFIX,
     CANCELLED,
@@ -42,7 +45,13 @@ from bump_contracts.bump_job import (
     sniff_image_type,
 )
 from bump_contracts.health import Health
-from bump_contracts.sequence_job import SEQUENCE_REQUEST_SCHEMA, SequenceRequest
+from bump_contracts.sequence_job import (
+    FRAMES_ZIP_FIELD,
+    FRAMES_ZIP_MAX_MEMBERS,
+    SEQUENCE_REQUEST_SCHEMA,
+    SequenceRequest,
+    frames_zip_member_problem,
+)
 
 __all__ = [
     "AuthError",
@@ -140,6 +149,40 @@ def _package_refs(packages: Mapping[str, Any] | None) -> dict[str, dict[str, str
     return refs
 
 
+def pack_frames(folder: Path, target: Path | None = None) -> Path:
+    """A frame folder as the ZIP the server's ``frames_zip`` part takes (a temporary file unless
+    ``target``): every file the contract allows (frames, sidecars, motion; a clip folder's clip.json
+    and its frames/, sidecars/, vectors/ folders), images stored as they are, JSON and arrays
+    deflated. Anything else in the folder (hidden files, other types, deeper folders) stays here."""
+    if not folder.is_dir():
+        raise JobRejected(422, "bad_input", f"frames {folder}: no such folder", FRAMES_ZIP_FIELD)
+    members: list[tuple[Path, str]] = []
+    for path in sorted(folder.iterdir()):
+        inside = sorted(path.iterdir()) if path.is_dir() else [path]
+        for item in inside:
+            name = item.relative_to(folder).as_posix()
+            if item.is_file() and frames_zip_member_problem(name, item.stat().st_size) is None:
+                members.append((item, name))
+    if not any(Path(n).suffix.lower() not in (".json", ".npy") for _, n in members):
+        raise JobRejected(422, "bad_input", f"frames {folder}: no frames to upload", FRAMES_ZIP_FIELD)
+    if len(members) > FRAMES_ZIP_MAX_MEMBERS:
+        raise JobRejected(422, "bad_input", f"frames {folder}: {len(members)} files, more than "
+                          f"{FRAMES_ZIP_MAX_MEMBERS} in one upload", FRAMES_ZIP_FIELD)
+    if target is None:
+        handle, name = tempfile.mkstemp(prefix="bump_frames_", suffix=".zip")
+        os.close(handle)
+        target = Path(name)
+    try:
+        with zipfile.ZipFile(target, "w") as archive:
+            for item, name in members:
+                stored = item.suffix.lower() not in (".json", ".npy")  # images are compressed already
+                archive.write(item, name, compress_type=zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    return target
+
+
 def _character_prompt_refs(character_prompts: Mapping[str, Any] | None) -> dict[str, dict[str, str]]:
     """``JobRequest.character_prompts`` from ``{"prompt", "negative_prompt"}`` mappings, objects with those
     attributes (``generate.CharacterPrompt``, a library ``Character``'s fields) or a bare prompt string."""
@@ -191,22 +234,33 @@ class BumpClient:
         return BackendNotRunning(f"backend not running at {self.url} (start it with: {hint}); {type(exc).__name__}")
 
     def _request(self, method: str, path: str, *, timeout: float | None = None, stream: bool = False,
-                 retry: bool = True, **kwargs: Any) -> requests.Response:
+                 retry: bool = True, body: MultipartBody | None = None, **kwargs: Any) -> requests.Response:
+        """One request, retried on connection failures only. ``body``: a streamed multipart body,
+        rewound (its files reopened) for every attempt."""
         attempts = self.retries + 1 if retry else 1
         last: Exception | None = None
-        for attempt in range(attempts):
-            try:
-                response = self.session.request(method, self.url + path, headers=self._headers(), stream=stream,
-                                                timeout=(self.connect_timeout, timeout or self.timeout), **kwargs)
-            except requests.ConnectionError as exc:  # includes ConnectTimeout; a submit carries its client_key
-                last = exc
-                if attempt + 1 < attempts:
-                    time.sleep(self.backoff * (2 ** attempt))
-                continue
-            except requests.exceptions.ReadTimeout as exc:  # it got the request: never resend
-                raise BackendError(f"{method} {path}: the backend did not answer within "
-                                   f"{timeout or self.timeout:.0f} s") from exc
-            return self._check(response)
+        try:
+            for attempt in range(attempts):
+                headers = self._headers()
+                if body is not None:
+                    body.rewind()
+                    kwargs["data"] = body
+                    headers["Content-Type"] = body.content_type
+                try:
+                    response = self.session.request(method, self.url + path, headers=headers, stream=stream,
+                                                    timeout=(self.connect_timeout, timeout or self.timeout), **kwargs)
+                except requests.ConnectionError as exc:  # includes ConnectTimeout; a submit carries its client_key
+                    last = exc
+                    if attempt + 1 < attempts:
+                        time.sleep(self.backoff * (2 ** attempt))
+                    continue
+                except requests.exceptions.ReadTimeout as exc:  # it got the request: never resend
+                    raise BackendError(f"{method} {path}: the backend did not answer within "
+                                       f"{timeout or self.timeout:.0f} s") from exc
+                return self._check(response)
+        finally:
+            if body is not None:
+                body.close()
         raise self._not_running(last or RuntimeError("no answer"))
 
     @staticmethod
@@ -290,31 +344,54 @@ class BumpClient:
                         frames: str | os.PathLike | None = None, sequence: Mapping[str, Any] | None = None,
                         package: str | os.PathLike | None = None, package_id: str | None = None,
                         upload_package: bool = False, label: str = "", client_key: str | None = None,
-                        packages: Mapping[str, str | os.PathLike | Mapping[str, str]] | None = None) -> JobStatus:
-        """Queue a sequence: a ``video`` file (uploaded, streamed from disk) or a ``frames`` folder the
-        server reads (under its package roots). ``params``: the bump settings of the face pass;
-        ``sequence``: the sequence settings (``bump_contracts.sequence_job.SEQUENCE_PARAMS``).
-        The job is then waited for, cancelled and downloaded like a bump (``wait``, ``cancel``,
-        ``download``); its files are sequence.mp4, frames.zip, sequence.json and before_after.png.
+                        packages: Mapping[str, str | os.PathLike | Mapping[str, str]] | None = None,
+                        upload_frames: bool = False) -> JobStatus:
+        """Queue a sequence: a ``video`` file (uploaded, streamed from disk) or a ``frames`` folder,
+        read by the server from its own disk (under its package roots), or, with ``upload_frames``,
+        packed here into a ZIP (frames, sidecars, ``.flow.npy`` motion; a clip folder's clip.json,
+        frames/, sidecars/, vectors/) and uploaded as the ``frames_zip`` part: for a server on
+        another machine. ``params``: the bump settings of the face pass; ``sequence``: the
+        sequence settings (``bump_contracts.sequence_job.SEQUENCE_PARAMS``). The job is then waited
+        for, cancelled and downloaded like a bump (``wait``, ``cancel``, ``download``); its files are
+        sequence.mp4, frames.zip, sequence.json and before_after.png.
+
+        Nothing is held in memory whole: the upload is read from disk block by block, and a retried
+        POST (same ``client_key``) sends it again from the start.
         """
         if (video is None) == (frames is None):
             raise JobRejected(422, "bad_input", "give a video file or a frames folder (one of them)", "video")
+        if upload_frames and frames is None:
+            raise JobRejected(422, "bad_input", "upload_frames needs a frames folder", FRAMES_ZIP_FIELD)
         package_path, refs = _package_files(package, upload_package)
         job = JobRequest(params=dict(params or {}), package_path=package_path, package_id=package_id, label=label,
                          client_key=client_key or uuid.uuid4().hex, packages=_package_refs(packages))
+        folder = Path(frames).expanduser().resolve() if frames is not None else None
         data = {**job.to_dict(), "schema": SEQUENCE_REQUEST_SCHEMA, "sequence": dict(sequence or {}),
-                "frames_path": str(Path(frames).expanduser().resolve()) if frames is not None else None}
+                "frames_path": str(folder) if folder is not None and not upload_frames else None}
+        if upload_frames:
+            data.update(schema_version=2, frames_zip=True)
         try:
             request = SequenceRequest.from_dict(data)  # the contract's own checks, before any upload
         except ContractError as exc:
             raise JobRejected(422, "bad_request", str(exc), exc.field) from None
-        files: list[tuple[str, tuple[str | None, Any, str]]] = [
-            ("request", (None, json.dumps(request.to_dict()), "application/json"))]
-        if video is not None:  # bytes, not a handle: a retried POST (same client_key) resends it whole
-            files.append(("video", (Path(video).name, Path(video).read_bytes(), "application/octet-stream")))
-        for ref in refs:
-            files.append(("references", (ref.name, ref.read_bytes(), "application/octet-stream")))
-        response = self._request("POST", f"{API_PREFIX}/sequences", files=files, timeout=max(self.timeout, 300))
+        parts = [Part("request", "application/json", data=json.dumps(request.to_dict()).encode())]
+        packed: Path | None = None
+        try:
+            if video is not None:
+                path = Path(video).expanduser()
+                if not path.is_file():
+                    raise JobRejected(422, "bad_input", f"video {path}: no such file", "video")
+                parts.append(Part("video", "application/octet-stream", path=path, filename=path.name))
+            if upload_frames and folder is not None:
+                packed = pack_frames(folder)
+                parts.append(Part(FRAMES_ZIP_FIELD, "application/zip", path=packed, filename="frames.zip"))
+            for ref in refs:
+                parts.append(Part("references", "application/octet-stream", path=ref, filename=ref.name))
+            response = self._request("POST", f"{API_PREFIX}/sequences", body=MultipartBody(parts),
+                                     timeout=max(self.timeout, 300))
+        finally:
+            if packed is not None:
+                packed.unlink(missing_ok=True)
         return JobStatus.from_dict(response.json())
 
     @staticmethod

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
+import stat
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import PurePosixPath
 from typing import Any
 
 from bump_contracts.bump_job import CONTRACT_VERSION, JobRequest, ParamRule
@@ -22,9 +25,54 @@ SEQUENCE_REQUEST_SCHEMA = "bump-sequence-request"
 SEQUENCE_FILES = {"sequence.mp4": "video", "frames.zip": "frames", "sequence.json": "sequence_record",
                   "before_after.png": "strip"}
 RECORD_VERSION = 1
+# 1: a video part or frames_path; 2: adds frames_zip (the frame folder uploaded as one ZIP part)
+SEQUENCE_REQUEST_VERSION = 2
 REFERENCE_MODES = ("package", "auto")
 VIDEO_CODECS = ("libx264",)
 PIXEL_FORMATS = ("yuv420p", "yuv444p")
+
+# -- the frames_zip part: a frame folder (frames, sidecars, .flow.npy motion; or a clip folder's clip.json,
+# frames/, sidecars/, vectors/) uploaded as one ZIP. The client packs only these; the server checks every
+# member before it writes one byte, and counts the bytes it unpacks (a member's header is not trusted).
+FRAMES_ZIP_FIELD = "frames_zip"
+FRAMES_ZIP_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".json", ".npy")
+FRAMES_ZIP_MAX_MEMBERS = 20_000
+FRAMES_ZIP_MAX_MEMBER_BYTES = 256 * 1024 * 1024  # a 4K clip frame's float32 motion vectors are 151 MiB
+FRAMES_ZIP_MAX_DEPTH = 2  # clip.json, frames/frame_0001.png
+FRAMES_ZIP_METHODS = (0, 8)  # stored, deflated
+_MEMBER_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+def frames_zip_member_problem(name: str, size: int, mode: int = 0) -> str | None:
+    """Why one member of a frames ZIP is refused (None: fine). ``name`` as stored in the archive,
+    ``size`` its declared unpacked size, ``mode`` the Unix mode from its external attributes (0: none).
+    Refused: absolute paths, ``..``, backslashes, drive letters, hidden or odd names, folders deeper
+    than ``FRAMES_ZIP_MAX_DEPTH``, file types a frame folder does not hold, symbolic links and other
+    special files, members over ``FRAMES_ZIP_MAX_MEMBER_BYTES``."""
+    shown_name = name if len(name) <= 120 else name[:117] + "..."
+    if not name or "\\" in name or "\x00" in name or name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        return f"{shown_name!r}: not a relative path inside the archive"
+    parts = PurePosixPath(name.rstrip("/")).parts
+    if any(part in ("..", ".") for part in parts) or not parts:
+        return f"{shown_name!r}: a path leaving its folder ('..')"
+    if not all(_MEMBER_PART.match(part) for part in parts):
+        return f"{shown_name!r}: names may hold letters, digits, . _ - only (no hidden files)"
+    kind = stat.S_IFMT(mode)
+    if kind == stat.S_IFLNK:
+        return f"{shown_name!r}: a symbolic link"
+    if name.endswith("/"):
+        if kind not in (0, stat.S_IFDIR) or len(parts) >= FRAMES_ZIP_MAX_DEPTH:
+            return f"{shown_name!r}: not an expected folder"
+        return None
+    if kind not in (0, stat.S_IFREG):
+        return f"{shown_name!r}: not a regular file"
+    if len(parts) > FRAMES_ZIP_MAX_DEPTH:
+        return f"{shown_name!r}: deeper than {FRAMES_ZIP_MAX_DEPTH} levels"
+    if PurePosixPath(name).suffix.lower() not in FRAMES_ZIP_SUFFIXES:
+        return f"{shown_name!r}: not a frame, sidecar or motion file ({', '.join(FRAMES_ZIP_SUFFIXES)})"
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= FRAMES_ZIP_MAX_MEMBER_BYTES:
+        return f"{shown_name!r}: {size} bytes unpacked, more than {FRAMES_ZIP_MAX_MEMBER_BYTES} allowed per file"
+    return None
 
 SEQUENCE_PARAMS: dict[str, ParamRule] = {
     "references": ParamRule("str", choices=REFERENCE_MODES, note="auto: the track's own best frames", default="package"),
@@ -35,7 +83,8 @@ SEQUENCE_PARAMS: dict[str, ParamRule] = {
     "min_face": ParamRule("float", 0.0, 4096.0, note="face size in px from which a face is bumped", default=32.0),
     "min_sharpness": ParamRule("float", 0.0, 1000.0, note="sharpness from which a face is bumped", default=22.0),
     "hysteresis": ParamRule("float", 0.5, 1.0, note="a bumped face stays bumped down to this share of the limits", default=0.8),
-    "detect_every": ParamRule("int", 1, 100, note="footage: run the detector every N frames, track in between", default=1),
+    "detect_every": ParamRule("int", 1, 100, note="footage: full face detection every N frames, FaceTracker's "
+                              "window re-check in between", default=5),
     "fps": ParamRule("float", 1.0, 240.0, note="frame rate of a frame folder", default=24.0),
     "crf": ParamRule("int", 0, 51, note="H.264 quality: lower is better, 18 is visually lossless", default=18),
     "codec": ParamRule("str", choices=VIDEO_CODECS, default="libx264"),
@@ -50,7 +99,9 @@ SEQUENCE_PARAMS: dict[str, ParamRule] = {
 class SequenceParams:
     """Defaults: identity from a package, half of the previous result in the start and 70 % kept in the
     result along the motion, 3-frame (sigma) smoothing,
-    the face finder's size/sharpness limits (32 px, 22) with 0.8 hysteresis, H.264 CRF 18 yuv420p."""
+    the face finder's size/sharpness limits (32 px, 22) with 0.8 hysteresis, footage detected in full
+    every 5 frames (a face that reappears after an occlusion is found at most 4 frames late), H.264
+    CRF 18 yuv420p."""
 
     references: str = SEQUENCE_PARAMS["references"].default
     reference_views: int = SEQUENCE_PARAMS["reference_views"].default
@@ -90,18 +141,27 @@ class SequenceRequest:
 
     Every field of :class:`~bump_contracts.bump_job.JobRequest` (``params`` for the face pass,
     the package fields, ``label``, ``client_key``) plus ``sequence`` (:class:`SequenceParams`,
-    defaults for what is left out) and ``frames_path``: a frame folder on the server's machine,
-    under its package roots. Without ``frames_path`` a video file travels beside the JSON.
+    defaults for what is left out) and one input: ``frames_path``, a frame folder on the server's
+    machine under its package roots; ``frames_zip`` true (version 2), the frame folder uploaded
+    as a ``frames_zip`` part; or neither, a ``video`` part beside the JSON.
     """
 
     job: JobRequest = field(default_factory=JobRequest)
     sequence: SequenceParams = field(default_factory=SequenceParams)
     frames_path: str | None = None
+    frames_zip: bool = False
+
+    def __post_init__(self) -> None:
+        if self.frames_zip and self.frames_path is not None:
+            raise ContractError("give frames_path or frames_zip, not both", FRAMES_ZIP_FIELD)
 
     def to_dict(self) -> dict[str, Any]:
         data = self.job.to_dict()
-        data.update(schema=SEQUENCE_REQUEST_SCHEMA, schema_version=CONTRACT_VERSION, sequence=self.sequence.to_dict(),
-                    frames_path=self.frames_path)
+        # version 1 when frames_zip is not used, so a request without it still suits an older server
+        data.update(schema=SEQUENCE_REQUEST_SCHEMA, schema_version=SEQUENCE_REQUEST_VERSION if self.frames_zip
+                    else CONTRACT_VERSION, sequence=self.sequence.to_dict(), frames_path=self.frames_path)
+        if self.frames_zip:
+            data[FRAMES_ZIP_FIELD] = True
         return data
 
     @classmethod
@@ -111,7 +171,12 @@ class SequenceRequest:
         if data.get("schema", SEQUENCE_REQUEST_SCHEMA) != SEQUENCE_REQUEST_SCHEMA:
             raise ContractError(f"schema must be {SEQUENCE_REQUEST_SCHEMA!r}, got {shown(data.get('schema'))}",
                                 "schema")
-        rest = {k: v for k, v in data.items() if k not in ("schema", "sequence", "frames_path")}
+        version = data.get("schema_version", CONTRACT_VERSION)
+        if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= SEQUENCE_REQUEST_VERSION:
+            raise ContractError(f"schema_version must be 1..{SEQUENCE_REQUEST_VERSION}, got {shown(version)}",
+                                "schema_version")
+        rest = {k: v for k, v in data.items()
+                if k not in ("schema", "schema_version", "sequence", "frames_path", FRAMES_ZIP_FIELD)}
         job = JobRequest.from_dict(rest)
         settings = data.get("sequence") or {}
         if not isinstance(settings, dict):
@@ -126,8 +191,13 @@ class SequenceRequest:
         frames = data.get("frames_path")
         if frames is not None and (not isinstance(frames, str) or not frames.strip() or len(frames) > 4096):
             raise ContractError("frames_path must be a non-empty string of at most 4096 characters", "frames_path")
+        upload = data.get(FRAMES_ZIP_FIELD, False)
+        if not isinstance(upload, bool):
+            raise ContractError(f"{FRAMES_ZIP_FIELD} must be true or false, got {shown(upload)}", FRAMES_ZIP_FIELD)
+        if upload and version < 2:
+            raise ContractError(f"{FRAMES_ZIP_FIELD} needs schema_version 2, got {version}", FRAMES_ZIP_FIELD)
         return cls(job=job, sequence=sequence,
-                   frames_path=check_text(frames, "frames_path") if frames is not None else None)
+                   frames_path=check_text(frames, "frames_path") if frames is not None else None, frames_zip=upload)
 
 
 def check_sequence_param(name: str, value: Any) -> Any:

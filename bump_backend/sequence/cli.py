@@ -4,6 +4,8 @@ INPUT is a video file (H.264/ProRes/...: anything FFmpeg reads) or a folder of n
 optional render sidecars (``name0001.json``) and motion (``name0001.flow.npy``). Writes
 ``DIR/frames/*.png``, ``DIR/<input>_bump.mp4`` (audio copied), ``DIR/sequence.json`` and
 ``DIR/before_after.png``. Run it again with the same arguments to resume after an interruption.
+``--analyse-only`` stops before the first frame is bumped (no model is loaded): the face tracks, the
+gate's decision per face and frame, and a strip with the tracked face boxes.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--out", required=True, help="output folder (created; reused to resume)")
     parser.add_argument("--package", help="profile package folder: the identity of every face")
     parser.add_argument("--verbose", action="store_true", help="let mediapipe's own log through to stderr")
+    parser.add_argument("--analyse-only", action="store_true",
+                        help="find, track, smooth and gate the faces and choose the references, bump nothing and "
+                             "load no model: writes analysis.json, sequence.json and before_after.png (the tracked "
+                             "face boxes); a video needs no package")
     parser.add_argument("--character-package", action="append", default=[], metavar="CHARACTER_ID=DIR",
                         help="package of one sidecar character (repeatable)")
     for f in fields(SequenceParams):
@@ -87,10 +93,12 @@ def run(args: argparse.Namespace) -> int:
         packages = bump_cli._pairs(args.character_package, "--character-package", "DIR")
         job = SequenceJob(args.input, args.out, params, package=args.package, packages=packages,
                           face=FaceOptions(settings.face_size, settings.face_padding, settings.seed),
-                          settings_record=settings.to_dict())
+                          settings_record=settings.to_dict(), analyse_only=args.analyse_only)
     except (ContractError, SourceError, bump_cli.InputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.analyse_only:
+        return _analyse(job, args)
     # torch and diffusers: loaded only once the input and settings are known to be good
     from bump_backend.generate.engine import BumpEngine
     from bump_backend.generate.models import ModelError
@@ -110,6 +118,31 @@ def run(args: argparse.Namespace) -> int:
             record = job.run(EngineBumper(engine, settings))
     bumped = sum(t["bumped"] for t in record["tracks"])
     print(f"{len(record['frames'])} frames, {len(record['tracks'])} track(s), {bumped} face(s) bumped: {args.out}")
+    for warning in record["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def _analyse(job, args: argparse.Namespace) -> int:
+    """``--analyse-only``: the tracks and the gate's decisions, no model (mediapipe runs for footage)."""
+    from bump_backend.faces import runtime  # mediapipe's log silencer (heavy: mediapipe)
+    from bump_backend.sequence.sources import SourceError
+
+    with os.fdopen(os.dup(sys.stderr.fileno()), "w") as progress:
+        job.log = lambda message: print(message, file=progress, flush=True)
+        try:
+            with contextlib.nullcontext() if args.verbose else runtime.quiet_native_logs():
+                record = job.run_analysis()
+        except (SourceError, ValueError) as exc:  # a frame the analysis cannot read, a folder of another job
+            print(f"error: {exc}", file=progress)
+            return 2
+    for track in record["tracks"]:
+        first, last = track["frames"]
+        refs = f", reference frames {track['reference_frames']}" if track["reference_frames"] else ""
+        print(f"{track['id']} ({track['colour']}): frames {first}-{last}, {track['bumped']} of {track['observed']} "
+              f"would be bumped, seed {track['seed']}{refs}")
+    print(f"{len(record['frames'])} frames, {len(record['tracks'])} track(s), nothing bumped (analysis only): "
+          f"{args.out}/sequence.json, {args.out}/before_after.png")
     for warning in record["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     return 0

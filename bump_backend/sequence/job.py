@@ -2,8 +2,8 @@
 
 Two streamed passes over the input (one frame in memory at a time, whatever the length):
 
-1. **Analyse** (no torch): faces per frame (sidecar geometry, else the detector every
-   ``detect_every`` frames and optical flow in between), cuts, tracks. Saved as ``analysis.json``
+1. **Analyse** (no torch): faces per frame (sidecar geometry, else ``FaceTracker``: a full search
+   every ``detect_every`` frames, a window re-check of each known face in between), cuts, tracks. Saved as ``analysis.json``
    (a few numbers per face per frame) and reused when the job restarts.
 2. **Bump**: per frame, each gated face is aligned with its track's smoothed geometry; its img2img
    start is the aligned crop blended with the previous frame's bumped face carried over by the
@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,9 +35,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from bump_backend.faces import align_face, detect, find_faces, paste_back
+from bump_backend.faces import align_face, find_faces, paste_back
 from bump_backend.faces.align import crop_matrix, warp
 from bump_backend.faces.geometry import GeometryMismatch
+from bump_backend.faces.track import FaceTracker
 from bump_backend.faces.types import FaceFinderSettings
 from bump_backend.sequence import temporal, tracks
 from bump_backend.sequence.bumper import Bumper, FaceJob
@@ -47,9 +48,11 @@ from bump_contracts.atomic_io import write_bytes_atomic
 from bump_contracts.package_manifest import MANIFEST_NAME, PackageManifest, ViewRecord, file_sha256
 from bump_contracts.sequence_job import RECORD_SCHEMA, RECORD_VERSION, SequenceParams
 
-ANALYSIS_VERSION = 1
+ANALYSIS_VERSION = 2  # 2: footage followed by FaceTracker (1: median DIS flow)
 STRIP_FRAMES = 4
 STRIP_HEIGHT = 160
+# track colours in the analysis strip (RGB): distinct, readable on skin and on a white studio
+TRACK_COLOURS = ((230, 25, 75), (0, 130, 200), (60, 180, 75), (245, 130, 48), (145, 30, 180), (70, 240, 240))
 Log = Callable[[str], None]
 # (stage, done, total, eta_s): stage "analysing", "frame" (done/total frames finished) or "encoding"
 FrameProgress = Callable[[str, int, int, float | None], None]
@@ -98,7 +101,8 @@ class SequenceJob:
     def __init__(self, input_path: str | Path, out_dir: str | Path, params: SequenceParams | None = None, *,
                  face: FaceOptions | None = None, package: str | Path | None = None,
                  packages: dict[str, str | Path] | None = None, finder: FaceFinderSettings | None = None,
-                 log: Log | None = _stderr, settings_record: dict[str, Any] | None = None) -> None:
+                 log: Log | None = _stderr, settings_record: dict[str, Any] | None = None,
+                 analyse_only: bool = False) -> None:
         self.input = Path(input_path)
         self.out = Path(out_dir)
         self.params = params or SequenceParams()
@@ -108,6 +112,7 @@ class SequenceJob:
         self.finder = finder or FaceFinderSettings(skip_smaller_than=0.0, min_sharpness=0.0)
         self.log = log or (lambda _m: None)
         self.settings_record = settings_record or {}
+        self.analyse_only = analyse_only  # analysis, smoothing, gating, references: no bumping, no identity needed
         self.source = open_source(self.input, fps=self.params.fps)
         self._check_paths()
         self.frames_dir = self.out / "frames"
@@ -125,7 +130,7 @@ class SequenceJob:
         if inp in written:
             raise SourceError(f"{self.input}: the job would write over its own input; choose another --out")
         if self.params.references == "package" and self.package is None and not self.packages \
-                and self.source.info.kind == "video":
+                and self.source.info.kind == "video" and not self.analyse_only:
             raise ValueError("a video needs --package DIR or --references auto (footage has no sidecars to name one)")
         for p in [self.package, *self.packages.values()]:
             if p is not None and not (p / MANIFEST_NAME).is_file():
@@ -175,9 +180,10 @@ class SequenceJob:
                                 warnings=data.get("warnings", []))
         started = time.perf_counter()
         tracker = tracks.Tracker()
+        # footage: full detection every detect_every frames, a cheap window re-check of each known face between
+        finder = FaceTracker(self.finder, detect_every=self.params.detect_every)
         frames: list[dict[str, Any]] = []
         prev_hist = None
-        prev_image = None
         detector_s = 0.0
         total = len(self.source)
         last_note = 0.0
@@ -187,22 +193,26 @@ class SequenceJob:
             cut = tracks.is_cut(prev_hist, hist)
             prev_hist = hist
             t = time.perf_counter()
-            detect_now = frame.sidecar is not None or frame.index % self.params.detect_every == 0 or cut or gap
-            if detect_now:
+            if frame.sidecar is not None:
                 try:
                     found = find_faces(frame.image, frame.sidecar, self.finder)
                 except GeometryMismatch as exc:
                     raise SourceError(f"{frame.name}: {exc}") from None
                 faces = list(found.faces) + [s.face for s in found.skipped if s.face.source == "geometry"
                                              and "out of frame" not in s.reason and "outside" not in s.reason]
-                embeddings = [tracks.appearance(frame.image, f) for f in faces]
-                ids = tracker.update(frame.index, faces, embeddings, cut=cut, gap=gap)
+                finder.reset()  # a later frame without a sidecar starts with a full detection
+                found_by = "sidecar"
             else:
-                ids = self._propagate(tracker, prev_image, frame)
+                if cut or gap:
+                    finder.reset()  # another shot, or frames missing: nothing to follow from before
+                faces = list(finder.update(frame.image).faces)
+                found_by = finder.last_mode  # "detect" (full search) or "track" (window re-check)
+            embeddings = [tracks.appearance(frame.image, f) for f in faces]
+            ids = tracker.update(frame.index, faces, embeddings, cut=cut, gap=gap)
             detector_s += time.perf_counter() - t
             frames.append({"index": frame.index, "name": frame.name, "time": round(frame.time, 6), "pts": frame.pts,
-                           "cut": cut, "gap": gap, "tracks": ids, "motion": frame.motion is not None})
-            prev_image = frame.image
+                           "cut": cut, "gap": gap, "tracks": ids, "motion": frame.motion is not None,
+                           "faces_by": found_by})
             now = time.perf_counter()
             if now - last_note > 2.0:
                 last_note = now
@@ -218,36 +228,13 @@ class SequenceJob:
         if not tracker.tracks:
             warnings.append("no faces found in any frame: the output is the input, re-encoded")
         self.timings["analyse_s"] = time.perf_counter() - started
+        self.timings["detect_s"] = detector_s
         analysis = Analysis(frames=frames, tracks=tracker.tracks, info=info, detector_s=detector_s, warnings=warnings)
         data = {"key": key, "frames": frames, "tracks": [t.to_dict() for t in tracker.tracks], "info": info,
                 "detector_s": detector_s, "warnings": warnings}
+        self.out.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(cache, json.dumps(data).encode())
         return analysis
-
-    def _propagate(self, tracker: tracks.Tracker, prev_image: np.ndarray | None, frame: Frame) -> list[str]:
-        """Between detections: move each track seen on the previous frame by the median optical flow
-        inside its face (the face keeps its size, roll and pose)."""
-        ids = []
-        if prev_image is None:
-            return ids
-        for t in tracker.tracks:
-            last = t.last
-            if last.frame != frame.index - 1:
-                continue
-            r = 0.75 * last.size
-            h, w = frame.image.shape[:2]
-            x0, y0 = max(0, int(last.centre[0] - r)), max(0, int(last.centre[1] - r))
-            x1, y1 = min(w, int(last.centre[0] + r) + 1), min(h, int(last.centre[1] + r) + 1)
-            if x1 - x0 < 8 or y1 - y0 < 8:
-                continue
-            flow = temporal.image_flow(prev_image[y0:y1, x0:x1], frame.image[y0:y1, x0:x1])
-            dx, dy = -float(np.median(flow[..., 0])), -float(np.median(flow[..., 1]))
-            moved = replace(last, frame=frame.index, centre=(last.centre[0] + dx, last.centre[1] + dy),
-                            eyes=tuple((p[0] + dx, p[1] + dy) for p in last.eyes), source="tracked")
-            moved.sharpness = float(detect.sharpness(frame.image, moved.centre, moved.size, moved.roll))
-            t.observations.append(moved)
-            ids.append(t.id)
-        return ids
 
     # -- plan: smoothing, gating, seeds, references -----------------------------------------------
     def plan(self, analysis: Analysis) -> list[tracks.Track]:
@@ -296,6 +283,42 @@ class SequenceJob:
                 chosen[tid] = write_reference_package(self.out / "references" / _safe(tid), tid, items)
         return chosen, used
 
+    # -- analysis only ---------------------------------------------------------------------------
+    def run_analysis(self) -> dict[str, Any]:
+        """Everything before the first diffusion step, no model loaded: analysis (or the saved one),
+        smoothing, gating, seeds, reference choice (``--references auto`` writes the packages). Writes
+        ``analysis.json``, ``sequence.json`` (``mode`` "analyse-only": the tracks, per frame every face
+        with its track, size, sharpness and whether it would be bumped) and ``before_after.png``:
+        input frames above, the same frames with each track's face box below."""
+        started = time.perf_counter()
+        self._claim_out()
+        analysis = self.analyse()
+        planned = self.plan(analysis)
+        packages, used = self.track_packages(planned, analysis)
+        seeds = {t.id: self.track_seed(i) for i, t in enumerate(planned)}
+        by_frame = _by_frame(planned)
+        n = len(analysis.frames)
+        strip_at = sorted({round(x) for x in np.linspace(0, n - 1, min(STRIP_FRAMES, n))})
+        colours = {t.id: TRACK_COLOURS[i % len(TRACK_COLOURS)] for i, t in enumerate(planned)}
+        strip: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for frame in self.source.frames():
+            if frame.index in strip_at:
+                entries = sorted(by_frame.get(frame.index, []), key=lambda e: e[0].id)
+                strip[frame.index] = (_thumb(frame.image), draw_tracks(frame.image, entries, colours))
+            if frame.index >= strip_at[-1]:
+                break
+        per_frame = [_frame_entry(meta["index"], meta, sorted(by_frame.get(meta["index"], []), key=lambda e: e[0].id),
+                                  seeds) for meta in analysis.frames]
+        self.write_strip(strip)
+        record = self.record(analysis, planned, packages, used, seeds, per_frame, time.perf_counter() - started,
+                             mode="analyse-only")
+        for entry in record["tracks"]:  # the colour of its box in before_after.png
+            entry["colour"] = "#{:02x}{:02x}{:02x}".format(*colours[entry["id"]])
+        write_bytes_atomic(self.out / "sequence.json", (json.dumps(record, indent=1) + "\n").encode())
+        if self.frames_dir.is_dir() and not any(self.frames_dir.iterdir()):
+            self.frames_dir.rmdir()  # nothing bumped: no empty folder left (a bumping run makes it again)
+        return record
+
     # -- pass 2: bump ----------------------------------------------------------------------------
     def frame_path(self, name: str) -> Path:
         return self.frames_dir / (Path(name).stem + ".png")
@@ -316,10 +339,7 @@ class SequenceJob:
         planned = self.plan(analysis)
         packages, used = self.track_packages(planned, analysis)
         seeds = {t.id: self.track_seed(i) for i, t in enumerate(planned)}
-        by_frame: dict[int, list[tuple[tracks.Track, tracks.Observation]]] = {}
-        for t in planned:
-            for o in t.observations:
-                by_frame.setdefault(o.frame, []).append((t, o))
+        by_frame = _by_frame(planned)
         n = len(analysis.frames)
         strip_at = sorted({round(x) for x in np.linspace(0, n - 1, min(STRIP_FRAMES, n))})
         strip: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -349,9 +369,7 @@ class SequenceJob:
                 write_bytes_atomic(path, buf.getvalue())
                 self.timings["write_s"] += time.perf_counter() - t
                 bumped_now += 1
-            per_frame.append({"frame": frame.index, "name": meta["name"], "cut": meta["cut"],
-                              "faces": [{"track": tr.id, "bumped": o.bump, "seed": seeds[tr.id] if o.bump else None}
-                                        for tr, o in entries]})
+            per_frame.append(_frame_entry(frame.index, meta, entries, seeds))
             if frame.index in strip_at:
                 strip[frame.index] = (_thumb(frame.image), _thumb(out))
             prev_in, prev_out = frame.image, out
@@ -459,19 +477,22 @@ class SequenceJob:
         Image.fromarray(np.hstack(parts[:-1])).save(buf, format="PNG")
         return write_bytes_atomic(self.out / "before_after.png", buf.getvalue())
 
-    def record(self, analysis: Analysis, planned, packages, used, seeds, per_frame, seconds: float) -> dict[str, Any]:
+    def record(self, analysis: Analysis, planned, packages, used, seeds, per_frame, seconds: float, *,
+               mode: str = "bump") -> dict[str, Any]:
         timings = {k: round(v, 3) for k, v in self.timings.items()}
+        bumped = mode == "bump"
         return {
             "schema": RECORD_SCHEMA,
             "schema_version": RECORD_VERSION,
+            "mode": mode,  # "bump", or "analyse-only" (no frame bumped, "bumped" below = would be bumped)
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "input": analysis.info,
             "warnings": analysis.warnings,
             "params": self.params.to_dict(),
             "face": vars(self.face),
             "settings": self.settings_record,
-            "outputs": {"frames": str(self.frames_dir) if self.params.png else None,
-                        "video": str(self.video_path) if self.params.video else None,
+            "outputs": {"frames": str(self.frames_dir) if self.params.png and bumped else None,
+                        "video": str(self.video_path) if self.params.video and bumped else None,
                         "strip": str(self.out / "before_after.png")},
             "tracks": [{"id": t.id, "character_id": t.character_id, "seed": seeds[t.id],
                         "frames": [t.observations[0].frame, t.observations[-1].frame],
@@ -503,6 +524,36 @@ def write_reference_package(folder: Path, track_id: str, items: list[tuple[track
                                source={"kind": "sequence", "frames": [o.frame for o, _ in items]})
     write_bytes_atomic(folder / MANIFEST_NAME, manifest.dumps().encode())
     return folder
+
+
+def _by_frame(planned: list[tracks.Track]) -> dict[int, list[tuple[tracks.Track, tracks.Observation]]]:
+    by_frame: dict[int, list[tuple[tracks.Track, tracks.Observation]]] = {}
+    for t in planned:
+        for o in t.observations:
+            by_frame.setdefault(o.frame, []).append((t, o))
+    return by_frame
+
+
+def _frame_entry(index: int, meta: dict[str, Any], entries, seeds: dict[str, int]) -> dict[str, Any]:
+    """One frame of the record: each face's track, whether it is bumped and with which seed, and the
+    size (px) and sharpness the gate decided on."""
+    return {"frame": index, "name": meta["name"], "cut": meta["cut"], "faces_by": meta.get("faces_by"),
+            "faces": [{"track": tr.id, "bumped": o.bump, "seed": seeds[tr.id] if o.bump else None,
+                       "size": round(o.size, 2), "sharpness": round(o.sharpness, 2)} for tr, o in entries]}
+
+
+def draw_tracks(image: np.ndarray, entries, colours: dict[str, tuple[int, int, int]]) -> np.ndarray:
+    """A strip thumbnail of ``image`` with each track's (smoothed) face box in the track's colour and
+    its eye points: a thick box where the face is bumped, a thin one where the gate leaves it alone."""
+    thumb = _thumb(image).copy()
+    k = thumb.shape[0] / image.shape[0]
+    for track, o in entries:
+        corners = cv2.boxPoints(((o.centre[0] * k, o.centre[1] * k), (o.size * k, o.size * k), o.roll))
+        colour = colours[track.id]
+        cv2.polylines(thumb, [np.round(corners).astype(np.int32)], True, colour, 2 if o.bump else 1, cv2.LINE_AA)
+        for ex, ey in o.eyes:
+            cv2.circle(thumb, (round(ex * k), round(ey * k)), 2, colour, -1, cv2.LINE_AA)
+    return thumb
 
 
 def _fit(crop: np.ndarray, size: int) -> np.ndarray:

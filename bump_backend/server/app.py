@@ -42,7 +42,7 @@ from bump_contracts.health import Capabilities, Health, ModelInfo
 
 log = logging.getLogger("bump_backend.server")
 FORM_FIELDS = {"request", "image", "sidecar", "references"}
-SEQUENCE_FORM_FIELDS = {"request", "video", "references"}
+SEQUENCE_FORM_FIELDS = {"request", "video", "references", "frames_zip"}
 MEDIA_TYPES = {".json": "application/json", ".png": "image/png", ".mp4": "video/mp4", ".zip": "application/zip"}
 ERROR_RESPONSES = {code: {"description": text, "content": {"application/json": {}}} for code, text in (
     (401, "missing or wrong token"), (404, "no such job"), (413, "request or image too large"),
@@ -204,12 +204,14 @@ def create_app(config: ServerConfig, make_generator: Callable[[], Generator] | N
                                                  "(bump_contracts.sequence_job.SequenceRequest)")],
         video: Annotated[UploadFile | None, File(description="a video file (or frames_path in the request)")] = None,
         references: Annotated[list[UploadFile] | None, File(description="package files")] = None,
+        frames_zip: Annotated[UploadFile | None, File(description="a frame folder as a ZIP (request frames_zip: "
+                                                                  "true)")] = None,
     ) -> JSONResponse:
         """Queue a sequence (a video or a frame folder bumped frame by frame as one job); 202 once on disk.
 
         The job then shows ``stage_label`` "frame i/n" with an ETA, cancels between frames, and
         after a restart carries on from its last finished frame."""
-        problem = _form_problem(await http.form(), SEQUENCE_FORM_FIELDS, ("request", "video"))
+        problem = _form_problem(await http.form(), SEQUENCE_FORM_FIELDS, ("request", "video", "frames_zip"))
         if problem is not None:
             return problem
         uploads = [Upload(f.filename or "", f.file) for f in references or ()]
@@ -217,7 +219,8 @@ def create_app(config: ServerConfig, make_generator: Callable[[], Generator] | N
         try:
             status, created = await run_in_threadpool(
                 accept_sequence, config, store, scheduler, request,
-                Upload(video.filename or "", video.file) if video is not None else None, uploads, received)
+                Upload(video.filename or "", video.file) if video is not None else None, uploads, received,
+                Upload(frames_zip.filename or "", frames_zip.file) if frames_zip is not None else None)
         except Rejected as exc:
             return error(exc.status, exc.code, str(exc), exc.field)
         url = f"{API_PREFIX}/jobs/{status.id}"

@@ -33,6 +33,7 @@ class Limits:
     max_side_param: int = 2048  # params.max_side: the working size the GPU is asked for
     max_face_size: int = 1536
     max_batch_size: int = 16
+    max_frames_unpacked_bytes: int = 8 * 1024 * MB  # a frames_zip upload, unpacked
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,10 @@ import logging
 import os
 import re
 import shutil
+import stat
 import time
+import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +33,13 @@ from bump_backend.server.worker import Scheduler
 from bump_contracts import render_sidecar, safe_json
 from bump_contracts.bump_job import FILE_NAME_RE, ContractError, JobRequest, JobStatus
 from bump_contracts.package_manifest import MANIFEST_NAME, PackageManifest, ViewRecord, file_sha256
-from bump_contracts.sequence_job import SequenceRequest
+from bump_contracts.sequence_job import (
+    FRAMES_ZIP_FIELD,
+    FRAMES_ZIP_MAX_MEMBERS,
+    FRAMES_ZIP_METHODS,
+    SequenceRequest,
+    frames_zip_member_problem,
+)
 from character_library.api import Library
 
 log = logging.getLogger("bump_backend.server.intake")
@@ -274,16 +283,24 @@ def _resolve_frames_path(config: ServerConfig, value: str) -> Path:
 
 
 def accept_sequence(config: ServerConfig, store: JobStore, scheduler: Scheduler, request_text: str,
-                    video: Upload | None, references: list[Upload], received: float) -> tuple[JobStatus, bool]:
-    """Validate, write and queue one sequence (a video upload or ``frames_path``). Raises Rejected.
+                    video: Upload | None, references: list[Upload], received: float,
+                    frames_zip: Upload | None = None) -> tuple[JobStatus, bool]:
+    """Validate, write and queue one sequence (a video upload, ``frames_path`` or a ``frames_zip``
+    upload). Raises Rejected.
 
-    The sequence settings, the bump settings, the packages and the input's header (frame count,
-    sizes, a folder's gaps) are all checked here, so a bad field is a 4xx before anything runs.
+    The sequence settings, the bump settings, the packages, a frames ZIP's every member and the
+    input's header (frame count, sizes, a folder's gaps) are all checked here, so a bad field is a
+    4xx before anything runs.
     """
     request = _parse_request(request_text, SequenceRequest.from_dict, config)
-    if (video is None) == (request.frames_path is None):
-        raise Rejected(422, "bad_input", "give a video file or frames_path (one of them)",
-                       "frames_path" if video is not None else "video")
+    if request.frames_zip != (frames_zip is not None):
+        raise Rejected(422, "bad_input", "frames_zip: the request's frames_zip flag and the frames_zip part go "
+                       "together (set frames_zip true and send the part, or neither)", FRAMES_ZIP_FIELD)
+    given = [name for name, present in (("video", video is not None), ("frames_path", request.frames_path is not None),
+                                        (FRAMES_ZIP_FIELD, frames_zip is not None)) if present]
+    if len(given) != 1:
+        raise Rejected(422, "bad_input", "give a video file, frames_path or frames_zip (one of them)"
+                       + (f", not {' and '.join(given)}" if given else ""), given[-1] if given else "video")
     if references and (request.job.package_path or request.job.package_id):
         raise Rejected(422, "bad_package", "give package_path, package_id or reference files, not several",
                        "references")
@@ -303,6 +320,10 @@ def accept_sequence(config: ServerConfig, store: JobStore, scheduler: Scheduler,
             _copy(video, inputs / name)
             source, field, kind = inputs / name, "video", "video"
             final_source = store.root / job_id / "input" / name
+        elif frames_zip is not None:
+            source = _unpack_frames_zip(config, frames_zip, inputs)
+            final_source = store.root / job_id / "input" / source.name
+            name, field, kind = "", FRAMES_ZIP_FIELD, "frames"
         else:
             source = final_source = frames
             name, field, kind = "", "frames_path", "frames"
@@ -332,6 +353,76 @@ def accept_sequence(config: ServerConfig, store: JobStore, scheduler: Scheduler,
     job.marks["accepted"] = time.perf_counter()
     job.timings["accept_s"] = round(job.marks["accepted"] - received, 4)
     return scheduler.enqueue(job), True
+
+
+def _zip_refused(message: str) -> Rejected:
+    return Rejected(422, "bad_frames_zip", f"{FRAMES_ZIP_FIELD}: {message}", FRAMES_ZIP_FIELD)
+
+
+def _unpack_frames_zip(config: ServerConfig, upload: Upload, inputs: Path) -> Path:
+    """A ``frames_zip`` upload unpacked into ``inputs/frames``; every member is checked before one is
+    written (the contract's name, type and size rules, no links, no encryption, stored or deflated
+    only, no duplicates, the total within the server's limit), and the bytes are counted as they
+    are unpacked, so a header that lies cannot blow up the disk. Raises Rejected naming frames_zip."""
+    archive_path = inputs / "frames.zip"
+    _copy(upload, archive_path)
+    target = inputs / "frames"
+    try:
+        archive = zipfile.ZipFile(archive_path)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise _zip_refused(f"not a readable ZIP archive ({exc})") from None
+    with archive:
+        infos = archive.infolist()
+        if not infos:
+            raise _zip_refused("the archive is empty")
+        if len(infos) > FRAMES_ZIP_MAX_MEMBERS:
+            raise _zip_refused(f"{len(infos)} members, more than {FRAMES_ZIP_MAX_MEMBERS}")
+        seen: set[str] = set()
+        total = 0
+        for info in infos:
+            mode = info.external_attr >> 16 if info.create_system == 3 else 0  # Unix attributes only
+            if info.create_system != 3 and info.external_attr & 0x400:  # a Windows reparse point (a link)
+                mode = stat.S_IFLNK
+            problem = frames_zip_member_problem(info.filename, info.file_size, mode)
+            if problem is not None:
+                raise _zip_refused(problem)
+            if info.flag_bits & 0x1:
+                raise _zip_refused(f"{info.filename!r}: encrypted")
+            if info.compress_type not in FRAMES_ZIP_METHODS:
+                raise _zip_refused(f"{info.filename!r}: compression method {info.compress_type} (stored or "
+                                   "deflated only)")
+            key = info.filename.rstrip("/").lower()  # one name, whatever the case, on every file system
+            if key in seen:
+                raise _zip_refused(f"{info.filename!r}: given twice")
+            seen.add(key)
+            total += info.file_size
+        limit = config.limits.max_frames_unpacked_bytes
+        if total > limit:
+            raise _zip_refused(f"{total} bytes unpacked, more than this server's {limit}")
+        target.mkdir()
+        written_total = 0
+        try:
+            for info in infos:
+                dest = target.joinpath(*info.filename.rstrip("/").split("/"))
+                if not dest.resolve().is_relative_to(target.resolve()):  # the names were checked: belt and braces
+                    raise _zip_refused(f"{info.filename!r}: a path leaving its folder")
+                if info.is_dir():
+                    dest.mkdir(parents=True, exist_ok=True)
+                    continue
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                written = 0
+                with archive.open(info) as src, open(dest, "xb") as out:
+                    while block := src.read(1 << 20):
+                        written += len(block)
+                        written_total += len(block)
+                        if written > info.file_size or written_total > limit:
+                            raise _zip_refused(f"{info.filename!r}: more bytes than its header declares")
+                        out.write(block)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as exc:
+            raise _zip_refused(f"cannot unpack it ({type(exc).__name__}: {exc})") from None
+    archive_path.unlink()
+    fsync_dir(target)
+    return target
 
 
 def _reserve(scheduler: Scheduler, client_key: str | None) -> Job | None:

@@ -96,21 +96,47 @@ def test_sidecar_faces_link_by_character_exactly():
         assert ids == (["character:marco", "character:mira"] if f % 2 else ["character:mira", "character:marco"])
 
 
-def test_crossing_faces_keep_their_tracks():
-    """Two real faces (astronaut, Grace Hopper) cross; the detector runs on every frame."""
-    tracker = tracks.Tracker()
-    settings = FaceFinderSettings(skip_smaller_than=0, min_sharpness=0)
+@pytest.mark.parametrize("detect_every", [1, SequenceParams().detect_every])
+def test_crossing_faces_keep_their_tracks(tmp_path, detect_every):
+    """Two real faces (astronaut, Grace Hopper) cross, through the job's own analysis: the full
+    search on every frame, and the default (FaceTracker's window re-check between full searches)."""
+    truth = list(clips.crossing_clip(14))
+    folder = clips.write_folder(iter(truth), tmp_path / "cross")
+    job = SequenceJob(folder, tmp_path / "out", SequenceParams(detect_every=detect_every), log=None)
+    analysis = job.analyse()
     by_truth: dict[str, set[str]] = {"astronaut": set(), "grace_hopper": set()}
-    for f, frame in enumerate(clips.crossing_clip(14)):
-        faces = find_faces(frame.image, None, settings).faces
-        ids = tracker.update(f, faces, [tracks.appearance(frame.image, x) for x in faces])
-        for face, tid in zip(faces, ids, strict=True):
-            truth = [np.mean(e, axis=0) for e in frame.eyes]
-            nearest = int(np.argmin([math.dist(face.centre, t) for t in truth]))
-            by_truth[("astronaut", "grace_hopper")[nearest]].add(tid)
-    assert by_truth["astronaut"] and by_truth["grace_hopper"]
+    for track in analysis.tracks:
+        for o in track.observations:
+            centres = [np.mean(e, axis=0) for e in truth[o.frame].eyes]
+            nearest = int(np.argmin([math.dist(o.centre, c) for c in centres]))
+            assert math.dist(o.centre, centres[nearest]) < 0.5 * truth[o.frame].sizes[nearest]
+            by_truth[("astronaut", "grace_hopper")[nearest]].add(track.id)
     assert len(by_truth["astronaut"]) == 1 and len(by_truth["grace_hopper"]) == 1, by_truth
     assert by_truth["astronaut"] != by_truth["grace_hopper"]
+    modes = [m["faces_by"] for m in analysis.frames]
+    assert sum(len(m["tracks"]) for m in analysis.frames) >= 20  # of 28 faces: one is hidden while they cross
+    if detect_every == 1:
+        assert set(modes) == {"detect"}
+    else:  # the full search on frame 0 and then every N frames (or when a face is lost), re-checks between
+        assert modes[0] == "detect" and modes.count("track") >= len(modes) // 2
+        assert all(modes[i] == "detect" for i in range(0, len(modes), detect_every) if modes[i - 1] != "detect")
+
+
+def test_a_cut_starts_footage_tracking_over(tmp_path):
+    """After a cut the tracker forgets its faces: the first frame of the new shot is a full search."""
+    shot_a = [f.image for f in clips.photo_clip(4, 160, 128, 48)]
+    shot_b = [f.image for f in clips.crossing_clip(3, 160, 128)]
+    folder = tmp_path / "cuts"
+    folder.mkdir()
+    for i, image in enumerate(shot_a + shot_b):
+        Image.fromarray(image).save(folder / f"f_{i + 1:04d}.png")
+    analysis = SequenceJob(folder, tmp_path / "out", SequenceParams(detect_every=10), log=None).analyse()
+    cuts = [m["index"] for m in analysis.frames if m["cut"]]
+    assert cuts == [4]
+    modes = [m["faces_by"] for m in analysis.frames]
+    assert modes[:5] == ["detect", "track", "track", "track", "detect"], modes
+    # the astronaut of shot A is in shot B too: re-linked by appearance (the same track), the other face is new
+    assert len(set(analysis.frames[4]["tracks"])) == 2 and analysis.frames[0]["tracks"][0] in analysis.frames[4]["tracks"]
 
 
 def test_cut_is_detected_and_the_face_relinked_by_appearance():
