@@ -99,28 +99,47 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.analyse_only:
         return _analyse(job, args)
-    # torch and diffusers: loaded only once the input and settings are known to be good
-    from bump_backend.generate.engine import BumpEngine
-    from bump_backend.generate.models import ModelError
-    from bump_backend.sequence.bumper import EngineBumper
-
-    try:
-        engine = BumpEngine(spec_from_args(args))
-    except ModelError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     from bump_backend.faces import runtime  # mediapipe's log silencer (heavy: mediapipe)
 
     # progress keeps its own copy of stderr: the quiet block sends the native log's fd 2 to /dev/null
     with os.fdopen(os.dup(sys.stderr.fileno()), "w") as progress:
         job.log = lambda message: print(message, file=progress, flush=True)
-        with contextlib.nullcontext() if args.verbose else runtime.quiet_native_logs():
-            record = job.run(EngineBumper(engine, settings))
+        quiet = contextlib.nullcontext if args.verbose else runtime.quiet_native_logs
+        try:
+            with quiet():  # the analysis first: a clip without a face to bump never loads a model
+                to_bump = job.faces_to_bump()
+        except (SourceError, ValueError) as exc:  # an unreadable frame, a folder of another job
+            print(f"error: {exc}", file=progress)
+            return 2
+        bumper = None
+        if to_bump:
+            bumper = _bumper(args, settings)
+            if bumper is None:
+                return 2
+        else:
+            print("sequence: no face is large and sharp enough to bump in any frame; the frames are written "
+                  "unchanged and no model is loaded", file=progress, flush=True)
+        with quiet():
+            record = job.run(bumper)
     bumped = sum(t["bumped"] for t in record["tracks"])
     print(f"{len(record['frames'])} frames, {len(record['tracks'])} track(s), {bumped} face(s) bumped: {args.out}")
     for warning in record["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     return 0
+
+
+def _bumper(args: argparse.Namespace, settings):
+    """The engine for the face pass (torch and diffusers load here, once the clip is known to need
+    them); None after printing the model error."""
+    from bump_backend.generate.engine import BumpEngine
+    from bump_backend.generate.models import ModelError
+    from bump_backend.sequence.bumper import EngineBumper
+
+    try:
+        return EngineBumper(BumpEngine(spec_from_args(args)), settings)
+    except ModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
 
 
 def _analyse(job, args: argparse.Namespace) -> int:

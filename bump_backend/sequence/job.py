@@ -119,6 +119,7 @@ class SequenceJob:
         self.timings: dict[str, float] = {"analyse_s": 0.0, "detect_s": 0.0, "flow_s": 0.0, "align_warp_s": 0.0,
                                           "diffusion_s": 0.0, "write_s": 0.0, "encode_s": 0.0}
         self.skipped_frames = 0
+        self._claimed = False
 
     # -- checks ----------------------------------------------------------------------------------
     def _check_paths(self) -> None:
@@ -149,7 +150,11 @@ class SequenceJob:
                 "packages": {k: str(v.resolve()) for k, v in self.packages.items()}}
 
     def _claim_out(self) -> None:
-        """Refuse to mix two jobs' frames in one folder; a restarted identical job carries on."""
+        """Refuse to mix two jobs' frames in one folder; a restarted identical job carries on. Once per
+        job object: the first claim resolves a random seed, which the identity then no longer matches."""
+        if self._claimed:
+            return
+        self._claimed = True
         self.out.mkdir(parents=True, exist_ok=True)
         self.frames_dir.mkdir(exist_ok=True)
         marker = self.out / "job.json"
@@ -235,6 +240,12 @@ class SequenceJob:
         self.out.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(cache, json.dumps(data).encode())
         return analysis
+
+    def faces_to_bump(self) -> int:
+        """Claim the folder and analyse (saved: ``run`` reuses it); how many faces the gate would bump,
+        so a clip with none never waits for a model to load."""
+        self._claim_out()
+        return sum(o.bump for t in self.plan(self.analyse()) for o in t.observations)
 
     # -- plan: smoothing, gating, seeds, references -----------------------------------------------
     def plan(self, analysis: Analysis) -> list[tracks.Track]:

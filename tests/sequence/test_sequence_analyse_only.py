@@ -78,3 +78,19 @@ def test_bad_input_is_one_error_line(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ") and words in err[0], err
     assert not (folder / "inside").exists() and not (tmp_path / "o").exists()
+
+
+def test_a_clip_without_a_face_to_bump_loads_no_model(tmp_path):
+    """The analysis runs before the model loads: a faceless clip is written unchanged (video and frames)
+    even with a model that does not exist, and diffusers is never imported."""
+    blank = [np.full((80, 96, 3), 90 + 10 * i, np.uint8) for i in range(3)]
+    video = clips.write_video(blank, tmp_path / "empty.mp4", audio=False)
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-c", RUN, "sequence", str(video), "--references", "auto",
+                           "--model", str(tmp_path / "no_such_model"), "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "no model is loaded" in done.stderr and "0 face(s) bumped" in done.stdout
+    assert (out / "empty_bump.mp4").is_file() and len(list((out / "frames").iterdir())) == 3
+    record = json.loads((out / "sequence.json").read_text())
+    assert record["mode"] == "bump" and record["tracks"] == []
