@@ -1,34 +1,19 @@
 """The torch side of a sequence: aligned face starts through the engine's img2img, one seed per track.
 
 Kept apart from the job so the job's core (tracks, motion, files) runs and is tested without torch;
-the job calls any ``Bumper`` (a callable from a list of ``FaceJob`` to result crops).
+the job calls any ``Bumper`` (``face_job.py``: a callable from a list of ``FaceJob`` to result crops).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 
 import numpy as np
 
 from bump_backend.generate import identity, prompts
 from bump_backend.generate.engine import BumpEngine
 from bump_backend.generate.settings import BumpSettings
-
-
-@dataclass(frozen=True)
-class FaceJob:
-    """One face of one frame: the img2img start (aligned crop, possibly blended with the carried result)."""
-
-    start: np.ndarray
-    yaw: float
-    package: Path | None
-    seed: int
-    track: str
-
-
-Bumper = Callable[[list[FaceJob]], list[np.ndarray]]
+from bump_backend.sequence.face_job import FaceJob
 
 
 class EngineBumper:

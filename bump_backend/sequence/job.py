@@ -41,8 +41,8 @@ from bump_backend.faces.geometry import GeometryMismatch
 from bump_backend.faces.track import FaceTracker
 from bump_backend.faces.types import FaceFinderSettings
 from bump_backend.sequence import temporal, tracks
-from bump_backend.sequence.bumper import Bumper, FaceJob
 from bump_backend.sequence.encode import encode_video
+from bump_backend.sequence.face_job import Bumper, FaceJob
 from bump_backend.sequence.sources import Frame, SourceError, open_source
 from bump_contracts.atomic_io import write_bytes_atomic
 from bump_contracts.package_manifest import MANIFEST_NAME, PackageManifest, ViewRecord, file_sha256

@@ -17,7 +17,7 @@ RUN = """
 import sys
 from bump_backend.cli import main
 code = main(sys.argv[1:])
-assert "diffusers" not in sys.modules, "a model library was loaded"
+assert "diffusers" not in sys.modules and "torch" not in sys.modules, "a model library was loaded"
 sys.exit(code)
 """
 

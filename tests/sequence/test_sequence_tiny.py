@@ -116,7 +116,7 @@ def test_bumper_waits_for_the_engines_lock(models, engine):
     engine (a server job, a model switch), a sequence's face batch waits instead of sharing the pipeline."""
     import threading
 
-    from bump_backend.sequence.bumper import FaceJob
+    from bump_backend.sequence.face_job import FaceJob
 
     start = np.asarray(Image.fromarray(models["frames"][0].image).resize((64, 64)))
     jobs = [FaceJob(start, 0.0, models["package"], 7, "t0"), FaceJob(start, 0.0, None, 7, "t1")]
