@@ -155,6 +155,15 @@ def from_mediapipe(result) -> list[Detection]:
     return out
 
 
+def load() -> None:
+    """Load this thread's short-range model now (the CLI times model loading apart from the search)."""
+    if USE_BATCH and runtime.litert_available():
+        for size in BATCHES:
+            runtime.short_range_interpreter(size)
+    else:
+        runtime.face_detector(GRAPH_MIN_SCORE)
+
+
 def detect_many(images: list[np.ndarray], threshold: float) -> list[list[Detection]]:
     """Short-range detections for each RGB uint8 image (any size; tiles are 128 px), in order.
 
