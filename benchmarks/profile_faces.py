@@ -8,8 +8,9 @@ made it: the tile pyramid, the re-check at quarter turns (with the full-range ca
 its turns apart), the full-range second opinion, the mesh and its
 re-check. ``FaceSearchResult.detector_calls`` is printed beside the counted calls: it leaves out
 the second opinion's extra roll tries. A LiteRT call on a batch counts one call per input.
-Settings compared: the short-range model through mediapipe's graph, one call per tile (before)
-and through LiteRT (``blazeface``); the default tile turns ``(0,)`` and ``(0, 180)``; with
+Settings compared: the short-range model through mediapipe's graph, one call per tile (before),
+through LiteRT (``blazeface``) on the same tiles, and on whole windows of each pyramid level
+(``detect.WINDOWS``, a window counts one call); the default tile turns ``(0,)`` and ``(0, 180)``; with
 ``--four-turn`` the re-check that always looks at four turns (before ``detect.OPPOSITE_TURNS_DECIDE``). Scenes are the benchmark's *tune* part (``bench_faces.py``), never the held-out one.
 """
 
@@ -119,11 +120,14 @@ def main(argv: list[str] | None = None) -> int:
     scenes = build(args.seed, 2 * per_size, tune, PHOTOS)
     install()
     base = FaceFinderSettings(min_face_size=24, skip_smaller_than=0)
-    # (label, settings, re-check stops when 0° and 180° see nothing, short-range model through LiteRT)
-    variants = [("(0,), graph calls (before)", base, True, False), ("(0,)", base, True, True),
-                ("(0, 180)", dataclasses.replace(base, rotations=(0, 180)), True, True)]
+    # (label, settings, re-check stops when 0° and 180° see nothing, short-range model through LiteRT,
+    # pyramid levels in windows)
+    turned = dataclasses.replace(base, rotations=(0, 180))
+    variants = [("(0,), graph calls, tiles (before)", base, True, False, False),
+                ("(0,), LiteRT, tiles", base, True, True, False), ("(0,), LiteRT, windows", base, True, True, True),
+                ("(0, 180), LiteRT, windows", turned, True, True, True)]
     if args.four_turn:
-        variants.insert(0, ("(0,), 4-turn re-check, graph calls", base, False, False))
+        variants.insert(0, ("(0,), 4-turn re-check, graph calls, tiles", base, False, False, False))
     for batched in (False, True):  # warm both threads' graphs and interpreters
         blazeface.USE_BATCH = batched
         find_faces(scenes[0].image, settings=base)
@@ -132,9 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|---|")
     for scene in scenes:
         h, w = scene.image.shape[:2]
-        for label, settings, early, batched in variants:
+        for label, settings, early, batched, windows in variants:
             detect.OPPOSITE_TURNS_DECIDE = early
             blazeface.USE_BATCH = batched
+            detect.WINDOWS = windows
             _calls.clear()
             _ms.clear()
             start, cpu = time.perf_counter(), time.process_time()

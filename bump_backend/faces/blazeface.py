@@ -16,6 +16,7 @@ The decoding is plain numpy; the interpreters (one per thread and batch size) li
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -45,24 +46,25 @@ class Detection:
     keypoints: np.ndarray  # 6x2: subject's right eye, left eye, nose tip, mouth, right ear, left ear
 
 
-def ssd_anchors() -> np.ndarray:
-    """896 anchor centres (x, y), relative, in the model's output order.
+def ssd_anchors(width: int = INPUT, height: int = INPUT) -> np.ndarray:
+    """Anchor centres (x, y), relative, in the model's output order (896 for a 128x128 input).
 
     mediapipe's SsdAnchorsCalculator with the short-range options: layers of equal stride share one
     feature map, each layer adds two anchors per cell (aspect ratio 1 and the interpolated scale),
-    and with ``fixed_anchor_size`` every anchor is 1x1, so only the centres matter.
+    and with ``fixed_anchor_size`` every anchor is 1x1, so only the centres matter. A larger input
+    (``detect_windows``; sides multiples of 16) has the same anchors per cell over more cells.
     """
-    centres = []
+    blocks = []
     layer = 0
     while layer < len(STRIDES):
         stride = STRIDES[layer]
         same = sum(1 for s in STRIDES[layer:] if s == stride)
-        side = int(np.ceil(INPUT / stride))
-        for y in range(side):
-            for x in range(side):
-                centres.extend([((x + 0.5) / side, (y + 0.5) / side)] * (2 * same))
+        cols, rows = int(np.ceil(width / stride)), int(np.ceil(height / stride))
+        yy, xx = np.mgrid[0:rows, 0:cols]
+        cells = np.stack([(xx + 0.5) / cols, (yy + 0.5) / rows], axis=-1).reshape(-1, 1, 2)
+        blocks.append(np.repeat(cells, 2 * same, axis=1).reshape(-1, 2))
         layer += same
-    return np.array(centres, dtype=np.float32)
+    return np.concatenate(blocks).astype(np.float32)
 
 
 ANCHORS = ssd_anchors()
@@ -92,14 +94,19 @@ def to_input(images: np.ndarray) -> np.ndarray:
 
 
 def decode(raw_boxes: np.ndarray, raw_scores: np.ndarray, threshold: float,
-           padding: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)) -> list[Detection]:
-    """Detections of one input from the model's 896x16 regressors and 896 logits, best first."""
+           padding: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0),
+           anchors: np.ndarray = ANCHORS, size: tuple[int, int] = (INPUT, INPUT)) -> list[Detection]:
+    """Detections of one input from the model's Nx16 regressors and N logits, best first.
+
+    Offsets are in input pixels (the graph's x/y/w/h scale of 128 on a 128 px input), so on a
+    ``size`` = (width, height) input they are divided by that size.
+    """
     scores = 1 / (1 + np.exp(-np.clip(raw_scores.reshape(-1).astype(np.float64), -SCORE_CLIP, SCORE_CLIP)))
     keep = np.flatnonzero(scores >= threshold)
     if keep.size == 0:
         return []
-    raw = raw_boxes[keep].astype(np.float64) / INPUT
-    anchors = ANCHORS[keep].astype(np.float64)
+    raw = raw_boxes[keep].astype(np.float64) / np.tile(np.array(size, dtype=np.float64), 8)
+    anchors = anchors[keep].astype(np.float64)
     centre = raw[:, 0:2] + anchors
     half = raw[:, 2:4] / 2
     boxes = np.concatenate([centre - half, centre + half], axis=1)  # xmin, ymin, xmax, ymax
@@ -187,3 +194,32 @@ def detect_many(images: list[np.ndarray], threshold: float) -> list[list[Detecti
         out.extend(decode(raw_boxes[i], raw_scores[i], threshold, pad) for i, (_, pad) in enumerate(chunk))
         start += size
     return out
+
+
+def detect_windows(images: list[np.ndarray], threshold: float) -> list[list[Detection]]:
+    """Short-range detections for each RGB uint8 image of any size, the model run over the whole image.
+
+    The network is convolutional: on an input of W x H (padded with black to multiples of 16 at the
+    right and bottom) it gives the same anchors per cell as on a 128 px tile, over every cell. A
+    window of a pyramid level costs ~0.08 us per pixel where overlapping 128 px tiles cost ~0.15,
+    and a face is seen with its real surroundings instead of a tile's black border, so scores near
+    tile borders differ from the graph's (recall checked on the benchmark's tune part).
+    Needs LiteRT; callers fall back to tiles without it.
+    """
+    out = []
+    threshold = max(threshold, GRAPH_MIN_SCORE)
+    for image in images:
+        h, w = image.shape[:2]
+        width, height = -(-w // 16) * 16, -(-h // 16) * 16
+        canvas = np.zeros((1, height, width, 3), np.uint8)
+        canvas[0, :h, :w] = image
+        raw_boxes, raw_scores = runtime.run_short_range(to_input(canvas))
+        padding = (0.0, 0.0, (width - w) / width, (height - h) / height)
+        out.append(decode(raw_boxes[0], raw_scores[0], threshold, padding, window_anchors(width, height),
+                          (width, height)))
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def window_anchors(width: int, height: int) -> np.ndarray:
+    return ssd_anchors(width, height)

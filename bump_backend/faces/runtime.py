@@ -23,7 +23,7 @@ import numpy as np
 os.environ.setdefault("GLOG_minloglevel", "2")  # keep mediapipe's C++ logging off the CLI's stderr
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-FINE_ANCHORS = 512  # short-range model: 16x16 cells x 2 anchors at stride 8, then 8x8 x 6 at stride 16
+INTERPRETERS_PER_THREAD = 12  # input shapes kept per thread (a 1440x1440 still uses 7; a 640 px window's holds ~40 MB)
 _local = threading.local()
 _pools: dict[int, ThreadPoolExecutor] = {}
 _pool_lock = threading.Lock()
@@ -67,42 +67,50 @@ def litert_available() -> bool:
     return importlib.util.find_spec("ai_edge_litert") is not None
 
 
-def short_range_interpreter(batch: int):
-    """This thread's LiteRT interpreter of the short-range model, resized to ``batch`` inputs (1 thread each).
+def short_range_interpreter(batch: int, height: int = 128, width: int = 128):
+    """This thread's LiteRT interpreter of the short-range model for ``batch`` inputs of height x width.
 
-    The worker pool already keeps both cores busy; a second interpreter thread would only compete.
+    One interpreter thread each: the worker pool already keeps both cores busy. The last
+    INTERPRETERS_PER_THREAD shapes are kept (window shapes change with the image size).
     """
     cache_ = _local.__dict__.setdefault("interpreters", {})
-    if batch not in cache_:
-        from ai_edge_litert.interpreter import Interpreter  # optional, heavy: only when batching is used
+    key = (batch, height, width)
+    if key in cache_:
+        cache_[key] = cache_.pop(key)  # most recently used last
+    else:
+        from ai_edge_litert.interpreter import Interpreter  # optional, heavy: only when LiteRT is used
 
         interpreter = Interpreter(model_path=str(short_range_model()), num_threads=1)
-        if batch != 1:
-            interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], [batch, 128, 128, 3])
+        if key != (1, 128, 128):
+            interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], [batch, height, width, 3])
         interpreter.allocate_tensors()
         outputs = {d["name"]: d["index"] for d in interpreter.get_output_details()}
-        cache_[batch] = (interpreter, interpreter.get_input_details()[0]["index"],
-                         outputs["regressors"], outputs["classificators"])
-    return cache_[batch]
+        cache_[key] = (interpreter, interpreter.get_input_details()[0]["index"],
+                       outputs["regressors"], outputs["classificators"])
+        while len(cache_) > INTERPRETERS_PER_THREAD:
+            cache_.pop(next(iter(cache_)))
+    return cache_[key]
 
 
 def run_short_range(inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Raw outputs of the short-range model for N x 128 x 128 x 3 float inputs in [-1, 1].
+    """Raw outputs of the short-range model for N x H x W x 3 float inputs in [-1, 1] (H, W: multiples of 16).
 
-    Returns the regressors (N x 896 x 16) and the score logits (N x 896). The model's own reshapes
-    fold the batch into its anchor axis: 1 x (512N + 384N) x C, all inputs' stride-8 anchors first,
-    then all their stride-16 anchors; unfolded here.
+    Returns the regressors (N x A x 16) and the score logits (N x A), A = 896 anchors for 128x128.
+    The model's own reshapes fold the batch into its anchor axis: 1 x (A8 N + A16 N) x C, all
+    inputs' stride-8 anchors (2 per 8 px cell) first, then all their stride-16 anchors (6 per 16 px
+    cell); unfolded here.
     """
-    count = inputs.shape[0]
-    interpreter, source, boxes, scores = short_range_interpreter(count)
+    count, height, width = inputs.shape[:3]
+    fine = (height // 8) * (width // 8) * 2
+    total = fine + (height // 16) * (width // 16) * 6
+    interpreter, source, boxes, scores = short_range_interpreter(count, height, width)
     interpreter.set_tensor(source, np.ascontiguousarray(inputs, dtype=np.float32))
     interpreter.invoke()
 
-    def unfold(flat: np.ndarray, width: int) -> np.ndarray:
-        flat = flat.reshape(-1, width)
-        fine = flat[:FINE_ANCHORS * count].reshape(count, FINE_ANCHORS, width)
-        coarse = flat[FINE_ANCHORS * count:].reshape(count, 896 - FINE_ANCHORS, width)
-        return np.concatenate([fine, coarse], axis=1)
+    def unfold(flat: np.ndarray, channels: int) -> np.ndarray:
+        flat = flat.reshape(-1, channels)
+        return np.concatenate([flat[:fine * count].reshape(count, fine, channels),
+                               flat[fine * count:].reshape(count, total - fine, channels)], axis=1)
 
     return unfold(interpreter.get_tensor(boxes), 16), unfold(interpreter.get_tensor(scores), 1)[:, :, 0]
 

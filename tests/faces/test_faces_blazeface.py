@@ -18,7 +18,9 @@ def tiles() -> list[np.ndarray]:
     rng = np.random.default_rng(5)
     faces = [(40, 0), (30, 170), (48, -100), (36, 60), (28, -30), (44, 120), (64, 90)]
     scene = make_scene(rng, 960, 600, faces, mirror_chance=0.0, damage="noise")
-    jobs = detect.tile_jobs(scene.image, 24, (0, 180), True, (0, 90, 180, 270))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(detect, "WINDOWS", False)  # the 128 px tiles of every level
+        jobs = detect.tile_jobs(scene.image, 24, (0, 180), True, (0, 90, 180, 270))
     return [np.ascontiguousarray(np.rot90(j.level[j.rect[1]:j.rect[3], j.rect[0]:j.rect[2]], j.rotation // 90))
             for j in jobs]
 
@@ -76,8 +78,9 @@ def test_scores_under_the_graphs_floor_are_dropped_on_both_paths(tiles, monkeypa
 
 
 @needs_litert
-def test_find_faces_is_the_same_on_both_paths(rolled_scene, monkeypatch):
+def test_find_faces_on_tiles_is_the_same_on_both_paths(rolled_scene, monkeypatch):
     settings = FaceFinderSettings(skip_smaller_than=0, workers=1)
+    monkeypatch.setattr(detect, "WINDOWS", False)
     batched = find_faces(rolled_scene.image, settings=settings)
     monkeypatch.setattr(blazeface, "USE_BATCH", False)
     graph = find_faces(rolled_scene.image, settings=settings)
@@ -86,3 +89,32 @@ def test_find_faces_is_the_same_on_both_paths(rolled_scene, monkeypatch):
     for a, b in zip(batched.faces, graph.faces, strict=True):
         assert np.allclose(a.centre, b.centre, atol=0.5) and abs(a.score - b.score) < 0.01
         assert a.roll == pytest.approx(b.roll, abs=0.5)
+
+
+@needs_litert
+def test_a_window_reads_like_the_tiles_it_covers(tiles):
+    """The model run over a larger input: the same anchors per cell, mapped back to the window's pixels.
+
+    A 128 px tile that holds a whole face, pasted into a grey 400x272 canvas at (144, 96) (multiples of the
+    16 px stride, so the cells line up): its best detection lands where the tile alone puts it.
+    """
+    found = 0
+    for tile, alone in zip(tiles, blazeface.detect_many(tiles, 0.5), strict=True):
+        if tile.shape != (128, 128, 3) or not alone or alone[0].score < 0.8:
+            continue
+        x, y, w, h = alone[0].box
+        if min(x, y) < 0.05 or max(x + w, y + h) > 0.95:
+            continue  # cut by the tile's border: the tile alone does not see all of it
+        canvas = np.full((272, 400, 3), 127, np.uint8)
+        canvas[96:224, 144:272] = tile
+        window = blazeface.detect_windows([canvas], 0.5)[0]
+        best = alone[0]
+        centre = np.array([best.box[0] + best.box[2] / 2, best.box[1] + best.box[3] / 2]) * 128 + (144, 96)
+        near = [d for d in window
+                if np.hypot(*(np.array([d.box[0] + d.box[2] / 2, d.box[1] + d.box[3] / 2]) * (400, 272) - centre)) < 4]
+        assert near, "the window lost a face its tile sees at >= 0.8"
+        assert abs(near[0].score - best.score) < 0.05
+        assert abs(near[0].box[2] * 400 - best.box[2] * 128) < 0.1 * best.box[2] * 128
+        assert np.abs(near[0].keypoints * (400, 272) - (best.keypoints * 128 + (144, 96))).max() < 0.1 * best.box[2] * 128
+        found += 1
+    assert found >= 3
