@@ -3,10 +3,12 @@
 mediapipe's short-range BlazeFace model sees 128x128 pixels. Measured here on pasted real faces
 it *proposes* faces spanning 12-40 % of its input at any roll (10-12 of 12 pasted faces at every
 roll 0-180°, 16-48 px in a 128 px tile), but its eye points assume an upright face. So the image is
-cut into overlapping 128 px tiles at a pyramid of scales (the finest puts a ``min_face_size`` face
-at 15 % of a tile) seen once, upright; only the two whole-image levels are seen at 0/90/180/270°.
-Duplicates are merged and every proposal is re-checked on an upright, padded crop seen at its four
-quarter turns: the best turn gives the orientation and the score.
+resized to a pyramid of scales (the finest puts a ``min_face_size`` face at 15 % of a tile) and
+each level is seen once, upright: in 640 px windows (the model is convolutional; one LiteRT call
+each, ``blazeface.detect_windows``) or, without LiteRT, in overlapping 128 px tiles; only the two
+whole-image levels are seen at 0/90/180/270°. Duplicates are merged and every proposal is
+re-checked on an upright, padded crop seen at its four quarter turns: the best turn gives the
+orientation and the score.
 """
 
 from __future__ import annotations

@@ -118,3 +118,13 @@ def test_a_window_reads_like_the_tiles_it_covers(tiles):
         assert np.abs(near[0].keypoints * (400, 272) - (best.keypoints * 128 + (144, 96))).max() < 0.1 * best.box[2] * 128
         found += 1
     assert found >= 3
+
+
+@needs_litert
+def test_windows_take_the_threshold_as_given(tiles):
+    """Windows are not compared with the graph, so the proposal threshold (0.45) is not raised to 0.5."""
+    canvas = np.concatenate([np.concatenate(tiles[i:i + 4], axis=1) for i in range(0, 16, 4)
+                             if all(t.shape == (128, 128, 3) for t in tiles[i:i + 4])], axis=0)
+    scores = [d.score for d in blazeface.detect_windows([canvas], 0.3)[0]]
+    assert min(scores) >= 0.3 and any(s < blazeface.GRAPH_MIN_SCORE for s in scores)
+    assert all(d.score >= 0.5 for d in blazeface.detect_windows([canvas], 0.5)[0])
