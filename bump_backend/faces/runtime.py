@@ -63,8 +63,12 @@ def short_range_model() -> Path:
 
 @cache
 def litert_available() -> bool:
-    """Whether the LiteRT interpreter (``ai-edge-litert``) is installed, for batched short-range calls."""
-    return importlib.util.find_spec("ai_edge_litert") is not None
+    """Whether the LiteRT interpreter (``ai-edge-litert``) can be loaded (else the graph is used)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter  # noqa: F401  optional: an install that fails to load falls back
+    except (ImportError, OSError):
+        return False
+    return True
 
 
 def short_range_interpreter(batch: int, height: int = 128, width: int = 128):

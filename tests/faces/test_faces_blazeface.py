@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -67,6 +69,18 @@ def test_letterbox_of_odd_and_small_inputs_matches_the_graph(tiles):
     small = [np.ascontiguousarray(t[::2, ::2][:50]) for t in faces]
     images = odd + small + [np.ascontiguousarray(np.rot90(o)) for o in odd]
     assert_same(graph_detections(images), blazeface.detect_many(images, 0.5), images)
+
+
+def test_without_a_loadable_litert_the_graph_runs(tiles, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # import fails as on a broken install
+    runtime.litert_available.cache_clear()
+    try:
+        assert not runtime.litert_available() and not detect.use_windows()
+        images = tiles[:12]
+        assert_same(graph_detections(images), blazeface.detect_many(images, 0.5), images)
+    finally:
+        monkeypatch.undo()
+        runtime.litert_available.cache_clear()
 
 
 def test_scores_under_the_graphs_floor_are_dropped_on_both_paths(tiles, monkeypatch):
