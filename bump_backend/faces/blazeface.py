@@ -1,17 +1,20 @@
-"""mediapipe's short-range BlazeFace on many 128 px inputs in one model call.
+"""mediapipe's short-range BlazeFace outside its graph: 128 px inputs in small batches, and whole windows.
 
-mediapipe's ``FaceDetection`` graph runs one image per call and costs ~2 ms a call here, of which
-the model itself is ~1.1 ms: a tile pyramid of a 1440x1440 still makes ~300 such calls. This module
-runs the same ``.tflite`` file (shipped inside the mediapipe wheel) through the LiteRT interpreter
-(``ai-edge-litert``) on a batch of inputs and rebuilds what the graph does around the model, as
-configured in mediapipe's ``face_detection_short_range`` graph: letterbox to 128x128 (zero border,
-pixels mapped to [-1, 1]), SSD anchors (strides 8, 16, 16, 16; fixed anchor size), box and six
+mediapipe's ``FaceDetection`` graph runs one image per call, ~1.3 ms a call here, of which the
+model itself is ~1 ms; a 1440x1440 still's tile pyramid made ~300 such calls. This module runs the
+same ``.tflite`` file (shipped inside the mediapipe wheel) through the LiteRT interpreter
+(``ai-edge-litert``) and rebuilds what the graph does around the model, as configured in
+mediapipe's ``face_detection_short_range`` graph: letterbox to 128x128 (zero border, pixels
+mapped to [-1, 1]), SSD anchors (strides 8, 16, 16, 16; fixed anchor size), box and six
 keypoints decoded against the anchors (scale 128), sigmoid scores with clipping at 100, the
 score threshold, weighted non-maximum suppression (IoU > 0.3), then letterbox removal.
-``tests/faces/test_faces_blazeface.py`` checks it against the graph on real tiles.
+``tests/faces/test_faces_blazeface.py`` checks it against the graph on real tiles. Batching
+saves little (the model is most of a call); running the model once over a whole window of a
+pyramid level (``detect_windows``) removes the tiles' overlap instead.
 
-Without ``ai_edge_litert`` the graph itself is called once per input (the same ``Detection``s).
-The decoding is plain numpy; the interpreters (one per thread and batch size) live in ``runtime``.
+Without a loadable ``ai_edge_litert`` the graph itself is called once per input (the same
+``Detection``s). The decoding is plain numpy; the interpreters (one per thread and input shape)
+live in ``runtime``.
 """
 
 from __future__ import annotations
@@ -223,4 +226,5 @@ def detect_windows(images: list[np.ndarray], threshold: float) -> list[list[Dete
 
 @functools.lru_cache(maxsize=16)
 def window_anchors(width: int, height: int) -> np.ndarray:
+    """``ssd_anchors`` of a window shape, kept: a pyramid's window shapes repeat from image to image."""
     return ssd_anchors(width, height)
