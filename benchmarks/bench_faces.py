@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from face_sources import Render, load_renders
 
-from bump_backend.faces import FaceFinderSettings, find_faces
+from bump_backend.faces import FaceFinderSettings, blazeface, find_faces
 from bump_backend.faces import detect as ours
 from bump_backend.faces.groundtruth import TruthFace, background, degrade, place_face, similarity
 from bump_backend.faces.track import FaceTracker
@@ -202,7 +202,7 @@ class FacePopBaseline:
             result = self.detector.process(rotated)
             back = ours.rot90_back(k, w, h)
             rh, rw = rotated.shape[:2]
-            raw.extend(ours._parse(d, back, rw, rh, 90 * k) for d in result.detections or [])
+            raw.extend(ours._parse(d, back, rw, rh, 90 * k) for d in blazeface.from_mediapipe(result))
         found = [Found(tuple(c.centre), c.side * 1.12, roll_of(tuple(c.keypoints[0]), tuple(c.keypoints[1])))
                  for c in ours.merge(raw)]
         return found, 4
@@ -263,6 +263,7 @@ def cold_start() -> dict[str, float]:
         "from bump_backend.faces import FaceFinderSettings, find_faces, runtime\n"
         "t1 = time.perf_counter()\n"
         "runtime.face_detector(0.45); runtime.full_range_detector(); runtime.face_mesh()\n"
+        "runtime.litert_available() and runtime.short_range_interpreter(32)\n"
         "t2 = time.perf_counter()\n"
         "noise = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)\n"
         "find_faces(noise, settings=FaceFinderSettings(workers=1))\n"
@@ -276,9 +277,26 @@ def cold_start() -> dict[str, float]:
     return figures
 
 
+def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool) -> None:
+    """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path)."""
+    shape = (scene.image.shape[1], scene.image.shape[0])
+    blazeface.USE_BATCH = batched
+    try:
+        start, cpu = time.perf_counter(), time.process_time()
+        result = find_faces(scene.image, settings=settings)
+        tally.ms.setdefault(shape, []).append((time.perf_counter() - start) * 1000)
+        tally.cpu_ms.setdefault(shape, []).append((time.process_time() - cpu) * 1000)
+    finally:
+        blazeface.USE_BATCH = True
+    tally.calls.append(result.detector_calls)
+    faces = result.faces + [s.face for s in result.skipped]
+    score(tally, scene, [Found(f.centre, f.size, f.roll) for f in faces], index)
+
+
 def run_part(name: str, scenes: list[Scene], baseline: FacePopBaseline, settings: FaceFinderSettings,
-             tallies: dict) -> None:
+             tallies: dict, per_tile: bool = False) -> None:
     base, mine = tallies.setdefault((name, "FacePop"), Tally()), tallies.setdefault((name, "ours"), Tally())
+    old = tallies.setdefault((name, "ours, per-tile graph calls"), Tally()) if per_tile else None
     for i, scene in enumerate(scenes):
         shape = (scene.image.shape[1], scene.image.shape[0])
         start, cpu = time.perf_counter(), time.process_time()
@@ -287,13 +305,9 @@ def run_part(name: str, scenes: list[Scene], baseline: FacePopBaseline, settings
         base.cpu_ms.setdefault(shape, []).append((time.process_time() - cpu) * 1000)
         base.calls.append(calls)
         score(base, scene, found, i)
-        start, cpu = time.perf_counter(), time.process_time()
-        result = find_faces(scene.image, settings=settings)
-        mine.ms.setdefault(shape, []).append((time.perf_counter() - start) * 1000)
-        mine.cpu_ms.setdefault(shape, []).append((time.process_time() - cpu) * 1000)
-        mine.calls.append(result.detector_calls)
-        faces = result.faces + [s.face for s in result.skipped]
-        score(mine, scene, [Found(f.centre, f.size, f.roll) for f in faces], i)
+        run_ours(mine, scene, i, settings, batched=True)
+        if old is not None:
+            run_ours(old, scene, i, settings, batched=False)
         print(f"  {name} {i + 1}/{len(scenes)}", file=sys.stderr, flush=True)
 
 
@@ -336,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--part", choices=("both", "tune", "held_out"), default="both")
     parser.add_argument("--misses", action="store_true", help="list every missed face")
+    parser.add_argument("--per-tile", action="store_true",
+                        help="also run the old path (one mediapipe graph call per tile and re-check) on the same images")
     parser.add_argument("--rotations", type=int, nargs="+", default=None,
                         help="tile turns below the whole-image levels (default: FaceFinderSettings')")
     args = parser.parse_args(argv)
@@ -350,14 +366,16 @@ def main(argv: list[str] | None = None) -> int:
     cold = cold_start()
     baseline = FacePopBaseline()
     warm = build(args.seed + 99, 1, tune, PHOTOS)[0].image
-    find_faces(warm, settings=settings)  # warm both threads' graphs
+    find_faces(warm, settings=settings)  # warm both threads' graphs and interpreters
+    if args.per_tile:
+        run_ours(Tally(), Scene(warm, []), 0, settings, batched=False)
     baseline(warm)
     tallies: dict = {}
     parts = {"tune": (tune, PHOTOS, args.seed), "held-out": (held, (), args.seed + 1)}
     for name, (pool, photos, seed) in parts.items():
         if args.part not in ("both", name.replace("-", "_")):
             continue
-        run_part(name, build(seed, images, pool, photos), baseline, settings, tallies)
+        run_part(name, build(seed, images, pool, photos), baseline, settings, tallies, args.per_tile)
     clip, truth = sequence(args.seed + 2, frames, held)
     tracking = run_tracking(clip, truth, baseline, settings, args.detect_every)
     load = max(load, os.getloadavg()[0])
@@ -370,14 +388,16 @@ def main(argv: list[str] | None = None) -> int:
           f"full detection every {args.detect_every} frames\n")
     print(table(tracking))
     print("\ncold start (fresh process, s): " + ", ".join(f"{k} {v:.2f}" for k, v in cold.items()))
-    ratio = {}
-    for name in ("tune", "held-out"):
-        if (name, "ours") in tallies:
-            o, b = tallies[(name, "ours")], tallies[(name, "FacePop")]
-            for shape in SHAPES:
-                if shape in o.ms:
-                    ratio[f"{name} {shape[0]}x{shape[1]}"] = np.mean(o.ms[shape]) / np.mean(b.ms[shape])
-    print("wall-time ratio ours / FacePop: " + ", ".join(f"{k} {v:.2f}" for k, v in ratio.items()))
+    for against in ("FacePop", "ours, per-tile graph calls"):
+        ratio = {}
+        for name in ("tune", "held-out"):
+            if (name, "ours") in tallies and (name, against) in tallies:
+                o, b = tallies[(name, "ours")], tallies[(name, against)]
+                for shape in SHAPES:
+                    if shape in o.ms:
+                        ratio[f"{name} {shape[0]}x{shape[1]}"] = np.mean(o.ms[shape]) / np.mean(b.ms[shape])
+        if ratio:
+            print(f"wall-time ratio ours / {against}: " + ", ".join(f"{k} {v:.2f}" for k, v in ratio.items()))
     if args.misses:
         for (name, who), t in tallies.items():
             if who == "ours":

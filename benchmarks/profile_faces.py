@@ -7,9 +7,11 @@ Every mediapipe call (short-range, full-range, mesh) is counted and timed under 
 made it: the tile pyramid, the re-check at quarter turns (with the full-range calls that tell
 its turns apart), the full-range second opinion, the mesh and its
 re-check. ``FaceSearchResult.detector_calls`` is printed beside the counted calls: it leaves out
-the second opinion's extra roll tries. Settings compared: the default tile turns ``(0,)`` and
-``(0, 180)``, and the re-check that always looks at four turns (before
-``detect.OPPOSITE_TURNS_DECIDE``) against the one that stops when 0° and 180° see nothing. Scenes are the benchmark's *tune* part (``bench_faces.py``), never the held-out one.
+the second opinion's extra roll tries. A LiteRT call on a batch counts one call per input.
+Settings compared: the short-range model through mediapipe's graph, one call per tile (before),
+through LiteRT (``blazeface``) on the same tiles, and on whole windows of each pyramid level
+(``detect.WINDOWS``, a window counts one call); the default tile turns ``(0,)`` and ``(0, 180)``; with
+``--four-turn`` the re-check that always looks at four turns (before ``detect.OPPOSITE_TURNS_DECIDE``). Scenes are the benchmark's *tune* part (``bench_faces.py``), never the held-out one.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_faces import PHOTOS, build
 from face_sources import load_renders
 
-from bump_backend.faces import FaceFinderSettings, detect, find_faces, landmarks, runtime
+from bump_backend.faces import FaceFinderSettings, blazeface, detect, find_faces, landmarks, runtime
 
 _stage = threading.local()
 _calls: collections.Counter = collections.Counter()
@@ -78,10 +80,27 @@ def _wrap_graph(name: str) -> None:
     setattr(runtime, name, wrapper)
 
 
+def _wrap_litert() -> None:
+    """Count each input of a LiteRT short-range call as one model call (as the graph path counts them)."""
+    original = runtime.run_short_range
+
+    def wrapper(inputs):
+        start = time.perf_counter()
+        out = original(inputs)
+        stage = getattr(_stage, "name", "other")
+        with _lock:
+            _calls[stage] += inputs.shape[0]
+            _ms[stage] += (time.perf_counter() - start) * 1000
+        return out
+
+    runtime.run_short_range = wrapper
+
+
 def install() -> None:
     """Count every model call by stage (measuring only: the search itself is unchanged)."""
     for name in ("face_detector", "full_range_detector", "face_mesh"):
         _wrap_graph(name)
+    _wrap_litert()
     _staged(detect, "_run_tiles", "tiles")
     _staged(detect, "second_opinion", "second opinion")
     _staged(detect, "recheck_turns", "re-check")
@@ -94,23 +113,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one scene of each size")
     parser.add_argument("--images", type=int, default=3, help="scenes of each size (3)")
     parser.add_argument("--seed", type=int, default=17)
+    parser.add_argument("--four-turn", action="store_true", help="also the re-check that always sees four turns")
     args = parser.parse_args(argv)
     per_size = 1 if args.quick else args.images
     tune = [r for r in load_renders() if not r.held_out]
     scenes = build(args.seed, 2 * per_size, tune, PHOTOS)
     install()
     base = FaceFinderSettings(min_face_size=24, skip_smaller_than=0)
-    # (label, settings, re-check stops when 0° and 180° see nothing)
-    variants = [("(0,), 4-turn re-check (before)", base, False), ("(0,)", base, True),
-                ("(0, 180)", dataclasses.replace(base, rotations=(0, 180)), True)]
-    find_faces(scenes[0].image, settings=base)  # warm both threads' graphs
+    # (label, settings, re-check stops when 0° and 180° see nothing, short-range model through LiteRT,
+    # pyramid levels in windows)
+    turned = dataclasses.replace(base, rotations=(0, 180))
+    variants = [("(0,), graph calls, tiles (before)", base, True, False, False),
+                ("(0,), LiteRT, tiles", base, True, True, False), ("(0,), LiteRT, windows", base, True, True, True),
+                ("(0, 180), LiteRT, windows", turned, True, True, True)]
+    if args.four_turn:
+        variants.insert(0, ("(0,), 4-turn re-check, graph calls, tiles", base, False, False, False))
+    for batched in (False, True):  # warm both threads' graphs and interpreters
+        blazeface.USE_BATCH = batched
+        find_faces(scenes[0].image, settings=base)
     load = os.getloadavg()[0]
     print("| size | setting | faces (true) | wall ms | CPU ms | counted calls | detector_calls | calls by stage (ms) |")
     print("|---|---|---|---|---|---|---|---|")
     for scene in scenes:
         h, w = scene.image.shape[:2]
-        for label, settings, early in variants:
+        for label, settings, early, batched, windows in variants:
             detect.OPPOSITE_TURNS_DECIDE = early
+            blazeface.USE_BATCH = batched
+            detect.WINDOWS = windows
             _calls.clear()
             _ms.clear()
             start, cpu = time.perf_counter(), time.process_time()

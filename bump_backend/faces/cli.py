@@ -87,7 +87,7 @@ def _print_result(name: str | None, result) -> None:
 def _detect_many(args: argparse.Namespace) -> int:
     """Every image in one process: models load once; ``--track N`` treats the list as one sequence."""
     # cv2/mediapipe load only when a command runs, so `--help` and the other subcommands stay light.
-    from bump_backend.faces import find_faces, load_image, runtime
+    from bump_backend.faces import blazeface, find_faces, load_image, runtime
     from bump_backend.faces.debug import write_debug
     from bump_backend.faces.image_io import image_paths
     from bump_backend.faces.track import FaceTracker
@@ -101,7 +101,7 @@ def _detect_many(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     quiet = contextlib.nullcontext() if args.verbose else runtime.quiet_native_logs()
     with quiet:
-        runtime.face_detector(settings.proposal_confidence)
+        blazeface.load()
         runtime.full_range_detector()
         if settings.refine_landmarks:
             runtime.face_mesh()

@@ -3,10 +3,12 @@
 mediapipe's short-range BlazeFace model sees 128x128 pixels. Measured here on pasted real faces
 it *proposes* faces spanning 12-40 % of its input at any roll (10-12 of 12 pasted faces at every
 roll 0-180°, 16-48 px in a 128 px tile), but its eye points assume an upright face. So the image is
-cut into overlapping 128 px tiles at a pyramid of scales (the finest puts a ``min_face_size`` face
-at 15 % of a tile) seen once, upright; only the two whole-image levels are seen at 0/90/180/270°.
-Duplicates are merged and every proposal is re-checked on an upright, padded crop seen at its four
-quarter turns: the best turn gives the orientation and the score.
+resized to a pyramid of scales (the finest puts a ``min_face_size`` face at 15 % of a tile) and
+each level is seen once, upright: in 640 px windows (the model is convolutional; one LiteRT call
+each, ``blazeface.detect_windows``) or, without LiteRT, in overlapping 128 px tiles; only the two
+whole-image levels are seen at 0/90/180/270°. Duplicates are merged and every proposal is
+re-checked on an upright, padded crop seen at its four quarter turns: the best turn gives the
+orientation and the score.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from bump_backend.faces import runtime, transform
+from bump_backend.faces import blazeface, runtime, transform
 from bump_backend.faces.align import warp
 
 TILE = 128
@@ -31,6 +33,11 @@ RECHECK_THRESHOLD = 0.3
 TURN_AMBIGUITY = 0.2  # re-check turns scoring within this of the best are told apart by the full-range model
 SECOND_TRIES = (0.0, -8.0, 8.0)  # roll offsets of the full-range crop: its score flips 0 <-> 0.6 within 1°
 SECOND_ENOUGH = 0.5  # a full-range score that ends the tries
+# Pyramid levels larger than a tile are seen in windows of up to WINDOW px (one LiteRT call each; the
+# model is convolutional) instead of 128 px tiles at 40 % overlap, which saw each pixel ~2.8 times.
+WINDOWS = True  # a switch for benchmarks; off without LiteRT
+WINDOW = 640  # window side, level pixels (per pixel, a 640 px input costs ~1.5x a 128 px one: cache)
+WINDOW_OVERLAP = TILE  # level pixels: any 128 px tile lies wholly inside a window (a face keeps a tile's context)
 OPPOSITE_TURNS_DECIDE = True  # re-check: no face at 0° and 180° means no face (recheck_turns; a switch for benchmarks)
 
 
@@ -56,6 +63,7 @@ class TileJob:
     offset: tuple[float, float]  # extra image offset of the level (padding), image pixels
     rect: tuple[int, int, int, int]
     rotation: int
+    window: bool = False  # a window of a level (blazeface.detect_windows), not a 128 px tile
 
 
 def rot90_back(k: int, width: int, height: int) -> np.ndarray:
@@ -70,12 +78,16 @@ def rot90_back(k: int, width: int, height: int) -> np.ndarray:
     return matrix
 
 
-def _starts(length: int) -> list[int]:
-    if length <= TILE:
+def _starts(length: int, side: int = TILE, step: float = TILE * (1 - OVERLAP)) -> list[int]:
+    if length <= side:
         return [0]
-    step = TILE * (1 - OVERLAP)
-    count = math.ceil((length - TILE) / step) + 1
-    return sorted({round(i * (length - TILE) / (count - 1)) for i in range(count)})
+    count = math.ceil((length - side) / step) + 1
+    return sorted({round(i * (length - side) / (count - 1)) for i in range(count)})
+
+
+def use_windows() -> bool:
+    """Whether pyramid levels are seen in windows (needs LiteRT; WINDOWS and blazeface.USE_BATCH on)."""
+    return WINDOWS and blazeface.USE_BATCH and runtime.litert_available()
 
 
 def pyramid(width: int, height: int, min_face: float) -> list[tuple[float, bool]]:
@@ -106,14 +118,27 @@ def _level_image(image: np.ndarray, scale: float, padded: bool) -> tuple[np.ndar
 
 def tile_jobs(image: np.ndarray, min_face: float, rotations: tuple[int, ...], skip_flat: bool,
               coarse_rotations: tuple[int, ...] | None = None) -> list[TileJob]:
-    """Tiles of every pyramid level, each at ``rotations``; the two whole-image levels at ``coarse_rotations``."""
+    """Tiles of every pyramid level, each at ``rotations``; the two whole-image levels at ``coarse_rotations``.
+
+    With ``use_windows()``, levels larger than a tile come as windows instead (``TileJob.window``).
+    """
     h, w = image.shape[:2]
     jobs: list[TileJob] = []
     levels = pyramid(w, h, min_face)
+    windows = use_windows()
     for index, (scale, padded) in enumerate(levels):
         turns = rotations if coarse_rotations is None or index < len(levels) - 2 else coarse_rotations
         level, offset = _level_image(image, scale, padded)
         lh, lw = level.shape[:2]
+        if windows and index < len(levels) - 2 and max(lh, lw) > TILE:
+            side_x, side_y, step = min(WINDOW, lw), min(WINDOW, lh), WINDOW - WINDOW_OVERLAP
+            for y0 in _starts(lh, side_y, step):
+                for x0 in _starts(lw, side_x, step):
+                    rect = (x0, y0, x0 + side_x, y0 + side_y)
+                    if skip_flat and float(level[y0:rect[3], x0:rect[2]].std()) < FLAT_STD:
+                        continue
+                    jobs.extend(TileJob(level, scale, offset, rect, r, window=True) for r in turns)
+            continue
         for y0 in _starts(lh):
             for x0 in _starts(lw):
                 rect = (x0, y0, min(x0 + TILE, lw), min(y0 + TILE, lh))
@@ -123,41 +148,44 @@ def tile_jobs(image: np.ndarray, min_face: float, rotations: tuple[int, ...], sk
     return jobs
 
 
-def _parse(detection, back: np.ndarray, width: int, height: int, rotation: int,
+def _parse(detection: blazeface.Detection, back: np.ndarray, width: int, height: int, rotation: int,
            expected_roll: float | None = None) -> Candidate:
-    """A mediapipe detection in a (rotated) input of width x height, mapped by ``back`` to image pixels."""
-    data = detection.location_data
-    bb = data.relative_bounding_box
-    centre = np.array([[(bb.xmin + bb.width / 2) * width, (bb.ymin + bb.height / 2) * height]])
-    keypoints = np.array([[k.x * width, k.y * height] for k in data.relative_keypoints])
+    """A detection in a (rotated) input of width x height, mapped by ``back`` to image pixels."""
+    xmin, ymin, bw, bh = detection.box
+    centre = np.array([[(xmin + bw / 2) * width, (ymin + bh / 2) * height]])
+    keypoints = detection.keypoints * np.array([width, height])
     scale = transform.scale_of(back)
     centre_img = transform.apply(back, centre)[0]
     kp_img = transform.apply(back, keypoints)
-    side = (bb.width * width + bb.height * height) / 2 * scale
+    side = (bw * width + bh * height) / 2 * scale
     roll = transform.roll_of(tuple(kp_img[0]), tuple(kp_img[1]))
     expected = rotation if expected_roll is None else expected_roll
     if abs(transform.wrap(roll - expected)) > BIN_TRUST:
         # Eye points of a face far from the tile's upright are guesses (often swapped): trust the turn.
         roll = float(transform.wrap(expected))
-    return Candidate(centre_img, side, roll, float(detection.score[0]), kp_img, rotation)
+    return Candidate(centre_img, side, roll, detection.score, kp_img, rotation)
 
 
 def _run_tiles(jobs: list[TileJob], threshold: float) -> tuple[list[Candidate], int]:
-    detector = runtime.face_detector(threshold)
+    """Every tile of ``jobs`` through the short-range model (in batches: ``blazeface.detect_many``)
+    and every window in one call each (``blazeface.detect_windows``)."""
+    jobs = [j for j in jobs if not j.window] + [j for j in jobs if j.window]
+    tiles = [np.ascontiguousarray(np.rot90(job.level[y0:y1, x0:x1], job.rotation // 90))
+             for job in jobs for x0, y0, x1, y1 in [job.rect]]
+    split = sum(1 for j in jobs if not j.window)
+    seen = blazeface.detect_many(tiles[:split], threshold) + blazeface.detect_windows(tiles[split:], threshold)
     found: list[Candidate] = []
-    for job in jobs:
+    for job, tile, detections in zip(jobs, tiles, seen, strict=True):
+        if not detections:
+            continue
         x0, y0, x1, y1 = job.rect
         k = job.rotation // 90
-        tile = np.ascontiguousarray(np.rot90(job.level[y0:y1, x0:x1], k))
-        result = detector.process(tile)
-        if not result.detections:
-            continue
         # rotated tile -> tile -> level -> image
         to_level = transform.compose(np.array([[1.0, 0, x0], [0, 1.0, y0]]), rot90_back(k, x1 - x0, y1 - y0))
         to_image = transform.compose(
             np.array([[1 / job.scale, 0, -job.offset[0]], [0, 1 / job.scale, -job.offset[1]]]), to_level)
         th, tw = tile.shape[:2]
-        found.extend(_parse(d, to_image, tw, th, job.rotation) for d in result.detections)
+        found.extend(_parse(d, to_image, tw, th, job.rotation) for d in detections)
     return found, len(jobs)
 
 
@@ -199,10 +227,9 @@ def recheck(image: np.ndarray, centre: tuple[float, float], side: float, roll: f
     scale = min(RECHECK_RATIO * TILE / side, MAX_UPSCALE)
     matrix = transform.upright(centre, roll, scale, (TILE / 2, TILE / 2))
     crop = warp(image, matrix, (TILE, TILE))
-    result = runtime.face_detector(threshold).process(crop)
     best: Candidate | None = None
     back = transform.invert(matrix)
-    for d in result.detections or []:
+    for d in blazeface.detect_many([crop], threshold)[0]:
         c = _parse(d, back, TILE, TILE, rotation, roll)
         near = math.hypot(c.centre[0] - centre[0], c.centre[1] - centre[1]) < 0.5 * side
         if near and 0.5 < c.side / side < 2.0 and (best is None or c.score > best.score):
@@ -234,38 +261,52 @@ def recheck_turns(image: np.ndarray, centre: tuple[float, float], side: float, r
     scale = min(RECHECK_RATIO * TILE / side, MAX_UPSCALE)
     matrix = transform.upright(centre, roll, scale, (TILE / 2, TILE / 2))
     crop = warp(image, matrix, (TILE, TILE))
-    detector = runtime.face_detector(threshold)
     inverse = transform.invert(matrix)
     per_turn: list[Candidate] = []
     calls = 0
-    for k in (0, 2, 1, 3):
+    for pair in ((0, 2), (1, 3)):  # each pair of opposite turns is one batched model call
         if calls == 2 and not per_turn and OPPOSITE_TURNS_DECIDE:
             return None, calls  # two opposite turns saw nothing here: no face at any roll
-        calls += 1
-        result = detector.process(np.ascontiguousarray(np.rot90(crop, k)))
+        calls += 2
+        found = blazeface.detect_many([np.ascontiguousarray(np.rot90(crop, k)) for k in pair], threshold)
+        seen = list(zip(pair, found, strict=True))
+        per_turn.extend(_best_near(seen, inverse, centre, side, roll))
+    if not per_turn:
+        return None, calls
+    return _choose_turn(image, per_turn, prior), calls
+
+
+def _best_near(seen: list[tuple[int, list[blazeface.Detection]]], inverse: np.ndarray,
+               centre: tuple[float, float], side: float, roll: float) -> list[Candidate]:
+    """Per quarter turn k of the re-check crop, its best detection near the proposal (if any)."""
+    out = []
+    for k, detections in seen:
         back = transform.compose(inverse, rot90_back(k, TILE, TILE))
         best: Candidate | None = None
-        for d in result.detections or []:
+        for d in detections:
             c = _parse(d, back, TILE, TILE, 90 * k, roll + 90 * k)
             near = math.hypot(c.centre[0] - centre[0], c.centre[1] - centre[1]) < 0.5 * side
             if near and 0.5 < c.side / side < 2.0 and (best is None or c.score > best.score):
                 best = c
         if best is not None:
-            per_turn.append(best)
-    if not per_turn:
-        return None, calls
+            out.append(best)
+    return out
+
+
+def _choose_turn(image: np.ndarray, per_turn: list[Candidate], prior: float) -> Candidate:
+    """The re-check's reading: the best turn, or the full-range model's pick among close ones."""
     per_turn.sort(key=lambda c: -c.score)
     top = per_turn[0].score
     contenders = [c for c in per_turn[:2] if c.score >= top - TURN_AMBIGUITY]
     own = next((c for c in per_turn[2:] if c.rotation == 0 and prior >= top - TURN_AMBIGUITY), None)
     contenders += [own] if own is not None else []
     if len(contenders) == 1:
-        return contenders[0], calls
+        return contenders[0]
     for c in contenders:
         c.opinion = second_opinion(image, tuple(c.centre), c.side, c.roll)
     if max(c.opinion or 0.0 for c in contenders) <= 0.0:
-        return contenders[0], calls  # the full-range model sees none of them (small faces): keep the best turn
-    return max(contenders, key=lambda c: math.sqrt(c.score * (c.opinion or 0.0))), calls
+        return contenders[0]  # the full-range model sees none of them (small faces): keep the best turn
+    return max(contenders, key=lambda c: math.sqrt(c.score * (c.opinion or 0.0)))
 
 
 def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], proposal: float, floor: float,
@@ -318,7 +359,7 @@ def second_opinion(image: np.ndarray, centre: tuple[float, float], side: float, 
         matrix = transform.upright(centre, roll + offset, scale, (96.0, 96.0))
         result = runtime.full_range_detector().process(warp(image, matrix, (192, 192)))
         back = transform.invert(matrix)
-        for d in result.detections or []:
+        for d in blazeface.from_mediapipe(result):
             c = _parse(d, back, 192, 192, 0, roll)
             near = math.hypot(c.centre[0] - centre[0], c.centre[1] - centre[1]) < 0.4 * side
             if near and 0.5 < c.side / side < 2:

@@ -1,6 +1,6 @@
 """Faces across the frames of one sequence: full detection now and then, a cheap window re-check in between.
 
-A full ``find_faces`` on a 1280x720 frame costs a tile pyramid (~100-150 detector calls). Between
+A full ``find_faces`` on a 1280x720 frame costs a pyramid and its re-checks (~70-110 detector calls). Between
 two frames a face moves little and turns little, so ``FaceTracker`` looks for each face it already
 knows only in one upright crop around its previous box, made upright at its previous roll (one
 detector call, any roll), then refines it exactly as a still image would (mesh, re-check, second

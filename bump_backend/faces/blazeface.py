@@ -1,0 +1,230 @@
+"""mediapipe's short-range BlazeFace outside its graph: 128 px inputs in small batches, and whole windows.
+
+mediapipe's ``FaceDetection`` graph runs one image per call, ~1.3 ms a call here, of which the
+model itself is ~1 ms; a 1440x1440 still's tile pyramid made ~300 such calls. This module runs the
+same ``.tflite`` file (shipped inside the mediapipe wheel) through the LiteRT interpreter
+(``ai-edge-litert``) and rebuilds what the graph does around the model, as configured in
+mediapipe's ``face_detection_short_range`` graph: letterbox to 128x128 (zero border, pixels
+mapped to [-1, 1]), SSD anchors (strides 8, 16, 16, 16; fixed anchor size), box and six
+keypoints decoded against the anchors (scale 128), sigmoid scores with clipping at 100, the
+score threshold, weighted non-maximum suppression (IoU > 0.3), then letterbox removal.
+``tests/faces/test_faces_blazeface.py`` checks it against the graph on real tiles. Batching
+saves little (the model is most of a call); running the model once over a whole window of a
+pyramid level (``detect_windows``) removes the tiles' overlap instead.
+
+Without a loadable ``ai_edge_litert`` the graph itself is called once per input (the same
+``Detection``s). The decoding is plain numpy; the interpreters (one per thread and input shape)
+live in ``runtime``.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from bump_backend.faces import runtime
+
+INPUT = 128
+STRIDES = (8, 16, 16, 16)
+SCORE_CLIP = 100.0
+NMS_IOU = 0.3
+KEYPOINTS = 6
+BATCHES = (4, 2, 1)  # inputs per interpreter call: larger batches were slower per tile (cache; measured 1.1 ms at 1-4, 1.5 at 32)
+# mediapipe 0.10.21's short-range graph returns no score under 0.5 whatever ``min_detection_confidence``
+# says (measured on 196 tiles at 0.2, 0.45, 0.55, 0.7: the same 49 detections, lowest 0.502); the
+# batched path applies the same floor so both paths give the same detections.
+GRAPH_MIN_SCORE = 0.5
+USE_BATCH = True  # False: one mediapipe graph call per input (the old path; a switch for benchmarks)
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One face in an input, relative to its width and height (as mediapipe's ``relative_*`` fields)."""
+
+    score: float
+    box: tuple[float, float, float, float]  # xmin, ymin, width, height
+    keypoints: np.ndarray  # 6x2: subject's right eye, left eye, nose tip, mouth, right ear, left ear
+
+
+def ssd_anchors(width: int = INPUT, height: int = INPUT) -> np.ndarray:
+    """Anchor centres (x, y), relative, in the model's output order (896 for a 128x128 input).
+
+    mediapipe's SsdAnchorsCalculator with the short-range options: layers of equal stride share one
+    feature map, each layer adds two anchors per cell (aspect ratio 1 and the interpolated scale),
+    and with ``fixed_anchor_size`` every anchor is 1x1, so only the centres matter. A larger input
+    (``detect_windows``; sides multiples of 16) has the same anchors per cell over more cells.
+    """
+    blocks = []
+    layer = 0
+    while layer < len(STRIDES):
+        stride = STRIDES[layer]
+        same = sum(1 for s in STRIDES[layer:] if s == stride)
+        cols, rows = int(np.ceil(width / stride)), int(np.ceil(height / stride))
+        yy, xx = np.mgrid[0:rows, 0:cols]
+        cells = np.stack([(xx + 0.5) / cols, (yy + 0.5) / rows], axis=-1).reshape(-1, 1, 2)
+        blocks.append(np.repeat(cells, 2 * same, axis=1).reshape(-1, 2))
+        layer += same
+    return np.concatenate(blocks).astype(np.float32)
+
+
+ANCHORS = ssd_anchors()
+
+
+def letterbox(image: np.ndarray) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """The model's input for an RGB uint8 image: fitted into 128x128, centred, zero border, in [-1, 1].
+
+    Returns the 128x128 uint8 image (``to_input`` maps it to [-1, 1]) and the padding (left, top,
+    right, bottom) as fractions of the input. As in the graph, the image's square region around its
+    centre is mapped corner to corner onto the input (bilinear, black outside); a 128x128 tile is
+    used as it is.
+    """
+    h, w = image.shape[:2]
+    if (w, h) != (INPUT, INPUT):
+        scale = INPUT / max(w, h)
+        matrix = np.array([[scale, 0, INPUT / 2 - scale * w / 2], [0, scale, INPUT / 2 - scale * h / 2]])
+        image = cv2.warpAffine(image, matrix, (INPUT, INPUT), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    pad_x, pad_y = (1 - w / max(w, h)) / 2, (1 - h / max(w, h)) / 2
+    return image, (pad_x, pad_y, pad_x, pad_y)
+
+
+def to_input(images: np.ndarray) -> np.ndarray:
+    """N x 128 x 128 x 3 uint8 -> the model's float input in [-1, 1] (the graph's 0..255 -> -1..1)."""
+    return images.astype(np.float32) * np.float32(2 / 255) - np.float32(1)
+
+
+def decode(raw_boxes: np.ndarray, raw_scores: np.ndarray, threshold: float,
+           padding: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0),
+           anchors: np.ndarray = ANCHORS, size: tuple[int, int] = (INPUT, INPUT)) -> list[Detection]:
+    """Detections of one input from the model's Nx16 regressors and N logits, best first.
+
+    Offsets are in input pixels (the graph's x/y/w/h scale of 128 on a 128 px input), so on a
+    ``size`` = (width, height) input they are divided by that size.
+    """
+    scores = 1 / (1 + np.exp(-np.clip(raw_scores.reshape(-1).astype(np.float64), -SCORE_CLIP, SCORE_CLIP)))
+    keep = np.flatnonzero(scores >= threshold)
+    if keep.size == 0:
+        return []
+    raw = raw_boxes[keep].astype(np.float64) / np.tile(np.array(size, dtype=np.float64), 8)
+    anchors = anchors[keep].astype(np.float64)
+    centre = raw[:, 0:2] + anchors
+    half = raw[:, 2:4] / 2
+    boxes = np.concatenate([centre - half, centre + half], axis=1)  # xmin, ymin, xmax, ymax
+    points = raw[:, 4:4 + 2 * KEYPOINTS].reshape(-1, KEYPOINTS, 2) + anchors[:, None, :]
+    left, top, right, bottom = padding
+    sx, sy = 1 - left - right, 1 - top - bottom
+    out = []
+    for score, box, kp in _weighted_nms(scores[keep], boxes, points):
+        xmin, ymin = (box[0] - left) / sx, (box[1] - top) / sy
+        width, height = (box[2] - box[0]) / sx, (box[3] - box[1]) / sy
+        kp = (kp - np.array([left, top])) / np.array([sx, sy])
+        out.append(Detection(float(score), (float(xmin), float(ymin), float(width), float(height)), kp))
+    return out
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    lo = np.maximum(box[:2], boxes[:, :2])
+    hi = np.minimum(box[2:], boxes[:, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
+    area = np.prod(box[2:] - box[:2])
+    areas = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
+    union = area + areas - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def _weighted_nms(scores: np.ndarray, boxes: np.ndarray, points: np.ndarray):
+    """mediapipe's WEIGHTED suppression: each best box absorbs those overlapping it by IoU > 0.3.
+
+    The kept detection has the best one's score and the score-weighted mean box and keypoints of
+    all it absorbed (itself included).
+    """
+    order = np.argsort(-scores, kind="stable")
+    while order.size:
+        best = order[0]
+        overlap = _iou(boxes[best], boxes[order]) > NMS_IOU
+        overlap[0] = True
+        group, order = order[overlap], order[~overlap]
+        weights = scores[group][:, None]
+        total = weights.sum()
+        box = (boxes[group] * weights).sum(axis=0) / total
+        kp = (points[group] * weights[:, :, None]).sum(axis=0) / total
+        yield scores[best], box, kp
+
+
+def from_mediapipe(result) -> list[Detection]:
+    """A mediapipe ``FaceDetection.process`` result as ``Detection``s."""
+    out = []
+    for d in result.detections or []:
+        data = d.location_data
+        bb = data.relative_bounding_box
+        kp = np.array([[k.x, k.y] for k in data.relative_keypoints], dtype=np.float64)
+        out.append(Detection(float(d.score[0]), (bb.xmin, bb.ymin, bb.width, bb.height), kp))
+    return out
+
+
+def load() -> None:
+    """Load this thread's short-range model now (the CLI times model loading apart from the search)."""
+    if USE_BATCH and runtime.litert_available():
+        for size in BATCHES:
+            runtime.short_range_interpreter(size)
+    else:
+        runtime.face_detector(GRAPH_MIN_SCORE)
+
+
+def detect_many(images: list[np.ndarray], threshold: float) -> list[list[Detection]]:
+    """Short-range detections for each RGB uint8 image (any size; tiles are 128 px), in order.
+
+    One interpreter call per batch (sizes from BATCHES) when LiteRT is installed and USE_BATCH is on,
+    else one mediapipe graph call per image. Scores under GRAPH_MIN_SCORE are dropped on both paths,
+    as the graph always did. Each thread uses its own interpreters (``runtime.short_range_interpreter``).
+    """
+    if not images:
+        return []
+    threshold = max(threshold, GRAPH_MIN_SCORE)
+    if not (USE_BATCH and runtime.litert_available()):
+        detector = runtime.face_detector(threshold)
+        return [from_mediapipe(detector.process(np.ascontiguousarray(image))) for image in images]
+    prepared = [letterbox(image) for image in images]
+    out: list[list[Detection]] = []
+    start = 0
+    while start < len(prepared):
+        size = next(b for b in BATCHES if b <= len(prepared) - start)
+        chunk = prepared[start:start + size]
+        raw_boxes, raw_scores = runtime.run_short_range(to_input(np.stack([t for t, _ in chunk])))
+        out.extend(decode(raw_boxes[i], raw_scores[i], threshold, pad) for i, (_, pad) in enumerate(chunk))
+        start += size
+    return out
+
+
+def detect_windows(images: list[np.ndarray], threshold: float) -> list[list[Detection]]:
+    """Short-range detections for each RGB uint8 image of any size, the model run over the whole image.
+
+    The network is convolutional: on an input of W x H (padded with black to multiples of 16 at the
+    right and bottom) it gives the same anchors per cell as on a 128 px tile, over every cell. A
+    window of a pyramid level costs ~0.08 us per pixel where overlapping 128 px tiles cost ~0.15,
+    and a face is seen with its real surroundings instead of a tile's black border, so scores near
+    tile borders differ from the graph's (recall checked on the benchmark's tune part). Unlike the
+    graph, ``threshold`` is taken as given, below 0.5 too (``FaceFinderSettings.proposal_confidence``
+    0.45: tune recall at 24 px 80 -> 93 %, no false positive more). Needs LiteRT; callers fall back
+    to tiles without it.
+    """
+    out = []
+    for image in images:
+        h, w = image.shape[:2]
+        width, height = -(-w // 16) * 16, -(-h // 16) * 16
+        canvas = np.zeros((1, height, width, 3), np.uint8)
+        canvas[0, :h, :w] = image
+        raw_boxes, raw_scores = runtime.run_short_range(to_input(canvas))
+        padding = (0.0, 0.0, (width - w) / width, (height - h) / height)
+        out.append(decode(raw_boxes[0], raw_scores[0], threshold, padding, window_anchors(width, height),
+                          (width, height)))
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def window_anchors(width: int, height: int) -> np.ndarray:
+    """``ssd_anchors`` of a window shape, kept: a pyramid's window shapes repeat from image to image."""
+    return ssd_anchors(width, height)
