@@ -13,6 +13,7 @@ import json
 import shutil
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import bpy
 import numpy as np
@@ -251,6 +252,53 @@ def test_cancel_between_frames_renders_no_more_and_leaves_nothing(range_bump, st
     assert scene.bump_studio.job_state == "cancelled"
     assert not addon_module("jobs").MANAGER.busy(scene.name)
     assert bpy.data.images["BumpStudio Bump"].source == "SEQUENCE"  # the previous result is untouched
+
+
+def _modal_operator() -> tuple[type, SimpleNamespace, list]:
+    """The Render & Bump operator's modal side, driven by hand: the bpy module has no window to run it."""
+    ops = addon_module("operators_bump")
+    cls = ops.BUMP_STUDIO_OT_render_bump
+    reports: list = []
+    fake = SimpleNamespace(_timer=None, report=lambda level, message: reports.append((set(level), message)))
+    fake._stop = lambda context: cls._stop(fake, context)
+    fake._range = ops.start_range(bpy.context, ops.plan_bump(bpy.context, use_last_render=False))
+    return cls, fake, reports
+
+
+TIMER, ESC, MOUSE = (SimpleNamespace(type=t, value=v) for t, v in (("TIMER", "NOTHING"), ("ESC", "PRESS"),
+                                                                    ("MOUSEMOVE", "NOTHING")))
+
+
+def test_the_panels_modal_render_takes_one_frame_per_timer_tick_and_esc_cancels(range_bump, studio):
+    scene = bpy.context.scene
+    settings, jobs = scene.bump_studio, addon_module("jobs")
+    before, extra, folders = snapshot(scene), _settings_beyond_snapshot(scene), _job_folders(studio)
+    cls, fake, reports = _modal_operator()
+    with _RenderCounter() as renders:
+        assert jobs.MANAGER.busy(scene.name) and settings.job_state == "rendering"
+        assert cls.modal(fake, bpy.context, MOUSE) == {"PASS_THROUGH"} and renders.count == 0  # the UI goes on
+        assert cls.modal(fake, bpy.context, TIMER) == {"PASS_THROUGH"} and renders.count == 1
+        assert settings.job_stage.startswith("rendering frame 1/3, ") and settings.job_stage.endswith(" s left")
+        assert settings.job_progress == pytest.approx(1 / 3)
+        assert cls.modal(fake, bpy.context, ESC) == {"CANCELLED"}
+    assert renders.count == 1 and reports[-1][0] == {"WARNING"} and "cancelled" in reports[-1][1]
+    assert not jobs.MANAGER.busy(scene.name) and _job_folders(studio) == folders
+    assert snapshot(scene) == before and _settings_beyond_snapshot(scene) == extra
+
+
+def test_the_panels_modal_render_submits_after_the_last_frame(range_bump, studio):
+    scene = bpy.context.scene
+    settings, jobs = scene.bump_studio, addon_module("jobs")
+    before, extra = snapshot(scene), _settings_beyond_snapshot(scene)
+    cls, fake, reports = _modal_operator()
+    results = [cls.modal(fake, bpy.context, TIMER) for _ in range(3)]
+    assert results == [{"PASS_THROUGH"}, {"PASS_THROUGH"}, {"FINISHED"}], reports
+    assert snapshot(scene) == before and _settings_beyond_snapshot(scene) == extra  # put back before the job runs
+    job = jobs.MANAGER.running(scene.name)
+    assert job is not None and job.spec.frames is not None
+    _pump(scene.name)
+    assert settings.job_state == "done", settings.job_message
+    assert "frames 2-4 as an image sequence" in settings.job_message
 
 
 def test_frames_outside_the_backends_roots_are_reported(range_bump, studio, backend, tmp_path_factory):
