@@ -355,10 +355,7 @@ def range_step(job: RangeJob) -> bool:
     except frame_range.RangeError as exc:
         drop_range(job)
         raise BumpError(str(exc)) from None
-    except BumpError:
-        drop_range(job)
-        raise
-    except BaseException:
+    except BaseException:  # a failed render or save (BumpError), a full disk...: nothing half done stays
         drop_range(job)
         raise
     scene = bpy.data.scenes.get(job.key)

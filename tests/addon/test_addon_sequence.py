@@ -18,10 +18,11 @@ from types import SimpleNamespace
 import bpy
 import numpy as np
 import pytest
-from addon_helpers import MODULE, BackendProcess, addon_module, snapshot
+from addon_helpers import MODULE, BackendProcess, addon_module, configure, snapshot, tiny_settings, user_scene
 
 from bump_client.client import BumpClient
 from bump_contracts import clip as clip_contract
+from character_library import Library
 from profile_rig.imaging.png_io import read_png, write_png
 
 FIRST, LAST = 2, 4
@@ -77,10 +78,17 @@ class _RenderCounter:
 
 @pytest.fixture(scope="module")
 def animated(studio, backend):
-    """The character turns a little every frame (real motion for the vector pass); undone afterwards."""
+    """A fresh user scene whose character (linked to the studio's packaged library character) turns a little
+    every frame: real motion for the vector pass. Its own scene: other modules replace the file."""
+    with Library.open(studio["library"]) as lib:
+        character = next(c for c in lib.list_characters() if c.active_version)
+    rig = user_scene()
+    configure(studio["library"], studio["root"] / "work", backend.url)
     scene = bpy.context.scene
-    rig = studio["rig"]
+    tiny_settings(scene)
     settings = scene.bump_studio
+    rig["bump_studio_character"] = character.id
+    settings.character, settings.library_character = rig, character.id
     rig.rotation_euler[2] = 0.0
     rig.keyframe_insert("rotation_euler", index=2, frame=1)
     rig.rotation_euler[2] = 0.36  # about 5 degrees a frame
@@ -92,8 +100,6 @@ def animated(studio, backend):
     settings.frames = "CURRENT"
     scene.render.use_motion_blur = False
     rig.animation_data_clear()
-    rig.rotation_euler[2] = 0.0
-    scene.frame_set(7)
 
 
 @pytest.fixture(scope="module")
