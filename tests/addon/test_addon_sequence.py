@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -359,3 +360,27 @@ def test_show_the_frames_and_the_result(range_bump, tmp_path):
     look.mkdir(parents=True, exist_ok=True)
     write_png(look / "frames_and_result.png", sheet)
     shutil.copy(result.parent / "before_after.png", look / "before_after.png")
+
+
+def test_frames_zip_is_unpacked_whole_or_not_at_all(installed, tmp_path):
+    jobs = addon_module("jobs")
+    target = tmp_path / "frames"
+    target.mkdir()
+    (target / "old.png").write_bytes(b"old")
+    good = tmp_path / "good.zip"
+    with zipfile.ZipFile(good, "w") as bundle:
+        for i in (1, 2):
+            bundle.writestr(f"frames/frame_000{i}.png", f"png {i}")
+    assert jobs.unpack_frames(good, target) == target
+    assert sorted(p.name for p in target.iterdir()) == ["frame_0001.png", "frame_0002.png"]  # replaced, not mixed
+    bad = tmp_path / "bad.zip"
+    with zipfile.ZipFile(bad, "w") as bundle:
+        bundle.writestr("frames/frame_0001.png", "png")
+        bundle.writestr("../escape.png", "x")
+    with pytest.raises(jobs.BackendError, match="unexpected entry '../escape.png'"):
+        jobs.unpack_frames(bad, target)
+    (tmp_path / "broken.zip").write_bytes(b"not a zip")
+    with pytest.raises(jobs.BackendError, match="broken.zip: File is not a zip file"):
+        jobs.unpack_frames(tmp_path / "broken.zip", target)
+    assert sorted(p.name for p in target.iterdir()) == ["frame_0001.png", "frame_0002.png"]  # the good result stays
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.zip", "broken.zip", "frames", "good.zip"]
