@@ -329,7 +329,7 @@ def start_range(context: bpy.types.Context, plan: BumpPlan) -> RangeJob:
     jobs.MANAGER.rendering[job.key] = job
     first, last = plan.frames[0], plan.frames[-1]
     settings.job_id, settings.job_state, settings.job_progress = "", "rendering", 0.0
-    settings.job_stage = f"rendering frame 1/{render.total}"
+    settings.job_stage = f"rendering: 0/{render.total} frames"
     settings.job_message = f"rendering frames {first}-{last} ({render.total}) with motion vectors"
     return job
 
@@ -364,7 +364,7 @@ def range_step(job: RangeJob) -> bool:
         eta = render.eta_s()
         left = f", {eta:.0f} s left" if eta is not None and not done else ""
         settings.job_progress = render.done / render.total
-        settings.job_stage = f"rendering frame {render.done}/{render.total}{left}"
+        settings.job_stage = f"rendering: {render.done}/{render.total} frames{left}"
     panels.tag_redraw()
     return done
 

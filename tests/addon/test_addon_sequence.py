@@ -285,7 +285,7 @@ def test_the_panels_modal_render_takes_one_frame_per_timer_tick_and_esc_cancels(
         assert jobs.MANAGER.busy(scene.name) and settings.job_state == "rendering"
         assert cls.modal(fake, bpy.context, MOUSE) == {"PASS_THROUGH"} and renders.count == 0  # the UI goes on
         assert cls.modal(fake, bpy.context, TIMER) == {"PASS_THROUGH"} and renders.count == 1
-        assert settings.job_stage.startswith("rendering frame 1/3, ") and settings.job_stage.endswith(" s left")
+        assert settings.job_stage.startswith("rendering: 1/3 frames, ") and settings.job_stage.endswith(" s left")
         assert settings.job_progress == pytest.approx(1 / 3)
         assert cls.modal(fake, bpy.context, ESC) == {"CANCELLED"}
     assert renders.count == 1 and reports[-1][0] == {"WARNING"} and "cancelled" in reports[-1][1]
