@@ -59,6 +59,7 @@ class JobSpec:
     character_prompts: dict[str, dict[str, str]] = field(default_factory=dict)  # character id -> its prompts
     packages: dict[str, str] | None = None  # character id -> package folder (None: from the sidecar's faces)
     frames: Path | None = None  # a clip folder: the job is one sequence over its frames (``image`` unused)
+    upload_frames: bool = False  # send the clip folder as a ZIP (a backend that cannot read this disk)
     sequence: dict[str, Any] = field(default_factory=dict)  # the sequence settings (SEQUENCE_PARAMS)
 
 
@@ -145,24 +146,21 @@ class BumpJob:
 
 
 RESULT_FRAMES = "frames"  # the sequence's bumped frames, unpacked from frames.zip into the job's result folder
-FRAMES_REFUSED = {  # the backend's codes for a frames folder it cannot read, and what the user can do about it
+FRAMES_REFUSED = {  # the backend's codes for a frames folder it cannot read by path, and what the user can do
     "frames_outside_roots": "the backend reads the rendered frames from its own disk and {folder} is outside its "
-                            "package roots: add the add-on's work folder to the backend's --package-root (or run it "
-                            "without roots on this machine)",
-    "bad_frames_path": "the backend cannot see the rendered frames at {folder}: a sequence is read from the "
-                       "backend's own disk, so the backend must run on this machine (or share this folder)",
+                            "package roots: add the add-on's work folder to the backend's --package-root, or set "
+                            "'Send package and frames' to Upload in the add-on's preferences",
+    "bad_frames_path": "the backend cannot see the rendered frames at {folder} (it reads them from its own disk): "
+                       "set 'Send package and frames' to Upload in the add-on's preferences",
 }
 
 
 def submit_sequence(client: BumpClient, spec: JobSpec, packages: dict[str, str] | None) -> Any:
-    """The one place a clip folder is sent: today by path (the backend reads it from its own disk).
-
-    When the client can upload a frames folder, this is where the choice goes (like ``upload_package``
-    for the package: upload when the backend is not on this machine).
-    """
+    """The one place a clip folder is sent: by path (the backend reads it from its own disk) or, with
+    ``spec.upload_frames`` (the preferences' 'Send package and frames'), uploaded as one ZIP."""
     return client.submit_sequence(frames=spec.frames, params=spec.params, sequence=spec.sequence or None,
                                   package=spec.package, upload_package=spec.upload_package, label=spec.label,
-                                  packages=packages or None)
+                                  packages=packages or None, upload_frames=spec.upload_frames)
 
 
 def refusal_message(exc: JobRejected, spec: JobSpec) -> str:

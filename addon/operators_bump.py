@@ -420,12 +420,12 @@ def _submit_clip(scene: bpy.types.Scene, job: RangeJob, clip: Path) -> jobs.Bump
                         image=clip / "frames" / "frame_0001.png", params=params, out_dir=job.folder / "result",
                         package=plan.package.path, upload_package=upload, packages=packages,
                         label=f"{scene.name} / frames {first}-{first + count - 1}", frames=clip,
-                        sequence={"png": True, "video": True})
+                        upload_frames=upload, sequence={"png": True, "video": True})
     seconds = sum(render.seconds)
     meta = {"kind": "sequence", "scene": scene.name, "character": plan.character.id,
             "character_name": plan.character.name, "package_version": plan.package.version,
             "folder": str(job.folder), "clip": str(clip), "frames": [first, count], "params": params,
-            "sequence": spec.sequence, "render_engine": render.engine, "render_s": round(seconds, 3),
+            "sequence": spec.sequence, "upload_frames": upload, "render_engine": render.engine, "render_s": round(seconds, 3),
             "frames_with_vectors": render.vectors, "notes": render.notes}
     bump_job = jobs.BumpJob(key=scene.name, spec=spec, handlers=jobs.Handlers(on_event), meta=meta)
     (job.folder / "job.json").write_text(json.dumps({"meta": meta, "url": spec.url}, indent=1), encoding="utf-8")

@@ -308,29 +308,41 @@ def test_the_panels_modal_render_submits_after_the_last_frame(range_bump, studio
     assert "frames 2-4 as an image sequence" in settings.job_message
 
 
-def test_frames_outside_the_backends_roots_are_reported(range_bump, studio, backend, tmp_path_factory):
-    """A backend with package roots reads frames only under them: the add-on says what to change."""
+def test_frames_outside_the_backends_roots_are_reported_and_an_upload_gets_through(range_bump, studio, backend,
+                                                                                 tmp_path_factory):
+    """A backend with package roots reads frames only under them: the add-on says what to change; with
+    'Send package and frames' on Upload the same range goes as one ZIP and comes back bumped."""
     scene = bpy.context.scene
     settings = scene.bump_studio
     models = Path(backend.log).parent / "models"
     roots = BackendProcess(tmp_path_factory.mktemp("roots_backend"), "--models", str(models),
                            "--package-root", str(studio["library"]))
     prefs = bpy.context.preferences.addons[MODULE].preferences
-    old = prefs.backend_url
+    old_url, old_upload = prefs.backend_url, prefs.upload_package
     try:
         roots.wait_ready()
         prefs.backend_url = roots.url
         folders = _job_folders(studio)
-        settings.range_end = FIRST + 1  # two frames are enough to be refused
+        settings.range_end = FIRST + 1  # two frames are enough
         assert bpy.ops.bump_studio.render_bump() == {"FINISHED"}
         _pump(scene.name, timeout=60)
+        refused = (settings.job_state, settings.job_message, _job_folders(studio) == folders)
+
+        prefs.upload_package = "UPLOAD"
+        assert bpy.ops.bump_studio.render_bump() == {"FINISHED"}
+        job = addon_module("jobs").MANAGER.running(scene.name)
+        _pump(scene.name)
     finally:
         settings.range_end = LAST
-        prefs.backend_url = old
+        prefs.backend_url, prefs.upload_package = old_url, old_upload
         roots.stop()
-    assert settings.job_state == "error"
-    assert "outside its package roots" in settings.job_message and "--package-root" in settings.job_message
-    assert _job_folders(studio) == folders  # the rendered clip was never used: removed
+    state, message, nothing_left = refused
+    assert state == "error" and nothing_left  # the rendered clip was never used: removed
+    assert "outside its package roots" in message and "--package-root" in message and "Upload" in message
+    assert job.spec.upload_frames and job.spec.upload_package and job.meta["upload_frames"]
+    assert settings.job_state == "done", settings.job_message
+    assert len(list((Path(settings.result_folder) / "frames").glob("frame_*.png"))) == 2
+    assert bpy.data.images["BumpStudio Bump"].source == "SEQUENCE"
 
 
 def test_a_single_frame_bump_after_a_range_replaces_the_sequences(range_bump):
