@@ -78,13 +78,18 @@ class _RenderCounter:
 
 
 @pytest.fixture(scope="module")
-def animated(studio, backend):
+def animated(studio, backend, tmp_path_factory):
     """A fresh user scene whose character (linked to the studio's packaged library character) turns a little
     every frame: real motion for the vector pass. Its own scene: other modules replace the file."""
-    with Library.open(studio["library"]) as lib:
+    library = tmp_path_factory.mktemp("sequence") / "library"
+    shutil.copytree(studio["library"], library)  # its own copy: the runs recorded here stay out of the others' library
+    with Library.open(library) as lib:
         character = next(c for c in lib.list_characters() if c.active_version)
-    rig = user_scene()
-    configure(studio["library"], studio["root"] / "work", backend.url)
+        assert str(lib.get_package(character.id).path).startswith(str(library))
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    saved = (prefs.library_folder, prefs.work_folder, prefs.backend_url)
+    rig = user_scene()  # like test_addon_pose: a new file (modules before this one keep the studio's scene)
+    configure(library, studio["root"] / "work", backend.url)
     scene = bpy.context.scene
     tiny_settings(scene)
     settings = scene.bump_studio
@@ -97,15 +102,16 @@ def animated(studio, backend):
     scene.frame_set(7)
     settings.frames, settings.range_start, settings.range_end = "CUSTOM", FIRST, LAST
     scene.render.use_motion_blur = True  # the range render turns it off for the vector pass, then back on
-    yield scene
+    yield scene, library
     settings.frames = "CURRENT"
     scene.render.use_motion_blur = False
     rig.animation_data_clear()
+    configure(*saved[:2], saved[2])
 
 
 @pytest.fixture(scope="module")
 def range_bump(animated, studio, backend) -> dict:
-    scene = animated
+    scene, library = animated
     jobs = addon_module("jobs")
     before, extra = snapshot(scene), _settings_beyond_snapshot(scene)
     server_jobs = {j.id for j in BumpClient(backend.url).jobs(limit=200)}
@@ -117,7 +123,7 @@ def range_bump(animated, studio, backend) -> dict:
     seen = _pump(scene.name)
     new_jobs = [j for j in BumpClient(backend.url).jobs(limit=200) if j.id not in server_jobs]
     return {"job": job, "seen": seen, "renders": renders.count, "before": before, "extra": extra,
-            "after_render": after_render, "new_jobs": new_jobs, "clip": Path(job.meta["clip"])}
+            "after_render": after_render, "new_jobs": new_jobs, "clip": Path(job.meta["clip"]), "library": library}
 
 
 def test_each_frame_is_rendered_with_its_sidecar_and_motion_vectors(range_bump, studio):
@@ -316,7 +322,7 @@ def test_frames_outside_the_backends_roots_are_reported_and_an_upload_gets_throu
     settings = scene.bump_studio
     models = Path(backend.log).parent / "models"
     roots = BackendProcess(tmp_path_factory.mktemp("roots_backend"), "--models", str(models),
-                           "--package-root", str(studio["library"]))
+                           "--package-root", str(range_bump["library"]))
     prefs = bpy.context.preferences.addons[MODULE].preferences
     old_url, old_upload = prefs.backend_url, prefs.upload_package
     try:
