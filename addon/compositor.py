@@ -123,8 +123,12 @@ def _node(tree: bpy.types.NodeTree, name: str, kind: str, location: tuple[float,
 
 
 def wire_result(scene: bpy.types.Scene, render: bpy.types.Image, bump: bpy.types.Image,
-                mask: bpy.types.Image | None, factor: float) -> bpy.types.Node:
-    """Put (or update) the result nodes in the scene's compositor; returns the mix group node."""
+                mask: bpy.types.Image | None, factor: float, frames: tuple[int, int] | None = None) -> bpy.types.Node:
+    """Put (or update) the result nodes in the scene's compositor; returns the mix group node.
+
+    ``frames`` = (first scene frame, count) for image sequences (a bumped frame range): the image nodes
+    then play file 1 at the first frame, file ``count`` at the last.
+    """
     tree = scene_tree(scene)
     output = _output_socket(tree)
     frame = _node(tree, FRAME, "NodeFrame", (-900, 400))
@@ -134,6 +138,9 @@ def wire_result(scene: bpy.types.Scene, render: bpy.types.Image, bump: bpy.types
         node = _node(tree, name, "CompositorNodeImage", (-800, 300 - 220 * index))
         node.image = image
         node.parent = frame
+        if frames is not None:
+            node.frame_start, node.frame_duration, node.frame_offset = frames[0], frames[1], 0
+            node.use_cyclic, node.use_auto_refresh = False, True
         images.append(node)
     mix = _node(tree, NODE_MIX, "CompositorNodeGroup", (-450, 200))
     mix.node_tree = _mix_group()

@@ -10,9 +10,13 @@ Blender data. A tick does a bounded amount of work, so the UI never waits on the
 
 from __future__ import annotations
 
+import os
 import queue
+import shutil
+import tempfile
 import threading
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +57,10 @@ class JobSpec:
     label: str = ""
     timeout_s: float | None = None
     character_prompts: dict[str, dict[str, str]] = field(default_factory=dict)  # character id -> its prompts
+    packages: dict[str, str] | None = None  # character id -> package folder (None: from the sidecar's faces)
+    frames: Path | None = None  # a clip folder: the job is one sequence over its frames (``image`` unused)
+    upload_frames: bool = False  # send the clip folder as a ZIP (a backend that cannot read this disk)
+    sequence: dict[str, Any] = field(default_factory=dict)  # the sequence settings (SEQUENCE_PARAMS)
 
 
 @dataclass
@@ -103,10 +111,15 @@ class BumpJob:
         try:
             client = self.client()
             # each character in shot is bumped with its own package (paths only: uploads carry one package)
-            packages = None if spec.upload_package or spec.sidecar is None else packages_from_sidecar(spec.sidecar)
-            status = client.submit(spec.image, spec.params, sidecar=spec.sidecar, package=spec.package,
-                                   upload_package=spec.upload_package, label=spec.label, packages=packages or None,
-                                   character_prompts=spec.character_prompts or None)
+            packages = spec.packages
+            if packages is None and not spec.upload_package and spec.sidecar is not None:
+                packages = packages_from_sidecar(spec.sidecar)
+            if spec.frames is not None:
+                status = submit_sequence(client, spec, packages)
+            else:
+                status = client.submit(spec.image, spec.params, sidecar=spec.sidecar, package=spec.package,
+                                       upload_package=spec.upload_package, label=spec.label,
+                                       packages=packages or None, character_prompts=spec.character_prompts or None)
             self.job_id = status.id
             self.events.put(Event(SUBMITTED, status=status))
             if self.cancel_requested.is_set():
@@ -115,14 +128,15 @@ class BumpJob:
                                 timeout=spec.timeout_s)
             if final.state == S_DONE:
                 result = client.download(status.id, spec.out_dir, status=final)
+                if spec.frames is not None:
+                    unpack_frames(result.files.get("frames.zip"), spec.out_dir / RESULT_FRAMES)
                 self.events.put(Event(DONE, status=final, result=result))
             elif final.state == S_CANCELLED:
                 self.events.put(Event(CANCELLED, status=final, message="cancelled"))
             else:
                 self.events.put(Event(FAILED, status=final, message=final.error or "the job failed"))
         except JobRejected as exc:
-            where = f" ({exc.field})" if exc.field else ""
-            self.events.put(Event(ERROR, message=f"the backend refused the job{where}: {exc.reason}"))
+            self.events.put(Event(ERROR, message=refusal_message(exc, spec)))
         except BackendError as exc:
             self.events.put(Event(ERROR, message=str(exc)))
         except OSError as exc:
@@ -131,16 +145,76 @@ class BumpJob:
             self.events.put(Event(ERROR, message=f"unexpected {type(exc).__name__}: {exc}"))
 
 
+RESULT_FRAMES = "frames"  # the sequence's bumped frames, unpacked from frames.zip into the job's result folder
+FRAMES_REFUSED = {  # the backend's codes for a frames folder it cannot read by path, and what the user can do
+    "frames_outside_roots": "the backend reads the rendered frames from its own disk and {folder} is outside its "
+                            "package roots: add the add-on's work folder to the backend's --package-root, or set "
+                            "'Send package and frames' to Upload in the add-on's preferences",
+    "bad_frames_path": "the backend cannot see the rendered frames at {folder} (it reads them from its own disk): "
+                       "set 'Send package and frames' to Upload in the add-on's preferences",
+}
+
+
+def submit_sequence(client: BumpClient, spec: JobSpec, packages: dict[str, str] | None) -> Any:
+    """The one place a clip folder is sent: by path (the backend reads it from its own disk) or, with
+    ``spec.upload_frames`` (the preferences' 'Send package and frames'), uploaded as one ZIP."""
+    return client.submit_sequence(frames=spec.frames, params=spec.params, sequence=spec.sequence or None,
+                                  package=spec.package, upload_package=spec.upload_package, label=spec.label,
+                                  packages=packages or None, upload_frames=spec.upload_frames)
+
+
+def refusal_message(exc: JobRejected, spec: JobSpec) -> str:
+    """A 4xx answer as the panel shows it; a frames folder the backend cannot read says what to change."""
+    if spec.frames is not None and exc.code in FRAMES_REFUSED:
+        return FRAMES_REFUSED[exc.code].format(folder=spec.frames)
+    where = f" ({exc.field})" if exc.field else ""
+    return f"the backend refused the job{where}: {exc.reason}"
+
+
+def unpack_frames(archive: Path | None, target: Path) -> Path:
+    """Unpack a sequence's ``frames.zip`` (``frames/<name>.png``) into ``target`` all at once: extracted beside it,
+    then renamed, so a reader never sees half the frames. Names leaving the folder are refused."""
+    if archive is None:
+        raise BackendError("the sequence finished without frames.zip (was it run with png off?)")
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    try:
+        try:
+            bundle = zipfile.ZipFile(archive)
+        except zipfile.BadZipFile as exc:
+            raise BackendError(f"{archive}: {exc}; run the bump again") from None
+        with bundle:
+            for member in bundle.infolist():
+                name = Path(member.filename)
+                if member.is_dir():
+                    continue
+                if name.is_absolute() or ".." in name.parts or len(name.parts) != 2 or name.parts[0] != "frames":
+                    raise BackendError(f"{archive}: unexpected entry {member.filename!r}")
+                with bundle.open(member) as source, open(staging / name.name, "wb") as handle:
+                    shutil.copyfileobj(source, handle)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
 class JobManager:
     """The running jobs, one per key; ``tick()`` is the only place their events reach Blender."""
 
     def __init__(self) -> None:
         self.jobs: dict[str, BumpJob] = {}
+        self.rendering: dict[str, Any] = {}  # key -> a frame range being rendered before its job is submitted
         self.timer_registered = False
 
     def running(self, key: str) -> BumpJob | None:
         job = self.jobs.get(key)
         return job if job is not None and not job.finished else None
+
+    def busy(self, key: str) -> bool:
+        """A job runs, or a frame range renders, for ``key``: the panel shows progress and Cancel."""
+        return self.running(key) is not None or key in self.rendering
 
     def start(self, job: BumpJob) -> BumpJob:
         if self.running(job.key) is not None:
@@ -151,6 +225,10 @@ class JobManager:
         return job
 
     def cancel(self, key: str) -> bool:
+        render = self.rendering.get(key)
+        if render is not None:
+            render.cancel()  # stops before its next frame; nothing is submitted
+            return True
         job = self.running(key)
         if job is None:
             return False
@@ -158,6 +236,8 @@ class JobManager:
         return True
 
     def cancel_all(self) -> None:
+        for render in list(self.rendering.values()):
+            render.cancel()
         for job in list(self.jobs.values()):
             if not job.finished:
                 job.cancel()
@@ -210,6 +290,9 @@ class JobManager:
         import bpy
 
         self.cancel_all()
+        for render in list(self.rendering.values()):
+            render.abort()  # settings put back, the half-rendered clip removed
+        self.rendering.clear()
         deadline = time.monotonic() + join_s
         for job in list(self.jobs.values()):
             if job.thread is not None:

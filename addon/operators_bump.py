@@ -15,6 +15,7 @@ import shutil
 import struct
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -30,13 +31,14 @@ from bump_contracts.errors import ContractError
 from character_library import LibraryError, NotFoundError
 from profile_rig.blender.engine_probe import eevee_available
 
-from . import backend_ui, compositor, jobs, panels
+from . import backend_ui, compositor, frame_range, jobs, panels
 from .operators_library import LibraryUnavailable, open_library
 from .preferences import ensure_initialised, get_prefs, work_folder
 from .properties import CHARACTER_LINK
 from .sidecar import ShotCharacter, ShotError, build_sidecar, linked_characters, render_size
 
 IMAGE_RENDER, IMAGE_BUMP, IMAGE_MASK, IMAGE_FACE = "BumpStudio Render", "BumpStudio Bump", "BumpStudio Mask", "BumpStudio Face"
+RANGE_TICK_S = 0.05  # a frame range renders one frame per modal timer tick; the UI runs in between
 
 
 class BumpError(RuntimeError):
@@ -212,15 +214,31 @@ def render_engine(scene: bpy.types.Scene, engine: str) -> Iterator[str]:
                 setattr(owner, name, value)
 
 
-def start_bump(context: bpy.types.Context, use_last_render: bool) -> jobs.BumpJob:
-    """Everything up to the submit (main thread); the network part runs in the job's worker."""
+@dataclass
+class BumpPlan:
+    """What a Render & Bump needs, checked before anything renders."""
+
+    prefs: Any
+    character: Any  # the reference library character
+    package: Any  # its active package
+    shot: list[ShotCharacter]  # every linked character in the scene, for the sidecar
+    per_character: dict[str, dict[str, str]]
+    frames: range | None  # a frame range (one sequence job), or None: the current frame
+
+
+def plan_bump(context: bpy.types.Context, use_last_render: bool) -> BumpPlan:
+    """Every check that needs no rendering (main thread): settings, library, capabilities, backend up."""
 
     scene = context.scene
     settings = scene.bump_studio
     prefs = get_prefs(context)
     ensure_initialised(settings, prefs)
-    if jobs.MANAGER.running(scene.name) is not None:
+    if jobs.MANAGER.busy(scene.name):
         raise BumpError("a bump is already running for this scene: cancel it or wait until it ends")
+    try:
+        frames = frame_range.frames_of(scene)
+    except frame_range.RangeError as exc:
+        raise BumpError(str(exc)) from None
     camera = scene.camera
     if camera is None:
         raise BumpError("the scene has no active camera: add one and make it active (Ctrl Numpad 0)")
@@ -243,15 +261,178 @@ def start_bump(context: bpy.types.Context, use_last_render: bool) -> jobs.BumpJo
                                                                                           "face_pass")})
     if refused:
         raise BumpError("; ".join(refused.values()) + ": change it in the Render & Bump panel")
-    if not use_last_render and (problem := quick_engine_problem(settings.bump_engine)) is not None:
+    renders = frames is not None or not use_last_render  # a range always renders
+    if renders and (problem := quick_engine_problem(settings.bump_engine)) is not None:
         raise BumpError(problem)
     check_backend_up(prefs)
-    folder = _job_folder(prefs, scene)
+    return BumpPlan(prefs, character, package, shot, per_character, frames)
+
+
+def start_bump(context: bpy.types.Context, use_last_render: bool) -> jobs.BumpJob:
+    """Everything up to the submit (main thread); the network part runs in the job's worker.
+
+    A frame range renders here frame after frame (blocking: scripts and batch; the panel's button
+    renders one frame per timer tick instead, see the operator's ``modal``).
+    """
+    plan = plan_bump(context, use_last_render)
+    if plan.frames is not None:
+        return render_range_blocking(start_range(context, plan))
+    folder = _job_folder(plan.prefs, context.scene)
     try:
-        return _render_and_submit(context, prefs, folder, character, package, shot, per_character, use_last_render)
+        return _render_and_submit(context, plan.prefs, folder, plan.character, plan.package, plan.shot,
+                                  plan.per_character, use_last_render)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)  # nothing was submitted: no half job in the work folder
         raise
+
+
+def _upload_package(prefs: Any) -> bool:
+    return prefs.upload_package == "UPLOAD" or (prefs.upload_package == "AUTO" and not _is_local(prefs.backend_url))
+
+
+# -- a frame range: rendered frame by frame, then one sequence job ---------------------------------
+@dataclass
+class RangeJob:
+    """A frame range on its way to the backend (``jobs.MANAGER.rendering`` holds it while it renders)."""
+
+    key: str  # the scene's name
+    plan: BumpPlan
+    folder: Path  # the job folder (the clip goes into its ``clip/``)
+    render: frame_range.RangeRender
+
+    def cancel(self) -> None:
+        self.render.cancel()
+
+    def abort(self) -> None:
+        """The add-on is disabled or Blender quits mid-range: put everything back now."""
+        self.render.cancel()
+        drop_range(self)
+
+
+def start_range(context: bpy.types.Context, plan: BumpPlan) -> RangeJob:
+    """The job folder and the range render set up (render settings switched for the vector pass)."""
+    scene = context.scene
+    settings = scene.bump_studio
+    folder = _job_folder(plan.prefs, scene)
+    try:
+        width, height = render_size(scene)
+        frame_range.check_disk(folder, width, height, len(plan.frames))
+        render = frame_range.RangeRender(scene, plan.frames, folder / frame_range.CLIP_FOLDER, plan.shot,
+                                         render_engine(scene, settings.bump_engine), save_render_result)
+    except frame_range.RangeError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise BumpError(str(exc)) from None
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    job = RangeJob(scene.name, plan, folder, render)
+    jobs.MANAGER.rendering[job.key] = job
+    first, last = plan.frames[0], plan.frames[-1]
+    settings.job_id, settings.job_state, settings.job_progress = "", "rendering", 0.0
+    settings.job_stage = f"rendering: 0/{render.total} frames"
+    settings.job_message = f"rendering frames {first}-{last} ({render.total}) with motion vectors"
+    return job
+
+
+def drop_range(job: RangeJob) -> None:
+    """Stop a range render: settings and frame put back, its folder removed, nothing submitted."""
+    try:
+        job.render.close()
+    finally:
+        shutil.rmtree(job.folder, ignore_errors=True)
+        if jobs.MANAGER.rendering.get(job.key) is job:
+            del jobs.MANAGER.rendering[job.key]
+
+
+def range_step(job: RangeJob) -> bool:
+    """Render the range's next frame and show the progress; True when every frame is rendered.
+
+    Any error drops the range (settings put back, nothing left) and is raised as a BumpError.
+    """
+    render = job.render
+    try:
+        done = render.step()
+    except frame_range.RangeError as exc:
+        drop_range(job)
+        raise BumpError(str(exc)) from None
+    except BaseException:  # a failed render or save (BumpError), a full disk...: nothing half done stays
+        drop_range(job)
+        raise
+    scene = bpy.data.scenes.get(job.key)
+    if scene is not None:
+        settings = scene.bump_studio
+        eta = render.eta_s()
+        left = f", {eta:.0f} s left" if eta is not None and not done else ""
+        settings.job_progress = render.done / render.total
+        settings.job_stage = f"rendering: {render.done}/{render.total} frames{left}"
+    panels.tag_redraw()
+    return done
+
+
+def cancel_range(job: RangeJob) -> str:
+    drop_range(job)
+    message = "range render cancelled; nothing was sent and the previous result (if any) is unchanged"
+    scene = bpy.data.scenes.get(job.key)
+    if scene is not None:
+        settings = scene.bump_studio
+        settings.job_state, settings.job_stage, settings.job_message = "cancelled", "cancelled", message
+    return message
+
+
+def render_range_blocking(job: RangeJob) -> jobs.BumpJob:
+    """Every frame in one go (scripts: no event loop runs a modal timer), then the sequence job."""
+    while True:
+        done = range_step(job)
+        if job.render.cancelled:
+            raise BumpError(cancel_range(job))
+        if done:
+            return submit_range(job)
+
+
+def submit_range(job: RangeJob) -> jobs.BumpJob:
+    """The rendered clip (clip.json written, settings put back) submitted as one sequence job."""
+    plan, render = job.plan, job.render
+    scene = bpy.data.scenes.get(job.key)
+    try:
+        if scene is None:
+            raise BumpError(f"the scene {job.key!r} is gone; nothing was sent")
+        clip = render.finish(plan.character.id, plan.character.name)
+    except BaseException:
+        drop_range(job)
+        raise
+    del jobs.MANAGER.rendering[job.key]
+    try:
+        return _submit_clip(scene, job, clip)
+    except BaseException:
+        shutil.rmtree(job.folder, ignore_errors=True)
+        raise
+
+
+def _submit_clip(scene: bpy.types.Scene, job: RangeJob, clip: Path) -> jobs.BumpJob:
+    plan, render = job.plan, job.render
+    settings, prefs = scene.bump_studio, plan.prefs
+    first, count = render.frames[0], render.total
+    params = bump_params(settings, settings.prompt or plan.character.suggested_prompt())
+    upload = _upload_package(prefs)
+    # every linked character's package by path (a per-frame sidecar may miss one that is off frame at first)
+    packages = {c.character_id: c.package for c in plan.shot if c.package} if not upload else {}
+    spec = jobs.JobSpec(url=prefs.backend_url, token=prefs.backend_token or None,
+                        image=clip / "frames" / "frame_0001.png", params=params, out_dir=job.folder / "result",
+                        package=plan.package.path, upload_package=upload, packages=packages,
+                        label=f"{scene.name} / frames {first}-{first + count - 1}", frames=clip,
+                        upload_frames=upload, sequence={"png": True, "video": True})
+    seconds = sum(render.seconds)
+    meta = {"kind": "sequence", "scene": scene.name, "character": plan.character.id,
+            "character_name": plan.character.name, "package_version": plan.package.version,
+            "folder": str(job.folder), "clip": str(clip), "frames": [first, count], "params": params,
+            "sequence": spec.sequence, "upload_frames": upload, "render_engine": render.engine, "render_s": round(seconds, 3),
+            "frames_with_vectors": render.vectors, "notes": render.notes}
+    bump_job = jobs.BumpJob(key=scene.name, spec=spec, handlers=jobs.Handlers(on_event), meta=meta)
+    (job.folder / "job.json").write_text(json.dumps({"meta": meta, "url": spec.url}, indent=1), encoding="utf-8")
+    settings.job_id, settings.job_state, settings.job_stage, settings.job_progress = "", "starting", "submitting", 0.0
+    settings.job_message = (f"sending frames {first}-{first + count - 1} ({count}, rendered with {render.engine} "
+                            f"in {seconds:.1f} s) as one sequence")
+    return jobs.MANAGER.start(bump_job)
 
 
 def _render_and_submit(context: bpy.types.Context, prefs: Any, folder: Path, character: Any, package: Any,
@@ -284,7 +465,7 @@ def _render_and_submit(context: bpy.types.Context, prefs: Any, folder: Path, cha
         # The job prompt is then the reference character's own text: the face pass would put it before every
         # face's own prompt (twice on its face, a second identity on the others), so it starts empty there.
         params["face"] = {"prompt": ""}
-    upload = prefs.upload_package == "UPLOAD" or (prefs.upload_package == "AUTO" and not _is_local(prefs.backend_url))
+    upload = _upload_package(prefs)
     spec = jobs.JobSpec(url=prefs.backend_url, token=prefs.backend_token or None, image=image_path, params=params,
                         out_dir=folder / "result", sidecar=sidecar_path, package=package.path, upload_package=upload,
                         label=f"{scene.name} / {camera.name}", character_prompts=per_character)
@@ -357,6 +538,23 @@ def apply_result(scene: bpy.types.Scene, job: jobs.BumpJob, result: Any) -> str:
     return f"; {faces}{note}"
 
 
+def apply_range_result(scene: bpy.types.Scene, job: jobs.BumpJob, result: Any) -> str:
+    """A bumped frame range: the rendered and the bumped frames as image sequences in the compositor's nodes."""
+    settings = scene.bump_studio
+    first, count = job.meta["frames"]
+    rendered = frame_range.sequence_files(Path(job.meta["clip"]) / "frames")
+    bumped = frame_range.sequence_files(Path(result.folder) / jobs.RESULT_FRAMES)
+    if len(bumped) != count or len(rendered) != count:
+        raise BumpError(f"the sequence came back with {len(bumped)} frames for {count} rendered ({result.folder})")
+    render = frame_range.load_sequence(IMAGE_RENDER, rendered[0])
+    bump = frame_range.load_sequence(IMAGE_BUMP, bumped[0])
+    compositor.wire_result(scene, render, bump, None, settings.mix_factor, frames=(first, count))
+    settings.result_folder = str(result.folder)
+    panels.show_image(bump)
+    return (f"; frames {first}-{first + count - 1} as an image sequence "
+            f"({frame_range.result_summary(result.record)})")
+
+
 def on_event(job: jobs.BumpJob, event: jobs.Event) -> None:
     scene = bpy.data.scenes.get(job.meta["scene"])
     if scene is None:
@@ -373,7 +571,14 @@ def on_event(job: jobs.BumpJob, event: jobs.Event) -> None:
         settings.job_stage = (f"{status.stage_label}{eta}" if status.state == "running"
                               else f"queued, {status.queue_position or 0} ahead")
     elif event.kind == jobs.DONE:
-        note = apply_result(scene, job, event.result)
+        try:
+            apply = apply_range_result if job.meta.get("kind") == "sequence" else apply_result
+            note = apply(scene, job, event.result)
+        except BumpError as exc:
+            settings.job_state, settings.job_stage, settings.job_message = "error", "error", str(exc)
+            panels.notify("ERROR", f"Bump Studio: {exc}")
+            panels.tag_redraw()
+            return
         seconds = time.monotonic() - job.started
         settings.job_state, settings.job_progress, settings.job_stage = "done", 1.0, "done"
         settings.job_message = f"bumped in {seconds:.0f} s; result in the compositor ({compositor.NODE_MIX}){note}"
@@ -411,6 +616,58 @@ class BUMP_STUDIO_OT_render_bump(bpy.types.Operator):
                        description="Block until the job ends (batch scripts: no event loop runs the timers there)")
     timeout: FloatProperty(name="Timeout", default=3600.0, min=1.0, options={"SKIP_SAVE"})
 
+    _range: RangeJob | None = None
+    _timer: Any = None
+
+    def invoke(self, context: bpy.types.Context, event: Any) -> set[str]:
+        """From the UI, a frame range renders one frame per timer tick: the UI draws and Esc cancels in between."""
+        if bpy.app.background or context.scene.bump_studio.frames == "CURRENT" or self.wait:
+            return self.execute(context)
+        try:
+            self._range = start_range(context, plan_bump(context, use_last_render=False))
+        except BumpError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        except OSError as exc:
+            self.report({"ERROR"}, f"{exc}; check free disk space and the work folder in the preferences")
+            return {"CANCELLED"}
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(RANGE_TICK_S, window=context.window)
+        wm.modal_handler_add(self)
+        panels.tag_redraw()
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context: bpy.types.Context, event: Any) -> set[str]:
+        job = self._range
+        if event.type == "ESC" and event.value == "PRESS":
+            job.cancel()
+        if job.render.cancelled:
+            self._stop(context)
+            self.report({"WARNING"}, cancel_range(job))
+            return {"CANCELLED"}
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        try:
+            if not range_step(job):
+                return {"PASS_THROUGH"}
+            self._stop(context)
+            submit_range(job)
+        except (BumpError, OSError, RuntimeError) as exc:  # the range is dropped; say why instead of a traceback
+            self._stop(context)
+            scene = bpy.data.scenes.get(job.key)
+            if scene is not None:
+                scene.bump_studio.job_state, scene.bump_studio.job_message = "error", str(exc)
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, "frames rendered; the sequence is bumping (progress in the panel and the status bar)")
+        return {"FINISHED"}
+
+    def _stop(self, context: bpy.types.Context) -> None:
+        if self._timer is not None:
+            context.window_manager.event_timer_remove(self._timer)
+            self._timer = None
+        panels.tag_redraw()
+
     def execute(self, context: bpy.types.Context) -> set[str]:
         scene = context.scene
         use_last = self.use_last_render if self.properties.is_property_set("use_last_render") \
@@ -441,7 +698,7 @@ class BUMP_STUDIO_OT_render_bump(bpy.types.Operator):
 
 
 class BUMP_STUDIO_OT_cancel_bump(bpy.types.Operator):
-    """Cancel this scene's running bump (the backend stops at its next step)"""
+    """Cancel this scene's running bump (the backend stops at its next step; a range render before its next frame)"""
 
     bl_idname = "bump_studio.cancel_bump"
     bl_label = "Cancel Bump"

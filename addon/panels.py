@@ -13,8 +13,9 @@ import bpy
 from bpy.props import EnumProperty, StringProperty
 
 from bump_client.capabilities import IGNORED, unavailable
+from bump_contracts.clip import MAX_FRAMES
 
-from . import backend_ui, jobs, preferences
+from . import backend_ui, frame_range, jobs, preferences
 
 CATEGORY = "Bump Studio"
 RUNNING_STATES = ("starting", "queued", "running")
@@ -197,11 +198,14 @@ class BUMP_STUDIO_PT_bump(_Sidebar, bpy.types.Panel):
         for why in missing.values():
             for line in _wrap(why, 48):
                 layout.label(text=line, icon="INFO")
-        layout.prop(s, "use_last_render")
+        _draw_frames(layout, context.scene)
         row = layout.row()
-        row.enabled = not s.use_last_render
+        row.enabled = s.frames == "CURRENT"
+        row.prop(s, "use_last_render")
+        row = layout.row()
+        row.enabled = not s.use_last_render or s.frames != "CURRENT"
         row.prop(s, "bump_engine")
-        running = jobs.MANAGER.running(context.scene.name) is not None
+        running = jobs.MANAGER.busy(context.scene.name)
         if running:
             layout.progress(factor=s.job_progress, type="BAR", text=s.job_stage or s.job_state)
             layout.operator("bump_studio.cancel_bump", icon="CANCEL")
@@ -218,6 +222,28 @@ class BUMP_STUDIO_PT_bump(_Sidebar, bpy.types.Panel):
             row.operator("bump_studio.clear_result", icon="X", text="Remove")
             if context.scene.view_settings.view_transform != "Standard":
                 layout.label(text="Compositor output goes through the view transform", icon="INFO")
+
+
+def _draw_frames(layout: bpy.types.UILayout, scene: bpy.types.Scene) -> None:
+    """Frames: the current one, the scene's range or a typed one; the count and the limit, or why it is refused."""
+    s = scene.bump_studio
+    layout.prop(s, "frames")
+    if s.frames == "CURRENT":
+        return
+    if s.frames == "CUSTOM":
+        row = layout.row(align=True)
+        row.prop(s, "range_start")
+        row.prop(s, "range_end")
+    try:
+        frames = frame_range.frames_of(scene)
+    except frame_range.RangeError as exc:
+        box = layout.box()
+        box.alert = True
+        for line in _wrap(str(exc), 48):
+            box.label(text=line, icon="ERROR")
+        return
+    layout.label(text=f"{len(frames)} frames, {frames[0]}-{frames[-1]} (at most {MAX_FRAMES}), one sequence",
+                 icon="SEQUENCE")
 
 
 class BUMP_STUDIO_UL_library(bpy.types.UIList):
@@ -299,7 +325,7 @@ def _wrap(text: str, width: int) -> list[str]:
 def draw_status(self: Any, context: bpy.types.Context) -> None:
     """Status bar: a progress bar while this scene's bump runs."""
     scene = context.scene
-    if scene is None or jobs.MANAGER.running(scene.name) is None:
+    if scene is None or not jobs.MANAGER.busy(scene.name):
         return
     s = scene.bump_studio
     self.layout.progress(factor=s.job_progress, type="BAR", text=f"Bump: {s.job_stage or s.job_state}")

@@ -59,10 +59,12 @@ class BUMP_STUDIO_AP_preferences(bpy.types.AddonPreferences):
         description="Leave the backend running when Blender quits or the add-on is disabled (the next session "
                     "finds it again)")
     upload_package: EnumProperty(
-        name="Send package", default="AUTO",
-        items=[("AUTO", "Auto", "Send the package folder's path to a backend on this machine, upload it otherwise"),
-               ("PATH", "As path", "The backend reads the package folder from this machine's disk"),
-               ("UPLOAD", "Upload", "Upload the package images with every job (remote backend)")])
+        name="Send package and frames", default="AUTO",
+        items=[("AUTO", "Auto", "Send the package's (and a frame range's) folder path to a backend on this machine, "
+                                "upload them otherwise"),
+               ("PATH", "As path", "The backend reads the package and the rendered frames from this machine's disk"),
+               ("UPLOAD", "Upload", "Upload the package images (and a frame range's frames, as one ZIP) with every "
+                                    "job (remote backend)")])
     library_folder: StringProperty(name="Library folder", subtype="DIR_PATH", default=default_library_folder(),
                                    description="The character library (created when missing)")
     work_folder: StringProperty(name="Work folder", subtype="DIR_PATH", default="",

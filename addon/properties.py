@@ -18,6 +18,7 @@ from bpy.props import (
 )
 
 from bump_contracts import package_params
+from bump_contracts.clip import MAX_FRAMES
 from bump_contracts.pose import POSE_VIEWS_DEFAULT
 from bump_contracts.views import VIEW_SETS
 from profile_rig.core.expressions import EXPRESSIONS
@@ -140,6 +141,16 @@ class BumpStudioSettings(bpy.types.PropertyGroup):
         description="The engine Render & Bump renders the shot with (the scene's engine is put back afterwards)")
     use_last_render: BoolProperty(name="Use last render", default=False,
                                   description="Send the last render instead of rendering the camera again")
+    frames: EnumProperty(
+        name="Frames", default="CURRENT",
+        items=[("CURRENT", "Current frame", "Render and bump the current frame"),
+               ("SCENE", "Scene range", "Every frame from the scene's Frame Start to End, bumped as one sequence"),
+               ("CUSTOM", "Frame range", "Every frame from Start to End, bumped as one sequence")],
+        description=f"One frame, or a range (at most {MAX_FRAMES} frames) rendered with motion vectors and bumped "
+                    "as one sequence: one identity, no flicker")
+    range_start: IntProperty(name="Start", default=1, description="First frame of the range")
+    range_end: IntProperty(name="End", default=24,
+                           description=f"Last frame of the range (included; at most {MAX_FRAMES} frames in all)")
 
     # the last bump job (state lives in jobs.py; these are what the panel shows)
     job_id: StringProperty(default="")

@@ -22,7 +22,7 @@ from bump_contracts.pose import Pose
 SCHEMA = "demo-clip"
 SCHEMA_VERSION = 1
 FILE_NAME = "clip.json"
-MAX_FRAMES = 2000
+MAX_FRAMES = 2000  # per clip: also the longest frame range the add-on renders as one sequence
 MAX_FPS = 240
 MAX_SIDE = 8192
 VECTORS_LAYOUT = ("float32 (H, W, 4) pixels, top row first: [..., 0:2] Cycles Vector X,Y (motion from the "
@@ -35,6 +35,30 @@ CHARACTER_FIELDS = frozenset({"id", "name"})
 
 class ClipError(ContractError):
     """A clip.json that does not follow this contract; the message names the field."""
+
+
+# what one frame of a clip folder takes on disk, per pixel: the float32 (H, W, 4) vectors array plus the PNG
+BYTES_PER_PIXEL = 16 + 4
+
+
+def frame_range(start: Any, end: Any) -> range:
+    """The frames ``start..end`` (both included) a range render covers, checked: integers, not empty, at most
+    ``MAX_FRAMES`` (a clip holds no more). The messages name the range, for the panel and job files."""
+    for name, value in (("start", start), ("end", end)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ClipError(f"frame range: {name} must be an integer frame, got {value!r}", f"frame_{name}")
+    if end < start:
+        raise ClipError(f"frame range {start}-{end} is empty: the end frame is before the start frame", "frame_end")
+    count = end - start + 1
+    if count > MAX_FRAMES:
+        raise ClipError(f"frame range {start}-{end} has {count} frames; at most {MAX_FRAMES} are rendered and bumped "
+                        "as one sequence: split it into shorter ranges", "frame_end")
+    return range(start, end + 1)
+
+
+def clip_bytes(width: int, height: int, frames: int) -> int:
+    """About how many bytes a clip folder of ``frames`` frames at ``width`` x ``height`` takes (vectors dominate)."""
+    return width * height * BYTES_PER_PIXEL * frames + 8192 * frames
 
 
 def _reject_unknown(data: dict, allowed: frozenset[str], where: str) -> None:

@@ -63,3 +63,20 @@ def test_a_clip_that_could_not_be_read_back_is_never_written():
     bad = Clip("mateo", "Mateo", 12.0, 64, 48, (ClipFrame(2, "frames/frame_0002.png"),))
     with pytest.raises(ClipError, match=r"frames\[0\].frame: expected 1"):
         bad.dumps()
+
+
+def test_frame_ranges_are_checked_before_anything_renders():
+    assert list(clip_contract.frame_range(2, 4)) == [2, 3, 4]
+    assert list(clip_contract.frame_range(-3, -3)) == [-3]  # Blender allows negative frames
+    assert len(clip_contract.frame_range(1, clip_contract.MAX_FRAMES)) == clip_contract.MAX_FRAMES
+    with pytest.raises(ClipError, match="frame range 5-4 is empty: the end frame is before the start") as empty:
+        clip_contract.frame_range(5, 4)
+    assert empty.value.field == "frame_end"
+    with pytest.raises(ClipError, match="frame range 1-2001 has 2001 frames; at most 2000"):
+        clip_contract.frame_range(1, 2001)
+    with pytest.raises(ClipError, match="start must be an integer frame, got 1.5"):
+        clip_contract.frame_range(1.5, 3)
+    with pytest.raises(ClipError, match="end must be an integer frame, got True"):
+        clip_contract.frame_range(1, True)
+    # the vectors array dominates: 16 bytes a pixel, plus the PNG
+    assert clip_contract.clip_bytes(100, 50, 3) >= 100 * 50 * 16 * 3

@@ -329,9 +329,11 @@ def accept_sequence(config: ServerConfig, store: JobStore, scheduler: Scheduler,
             name, field, kind = "", "frames_path", "frames"
         package = _default_package(config, store, request.job, references, job_id, inputs)
         packages = _resolve_character_packages(config, request.job.packages)
+        # an uploaded package is checked where it is now (the job's path is where it will be once queued)
+        checked_package = str(inputs / "package") if package["kind"] == "upload" else package["path"]
         try:  # the job's own checks: the input's header, the packages, "a video needs a package"
             SequenceJob(source, incoming / "sequence", request.sequence, log=None,
-                        package=package["path"], packages={c: e["path"] for c, e in packages.items()})
+                        package=checked_package, packages={c: e["path"] for c, e in packages.items()})
         except SourceError as exc:
             raise Rejected(422, "bad_input", str(exc), field) from None
         except (ContractError, ValueError) as exc:

@@ -114,7 +114,8 @@ def free_port() -> int:
 class BackendProcess:
     """The real server with the tiny model, in a separate process (see backend_server.py)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *extra: str) -> None:
+        """``extra``: more backend_server.py arguments (``--models DIR``, ``--package-root DIR``)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         root.mkdir(parents=True, exist_ok=True)
@@ -122,7 +123,7 @@ class BackendProcess:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
         self.handle = open(self.log, "wb")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("backend_server.py")),
-                                      "--root", str(root), "--port", str(self.port)],
+                                      "--root", str(root), "--port", str(self.port), *extra],
                                      cwd=REPO, env=env, stdout=self.handle, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 120.0) -> BackendProcess:

@@ -33,6 +33,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--root", required=True)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--models", help="the tiny models' folder (default ROOT/models; another server's is reused)")
+    parser.add_argument("--package-root", action="append", default=[], help="passed on to serve")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, str(REPO))
@@ -40,11 +42,12 @@ def main() -> int:
 
     torch.set_num_threads(1)
     root = Path(args.root)
-    spec = build_models(root / "models")
+    spec = build_models(Path(args.models) if args.models else root / "models")
     from bump_backend.server.cli import main as serve
 
+    roots = [arg for folder in args.package_root for arg in ("--package-root", folder)]
     return serve(["--port", str(args.port), "--data-dir", str(root / "data"), "--model", str(spec),
-                  "--threads", "1", "--log-level", "warning"])
+                  "--threads", "1", "--log-level", "warning", *roots])
 
 
 if __name__ == "__main__":

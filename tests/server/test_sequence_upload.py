@@ -80,6 +80,18 @@ def test_uploaded_frames_run_like_a_frames_path(server, client, tiny_models, cli
     assert sorted(p.name for p in clip_folder.iterdir())[0] == ".DS_Store"  # the client's folder untouched
 
 
+def test_uploaded_frames_with_an_uploaded_package_run(server, client, tiny_models, clip_folder, tmp_path):
+    """Everything sent (a Blender add-on talking to a server on another machine): the package checked at
+    intake where it was written, then used from the job's input folder."""
+    job = client.submit_sequence(frames=clip_folder, upload_frames=True, params=SEQ, sequence=SETTINGS,
+                                 package=tiny_models["package"], upload_package=True)
+    final = client.wait(job.id, timeout=600)
+    assert final.state == DONE, final.error
+    package = server.config.data_dir / "jobs" / job.id / "input" / "package"
+    assert (package / "package.json").is_file()
+    assert len(client.download(job.id, tmp_path / "got").record["frames"]) == 4
+
+
 def test_a_clip_folder_keeps_its_subfolders(tmp_path):
     folder = tmp_path / "clip"
     (folder / "frames").mkdir(parents=True)
