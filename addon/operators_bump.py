@@ -511,6 +511,20 @@ def _record_run(job: jobs.BumpJob, result: Any) -> str:
     return ""
 
 
+def _record_sequence_run(job: jobs.BumpJob, result: Any) -> str:
+    """The bumped range in the character's history: its video and frames folder as the outputs."""
+    meta = job.meta
+    outputs = [str(p) for p in (result.files.get("sequence.mp4"), Path(result.folder) / jobs.RESULT_FRAMES)
+               if p is not None]
+    try:
+        lib = open_library(get_prefs())
+        lib.add_sequence_run(meta["character"], result.record, run_id=job.job_id,
+                             package_version=meta["package_version"], outputs=outputs)
+    except (ContractError, LibraryError, LibraryUnavailable) as exc:
+        return f"; not recorded in the library: {exc}"
+    return ""
+
+
 def apply_result(scene: bpy.types.Scene, job: jobs.BumpJob, result: Any) -> str:
     settings = scene.bump_studio
     render = load_image(IMAGE_RENDER, Path(job.meta["render"]))
@@ -550,9 +564,10 @@ def apply_range_result(scene: bpy.types.Scene, job: jobs.BumpJob, result: Any) -
     bump = frame_range.load_sequence(IMAGE_BUMP, bumped[0])
     compositor.wire_result(scene, render, bump, None, settings.mix_factor, frames=(first, count))
     settings.result_folder = str(result.folder)
+    note = _record_sequence_run(job, result)
     panels.show_image(bump)
     return (f"; frames {first}-{first + count - 1} as an image sequence "
-            f"({frame_range.result_summary(result.record)})")
+            f"({frame_range.result_summary(result.record)}){note}")
 
 
 def on_event(job: jobs.BumpJob, event: jobs.Event) -> None:

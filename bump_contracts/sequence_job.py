@@ -16,6 +16,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from bump_contracts.bump_job import CONTRACT_VERSION, JobRequest, ParamRule
+from bump_contracts.bump_record import ModelRecord
 from bump_contracts.errors import ContractError
 from bump_contracts.safe_json import check_text, shown
 
@@ -216,3 +217,29 @@ def check_sequence_param(name: str, value: Any) -> Any:
         if (rule.low is not None and value < rule.low) or (rule.high is not None and value > rule.high):
             raise bad
     return value
+
+
+def sequence_history_fields(record: Any) -> dict[str, Any]:
+    """The character library's history run fields a finished sequence record gives (the add-on and
+    batch record a bumped frame range with them): the bump settings and the track seed, the model's
+    ``name [hash]``, and under ``settings["sequence"]`` the frame and face counts and the sequence
+    settings. Raises ContractError when the record is not a finished sequence record."""
+    if not isinstance(record, dict) or record.get("schema") != RECORD_SCHEMA:
+        raise ContractError(f"not a {RECORD_SCHEMA}", "schema")
+    if record.get("mode", "bump") != "bump":
+        raise ContractError(f"a {record.get('mode')!r} record bumped nothing", "mode")
+    settings, face, params = (record.get(k) or {} for k in ("settings", "face", "params"))
+    frames, tracks = record.get("frames") or [], record.get("tracks") or []
+    if not all(isinstance(v, dict) for v in (settings, face, params)) or not isinstance(frames, list) \
+            or not isinstance(tracks, list) or not all(isinstance(t, dict) for t in tracks):
+        raise ContractError("settings, face and params must be objects, frames and tracks lists", "record")
+    model = ModelRecord.from_dict(record["model"]).label if record.get("model") else ""
+    seed = face.get("seed", settings.get("seed"))
+    counts = {"frames": len(frames), "tracks": len(tracks),
+              "faces_bumped": sum(int(t.get("bumped") or 0) for t in tracks),
+              "resumed_frames": record.get("resumed_frames", 0)}
+    return {"seed": seed if isinstance(seed, int) else None, "steps": settings.get("steps"),
+            "cfg": settings.get("cfg"), "denoise": settings.get("denoise"),
+            "sampler": settings.get("sampler") or "", "model": model, "prompt": settings.get("prompt") or "",
+            "negative_prompt": settings.get("negative_prompt") or "",
+            "settings": {**settings, "sequence": {**counts, **params}}, "identity_score": None}

@@ -17,6 +17,8 @@ from typing import Any
 
 from bump_contracts.bump_job import MAX_TEXT
 from bump_contracts.bump_record import BumpRecord
+from bump_contracts.errors import ContractError
+from bump_contracts.sequence_job import sequence_history_fields
 from character_library.errors import NotFoundError, ValidationError
 from character_library.fsutil import append_line, now_iso
 
@@ -211,6 +213,20 @@ class HistoryMixin:
         batch runs): seed, the resolved settings, model ``name [hash]`` and best identity score come
         from the record; ``extra_settings`` (a batch's unit, say) is kept beside its settings."""
         fields = record.history_fields()
+        if extra_settings:
+            fields["settings"] = {**fields["settings"], **extra_settings}
+        return self.add_run(ref, run_id=run_id, package_version=package_version, outputs=list(outputs), **fields)
+
+    def add_sequence_run(self, ref: str, record: dict[str, Any], *, run_id: str | None = None,
+                         package_version: int | None = None, outputs: tuple[str, ...] | list[str] = (),
+                         extra_settings: dict[str, Any] | None = None) -> HistoryRun:
+        """Record a finished sequence (a bumped frame range) from its ``sequence.json`` record, through
+        the contract's one conversion (``sequence_history_fields``: counts and sequence settings under
+        ``settings["sequence"]``); ``extra_settings`` as for :meth:`add_bump_run`."""
+        try:
+            fields = sequence_history_fields(record)
+        except ContractError as exc:
+            raise ValidationError(f"sequence record: {exc}") from None
         if extra_settings:
             fields["settings"] = {**fields["settings"], **extra_settings}
         return self.add_run(ref, run_id=run_id, package_version=package_version, outputs=list(outputs), **fields)

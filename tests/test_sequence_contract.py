@@ -11,6 +11,7 @@ from bump_contracts.sequence_job import (
     FRAMES_ZIP_MAX_MEMBER_BYTES,
     SequenceRequest,
     frames_zip_member_problem,
+    sequence_history_fields,
 )
 
 
@@ -53,3 +54,26 @@ def test_a_frames_zip_request_is_version_2_and_round_trips():
 ])
 def test_frames_zip_member_rules(name, size, mode, fine):
     assert (frames_zip_member_problem(name, size, mode) is None) == fine
+
+
+def test_sequence_history_fields_from_a_finished_record():
+    record = {"schema": "bump-sequence-record", "mode": "bump", "face": {"seed": 41, "face_size": 512},
+              "settings": {"steps": 20, "cfg": 5.0, "denoise": 0.4, "sampler": "Euler a", "seed": 7,
+                           "prompt": "RAW photo", "negative_prompt": ""},
+              "params": {"crf": 18, "detect_every": 5}, "frames": [{}, {}, {}],
+              "tracks": [{"bumped": 3}, {"bumped": 1}], "resumed_frames": 1,
+              "model": {"hash": "abc123", "name": "sd15", "base": "x"}}
+    fields = sequence_history_fields(record)
+    assert fields["seed"] == 41 and fields["steps"] == 20 and fields["model"] == "sd15 [abc123]"
+    assert fields["settings"]["sequence"] == {"frames": 3, "tracks": 2, "faces_bumped": 4, "resumed_frames": 1,
+                                              "crf": 18, "detect_every": 5}
+    assert sequence_history_fields({**record, "model": None})["model"] == ""
+
+
+@pytest.mark.parametrize("change, field", [({"schema": "bump-record"}, "schema"), ({"mode": "analyse-only"}, "mode"),
+                                           ({"tracks": "two"}, "record"), ({"model": {"name": "x"}}, "model.hash")])
+def test_sequence_history_fields_refuse_what_is_not_a_finished_sequence(change, field):
+    record = {"schema": "bump-sequence-record", "settings": {}, "face": {}, "params": {}, "frames": [], "tracks": []}
+    with pytest.raises(ContractError) as caught:
+        sequence_history_fields({**record, **change})
+    assert caught.value.field == field

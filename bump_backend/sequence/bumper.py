@@ -12,6 +12,7 @@ import numpy as np
 
 from bump_backend.generate import identity, prompts
 from bump_backend.generate.engine import BumpEngine
+from bump_backend.generate.record import model_record
 from bump_backend.generate.settings import BumpSettings
 from bump_backend.sequence.face_job import FaceJob
 
@@ -32,6 +33,7 @@ class EngineBumper:
                                            clip_skip=settings.clip_skip)
         self.progress = progress
         self.cancel = cancel
+        self.model = model_record(engine.loaded).to_dict()  # the sequence record names what ran
 
     def __call__(self, jobs: list[FaceJob]) -> list[np.ndarray]:
         """One frame's faces, under the engine's lock (a server may share the engine with other jobs)."""

@@ -24,4 +24,6 @@ class FaceJob:
     track: str
 
 
+# one frame's faces in, their bumped crops out; a bumper may carry ``model`` (a ``ModelRecord`` dict),
+# which the sequence record keeps
 Bumper = Callable[[list[FaceJob]], list[np.ndarray]]

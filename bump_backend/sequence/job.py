@@ -400,6 +400,7 @@ class SequenceJob:
             self.timings["encode_s"] = time.perf_counter() - t
         self.write_strip(strip)
         record = self.record(analysis, planned, packages, used, seeds, per_frame, time.perf_counter() - started)
+        record["model"] = getattr(bumper, "model", None)  # an engine bumper's model record (name, hash, spec)
         write_bytes_atomic(self.out / "sequence.json", (json.dumps(record, indent=1) + "\n").encode())
         if not self.params.png:
             for f in self.frames_dir.iterdir():

@@ -25,6 +25,7 @@ the library (or an older job without one) is caught up by the next.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -35,7 +36,7 @@ from headless_renderer.batch.jobfile import CharacterSpec
 from headless_renderer.batch.units import Plan, Unit, digest, is_done, read_done
 
 KEY_RE = re.compile(r"\[batch-key ([0-9a-f]{32})\]")
-ORDER = {"package": 0, "assemble": 1, "bump_view": 2, "bump_shot": 3}
+ORDER = {"package": 0, "assemble": 1, "bump_view": 2, "bump_shot": 3, "bump_sequence": 4}
 
 
 def sync_library(plan: Plan) -> dict[str, Any] | None:
@@ -130,10 +131,18 @@ def _run(library: Any, plan: Plan, character: Any, unit: Unit, package_version: 
     except NotFoundError:
         pass
     spec = unit.spec
-    record = BumpRecord.loads((plan.out / spec["record"]).read_text(encoding="utf-8"), spec["record"])
-    outputs = [str(plan.out / spec[k]) for k in ("image", "record", "mask") if (plan.out / spec[k]).exists()]
     batch = {"job": str(plan.job.path), "unit": unit.id, "unit_hash": unit.hash, "job_id": done.get("job_id"),
              "backend": done.get("backend"), "params": spec["params"]}
-    library.add_bump_run(character.id, record, run_id=run_id, package_version=package_version, outputs=outputs,
-                         extra_settings={"batch": batch})
+    if unit.kind == "bump_sequence":  # one run for the whole sequence, from its sequence.json
+        folder = plan.out / spec["out"]
+        record = json.loads((folder / "sequence.json").read_text(encoding="utf-8"))
+        outputs = [str(p) for p in (folder / "sequence.mp4", folder / "frames", folder / "sequence.json")
+                   if p.exists()]
+        library.add_sequence_run(character.id, record, run_id=run_id, package_version=package_version,
+                                 outputs=outputs, extra_settings={"batch": batch})
+    else:
+        record = BumpRecord.loads((plan.out / spec["record"]).read_text(encoding="utf-8"), spec["record"])
+        outputs = [str(plan.out / spec[k]) for k in ("image", "record", "mask") if (plan.out / spec[k]).exists()]
+        library.add_bump_run(character.id, record, run_id=run_id, package_version=package_version,
+                             outputs=outputs, extra_settings={"batch": batch})
     summary["runs_added"] += 1

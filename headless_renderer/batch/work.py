@@ -385,9 +385,10 @@ def _bump_sequence(unit: Unit, root: Path, context: dict, log: LogFn) -> dict[st
     """A shot's rendered frames (with their sidecars) bumped as ONE sequence job on the backend.
 
     The frames are linked into a numbered folder (``frame_0001.png`` + ``frame_0001.json``, what the
-    sequence job reads) that the backend reads by path, so it must see this output folder (same
-    machine or a shared disk). Its files land in ``spec["out"]``: ``frames/``, ``sequence.json``,
-    ``sequence.mp4``, ``before_after.png``, all at once (staged, then renamed).
+    sequence job reads) that the backend reads by path (it must see this output folder: same
+    machine or a shared disk), or, with ``upload_package``, that is uploaded as one ZIP. Its files
+    land in ``spec["out"]``: ``frames/``, ``sequence.json``, ``sequence.mp4``, ``before_after.png``,
+    all at once (staged, then renamed).
     """
     spec = unit.spec
     client: BumpClient = context["client"]
@@ -407,7 +408,8 @@ def _bump_sequence(unit: Unit, root: Path, context: dict, log: LogFn) -> dict[st
         def submit(key: str) -> Any:
             return client.submit_sequence(frames=frames_dir, params=spec["params"], sequence=spec["sequence"],
                                           package=root / spec["package"],
-                                          upload_package=context.get("upload_package", False), label=unit.id[:200],
+                                          upload_package=context.get("upload_package", False),
+                                          upload_frames=context.get("upload_package", False), label=unit.id[:200],
                                           client_key=key)
 
         final = _submit_and_wait(unit, context, log, submit, f"sequence job ({len(spec['frames'])} frames)")

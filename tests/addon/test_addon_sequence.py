@@ -207,6 +207,22 @@ def test_the_result_is_an_image_sequence_in_the_compositor(range_bump):
     assert errors[1] < 3.0 and errors[1] < min(errors[0], errors[2]), errors
 
 
+def test_the_bumped_range_is_in_the_characters_history(range_bump):
+    """One history run for the range: the job's id, the track seed, the model that ran, the frame count,
+    and the video and frames folder as its outputs."""
+    scene = bpy.context.scene
+    job = range_bump["job"]
+    with Library.open(range_bump["library"]) as lib:
+        run = lib.get_run(job.job_id)
+    record = json.loads((Path(scene.bump_studio.result_folder) / "sequence.json").read_text())
+    assert run.seed == record["face"]["seed"] and run.steps == record["settings"]["steps"]
+    assert run.model.endswith(f"[{record['model']['hash']}]")
+    assert run.settings["sequence"]["frames"] == 3 and run.settings["sequence"]["faces_bumped"] >= 1
+    assert run.package_version == job.meta["package_version"]
+    assert [Path(p).name for p in run.outputs] == ["sequence.mp4", "frames"]
+    assert all(Path(p).exists() for p in run.outputs)
+
+
 def test_render_settings_and_frame_are_put_back(range_bump):
     scene = bpy.context.scene
     assert range_bump["after_render"] == (range_bump["before"], range_bump["extra"])

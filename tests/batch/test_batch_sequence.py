@@ -103,7 +103,12 @@ def test_bad_sequence_settings_are_reported_with_their_field(tmp_path, sequence,
 
 
 def test_sequence_shot_is_bumped_as_one_job(backend, shot_blend, tmp_path):
-    job = _write(tmp_path, _sequence_job(backend["url"], shot_blend), "job.toml")
+    from character_library import Library
+
+    with Library.open(tmp_path / "lib"):
+        pass  # an empty library: the batch records the character, its package and the sequence run
+    text = _sequence_job(backend["url"], shot_blend).replace('output = "out"', 'output = "out"\nlibrary = "lib"')
+    job = _write(tmp_path, text, "job.toml")
     result = run_batch(job, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = tmp_path / "out"
@@ -119,6 +124,12 @@ def test_sequence_shot_is_bumped_as_one_job(backend, shot_blend, tmp_path):
     assert sum(t["bumped"] for t in record["tracks"]) == 3
     assert (seq / "sequence.mp4").stat().st_size > 0 and (seq / "before_after.png").is_file()
     assert done["mateo~bump_sequence~turn~CamA"]["job_id"]
+    with Library.open(tmp_path / "lib", create=False) as lib:  # one history run for the whole sequence
+        [run] = lib.list_runs("Mateo")
+        assert run.settings["sequence"]["frames"] == 3 and run.settings["sequence"]["faces_bumped"] == 3
+        assert run.seed == record["face"]["seed"] and run.model.endswith(f"[{record['model']['hash']}]")
+        assert run.settings["batch"]["unit"] == "mateo/bump_sequence/turn/CamA" and run.package_version == 1
+        assert {Path(p).name for p in run.outputs} == {"sequence.mp4", "frames", "sequence.json"}
     again = run_batch(job, timeout=300)  # a second run finds it done
     assert again.returncode == 0 and done_records(out)["mateo~bump_sequence~turn~CamA"] == \
         done["mateo~bump_sequence~turn~CamA"]

@@ -103,3 +103,21 @@ def test_a_bump_record_becomes_one_history_run_whatever_its_prompt_length(lib: L
     assert run.model == f"{record.model.name} [{record.model.hash}]" and run.identity_score == record.best_identity_score
     assert run.settings == {**record.settings, "batch": {"unit": "u1"}} and run.outputs == ("/out/bump.png",)
     assert lib.get_run("job-000001") == run
+
+
+def test_a_sequence_record_becomes_one_history_run(lib: Library, make_package) -> None:
+    """A bumped frame range: the track seed, settings, model and counts; an unfinished record is refused."""
+    record = {"schema": "bump-sequence-record", "mode": "bump", "face": {"seed": 99},
+              "settings": {"steps": 12, "cfg": 4.5, "denoise": 0.4, "sampler": "Euler a", "prompt": "a man"},
+              "params": {"crf": 18}, "frames": [{}] * 5, "tracks": [{"bumped": 5}],
+              "model": {"hash": "0123abcd", "name": "sd15"}}
+    lib.create_character("Rin")
+    lib.add_package("Rin", make_package())
+    run = lib.add_sequence_run("Rin", record, run_id="seq-000001", package_version=1,
+                               outputs=["/out/clip_bump.mp4", "/out/frames"])
+    assert run.seed == 99 and run.steps == 12 and run.model == "sd15 [0123abcd]" and run.prompt == "a man"
+    assert run.settings["sequence"]["frames"] == 5 and run.settings["sequence"]["faces_bumped"] == 5
+    assert run.outputs == ("/out/clip_bump.mp4", "/out/frames")
+    with pytest.raises(LibraryError, match="analyse-only"):
+        lib.add_sequence_run("Rin", {**record, "mode": "analyse-only"})
+    assert lib.count_runs("Rin") == 1

@@ -61,6 +61,7 @@ def test_temporal_path_flickers_less_than_per_frame_bumping(tmp_path, models, en
                           face=FaceOptions(64, 0.35, 1234), package=models["package"], log=None)
         record = job.run(EngineBumper(engine, _settings()))
         assert [f["faces"][0]["seed"] for f in record["frames"]] == [1234] * 8  # one seed for the track
+        assert record["model"]["hash"] == engine.loaded.model_hash  # the record names the model that ran
         outputs = [np.asarray(Image.open(p)) for p in sorted((out / "frames").glob("*.png"))]
         ratios[temporal] = metrics.flicker_ratio(outputs, [f.image for f in frames], [f.flow for f in frames], masks)
         # the bump changed the face and nothing far from it
