@@ -22,6 +22,9 @@ rotated by a similarity per frame; ``bump_backend.testing.clips``):
 * **a rendered demo clip** (``--demo-clip``): the demo character turning (-30..+30 degrees of camera
   yaw), its package's per-view face geometry as sidecars; its motion is not known, so the metric's
   flow is DIS between the input frames (estimated);
+* **the animated demo clip** (``--animation CLIP PACKAGE``): ``headless_renderer animation --demo``
+  (head turn, blink, smile) with its render sidecars; ours is carried by its Cycles motion vectors,
+  and the flicker metric uses the same vectors: the renderer's known motion;
 * **memory**: peak RSS of the job without diffusion (sidecar faces, starts pasted back unchanged)
   on a 100-frame and a long small clip, each in its own process.
 
@@ -29,6 +32,7 @@ rotated by a similarity per frame; ``bump_backend.testing.clips``):
     python benchmarks/bench_sequence.py --quick --skip-bump --skip-memory   # the analysis and jitter only
     python benchmarks/bench_sequence.py              # 16 frames, 128 px faces, 100 vs 3000 frames memory
     python benchmarks/bench_sequence.py --quick --demo-clip out/demo_turn   # + a rendered turning demo clip
+    python benchmarks/bench_sequence.py --quick --skip-memory --animation out/anim_clip out/demo_package
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ from bump_backend.faces.geometry import faces_from_sidecar  # noqa: E402
 from bump_backend.faces.types import Face, rotated_square_bounds  # noqa: E402
 from bump_backend.sequence import metrics, temporal, tracks  # noqa: E402
 from bump_backend.sequence.job import FaceOptions, SequenceJob  # noqa: E402
+from bump_backend.sequence.sources import open_source  # noqa: E402
 from bump_backend.testing import clips  # noqa: E402
 from bump_contracts.face_geometry import FaceGeometry  # noqa: E402
 from bump_contracts.package_manifest import load_package  # noqa: E402
@@ -145,6 +150,9 @@ def bump_comparison(args, root: Path) -> list[dict]:
                      "flow_s_per_frame": tm["flow_s"] / n, "wall_s": wall})
     if args.demo_clip:
         rows += demo_comparison(args, root, engine, settings, Path(args.demo_clip))
+    if args.animation:
+        clip_dir, package_dir = (Path(p) for p in args.animation)
+        rows += animation_comparison(args, root, engine, settings, clip_dir, package_dir)
     return rows
 
 
@@ -170,23 +178,46 @@ def demo_clip_folder(package: Path, folder: Path) -> tuple[Path, list[np.ndarray
 def demo_comparison(args, root: Path, engine, settings, package_dir: Path) -> list[dict]:
     """The rendered turning clip: per-frame vs ours (sidecar geometry; no motion files, so DIS flow in the
     crop). The flicker metric's motion is DIS flow between the input frames: estimated, not known."""
-    from bump_backend.sequence.bumper import EngineBumper  # torch: only when the diffusion runs
-
     folder, images, masks = demo_clip_folder(package_dir, root / "demo_clip")
     flows = [None] + [temporal.image_flow(images[t - 1], images[t]) for t in range(1, len(images))]
+    faces = [sidecar_face_of(folder, i) for i in range(len(images))]
+    return compare_on_clip(args, root / "demo", engine, settings, folder, package_dir, "demo render",
+                           images, flows, masks, faces)
+
+
+def animation_comparison(args, root: Path, engine, settings, clip_dir: Path, package_dir: Path) -> list[dict]:
+    """The animated demo clip (``headless_renderer animation --demo``: head turn, blink, smile): faces from
+    its render sidecars, ours carried by its Cycles motion vectors; the flicker metric's motion is those
+    same vectors (the renderer's known motion)."""
+    source = open_source(clip_dir)
+    images, flows, masks, faces = [], [], [], []
+    for frame in source.frames():
+        (face,), _ = faces_from_sidecar(frame.sidecar, frame.image.shape)
+        images.append(frame.image)
+        flows.append(frame.motion if frame.index else None)
+        masks.append(metrics.face_disk(frame.image.shape, face.eyes, face.size))
+        faces.append(face)
+    return compare_on_clip(args, root / "animation", engine, settings, clip_dir, package_dir,
+                           "animated demo, motion vectors", images, flows, masks, faces)
+
+
+def compare_on_clip(args, root: Path, engine, settings, folder: Path, package_dir: Path, name: str,
+                    images, flows, masks, faces) -> list[dict]:
+    """Per-frame bumping against ours on one rendered clip, flicker over the given motion."""
+    from bump_backend.sequence.bumper import EngineBumper  # torch: only when the diffusion runs
+
+    middle = tracks.appearance(images[len(images) // 2], faces[len(images) // 2])
     rows = []
-    for label, carry in (("per-frame (demo render)", False), ("ours (demo render)", True)):
-        out = root / f"demo_out_{carry}"
-        job = SequenceJob(folder, out, SequenceParams(video=False, temporal=carry),
+    for label, carry in ((f"per-frame ({name})", False), (f"ours ({name})", True)):
+        out = root / f"out_{carry}"
+        job = SequenceJob(folder, out, SequenceParams(video=False, temporal=carry, min_sharpness=0.0),
                           face=FaceOptions(args.face_size, 0.35, 1234), package=package_dir, log=None)
         record = job.run(EngineBumper(engine, settings))
         outs = outputs_of(out)
         n = len(outs)
         tm = record["timings"]
         rows.append({"run": label, "flicker": metrics.flicker_ratio(outs, images, flows, masks),
-                     "identity_std": float(np.std([float(tracks.appearance(o, sidecar_face_of(folder, i)) @
-                                                         tracks.appearance(images[len(images) // 2],
-                                                                           sidecar_face_of(folder, len(images) // 2)))
+                     "identity_std": float(np.std([float(tracks.appearance(o, faces[i]) @ middle)
                                                    for i, o in enumerate(outs)])),
                      "diffusion_s_per_frame": tm["diffusion_s"] / n, "analyse_s_per_frame": tm["analyse_s"] / n,
                      "overhead_s_per_frame": (tm["analyse_s"] + tm["flow_s"] + tm["align_warp_s"]) / n,
@@ -311,6 +342,9 @@ def main() -> int:
     parser.add_argument("--demo-clip", metavar="PACKAGE", help="a demo package rendered as a turn, e.g. "
                         "python -m headless_renderer package --demo --views t00:-30,t01:-25,...,t12:30 "
                         "--resolution 160 --samples 2 --out out/demo_turn")
+    parser.add_argument("--animation", nargs=2, metavar=("CLIP", "PACKAGE"),
+                        help="an animated demo clip and the demo package, e.g. python -m headless_renderer "
+                        "animation --demo --frames 12 --resolution 160 --samples 2 --out out/anim_clip")
     parser.add_argument("--memory-child", nargs=2, metavar=("FRAMES", "FOLDER"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
