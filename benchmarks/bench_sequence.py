@@ -7,10 +7,10 @@ rotated by a similarity per frame; ``bump_backend.testing.clips``):
   input; per-frame bumping (``--no-temporal``, same seed and settings) beside ours, both on the
   footage path (faces detected, motion from DIS optical flow) and ours on the render path (sidecar
   geometry from the known eyes and the true motion written as ``.flow.npy``: what a renderer gives);
-* **identity stability**: standard deviation over frames of the output face's similarity to the
-  package's front view. The tiny model has no face-recognition counterpart, so similarity is the
-  appearance embedding of ``sequence.tracks`` (grey thumbnail + colour histogram), not ArcFace: it
-  shows the wiring, the figure for real weights needs a GPU;
+* **identity stability**: mean and standard deviation over frames of the output face's identity
+  distance to the package's front view, by dlib's face-recognition ResNet (the ranking embedder,
+  offline). The tiny model's faces are noise, so with it the figure shows the wiring; with
+  ``--model sd15 --device cuda`` (real weights, the real loaders) it is the figure that counts;
 * **analysis speed** on footage: the job's analysis (faces, cuts, tracks) with the full face search
   on every frame (``--detect-every 1``) against the default (``FaceTracker``: a full search every N
   frames, a window re-check of each known face between), on two faces crossing at three frame sizes;
@@ -33,6 +33,8 @@ rotated by a similarity per frame; ``bump_backend.testing.clips``):
     python benchmarks/bench_sequence.py              # 16 frames, 128 px faces, 100 vs 3000 frames memory
     python benchmarks/bench_sequence.py --quick --demo-clip out/demo_turn   # + a rendered turning demo clip
     python benchmarks/bench_sequence.py --quick --skip-memory --animation out/anim_clip out/demo_package
+    python benchmarks/bench_sequence.py --skip-memory --model sd15 --device cuda --animation out/anim_clip \
+        out/demo_package                           # real weights on a GPU
 """
 
 from __future__ import annotations
@@ -56,9 +58,11 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from bump_backend.faces.align import crop_matrix  # noqa: E402
+from bump_backend.faces.align import align_face, crop_matrix  # noqa: E402
 from bump_backend.faces.geometry import faces_from_sidecar  # noqa: E402
 from bump_backend.faces.types import Face, rotated_square_bounds  # noqa: E402
+from bump_backend.generate.model_args import add_model_options  # noqa: E402
+from bump_backend.generate.rank import DlibEmbedder, identity_distance  # noqa: E402
 from bump_backend.sequence import metrics, temporal, tracks  # noqa: E402
 from bump_backend.sequence.job import FaceOptions, SequenceJob  # noqa: E402
 from bump_backend.sequence.sources import open_source  # noqa: E402
@@ -94,10 +98,34 @@ def outputs_of(out: Path) -> list[np.ndarray]:
     return [np.asarray(Image.open(p)) for p in sorted((out / "frames").glob("*.png"))]
 
 
-def identity_std(outputs: list[np.ndarray], frames: list[clips.ClipFrame], package_view: np.ndarray) -> float:
-    ref = tracks.appearance(package_view, _truth_face(frames[0]))
-    sims = [float(tracks.appearance(o, _truth_face(f)) @ ref) for o, f in zip(outputs, frames, strict=True)]
-    return float(np.std(sims))
+def identity_spread(outputs: list[np.ndarray], faces: list[Face], reference: np.ndarray,
+                    reference_face: Face) -> tuple[float, float]:
+    """Mean and standard deviation over frames of the output face's identity distance to the package
+    view, by dlib's face-recognition ResNet (``generate.rank``, the embedder that ranks candidates; same
+    person ~0.06, different people 0.63-0.75), on upright aligned crops."""
+    embedder = DlibEmbedder(padding=0.35)
+
+    def vector(image: np.ndarray, face: Face) -> np.ndarray:
+        return embedder.embed(align_face(image, face, size=256, padding=0.35).crop)
+
+    ref = vector(reference, reference_face)
+    distances = [identity_distance(vector(o, f), [ref]) for o, f in zip(outputs, faces, strict=True)]
+    return float(np.mean(distances)), float(np.std(distances))
+
+
+def _identity(outputs, faces, reference, reference_face) -> dict[str, float]:
+    mean, std = identity_spread(outputs, faces, reference, reference_face)
+    return {"identity_distance": mean, "identity_std": std}
+
+
+def package_front(package_dir: Path) -> tuple[np.ndarray, Face]:
+    """The package's front view (its first view) and the face its manifest records there."""
+    manifest = load_package(str(package_dir))
+    view = next((v for v in manifest.views if v.name == "front"), manifest.views[0])
+    image = np.asarray(Image.open(package_dir / view.file).convert("RGB"))
+    sidecar = RenderSidecar(width=view.width, height=view.height, faces=(SidecarFace("ref", "Ref", view.face),))
+    (face,), _ = faces_from_sidecar(sidecar, image.shape)
+    return image, face
 
 
 def _truth_face(frame: clips.ClipFrame) -> Face:
@@ -111,14 +139,19 @@ def bump_comparison(args, root: Path) -> list[dict]:
     import torch  # the memory child and the jitter part run without torch
 
     from bump_backend.generate import BumpEngine, BumpSettings
+    from bump_backend.generate.model_args import spec_from_args
     from bump_backend.generate.models import ModelSpec
     from bump_backend.sequence.bumper import EngineBumper
     from bump_backend.testing import tiny_models as tiny
 
-    torch.set_num_threads(1)
-    sd15 = tiny.build_tiny_sd15(root / "models" / "sd15")
-    ip_dir, weight = tiny.build_tiny_ip_adapter(root / "models" / "ip", sd15, "plus-face")
-    engine = BumpEngine(ModelSpec(base=str(sd15), ip_adapter=str(ip_dir), ip_adapter_weight=weight, device="cpu"))
+    if args.model:  # real weights through the real loaders (a GPU machine): the identity figure that counts
+        engine = BumpEngine(spec_from_args(args))
+    else:
+        torch.set_num_threads(1)
+        sd15 = tiny.build_tiny_sd15(root / "models" / "sd15")
+        ip_dir, weight = tiny.build_tiny_ip_adapter(root / "models" / "ip", sd15, "plus-face")
+        engine = BumpEngine(ModelSpec(base=str(sd15), ip_adapter=str(ip_dir), ip_adapter_weight=weight,
+                                      device="cpu"))
     frames = list(clips.photo_clip(args.frames, args.width, args.height, args.face))
     package = tiny.build_tiny_package(root / "package", {"front": (frames[0].image, 0.0)}, character_id="astronaut")
     settings = BumpSettings(prompt="photo of a man", steps=args.steps, denoise=0.5, sampler="Euler a", seed=1234,
@@ -145,7 +178,8 @@ def bump_comparison(args, root: Path) -> list[dict]:
         overhead = (tm["analyse_s"] + tm["flow_s"] + tm["align_warp_s"]) / n
         rows.append({"run": label, "flicker": metrics.flicker_ratio(outs, [f.image for f in frames],
                                                                   [f.flow for f in frames], masks),
-                     "identity_std": identity_std(outs, frames, frames[0].image), "analyse_s_per_frame":
+                     **_identity(outs, [_truth_face(f) for f in frames], frames[0].image, _truth_face(frames[0])),
+                     "analyse_s_per_frame":
                      tm["analyse_s"] / n, "diffusion_s_per_frame": tm["diffusion_s"] / n, "overhead_s_per_frame": overhead,
                      "flow_s_per_frame": tm["flow_s"] / n, "wall_s": wall})
     if args.demo_clip:
@@ -206,7 +240,7 @@ def compare_on_clip(args, root: Path, engine, settings, folder: Path, package_di
     """Per-frame bumping against ours on one rendered clip, flicker over the given motion."""
     from bump_backend.sequence.bumper import EngineBumper  # torch: only when the diffusion runs
 
-    middle = tracks.appearance(images[len(images) // 2], faces[len(images) // 2])
+    reference, reference_face = package_front(package_dir)
     rows = []
     for label, carry in ((f"per-frame ({name})", False), (f"ours ({name})", True)):
         out = root / f"out_{carry}"
@@ -217,8 +251,7 @@ def compare_on_clip(args, root: Path, engine, settings, folder: Path, package_di
         n = len(outs)
         tm = record["timings"]
         rows.append({"run": label, "flicker": metrics.flicker_ratio(outs, images, flows, masks),
-                     "identity_std": float(np.std([float(tracks.appearance(o, faces[i]) @ middle)
-                                                   for i, o in enumerate(outs)])),
+                     **_identity(outs, faces, reference, reference_face),
                      "diffusion_s_per_frame": tm["diffusion_s"] / n, "analyse_s_per_frame": tm["analyse_s"] / n,
                      "overhead_s_per_frame": (tm["analyse_s"] + tm["flow_s"] + tm["align_warp_s"]) / n,
                      "flow_s_per_frame": tm["flow_s"] / n})
@@ -345,6 +378,7 @@ def main() -> int:
     parser.add_argument("--animation", nargs=2, metavar=("CLIP", "PACKAGE"),
                         help="an animated demo clip and the demo package, e.g. python -m headless_renderer "
                         "animation --demo --frames 12 --resolution 160 --samples 2 --out out/anim_clip")
+    add_model_options(parser)  # --model sd15 --device cuda: real weights instead of the tiny model
     parser.add_argument("--memory-child", nargs=2, metavar=("FRAMES", "FOLDER"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
@@ -352,6 +386,8 @@ def main() -> int:
         return 0
     q = args.quick
     args.frames, args.face, args.face_size, args.steps = (8, 56, 64, 6) if q else (16, 64, 128, 10)
+    if args.model:  # real weights: the face pass's own crop size and a real step count
+        args.face_size, args.steps = 512, 30
     args.width, args.height = 192, 160
     args.still_frames = 16 if q else 32
     args.noise_seeds = 3 if q else 4
@@ -379,12 +415,13 @@ def main() -> int:
         print(f"{a['clip']}: FaceTracker / every frame: time x{b['ms_per_frame'] / a['ms_per_frame']:.2f}")
     if rows:
         print(f"clip: astronaut photo, {args.frames} frames {args.width}x{args.height}, face {args.face} px, "
-              f"crop {args.face_size} px, tiny SD 1.5 + plus-face, {args.steps} steps, denoise 0.5, seed 1234")
-        print("| run | flicker (output/input) | identity std | analysis s/frame | diffusion s/frame | overhead s/frame "
-              "| flow s/frame |")
-        print("|---|---|---|---|---|---|---|")
+              f"crop {args.face_size} px, {args.model or 'tiny SD 1.5 + plus-face'}, {args.steps} steps, denoise 0.5, seed 1234")
+        print("| run | flicker (output/input) | identity distance (dlib) | identity std | analysis s/frame "
+              "| diffusion s/frame | overhead s/frame | flow s/frame |")
+        print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['run']} | {r['flicker']:.2f} | {r['identity_std']:.4f} | {r['analyse_s_per_frame']:.3f} | "
+        print(f"| {r['run']} | {r['flicker']:.2f} | {r['identity_distance']:.3f} | {r['identity_std']:.4f} | "
+              f"{r['analyse_s_per_frame']:.3f} | "
               f"{r['diffusion_s_per_frame']:.3f} | {r['overhead_s_per_frame']:.3f} | {r['flow_s_per_frame']:.4f} |")
     for a, b in [(i, i + 1) for i in range(0, len(rows), 2)]:
         print(f"{rows[b]['run']} / {rows[a]['run']}: flicker x{rows[b]['flicker'] / rows[a]['flicker']:.2f}, "

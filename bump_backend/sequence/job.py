@@ -294,6 +294,18 @@ class SequenceJob:
                 chosen[tid] = write_reference_package(self.out / "references" / _safe(tid), tid, items)
         return chosen, used
 
+    def _prepare(self):
+        """What bumping and the analysis-only run share: the folder claimed, the analysis (or the saved
+        one), the gated tracks, their identities and seeds, each frame's faces, the strip's frames."""
+        self._claim_out()
+        analysis = self.analyse()
+        planned = self.plan(analysis)
+        packages, used = self.track_packages(planned, analysis)
+        seeds = {t.id: self.track_seed(i) for i, t in enumerate(planned)}
+        n = len(analysis.frames)
+        strip_at = sorted({round(x) for x in np.linspace(0, n - 1, min(STRIP_FRAMES, n))})
+        return analysis, planned, packages, used, seeds, _by_frame(planned), strip_at
+
     # -- analysis only ---------------------------------------------------------------------------
     def run_analysis(self) -> dict[str, Any]:
         """Everything before the first diffusion step, no model loaded: analysis (or the saved one),
@@ -302,14 +314,7 @@ class SequenceJob:
         with its track, size, sharpness and whether it would be bumped) and ``before_after.png``:
         input frames above, the same frames with each track's face box below."""
         started = time.perf_counter()
-        self._claim_out()
-        analysis = self.analyse()
-        planned = self.plan(analysis)
-        packages, used = self.track_packages(planned, analysis)
-        seeds = {t.id: self.track_seed(i) for i, t in enumerate(planned)}
-        by_frame = _by_frame(planned)
-        n = len(analysis.frames)
-        strip_at = sorted({round(x) for x in np.linspace(0, n - 1, min(STRIP_FRAMES, n))})
+        analysis, planned, packages, used, seeds, by_frame, strip_at = self._prepare()
         colours = {t.id: TRACK_COLOURS[i % len(TRACK_COLOURS)] for i, t in enumerate(planned)}
         strip: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for frame in self.source.frames():
@@ -344,15 +349,9 @@ class SequenceJob:
         the same job run again carries on from there)."""
         started = time.perf_counter()
         report = progress or (lambda *_a: None)
-        self._claim_out()
         report("analysing", 0, len(self.source), None)
-        analysis = self.analyse()
-        planned = self.plan(analysis)
-        packages, used = self.track_packages(planned, analysis)
-        seeds = {t.id: self.track_seed(i) for i, t in enumerate(planned)}
-        by_frame = _by_frame(planned)
+        analysis, planned, packages, used, seeds, by_frame, strip_at = self._prepare()
         n = len(analysis.frames)
-        strip_at = sorted({round(x) for x in np.linspace(0, n - 1, min(STRIP_FRAMES, n))})
         strip: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         prev_in = prev_out = None
         prev_obs: dict[str, tracks.Observation] = {}

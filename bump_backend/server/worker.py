@@ -376,28 +376,17 @@ class Scheduler:
                 job.marks["first_progress"] = time.perf_counter()
             self._touch(job)
 
-        result = None
         t_gen = time.perf_counter()
-        for attempt in (0, 1):
-            try:
-                result = self.generator.run(prepared, progress, job.cancel_event, attempt == 1)
-                break
-            except Cancelled as exc:
-                self._finish_cancelled(job, str(exc))
-                return
-            except Exception as exc:
-                if is_out_of_memory(exc):
-                    free_memory()
-                    if attempt == 0:
-                        log.warning("job %s: out of memory (%s); retrying once with attention slicing, VAE tiling "
-                                    "and batch size 1", job.id, exc)
-                        job.notes.append(f"{utc_now()}: out of memory, retried with lower-memory settings")
-                        tracker.started = time.perf_counter()
-                        continue
-                    self._finish(job, FAILED, f"out of GPU memory even with lower-memory settings: {exc}")
-                    return
-                self._fail(job, exc, "generation")
-                return
+
+        def attempt(low_memory: bool) -> Any:
+            if low_memory:
+                tracker.started = time.perf_counter()  # the ETA restarts with the retry
+            return self.generator.run(prepared, progress, job.cancel_event, low_memory)
+
+        ok, result = self._generate(job, attempt, "retried with VAE tiling and slicing and batch size 1 (attention "
+                                    "slicing only without an IP-Adapter)", "generation")
+        if not ok:
+            return
         job.timings["generate_s"] = round(time.perf_counter() - t_gen, 4)
         job.timings["gpu_overhead_s"] = round(time.perf_counter() - job.marks["popped"] - job.timings["generate_s"], 4)
         if "accepted" in job.marks:
@@ -431,32 +420,39 @@ class Scheduler:
                 job.marks["first_progress"] = time.perf_counter()
             self._touch(job)
 
-        record: dict[str, Any] = {}
-        for attempt in (0, 1):
-            try:
-                record = self.generator.run_sequence(prepared, progress, job.cancel_event, attempt == 1)
-                break
-            except Cancelled as exc:
-                self._finish_cancelled(job, str(exc))
-                return
-            except Exception as exc:
-                if is_out_of_memory(exc):
-                    free_memory()
-                    if attempt == 0:  # the finished frames stay; the retry goes on from the next one
-                        log.warning("job %s: out of memory at frame %s/%s (%s); retrying the remaining frames "
-                                    "with VAE tiling and batch size 1", job.id, job.step, job.steps, exc)
-                        job.notes.append(f"{utc_now()}: out of memory after {job.step} frames, the rest retried "
-                                         "with lower-memory settings")
-                        continue
-                    self._finish(job, FAILED, f"out of GPU memory even with lower-memory settings: {exc}")
-                else:
-                    self._fail(job, exc, "sequence")
-                return
+        ok, record = self._generate(
+            job, lambda low_memory: self.generator.run_sequence(prepared, progress, job.cancel_event, low_memory),
+            "the frames not yet finished retried with VAE tiling and batch size 1", "sequence")
+        if not ok:
+            return
         job.timings["generate_s"] = round(time.perf_counter() - started, 4)
         job.timings["resumed_frames"] = float(record.get("resumed_frames", 0))
         job.stage = job.stage_label = "saving"
         self._touch(job)
         self.encode_pool.submit(self._save_sequence, job, prepared)
+
+    def _generate(self, job: Job, attempt: Callable[[bool], Any], retry: str, what: str) -> tuple[bool, Any]:
+        """``attempt(low_memory)``, once more in lower-memory mode after an out-of-memory (a sequence keeps
+        its finished frames). ``(True, result)``, or ``(False, None)`` once the job is finished here:
+        cancelled, failed, or out of memory twice."""
+        for low_memory in (False, True):
+            try:
+                return True, attempt(low_memory)
+            except Cancelled as exc:
+                self._finish_cancelled(job, str(exc))
+                return False, None
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    self._fail(job, exc, what)
+                    return False, None
+                free_memory()
+                if low_memory:
+                    self._finish(job, FAILED, f"out of GPU memory even with lower-memory settings: {exc}")
+                    return False, None
+                done = f" after {job.step} of {job.steps} frames" if job.sequence is not None else ""
+                log.warning("job %s: out of memory%s (%s); %s", job.id, done, exc, retry)
+                job.notes.append(f"{utc_now()}: out of memory{done}, {retry}")
+        return False, None
 
     def _save_sequence(self, job: Job, prepared: PreparedSequence) -> None:
         t = time.perf_counter()
