@@ -132,7 +132,7 @@ def bump_params(settings: Any, prompt: str) -> dict[str, Any]:
     return {"prompt": prompt, "negative_prompt": settings.negative_prompt, "steps": settings.steps,
             "cfg": round(settings.cfg, 4), "denoise": round(settings.denoise, 4), "sampler": settings.sampler,
             "seed": settings.seed, "ip_adapter_scale": round(settings.ip_adapter_scale, 4),
-            "face_pass": settings.face_pass, "face_size": settings.face_size}
+            "face_pass": settings.face_pass, "face_size": settings.face_size, "clip_skip": settings.clip_skip}
 
 
 def _job_folder(prefs: Any, scene: bpy.types.Scene) -> Path:
@@ -258,7 +258,7 @@ def plan_bump(context: bpy.types.Context, use_last_render: bool) -> BumpPlan:
         raise BumpError(str(exc)) from None
 
     refused = blocking(backend_ui.capabilities(), {name: getattr(settings, name) for name in ("sampler", "face_size",
-                                                                                          "face_pass")})
+                                                                                          "face_pass", "clip_skip")})
     if refused:
         raise BumpError("; ".join(refused.values()) + ": change it in the Render & Bump panel")
     renders = frames is not None or not use_last_render  # a range always renders

@@ -187,7 +187,8 @@ class BUMP_STUDIO_PT_bump(_Sidebar, bpy.types.Panel):
         layout.prop(s, "prompt")
         layout.prop(s, "negative_prompt")
         col = layout.column(align=True)
-        names = ("steps", "cfg", "denoise", "sampler", "seed", "ip_adapter_scale", "face_pass", "face_size")
+        names = ("steps", "cfg", "denoise", "sampler", "seed", "ip_adapter_scale", "face_pass", "face_size",
+                 "clip_skip")
         # what the running backend says it cannot do: greyed (no effect) or marked (it would refuse)
         missing = unavailable(backend_ui.capabilities(), {name: getattr(s, name) for name in names})
         for name in names:

@@ -36,7 +36,7 @@ PACKAGE_DEFAULTS: dict[str, Any] = {
     "studio": package_params.DEFAULT_STUDIO,
 }
 BUMP_DEFAULTS: dict[str, Any] = {name: param_props.bump_default(name) for name in (
-    "negative_prompt", "steps", "cfg", "denoise", "sampler", "seed", "ip_adapter_scale", "face_pass", "face_size")}
+    "negative_prompt", "steps", "cfg", "denoise", "sampler", "seed", "ip_adapter_scale", "face_pass", "face_size", "clip_skip")}
 
 
 class BUMP_STUDIO_AP_preferences(bpy.types.AddonPreferences):
@@ -89,6 +89,8 @@ class BUMP_STUDIO_AP_preferences(bpy.types.AddonPreferences):
     ip_adapter_scale: param_props.bump_float("ip_adapter_scale", "IP-Adapter scale")
     face_pass: BoolProperty(name="Face pass", default=BUMP_DEFAULTS["face_pass"])
     face_size: param_props.bump_int("face_size", "Face size")
+    clip_skip: param_props.bump_int("clip_skip", "Clip skip", description="CLIP layers counted from the end "
+                                    "(A1111's Clip skip; 2 for many anime checkpoints)")
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout

@@ -133,6 +133,8 @@ class BumpStudioSettings(bpy.types.PropertyGroup):
                             description="Bump each face on its own first (FacePop)")
     face_size: bump_int("face_size", "Face size", update=_face_size_changed,
                         description="Each face is bumped at this size (px, a multiple of 8) before it is pasted back")
+    clip_skip: bump_int("clip_skip", "Clip skip", description="CLIP layers counted from the end (A1111's Clip "
+                        "skip: 1 is the last layer; 2 for many anime checkpoints)")
     bump_engine: EnumProperty(
         name="Render with", default="SCENE",
         items=[("SCENE", "Scene's engine", "Final quality: the scene's own engine and settings"),

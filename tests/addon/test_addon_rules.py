@@ -11,7 +11,7 @@ from addon import param_props, preferences, properties
 from bump_contracts import package_params
 from bump_contracts.bump_job import DEFAULT_NEGATIVE_PROMPT, PARAMS, SAMPLER_NAMES, check_param
 
-BUMP_NUMBERS = ("steps", "cfg", "denoise", "seed", "ip_adapter_scale", "face_size")
+BUMP_NUMBERS = ("steps", "cfg", "denoise", "seed", "ip_adapter_scale", "face_size", "clip_skip")
 OWNERS = [properties.BumpStudioSettings, preferences.BUMP_STUDIO_AP_preferences]
 
 

@@ -192,15 +192,17 @@ def test_a_bump_that_never_reaches_the_backend_leaves_no_job_folder(fresh):
 
 
 def test_what_the_backend_cannot_do_is_refused_before_rendering(fresh, tmp_path):
-    """A backend without the panel's sampler and with a smaller face limit: no render, a message naming both."""
-    caps = {"ip_adapter_kinds": [], "samplers": ["Euler", "DDIM"], "max_face_size": 96, "device": "cpu"}
+    """A backend without the panel's sampler, with a smaller face limit and a model with fewer CLIP layers than
+    the clip skip asks: no render, a message naming all three."""
+    caps = {"ip_adapter_kinds": [], "samplers": ["Euler", "DDIM"], "max_face_size": 96, "device": "cpu",
+            "max_clip_skip": 2}
     stub = ls.LocalServer(tmp_path / "stub")
     state = stub.start(ls.ServerCommand(sys.executable, free_port(), "tok", ("--capabilities", json.dumps(caps)),
                                         module=(str(REPO / "tests" / "client" / "health_stub_server.py"),)))
     prefs, ui = fresh["prefs"], addon_module("backend_ui")
     old = prefs.backend_url, prefs.backend_token
     settings = bpy.context.scene.bump_studio
-    saved = settings.sampler, settings.face_size
+    saved = settings.sampler, settings.face_size, settings.clip_skip
     seen, handler = _renders()
     before = _job_folders()
     try:
@@ -211,14 +213,15 @@ def test_what_the_backend_cannot_do_is_refused_before_rendering(fresh, tmp_path)
             assert time.monotonic() < deadline, ui.status().text
             ui.status_timer()
             time.sleep(0.05)
-        settings.sampler, settings.face_size = "Restart", 128
-        with pytest.raises(RuntimeError, match=r"'Restart' is not on this backend.*above this backend's limit of 96"):
+        settings.sampler, settings.face_size, settings.clip_skip = "Restart", 128, 3
+        with pytest.raises(RuntimeError, match=r"'Restart' is not on this backend.*above this backend's limit of 96"
+                                               r".*clip skip 3 is above this backend's model limit of 2"):
             bpy.ops.bump_studio.render_bump()
-        names = ("sampler", "face_size", "face_pass", "ip_adapter_scale")
+        names = ("sampler", "face_size", "face_pass", "ip_adapter_scale", "clip_skip")
         found = unavailable(ui.capabilities(), {n: getattr(settings, n) for n in names})
-        assert set(found) == {"sampler", "face_size", "ip_adapter_scale"}  # the panel greys/marks these three
+        assert set(found) == {"sampler", "face_size", "ip_adapter_scale", "clip_skip"}  # the panel greys/marks these
     finally:
-        settings.sampler, settings.face_size = saved
+        settings.sampler, settings.face_size, settings.clip_skip = saved
         prefs.backend_url, prefs.backend_token = old
         bpy.app.handlers.render_post.remove(handler)
         stub.stop()
