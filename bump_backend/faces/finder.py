@@ -24,6 +24,9 @@ SURE_ALONE = 0.85  # short-range score that needs no second opinion (no clutter 
 # With a mesh fit that agrees in size, this short-range score needs no second opinion either: the full-range
 # model answered 0 for clear 32-64 px faces (dark skin, white hair) the mesh fitted (tune part: 94.6 -> 98.2 %).
 MESH_VOUCHED = 0.75
+# A face accepted on the short-range evidence alone (SURE_ALONE, or MESH_VOUCHED with a fitting mesh) gets no
+# second opinion: the full-range score could only raise its reported score, never reject it (a switch for benchmarks).
+SKIP_DECISIVE = True
 
 
 def keypoint_yaw(keypoints: np.ndarray, roll: float) -> float:
@@ -62,17 +65,20 @@ def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool) -
         face = Face(box=rotated_square_bounds(tuple(c.centre), side, roll), score=c.score,
                     eyes=(eyes[0], eyes[1]), roll=roll, yaw=yaw, pitch=0.0, source="detector")
         first = c.score
-    if c.opinion is not None and c.opinion >= detect.SECOND_ENOUGH and abs(transform.wrap(face.roll - c.roll)) <= REFIT_ROLL:
-        second = c.opinion  # the re-check already asked the full-range model at this roll: one call saved
-    else:
-        second = detect.second_opinion(image, face.centre, face.size / BLAZE_TO_SQUARE, face.roll)
     # Both models must agree (one alone is fooled by gravel, bark, galaxies at 0.6-0.8), unless the
     # short-range model is sure on its own: the full-range one misses many faces under ~30 px.
-    vouched = fit is not None and first >= MESH_VOUCHED
-    score = max(math.sqrt(first * second), first if first >= SURE_ALONE or vouched else 0.0)
+    decisive = first >= SURE_ALONE or (fit is not None and first >= MESH_VOUCHED)
+    same_roll = abs(transform.wrap(face.roll - c.roll)) <= REFIT_ROLL
+    if c.opinion is not None and (c.opinion >= detect.SECOND_ENOUGH or decisive) and same_roll:
+        second = c.opinion  # the re-check already asked the full-range model at this roll: one call saved
+    elif decisive and SKIP_DECISIVE:
+        second = None  # accepted on the short-range score whatever the full-range model says: not asked
+    else:
+        second = detect.second_opinion(image, face.centre, face.size / BLAZE_TO_SQUARE, face.roll)
+    score = max(math.sqrt(first * (second or 0.0)), first if decisive else 0.0)
     sharp = detect.sharpness(image, face.centre, face.size, face.roll)
-    return dataclasses.replace(face, score=float(score), sharpness=sharp,
-                               extra={"short_range": round(first, 4), "full_range": round(second, 4)})
+    extra = {"short_range": round(first, 4)} | ({} if second is None else {"full_range": round(second, 4)})
+    return dataclasses.replace(face, score=float(score), sharpness=sharp, extra=extra)
 
 
 def _dedupe(faces: list[Face]) -> list[Face]:
