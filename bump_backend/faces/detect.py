@@ -40,10 +40,10 @@ WINDOW = 640  # window side, level pixels (per pixel, a 640 px input costs ~1.5x
 WINDOW_OVERLAP = TILE  # level pixels: any 128 px tile lies wholly inside a window (a face keeps a tile's context)
 BALANCED = True  # run_parallel: chunks by cost / one task per item (False: every workers-th item; a switch for benchmarks)
 # A re-checked proposal whose best short-range score is under the mesh-vouched 0.75 and whose contending turns the
-# full-range model sees nowhere at the face's own roll is dropped there (its ±8° tries are not asked). On 24 tune
-# scenes (seeds 17 and 117) 39 clutter proposals and no face reached that point: the four real faces under 0.75
-# (0.62-0.73) were each seen at 0.71-0.91 at their roll, and the four that needed a ±8° try scored 0.81-0.87.
-# A clutter proposal cost 6-9 full-range calls there, then a mesh fit and three more before it was rejected.
+# full-range model sees at no roll try is dropped there, before the mesh: on 24 tune scenes (seeds 17 and 117) 39
+# clutter proposals and no face reached that point (the four real faces under 0.75, 0.62-0.73, were seen at
+# 0.71-0.91). Such a proposal cost a mesh fit and three more full-range calls before it was rejected. Asking only
+# at the face's roll (not ±8°) saved more but lost a 48 px face at -93° (top 0.73, seen at 0.63 only 8° off).
 DROP_UNSEEN = True  # a switch for benchmarks
 UNSEEN_DROP_BELOW = 0.75
 ROUND_ROBIN_TRIES = True  # the re-check's full-range roll tries go round its contenders (_opinions; a switch for benchmarks)
@@ -424,10 +424,7 @@ def _opinions(image: np.ndarray, contenders: list[Candidate]) -> None:
     """
     for c in contenders:
         c.opinion = 0.0
-    tries: tuple[float | None, ...] = SECOND_TRIES if ROUND_ROBIN_TRIES else (None,)
-    if DROP_UNSEEN and max(c.score for c in contenders) < UNSEEN_DROP_BELOW:
-        tries = tries[:1]  # unseen at the face's roll, such a proposal is dropped (_choose_turn)
-    for offset in tries:
+    for offset in SECOND_TRIES if ROUND_ROBIN_TRIES else (None,):
         for c in contenders:
             if offset is None:
                 c.opinion = second_opinion(image, tuple(c.centre), c.side, c.roll)
