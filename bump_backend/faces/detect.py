@@ -40,10 +40,11 @@ WINDOW = 640  # window side, level pixels (per pixel, a 640 px input costs ~1.5x
 WINDOW_OVERLAP = TILE  # level pixels: any 128 px tile lies wholly inside a window (a face keeps a tile's context)
 BALANCED = True  # run_parallel: chunks by cost / one task per item (False: every workers-th item; a switch for benchmarks)
 # A re-checked proposal whose best short-range score is under the mesh-vouched 0.75 and whose contending turns the
-# full-range model sees at no roll try is dropped there, before the mesh: on 24 tune scenes (seeds 17 and 117) 39
-# clutter proposals and no face reached that point (the four real faces under 0.75, 0.62-0.73, were seen at
-# 0.71-0.91). Such a proposal cost a mesh fit and three more full-range calls before it was rejected. Asking only
-# at the face's roll (not ±8°) saved more but lost a 48 px face at -93° (top 0.73, seen at 0.63 only 8° off).
+# full-range model sees at no roll try is dropped unless the mesh fits it (Candidate.unseen; finder): without a fit
+# its crop for the second opinion is the one just asked, so the three more full-range calls it cost before could
+# only say no again. Dropping such proposals before the mesh saved ~55 CPU ms more per 1440x1440 still but lost a
+# 32 px face at 71° on tune seed 2017 (best turns 0/180°, seen only once the mesh turned the crop to 72°); asking
+# them only at the face's roll lost a 48 px face at -93° on seed 1017 (seen at 0.63 only 8° off).
 DROP_UNSEEN = True  # a switch for benchmarks
 UNSEEN_DROP_BELOW = 0.75
 ROUND_ROBIN_TRIES = True  # the re-check's full-range roll tries go round its contenders (_opinions; a switch for benchmarks)
@@ -63,6 +64,7 @@ class Candidate:
     hits: int = 1
     members: list = field(default_factory=list)
     opinion: float | None = None  # the full-range score at this roll, when the re-check already asked for it
+    unseen: bool = False  # weak, and the full-range model saw none of its contending turns (DROP_UNSEEN)
 
 
 @dataclass
@@ -356,25 +358,21 @@ def _best_near(seen: list[tuple[int, list[blazeface.Detection]]], inverse: np.nd
     return out
 
 
-def _choose_turn(image: np.ndarray, per_turn: list[Candidate], prior: float) -> Candidate | None:
-    """The re-check's reading: the best turn, or the full-range model's pick among close ones.
-
-    None when the best short-range score is under UNSEEN_DROP_BELOW and the full-range model saw
-    nothing at any contending turn (DROP_UNSEEN).
-    """
+def _choose_turn(image: np.ndarray, per_turn: list[Candidate], prior: float) -> Candidate:
+    """The re-check's reading: the best turn, or the full-range model's pick among close ones."""
     per_turn.sort(key=lambda c: -c.score)
     top = per_turn[0].score
     contenders = [c for c in per_turn[:2] if c.score >= top - TURN_AMBIGUITY]
     own = next((c for c in per_turn[2:] if c.rotation == 0 and prior >= top - TURN_AMBIGUITY), None)
     contenders += [own] if own is not None else []
-    weak = DROP_UNSEEN and top < UNSEEN_DROP_BELOW
-    if len(contenders) == 1 and not weak:
+    if len(contenders) == 1:
         return contenders[0]
     _opinions(image, contenders)
     if max(c.opinion or 0.0 for c in contenders) <= 0.0:
-        if weak:
-            return None  # a weak proposal the full-range model sees at no turn: clutter (see UNSEEN_DROP_BELOW)
-        return contenders[0]  # the full-range model sees none of them (small faces): keep the best turn
+        # The full-range model sees none of them (small faces): keep the best turn. A weak one is dropped at
+        # refinement unless the mesh fits it (see UNSEEN_DROP_BELOW).
+        contenders[0].unseen = DROP_UNSEEN and top < UNSEEN_DROP_BELOW
+        return contenders[0]
     return max(contenders, key=lambda c: math.sqrt(c.score * (c.opinion or 0.0)))
 
 

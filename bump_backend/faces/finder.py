@@ -40,8 +40,12 @@ def keypoint_yaw(keypoints: np.ndarray, roll: float) -> float:
     return math.degrees(math.asin(max(-1.0, min(1.0, (x[2] - (x[4] + x[5]) / 2) / half))))
 
 
-def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool) -> Face:
-    """Refine a candidate with the mesh, then score it once more on the refined upright crop."""
+def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool) -> Face | None:
+    """Refine a candidate with the mesh, then score it once more on the refined upright crop.
+
+    None for a candidate the re-check marked ``unseen`` that the mesh does not fit either: its second
+    opinion would be asked on the crop the full-range model has just seen nothing on (detect.DROP_UNSEEN).
+    """
     fit = landmarks.fit_mesh(image, tuple(c.centre), c.side * BLAZE_TO_SQUARE, c.roll) if refine else None
     if fit is not None and abs(transform.wrap(fit.roll - c.roll)) > REFIT_ROLL:
         # The crop was far from upright (a proposal's turn can be a quarter off): fit again, upright.
@@ -60,6 +64,8 @@ def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool) -
         yaw = keypoint_yaw(c.keypoints, c.roll)
         # Beyond ~60° yaw the eye points are guesses: keep the quarter turn the face was found at.
         roll = float(c.roll) if abs(yaw) <= 60 else float(transform.wrap(90 * round(c.roll / 90)))
+        if c.unseen and refine and roll == float(c.roll):
+            return None  # the second opinion's crop is the one the re-check saw nothing on at every roll try
         eyes = sorted([tuple(map(float, c.keypoints[0])), tuple(map(float, c.keypoints[1]))])
         side = c.side * BLAZE_TO_SQUARE
         face = Face(box=rotated_square_bounds(tuple(c.centre), side, roll), score=c.score,
@@ -110,7 +116,7 @@ def refine(image: np.ndarray, candidates: list[detect.Candidate], settings: Face
         candidates, settings.workers)
     calls = len(candidates) * (2 if settings.refine_landmarks else 1)
     faces = []
-    for face in (f for chunk in chunks for f in chunk):
+    for face in (f for chunk in chunks for f in chunk if f is not None):
         if confirmed and not _accepted(face, settings):
             face = dataclasses.replace(face, score=max(face.score, float(face.extra.get("short_range", 0.0))))
         if _accepted(face, settings):
