@@ -38,6 +38,7 @@ SECOND_ENOUGH = 0.5  # a full-range score that ends the tries
 WINDOWS = True  # a switch for benchmarks; off without LiteRT
 WINDOW = 640  # window side, level pixels (per pixel, a 640 px input costs ~1.5x a 128 px one: cache)
 WINDOW_OVERLAP = TILE  # level pixels: any 128 px tile lies wholly inside a window (a face keeps a tile's context)
+TIGHT_WINDOWS = True  # windows only as large as the overlap needs (window_layout; False: 640 px; a switch for benchmarks)
 BALANCED = True  # run_parallel: chunks by cost / one task per item (False: every workers-th item; a switch for benchmarks)
 # A re-checked proposal whose best short-range score is under the mesh-vouched 0.75 and whose contending turns the
 # full-range model sees at no roll try is dropped unless the mesh fits it (Candidate.unseen; finder): without a fit
@@ -105,6 +106,8 @@ def window_layout(length: int) -> tuple[int, list[int]]:
     """
     if length <= WINDOW:
         return length, [0]
+    if not TIGHT_WINDOWS:
+        return WINDOW, _starts(length, WINDOW, WINDOW - WINDOW_OVERLAP)
     count = math.ceil((length - WINDOW) / (WINDOW - WINDOW_OVERLAP)) + 1
     side = min(WINDOW, -(-math.ceil((length + (count - 1) * WINDOW_OVERLAP) / count) // 16) * 16)
     return side, _starts(length, side, side - WINDOW_OVERLAP)

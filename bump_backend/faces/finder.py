@@ -24,6 +24,11 @@ SURE_ALONE = 0.85  # short-range score that needs no second opinion (no clutter 
 # With a mesh fit that agrees in size, this short-range score needs no second opinion either: the full-range
 # model answered 0 for clear 32-64 px faces (dark skin, white hair) the mesh fitted (tune part: 94.6 -> 98.2 %).
 MESH_VOUCHED = 0.75
+# ... when the face is sharp enough to be worked on (the blur rule's calibrated default, docs/faces.md): on 106 tune
+# scenes the only face the full-range model gave < 0.3 that was not a face was blurry gravel (sharpness 21.6) the
+# mesh fitted at 0.76; the two real ones measured 51 and 79.
+VOUCH_MIN_SHARPNESS = 22.0
+VOUCH_NEEDS_SHARPNESS = True  # a switch for benchmarks
 # A face accepted on the short-range evidence alone (SURE_ALONE, or MESH_VOUCHED with a fitting mesh) gets no
 # second opinion: the full-range score could only raise its reported score, never reject it (a switch for benchmarks).
 SKIP_DECISIVE = True
@@ -73,7 +78,9 @@ def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool) -
         first = c.score
     # Both models must agree (one alone is fooled by gravel, bark, galaxies at 0.6-0.8), unless the
     # short-range model is sure on its own: the full-range one misses many faces under ~30 px.
-    decisive = first >= SURE_ALONE or (fit is not None and first >= MESH_VOUCHED)
+    sharp = detect.sharpness(image, face.centre, face.size, face.roll)
+    vouched = fit is not None and first >= MESH_VOUCHED and (sharp >= VOUCH_MIN_SHARPNESS or not VOUCH_NEEDS_SHARPNESS)
+    decisive = first >= SURE_ALONE or vouched
     same_roll = abs(transform.wrap(face.roll - c.roll)) <= REFIT_ROLL
     if c.opinion is not None and (c.opinion >= detect.SECOND_ENOUGH or decisive) and same_roll:
         second = c.opinion  # the re-check already asked the full-range model at this roll: one call saved
@@ -82,7 +89,6 @@ def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool) -
     else:
         second = detect.second_opinion(image, face.centre, face.size / BLAZE_TO_SQUARE, face.roll)
     score = max(math.sqrt(first * (second or 0.0)), first if decisive else 0.0)
-    sharp = detect.sharpness(image, face.centre, face.size, face.roll)
     extra = {"short_range": round(first, 4)} | ({} if second is None else {"full_range": round(second, 4)})
     return dataclasses.replace(face, score=float(score), sharpness=sharp, extra=extra)
 
