@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from face_sources import Render, load_renders
 
-from bump_backend.faces import FaceFinderSettings, blazeface, find_faces
+from bump_backend.faces import FaceFinderSettings, blazeface, find_faces, finder
 from bump_backend.faces import detect as ours
 from bump_backend.faces.groundtruth import TruthFace, background, degrade, place_face, similarity
 from bump_backend.faces.track import FaceTracker
@@ -277,10 +277,22 @@ def cold_start() -> dict[str, float]:
     return figures
 
 
-def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool) -> None:
-    """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path)."""
+# The changes of issue 17's second cost pass, each behind a switch: all off, the search is the one before them
+# ("before cost cuts": every contender's full-range roll tries in turn, a second opinion for every face, no drop
+# of unseen proposals, every workers-th item per worker, 640 px windows, a mesh vouching for blurry faces too).
+# Only the flat-tile check (same answer, OpenCV instead of numpy) is not switched.
+COST_CUTS = ((ours, "ROUND_ROBIN_TRIES"), (ours, "DROP_UNSEEN"), (ours, "BALANCED"), (ours, "TIGHT_WINDOWS"),
+             (finder, "SKIP_DECISIVE"), (finder, "VOUCH_NEEDS_SHARPNESS"))
+
+
+def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
+             cuts: bool = True) -> None:
+    """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
+    ``cuts`` False: without COST_CUTS."""
     shape = (scene.image.shape[1], scene.image.shape[0])
     blazeface.USE_BATCH = batched
+    for module, name in COST_CUTS:
+        setattr(module, name, cuts)
     try:
         start, cpu = time.perf_counter(), time.process_time()
         result = find_faces(scene.image, settings=settings)
@@ -288,24 +300,32 @@ def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSetting
         tally.cpu_ms.setdefault(shape, []).append((time.process_time() - cpu) * 1000)
     finally:
         blazeface.USE_BATCH = True
+        for module, name in COST_CUTS:
+            setattr(module, name, True)
     tally.calls.append(result.detector_calls)
     faces = result.faces + [s.face for s in result.skipped]
     score(tally, scene, [Found(f.centre, f.size, f.roll) for f in faces], index)
 
 
-def run_part(name: str, scenes: list[Scene], baseline: FacePopBaseline, settings: FaceFinderSettings,
-             tallies: dict, per_tile: bool = False) -> None:
-    base, mine = tallies.setdefault((name, "FacePop"), Tally()), tallies.setdefault((name, "ours"), Tally())
+def run_part(name: str, scenes: list[Scene], baseline: FacePopBaseline | None, settings: FaceFinderSettings,
+             tallies: dict, per_tile: bool = False, before_cuts: bool = False) -> None:
+    """Every detector on every scene; ours and "before cost cuts" alternate which runs first (cache, load)."""
+    base = tallies.setdefault((name, "FacePop"), Tally()) if baseline is not None else None
+    mine = tallies.setdefault((name, "ours"), Tally())
     old = tallies.setdefault((name, "ours, per-tile graph calls"), Tally()) if per_tile else None
+    uncut = tallies.setdefault((name, "ours, before cost cuts"), Tally()) if before_cuts else None
     for i, scene in enumerate(scenes):
         shape = (scene.image.shape[1], scene.image.shape[0])
-        start, cpu = time.perf_counter(), time.process_time()
-        found, calls = baseline(scene.image)
-        base.ms.setdefault(shape, []).append((time.perf_counter() - start) * 1000)
-        base.cpu_ms.setdefault(shape, []).append((time.process_time() - cpu) * 1000)
-        base.calls.append(calls)
-        score(base, scene, found, i)
-        run_ours(mine, scene, i, settings, batched=True)
+        if base is not None:
+            start, cpu = time.perf_counter(), time.process_time()
+            found, calls = baseline(scene.image)
+            base.ms.setdefault(shape, []).append((time.perf_counter() - start) * 1000)
+            base.cpu_ms.setdefault(shape, []).append((time.process_time() - cpu) * 1000)
+            base.calls.append(calls)
+            score(base, scene, found, i)
+        runs = [(mine, True)] + ([(uncut, False)] if uncut is not None else [])
+        for tally, cuts in runs if i % 2 == 0 else runs[::-1]:
+            run_ours(tally, scene, i, settings, batched=True, cuts=cuts)
         if old is not None:
             run_ours(old, scene, i, settings, batched=False)
         print(f"  {name} {i + 1}/{len(scenes)}", file=sys.stderr, flush=True)
@@ -352,6 +372,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--misses", action="store_true", help="list every missed face")
     parser.add_argument("--per-tile", action="store_true",
                         help="also run the old path (one mediapipe graph call per tile and re-check) on the same images")
+    parser.add_argument("--before-cuts", action="store_true",
+                        help="also run the search without the cost cuts (COST_CUTS: the path before them) on the same images")
+    parser.add_argument("--no-facepop", action="store_true",
+                        help="leave out the FacePop method, the tracking clip and the cold start (quicker tune runs)")
     parser.add_argument("--rotations", type=int, nargs="+", default=None,
                         help="tile turns below the whole-image levels (default: FaceFinderSettings')")
     args = parser.parse_args(argv)
@@ -363,41 +387,47 @@ def main(argv: list[str] | None = None) -> int:
     if args.rotations is not None:
         settings = dataclasses.replace(settings, rotations=tuple(args.rotations))
     load = os.getloadavg()[0]
-    cold = cold_start()
-    baseline = FacePopBaseline()
+    cold = {} if args.no_facepop else cold_start()
+    baseline = None if args.no_facepop else FacePopBaseline()
     warm = build(args.seed + 99, 1, tune, PHOTOS)[0].image
     find_faces(warm, settings=settings)  # warm both threads' graphs and interpreters
     if args.per_tile:
         run_ours(Tally(), Scene(warm, []), 0, settings, batched=False)
-    baseline(warm)
+    if baseline is not None:
+        baseline(warm)
     tallies: dict = {}
     parts = {"tune": (tune, PHOTOS, args.seed), "held-out": (held, (), args.seed + 1)}
     for name, (pool, photos, seed) in parts.items():
         if args.part not in ("both", name.replace("-", "_")):
             continue
-        run_part(name, build(seed, images, pool, photos), baseline, settings, tallies, args.per_tile)
-    clip, truth = sequence(args.seed + 2, frames, held)
-    tracking = run_tracking(clip, truth, baseline, settings, args.detect_every)
+        run_part(name, build(seed, images, pool, photos), baseline, settings, tallies, args.per_tile, args.before_cuts)
+    tracking = {}
+    if baseline is not None:
+        clip, truth = sequence(args.seed + 2, frames, held)
+        tracking = run_tracking(clip, truth, baseline, settings, args.detect_every)
     load = max(load, os.getloadavg()[0])
     faces = {name: sum(row[1] for row in t.hits.values()) for (name, who), t in tallies.items() if who == "ours"}
     print(f"\nseed {args.seed}; {images} scenes per part alternating 1440x1440 / 1280x720, faces per part {faces}; "
           f"damage cycled {'/'.join(DAMAGE)}, 30 % mirrored; {os.cpu_count()} CPUs, load average up to {load:.1f}"
           " (shared machine: timings taken under load)\n")
     print(table({f"{who} ({name})": report(t) for (name, who), t in tallies.items()}))
-    print(f"\ntracking: 1280x720 clip, {frames} frames, 3 held-out faces of 32, 64 and 96 px drifting and turning, "
-          f"full detection every {args.detect_every} frames\n")
-    print(table(tracking))
-    print("\ncold start (fresh process, s): " + ", ".join(f"{k} {v:.2f}" for k, v in cold.items()))
-    for against in ("FacePop", "ours, per-tile graph calls"):
-        ratio = {}
-        for name in ("tune", "held-out"):
-            if (name, "ours") in tallies and (name, against) in tallies:
-                o, b = tallies[(name, "ours")], tallies[(name, against)]
-                for shape in SHAPES:
-                    if shape in o.ms:
-                        ratio[f"{name} {shape[0]}x{shape[1]}"] = np.mean(o.ms[shape]) / np.mean(b.ms[shape])
-        if ratio:
-            print(f"wall-time ratio ours / {against}: " + ", ".join(f"{k} {v:.2f}" for k, v in ratio.items()))
+    if tracking:
+        print(f"\ntracking: 1280x720 clip, {frames} frames, 3 held-out faces of 32, 64 and 96 px drifting and turning, "
+              f"full detection every {args.detect_every} frames\n")
+        print(table(tracking))
+        print("\ncold start (fresh process, s): " + ", ".join(f"{k} {v:.2f}" for k, v in cold.items()))
+    for against in ("FacePop", "ours, per-tile graph calls", "ours, before cost cuts"):
+        for kind in ("wall", "CPU"):
+            ratio = {}
+            for name in ("tune", "held-out"):
+                if (name, "ours") in tallies and (name, against) in tallies:
+                    o, b = tallies[(name, "ours")], tallies[(name, against)]
+                    mine, theirs = (o.ms, b.ms) if kind == "wall" else (o.cpu_ms, b.cpu_ms)
+                    for shape in SHAPES:
+                        if shape in mine:
+                            ratio[f"{name} {shape[0]}x{shape[1]}"] = np.mean(mine[shape]) / np.mean(theirs[shape])
+            if ratio:
+                print(f"{kind}-time ratio ours / {against}: " + ", ".join(f"{k} {v:.2f}" for k, v in ratio.items()))
     if args.misses:
         for (name, who), t in tallies.items():
             if who == "ours":

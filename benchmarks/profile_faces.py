@@ -10,7 +10,9 @@ re-check. ``FaceSearchResult.detector_calls`` is printed beside the counted call
 the second opinion's extra roll tries. A LiteRT call on a batch counts one call per input.
 Settings compared: the short-range model through mediapipe's graph, one call per tile (before),
 through LiteRT (``blazeface``) on the same tiles, and on whole windows of each pyramid level
-(``detect.WINDOWS``, a window counts one call); the default tile turns ``(0,)`` and ``(0, 180)``; with
+(``detect.WINDOWS``, a window counts one call), with and without the cost cuts (``bench_faces.COST_CUTS``:
+the re-check's full-range tries, the early drop, no second opinion where the short-range evidence decides,
+balanced work); the default tile turns ``(0,)`` and ``(0, 180)``; with
 ``--four-turn`` the re-check that always looks at four turns (before ``detect.OPPOSITE_TURNS_DECIDE``). Scenes are the benchmark's *tune* part (``bench_faces.py``), never the held-out one.
 """
 
@@ -27,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_faces import PHOTOS, build
+from bench_faces import COST_CUTS, PHOTOS, build
 from face_sources import load_renders
 
 from bump_backend.faces import FaceFinderSettings, blazeface, detect, find_faces, landmarks, runtime
@@ -121,13 +123,15 @@ def main(argv: list[str] | None = None) -> int:
     install()
     base = FaceFinderSettings(min_face_size=24, skip_smaller_than=0)
     # (label, settings, re-check stops when 0° and 180° see nothing, short-range model through LiteRT,
-    # pyramid levels in windows)
+    # pyramid levels in windows, bench_faces.COST_CUTS on)
     turned = dataclasses.replace(base, rotations=(0, 180))
-    variants = [("(0,), graph calls, tiles (before)", base, True, False, False),
-                ("(0,), LiteRT, tiles", base, True, True, False), ("(0,), LiteRT, windows", base, True, True, True),
-                ("(0, 180), LiteRT, windows", turned, True, True, True)]
+    variants = [("(0,), graph calls, tiles (before)", base, True, False, False, False),
+                ("(0,), LiteRT, tiles", base, True, True, False, False),
+                ("(0,), LiteRT, windows, before cost cuts", base, True, True, True, False),
+                ("(0,), LiteRT, windows, cost cuts (default)", base, True, True, True, True),
+                ("(0, 180), LiteRT, windows, cost cuts", turned, True, True, True, True)]
     if args.four_turn:
-        variants.insert(0, ("(0,), 4-turn re-check, graph calls, tiles", base, False, False, False))
+        variants.insert(0, ("(0,), 4-turn re-check, graph calls, tiles", base, False, False, False, False))
     for batched in (False, True):  # warm both threads' graphs and interpreters
         blazeface.USE_BATCH = batched
         find_faces(scenes[0].image, settings=base)
@@ -136,10 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|---|")
     for scene in scenes:
         h, w = scene.image.shape[:2]
-        for label, settings, early, batched, windows in variants:
+        for label, settings, early, batched, windows, cuts in variants:
             detect.OPPOSITE_TURNS_DECIDE = early
             blazeface.USE_BATCH = batched
             detect.WINDOWS = windows
+            for module, name in COST_CUTS:
+                setattr(module, name, cuts)
             _calls.clear()
             _ms.clear()
             start, cpu = time.perf_counter(), time.process_time()

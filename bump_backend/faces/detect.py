@@ -38,6 +38,17 @@ SECOND_ENOUGH = 0.5  # a full-range score that ends the tries
 WINDOWS = True  # a switch for benchmarks; off without LiteRT
 WINDOW = 640  # window side, level pixels (per pixel, a 640 px input costs ~1.5x a 128 px one: cache)
 WINDOW_OVERLAP = TILE  # level pixels: any 128 px tile lies wholly inside a window (a face keeps a tile's context)
+TIGHT_WINDOWS = True  # windows only as large as the overlap needs (window_layout; False: 640 px; a switch for benchmarks)
+BALANCED = True  # run_parallel: chunks by cost / one task per item (False: every workers-th item; a switch for benchmarks)
+# A re-checked proposal whose best short-range score is under the mesh-vouched 0.75 and whose contending turns the
+# full-range model sees at no roll try is dropped unless the mesh fits it (Candidate.unseen; finder): without a fit
+# its crop for the second opinion is the one just asked, so the three more full-range calls it cost before could
+# only say no again. Dropping such proposals before the mesh saved ~55 CPU ms more per 1440x1440 still but lost a
+# 32 px face at 71° on tune seed 2017 (best turns 0/180°, seen only once the mesh turned the crop to 72°); asking
+# them only at the face's roll lost a 48 px face at -93° on seed 1017 (seen at 0.63 only 8° off).
+DROP_UNSEEN = True  # a switch for benchmarks
+UNSEEN_DROP_BELOW = 0.75
+ROUND_ROBIN_TRIES = True  # the re-check's full-range roll tries go round its contenders (_opinions; a switch for benchmarks)
 OPPOSITE_TURNS_DECIDE = True  # re-check: no face at 0° and 180° means no face (recheck_turns; a switch for benchmarks)
 
 
@@ -54,6 +65,7 @@ class Candidate:
     hits: int = 1
     members: list = field(default_factory=list)
     opinion: float | None = None  # the full-range score at this roll, when the re-check already asked for it
+    unseen: bool = False  # weak, and the full-range model saw none of its contending turns (DROP_UNSEEN)
 
 
 @dataclass
@@ -83,6 +95,22 @@ def _starts(length: int, side: int = TILE, step: float = TILE * (1 - OVERLAP)) -
         return [0]
     count = math.ceil((length - side) / step) + 1
     return sorted({round(i * (length - side) / (count - 1)) for i in range(count)})
+
+
+def window_layout(length: int) -> tuple[int, list[int]]:
+    """Window side and starts along one axis of a level: as few windows as WINDOW allows, each as small
+    as an overlap of WINDOW_OVERLAP allows (a multiple of 16, the model's padding step).
+
+    A 1024 px level takes two 576 px windows instead of two 640 px ones (-10 % pixels), and 1280x720
+    stills then share the 576x576 window shape of 1440x1440 ones (fewer interpreters kept).
+    """
+    if length <= WINDOW:
+        return length, [0]
+    if not TIGHT_WINDOWS:
+        return WINDOW, _starts(length, WINDOW, WINDOW - WINDOW_OVERLAP)
+    count = math.ceil((length - WINDOW) / (WINDOW - WINDOW_OVERLAP)) + 1
+    side = min(WINDOW, -(-math.ceil((length + (count - 1) * WINDOW_OVERLAP) / count) // 16) * 16)
+    return side, _starts(length, side, side - WINDOW_OVERLAP)
 
 
 def use_windows() -> bool:
@@ -116,36 +144,61 @@ def _level_image(image: np.ndarray, scale: float, padded: bool) -> tuple[np.ndar
     return canvas, (px / scale, py / scale)
 
 
+def _flat(region: np.ndarray) -> bool:
+    """Whether a tile or window's grey-level std (all channels together) is under FLAT_STD.
+
+    From OpenCV's per-channel mean and std (one pass, no copy of the slice; numpy's ``std`` on a
+    640 px window took ~2 ms, ~30 ms per 1440x1440 still): the pooled variance is the mean of the
+    channels' second moments minus the squared mean.
+    """
+    mean, std = cv2.meanStdDev(region)
+    variance = float(np.mean(std ** 2 + mean ** 2) - np.mean(mean) ** 2)
+    return variance < FLAT_STD ** 2
+
+
 def tile_jobs(image: np.ndarray, min_face: float, rotations: tuple[int, ...], skip_flat: bool,
-              coarse_rotations: tuple[int, ...] | None = None) -> list[TileJob]:
+              coarse_rotations: tuple[int, ...] | None = None, workers: int = 1) -> list[TileJob]:
     """Tiles of every pyramid level, each at ``rotations``; the two whole-image levels at ``coarse_rotations``.
 
     With ``use_windows()``, levels larger than a tile come as windows instead (``TileJob.window``).
+    The levels are resized on ``workers`` threads (OpenCV releases the GIL): ~28 ms for a 1440x1440
+    still, which one thread alone left the other core idle for.
     """
     h, w = image.shape[:2]
     jobs: list[TileJob] = []
     levels = pyramid(w, h, min_face)
     windows = use_windows()
-    for index, (scale, padded) in enumerate(levels):
+    if workers > 1 and BALANCED:
+        images = list(runtime.pool(workers).map(lambda level: _level_image(image, *level), levels))
+    else:
+        images = [_level_image(image, scale, padded) for scale, padded in levels]
+    for index, ((scale, _), (level, offset)) in enumerate(zip(levels, images, strict=True)):
         turns = rotations if coarse_rotations is None or index < len(levels) - 2 else coarse_rotations
-        level, offset = _level_image(image, scale, padded)
         lh, lw = level.shape[:2]
         if windows and index < len(levels) - 2 and max(lh, lw) > TILE:
-            side_x, side_y, step = min(WINDOW, lw), min(WINDOW, lh), WINDOW - WINDOW_OVERLAP
-            for y0 in _starts(lh, side_y, step):
-                for x0 in _starts(lw, side_x, step):
+            (side_x, xs), (side_y, ys) = window_layout(lw), window_layout(lh)
+            for y0 in ys:
+                for x0 in xs:
                     rect = (x0, y0, x0 + side_x, y0 + side_y)
-                    if skip_flat and float(level[y0:rect[3], x0:rect[2]].std()) < FLAT_STD:
+                    if skip_flat and _flat(level[y0:rect[3], x0:rect[2]]):
                         continue
                     jobs.extend(TileJob(level, scale, offset, rect, r, window=True) for r in turns)
             continue
         for y0 in _starts(lh):
             for x0 in _starts(lw):
                 rect = (x0, y0, min(x0 + TILE, lw), min(y0 + TILE, lh))
-                if skip_flat and float(level[rect[1]:rect[3], rect[0]:rect[2]].std()) < FLAT_STD:
+                if skip_flat and _flat(level[rect[1]:rect[3], rect[0]:rect[2]]):
                     continue
                 jobs.extend(TileJob(level, scale, offset, rect, r) for r in turns)
     return jobs
+
+
+def job_cost(job: TileJob) -> float:
+    """Model cost of a tile or window, in input pixels (a window is padded to multiples of 16)."""
+    x0, y0, x1, y1 = job.rect
+    if not job.window:
+        return float(TILE * TILE)
+    return float(-(-(x1 - x0) // 16) * 16 * -(-(y1 - y0) // 16) * 16)
 
 
 def _parse(detection: blazeface.Detection, back: np.ndarray, width: int, height: int, rotation: int,
@@ -189,16 +242,31 @@ def _run_tiles(jobs: list[TileJob], threshold: float) -> tuple[list[Candidate], 
     return found, len(jobs)
 
 
-def run_parallel(fn, items: list, workers: int) -> list:
-    """Split ``items`` into one chunk per worker, run ``fn(chunk)`` on the shared pool, keep order."""
+def run_parallel(fn, items: list, workers: int, cost=None) -> list:
+    """Run ``fn(chunk)`` on the shared pool over chunks of ``items``; the chunks' results in order.
+
+    With ``cost`` (item -> a number) ``items`` are split into one chunk per worker of about equal
+    total cost (largest first, each to the lightest chunk): the pyramid's windows differ 30x in
+    size, and a fixed split left one core idle for up to a window. Without it every item is its
+    own task, taken by whichever worker is free (re-checks cost 2-13 model calls each).
+    """
     if not items:
         return []
     workers = max(1, min(workers, len(items)))
     if workers == 1:
         return [fn(items)]
-    chunks = [items[i::workers] for i in range(workers)]
+    if not BALANCED:
+        chunks = [items[i::workers] for i in range(workers)]
+    elif cost is None:
+        chunks = [[item] for item in items]
+    else:
+        chunks, loads = [[] for _ in range(workers)], [0.0] * workers
+        for item in sorted(items, key=lambda i: -cost(i)):
+            lightest = loads.index(min(loads))
+            chunks[lightest].append(item)
+            loads[lightest] += cost(item)
     executor = runtime.pool(workers)
-    return [f.result() for f in [executor.submit(fn, chunk) for chunk in chunks]]
+    return [f.result() for f in [executor.submit(fn, chunk) for chunk in chunks if chunk]]
 
 
 def merge(candidates: list[Candidate]) -> list[Candidate]:
@@ -302,10 +370,12 @@ def _choose_turn(image: np.ndarray, per_turn: list[Candidate], prior: float) -> 
     contenders += [own] if own is not None else []
     if len(contenders) == 1:
         return contenders[0]
-    for c in contenders:
-        c.opinion = second_opinion(image, tuple(c.centre), c.side, c.roll)
+    _opinions(image, contenders)
     if max(c.opinion or 0.0 for c in contenders) <= 0.0:
-        return contenders[0]  # the full-range model sees none of them (small faces): keep the best turn
+        # The full-range model sees none of them (small faces): keep the best turn. A weak one is dropped at
+        # refinement unless the mesh fits it (see UNSEEN_DROP_BELOW).
+        contenders[0].unseen = DROP_UNSEEN and top < UNSEEN_DROP_BELOW
+        return contenders[0]
     return max(contenders, key=lambda c: math.sqrt(c.score * (c.opinion or 0.0)))
 
 
@@ -318,8 +388,8 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
     is re-checked at its quarter turns (2 calls where nothing is there, else 4); with all four tile
     turns one re-check at the proposal's own roll suffices.
     """
-    jobs = tile_jobs(image, min_face, rotations, skip_flat, coarse_rotations)
-    results = run_parallel(lambda chunk: _run_tiles(chunk, proposal), jobs, workers)
+    jobs = tile_jobs(image, min_face, rotations, skip_flat, coarse_rotations, workers)
+    results = run_parallel(lambda chunk: _run_tiles(chunk, proposal), jobs, workers, cost=job_cost)
     raw = [c for found, _ in results for c in found]
     calls = sum(n for _, n in results)
     clusters = merge(raw)
@@ -344,7 +414,29 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
     return merge(survivors), calls
 
 
-def second_opinion(image: np.ndarray, centre: tuple[float, float], side: float, roll: float) -> float:
+def _opinions(image: np.ndarray, contenders: list[Candidate]) -> None:
+    """Full-range scores of the re-check's contending turns (``Candidate.opinion``), few calls.
+
+    The roll tries (SECOND_TRIES) go round the contenders: every contender at the face's roll
+    first, the ±8° tries only while no contender has reached SECOND_ENOUGH. Asking each contender
+    all its tries in turn spent three calls on every wrong turn of a real face (the full-range
+    model gives an upside-down or sideways face 0 at every try): 39 of a 1440x1440 still's ~52
+    full-range calls were the re-check's (tune scenes).
+    """
+    for c in contenders:
+        c.opinion = 0.0
+    for offset in SECOND_TRIES if ROUND_ROBIN_TRIES else (None,):
+        for c in contenders:
+            if offset is None:
+                c.opinion = second_opinion(image, tuple(c.centre), c.side, c.roll)
+            elif c.opinion < SECOND_ENOUGH:
+                c.opinion = max(c.opinion, second_opinion(image, tuple(c.centre), c.side, c.roll, (offset,)))
+        if max(c.opinion for c in contenders) >= SECOND_ENOUGH:
+            return
+
+
+def second_opinion(image: np.ndarray, centre: tuple[float, float], side: float, roll: float,
+                   tries: tuple[float, ...] = SECOND_TRIES) -> float:
     """Score of the full-range model on an upright 192 px crop (0 when it sees no face there).
 
     The short-range and full-range models fail on different things: textured blobs (gravel, bark,
@@ -355,7 +447,7 @@ def second_opinion(image: np.ndarray, centre: tuple[float, float], side: float, 
     """
     scale = min(0.4 * 192 / side, 1.0)  # upscaling small faces only lowers this model's score
     best = 0.0
-    for offset in SECOND_TRIES:
+    for offset in tries:
         matrix = transform.upright(centre, roll + offset, scale, (96.0, 96.0))
         result = runtime.full_range_detector().process(warp(image, matrix, (192, 192)))
         back = transform.invert(matrix)

@@ -24,6 +24,14 @@ SURE_ALONE = 0.85  # short-range score that needs no second opinion (no clutter 
 # With a mesh fit that agrees in size, this short-range score needs no second opinion either: the full-range
 # model answered 0 for clear 32-64 px faces (dark skin, white hair) the mesh fitted (tune part: 94.6 -> 98.2 %).
 MESH_VOUCHED = 0.75
+# ... when the face is sharp enough to be worked on (the blur rule's calibrated default, docs/faces.md): on 106 tune
+# scenes the only face the full-range model gave < 0.3 that was not a face was blurry gravel (sharpness 21.6) the
+# mesh fitted at 0.76; the two real ones measured 51 and 79.
+VOUCH_MIN_SHARPNESS = 22.0
+VOUCH_NEEDS_SHARPNESS = True  # a switch for benchmarks
+# A face accepted on the short-range evidence alone (SURE_ALONE, or MESH_VOUCHED with a fitting mesh) gets no
+# second opinion: the full-range score could only raise its reported score, never reject it (a switch for benchmarks).
+SKIP_DECISIVE = True
 
 
 def keypoint_yaw(keypoints: np.ndarray, roll: float) -> float:
@@ -37,8 +45,12 @@ def keypoint_yaw(keypoints: np.ndarray, roll: float) -> float:
     return math.degrees(math.asin(max(-1.0, min(1.0, (x[2] - (x[4] + x[5]) / 2) / half))))
 
 
-def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool) -> Face:
-    """Refine a candidate with the mesh, then score it once more on the refined upright crop."""
+def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool) -> Face | None:
+    """Refine a candidate with the mesh, then score it once more on the refined upright crop.
+
+    None for a candidate the re-check marked ``unseen`` that the mesh does not fit either: its second
+    opinion would be asked on the crop the full-range model has just seen nothing on (detect.DROP_UNSEEN).
+    """
     fit = landmarks.fit_mesh(image, tuple(c.centre), c.side * BLAZE_TO_SQUARE, c.roll) if refine else None
     if fit is not None and abs(transform.wrap(fit.roll - c.roll)) > REFIT_ROLL:
         # The crop was far from upright (a proposal's turn can be a quarter off): fit again, upright.
@@ -57,22 +69,28 @@ def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool) -
         yaw = keypoint_yaw(c.keypoints, c.roll)
         # Beyond ~60° yaw the eye points are guesses: keep the quarter turn the face was found at.
         roll = float(c.roll) if abs(yaw) <= 60 else float(transform.wrap(90 * round(c.roll / 90)))
+        if c.unseen and refine and roll == float(c.roll):
+            return None  # the second opinion's crop is the one the re-check saw nothing on at every roll try
         eyes = sorted([tuple(map(float, c.keypoints[0])), tuple(map(float, c.keypoints[1]))])
         side = c.side * BLAZE_TO_SQUARE
         face = Face(box=rotated_square_bounds(tuple(c.centre), side, roll), score=c.score,
                     eyes=(eyes[0], eyes[1]), roll=roll, yaw=yaw, pitch=0.0, source="detector")
         first = c.score
-    if c.opinion is not None and c.opinion >= detect.SECOND_ENOUGH and abs(transform.wrap(face.roll - c.roll)) <= REFIT_ROLL:
-        second = c.opinion  # the re-check already asked the full-range model at this roll: one call saved
-    else:
-        second = detect.second_opinion(image, face.centre, face.size / BLAZE_TO_SQUARE, face.roll)
     # Both models must agree (one alone is fooled by gravel, bark, galaxies at 0.6-0.8), unless the
     # short-range model is sure on its own: the full-range one misses many faces under ~30 px.
-    vouched = fit is not None and first >= MESH_VOUCHED
-    score = max(math.sqrt(first * second), first if first >= SURE_ALONE or vouched else 0.0)
     sharp = detect.sharpness(image, face.centre, face.size, face.roll)
-    return dataclasses.replace(face, score=float(score), sharpness=sharp,
-                               extra={"short_range": round(first, 4), "full_range": round(second, 4)})
+    vouched = fit is not None and first >= MESH_VOUCHED and (sharp >= VOUCH_MIN_SHARPNESS or not VOUCH_NEEDS_SHARPNESS)
+    decisive = first >= SURE_ALONE or vouched
+    same_roll = abs(transform.wrap(face.roll - c.roll)) <= REFIT_ROLL
+    if c.opinion is not None and (c.opinion >= detect.SECOND_ENOUGH or decisive) and same_roll:
+        second = c.opinion  # the re-check already asked the full-range model at this roll: one call saved
+    elif decisive and SKIP_DECISIVE:
+        second = None  # accepted on the short-range score whatever the full-range model says: not asked
+    else:
+        second = detect.second_opinion(image, face.centre, face.size / BLAZE_TO_SQUARE, face.roll)
+    score = max(math.sqrt(first * (second or 0.0)), first if decisive else 0.0)
+    extra = {"short_range": round(first, 4)} | ({} if second is None else {"full_range": round(second, 4)})
+    return dataclasses.replace(face, score=float(score), sharpness=sharp, extra=extra)
 
 
 def _dedupe(faces: list[Face]) -> list[Face]:
@@ -104,7 +122,7 @@ def refine(image: np.ndarray, candidates: list[detect.Candidate], settings: Face
         candidates, settings.workers)
     calls = len(candidates) * (2 if settings.refine_landmarks else 1)
     faces = []
-    for face in (f for chunk in chunks for f in chunk):
+    for face in (f for chunk in chunks for f in chunk if f is not None):
         if confirmed and not _accepted(face, settings):
             face = dataclasses.replace(face, score=max(face.score, float(face.extra.get("short_range", 0.0))))
         if _accepted(face, settings):

@@ -23,7 +23,11 @@ import numpy as np
 os.environ.setdefault("GLOG_minloglevel", "2")  # keep mediapipe's C++ logging off the CLI's stderr
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-INTERPRETERS_PER_THREAD = 12  # input shapes kept per thread (a 1440x1440 still uses 7; a 640 px window's holds ~40 MB)
+# Input pixels (batch x height x width) of the interpreters one thread keeps: a 640x640 window's interpreter holds
+# ~77 MB (XNNPACK's activations; without XNNPACK 44 MB but 3x slower), so the least recently used shapes go beyond
+# this. One 1440x1440 and one 1280x720 still need ~0.45-1.03 Mpx per thread; before this cap up to 12 shapes
+# (~1 GB per thread) could be kept on a folder of mixed sizes.
+INTERPRETER_PIXELS_PER_THREAD = 1_200_000
 _local = threading.local()
 _pools: dict[int, ThreadPoolExecutor] = {}
 _pool_lock = threading.Lock()
@@ -74,8 +78,9 @@ def litert_available() -> bool:
 def short_range_interpreter(batch: int, height: int = 128, width: int = 128):
     """This thread's LiteRT interpreter of the short-range model for ``batch`` inputs of height x width.
 
-    One interpreter thread each: the worker pool already keeps both cores busy. The last
-    INTERPRETERS_PER_THREAD shapes are kept (window shapes change with the image size).
+    One interpreter thread each: the worker pool already keeps both cores busy. The most recently
+    used shapes are kept up to INTERPRETER_PIXELS_PER_THREAD input pixels in all (window shapes
+    change with the image size); the one asked for is always kept.
     """
     cache_ = _local.__dict__.setdefault("interpreters", {})
     key = (batch, height, width)
@@ -91,7 +96,7 @@ def short_range_interpreter(batch: int, height: int = 128, width: int = 128):
         outputs = {d["name"]: d["index"] for d in interpreter.get_output_details()}
         cache_[key] = (interpreter, interpreter.get_input_details()[0]["index"],
                        outputs["regressors"], outputs["classificators"])
-        while len(cache_) > INTERPRETERS_PER_THREAD:
+        while len(cache_) > 1 and sum(b * h * w for b, h, w in cache_) > INTERPRETER_PIXELS_PER_THREAD:
             cache_.pop(next(iter(cache_)))
     return cache_[key]
 

@@ -87,10 +87,11 @@ def test_tiles_overlap_enough_for_a_face_to_lie_inside_one():
 def test_windows_overlap_enough_for_any_tile_to_lie_inside_one():
     """Windows of a level (``detect.WINDOWS``) overlap by a tile: wherever a 128 px tile of the old
     pyramid could lie, some window holds all of it, so a face is seen with at least a tile's context."""
-    step = detect.WINDOW - detect.WINDOW_OVERLAP
-    for length in (200, 576, 640, 922, 1152, 1440, 2304):
-        side = min(detect.WINDOW, length)
-        starts = detect._starts(length, side, step)
-        assert starts[0] == 0 and starts[-1] + side == length
+    for length in (200, 576, 640, 641, 922, 1024, 1152, 1153, 1440, 2304, 4000):
+        side, starts = detect.window_layout(length)
+        assert starts[0] == 0 and starts[-1] + side == length and side <= detect.WINDOW
+        assert side == length or side % 16 == 0
+        # as few windows as WINDOW-sized ones would need, no larger than needed
+        assert len(starts) == len(detect._starts(length, min(detect.WINDOW, length), detect.WINDOW - detect.WINDOW_OVERLAP))
         for lo in np.arange(0, length - detect.TILE + 1e-9, 0.5):
             assert any(s <= lo and lo + detect.TILE <= s + side for s in starts), (length, lo)

@@ -1,0 +1,136 @@
+"""The still search's cost cuts keep its answers: flat check, balanced work, the re-check's full-range
+tries and early drop, no second opinion where the short-range evidence decides, the interpreter cap."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bump_backend.faces import FaceFinderSettings, detect, finder, runtime
+from bump_backend.faces.finder import BLAZE_TO_SQUARE
+from bump_backend.faces.groundtruth import background, make_scene
+
+pytest.importorskip("mediapipe")
+
+
+def test_flat_check_is_numpys_std_over_all_channels():
+    rng = np.random.default_rng(2)
+    level = np.full((300, 400, 3), 120, np.uint8)
+    level[:, :, 1] += rng.integers(0, 2, (300, 400), dtype=np.uint8)  # std ~0.3: flat
+    level[100:, 200:] = rng.integers(110, 125, (200, 200, 3), dtype=np.uint8)  # std ~4.3: not flat
+    level[:100, 200:, 2] = 115  # channels differ by a constant (std ~2.4 pooled): not flat
+    level[200:, :100] = rng.normal(120, 1.9, (100, 100, 3)).clip(0, 255).astype(np.uint8)  # near the threshold
+    for x0, y0, x1, y1 in [(0, 0, 128, 128), (200, 100, 400, 300), (150, 50, 278, 178), (200, 0, 400, 100),
+                           (0, 200, 100, 300), (0, 0, 400, 300), (10, 210, 90, 290)]:
+        region = level[y0:y1, x0:x1]  # a strided view, as tile_jobs passes it
+        assert detect._flat(region) == (float(region.std()) < detect.FLAT_STD), (x0, y0)
+
+
+def test_run_parallel_splits_by_cost_and_keeps_every_item():
+    costs = [409600, 409600, 409600, 409600, 331776, 82944, 20736] + [16384] * 8  # a 1440x1440 still's jobs
+    chunks = detect.run_parallel(lambda chunk: list(chunk), list(range(len(costs))), 2, cost=lambda i: costs[i])
+    assert sorted(i for chunk in chunks for i in chunk) == list(range(len(costs)))
+    loads = [sum(costs[i] for i in chunk) for chunk in chunks]
+    assert len(chunks) == 2 and abs(loads[0] - loads[1]) <= max(costs)
+    one_each = detect.run_parallel(lambda chunk: [x * 2 for x in chunk], [3, 1, 2], 2)
+    assert one_each == [[6], [2], [4]]  # without a cost: one task per item, results in order
+
+
+def _candidate(centre, side, roll, score, rotation):
+    return detect.Candidate(np.array(centre, float), side, roll, score, np.zeros((6, 2)), rotation)
+
+
+class _Counting:
+    """This thread's real full-range graph, its calls counted."""
+
+    def __init__(self, graph, calls: list) -> None:
+        self.graph, self.calls = graph, calls
+
+    def process(self, image):
+        self.calls.append(image.shape)
+        return self.graph.process(image)
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Full-range model calls (each roll try is one)."""
+    calls: list = []
+    graph = runtime.full_range_detector()
+    monkeypatch.setattr(runtime, "full_range_detector", lambda: _Counting(graph, calls))
+    return calls
+
+
+def test_contending_turns_are_asked_round_robin(counted, monkeypatch):
+    """Upright and upside-down readings of a real face: the full-range model sees the upright one at the
+    face's roll, so the upside-down one is asked once (three times before the round robin)."""
+    scene = make_scene(np.random.default_rng(4), 320, 320, [(56, 30)], mirror_chance=0.0)
+    truth = scene.faces[0]
+    side = truth.size / BLAZE_TO_SQUARE
+    for round_robin, expected in ((True, 2), (False, 4)):
+        monkeypatch.setattr(detect, "ROUND_ROBIN_TRIES", round_robin)
+        counted.clear()
+        turns = [_candidate(truth.centre, side, truth.roll + 180, 0.8, 180),
+                 _candidate(truth.centre, side, truth.roll, 0.78, 0)]
+        chosen = detect._choose_turn(scene.image, turns, prior=0.8)
+        assert chosen is not None and chosen.rotation == 0 and chosen.opinion >= detect.SECOND_ENOUGH
+        assert len(counted) == expected
+
+
+def test_weak_proposals_neither_the_full_range_model_nor_the_mesh_sees_are_dropped(counted, monkeypatch):
+    """A weak reading (best turn < 0.75) the full-range model sees at no contending turn and roll try is
+    dropped unless the mesh fits it, without asking the full-range model again on the same crop."""
+    clutter = background(np.random.default_rng(8), 320, 320)
+    for centre in [(80.0, 90.0), (200.0, 220.0)]:
+        pair = [_candidate(centre, 40.0, 0.0, 0.66, 0), _candidate(centre, 40.0, 90.0, 0.6, 90)]
+        counted.clear()
+        chosen = detect._choose_turn(clutter, pair, prior=0.6)
+        assert chosen.unseen and len(counted) == 2 * len(detect.SECOND_TRIES)  # every contender at every try
+        assert finder._face_from_candidate(clutter, chosen, refine=True) is None
+        assert len(counted) == 2 * len(detect.SECOND_TRIES)  # and not asked again
+    monkeypatch.setattr(detect, "DROP_UNSEEN", False)
+    pair = [_candidate((80.0, 90.0), 40.0, 0.0, 0.66, 0), _candidate((80.0, 90.0), 40.0, 90.0, 0.6, 90)]
+    chosen = detect._choose_turn(clutter, pair, prior=0.6)
+    assert not chosen.unseen and finder._face_from_candidate(clutter, chosen, refine=True) is not None
+    monkeypatch.setattr(detect, "DROP_UNSEEN", True)
+    # A real face read weakly at turns a quarter off its roll: the full-range model sees it at neither,
+    # the mesh fits it and turns the crop, and then the full-range model sees it (a 32 px face at 71°
+    # was lost when such readings were dropped before the mesh).
+    scene = make_scene(np.random.default_rng(2), 320, 320, [(32, 70)], mirror_chance=0.0)
+    truth = scene.faces[0]
+    side = truth.size / BLAZE_TO_SQUARE
+    off = [_candidate(truth.centre, side, truth.roll - 75, 0.64, 0),
+           _candidate(truth.centre, side, truth.roll + 105, 0.6, 180)]
+    chosen = detect._choose_turn(scene.image, off, prior=0.6)
+    assert chosen.unseen
+    face = finder._face_from_candidate(scene.image, chosen, refine=True)
+    assert face is not None and face.landmarks is not None and abs(face.roll - truth.roll) < 5
+    assert finder._accepted(face, FaceFinderSettings())
+
+
+def test_a_face_the_short_range_model_decides_gets_no_second_opinion(portrait, counted, monkeypatch):
+    """A clear face the mesh fits and the short-range model scores >= 0.75 is accepted whatever the
+    full-range model says, so refining it asks that model nothing; the face is the same either way."""
+    truth = portrait.faces[0]
+    candidate = _candidate(truth.centre, truth.size / BLAZE_TO_SQUARE, truth.roll, 0.9, 0)
+    face = finder._face_from_candidate(portrait.image, candidate, refine=True)
+    assert not counted and face.landmarks is not None and face.extra["short_range"] >= finder.MESH_VOUCHED
+    assert "full_range" not in face.extra and face.score == pytest.approx(face.extra["short_range"], abs=1e-4)
+    monkeypatch.setattr(finder, "SKIP_DECISIVE", False)
+    asked = finder._face_from_candidate(portrait.image, candidate, refine=True)
+    assert counted and "full_range" in asked.extra and asked.score >= face.score
+    assert asked.centre == pytest.approx(face.centre) and asked.roll == pytest.approx(face.roll)
+    settings = FaceFinderSettings()
+    assert finder._accepted(face, settings) and finder._accepted(asked, settings)
+
+
+@pytest.mark.skipif(not runtime.litert_available(), reason="LiteRT (ai-edge-litert) not installed")
+def test_interpreters_kept_per_thread_are_capped_by_input_pixels(monkeypatch):
+    monkeypatch.setattr(runtime, "INTERPRETER_PIXELS_PER_THREAD", 128 * 128 * 6)
+    monkeypatch.setattr(runtime._local, "interpreters", {}, raising=False)
+    for shape in [(1, 128, 128), (4, 128, 128), (1, 256, 128), (2, 128, 128), (1, 512, 512)]:
+        runtime.short_range_interpreter(*shape)
+    kept = list(runtime._local.interpreters)
+    assert kept == [(1, 512, 512)]  # alone over the budget: kept, every other one let go
+    runtime.short_range_interpreter(1, 128, 128)
+    runtime.short_range_interpreter(2, 128, 128)
+    assert list(runtime._local.interpreters) == [(1, 128, 128), (2, 128, 128)]
