@@ -83,6 +83,25 @@ def user_scene() -> bpy.types.Object:
     return rig
 
 
+def pump_jobs(scene_name: str, timeout: float = 60.0, until=None) -> list[tuple[str, float, str]]:
+    """Run the add-on's main-thread side like Blender's timer would (no event loop runs timers here);
+    returns what the panel showed, stopping early once ``until(settings)`` holds."""
+    jobs = addon_module("jobs")
+    settings = bpy.data.scenes[scene_name].bump_studio
+    seen = []
+    deadline = time.monotonic() + timeout
+    while jobs.MANAGER.running(scene_name) is not None:
+        assert time.monotonic() < deadline, f"job still {settings.job_state} after {timeout} s"
+        jobs.tick()
+        seen.append((settings.job_state, settings.job_progress, settings.job_stage))
+        if until is not None and until(settings):
+            return seen
+        time.sleep(0.02)
+    jobs.tick()
+    seen.append((settings.job_state, settings.job_progress, settings.job_stage))
+    return seen
+
+
 def snapshot(scene: bpy.types.Scene) -> dict[str, Any]:
     """What a user would notice changed: scenes, objects, cameras, lights, worlds, render settings, selection."""
     render = scene.render

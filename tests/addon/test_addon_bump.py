@@ -13,28 +13,14 @@ from pathlib import Path
 import bpy
 import numpy as np
 import pytest
-from addon_helpers import MODULE, addon_module, snapshot
+from addon_helpers import MODULE, addon_module, pump_jobs, snapshot
 
 from character_library import Library
 from profile_rig.imaging.png_io import read_png
 
 
 def _pump(scene_name: str, timeout: float = 60.0, until=None) -> list[tuple[str, float, str]]:
-    """Run the add-on's main-thread side like Blender's timer would; returns what the panel showed."""
-    jobs = addon_module("jobs")
-    settings = bpy.data.scenes[scene_name].bump_studio
-    seen = []
-    deadline = time.monotonic() + timeout
-    while jobs.MANAGER.running(scene_name) is not None:
-        assert time.monotonic() < deadline, f"job still {settings.job_state} after {timeout} s"
-        jobs.tick()
-        seen.append((settings.job_state, settings.job_progress, settings.job_stage))
-        if until is not None and until(settings):
-            return seen
-        time.sleep(0.02)
-    jobs.tick()
-    seen.append((settings.job_state, settings.job_progress, settings.job_stage))
-    return seen
+    return pump_jobs(scene_name, timeout, until)
 
 
 def _compositor(scene: bpy.types.Scene) -> dict:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,7 +18,16 @@ from types import SimpleNamespace
 import bpy
 import numpy as np
 import pytest
-from addon_helpers import MODULE, BackendProcess, addon_module, configure, snapshot, tiny_settings, user_scene
+from addon_helpers import (
+    MODULE,
+    BackendProcess,
+    addon_module,
+    configure,
+    pump_jobs,
+    snapshot,
+    tiny_settings,
+    user_scene,
+)
 
 from bump_client.client import BumpClient
 from bump_contracts import clip as clip_contract
@@ -38,19 +46,7 @@ def _settings_beyond_snapshot(scene: bpy.types.Scene) -> tuple:
 
 
 def _pump(scene_name: str, timeout: float = 180.0) -> list[tuple[str, float, str]]:
-    """Run the add-on's timer function like Blender's loop would; what the panel showed."""
-    jobs = addon_module("jobs")
-    settings = bpy.data.scenes[scene_name].bump_studio
-    seen = []
-    deadline = time.monotonic() + timeout
-    while jobs.MANAGER.running(scene_name) is not None:
-        assert time.monotonic() < deadline, f"job still {settings.job_state} after {timeout} s"
-        jobs.tick()
-        seen.append((settings.job_state, settings.job_progress, settings.job_stage))
-        time.sleep(0.02)
-    jobs.tick()
-    seen.append((settings.job_state, settings.job_progress, settings.job_stage))
-    return seen
+    return pump_jobs(scene_name, timeout)
 
 
 def _job_folders(studio: dict) -> set[Path]:
