@@ -82,9 +82,10 @@ def _wrap_graph(name: str) -> None:
     setattr(runtime, name, wrapper)
 
 
-def _wrap_litert() -> None:
-    """Count each input of a LiteRT short-range call as one model call (as the graph path counts them)."""
-    original = runtime.run_short_range
+def _wrap_litert(name: str) -> None:
+    """Count each input of a LiteRT call (``runtime.run_short_range`` or ``run_full_range``) as one model
+    call (as the graph path counts them)."""
+    original = getattr(runtime, name)
 
     def wrapper(inputs):
         start = time.perf_counter()
@@ -95,14 +96,15 @@ def _wrap_litert() -> None:
             _ms[stage] += (time.perf_counter() - start) * 1000
         return out
 
-    runtime.run_short_range = wrapper
+    setattr(runtime, name, wrapper)
 
 
 def install() -> None:
     """Count every model call by stage (measuring only: the search itself is unchanged)."""
     for name in ("face_detector", "full_range_detector", "face_mesh"):
         _wrap_graph(name)
-    _wrap_litert()
+    _wrap_litert("run_short_range")
+    _wrap_litert("run_full_range")
     _staged(detect, "_run_tiles", "tiles")
     _staged(detect, "second_opinion", "second opinion")
     _staged(detect, "recheck_turns", "re-check")

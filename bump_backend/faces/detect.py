@@ -449,9 +449,9 @@ def second_opinion(image: np.ndarray, centre: tuple[float, float], side: float, 
     best = 0.0
     for offset in tries:
         matrix = transform.upright(centre, roll + offset, scale, (96.0, 96.0))
-        result = runtime.full_range_detector().process(warp(image, matrix, (192, 192)))
+        found = blazeface.detect_full_range(warp(image, matrix, (192, 192)))
         back = transform.invert(matrix)
-        for d in blazeface.from_mediapipe(result):
+        for d in found:
             c = _parse(d, back, 192, 192, 0, roll)
             near = math.hypot(c.centre[0] - centre[0], c.centre[1] - centre[1]) < 0.4 * side
             if near and 0.5 < c.side / side < 2:
