@@ -49,7 +49,7 @@ class _Counted:
     def process(self, image):
         start = time.perf_counter()
         out = self.graph.process(image)
-        stage = getattr(_stage, "name", "other")
+        stage = getattr(_stage, "name", "other") + (" [full-range]" if image.shape[:2] == (192, 192) else "")
         with _lock:
             _calls[stage] += 1
             _ms[stage] += (time.perf_counter() - start) * 1000
@@ -90,7 +90,7 @@ def _wrap_litert(name: str) -> None:
     def wrapper(inputs):
         start = time.perf_counter()
         out = original(inputs)
-        stage = getattr(_stage, "name", "other")
+        stage = getattr(_stage, "name", "other") + (" [full-range]" if name == "run_full_range" else "")
         with _lock:
             _calls[stage] += inputs.shape[0]
             _ms[stage] += (time.perf_counter() - start) * 1000
