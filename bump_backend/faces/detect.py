@@ -40,8 +40,13 @@ WINDOW = 640  # window side, level pixels (per pixel, a 640 px input costs ~1.5x
 WINDOW_OVERLAP = TILE  # level pixels: any 128 px tile lies wholly inside a window (a face keeps a tile's context)
 # The finest level only holds faces of up to 0.3 of a tile (~38 level px; coarser levels take larger ones), so its
 # windows need only overlap by FINE_OVERLAP for such a face to lie wholly inside one: a 1440x1440 still's four
-# 640 px windows become 608 px ones (-10 % of the finest level's pixels, which are ~70 % of the pyramid's).
+# 640 px windows become 608 px ones (-10 % of the finest level's pixels, which are ~70 % of the pyramid's). A new
+# window shape costs an interpreter per thread (~60 MB; rebuilt when the per-thread cap lets it go): a 1280x720
+# still's two 576x576 windows would become 544x576 (-6 %), and alternating 1440x1440 / 1280x720 stills then built
+# 19 instead of 11 interpreters per 6 stills, which cost more than the pixels saved. So the tighter overlap is used
+# only where it saves at least FINE_MIN_SAVING of the level's window pixels.
 FINE_OVERLAP = 64
+FINE_MIN_SAVING = 0.08
 TIGHT_FINEST = True  # the finest level's windows overlap by FINE_OVERLAP (False: WINDOW_OVERLAP; a switch for benchmarks)
 TIGHT_WINDOWS = True  # windows only as large as the overlap needs (window_layout; False: 640 px; a switch for benchmarks)
 BALANCED = True  # run_parallel: chunks by cost / one task per item (False: every workers-th item; a switch for benchmarks)
@@ -181,8 +186,11 @@ def tile_jobs(image: np.ndarray, min_face: float, rotations: tuple[int, ...], sk
         turns = rotations if coarse_rotations is None or index < len(levels) - 2 else coarse_rotations
         lh, lw = level.shape[:2]
         if windows and index < len(levels) - 2 and max(lh, lw) > TILE:
-            overlap = FINE_OVERLAP if index == 0 and TIGHT_FINEST else WINDOW_OVERLAP
-            (side_x, xs), (side_y, ys) = window_layout(lw, overlap), window_layout(lh, overlap)
+            (side_x, xs), (side_y, ys) = window_layout(lw), window_layout(lh)
+            if index == 0 and TIGHT_FINEST:
+                (tight_x, txs), (tight_y, tys) = window_layout(lw, FINE_OVERLAP), window_layout(lh, FINE_OVERLAP)
+                if tight_x * len(txs) * tight_y * len(tys) <= (1 - FINE_MIN_SAVING) * side_x * len(xs) * side_y * len(ys):
+                    (side_x, xs), (side_y, ys) = (tight_x, txs), (tight_y, tys)
             for y0 in ys:
                 for x0 in xs:
                     rect = (x0, y0, x0 + side_x, y0 + side_y)

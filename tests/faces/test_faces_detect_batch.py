@@ -114,3 +114,7 @@ def test_finest_level_windows_overlap_enough_for_its_largest_face():
         jobs = detect.tile_jobs(image, 24, (0,), True, (0, 90, 180, 270))
         finest = max(j.scale for j in jobs)
         assert {j.rect[2] - j.rect[0] for j in jobs if j.scale == finest} == {608}  # 640 at a tile's overlap
+        frame = np.ascontiguousarray(image[:720, :1280])  # 1024x576 finest level: -6 % only, the 576x576 shape kept
+        jobs = detect.tile_jobs(frame, 24, (0,), True, (0, 90, 180, 270))
+        finest = max(j.scale for j in jobs)
+        assert {(j.rect[2] - j.rect[0], j.rect[3] - j.rect[1]) for j in jobs if j.scale == finest} == {(576, 576)}
