@@ -1,4 +1,4 @@
-"""mediapipe's short-range BlazeFace outside its graph: 128 px inputs in small batches, and whole windows.
+"""mediapipe's BlazeFace models outside their graphs: short-range on 128 px inputs and whole windows, full-range.
 
 mediapipe's ``FaceDetection`` graph runs one image per call, ~1.3 ms a call here, of which the
 model itself is ~1 ms; a 1440x1440 still's tile pyramid made ~300 such calls. This module runs the
@@ -10,7 +10,8 @@ keypoints decoded against the anchors (scale 128), sigmoid scores with clipping 
 score threshold, weighted non-maximum suppression (IoU > 0.3), then letterbox removal.
 ``tests/faces/test_faces_blazeface.py`` checks it against the graph on real tiles. Batching
 saves little (the model is most of a call); running the model once over a whole window of a
-pyramid level (``detect_windows``) removes the tiles' overlap instead.
+pyramid level (``detect_windows``) removes the tiles' overlap instead. The full-range model (192 px
+crops: the re-check's turn pick and the second opinion) is run the same way (``detect_full_range``).
 
 Without a loadable ``ai_edge_litert`` the graph itself is called once per input (the same
 ``Detection``s). The decoding is plain numpy; the interpreters (one per thread and input shape)

@@ -3,8 +3,8 @@
 mediapipe's legacy ``solutions`` graphs are not thread-safe, but they release the GIL while they
 run, so two threads with their own graphs use both cores (measured: 1.5 -> 0.74 ms per tile call).
 The models ship inside the mediapipe 0.10.21 wheel; nothing is downloaded. The short-range model's
-``.tflite`` file is also run directly, on tiles and whole windows, by the LiteRT interpreter
-(``ai-edge-litert``, optional: ``blazeface`` falls back to the graph without it).
+``.tflite`` file (on tiles and whole windows) and the full-range one are also run directly by the
+LiteRT interpreter (``ai-edge-litert``, optional: ``blazeface`` falls back to the graphs without it).
 """
 
 from __future__ import annotations
