@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from face_sources import Render, load_renders
 
-from bump_backend.faces import FaceFinderSettings, blazeface, find_faces, finder
+from bump_backend.faces import FaceFinderSettings, blazeface, find_faces, finder, runtime
 from bump_backend.faces import detect as ours
 from bump_backend.faces.groundtruth import TruthFace, background, degrade, place_face, similarity
 from bump_backend.faces.track import FaceTracker
@@ -260,10 +260,9 @@ def cold_start() -> dict[str, float]:
     code = (
         "import time; t0 = time.perf_counter()\n"
         "import numpy as np\n"
-        "from bump_backend.faces import FaceFinderSettings, find_faces, runtime\n"
+        "from bump_backend.faces import FaceFinderSettings, blazeface, find_faces, runtime\n"
         "t1 = time.perf_counter()\n"
-        "runtime.face_detector(0.45); runtime.full_range_detector(); runtime.face_mesh()\n"
-        "runtime.litert_available() and runtime.short_range_interpreter(32)\n"
+        "blazeface.load(); runtime.face_mesh()  # as the CLI loads them\n"
         "t2 = time.perf_counter()\n"
         "noise = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)\n"
         "find_faces(noise, settings=FaceFinderSettings(workers=1))\n"
@@ -285,14 +284,21 @@ COST_CUTS = ((ours, "ROUND_ROBIN_TRIES"), (ours, "DROP_UNSEEN"), (ours, "BALANCE
              (finder, "SKIP_DECISIVE"), (finder, "VOUCH_NEEDS_SHARPNESS"))
 
 
+# Issue 17's third cost pass, each behind a switch: all off, the search is main's path before it (the full-range
+# model through mediapipe's graph, the finest level's windows overlapping by a whole tile).
+THIRD_PASS = ((blazeface, "FULL_RANGE_LITERT"), (ours, "TIGHT_FINEST"))
+
+
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
-             cuts: bool = True) -> None:
+             cuts: bool = True, third: bool = True) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
-    ``cuts`` False: without COST_CUTS."""
+    ``cuts`` False: without COST_CUTS (nor THIRD_PASS); ``third`` False: without THIRD_PASS."""
     shape = (scene.image.shape[1], scene.image.shape[0])
     blazeface.USE_BATCH = batched
     for module, name in COST_CUTS:
         setattr(module, name, cuts)
+    for module, name in THIRD_PASS:
+        setattr(module, name, cuts and third)
     try:
         start, cpu = time.perf_counter(), time.process_time()
         result = find_faces(scene.image, settings=settings)
@@ -300,7 +306,7 @@ def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSetting
         tally.cpu_ms.setdefault(shape, []).append((time.process_time() - cpu) * 1000)
     finally:
         blazeface.USE_BATCH = True
-        for module, name in COST_CUTS:
+        for module, name in COST_CUTS + THIRD_PASS:
             setattr(module, name, True)
     tally.calls.append(result.detector_calls)
     faces = result.faces + [s.face for s in result.skipped]
@@ -308,12 +314,14 @@ def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSetting
 
 
 def run_part(name: str, scenes: list[Scene], baseline: FacePopBaseline | None, settings: FaceFinderSettings,
-             tallies: dict, per_tile: bool = False, before_cuts: bool = False) -> None:
-    """Every detector on every scene; ours and "before cost cuts" alternate which runs first (cache, load)."""
+             tallies: dict, per_tile: bool = False, before_cuts: bool = False, before_third: bool = False) -> None:
+    """Every detector on every scene; ours, "before cost cuts" and "before the third pass" alternate which
+    runs first (cache, load)."""
     base = tallies.setdefault((name, "FacePop"), Tally()) if baseline is not None else None
     mine = tallies.setdefault((name, "ours"), Tally())
     old = tallies.setdefault((name, "ours, per-tile graph calls"), Tally()) if per_tile else None
     uncut = tallies.setdefault((name, "ours, before cost cuts"), Tally()) if before_cuts else None
+    main = tallies.setdefault((name, "ours, before third pass"), Tally()) if before_third else None
     for i, scene in enumerate(scenes):
         shape = (scene.image.shape[1], scene.image.shape[0])
         if base is not None:
@@ -323,9 +331,10 @@ def run_part(name: str, scenes: list[Scene], baseline: FacePopBaseline | None, s
             base.cpu_ms.setdefault(shape, []).append((time.process_time() - cpu) * 1000)
             base.calls.append(calls)
             score(base, scene, found, i)
-        runs = [(mine, True)] + ([(uncut, False)] if uncut is not None else [])
-        for tally, cuts in runs if i % 2 == 0 else runs[::-1]:
-            run_ours(tally, scene, i, settings, batched=True, cuts=cuts)
+        runs = ([(mine, True, True)] + ([(uncut, False, False)] if uncut is not None else [])
+                + ([(main, True, False)] if main is not None else []))
+        for tally, cuts, third in runs if i % 2 == 0 else runs[::-1]:
+            run_ours(tally, scene, i, settings, batched=True, cuts=cuts, third=third)
         if old is not None:
             run_ours(old, scene, i, settings, batched=False)
         print(f"  {name} {i + 1}/{len(scenes)}", file=sys.stderr, flush=True)
@@ -374,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run the old path (one mediapipe graph call per tile and re-check) on the same images")
     parser.add_argument("--before-cuts", action="store_true",
                         help="also run the search without the cost cuts (COST_CUTS: the path before them) on the same images")
+    parser.add_argument("--before-third", action="store_true",
+                        help="also run the search without the third cost pass (THIRD_PASS: main's path before it) on the same images")
     parser.add_argument("--no-facepop", action="store_true",
                         help="leave out the FacePop method, the tracking clip and the cold start (quicker tune runs)")
     parser.add_argument("--rotations", type=int, nargs="+", default=None,
@@ -386,6 +397,11 @@ def main(argv: list[str] | None = None) -> int:
     settings = FaceFinderSettings(min_face_size=24, skip_smaller_than=0)
     if args.rotations is not None:
         settings = dataclasses.replace(settings, rotations=tuple(args.rotations))
+    if args.before_cuts or args.before_third:
+        # Each path's window shapes fit under the per-thread interpreter cap, two paths' side by side do not: the
+        # cap would rebuild each other's interpreters every scene (measured: 49 instead of 10 built over 16
+        # searches, +16 % CPU on the path before the third pass), so the comparison lifts it.
+        runtime.INTERPRETER_PIXELS_PER_THREAD = 4_000_000
     load = os.getloadavg()[0]
     cold = {} if args.no_facepop else cold_start()
     baseline = None if args.no_facepop else FacePopBaseline()
@@ -400,7 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, (pool, photos, seed) in parts.items():
         if args.part not in ("both", name.replace("-", "_")):
             continue
-        run_part(name, build(seed, images, pool, photos), baseline, settings, tallies, args.per_tile, args.before_cuts)
+        run_part(name, build(seed, images, pool, photos), baseline, settings, tallies, args.per_tile, args.before_cuts,
+                 args.before_third)
     tracking = {}
     if baseline is not None:
         clip, truth = sequence(args.seed + 2, frames, held)
@@ -416,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
               f"full detection every {args.detect_every} frames\n")
         print(table(tracking))
         print("\ncold start (fresh process, s): " + ", ".join(f"{k} {v:.2f}" for k, v in cold.items()))
-    for against in ("FacePop", "ours, per-tile graph calls", "ours, before cost cuts"):
+    for against in ("FacePop", "ours, per-tile graph calls", "ours, before cost cuts", "ours, before third pass"):
         for kind in ("wall", "CPU"):
             ratio = {}
             for name in ("tune", "held-out"):

@@ -13,7 +13,9 @@ through LiteRT (``blazeface``) on the same tiles, and on whole windows of each p
 (``detect.WINDOWS``, a window counts one call), with and without the cost cuts (``bench_faces.COST_CUTS``:
 the re-check's full-range tries, the early drop, no second opinion where the short-range evidence decides,
 balanced work); the default tile turns ``(0,)`` and ``(0, 180)``; with
-``--four-turn`` the re-check that always looks at four turns (before ``detect.OPPOSITE_TURNS_DECIDE``). Scenes are the benchmark's *tune* part (``bench_faces.py``), never the held-out one.
+``--four-turn`` the re-check that always looks at four turns; with and without the third pass
+(``bench_faces.THIRD_PASS``: the full-range model through LiteRT, the finest level's tighter windows); full-range
+calls are listed apart (``[full-range]``) under the stage that made them (before ``detect.OPPOSITE_TURNS_DECIDE``). Scenes are the benchmark's *tune* part (``bench_faces.py``), never the held-out one.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_faces import COST_CUTS, PHOTOS, build
+from bench_faces import COST_CUTS, PHOTOS, THIRD_PASS, build
 from face_sources import load_renders
 
 from bump_backend.faces import FaceFinderSettings, blazeface, detect, find_faces, landmarks, runtime
@@ -49,7 +51,7 @@ class _Counted:
     def process(self, image):
         start = time.perf_counter()
         out = self.graph.process(image)
-        stage = getattr(_stage, "name", "other")
+        stage = getattr(_stage, "name", "other") + (" [full-range]" if image.shape[:2] == (192, 192) else "")
         with _lock:
             _calls[stage] += 1
             _ms[stage] += (time.perf_counter() - start) * 1000
@@ -82,27 +84,29 @@ def _wrap_graph(name: str) -> None:
     setattr(runtime, name, wrapper)
 
 
-def _wrap_litert() -> None:
-    """Count each input of a LiteRT short-range call as one model call (as the graph path counts them)."""
-    original = runtime.run_short_range
+def _wrap_litert(name: str) -> None:
+    """Count each input of a LiteRT call (``runtime.run_short_range`` or ``run_full_range``) as one model
+    call (as the graph path counts them)."""
+    original = getattr(runtime, name)
 
     def wrapper(inputs):
         start = time.perf_counter()
         out = original(inputs)
-        stage = getattr(_stage, "name", "other")
+        stage = getattr(_stage, "name", "other") + (" [full-range]" if name == "run_full_range" else "")
         with _lock:
             _calls[stage] += inputs.shape[0]
             _ms[stage] += (time.perf_counter() - start) * 1000
         return out
 
-    runtime.run_short_range = wrapper
+    setattr(runtime, name, wrapper)
 
 
 def install() -> None:
     """Count every model call by stage (measuring only: the search itself is unchanged)."""
     for name in ("face_detector", "full_range_detector", "face_mesh"):
         _wrap_graph(name)
-    _wrap_litert()
+    _wrap_litert("run_short_range")
+    _wrap_litert("run_full_range")
     _staged(detect, "_run_tiles", "tiles")
     _staged(detect, "second_opinion", "second opinion")
     _staged(detect, "recheck_turns", "re-check")
@@ -123,15 +127,16 @@ def main(argv: list[str] | None = None) -> int:
     install()
     base = FaceFinderSettings(min_face_size=24, skip_smaller_than=0)
     # (label, settings, re-check stops when 0° and 180° see nothing, short-range model through LiteRT,
-    # pyramid levels in windows, bench_faces.COST_CUTS on)
+    # pyramid levels in windows, bench_faces.COST_CUTS on, bench_faces.THIRD_PASS on)
     turned = dataclasses.replace(base, rotations=(0, 180))
-    variants = [("(0,), graph calls, tiles (before)", base, True, False, False, False),
-                ("(0,), LiteRT, tiles", base, True, True, False, False),
-                ("(0,), LiteRT, windows, before cost cuts", base, True, True, True, False),
-                ("(0,), LiteRT, windows, cost cuts (default)", base, True, True, True, True),
-                ("(0, 180), LiteRT, windows, cost cuts", turned, True, True, True, True)]
+    variants = [("(0,), graph calls, tiles (before)", base, True, False, False, False, False),
+                ("(0,), LiteRT, tiles", base, True, True, False, False, False),
+                ("(0,), LiteRT, windows, before cost cuts", base, True, True, True, False, False),
+                ("(0,), LiteRT, windows, cost cuts, before third pass", base, True, True, True, True, False),
+                ("(0,), LiteRT, windows, cost cuts, third pass (default)", base, True, True, True, True, True),
+                ("(0, 180), LiteRT, windows, cost cuts, third pass", turned, True, True, True, True, True)]
     if args.four_turn:
-        variants.insert(0, ("(0,), 4-turn re-check, graph calls, tiles", base, False, False, False, False))
+        variants.insert(0, ("(0,), 4-turn re-check, graph calls, tiles", base, False, False, False, False, False))
     for batched in (False, True):  # warm both threads' graphs and interpreters
         blazeface.USE_BATCH = batched
         find_faces(scenes[0].image, settings=base)
@@ -140,12 +145,14 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|---|")
     for scene in scenes:
         h, w = scene.image.shape[:2]
-        for label, settings, early, batched, windows, cuts in variants:
+        for label, settings, early, batched, windows, cuts, third in variants:
             detect.OPPOSITE_TURNS_DECIDE = early
             blazeface.USE_BATCH = batched
             detect.WINDOWS = windows
             for module, name in COST_CUTS:
                 setattr(module, name, cuts)
+            for module, name in THIRD_PASS:
+                setattr(module, name, third)
             _calls.clear()
             _ms.clear()
             start, cpu = time.perf_counter(), time.process_time()

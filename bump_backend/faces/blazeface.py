@@ -1,4 +1,4 @@
-"""mediapipe's short-range BlazeFace outside its graph: 128 px inputs in small batches, and whole windows.
+"""mediapipe's BlazeFace models outside their graphs: short-range on 128 px inputs and whole windows, full-range.
 
 mediapipe's ``FaceDetection`` graph runs one image per call, ~1.3 ms a call here, of which the
 model itself is ~1 ms; a 1440x1440 still's tile pyramid made ~300 such calls. This module runs the
@@ -10,7 +10,8 @@ keypoints decoded against the anchors (scale 128), sigmoid scores with clipping 
 score threshold, weighted non-maximum suppression (IoU > 0.3), then letterbox removal.
 ``tests/faces/test_faces_blazeface.py`` checks it against the graph on real tiles. Batching
 saves little (the model is most of a call); running the model once over a whole window of a
-pyramid level (``detect_windows``) removes the tiles' overlap instead.
+pyramid level (``detect_windows``) removes the tiles' overlap instead. The full-range model (192 px
+crops: the re-check's turn pick and the second opinion) is run the same way (``detect_full_range``).
 
 Without a loadable ``ai_edge_litert`` the graph itself is called once per input (the same
 ``Detection``s). The decoding is plain numpy; the interpreters (one per thread and input shape)
@@ -38,6 +39,13 @@ BATCHES = (4, 2, 1)  # inputs per interpreter call: larger batches were slower p
 # batched path applies the same floor so both paths give the same detections.
 GRAPH_MIN_SCORE = 0.5
 USE_BATCH = True  # False: one mediapipe graph call per input (the old path; a switch for benchmarks)
+# The full-range model (mediapipe's face_detection_full_range graph): 192x192 input, one SSD layer at stride 4
+# with one fixed-size anchor per cell (2304), offsets at scale 192. Its graph keeps no score under 0.6 (lowest
+# seen 0.6007 on 180 crops), so the LiteRT path drops those before its weighted suppression, as the graph does.
+FULL_RANGE_INPUT = 192
+FULL_RANGE_STRIDE = 4
+FULL_RANGE_MIN_SCORE = 0.6
+FULL_RANGE_LITERT = True  # False: the full-range graph even with LiteRT installed (a switch for benchmarks)
 
 
 @dataclass(frozen=True)
@@ -165,13 +173,47 @@ def from_mediapipe(result) -> list[Detection]:
     return out
 
 
+def full_range_anchors() -> np.ndarray:
+    """Anchor centres (x, y), relative, of the full-range model: one per 4 px cell of 192x192, row by row."""
+    cells = FULL_RANGE_INPUT // FULL_RANGE_STRIDE
+    yy, xx = np.mgrid[0:cells, 0:cells]
+    return np.stack([(xx + 0.5) / cells, (yy + 0.5) / cells], axis=-1).reshape(-1, 2).astype(np.float32)
+
+
+FULL_RANGE_ANCHORS = full_range_anchors()
+
+
+def full_range_litert() -> bool:
+    """Whether the full-range model runs through LiteRT (installed, and neither switch turned off)."""
+    return FULL_RANGE_LITERT and USE_BATCH and runtime.litert_available()
+
+
+def detect_full_range(image: np.ndarray) -> list[Detection]:
+    """Full-range detections (score >= FULL_RANGE_MIN_SCORE) of one 192x192 RGB uint8 crop, best first.
+
+    Through LiteRT when it loads (3.0-3.9 ms a call against 3.8-4.4 through the graph), else the
+    graph itself; ``tests/faces/test_faces_blazeface.py`` checks that both give the same detections.
+    """
+    if image.shape[:2] != (FULL_RANGE_INPUT, FULL_RANGE_INPUT):
+        raise ValueError(f"the full-range model takes 192x192 crops, got {image.shape[:2]}")
+    if not full_range_litert():
+        return from_mediapipe(runtime.full_range_detector().process(np.ascontiguousarray(image)))
+    raw_boxes, raw_scores = runtime.run_full_range(to_input(image[None]))
+    return decode(raw_boxes, raw_scores, FULL_RANGE_MIN_SCORE, anchors=FULL_RANGE_ANCHORS,
+                  size=(FULL_RANGE_INPUT, FULL_RANGE_INPUT))
+
+
 def load() -> None:
-    """Load this thread's short-range model now (the CLI times model loading apart from the search)."""
+    """Load this thread's short-range and full-range models now (the CLI times model loading apart from the search)."""
     if USE_BATCH and runtime.litert_available():
         for size in BATCHES:
             runtime.short_range_interpreter(size)
     else:
         runtime.face_detector(GRAPH_MIN_SCORE)
+    if full_range_litert():
+        runtime.run_full_range(np.zeros((1, FULL_RANGE_INPUT, FULL_RANGE_INPUT, 3), np.float32))
+    else:
+        runtime.full_range_detector()
 
 
 def detect_many(images: list[np.ndarray], threshold: float) -> list[list[Detection]]:

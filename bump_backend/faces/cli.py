@@ -102,7 +102,6 @@ def _detect_many(args: argparse.Namespace) -> int:
     quiet = contextlib.nullcontext() if args.verbose else runtime.quiet_native_logs()
     with quiet:
         blazeface.load()
-        runtime.full_range_detector()
         if settings.refine_landmarks:
             runtime.face_mesh()
         load_ms = (time.perf_counter() - start) * 1000

@@ -38,6 +38,16 @@ SECOND_ENOUGH = 0.5  # a full-range score that ends the tries
 WINDOWS = True  # a switch for benchmarks; off without LiteRT
 WINDOW = 640  # window side, level pixels (per pixel, a 640 px input costs ~1.5x a 128 px one: cache)
 WINDOW_OVERLAP = TILE  # level pixels: any 128 px tile lies wholly inside a window (a face keeps a tile's context)
+# The finest level only holds faces of up to 0.3 of a tile (~38 level px; coarser levels take larger ones), so its
+# windows need only overlap by FINE_OVERLAP for such a face to lie wholly inside one: a 1440x1440 still's four
+# 640 px windows become 608 px ones (-10 % of the finest level's pixels, which are ~70 % of the pyramid's). A new
+# window shape costs an interpreter per thread (~60 MB; rebuilt when the per-thread cap lets it go): a 1280x720
+# still's two 576x576 windows would become 544x576 (-6 %), and alternating 1440x1440 / 1280x720 stills then built
+# 19 instead of 11 interpreters per 6 stills, which cost more than the pixels saved. So the tighter overlap is used
+# only where it saves at least FINE_MIN_SAVING of the level's window pixels.
+FINE_OVERLAP = 64
+FINE_MIN_SAVING = 0.08
+TIGHT_FINEST = True  # the finest level's windows overlap by FINE_OVERLAP (False: WINDOW_OVERLAP; a switch for benchmarks)
 TIGHT_WINDOWS = True  # windows only as large as the overlap needs (window_layout; False: 640 px; a switch for benchmarks)
 BALANCED = True  # run_parallel: chunks by cost / one task per item (False: every workers-th item; a switch for benchmarks)
 # A re-checked proposal whose best short-range score is under the mesh-vouched 0.75 and whose contending turns the
@@ -97,9 +107,9 @@ def _starts(length: int, side: int = TILE, step: float = TILE * (1 - OVERLAP)) -
     return sorted({round(i * (length - side) / (count - 1)) for i in range(count)})
 
 
-def window_layout(length: int) -> tuple[int, list[int]]:
+def window_layout(length: int, overlap: int = WINDOW_OVERLAP) -> tuple[int, list[int]]:
     """Window side and starts along one axis of a level: as few windows as WINDOW allows, each as small
-    as an overlap of WINDOW_OVERLAP allows (a multiple of 16, the model's padding step).
+    as an overlap of ``overlap`` level pixels allows (a multiple of 16, the model's padding step).
 
     A 1024 px level takes two 576 px windows instead of two 640 px ones (-10 % pixels), and 1280x720
     stills then share the 576x576 window shape of 1440x1440 ones (fewer interpreters kept).
@@ -107,10 +117,10 @@ def window_layout(length: int) -> tuple[int, list[int]]:
     if length <= WINDOW:
         return length, [0]
     if not TIGHT_WINDOWS:
-        return WINDOW, _starts(length, WINDOW, WINDOW - WINDOW_OVERLAP)
-    count = math.ceil((length - WINDOW) / (WINDOW - WINDOW_OVERLAP)) + 1
-    side = min(WINDOW, -(-math.ceil((length + (count - 1) * WINDOW_OVERLAP) / count) // 16) * 16)
-    return side, _starts(length, side, side - WINDOW_OVERLAP)
+        return WINDOW, _starts(length, WINDOW, WINDOW - overlap)
+    count = math.ceil((length - WINDOW) / (WINDOW - overlap)) + 1
+    side = min(WINDOW, -(-math.ceil((length + (count - 1) * overlap) / count) // 16) * 16)
+    return side, _starts(length, side, side - overlap)
 
 
 def use_windows() -> bool:
@@ -177,6 +187,10 @@ def tile_jobs(image: np.ndarray, min_face: float, rotations: tuple[int, ...], sk
         lh, lw = level.shape[:2]
         if windows and index < len(levels) - 2 and max(lh, lw) > TILE:
             (side_x, xs), (side_y, ys) = window_layout(lw), window_layout(lh)
+            if index == 0 and TIGHT_FINEST:
+                (tight_x, txs), (tight_y, tys) = window_layout(lw, FINE_OVERLAP), window_layout(lh, FINE_OVERLAP)
+                if tight_x * len(txs) * tight_y * len(tys) <= (1 - FINE_MIN_SAVING) * side_x * len(xs) * side_y * len(ys):
+                    (side_x, xs), (side_y, ys) = (tight_x, txs), (tight_y, tys)
             for y0 in ys:
                 for x0 in xs:
                     rect = (x0, y0, x0 + side_x, y0 + side_y)
@@ -449,9 +463,9 @@ def second_opinion(image: np.ndarray, centre: tuple[float, float], side: float, 
     best = 0.0
     for offset in tries:
         matrix = transform.upright(centre, roll + offset, scale, (96.0, 96.0))
-        result = runtime.full_range_detector().process(warp(image, matrix, (192, 192)))
+        found = blazeface.detect_full_range(warp(image, matrix, (192, 192)))
         back = transform.invert(matrix)
-        for d in blazeface.from_mediapipe(result):
+        for d in found:
             c = _parse(d, back, 192, 192, 0, roll)
             near = math.hypot(c.centre[0] - centre[0], c.centre[1] - centre[1]) < 0.4 * side
             if near and 0.5 < c.side / side < 2:

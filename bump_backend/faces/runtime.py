@@ -3,8 +3,8 @@
 mediapipe's legacy ``solutions`` graphs are not thread-safe, but they release the GIL while they
 run, so two threads with their own graphs use both cores (measured: 1.5 -> 0.74 ms per tile call).
 The models ship inside the mediapipe 0.10.21 wheel; nothing is downloaded. The short-range model's
-``.tflite`` file is also run directly, on tiles and whole windows, by the LiteRT interpreter
-(``ai-edge-litert``, optional: ``blazeface`` falls back to the graph without it).
+``.tflite`` file (on tiles and whole windows) and the full-range one are also run directly by the
+LiteRT interpreter (``ai-edge-litert``, optional: ``blazeface`` falls back to the graphs without it).
 """
 
 from __future__ import annotations
@@ -53,16 +53,26 @@ def face_detector(threshold: float):
     return cache[key]
 
 
-@cache
-def short_range_model() -> Path:
-    """The short-range BlazeFace ``.tflite`` file inside the installed mediapipe wheel."""
+def _model_file(name: str) -> Path:
     spec = importlib.util.find_spec("mediapipe")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("mediapipe 0.10.21 is needed for face detection (pip install --no-deps mediapipe==0.10.21)")
-    path = Path(next(iter(spec.submodule_search_locations))) / "modules/face_detection/face_detection_short_range.tflite"
+    path = Path(next(iter(spec.submodule_search_locations))) / "modules/face_detection" / name
     if not path.is_file():
-        raise RuntimeError(f"the short-range face model is missing from the mediapipe install: {path}")
+        raise RuntimeError(f"a face model is missing from the mediapipe install: {path}")
     return path
+
+
+@cache
+def short_range_model() -> Path:
+    """The short-range BlazeFace ``.tflite`` file inside the installed mediapipe wheel."""
+    return _model_file("face_detection_short_range.tflite")
+
+
+@cache
+def full_range_model() -> Path:
+    """The full-range BlazeFace ``.tflite`` file (192x192 input) inside the installed mediapipe wheel."""
+    return _model_file("face_detection_full_range_sparse.tflite")
 
 
 @cache
@@ -75,30 +85,43 @@ def litert_available() -> bool:
     return True
 
 
-def short_range_interpreter(batch: int, height: int = 128, width: int = 128):
-    """This thread's LiteRT interpreter of the short-range model for ``batch`` inputs of height x width.
+def _interpreter(model: Path, native: tuple[int, int, int], batch: int, height: int, width: int):
+    """This thread's LiteRT interpreter of ``model`` for ``batch`` inputs of height x width.
 
     One interpreter thread each: the worker pool already keeps both cores busy. The most recently
-    used shapes are kept up to INTERPRETER_PIXELS_PER_THREAD input pixels in all (window shapes
-    change with the image size); the one asked for is always kept.
+    used shapes (of all models) are kept up to INTERPRETER_PIXELS_PER_THREAD input pixels in all
+    (window shapes change with the image size); the one asked for is always kept.
     """
     cache_ = _local.__dict__.setdefault("interpreters", {})
-    key = (batch, height, width)
+    key = (model.name, batch, height, width)
     if key in cache_:
         cache_[key] = cache_.pop(key)  # most recently used last
     else:
         from ai_edge_litert.interpreter import Interpreter  # optional, heavy: only when LiteRT is used
 
-        interpreter = Interpreter(model_path=str(short_range_model()), num_threads=1)
-        if key != (1, 128, 128):
+        interpreter = Interpreter(model_path=str(model), num_threads=1)
+        if (batch, height, width) != native:
             interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], [batch, height, width, 3])
         interpreter.allocate_tensors()
-        outputs = {d["name"]: d["index"] for d in interpreter.get_output_details()}
-        cache_[key] = (interpreter, interpreter.get_input_details()[0]["index"],
-                       outputs["regressors"], outputs["classificators"])
-        while len(cache_) > 1 and sum(b * h * w for b, h, w in cache_) > INTERPRETER_PIXELS_PER_THREAD:
+        outputs = [d["index"] for d in sorted(interpreter.get_output_details(), key=lambda d: d["shape"][-1])]
+        cache_[key] = (interpreter, interpreter.get_input_details()[0]["index"], outputs[1], outputs[0])
+        while len(cache_) > 1 and sum(b * h * w for _, b, h, w in cache_) > INTERPRETER_PIXELS_PER_THREAD:
             cache_.pop(next(iter(cache_)))
     return cache_[key]
+
+
+def short_range_interpreter(batch: int, height: int = 128, width: int = 128):
+    """This thread's LiteRT interpreter of the short-range model: (interpreter, input, boxes, scores) indices."""
+    return _interpreter(short_range_model(), (1, 128, 128), batch, height, width)
+
+
+def run_full_range(inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Raw outputs of the full-range model for one 1 x 192 x 192 x 3 float input in [-1, 1]:
+    the regressors (2304 x 16) and the score logits (2304), one anchor per 4 px cell."""
+    interpreter, source, boxes, scores = _interpreter(full_range_model(), (1, 192, 192), 1, 192, 192)
+    interpreter.set_tensor(source, np.ascontiguousarray(inputs, dtype=np.float32))
+    interpreter.invoke()
+    return interpreter.get_tensor(boxes)[0], interpreter.get_tensor(scores)[0, :, 0]
 
 
 def run_short_range(inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from bump_backend.faces import FaceFinderSettings, blazeface, detect, find_faces, runtime
+from bump_backend.faces import FaceFinderSettings, blazeface, detect, find_faces, runtime, transform
+from bump_backend.faces.align import warp
 from bump_backend.faces.groundtruth import make_scene
 
 pytest.importorskip("mediapipe")
@@ -142,3 +143,40 @@ def test_windows_take_the_threshold_as_given(tiles):
     scores = [d.score for d in blazeface.detect_windows([canvas], 0.3)[0]]
     assert min(scores) >= 0.3 and any(s < blazeface.GRAPH_MIN_SCORE for s in scores)
     assert all(d.score >= 0.5 for d in blazeface.detect_windows([canvas], 0.5)[0])
+
+
+@pytest.fixture(scope="module")
+def full_range_crops() -> list[np.ndarray]:
+    """192 px crops as the second opinion cuts them: real faces (24-120 px) at, near and off their roll, and clutter."""
+    rng = np.random.default_rng(5)
+    faces = [(40, 0), (30, 170), (48, -100), (36, 60), (28, -30), (44, 120), (64, 90), (96, 10), (120, -40)]
+    scene = make_scene(rng, 960, 600, faces, mirror_chance=0.0, damage="noise")
+    crops = []
+    for face in scene.faces:
+        for offset in (0.0, -8.0, 8.0, 90.0, 180.0):
+            matrix = transform.upright(face.centre, face.roll + offset, min(0.4 * 192 / face.size, 1.0), (96.0, 96.0))
+            crops.append(warp(scene.image, matrix, (192, 192)))
+    for _ in range(12):
+        centre = rng.uniform(100, 860), rng.uniform(100, 500)
+        matrix = transform.upright(centre, rng.uniform(0, 360), rng.uniform(0.5, 1.0), (96.0, 96.0))
+        crops.append(warp(scene.image, matrix, (192, 192)))
+    return crops
+
+
+def test_anchors_of_the_full_range_model():
+    anchors = blazeface.FULL_RANGE_ANCHORS
+    assert anchors.shape == (2304, 2)  # 48x48 cells of 4 px, one anchor each, row by row
+    assert np.allclose(anchors[0], (0.5 / 48, 0.5 / 48)) and np.allclose(anchors[1], (1.5 / 48, 0.5 / 48))
+    assert np.allclose(anchors[48], (0.5 / 48, 1.5 / 48)) and np.allclose(anchors[-1], (47.5 / 48, 47.5 / 48))
+
+
+@needs_litert
+def test_full_range_model_through_litert_matches_the_graph(full_range_crops, monkeypatch):
+    graph = runtime.full_range_detector()
+    expected = [blazeface.from_mediapipe(graph.process(c)) for c in full_range_crops]
+    assert sum(len(d) for d in expected) >= 15  # real faces are seen: the check has teeth
+    assert min(d.score for ds in expected for d in ds) >= blazeface.FULL_RANGE_MIN_SCORE  # the graph's floor
+    assert blazeface.full_range_litert()
+    assert_same(expected, [blazeface.detect_full_range(c) for c in full_range_crops], full_range_crops)
+    monkeypatch.setattr(runtime, "litert_available", lambda: False)  # the fallback: the graph itself
+    assert_same(expected, [blazeface.detect_full_range(c) for c in full_range_crops], full_range_crops)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bump_backend.faces import FaceFinderSettings, detect, finder, runtime
+from bump_backend.faces import FaceFinderSettings, blazeface, detect, finder, runtime
 from bump_backend.faces.finder import BLAZE_TO_SQUARE
 from bump_backend.faces.groundtruth import background, make_scene
 
@@ -40,23 +40,17 @@ def _candidate(centre, side, roll, score, rotation):
     return detect.Candidate(np.array(centre, float), side, roll, score, np.zeros((6, 2)), rotation)
 
 
-class _Counting:
-    """This thread's real full-range graph, its calls counted."""
-
-    def __init__(self, graph, calls: list) -> None:
-        self.graph, self.calls = graph, calls
-
-    def process(self, image):
-        self.calls.append(image.shape)
-        return self.graph.process(image)
-
-
 @pytest.fixture
 def counted(monkeypatch):
-    """Full-range model calls (each roll try is one)."""
+    """Full-range model calls (each roll try is one), through LiteRT or the graph."""
     calls: list = []
-    graph = runtime.full_range_detector()
-    monkeypatch.setattr(runtime, "full_range_detector", lambda: _Counting(graph, calls))
+    real = blazeface.detect_full_range
+
+    def counting(image):
+        calls.append(image.shape)
+        return real(image)
+
+    monkeypatch.setattr(blazeface, "detect_full_range", counting)
     return calls
 
 
@@ -129,8 +123,12 @@ def test_interpreters_kept_per_thread_are_capped_by_input_pixels(monkeypatch):
     monkeypatch.setattr(runtime._local, "interpreters", {}, raising=False)
     for shape in [(1, 128, 128), (4, 128, 128), (1, 256, 128), (2, 128, 128), (1, 512, 512)]:
         runtime.short_range_interpreter(*shape)
-    kept = list(runtime._local.interpreters)
+    kept = [key[1:] for key in runtime._local.interpreters]
     assert kept == [(1, 512, 512)]  # alone over the budget: kept, every other one let go
     runtime.short_range_interpreter(1, 128, 128)
     runtime.short_range_interpreter(2, 128, 128)
-    assert list(runtime._local.interpreters) == [(1, 128, 128), (2, 128, 128)]
+    assert [key[1:] for key in runtime._local.interpreters] == [(1, 128, 128), (2, 128, 128)]
+    runtime.run_full_range(np.zeros((1, 192, 192, 3), np.float32))  # the full-range model shares the budget
+    assert [key[1:] for key in runtime._local.interpreters] == [(1, 128, 128), (2, 128, 128), (1, 192, 192)]
+    runtime.short_range_interpreter(1, 256, 128)
+    assert [key[1:] for key in runtime._local.interpreters] == [(1, 192, 192), (1, 256, 128)]

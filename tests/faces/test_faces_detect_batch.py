@@ -95,3 +95,26 @@ def test_windows_overlap_enough_for_any_tile_to_lie_inside_one():
         assert len(starts) == len(detect._starts(length, min(detect.WINDOW, length), detect.WINDOW - detect.WINDOW_OVERLAP))
         for lo in np.arange(0, length - detect.TILE + 1e-9, 0.5):
             assert any(s <= lo and lo + detect.TILE <= s + side for s in starts), (length, lo)
+
+
+def test_finest_level_windows_overlap_enough_for_its_largest_face():
+    """The finest level holds faces of up to 0.3 of a tile (larger ones are the next level's): its windows
+    overlap by FINE_OVERLAP, so such a face lies wholly inside one wherever it is, with room to spare."""
+    face = 2 * detect.RATIO_MIN * detect.TILE
+    assert face + 16 <= detect.FINE_OVERLAP < detect.WINDOW_OVERLAP
+    for length in (641, 922, 1024, 1152, 1153, 1440, 2304, 4000):
+        side, starts = detect.window_layout(length, detect.FINE_OVERLAP)
+        assert starts[0] == 0 and starts[-1] + side == length and side <= detect.WINDOW and side % 16 == 0
+        wide, wide_starts = detect.window_layout(length)
+        assert side * len(starts) <= wide * len(wide_starts)  # never more level pixels than at a tile's overlap
+        for lo in np.arange(0, length - detect.FINE_OVERLAP + 1e-9, 0.5):
+            assert any(s <= lo and lo + detect.FINE_OVERLAP <= s + side for s in starts), (length, lo)
+    if detect.use_windows():
+        image = np.random.default_rng(0).integers(0, 255, (1440, 1440, 3), np.uint8)
+        jobs = detect.tile_jobs(image, 24, (0,), True, (0, 90, 180, 270))
+        finest = max(j.scale for j in jobs)
+        assert {j.rect[2] - j.rect[0] for j in jobs if j.scale == finest} == {608}  # 640 at a tile's overlap
+        frame = np.ascontiguousarray(image[:720, :1280])  # 1024x576 finest level: -6 % only, the 576x576 shape kept
+        jobs = detect.tile_jobs(frame, 24, (0,), True, (0, 90, 180, 270))
+        finest = max(j.scale for j in jobs)
+        assert {(j.rect[2] - j.rect[0], j.rect[3] - j.rect[1]) for j in jobs if j.scale == finest} == {(576, 576)}
