@@ -94,6 +94,26 @@ def _form_problem(form: Any, allowed: Any, single: tuple[str, ...]) -> JSONRespo
     return None
 
 
+def _upload(file: UploadFile | None) -> Upload | None:
+    return Upload(file.filename or "", file.file) if file is not None else None
+
+
+def _received(http: Request) -> float:
+    """When the body limit middleware saw the request arrive (the job's queue time starts there)."""
+    return http.scope.get("state", {}).get("received", 0.0)
+
+
+async def _queued(accept_one: Callable[..., tuple[Any, bool]], *args: Any) -> JSONResponse:
+    """Run an intake (a bump or a sequence) off the event loop: 202 and the job's Location once it is on
+    disk, 200 for a resubmitted client key, the refusal's status otherwise."""
+    try:
+        status, created = await run_in_threadpool(accept_one, *args)
+    except Rejected as exc:
+        return error(exc.status, exc.code, str(exc), exc.field)
+    url = f"{API_PREFIX}/jobs/{status.id}"
+    return JSONResponse(status.to_dict(), status_code=202 if created else 200, headers={"Location": url})
+
+
 def create_app(config: ServerConfig, make_generator: Callable[[], Generator] | None = None) -> FastAPI:
     """The app, with its scheduler started by the lifespan (so one process serves one data dir)."""
     config.check()
@@ -186,16 +206,8 @@ def create_app(config: ServerConfig, make_generator: Callable[[], Generator] | N
         problem = _form_problem(await http.form(), FORM_FIELDS, ("request", "image", "sidecar"))
         if problem is not None:
             return problem
-        uploads = [Upload(f.filename or "", f.file) for f in references or ()]
-        received = http.scope.get("state", {}).get("received", 0.0)
-        try:
-            status, created = await run_in_threadpool(
-                accept, config, store, scheduler, request, Upload(image.filename or "", image.file),
-                Upload(sidecar.filename or "", sidecar.file) if sidecar is not None else None, uploads, received)
-        except Rejected as exc:
-            return error(exc.status, exc.code, str(exc), exc.field)
-        url = f"{API_PREFIX}/jobs/{status.id}"
-        return JSONResponse(status.to_dict(), status_code=202 if created else 200, headers={"Location": url})
+        return await _queued(accept, config, store, scheduler, request, _upload(image), _upload(sidecar),
+                             [_upload(f) for f in references or ()], _received(http))
 
     @app.post(f"{API_PREFIX}/sequences", status_code=202, tags=["jobs"], responses=ERROR_RESPONSES)
     async def submit_sequence(
@@ -214,17 +226,8 @@ def create_app(config: ServerConfig, make_generator: Callable[[], Generator] | N
         problem = _form_problem(await http.form(), SEQUENCE_FORM_FIELDS, ("request", "video", "frames_zip"))
         if problem is not None:
             return problem
-        uploads = [Upload(f.filename or "", f.file) for f in references or ()]
-        received = http.scope.get("state", {}).get("received", 0.0)
-        try:
-            status, created = await run_in_threadpool(
-                accept_sequence, config, store, scheduler, request,
-                Upload(video.filename or "", video.file) if video is not None else None, uploads, received,
-                Upload(frames_zip.filename or "", frames_zip.file) if frames_zip is not None else None)
-        except Rejected as exc:
-            return error(exc.status, exc.code, str(exc), exc.field)
-        url = f"{API_PREFIX}/jobs/{status.id}"
-        return JSONResponse(status.to_dict(), status_code=202 if created else 200, headers={"Location": url})
+        return await _queued(accept_sequence, config, store, scheduler, request, _upload(video),
+                             [_upload(f) for f in references or ()], _received(http), _upload(frames_zip))
 
     @app.get(f"{API_PREFIX}/jobs", tags=["jobs"])
     def list_jobs(limit: Annotated[int, Query(ge=1, le=1000)] = 50, state: str | None = None):

@@ -205,13 +205,18 @@ def _parse_request(text: str, parse: Callable[[Any], Any], config: ServerConfig)
     return request
 
 
+def _one_identity_source(request: JobRequest, references: list[Upload]) -> None:
+    """A job's package is a path, a library id or uploaded files: never two of them."""
+    if references and (request.package_path or request.package_id):
+        raise Rejected(422, "bad_package", "give package_path, package_id or reference files, not several",
+                       "references")
+
+
 def accept(config: ServerConfig, store: JobStore, scheduler: Scheduler, request_text: str, image: Upload,
            sidecar: Upload | None, references: list[Upload], received: float) -> tuple[JobStatus, bool]:
     """Validate, write and queue one submission; return (its status, created). Raises Rejected."""
     request = _parse_request(request_text, JobRequest.from_dict, config)
-    if references and (request.package_path or request.package_id):
-        raise Rejected(422, "bad_package", "give package_path, package_id or reference files, not several",
-                       "references")
+    _one_identity_source(request, references)
 
     existing = _reserve(scheduler, request.client_key)
     if existing is not None:
@@ -301,9 +306,7 @@ def accept_sequence(config: ServerConfig, store: JobStore, scheduler: Scheduler,
     if len(given) != 1:
         raise Rejected(422, "bad_input", "give a video file, frames_path or frames_zip (one of them)"
                        + (f", not {' and '.join(given)}" if given else ""), given[-1] if given else "video")
-    if references and (request.job.package_path or request.job.package_id):
-        raise Rejected(422, "bad_package", "give package_path, package_id or reference files, not several",
-                       "references")
+    _one_identity_source(request.job, references)
     frames = _resolve_frames_path(config, request.frames_path) if request.frames_path else None
 
     existing = _reserve(scheduler, request.job.client_key)

@@ -196,14 +196,7 @@ def _plan_shot(plan: Plan, c: CharacterSpec, shot: ShotSpec, package: tuple[Unit
             renders.append(render)
             if shot.bump is None or package is None or shot.sequence is not None:
                 continue
-            package_unit, package_path = package
-            needs = [render] + ([package_unit] if package_unit else [])
-            ref_in: dict[str, Any] = {"reference": shot.reference}
-            if shot.reference == "bumped" and bumped is not None:
-                needs.append(bumped)
-                package_path = bumped.spec["out"]
-            elif package_unit is None:
-                ref_in["package_hash"] = _package_hash(package_path)
+            package_path, ref_in, needs = _shot_reference(shot, package, bumped, [render])
             out = f"{c.key}/shots_bumped/{shot.name}/{stem}"
             spec = {"image_in": spec["image"], "sidecar": spec["sidecar"], "package": package_path,
                     "params": shot.bump, "image": f"{out}.png", "record": f"{out}.json", "mask": f"{out}_mask.png"}
@@ -217,6 +210,21 @@ def _plan_shot(plan: Plan, c: CharacterSpec, shot: ShotSpec, package: tuple[Unit
 def _plan_sequence(plan: Plan, c: CharacterSpec, shot: ShotSpec, camera: str | None, renders: list[Unit],
                    package: tuple[Unit | None, str], bumped: Unit | None, model: dict[str, Any] | None) -> None:
     """``sequence = true``: one unit bumps every rendered frame of one camera as a single sequence job."""
+    package_path, ref_in, needs = _shot_reference(shot, package, bumped, renders)
+    cam = safe_name(camera, "scene_camera")
+    out = f"{c.key}/shots_bumped/{shot.name}/{cam}_sequence"
+    frames = [{"frame": r.spec["frame"], "image": r.spec["image"], "sidecar": r.spec["sidecar"]} for r in renders]
+    spec = {"frames": frames, "package": package_path, "params": shot.bump, "sequence": shot.sequence, "out": out}
+    inputs = {**ref_in, "params": shot.bump, "sequence": shot.sequence, "model": model}  # + the renders' hashes
+    plan.add(_unit("bump_sequence", f"{c.key}/bump_sequence/{shot.name}/{cam}", c.key, inputs, spec,
+                   [f"{out}/sequence.json", f"{out}/frames"], needs))
+
+
+def _shot_reference(shot: ShotSpec, package: tuple[Unit | None, str], bumped: Unit | None,
+                    renders: list[Unit]) -> tuple[str, dict[str, Any], list[Unit]]:
+    """The package a shot's bump (one frame or a sequence) takes its identity from, what of it goes into
+    the unit's hash, and the units it waits for: the renders, the package's unit, the bumped package
+    when ``reference = "bumped"`` (a package from outside the job is hashed by its manifest instead)."""
     package_unit, package_path = package
     needs = [*renders] + ([package_unit] if package_unit else [])
     ref_in: dict[str, Any] = {"reference": shot.reference}
@@ -225,13 +233,7 @@ def _plan_sequence(plan: Plan, c: CharacterSpec, shot: ShotSpec, camera: str | N
         package_path = bumped.spec["out"]
     elif package_unit is None:
         ref_in["package_hash"] = _package_hash(package_path)
-    cam = safe_name(camera, "scene_camera")
-    out = f"{c.key}/shots_bumped/{shot.name}/{cam}_sequence"
-    frames = [{"frame": r.spec["frame"], "image": r.spec["image"], "sidecar": r.spec["sidecar"]} for r in renders]
-    spec = {"frames": frames, "package": package_path, "params": shot.bump, "sequence": shot.sequence, "out": out}
-    inputs = {**ref_in, "params": shot.bump, "sequence": shot.sequence, "model": model}  # + the renders' hashes
-    plan.add(_unit("bump_sequence", f"{c.key}/bump_sequence/{shot.name}/{cam}", c.key, inputs, spec,
-                   [f"{out}/sequence.json", f"{out}/frames"], needs))
+    return package_path, ref_in, needs
 
 
 def _package_views(folder: str) -> list[str]:

@@ -58,19 +58,28 @@ def _gone(pid: int) -> bool:
         return True
 
 
+def _start_batch(job: Path, *options: str) -> subprocess.Popen:
+    """The batch command in a process group of its own (the test kills it with -9)."""
+    return subprocess.Popen([sys.executable, "-m", "headless_renderer.batch", str(job), *options, "--quiet"],
+                            cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def _wait_for_a_done_unit(proc: subprocess.Popen, done_dir: Path, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not (done_dir.is_dir() and any(done_dir.iterdir())):
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+        time.sleep(0.05)
+
+
 def test_kill_9_of_the_batch_process_ends_its_render_workers(tmp_path: Path) -> None:
     job = _package_job(tmp_path, characters=6)
     done_dir = tmp_path / "out" / ".batch" / "done"
-    proc = subprocess.Popen([sys.executable, "-m", "headless_renderer.batch", str(job), "--workers", "2", "--quiet"],
-                            cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = _start_batch(job, "--workers", "2")
     workers: list[psutil.Process] = []
     try:
         parent = psutil.Process(proc.pid)
-        deadline = time.monotonic() + 240
-        while not (done_dir.is_dir() and any(done_dir.iterdir())):  # workers up, one unit done, more queued
-            assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
-            time.sleep(0.05)
+        _wait_for_a_done_unit(proc, done_dir)  # workers up, one unit done, more queued
         workers = [p for p in parent.children(recursive=True) if "python" in p.name().lower()]
         assert len(workers) >= 2, workers
         records_at_kill = {p.name for p in done_dir.iterdir()}
@@ -182,16 +191,11 @@ def test_kill_9_of_a_ray_batch_run_ends_its_cluster_and_records_nothing_more(tmp
     pytest.importorskip("ray", reason="ray is an optional extra (pip install ray==2.60.0)")
     job = _package_job(tmp_path, characters=4)
     done_dir = tmp_path / "out" / ".batch" / "done"
-    proc = subprocess.Popen([sys.executable, "-m", "headless_renderer.batch", str(job), "--executor", "ray",
-                             "--workers", "1", "--quiet"], cwd=REPO, env=env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = _start_batch(job, "--executor", "ray", "--workers", "1")
     started: list[psutil.Process] = []
     try:
         parent = psutil.Process(proc.pid)
-        deadline = time.monotonic() + 240
-        while not (done_dir.is_dir() and any(done_dir.iterdir())):  # cluster up, one unit done, more queued
-            assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
-            time.sleep(0.05)
+        _wait_for_a_done_unit(proc, done_dir)  # cluster up, one unit done, more queued
         started = parent.children(recursive=True)
         names = {p.name() for p in started if p.is_running()}
         assert {"raylet", "gcs_server"} <= names, names
