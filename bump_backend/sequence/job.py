@@ -120,6 +120,7 @@ class SequenceJob:
                                           "diffusion_s": 0.0, "write_s": 0.0, "encode_s": 0.0}
         self.skipped_frames = 0
         self._claimed = False
+        self._analysis: Analysis | None = None
 
     # -- checks ----------------------------------------------------------------------------------
     def _check_paths(self) -> None:
@@ -173,6 +174,12 @@ class SequenceJob:
 
     # -- pass 1: analyse -------------------------------------------------------------------------
     def analyse(self) -> Analysis:
+        if self._analysis is not None:  # faces_to_bump, then run: one analysis per job object
+            return self._analysis
+        self._analysis = self._analyse()
+        return self._analysis
+
+    def _analyse(self) -> Analysis:
         cache = self.out / "analysis.json"
         key = {"version": ANALYSIS_VERSION, "fingerprint": input_fingerprint(self.input),
                "detect_every": self.params.detect_every, "finder": _finder_key(self.finder)}
