@@ -289,11 +289,24 @@ COST_CUTS = ((ours, "ROUND_ROBIN_TRIES"), (ours, "DROP_UNSEEN"), (ours, "BALANCE
 THIRD_PASS = ((blazeface, "FULL_RANGE_LITERT"), (ours, "TIGHT_FINEST"))
 
 
+# Issue 17's fourth pass: window proposals from 0.35 (was 0.45) and a re-check floor of 0.6 (was 0.5), settings;
+# the re-check's 96 px crops and no full-range opinion under the floor, switches. "Before the fourth
+# pass" is main's path before it: the switches off and the settings of then.
+FOURTH_PASS = ((ours, "RECHECK_CROP", ours.TILE), (ours, "OPINIONS_ABOVE_FLOOR", False))
+BEFORE_FOURTH_SETTINGS = {"proposal_confidence": 0.45, "recheck_floor": 0.5}
+
+
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
-             cuts: bool = True, third: bool = True) -> None:
+             cuts: bool = True, third: bool = True, fourth: bool = True) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
-    ``cuts`` False: without COST_CUTS (nor THIRD_PASS); ``third`` False: without THIRD_PASS."""
+    ``cuts`` False: without COST_CUTS (nor THIRD_PASS, nor FOURTH_PASS); ``third`` False: without THIRD_PASS (nor
+    FOURTH_PASS); ``fourth`` False: without FOURTH_PASS."""
     shape = (scene.image.shape[1], scene.image.shape[0])
+    kept = {(module, name): getattr(module, name) for module, name, _ in FOURTH_PASS}
+    if not (cuts and third and fourth):
+        settings = dataclasses.replace(settings, **BEFORE_FOURTH_SETTINGS)
+        for module, name, before in FOURTH_PASS:
+            setattr(module, name, before)
     blazeface.USE_BATCH = batched
     for module, name in COST_CUTS:
         setattr(module, name, cuts)
@@ -308,20 +321,24 @@ def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSetting
         blazeface.USE_BATCH = True
         for module, name in COST_CUTS + THIRD_PASS:
             setattr(module, name, True)
+        for (module, name), value in kept.items():
+            setattr(module, name, value)
     tally.calls.append(result.detector_calls)
     faces = result.faces + [s.face for s in result.skipped]
     score(tally, scene, [Found(f.centre, f.size, f.roll) for f in faces], index)
 
 
 def run_part(name: str, scenes: list[Scene], baseline: FacePopBaseline | None, settings: FaceFinderSettings,
-             tallies: dict, per_tile: bool = False, before_cuts: bool = False, before_third: bool = False) -> None:
-    """Every detector on every scene; ours, "before cost cuts" and "before the third pass" alternate which
-    runs first (cache, load)."""
+             tallies: dict, per_tile: bool = False, before_cuts: bool = False, before_third: bool = False,
+             before_fourth: bool = False) -> None:
+    """Every detector on every scene; ours, "before cost cuts", "before the third pass" and "before the fourth
+    pass" alternate which runs first (cache, load)."""
     base = tallies.setdefault((name, "FacePop"), Tally()) if baseline is not None else None
     mine = tallies.setdefault((name, "ours"), Tally())
     old = tallies.setdefault((name, "ours, per-tile graph calls"), Tally()) if per_tile else None
     uncut = tallies.setdefault((name, "ours, before cost cuts"), Tally()) if before_cuts else None
     main = tallies.setdefault((name, "ours, before third pass"), Tally()) if before_third else None
+    prior = tallies.setdefault((name, "ours, before fourth pass"), Tally()) if before_fourth else None
     for i, scene in enumerate(scenes):
         shape = (scene.image.shape[1], scene.image.shape[0])
         if base is not None:
@@ -331,10 +348,11 @@ def run_part(name: str, scenes: list[Scene], baseline: FacePopBaseline | None, s
             base.cpu_ms.setdefault(shape, []).append((time.process_time() - cpu) * 1000)
             base.calls.append(calls)
             score(base, scene, found, i)
-        runs = ([(mine, True, True)] + ([(uncut, False, False)] if uncut is not None else [])
-                + ([(main, True, False)] if main is not None else []))
-        for tally, cuts, third in runs if i % 2 == 0 else runs[::-1]:
-            run_ours(tally, scene, i, settings, batched=True, cuts=cuts, third=third)
+        runs = ([(mine, True, True, True)] + ([(uncut, False, False, False)] if uncut is not None else [])
+                + ([(main, True, False, False)] if main is not None else [])
+                + ([(prior, True, True, False)] if prior is not None else []))
+        for tally, cuts, third, fourth in runs if i % 2 == 0 else runs[::-1]:
+            run_ours(tally, scene, i, settings, batched=True, cuts=cuts, third=third, fourth=fourth)
         if old is not None:
             run_ours(old, scene, i, settings, batched=False)
         print(f"  {name} {i + 1}/{len(scenes)}", file=sys.stderr, flush=True)
@@ -385,8 +403,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run the search without the cost cuts (COST_CUTS: the path before them) on the same images")
     parser.add_argument("--before-third", action="store_true",
                         help="also run the search without the third cost pass (THIRD_PASS: main's path before it) on the same images")
+    parser.add_argument("--before-fourth", action="store_true",
+                        help="also run the search before the fourth pass (FOURTH_PASS, BEFORE_FOURTH_SETTINGS) side by side")
     parser.add_argument("--no-facepop", action="store_true",
                         help="leave out the FacePop method, the tracking clip and the cold start (quicker tune runs)")
+    parser.add_argument("--proposal", type=float, default=None,
+                        help="FaceFinderSettings.proposal_confidence (default: the settings' own)")
+    parser.add_argument("--recheck-floor", type=float, default=None,
+                        help="FaceFinderSettings.recheck_floor (default: the settings' own)")
     parser.add_argument("--rotations", type=int, nargs="+", default=None,
                         help="tile turns below the whole-image levels (default: FaceFinderSettings')")
     args = parser.parse_args(argv)
@@ -397,7 +421,11 @@ def main(argv: list[str] | None = None) -> int:
     settings = FaceFinderSettings(min_face_size=24, skip_smaller_than=0)
     if args.rotations is not None:
         settings = dataclasses.replace(settings, rotations=tuple(args.rotations))
-    if args.before_cuts or args.before_third:
+    if args.proposal is not None:
+        settings = dataclasses.replace(settings, proposal_confidence=args.proposal)
+    if args.recheck_floor is not None:
+        settings = dataclasses.replace(settings, recheck_floor=args.recheck_floor)
+    if args.before_cuts or args.before_third or args.before_fourth:
         # Each path's window shapes fit under the per-thread interpreter cap, two paths' side by side do not: the
         # cap would rebuild each other's interpreters every scene (measured: 49 instead of 10 built over 16
         # searches, +16 % CPU on the path before the third pass), so the comparison lifts it.
@@ -417,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.part not in ("both", name.replace("-", "_")):
             continue
         run_part(name, build(seed, images, pool, photos), baseline, settings, tallies, args.per_tile, args.before_cuts,
-                 args.before_third)
+                 args.before_third, args.before_fourth)
     tracking = {}
     if baseline is not None:
         clip, truth = sequence(args.seed + 2, frames, held)
@@ -433,7 +461,8 @@ def main(argv: list[str] | None = None) -> int:
               f"full detection every {args.detect_every} frames\n")
         print(table(tracking))
         print("\ncold start (fresh process, s): " + ", ".join(f"{k} {v:.2f}" for k, v in cold.items()))
-    for against in ("FacePop", "ours, per-tile graph calls", "ours, before cost cuts", "ours, before third pass"):
+    for against in ("FacePop", "ours, per-tile graph calls", "ours, before cost cuts", "ours, before third pass",
+                    "ours, before fourth pass"):
         for kind in ("wall", "CPU"):
             ratio = {}
             for name in ("tune", "held-out"):

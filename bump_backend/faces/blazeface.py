@@ -266,6 +266,25 @@ def detect_windows(images: list[np.ndarray], threshold: float) -> list[list[Dete
     return out
 
 
+def detect_crops(images: list[np.ndarray], threshold: float) -> list[list[Detection]]:
+    """Short-range detections for same-sized square RGB uint8 crops (side a multiple of 16), one batched call.
+
+    The model is convolutional: a 96 px crop sees a face of a given pixel size as a 128 px tile
+    does, with less surroundings, for ~0.55 of the cost (measured per input: 1.04 ms at 128 px,
+    0.57 at 96, 0.40 at 80). ``threshold`` is taken as given (no graph floor). Needs LiteRT; 128 px
+    crops or no LiteRT go through ``detect_many``.
+    """
+    if not images:
+        return []
+    side = images[0].shape[0]
+    if side == INPUT or not (USE_BATCH and runtime.litert_available()):
+        return detect_many(images, threshold)
+    raw_boxes, raw_scores = runtime.run_short_range(to_input(np.stack(images)))
+    anchors = window_anchors(side, side)
+    return [decode(raw_boxes[i], raw_scores[i], threshold, anchors=anchors, size=(side, side))
+            for i in range(len(images))]
+
+
 @functools.lru_cache(maxsize=16)
 def window_anchors(width: int, height: int) -> np.ndarray:
     """``ssd_anchors`` of a window shape, kept: a pyramid's window shapes repeat from image to image."""

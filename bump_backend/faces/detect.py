@@ -30,6 +30,11 @@ FLAT_STD = 2.0  # grey-level std below which a tile cannot hold a face
 MAX_UPSCALE = 1.5
 BIN_TRUST = 50.0  # degrees a detection's eye line may differ from its tile's turn
 RECHECK_THRESHOLD = 0.3
+# Side of the re-check's crops at quarter turns (recheck_turns): the face spans RECHECK_RATIO * TILE (45 px) of it, as
+# on a 128 px tile, with 25 px of surroundings on each side instead of 41. The model is convolutional and costs per
+# input pixel (0.57 against 1.04 ms a crop); on the tune part (48 scenes) it found the same faces but one (a 64 px
+# dark three-quarter face at 78°, whose turn it read 14° further off) and one false positive fewer.
+RECHECK_CROP = 96
 TURN_AMBIGUITY = 0.2  # re-check turns scoring within this of the best are told apart by the full-range model
 SECOND_TRIES = (0.0, -8.0, 8.0)  # roll offsets of the full-range crop: its score flips 0 <-> 0.6 within 1°
 SECOND_ENOUGH = 0.5  # a full-range score that ends the tries
@@ -60,6 +65,9 @@ DROP_UNSEEN = True  # a switch for benchmarks
 UNSEEN_DROP_BELOW = 0.75
 ROUND_ROBIN_TRIES = True  # the re-check's full-range roll tries go round its contenders (_opinions; a switch for benchmarks)
 OPPOSITE_TURNS_DECIDE = True  # re-check: no face at 0° and 180° means no face (recheck_turns; a switch for benchmarks)
+# A re-check whose best turn scores under the caller's floor is dropped whatever the full-range model says, so it is
+# not asked (its 1-9 calls per proposal went mostly to clutter; a switch for benchmarks).
+OPINIONS_ABOVE_FLOOR = True
 
 
 @dataclass
@@ -320,7 +328,7 @@ def recheck(image: np.ndarray, centre: tuple[float, float], side: float, roll: f
 
 
 def recheck_turns(image: np.ndarray, centre: tuple[float, float], side: float, roll: float,
-                  threshold: float, prior: float = 0.0) -> tuple[Candidate | None, int]:
+                  threshold: float, prior: float = 0.0, floor: float = 0.0) -> tuple[Candidate | None, int]:
     """Re-check a candidate whose orientation is unknown: one upright crop seen at its quarter turns.
 
     Returns the chosen reading (None: no face there) and the short-range calls made.
@@ -339,34 +347,47 @@ def recheck_turns(image: np.ndarray, centre: tuple[float, float], side: float, r
     neither sees a face near the proposal (OPPOSITE_TURNS_DECIDE): on the tune scenes a real face
     was seen at 0° or 180° in 78 of 78 re-checks (at 3-4 of the 4 turns in 76), while 112 of
     147 false proposals were seen at neither, so half of the re-check calls on clutter are saved.
+
+    When even the best turn scores under ``floor`` (the caller drops such readings) the full-range
+    model is not asked to pick among the turns (OPINIONS_ABOVE_FLOOR).
     """
-    scale = min(RECHECK_RATIO * TILE / side, MAX_UPSCALE)
-    matrix = transform.upright(centre, roll, scale, (TILE / 2, TILE / 2))
-    crop = warp(image, matrix, (TILE, TILE))
-    inverse = transform.invert(matrix)
-    per_turn: list[Candidate] = []
     calls = 0
-    for pair in ((0, 2), (1, 3)):  # each pair of opposite turns is one batched model call
-        if calls == 2 and not per_turn and OPPOSITE_TURNS_DECIDE:
+    per_turn: list[Candidate] = []
+    # Without LiteRT the graph letterboxes every input to 128 px, which would upscale a smaller crop's face.
+    crop_side = RECHECK_CROP if blazeface.USE_BATCH and runtime.litert_available() else TILE
+    for index, pair in enumerate(((0, 2), (1, 3))):  # each pair of opposite turns is one batched model call
+        if index == 1 and not per_turn and OPPOSITE_TURNS_DECIDE:
             return None, calls  # two opposite turns saw nothing here: no face at any roll
         calls += 2
-        found = blazeface.detect_many([np.ascontiguousarray(np.rot90(crop, k)) for k in pair], threshold)
-        seen = list(zip(pair, found, strict=True))
-        per_turn.extend(_best_near(seen, inverse, centre, side, roll))
+        per_turn.extend(_seen_at_turns(image, centre, side, roll, crop_side, pair, threshold))
     if not per_turn:
         return None, calls
+    if OPINIONS_ABOVE_FLOOR and max(c.score for c in per_turn) < floor:
+        return max(per_turn, key=lambda c: c.score), calls
     return _choose_turn(image, per_turn, prior), calls
 
 
+def _seen_at_turns(image: np.ndarray, centre: tuple[float, float], side: float, roll: float, crop_side: int,
+                   turns: tuple[int, ...], threshold: float) -> list[Candidate]:
+    """The re-check crop (``crop_side`` px, upright at ``roll``, the face at RECHECK_RATIO of a tile) seen at
+    the quarter turns ``turns`` in one batched call: per turn, its best detection near the proposal."""
+    scale = min(RECHECK_RATIO * TILE / side, MAX_UPSCALE)
+    matrix = transform.upright(centre, roll, scale, (crop_side / 2, crop_side / 2))
+    crop = warp(image, matrix, (crop_side, crop_side))
+    found = blazeface.detect_crops([np.ascontiguousarray(np.rot90(crop, k)) for k in turns],
+                                   max(threshold, blazeface.GRAPH_MIN_SCORE))
+    return _best_near(list(zip(turns, found, strict=True)), transform.invert(matrix), centre, side, roll, crop_side)
+
+
 def _best_near(seen: list[tuple[int, list[blazeface.Detection]]], inverse: np.ndarray,
-               centre: tuple[float, float], side: float, roll: float) -> list[Candidate]:
+               centre: tuple[float, float], side: float, roll: float, crop_side: int) -> list[Candidate]:
     """Per quarter turn k of the re-check crop, its best detection near the proposal (if any)."""
     out = []
     for k, detections in seen:
-        back = transform.compose(inverse, rot90_back(k, TILE, TILE))
+        back = transform.compose(inverse, rot90_back(k, crop_side, crop_side))
         best: Candidate | None = None
         for d in detections:
-            c = _parse(d, back, TILE, TILE, 90 * k, roll + 90 * k)
+            c = _parse(d, back, crop_side, crop_side, 90 * k, roll + 90 * k)
             near = math.hypot(c.centre[0] - centre[0], c.centre[1] - centre[1]) < 0.5 * side
             if near and 0.5 < c.side / side < 2.0 and (best is None or c.score > best.score):
                 best = c
@@ -413,7 +434,7 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
         out, made = [], 0
         for c in chunk:
             if turns:
-                best, n = recheck_turns(image, tuple(c.centre), c.side, c.roll, RECHECK_THRESHOLD, c.score)
+                best, n = recheck_turns(image, tuple(c.centre), c.side, c.roll, RECHECK_THRESHOLD, c.score, floor)
             else:
                 best, n = recheck(image, tuple(c.centre), c.side, c.roll, RECHECK_THRESHOLD, c.rotation), 1
             if best is not None:

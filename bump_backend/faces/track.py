@@ -22,6 +22,10 @@ from bump_backend.faces import detect
 from bump_backend.faces.finder import BLAZE_TO_SQUARE, apply_rules, check_image, find_faces, refine, same_face
 from bump_backend.faces.types import Face, FaceFinderSettings, FaceSearchResult
 
+# A face accepted in the previous frame needs only this on its re-check, whatever ``recheck_floor`` asks of a new
+# proposal: that floor (0.6) keeps clutter out of a full search, and a tracked face's crop at 0.5-0.6 is still it.
+TRACKED_FLOOR = 0.5
+
 
 class FaceTracker:
     """Stateful face finder for the frames of one sequence (not thread-safe; one per sequence).
@@ -90,6 +94,7 @@ class FaceTracker:
                     for f in chunk]
 
         found = [c for chunk in detect.run_parallel(look, previous, settings.workers) for c in chunk]
-        candidates = [c for c in found if c is not None and c.score >= settings.recheck_floor]
+        floor = min(settings.recheck_floor, TRACKED_FLOOR)
+        candidates = [c for c in found if c is not None and c.score >= floor]
         faces, calls = refine(frame, candidates, settings, confirmed=True)
         return faces, len(faces) < len(previous), calls + len(previous)
