@@ -290,9 +290,11 @@ THIRD_PASS = ((blazeface, "FULL_RANGE_LITERT"), (ours, "TIGHT_FINEST"))
 
 
 # Issue 17's fourth pass: window proposals from 0.35 (was 0.45) and a re-check floor of 0.6 (was 0.5), settings;
-# the re-check's 96 px crops and no full-range opinion under the floor, switches. "Before the fourth
+# the re-check's 96 px crops, no full-range opinion under the floor, bilinear full-range crops, no
+# full-range opinion that could not change the re-check's pick, switches. "Before the fourth
 # pass" is main's path before it: the switches off and the settings of then.
-FOURTH_PASS = ((ours, "RECHECK_CROP", ours.TILE), (ours, "OPINIONS_ABOVE_FLOOR", False))
+FOURTH_PASS = ((ours, "RECHECK_CROP", ours.TILE), (ours, "OPINIONS_ABOVE_FLOOR", False),
+               (ours, "FULL_RANGE_INTERPOLATION", cv2.INTER_CUBIC), (ours, "BOUNDED_OPINIONS", False))
 BEFORE_FOURTH_SETTINGS = {"proposal_confidence": 0.45, "recheck_floor": 0.5}
 
 

@@ -35,6 +35,10 @@ RECHECK_THRESHOLD = 0.3
 # input pixel (0.57 against 1.04 ms a crop); on the tune part (48 scenes) it found the same faces but one (a 64 px
 # dark three-quarter face at 78°, whose turn it read 14° further off) and one false positive fewer.
 RECHECK_CROP = 96
+# The full-range model's crops (never upscaled) are sampled bilinearly, as mediapipe's graphs resize their inputs:
+# bicubic (align.warp's default) took 0.72 against 0.18 ms a 192 px crop, ~40 crops per 1440x1440 still. The
+# short-range re-check crops stay bicubic: they upscale faces under ~45 px, and bilinear ones lost two 24 px tune faces.
+FULL_RANGE_INTERPOLATION = cv2.INTER_LINEAR
 TURN_AMBIGUITY = 0.2  # re-check turns scoring within this of the best are told apart by the full-range model
 SECOND_TRIES = (0.0, -8.0, 8.0)  # roll offsets of the full-range crop: its score flips 0 <-> 0.6 within 1°
 SECOND_ENOUGH = 0.5  # a full-range score that ends the tries
@@ -68,6 +72,7 @@ OPPOSITE_TURNS_DECIDE = True  # re-check: no face at 0° and 180° means no face
 # A re-check whose best turn scores under the caller's floor is dropped whatever the full-range model says, so it is
 # not asked (its 1-9 calls per proposal went mostly to clutter; a switch for benchmarks).
 OPINIONS_ABOVE_FLOOR = True
+BOUNDED_OPINIONS = True  # _opinions skips a contender no opinion could lift past the best one (a switch for benchmarks)
 
 
 @dataclass
@@ -457,11 +462,18 @@ def _opinions(image: np.ndarray, contenders: list[Candidate]) -> None:
     all its tries in turn spent three calls on every wrong turn of a real face (the full-range
     model gives an upside-down or sideways face 0 at every try): 39 of a 1440x1440 still's ~52
     full-range calls were the re-check's (tune scenes).
+
+    A contender is not asked once another's geometric mean is at least the square root of its
+    own short-range score: no opinion (at most 1) could lift it past that one, so the pick is the
+    same (BOUNDED_OPINIONS).
     """
     for c in contenders:
         c.opinion = 0.0
     for offset in SECOND_TRIES if ROUND_ROBIN_TRIES else (None,):
         for c in contenders:
+            best = max(math.sqrt(o.score * (o.opinion or 0.0)) for o in contenders)
+            if BOUNDED_OPINIONS and c.score <= best * best:
+                continue
             if offset is None:
                 c.opinion = second_opinion(image, tuple(c.centre), c.side, c.roll)
             elif c.opinion < SECOND_ENOUGH:
@@ -484,7 +496,7 @@ def second_opinion(image: np.ndarray, centre: tuple[float, float], side: float, 
     best = 0.0
     for offset in tries:
         matrix = transform.upright(centre, roll + offset, scale, (96.0, 96.0))
-        found = blazeface.detect_full_range(warp(image, matrix, (192, 192)))
+        found = blazeface.detect_full_range(warp(image, matrix, (192, 192), interpolation=FULL_RANGE_INTERPOLATION))
         back = transform.invert(matrix)
         for d in found:
             c = _parse(d, back, 192, 192, 0, roll)
