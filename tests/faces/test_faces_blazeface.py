@@ -181,3 +181,18 @@ def test_full_range_model_through_litert_matches_the_graph(full_range_crops, mon
     assert_same(expected, [blazeface.detect_full_range(c) for c in full_range_crops], full_range_crops)
     monkeypatch.setattr(runtime, "litert_available", lambda: False)  # the fallback: the graph itself
     assert_same(expected, [blazeface.detect_full_range(c) for c in full_range_crops], full_range_crops)
+
+
+@needs_litert
+def test_crops_in_one_batched_call_read_as_each_alone(tiles):
+    """96 px re-check crops go through the model in one batch: the batch's anchors unfolded per crop give each
+    crop the detections the model gives it alone (detect_windows, one crop per call)."""
+    square = [t for t in tiles if t.shape[:2] == (128, 128)]
+    seen = blazeface.detect_many(square, 0.5)
+    with_face = [t for t, d in zip(square, seen, strict=True) if d]
+    crops = [np.ascontiguousarray(t[16:112, 16:112]) for t in with_face[:12] + square[:12]]
+    assert len(crops) == 24
+    batched = [d for start in range(0, 24, 4) for d in blazeface.detect_crops(crops[start:start + 4], 0.3)]
+    alone = blazeface.detect_windows(crops, 0.3)
+    assert sum(len(d) for d in alone) >= 3  # real faces among them
+    assert_same(alone, batched, crops)

@@ -92,3 +92,49 @@ def test_recheck_stops_after_two_turns_where_clutter_holds_no_face():
     clutter = background(np.random.default_rng(5), 320, 320)
     for centre in [(40, 60), (160, 160), (280, 260), (120, 260)]:
         assert detect.recheck_turns(clutter, centre, 30.0, 0.0, detect.RECHECK_THRESHOLD) == (None, 2)
+
+
+def _count_full_range(monkeypatch) -> list[int]:
+    """Count the full-range model's calls (the real model still runs)."""
+    count = [0]
+    real = detect.blazeface.detect_full_range
+
+    def counted(image):
+        count[0] += 1
+        return real(image)
+
+    monkeypatch.setattr(detect.blazeface, "detect_full_range", counted)
+    return count
+
+
+def test_recheck_asks_no_full_range_opinion_for_a_reading_under_the_floor(monkeypatch):
+    """A re-check whose best turn is under the caller's floor is dropped whatever the full-range model says."""
+    rng = np.random.default_rng(31)
+    scene = make_scene(rng, 400, 400, [(24, 150), (28, -120), (32, 135), (30, -160), (26, 105)], mirror_chance=0.0)
+    count = _count_full_range(monkeypatch)
+    for truth in scene.faces:
+        found, _ = detect.recheck_turns(scene.image, truth.centre, truth.size / BLAZE_TO_SQUARE, 0.0,
+                                        detect.RECHECK_THRESHOLD, floor=0.99)
+        assert found is not None and found.score < 0.99 and found.opinion is None
+    assert count[0] == 0
+    for truth in scene.faces:
+        detect.recheck_turns(scene.image, truth.centre, truth.size / BLAZE_TO_SQUARE, 0.0, detect.RECHECK_THRESHOLD)
+    assert count[0] > 0  # without the floor these faces' contending turns are told apart by the full-range model
+
+
+def test_bounded_opinions_pick_the_same_turn_with_no_more_calls(rolled_scene, monkeypatch):
+    """Skipping contenders no opinion could lift past the best one changes no re-check's reading."""
+    count = _count_full_range(monkeypatch)
+    readings, calls = {}, {}
+    for bounded in (False, True):
+        monkeypatch.setattr(detect, "BOUNDED_OPINIONS", bounded)
+        count[0] = 0
+        readings[bounded] = [detect.recheck_turns(rolled_scene.image, t.centre, t.size / BLAZE_TO_SQUARE, t.roll + 90,
+                                                  detect.RECHECK_THRESHOLD)[0] for t in rolled_scene.faces]
+        calls[bounded] = count[0]
+    for a, b in zip(readings[False], readings[True], strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert (a.rotation, round(a.score, 6)) == (b.rotation, round(b.score, 6))
+            assert a.roll == pytest.approx(b.roll)
+    assert 0 < calls[True] <= calls[False]
