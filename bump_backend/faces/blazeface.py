@@ -250,7 +250,8 @@ def detect_windows(images: list[np.ndarray], threshold: float) -> list[list[Dete
     and a face is seen with its real surroundings instead of a tile's black border, so scores near
     tile borders differ from the graph's (recall checked on the benchmark's tune part). Unlike the
     graph, ``threshold`` is taken as given, below 0.5 too (``FaceFinderSettings.proposal_confidence``:
-    0.45 took tune recall at 24 px from 80 to 93 %, 0.35 to 100 %; docs/faces.md). Needs LiteRT;
+    0.45 took tune recall at 24 px from 80 to 93 %; 0.35 found more, with more false positives:
+    docs/faces.md). Needs LiteRT;
     callers fall back to tiles without it.
     """
     out = []

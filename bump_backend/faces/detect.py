@@ -30,11 +30,11 @@ FLAT_STD = 2.0  # grey-level std below which a tile cannot hold a face
 MAX_UPSCALE = 1.5
 BIN_TRUST = 50.0  # degrees a detection's eye line may differ from its tile's turn
 RECHECK_THRESHOLD = 0.3
-# Side of the re-check's crops at quarter turns (recheck_turns): the face spans RECHECK_RATIO * TILE (45 px) of it, as
-# on a 128 px tile, with 25 px of surroundings on each side instead of 41. The model is convolutional and costs per
-# input pixel (0.57 against 1.04 ms a crop); on the tune part (48 scenes) it found the same faces but one (a 64 px
-# dark three-quarter face at 78°, whose turn it read 14° further off) and one false positive fewer.
-RECHECK_CROP = 96
+# Side of the re-check's crops at quarter turns (recheck_turns): the face spans RECHECK_RATIO * TILE (45 px) of it. The
+# model is convolutional and costs per input pixel, so 96 px crops (25 px of surroundings on each side instead of 41)
+# cost 0.57 against 1.04 ms; but on 500 face-free clutter images they let through 12 false positives against 9 with
+# 128 px crops (proposals from 0.35, floor 0.6), so 128 stays (docs/faces.md, "the fourth pass").
+RECHECK_CROP = TILE
 # The full-range model's crops (never upscaled) are sampled bilinearly, as mediapipe's graphs resize their inputs:
 # bicubic (align.warp's default) took 0.72 against 0.18 ms a 192 px crop, ~40 crops per 1440x1440 still. The
 # short-range re-check crops stay bicubic: they upscale faces under ~45 px, and bilinear ones lost two 24 px tune faces.

@@ -136,7 +136,7 @@ class FaceFinderSettings:
     min_face_size: float = 24.0
     max_faces: int = 0  # 0 = no limit
     confidence: float = 0.5  # final score: geometric mean of both BlazeFace models on the upright crop
-    proposal_confidence: float = 0.35  # score a window detection needs to become a candidate (docs/faces.md)
+    proposal_confidence: float = 0.45  # score a window detection needs to become a candidate (0.35: docs/faces.md)
     recheck_floor: float = 0.6  # score a candidate needs on its first upright re-check (a tracked face: 0.5)
     sort: SortOrder = "largest"
     skip_smaller_than: float = 32.0
