@@ -251,8 +251,7 @@ def detect_windows(images: list[np.ndarray], threshold: float) -> list[list[Dete
     tile borders differ from the graph's (recall checked on the benchmark's tune part). Unlike the
     graph, ``threshold`` is taken as given, below 0.5 too (``FaceFinderSettings.proposal_confidence``:
     0.45 took tune recall at 24 px from 80 to 93 %; 0.35 found more, with more false positives:
-    docs/faces.md). Needs LiteRT;
-    callers fall back to tiles without it.
+    docs/faces.md). Needs LiteRT; callers fall back to tiles without it.
     """
     out = []
     for image in images:
@@ -265,25 +264,6 @@ def detect_windows(images: list[np.ndarray], threshold: float) -> list[list[Dete
         out.append(decode(raw_boxes[0], raw_scores[0], threshold, padding, window_anchors(width, height),
                           (width, height)))
     return out
-
-
-def detect_crops(images: list[np.ndarray], threshold: float) -> list[list[Detection]]:
-    """Short-range detections for same-sized square RGB uint8 crops (side a multiple of 16), one batched call.
-
-    The model is convolutional: a 96 px crop sees a face of a given pixel size as a 128 px tile
-    does, with less surroundings, for ~0.55 of the cost (measured per input: 1.04 ms at 128 px,
-    0.57 at 96, 0.40 at 80). ``threshold`` is taken as given (no graph floor). Needs LiteRT; 128 px
-    crops or no LiteRT go through ``detect_many``.
-    """
-    if not images:
-        return []
-    side = images[0].shape[0]
-    if side == INPUT or not (USE_BATCH and runtime.litert_available()):
-        return detect_many(images, threshold)
-    raw_boxes, raw_scores = runtime.run_short_range(to_input(np.stack(images)))
-    anchors = window_anchors(side, side)
-    return [decode(raw_boxes[i], raw_scores[i], threshold, anchors=anchors, size=(side, side))
-            for i in range(len(images))]
 
 
 @functools.lru_cache(maxsize=16)

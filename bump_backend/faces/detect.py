@@ -30,11 +30,6 @@ FLAT_STD = 2.0  # grey-level std below which a tile cannot hold a face
 MAX_UPSCALE = 1.5
 BIN_TRUST = 50.0  # degrees a detection's eye line may differ from its tile's turn
 RECHECK_THRESHOLD = 0.3
-# Side of the re-check's crops at quarter turns (recheck_turns): the face spans RECHECK_RATIO * TILE (45 px) of it. The
-# model is convolutional and costs per input pixel, so 96 px crops (25 px of surroundings on each side instead of 41)
-# cost 0.57 against 1.04 ms; but on 500 face-free clutter images they let through 12 false positives against 9 with
-# 128 px crops (proposals from 0.35, floor 0.6), so 128 stays (docs/faces.md, "the fourth pass").
-RECHECK_CROP = TILE
 # The full-range model's crops (never upscaled) are sampled bilinearly, as mediapipe's graphs resize their inputs:
 # bicubic (align.warp's default) took 0.72 against 0.18 ms a 192 px crop, ~40 crops per 1440x1440 still. The
 # short-range re-check crops stay bicubic: they upscale faces under ~45 px, and bilinear ones lost two 24 px tune faces.
@@ -356,15 +351,19 @@ def recheck_turns(image: np.ndarray, centre: tuple[float, float], side: float, r
     When even the best turn scores under ``floor`` (the caller drops such readings) the full-range
     model is not asked to pick among the turns (OPINIONS_ABOVE_FLOOR).
     """
-    calls = 0
+    scale = min(RECHECK_RATIO * TILE / side, MAX_UPSCALE)
+    matrix = transform.upright(centre, roll, scale, (TILE / 2, TILE / 2))
+    crop = warp(image, matrix, (TILE, TILE))
+    inverse = transform.invert(matrix)
     per_turn: list[Candidate] = []
-    # Without LiteRT the graph letterboxes every input to 128 px, which would upscale a smaller crop's face.
-    crop_side = RECHECK_CROP if blazeface.USE_BATCH and runtime.litert_available() else TILE
-    for index, pair in enumerate(((0, 2), (1, 3))):  # each pair of opposite turns is one batched model call
-        if index == 1 and not per_turn and OPPOSITE_TURNS_DECIDE:
+    calls = 0
+    for pair in ((0, 2), (1, 3)):  # each pair of opposite turns is one batched model call
+        if calls == 2 and not per_turn and OPPOSITE_TURNS_DECIDE:
             return None, calls  # two opposite turns saw nothing here: no face at any roll
         calls += 2
-        per_turn.extend(_seen_at_turns(image, centre, side, roll, crop_side, pair, threshold))
+        found = blazeface.detect_many([np.ascontiguousarray(np.rot90(crop, k)) for k in pair], threshold)
+        seen = list(zip(pair, found, strict=True))
+        per_turn.extend(_best_near(seen, inverse, centre, side, roll))
     if not per_turn:
         return None, calls
     if OPINIONS_ABOVE_FLOOR and max(c.score for c in per_turn) < floor:
@@ -372,27 +371,15 @@ def recheck_turns(image: np.ndarray, centre: tuple[float, float], side: float, r
     return _choose_turn(image, per_turn, prior), calls
 
 
-def _seen_at_turns(image: np.ndarray, centre: tuple[float, float], side: float, roll: float, crop_side: int,
-                   turns: tuple[int, ...], threshold: float) -> list[Candidate]:
-    """The re-check crop (``crop_side`` px, upright at ``roll``, the face at RECHECK_RATIO of a tile) seen at
-    the quarter turns ``turns`` in one batched call: per turn, its best detection near the proposal."""
-    scale = min(RECHECK_RATIO * TILE / side, MAX_UPSCALE)
-    matrix = transform.upright(centre, roll, scale, (crop_side / 2, crop_side / 2))
-    crop = warp(image, matrix, (crop_side, crop_side))
-    found = blazeface.detect_crops([np.ascontiguousarray(np.rot90(crop, k)) for k in turns],
-                                   max(threshold, blazeface.GRAPH_MIN_SCORE))
-    return _best_near(list(zip(turns, found, strict=True)), transform.invert(matrix), centre, side, roll, crop_side)
-
-
 def _best_near(seen: list[tuple[int, list[blazeface.Detection]]], inverse: np.ndarray,
-               centre: tuple[float, float], side: float, roll: float, crop_side: int) -> list[Candidate]:
+               centre: tuple[float, float], side: float, roll: float) -> list[Candidate]:
     """Per quarter turn k of the re-check crop, its best detection near the proposal (if any)."""
     out = []
     for k, detections in seen:
-        back = transform.compose(inverse, rot90_back(k, crop_side, crop_side))
+        back = transform.compose(inverse, rot90_back(k, TILE, TILE))
         best: Candidate | None = None
         for d in detections:
-            c = _parse(d, back, crop_side, crop_side, 90 * k, roll + 90 * k)
+            c = _parse(d, back, TILE, TILE, 90 * k, roll + 90 * k)
             near = math.hypot(c.centre[0] - centre[0], c.centre[1] - centre[1]) < 0.5 * side
             if near and 0.5 < c.side / side < 2.0 and (best is None or c.score > best.score):
                 best = c

@@ -96,7 +96,6 @@ def test_scores_under_the_graphs_floor_are_dropped_on_both_paths(tiles, monkeypa
 def test_find_faces_on_tiles_is_the_same_on_both_paths(rolled_scene, monkeypatch):
     settings = FaceFinderSettings(skip_smaller_than=0, workers=1)
     monkeypatch.setattr(detect, "WINDOWS", False)
-    monkeypatch.setattr(detect, "RECHECK_CROP", detect.TILE)  # the graph sees 128 px inputs only
     batched = find_faces(rolled_scene.image, settings=settings)
     monkeypatch.setattr(blazeface, "USE_BATCH", False)
     graph = find_faces(rolled_scene.image, settings=settings)
@@ -182,17 +181,3 @@ def test_full_range_model_through_litert_matches_the_graph(full_range_crops, mon
     monkeypatch.setattr(runtime, "litert_available", lambda: False)  # the fallback: the graph itself
     assert_same(expected, [blazeface.detect_full_range(c) for c in full_range_crops], full_range_crops)
 
-
-@needs_litert
-def test_crops_in_one_batched_call_read_as_each_alone(tiles):
-    """96 px re-check crops go through the model in one batch: the batch's anchors unfolded per crop give each
-    crop the detections the model gives it alone (detect_windows, one crop per call)."""
-    square = [t for t in tiles if t.shape[:2] == (128, 128)]
-    seen = blazeface.detect_many(square, 0.5)
-    with_face = [t for t, d in zip(square, seen, strict=True) if d]
-    crops = [np.ascontiguousarray(t[16:112, 16:112]) for t in with_face[:12] + square[:12]]
-    assert len(crops) == 24
-    batched = [d for start in range(0, 24, 4) for d in blazeface.detect_crops(crops[start:start + 4], 0.3)]
-    alone = blazeface.detect_windows(crops, 0.3)
-    assert sum(len(d) for d in alone) >= 3  # real faces among them
-    assert_same(alone, batched, crops)
