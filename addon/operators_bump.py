@@ -640,12 +640,8 @@ class BUMP_STUDIO_OT_render_bump(bpy.types.Operator):
             return self.execute(context)
         try:
             self._range = start_range(context, plan_bump(context, use_last_render=False))
-        except BumpError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        except OSError as exc:
-            self.report({"ERROR"}, f"{exc}; check free disk space and the work folder in the preferences")
-            return {"CANCELLED"}
+        except (BumpError, OSError) as exc:
+            return self._not_started(exc)
         wm = context.window_manager
         self._timer = wm.event_timer_add(RANGE_TICK_S, window=context.window)
         wm.modal_handler_add(self)
@@ -677,6 +673,13 @@ class BUMP_STUDIO_OT_render_bump(bpy.types.Operator):
         self.report({"INFO"}, "frames rendered; the sequence is bumping (progress in the panel and the status bar)")
         return {"FINISHED"}
 
+    def _not_started(self, exc: Exception) -> set[str]:
+        """Why the bump or the range did not start; a file error is the disk or the work folder."""
+        message = str(exc) if isinstance(exc, BumpError) else \
+            f"{exc}; check free disk space and the work folder in the preferences"
+        self.report({"ERROR"}, message)
+        return {"CANCELLED"}
+
     def _stop(self, context: bpy.types.Context) -> None:
         if self._timer is not None:
             context.window_manager.event_timer_remove(self._timer)
@@ -689,12 +692,8 @@ class BUMP_STUDIO_OT_render_bump(bpy.types.Operator):
             else scene.bump_studio.use_last_render
         try:
             job = start_bump(context, use_last)
-        except BumpError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        except OSError as exc:
-            self.report({"ERROR"}, f"{exc}; check free disk space and the work folder in the preferences")
-            return {"CANCELLED"}
+        except (BumpError, OSError) as exc:
+            return self._not_started(exc)
         if not self.wait:
             self.report({"INFO"}, "Bump submitted; progress shows in the Bump Studio panel and the status bar")
             return {"FINISHED"}
