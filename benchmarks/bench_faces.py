@@ -81,9 +81,31 @@ class Tally:
         row[1] += 1
 
 
+# Renders are pasted by the character's own outline (``render_matte``) faded out below the chin by the ellipse.
+# False: by the soft ellipse alone, the scenes of the passes before the fifth; that pasted the studio's white
+# around each head, and a small soft face's box then took in the white oval (reported 1.6-1.75x too large).
+PASTE_BY_MATTE = True
+
+
+def render_matte(image: np.ndarray) -> np.ndarray:
+    """The character's alpha in a package render: 0 on the flat studio backdrop reached from the border, else 1.
+
+    The package renderer lays a transparent-film render on an exact backdrop colour, so the backdrop is the
+    border-connected region of exactly that colour (white hair and eye whites are not: they are never exactly
+    flat). Feathered half a pixel inwards, so no backdrop white is carried into the scene.
+    """
+    backdrop = image[0, 0].astype(np.int16)
+    flat = (np.abs(image.astype(np.int16) - backdrop).max(axis=2) == 0).astype(np.uint8)
+    _, labels = cv2.connectedComponents(flat, connectivity=4)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    outside = np.isin(labels, border[border > 0]) & (flat > 0)
+    matte = (~outside).astype(np.float32)
+    return cv2.GaussianBlur(matte, (0, 0), 0.6) * matte
+
+
 def place_render(canvas: np.ndarray, render: Render, centre: tuple[float, float], size: float, roll: float,
                  mirror: bool) -> TruthFace:
-    """Paste a render's head (soft ellipse, some neck) so its face is ``size`` px, turned ``roll``; its truth."""
+    """Paste a render's head (its outline, the neck faded out) so its face is ``size`` px, turned ``roll``."""
     x0, y0, x1, y1 = render.face_box
     box_centre = ((x0 + x1) / 2, (y0 + y1) / 2)
     side = RENDER_SIDE * (y1 - y0)
@@ -99,6 +121,8 @@ def place_render(canvas: np.ndarray, render: Render, centre: tuple[float, float]
     ex = (xx + 0.5 - box_centre[0]) / (0.85 * (y1 - y0))
     ey = (yy + 0.5 - box_centre[1] + 0.05 * (y1 - y0)) / (1.1 * (y1 - y0))
     alpha_src = np.clip((1.0 - np.sqrt(ex * ex + ey * ey)) / 0.2, 0, 1).astype(np.float32)
+    if PASTE_BY_MATTE:
+        alpha_src *= render_matte(render.image)
     alpha = cv2.warpAffine(alpha_src, to_index(matrix), (w, h), flags=cv2.INTER_LINEAR)[:, :, None]
     canvas[:] = np.clip(canvas * (1 - alpha) + warped * alpha + 0.5, 0, 255).astype(np.uint8)
     right, left = (render.left_eye, render.right_eye) if mirror else (render.right_eye, render.left_eye)
@@ -308,22 +332,35 @@ FOURTH_PASS = ((ours, "OPINIONS_ABOVE_FLOOR", False), (ours, "FULL_RANGE_INTERPO
 BEFORE_FOURTH_SETTINGS = {"recheck_floor": 0.5}
 
 
+# Issue 17's fifth pass: a mesh fit must be seen on its own crop, a mesh-vouched face by the full-range model as is or
+# mirrored, a moderate agreement mirrored too. "Before the fifth pass" is main's path before it.
+FIFTH_PASS = ((finder, "MESH_NEEDS_RECHECK", False), (finder, "VOUCH_NEEDS_SIGHT", False),
+              (finder, "MIRROR_CHECK", False))
+BEFORE_FIFTH_SETTINGS: dict = {}
+
+# The paths the benchmark can run side by side, as the number of passes each keeps: before the cost cuts (none of
+# COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS), before the third pass, before the fourth, before the fifth, ours.
+PATHS = {"ours": 5, "ours, before cost cuts": 1, "ours, before third pass": 2, "ours, before fourth pass": 3,
+         "ours, before fifth pass": 4}
+
+
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
-             cuts: bool = True, third: bool = True, fourth: bool = True) -> None:
+             passes: int = 5) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
-    ``cuts`` False: without COST_CUTS (nor THIRD_PASS, nor FOURTH_PASS); ``third`` False: without THIRD_PASS (nor
-    FOURTH_PASS); ``fourth`` False: without FOURTH_PASS."""
+    ``passes``: how many of the cost cuts, third, fourth and fifth pass the search keeps (PATHS; 5: all)."""
     shape = (scene.image.shape[1], scene.image.shape[0])
-    kept = {(module, name): getattr(module, name) for module, name, _ in FOURTH_PASS}
-    if not (cuts and third and fourth):
-        settings = dataclasses.replace(settings, **BEFORE_FOURTH_SETTINGS)
-        for module, name, before in FOURTH_PASS:
-            setattr(module, name, before)
+    switched = FOURTH_PASS + FIFTH_PASS
+    kept = {(module, name): getattr(module, name) for module, name, _ in switched}
+    for later, settings_before, at in ((FIFTH_PASS, BEFORE_FIFTH_SETTINGS, 5), (FOURTH_PASS, BEFORE_FOURTH_SETTINGS, 4)):
+        if passes < at:
+            settings = dataclasses.replace(settings, **settings_before)
+            for module, name, before in later:
+                setattr(module, name, before)
     blazeface.USE_BATCH = batched
     for module, name in COST_CUTS:
-        setattr(module, name, cuts)
+        setattr(module, name, passes >= 2)
     for module, name in THIRD_PASS:
-        setattr(module, name, cuts and third)
+        setattr(module, name, passes >= 3)
     try:
         start, cpu = time.perf_counter(), time.process_time()
         result = find_faces(scene.image, settings=settings)
@@ -341,16 +378,11 @@ def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSetting
 
 
 def run_part(name: str, scenes: list[Scene], baseline: FacePopBaseline | None, settings: FaceFinderSettings,
-             tallies: dict, per_tile: bool = False, before_cuts: bool = False, before_third: bool = False,
-             before_fourth: bool = False) -> None:
-    """Every detector on every scene; ours, "before cost cuts", "before the third pass" and "before the fourth
-    pass" alternate which runs first (cache, load)."""
+             tallies: dict, paths: tuple[str, ...] = ("ours",), per_tile: bool = False) -> None:
+    """Every detector on every scene; the paths of ``paths`` (PATHS) alternate which runs first (cache, load)."""
     base = tallies.setdefault((name, "FacePop"), Tally()) if baseline is not None else None
-    mine = tallies.setdefault((name, "ours"), Tally())
+    runs = [(tallies.setdefault((name, path), Tally()), PATHS[path]) for path in paths]
     old = tallies.setdefault((name, "ours, per-tile graph calls"), Tally()) if per_tile else None
-    uncut = tallies.setdefault((name, "ours, before cost cuts"), Tally()) if before_cuts else None
-    main = tallies.setdefault((name, "ours, before third pass"), Tally()) if before_third else None
-    prior = tallies.setdefault((name, "ours, before fourth pass"), Tally()) if before_fourth else None
     for i, scene in enumerate(scenes):
         shape = (scene.image.shape[1], scene.image.shape[0])
         if base is not None:
@@ -360,11 +392,8 @@ def run_part(name: str, scenes: list[Scene], baseline: FacePopBaseline | None, s
             base.cpu_ms.setdefault(shape, []).append((time.process_time() - cpu) * 1000)
             base.calls.append(calls)
             score(base, scene, found, i)
-        runs = ([(mine, True, True, True)] + ([(uncut, False, False, False)] if uncut is not None else [])
-                + ([(main, True, False, False)] if main is not None else [])
-                + ([(prior, True, True, False)] if prior is not None else []))
-        for tally, cuts, third, fourth in runs if i % 2 == 0 else runs[::-1]:
-            run_ours(tally, scene, i, settings, batched=True, cuts=cuts, third=third, fourth=fourth)
+        for tally, passes in runs if i % 2 == 0 else runs[::-1]:
+            run_ours(tally, scene, i, settings, batched=True, passes=passes)
         if old is not None:
             run_ours(old, scene, i, settings, batched=False)
         print(f"  {name} {i + 1}/{len(scenes)}", file=sys.stderr, flush=True)
@@ -419,6 +448,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run the search without the third cost pass (THIRD_PASS: main's path before it) on the same images")
     parser.add_argument("--before-fourth", action="store_true",
                         help="also run the search before the fourth pass (FOURTH_PASS, BEFORE_FOURTH_SETTINGS) side by side")
+    parser.add_argument("--before-fifth", action="store_true",
+                        help="also run the search before the fifth pass (FIFTH_PASS, BEFORE_FIFTH_SETTINGS) side by side")
     parser.add_argument("--no-facepop", action="store_true",
                         help="leave out the FacePop method, the tracking clip and the cold start (quicker tune runs)")
     parser.add_argument("--proposal", type=float, default=None,
@@ -427,7 +458,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="FaceFinderSettings.recheck_floor (default: the settings' own)")
     parser.add_argument("--rotations", type=int, nargs="+", default=None,
                         help="tile turns below the whole-image levels (default: FaceFinderSettings')")
+    parser.add_argument("--oval-paste", action="store_true",
+                        help="paste renders by the soft ellipse alone, studio white included (the scenes before the "
+                             "fifth pass)")
     args = parser.parse_args(argv)
+    global PASTE_BY_MATTE
+    PASTE_BY_MATTE = not args.oval_paste
     images, frames = (6, 20) if args.quick else (args.images, args.frames)
     renders = load_renders()
     tune = [r for r in renders if not r.held_out]
@@ -439,7 +475,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = dataclasses.replace(settings, proposal_confidence=args.proposal)
     if args.recheck_floor is not None:
         settings = dataclasses.replace(settings, recheck_floor=args.recheck_floor)
-    if args.before_cuts or args.before_third or args.before_fourth:
+    paths = ("ours",) + tuple(path for path, asked in (
+        ("ours, before cost cuts", args.before_cuts), ("ours, before third pass", args.before_third),
+        ("ours, before fourth pass", args.before_fourth), ("ours, before fifth pass", args.before_fifth)) if asked)
+    if len(paths) > 1:
         # Each path's window shapes fit under the per-thread interpreter cap, two paths' side by side do not: the
         # cap would rebuild each other's interpreters every scene (measured: 49 instead of 10 built over 16
         # searches, +16 % CPU on the path before the third pass), so the comparison lifts it.
@@ -458,11 +497,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, (pool, photos, seed) in parts.items():
         if args.part not in ("both", name.replace("-", "_")):
             continue
-        run_part(name, build(seed, images, pool, photos), baseline, settings, tallies, args.per_tile, args.before_cuts,
-                 args.before_third, args.before_fourth)
+        run_part(name, build(seed, images, pool, photos), baseline, settings, tallies, paths, args.per_tile)
     if args.face_free:
-        run_part("face-free", face_free(args.seed + 7000, args.face_free), baseline, settings, tallies, args.per_tile,
-                 args.before_cuts, args.before_third, args.before_fourth)
+        run_part("face-free", face_free(args.seed + 7000, args.face_free), baseline, settings, tallies, paths,
+                 args.per_tile)
     tracking = {}
     if baseline is not None:
         clip, truth = sequence(args.seed + 2, frames, held)
@@ -478,8 +516,7 @@ def main(argv: list[str] | None = None) -> int:
               f"full detection every {args.detect_every} frames\n")
         print(table(tracking))
         print("\ncold start (fresh process, s): " + ", ".join(f"{k} {v:.2f}" for k, v in cold.items()))
-    for against in ("FacePop", "ours, per-tile graph calls", "ours, before cost cuts", "ours, before third pass",
-                    "ours, before fourth pass"):
+    for against in ("FacePop", "ours, per-tile graph calls", *list(PATHS)[1:]):
         for kind in ("wall", "CPU"):
             ratio = {}
             for name in ("tune", "held-out", "face-free"):

@@ -470,19 +470,22 @@ def _opinions(image: np.ndarray, contenders: list[Candidate]) -> None:
 
 
 def second_opinion(image: np.ndarray, centre: tuple[float, float], side: float, roll: float,
-                   tries: tuple[float, ...] = SECOND_TRIES) -> float:
+                   tries: tuple[float, ...] = SECOND_TRIES, mirrored: bool = False) -> float:
     """Score of the full-range model on an upright 192 px crop (0 when it sees no face there).
 
     The short-range and full-range models fail on different things: textured blobs (gravel, bark,
     galaxies) that fool one at 0.6-0.8 get ~0 from the other, while real faces score >= 0.6 on both.
     The full-range model is brittle to the crop's roll (measured on a clear 60 px render: nothing at
     -76.5°, 0.61 at -77°, 0.78 at -86°), so up to three rolls (SECOND_TRIES) are tried until one
-    reaches SECOND_ENOUGH; the best score counts.
+    reaches SECOND_ENOUGH; the best score counts. ``mirrored``: the crop is seen mirrored left to right
+    (a face stays a face; clutter that passed as one mostly does not, finder.MIRROR_CHECK_BELOW).
     """
     scale = min(0.4 * 192 / side, 1.0)  # upscaling small faces only lowers this model's score
     best = 0.0
     for offset in tries:
         matrix = transform.upright(centre, roll + offset, scale, (96.0, 96.0))
+        if mirrored:
+            matrix = transform.compose(np.array([[-1.0, 0.0, 192.0], [0.0, 1.0, 0.0]]), matrix)
         found = blazeface.detect_full_range(warp(image, matrix, (192, 192), interpolation=FULL_RANGE_INTERPOLATION))
         back = transform.invert(matrix)
         for d in found:

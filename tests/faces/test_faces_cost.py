@@ -102,13 +102,20 @@ def test_weak_proposals_neither_the_full_range_model_nor_the_mesh_sees_are_dropp
 
 
 def test_a_face_the_short_range_model_decides_gets_no_second_opinion(portrait, counted, monkeypatch):
-    """A clear face the mesh fits and the short-range model scores >= 0.75 is accepted whatever the
-    full-range model says, so refining it asks that model nothing; the face is the same either way."""
+    """A clear face the mesh fits and the short-range model scores >= 0.75 is accepted on that score, the
+    full-range model asked only whether it sees a face there at all (once, at the face's roll); >= 0.85 it is
+    asked nothing. The face is the same either way."""
     truth = portrait.faces[0]
     candidate = _candidate(truth.centre, truth.size / BLAZE_TO_SQUARE, truth.roll, 0.9, 0)
     face = finder._face_from_candidate(portrait.image, candidate, refine=True)
-    assert not counted and face.landmarks is not None and face.extra["short_range"] >= finder.MESH_VOUCHED
-    assert "full_range" not in face.extra and face.score == pytest.approx(face.extra["short_range"], abs=1e-4)
+    short = face.extra["short_range"]
+    assert face.landmarks is not None and short >= finder.MESH_VOUCHED
+    assert len(counted) == (0 if short >= finder.SURE_ALONE else 1)
+    assert face.score >= short - 1e-4 and "full_range_mirrored" not in face.extra
+    monkeypatch.setattr(finder, "VOUCH_NEEDS_SIGHT", False)
+    counted.clear()
+    vouched = finder._face_from_candidate(portrait.image, candidate, refine=True)
+    assert not counted and "full_range" not in vouched.extra and vouched.score == pytest.approx(short, abs=1e-4)
     monkeypatch.setattr(finder, "SKIP_DECISIVE", False)
     asked = finder._face_from_candidate(portrait.image, candidate, refine=True)
     assert counted and "full_range" in asked.extra and asked.score >= face.score

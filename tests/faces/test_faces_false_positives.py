@@ -1,0 +1,54 @@
+"""The fifth pass's checks on clutter that passed as a face: a mesh fit must be seen on its own crop, a
+mesh-vouched face by the full-range model as is or mirrored, a moderate agreement mirrored too."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bump_backend.faces import FaceFinderSettings, detect, find_faces, finder
+from bump_backend.faces.finder import BLAZE_TO_SQUARE
+from bump_backend.faces.groundtruth import background, make_scene
+
+pytest.importorskip("mediapipe")
+
+CHECKS = ("MESH_NEEDS_RECHECK", "VOUCH_NEEDS_SIGHT", "MIRROR_CHECK")
+# Weak proposals (0.35) show the most clutter; one thread keeps the search's order fixed.
+SETTINGS = FaceFinderSettings(min_face_size=24, skip_smaller_than=0, proposal_confidence=0.35, workers=1)
+
+
+@pytest.mark.parametrize("seed, size, roll", [(4, 56, 30), (2, 40, -120), (5, 72, 170)])
+def test_a_mirrored_opinion_is_the_opinion_on_the_mirrored_image(seed, size, roll):
+    """Mirroring the full-range crop is mirroring the image about the face: centre x -> W - x, roll -> -roll."""
+    scene = make_scene(np.random.default_rng(seed), 320, 320, [(size, roll)], mirror_chance=0.0)
+    truth = scene.faces[0]
+    side = truth.size / BLAZE_TO_SQUARE
+    mirrored = detect.second_opinion(scene.image, truth.centre, side, truth.roll, mirrored=True)
+    flipped = np.ascontiguousarray(scene.image[:, ::-1])
+    as_seen = detect.second_opinion(flipped, (320 - truth.centre[0], truth.centre[1]), side, -truth.roll)
+    assert mirrored >= detect.SECOND_ENOUGH and mirrored == pytest.approx(as_seen, abs=2e-3)
+
+
+@pytest.mark.parametrize("seed", [100, 309, 445])
+def test_clutter_that_passed_as_a_face_is_dropped(seed, monkeypatch):
+    """Found by searching 500 clutter images: each passed as one face before these checks, none after."""
+    image = background(np.random.default_rng(seed), 384, 384)
+    for name in CHECKS:
+        monkeypatch.setattr(finder, name, False)
+    before = find_faces(image, settings=SETTINGS)
+    assert len(before.faces) + len(before.skipped) == 1
+    for name in CHECKS:
+        monkeypatch.setattr(finder, name, True)
+    after = find_faces(image, settings=SETTINGS)
+    assert not after.faces and not after.skipped
+
+
+def test_real_faces_pass_the_checks():
+    """Faces of 24-96 px at any roll are still found, and nothing else."""
+    scene = make_scene(np.random.default_rng(11), 640, 640, [(24, 20), (32, -100), (48, 160), (64, 75), (96, -30)])
+    result = find_faces(scene.image, settings=SETTINGS)
+    found = result.faces + [s.face for s in result.skipped]
+    for truth in scene.faces:
+        assert any(np.hypot(f.centre[0] - truth.centre[0], f.centre[1] - truth.centre[1]) < 0.5 * truth.size
+                   and 0.6 < f.size / truth.size < 1.6 for f in found), truth
+    assert len(found) == len(scene.faces)
