@@ -3,12 +3,14 @@
     python benchmarks/bench_faces.py --quick          # a few images per part (this shared machine)
     python benchmarks/bench_faces.py                  # the full run (30 scenes per part, 40 frames)
 
-Faces come from the demo character rendered with 12 phenotypes (ages 9-80, three ethnicities and
-mixes, bald/grey/blonde/black hair; front and three-quarter views; exact geometry from each
-package's manifest, renders cached under ``.cache/bench_faces/``) and from the two real photos
-that ship in wheels (scikit-image's astronaut, matplotlib's Grace Hopper). Four phenotypes and the
-two photos form the *tune* part; eight phenotypes are *held out* and were never looked at while the
-pipeline was changed. Scenes are 1440x1440 and 1280x720 with faces pasted at 24-96 px, rolled
+Faces come from the demo character rendered with 18 phenotypes (ages 6-85, three ethnicities and
+mixes, bald/grey/white/blonde/black hair, some smiling, open-mouthed or with the chin raised; front
+and three-quarter views; exact geometry from each package's manifest, renders cached under
+``.cache/bench_faces/``, pasted by their outline) and from the two real photos that ship in wheels
+(scikit-image's astronaut, matplotlib's Grace Hopper). Four phenotypes and the two photos form the
+*tune* part; eight phenotypes are *held out* (reported after each of four passes, and looked into
+in the fifth); six more form the *fresh* part (``--part fresh``), run once per pass after its
+choices are made. Scenes are 1440x1440 and 1280x720 with faces pasted at 24-96 px, rolled
 0-360 degrees, on cluttered backgrounds (photo crops, shapes, noise textures), damaged by noise,
 blur or JPEG. Both detectors run on the same images in the same run. A tracking run (FaceTracker on
 a 1280x720 sequence with moving, turning faces) and the cold start (fresh process) are timed too.
@@ -436,7 +438,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=40, help="frames of the tracking clip (40)")
     parser.add_argument("--detect-every", type=int, default=10, help="FaceTracker's full-detection period (10)")
     parser.add_argument("--seed", type=int, default=17)
-    parser.add_argument("--part", choices=("both", "tune", "held_out"), default="both")
+    parser.add_argument("--part", choices=("both", "tune", "held_out", "fresh"), default="both",
+                        help="both: tune and held_out; fresh: the part held out from the fifth pass on (face_sources)")
     parser.add_argument("--misses", action="store_true", help="list every missed face")
     parser.add_argument("--face-free", type=int, default=0, metavar="N",
                         help="also N face-free clutter scenes (seed + 7000): false positives on many images")
@@ -467,7 +470,8 @@ def main(argv: list[str] | None = None) -> int:
     images, frames = (6, 20) if args.quick else (args.images, args.frames)
     renders = load_renders()
     tune = [r for r in renders if not r.held_out]
-    held = [r for r in renders if r.held_out]
+    held = [r for r in renders if r.held_out and not r.fresh]
+    fresh = [r for r in renders if r.fresh]
     settings = FaceFinderSettings(min_face_size=24, skip_smaller_than=0)
     if args.rotations is not None:
         settings = dataclasses.replace(settings, rotations=tuple(args.rotations))
@@ -493,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     if baseline is not None:
         baseline(warm)
     tallies: dict = {}
-    parts = {"tune": (tune, PHOTOS, args.seed), "held-out": (held, (), args.seed + 1)}
+    parts = {"tune": (tune, PHOTOS, args.seed), "held-out": (held, (), args.seed + 1), "fresh": (fresh, (), args.seed + 3)}
     for name, (pool, photos, seed) in parts.items():
         if args.part not in ("both", name.replace("-", "_")):
             continue
@@ -519,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
     for against in ("FacePop", "ours, per-tile graph calls", *list(PATHS)[1:]):
         for kind in ("wall", "CPU"):
             ratio = {}
-            for name in ("tune", "held-out", "face-free"):
+            for name in ("tune", "held-out", "fresh", "face-free"):
                 if (name, "ours") in tallies and (name, against) in tallies:
                     o, b = tallies[(name, "ours")], tallies[(name, against)]
                     mine, theirs = (o.ms, b.ms) if kind == "wall" else (o.cpu_ms, b.cpu_ms)

@@ -1,5 +1,6 @@
 """Face sources for benchmarks/bench_faces.py: many demo-character phenotypes (rendered once, cached)
-plus the real photos that ship inside installed wheels, split into a tune part and a held-out part.
+plus the real photos that ship inside installed wheels, split into a tune part, a held-out part and a
+fresh part (held out from the fifth pass of the face search on).
 
 Renders come from the project's own package renderer (Blender, Cycles on the CPU, 256 px, 4 samples):
 each package's manifest carries the exact projected face geometry (eyes, face box, roll, yaw) of
@@ -25,11 +26,16 @@ VIEWS = "front,three_quarter_left,three_quarter_right"
 
 @dataclass(frozen=True)
 class Identity:
-    """One demo-character phenotype: the renderer's CLI arguments and whether it is held out."""
+    """One demo-character phenotype: the renderer's CLI arguments and whether it is held out.
+
+    ``fresh``: held out from the fifth pass on, in a part of its own that is run once per pass, after
+    its choices are made (the first held-out part had been reported four times by then).
+    """
 
     name: str
     args: tuple[str, ...]
     held_out: bool
+    fresh: bool = False
 
 
 # Tune identities are the only ones looked at while changing the pipeline; held-out ones are reported apart.
@@ -56,6 +62,21 @@ IDENTITIES: tuple[Identity, ...] = (
                                       "--weight", "1.0", "--hair", "none"), True),
     Identity("woman_20_asian", ("--age", "20", "--gender", "female", "--ethnicity", "asian",
                                 "--hair-color", "dark_brown", "--eye-color", "dark_brown"), True),
+    # The fresh part: expressions and a raised chin too.
+    Identity("woman_60_asian_smile", ("--age", "60", "--gender", "female", "--ethnicity", "asian",
+                                      "--hair-color", "grey", "--expression", "smile"), True, True),
+    Identity("man_40_caucasian_heavy", ("--age", "40", "--gender", "male", "--ethnicity", "caucasian",
+                                        "--weight", "0.9", "--hair-color", "brown",
+                                        "--expression", "open_mouth=0.6"), True, True),
+    Identity("girl_6_african", ("--age", "6", "--gender", "female", "--ethnicity", "african",
+                                "--hair-color", "black"), True, True),
+    Identity("man_28_mixed_bald", ("--age", "28", "--gender", "male", "--ethnicity", "african=0.3,caucasian=0.7",
+                                   "--hair", "none", "--expression", "surprise"), True, True),
+    Identity("woman_85_african", ("--age", "85", "--gender", "female", "--ethnicity", "african",
+                                  "--hair-color", "white", "--weight", "0.3"), True, True),
+    Identity("man_18_asian_chin_up", ("--age", "18", "--gender", "male", "--ethnicity", "asian",
+                                      "--hair-color", "blonde", "--eye-color", "green", "--pose", "head=0,15"),
+             True, True),
 )
 
 
@@ -71,6 +92,7 @@ class Render:
     face_box: tuple[float, float, float, float]
     yaw: float
     held_out: bool
+    fresh: bool = False
 
 
 def render_identity(identity: Identity, resolution: int = 256, samples: int = 4) -> Path:
@@ -106,7 +128,7 @@ def load_renders(render_missing: bool = True) -> list[Render]:
             bgr = cv2.imread(str(folder / view["file"]), cv2.IMREAD_COLOR)
             renders.append(Render(identity.name, view["name"], np.ascontiguousarray(bgr[:, :, ::-1]),
                                   tuple(face["right_eye"]), tuple(face["left_eye"]), tuple(face["face_box"]),
-                                  float(face["yaw"]), identity.held_out))
+                                  float(face["yaw"]), identity.held_out, identity.fresh))
     return renders
 
 

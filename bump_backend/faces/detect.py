@@ -307,15 +307,20 @@ def merge(candidates: list[Candidate]) -> list[Candidate]:
     return clusters
 
 
+MIRROR_X = {TILE: np.array([[-1.0, 0.0, TILE], [0.0, 1.0, 0.0]]), 192: np.array([[-1.0, 0.0, 192.0], [0.0, 1.0, 0.0]])}
+
+
 def recheck(image: np.ndarray, centre: tuple[float, float], side: float, roll: float, threshold: float,
-            rotation: int = 0) -> Candidate | None:
+            rotation: int = 0, mirrored: bool = False) -> Candidate | None:
     """Look again at an upright crop where the face spans RECHECK_RATIO of the model's input.
 
     Small faces are upscaled at most MAX_UPSCALE times: blurrier than that, the model scores them
-    lower, not higher.
+    lower, not higher. ``mirrored``: the crop is seen mirrored left to right (finder.MIRROR_CHECK).
     """
     scale = min(RECHECK_RATIO * TILE / side, MAX_UPSCALE)
     matrix = transform.upright(centre, roll, scale, (TILE / 2, TILE / 2))
+    if mirrored:
+        matrix = transform.compose(MIRROR_X[TILE], matrix)
     crop = warp(image, matrix, (TILE, TILE))
     best: Candidate | None = None
     back = transform.invert(matrix)
@@ -485,7 +490,7 @@ def second_opinion(image: np.ndarray, centre: tuple[float, float], side: float, 
     for offset in tries:
         matrix = transform.upright(centre, roll + offset, scale, (96.0, 96.0))
         if mirrored:
-            matrix = transform.compose(np.array([[-1.0, 0.0, 192.0], [0.0, 1.0, 0.0]]), matrix)
+            matrix = transform.compose(MIRROR_X[192], matrix)
         found = blazeface.detect_full_range(warp(image, matrix, (192, 192), interpolation=FULL_RANGE_INTERPOLATION))
         back = transform.invert(matrix)
         for d in found:

@@ -112,8 +112,9 @@ def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool,
     if (MIRROR_CHECK and not decisive and second is not None and second < MIRROR_CHECK_BELOW
             and score >= confidence):
         mirrored = detect.second_opinion(image, face.centre, side, face.roll, mirrored=True)
-        if mirrored < detect.SECOND_ENOUGH:
-            score = 0.0  # the agreement did not survive mirroring the crop
+        if mirrored < detect.SECOND_ENOUGH and detect.recheck(
+                image, face.centre, side, face.roll, detect.RECHECK_THRESHOLD, mirrored=True) is None:
+            score = 0.0  # the agreement survived mirroring the crop in neither model
     extra = ({"short_range": round(first, 4)} | ({} if second is None else {"full_range": round(second, 4)})
              | ({} if mirrored is None else {"full_range_mirrored": round(mirrored, 4)}))
     return dataclasses.replace(face, score=float(score), sharpness=sharp, extra=extra)

