@@ -34,11 +34,11 @@ VOUCH_NEEDS_SHARPNESS = True  # a switch for benchmarks
 SKIP_DECISIVE = True
 # Issue 17's fifth pass, on the false positives left on face-free clutter and the tune part (docs/faces.md): every one
 # was a mesh fit the short-range model did not see on the mesh's own crop, a mesh-vouched patch the full-range model
-# saw at no turn, or a moderate agreement the full-range model lost once the crop was mirrored. None of 544 tune faces
-# was any of these. Switches for benchmarks.
+# saw at no turn, or a moderate agreement lost once the crop was mirrored. Switches for benchmarks.
 MESH_NEEDS_RECHECK = True  # a mesh fit whose own crop the short-range model sees nothing on is dropped (not this face)
 VOUCH_NEEDS_SIGHT = True  # a mesh-vouched face the full-range model sees neither as is nor mirrored is not vouched for
-# A face accepted on both models agreeing, the full-range one under this, must also be seen by it mirrored (>= 0.5).
+# A face accepted on both models agreeing, the full-range one under this, is dropped when neither model sees the
+# mirrored crop. The full-range model alone lost weak real faces of people it was not tuned on (held-out part).
 MIRROR_CHECK_BELOW = 0.8
 MIRROR_CHECK = True
 
