@@ -343,7 +343,9 @@ BEFORE_FIFTH_SETTINGS: dict = {}
 # The paths the benchmark can run side by side, as the number of passes each keeps: before the cost cuts (none of
 # COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS), before the third pass, before the fourth, before the fifth, ours.
 PATHS = {"ours": 5, "ours, before cost cuts": 1, "ours, before third pass": 2, "ours, before fourth pass": 3,
-         "ours, before fifth pass": 4}
+         "ours, before fifth pass": 4, "ours, upside-down levels": 5}
+# Settings a path changes on top of the run's: the levels above the finest also turned 180° (--upside-down).
+PATH_SETTINGS = {"ours, upside-down levels": {"middle_rotations": (0, 180)}}
 
 
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
@@ -383,7 +385,8 @@ def run_part(name: str, scenes: list[Scene], baseline: FacePopBaseline | None, s
              tallies: dict, paths: tuple[str, ...] = ("ours",), per_tile: bool = False) -> None:
     """Every detector on every scene; the paths of ``paths`` (PATHS) alternate which runs first (cache, load)."""
     base = tallies.setdefault((name, "FacePop"), Tally()) if baseline is not None else None
-    runs = [(tallies.setdefault((name, path), Tally()), PATHS[path]) for path in paths]
+    runs = [(tallies.setdefault((name, path), Tally()), PATHS[path], dataclasses.replace(settings, **PATH_SETTINGS.get(path, {})))
+            for path in paths]
     old = tallies.setdefault((name, "ours, per-tile graph calls"), Tally()) if per_tile else None
     for i, scene in enumerate(scenes):
         shape = (scene.image.shape[1], scene.image.shape[0])
@@ -394,8 +397,8 @@ def run_part(name: str, scenes: list[Scene], baseline: FacePopBaseline | None, s
             base.cpu_ms.setdefault(shape, []).append((time.process_time() - cpu) * 1000)
             base.calls.append(calls)
             score(base, scene, found, i)
-        for tally, passes in runs if i % 2 == 0 else runs[::-1]:
-            run_ours(tally, scene, i, settings, batched=True, passes=passes)
+        for tally, passes, path_settings in runs if i % 2 == 0 else runs[::-1]:
+            run_ours(tally, scene, i, path_settings, batched=True, passes=passes)
         if old is not None:
             run_ours(old, scene, i, settings, batched=False)
         print(f"  {name} {i + 1}/{len(scenes)}", file=sys.stderr, flush=True)
@@ -453,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run the search before the fourth pass (FOURTH_PASS, BEFORE_FOURTH_SETTINGS) side by side")
     parser.add_argument("--before-fifth", action="store_true",
                         help="also run the search before the fifth pass (FIFTH_PASS, BEFORE_FIFTH_SETTINGS) side by side")
+    parser.add_argument("--upside-down", action="store_true",
+                        help="also run ours with the levels above the finest turned 180° too (middle_rotations) side by side")
     parser.add_argument("--no-facepop", action="store_true",
                         help="leave out the FacePop method, the tracking clip and the cold start (quicker tune runs)")
     parser.add_argument("--proposal", type=float, default=None,
@@ -481,7 +486,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = dataclasses.replace(settings, recheck_floor=args.recheck_floor)
     paths = ("ours",) + tuple(path for path, asked in (
         ("ours, before cost cuts", args.before_cuts), ("ours, before third pass", args.before_third),
-        ("ours, before fourth pass", args.before_fourth), ("ours, before fifth pass", args.before_fifth)) if asked)
+        ("ours, before fourth pass", args.before_fourth), ("ours, before fifth pass", args.before_fifth),
+        ("ours, upside-down levels", args.upside_down)) if asked)
     if len(paths) > 1:
         # Each path's window shapes fit under the per-thread interpreter cap, two paths' side by side do not: the
         # cap would rebuild each other's interpreters every scene (measured: 49 instead of 10 built over 16

@@ -175,8 +175,10 @@ def _flat(region: np.ndarray) -> bool:
 
 
 def tile_jobs(image: np.ndarray, min_face: float, rotations: tuple[int, ...], skip_flat: bool,
-              coarse_rotations: tuple[int, ...] | None = None, workers: int = 1) -> list[TileJob]:
-    """Tiles of every pyramid level, each at ``rotations``; the two whole-image levels at ``coarse_rotations``.
+              coarse_rotations: tuple[int, ...] | None = None, workers: int = 1,
+              middle_rotations: tuple[int, ...] = ()) -> list[TileJob]:
+    """Tiles of every pyramid level, each at ``rotations``; the two whole-image levels at ``coarse_rotations``;
+    the levels between the finest and those at ``middle_rotations`` too.
 
     With ``use_windows()``, levels larger than a tile come as windows instead (``TileJob.window``).
     The levels are resized on ``workers`` threads (OpenCV releases the GIL): ~28 ms for a 1440x1440
@@ -192,6 +194,8 @@ def tile_jobs(image: np.ndarray, min_face: float, rotations: tuple[int, ...], sk
         images = [_level_image(image, scale, padded) for scale, padded in levels]
     for index, ((scale, _), (level, offset)) in enumerate(zip(levels, images, strict=True)):
         turns = rotations if coarse_rotations is None or index < len(levels) - 2 else coarse_rotations
+        if 0 < index < len(levels) - 2:
+            turns = tuple(sorted(set(turns) | set(middle_rotations)))
         lh, lw = level.shape[:2]
         if windows and index < len(levels) - 2 and max(lh, lw) > TILE:
             (side_x, xs), (side_y, ys) = window_layout(lw), window_layout(lh)
@@ -412,15 +416,15 @@ def _choose_turn(image: np.ndarray, per_turn: list[Candidate], prior: float) -> 
 
 
 def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], proposal: float, floor: float,
-           workers: int, skip_flat: bool = True,
-           coarse_rotations: tuple[int, ...] | None = None) -> tuple[list[Candidate], int]:
+           workers: int, skip_flat: bool = True, coarse_rotations: tuple[int, ...] | None = None,
+           middle_rotations: tuple[int, ...] = ()) -> tuple[list[Candidate], int]:
     """Candidates that survive the upright re-check (score >= ``floor``), and the detector calls made.
 
     With a single tile turn the orientation of each proposal is unknown, so every merged proposal
     is re-checked at its quarter turns (2 calls where nothing is there, else 4); with all four tile
     turns one re-check at the proposal's own roll suffices.
     """
-    jobs = tile_jobs(image, min_face, rotations, skip_flat, coarse_rotations, workers)
+    jobs = tile_jobs(image, min_face, rotations, skip_flat, coarse_rotations, workers, middle_rotations)
     results = run_parallel(lambda chunk: _run_tiles(chunk, proposal), jobs, workers, cost=job_cost)
     raw = [c for found, _ in results for c in found]
     calls = sum(n for _, n in results)

@@ -142,6 +142,9 @@ class FaceFinderSettings:
     skip_smaller_than: float = 32.0
     min_sharpness: float = 22.0  # detect.sharpness below this: too blurry (calibrated, docs/faces.md); 0 = off
     rotations: tuple[int, ...] = (0,)  # tile turns below the whole-image levels (see docs/faces.md)
+    # More turns for the levels between the finest and the whole-image ones (faces of ~48 px and up): (0, 180) finds
+    # more upside-down faces for ~1.1x the CPU (docs/faces.md, the fifth pass; the CLI's --upside-down).
+    middle_rotations: tuple[int, ...] = ()
     coarse_rotations: tuple[int, ...] = (0, 90, 180, 270)  # tile turns of the two whole-image levels
     refine_landmarks: bool = True
     cross_check: bool = False  # with a sidecar: also run the detector and add faces it alone finds
@@ -159,9 +162,9 @@ class FaceFinderSettings:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
         if self.sort not in ("largest", "left_to_right", "centre_out"):
             raise ValueError(f"sort must be largest, left_to_right or centre_out, got {self.sort!r}")
-        for name in ("rotations", "coarse_rotations"):
+        for name in ("rotations", "coarse_rotations", "middle_rotations"):
             turns = getattr(self, name)
-            if not turns or any(r % 90 for r in turns):
+            if (not turns and name != "middle_rotations") or any(r % 90 for r in turns):
                 raise ValueError(f"{name} must be multiples of 90 degrees, got {turns}")
         if self.workers < 1:
             raise ValueError("workers must be at least 1")

@@ -104,6 +104,9 @@ def reproduce(source: str | Path | dict[str, Any] | BumpRecord, *, engine: BumpE
 
             data = dict(record.face_finder)
             data["rotations"] = tuple(data.get("rotations", (0, 90, 180, 270)))
+            for name in ("coarse_rotations", "middle_rotations"):
+                if name in data:
+                    data[name] = tuple(data[name])
             finder = FaceFinderSettings(**data)
         result = engine.run(pixels, package_path, sidecar=sidecar, settings=settings, progress=progress,
                             cancel=cancel, face_settings=finder, input_path=str(image_path), packages=packages,

@@ -39,6 +39,10 @@ def test_detect_json_and_roundtrip(tmp_path, rolled_scene):
     assert (debug / "contact_sheet.png").exists() and (debug / "face_01_mask.png").exists()
     assert (debug / "00_detections.png").exists() and (debug / "faces.json").exists()
 
+    turned = run_cli("faces", "detect", str(path), "--json", "--skip-smaller", "0", "--upside-down")
+    assert turned.returncode == 0, turned.stderr
+    assert len(json.loads(turned.stdout)["faces"]) == len(rolled_scene.faces)
+
     out = tmp_path / "out.png"
     done = run_cli("faces", "roundtrip", str(path), "--out", str(out), "--size", "512")
     assert done.returncode == 0, done.stderr

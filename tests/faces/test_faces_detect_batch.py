@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from bump_backend.faces import detect
+from bump_backend.faces import FaceFinderSettings, detect, find_faces
 from bump_backend.faces.groundtruth import make_scene
 from bump_backend.faces.image_io import ImageError, image_paths, save_image
 from tests.faces.test_faces_cli import run_cli
@@ -118,3 +118,29 @@ def test_finest_level_windows_overlap_enough_for_its_largest_face():
         jobs = detect.tile_jobs(frame, 24, (0,), True, (0, 90, 180, 270))
         finest = max(j.scale for j in jobs)
         assert {(j.rect[2] - j.rect[0], j.rect[3] - j.rect[1]) for j in jobs if j.scale == finest} == {(576, 576)}
+
+
+def test_middle_rotations_turn_only_the_levels_between_the_finest_and_the_whole_image():
+    """``middle_rotations`` (the CLI's --upside-down) adds its turns to every level but the finest and the
+    two whole-image ones, which keep theirs; the search then makes more calls and finds the same faces."""
+    image = np.random.default_rng(1).integers(0, 255, (1440, 1440, 3), np.uint8)
+    plain = detect.tile_jobs(image, 24, (0,), True, (0, 90, 180, 270))
+    turned = detect.tile_jobs(image, 24, (0,), True, (0, 90, 180, 270), middle_rotations=(0, 180))
+    scales = sorted({j.scale for j in plain}, reverse=True)
+    finest, middle, whole = scales[0], scales[1:-2], scales[-2:]
+    assert len(middle) >= 2
+
+    def turns(jobs, scale):
+        return {j.rotation for j in jobs if j.scale == scale}
+
+    assert turns(plain, finest) == turns(turned, finest) == {0}
+    assert all(turns(plain, s) == {0} and turns(turned, s) == {0, 180} for s in middle)
+    assert all(turns(plain, s) == turns(turned, s) == {0, 90, 180, 270} for s in whole)
+    assert sum(j.scale == finest for j in plain) == sum(j.scale == finest for j in turned)
+    with pytest.raises(ValueError, match="middle_rotations"):
+        FaceFinderSettings(middle_rotations=(0, 45))
+    scene = make_scene(np.random.default_rng(3), 480, 480, [(64, 175), (48, -20)])
+    upright = find_faces(scene.image, settings=FaceFinderSettings(skip_smaller_than=0))
+    both = find_faces(scene.image, settings=FaceFinderSettings(skip_smaller_than=0, middle_rotations=(0, 180)))
+    assert both.detector_calls > upright.detector_calls
+    assert len(both.faces) == len(upright.faces) == 2
