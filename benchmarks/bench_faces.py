@@ -340,18 +340,26 @@ FIFTH_PASS = ((finder, "MESH_NEEDS_RECHECK", False), (finder, "VOUCH_NEEDS_SIGHT
               (finder, "MIRROR_CHECK", False))
 BEFORE_FIFTH_SETTINGS: dict = {}
 
-# The paths the benchmark can run side by side, as the number of passes each keeps: before the cost cuts (none of
-# COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS), before the third pass, before the fourth, before the fifth, ours.
-PATHS = {"ours": 5, "ours, before cost cuts": 1, "ours, before third pass": 2, "ours, before fourth pass": 3,
-         "ours, before fifth pass": 4, "ours, upside-down levels": 5}
-# Settings a path changes on top of the run's: the levels above the finest also turned 180° (--upside-down).
-PATH_SETTINGS = {"ours, upside-down levels": {"middle_rotations": (0, 180)}}
+# The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
+# none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS; then one more each; 5: all), the settings it changes on top
+# of the run's, and what it is (the flag's help).
+SIDE_PATHS = {
+    "before-cuts": ("ours, before cost cuts", 1, {}, "the search without the cost cuts (COST_CUTS: the path before them)"),
+    "before-third": ("ours, before third pass", 2, {},
+                     "the search without the third cost pass (THIRD_PASS: main's path before it)"),
+    "before-fourth": ("ours, before fourth pass", 3, {}, "the search before the fourth pass (FOURTH_PASS, "
+                      "BEFORE_FOURTH_SETTINGS)"),
+    "before-fifth": ("ours, before fifth pass", 4, {}, "the search before the fifth pass (FIFTH_PASS, BEFORE_FIFTH_SETTINGS)"),
+    "upside-down": ("ours, upside-down levels", 5, {"middle_rotations": (0, 180)},
+                    "ours with the levels above the finest turned 180° too (middle_rotations)"),
+}
+PATHS = {"ours": (5, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
 
 
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
              passes: int = 5) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
-    ``passes``: how many of the cost cuts, third, fourth and fifth pass the search keeps (PATHS; 5: all)."""
+    ``passes``: how many of the cost cuts, third, fourth and fifth pass the search keeps (SIDE_PATHS; 5: all)."""
     shape = (scene.image.shape[1], scene.image.shape[0])
     switched = FOURTH_PASS + FIFTH_PASS
     kept = {(module, name): getattr(module, name) for module, name, _ in switched}
@@ -385,7 +393,7 @@ def run_part(name: str, scenes: list[Scene], baseline: FacePopBaseline | None, s
              tallies: dict, paths: tuple[str, ...] = ("ours",), per_tile: bool = False) -> None:
     """Every detector on every scene; the paths of ``paths`` (PATHS) alternate which runs first (cache, load)."""
     base = tallies.setdefault((name, "FacePop"), Tally()) if baseline is not None else None
-    runs = [(tallies.setdefault((name, path), Tally()), PATHS[path], dataclasses.replace(settings, **PATH_SETTINGS.get(path, {})))
+    runs = [(tallies.setdefault((name, path), Tally()), PATHS[path][0], dataclasses.replace(settings, **PATHS[path][1]))
             for path in paths]
     old = tallies.setdefault((name, "ours, per-tile graph calls"), Tally()) if per_tile else None
     for i, scene in enumerate(scenes):
@@ -448,16 +456,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also N face-free clutter scenes (seed + 7000): false positives on many images")
     parser.add_argument("--per-tile", action="store_true",
                         help="also run the old path (one mediapipe graph call per tile and re-check) on the same images")
-    parser.add_argument("--before-cuts", action="store_true",
-                        help="also run the search without the cost cuts (COST_CUTS: the path before them) on the same images")
-    parser.add_argument("--before-third", action="store_true",
-                        help="also run the search without the third cost pass (THIRD_PASS: main's path before it) on the same images")
-    parser.add_argument("--before-fourth", action="store_true",
-                        help="also run the search before the fourth pass (FOURTH_PASS, BEFORE_FOURTH_SETTINGS) side by side")
-    parser.add_argument("--before-fifth", action="store_true",
-                        help="also run the search before the fifth pass (FIFTH_PASS, BEFORE_FIFTH_SETTINGS) side by side")
-    parser.add_argument("--upside-down", action="store_true",
-                        help="also run ours with the levels above the finest turned 180° too (middle_rotations) side by side")
+    for flag, (_, _, _, what) in SIDE_PATHS.items():
+        parser.add_argument(f"--{flag}", action="store_true", help=f"also run {what} side by side on the same images")
     parser.add_argument("--no-facepop", action="store_true",
                         help="leave out the FacePop method, the tracking clip and the cold start (quicker tune runs)")
     parser.add_argument("--proposal", type=float, default=None,
@@ -484,10 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = dataclasses.replace(settings, proposal_confidence=args.proposal)
     if args.recheck_floor is not None:
         settings = dataclasses.replace(settings, recheck_floor=args.recheck_floor)
-    paths = ("ours",) + tuple(path for path, asked in (
-        ("ours, before cost cuts", args.before_cuts), ("ours, before third pass", args.before_third),
-        ("ours, before fourth pass", args.before_fourth), ("ours, before fifth pass", args.before_fifth),
-        ("ours, upside-down levels", args.upside_down)) if asked)
+    paths = ("ours",) + tuple(name for flag, (name, *_) in SIDE_PATHS.items() if getattr(args, flag.replace("-", "_")))
     if len(paths) > 1:
         # Each path's window shapes fit under the per-thread interpreter cap, two paths' side by side do not: the
         # cap would rebuild each other's interpreters every scene (measured: 49 instead of 10 built over 16
