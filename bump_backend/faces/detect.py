@@ -311,7 +311,9 @@ def merge(candidates: list[Candidate]) -> list[Candidate]:
     return clusters
 
 
-MIRROR_X = {TILE: np.array([[-1.0, 0.0, TILE], [0.0, 1.0, 0.0]]), 192: np.array([[-1.0, 0.0, 192.0], [0.0, 1.0, 0.0]])}
+def mirrored_x(matrix: np.ndarray, width: float) -> np.ndarray:
+    """``matrix`` (image -> crop) followed by mirroring the ``width`` px wide crop left to right."""
+    return transform.compose(np.array([[-1.0, 0.0, width], [0.0, 1.0, 0.0]]), matrix)
 
 
 def recheck(image: np.ndarray, centre: tuple[float, float], side: float, roll: float, threshold: float,
@@ -324,7 +326,7 @@ def recheck(image: np.ndarray, centre: tuple[float, float], side: float, roll: f
     scale = min(RECHECK_RATIO * TILE / side, MAX_UPSCALE)
     matrix = transform.upright(centre, roll, scale, (TILE / 2, TILE / 2))
     if mirrored:
-        matrix = transform.compose(MIRROR_X[TILE], matrix)
+        matrix = mirrored_x(matrix, TILE)
     crop = warp(image, matrix, (TILE, TILE))
     best: Candidate | None = None
     back = transform.invert(matrix)
@@ -494,7 +496,7 @@ def second_opinion(image: np.ndarray, centre: tuple[float, float], side: float, 
     for offset in tries:
         matrix = transform.upright(centre, roll + offset, scale, (96.0, 96.0))
         if mirrored:
-            matrix = transform.compose(MIRROR_X[192], matrix)
+            matrix = mirrored_x(matrix, 192)
         found = blazeface.detect_full_range(warp(image, matrix, (192, 192), interpolation=FULL_RANGE_INTERPOLATION))
         back = transform.invert(matrix)
         for d in found:
