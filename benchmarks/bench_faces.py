@@ -37,9 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from face_sources import Render, load_renders
 
-from bump_backend.faces import FaceFinderSettings, blazeface, find_faces, finder, runtime
+from bump_backend.faces import FaceFinderSettings, align, blazeface, find_faces, finder, runtime
 from bump_backend.faces import detect as ours
-from bump_backend.faces.groundtruth import TruthFace, background, degrade, place_face, similarity
+from bump_backend.faces.groundtruth import TruthFace, clutter, degrade, place_face, similarity
 from bump_backend.faces.track import FaceTracker
 from bump_backend.faces.transform import apply, roll_of, to_index, wrap
 
@@ -135,17 +135,6 @@ def place_render(canvas: np.ndarray, render: Render, centre: tuple[float, float]
     return TruthFace(box=(float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])), right_eye=right_c,
                      left_eye=left_c, roll=roll_of(right_c, left_c), size=size,
                      source=f"{render.identity}/{render.view}", mirrored=mirror)
-
-
-def clutter(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
-    """A photo-crop background with shapes (groundtruth.background), half the time under a noise texture."""
-    canvas = background(rng, width, height)
-    if rng.random() < 0.5:
-        small = rng.normal(0, 1, (height // 24 + 1, width // 24 + 1, 3)).astype(np.float32)
-        texture = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
-        texture += rng.normal(0, 0.5, (height, width, 3)).astype(np.float32)
-        canvas = np.clip(canvas + 25 * texture, 0, 255).astype(np.uint8)
-    return canvas
 
 
 def build(seed: int, count: int, renders: list[Render], photos: tuple[str, ...]) -> list[Scene]:
@@ -340,8 +329,14 @@ FIFTH_PASS = ((finder, "MESH_NEEDS_RECHECK", False), (finder, "VOUCH_NEEDS_SIGHT
               (finder, "MIRROR_CHECK", False))
 BEFORE_FIFTH_SETTINGS: dict = {}
 
+# Issue 17's sixth pass: whole-pixel area steps before the search's shrinking crop warps (cost); a vouched face's sight
+# asked on the mesh's own crop; the mirror check's short-range floor. "Before the sixth pass" is main's path before it.
+SIXTH_PASS = ((align, "INTEGER_AREA", False), (finder, "VOUCH_SIGHT_AT_MESH", False),
+              (finder, "MIRROR_FLOOR", ours.RECHECK_THRESHOLD))
+BEFORE_SIXTH_SETTINGS: dict = {}
+
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
-# none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS; then one more each; 5: all), the settings it changes on top
+# none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS, SIXTH_PASS; then one more each; 6: all), the settings it changes on top
 # of the run's, and what it is (the flag's help).
 SIDE_PATHS = {
     "before-cuts": ("ours, before cost cuts", 1, {}, "the search without the cost cuts (COST_CUTS: the path before them)"),
@@ -350,20 +345,22 @@ SIDE_PATHS = {
     "before-fourth": ("ours, before fourth pass", 3, {}, "the search before the fourth pass (FOURTH_PASS, "
                       "BEFORE_FOURTH_SETTINGS)"),
     "before-fifth": ("ours, before fifth pass", 4, {}, "the search before the fifth pass (FIFTH_PASS, BEFORE_FIFTH_SETTINGS)"),
-    "upside-down": ("ours, upside-down levels", 5, {"middle_rotations": (0, 180)},
+    "before-sixth": ("ours, before sixth pass", 5, {}, "the search before the sixth pass (SIXTH_PASS)"),
+    "upside-down": ("ours, upside-down levels", 6, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }
-PATHS = {"ours": (5, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
+PATHS = {"ours": (6, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
 
 
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
-             passes: int = 5) -> None:
+             passes: int = 6) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
-    ``passes``: how many of the cost cuts, third, fourth and fifth pass the search keeps (SIDE_PATHS; 5: all)."""
+    ``passes``: how many of the cost cuts, third, fourth, fifth and sixth pass the search keeps (SIDE_PATHS; 6: all)."""
     shape = (scene.image.shape[1], scene.image.shape[0])
-    switched = FOURTH_PASS + FIFTH_PASS
+    switched = FOURTH_PASS + FIFTH_PASS + SIXTH_PASS
     kept = {(module, name): getattr(module, name) for module, name, _ in switched}
-    for later, settings_before, at in ((FIFTH_PASS, BEFORE_FIFTH_SETTINGS, 5), (FOURTH_PASS, BEFORE_FOURTH_SETTINGS, 4)):
+    for later, settings_before, at in ((SIXTH_PASS, BEFORE_SIXTH_SETTINGS, 6), (FIFTH_PASS, BEFORE_FIFTH_SETTINGS, 5),
+                                       (FOURTH_PASS, BEFORE_FOURTH_SETTINGS, 4)):
         if passes < at:
             settings = dataclasses.replace(settings, **settings_before)
             for module, name, before in later:

@@ -41,6 +41,11 @@ VOUCH_NEEDS_SIGHT = True  # a mesh-vouched face the full-range model sees neithe
 # mirrored crop. The full-range model alone lost weak real faces of people it was not tuned on (held-out part).
 MIRROR_CHECK_BELOW = 0.8
 MIRROR_CHECK = True
+# ... and the short-range model sees the mirrored crop when it reads what a re-check must (the default recheck_floor;
+# issue 17's sixth pass, detect.RECHECK_THRESHOLD before): clutter the full-range model lost mirrored read 0.53-0.58
+# there (4 of 5 on face-free clutter), real faces that went through this check 0.58-0.86 (tune and held-out parts).
+MIRROR_FLOOR = 0.6  # = FaceFinderSettings.recheck_floor's default (tested)
+VOUCH_SIGHT_AT_MESH = True  # issue 17's sixth pass: see _face_from_candidate (a switch for benchmarks)
 
 
 def keypoint_yaw(keypoints: np.ndarray, roll: float) -> float:
@@ -98,7 +103,11 @@ def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool,
     same_roll = abs(transform.wrap(face.roll - c.roll)) <= REFIT_ROLL
     side = face.size / BLAZE_TO_SQUARE
     needs_sight = vouched and first < SURE_ALONE and VOUCH_NEEDS_SIGHT
-    if c.opinion is not None and (c.opinion >= detect.SECOND_ENOUGH or decisive) and same_roll:
+    # A vouched face the re-check's crop showed the full-range model nothing on is asked again on the mesh's own crop
+    # before its vouch can be withdrawn: that model's answer flips 0 <-> 0.7 between crops a few pixels or degrees
+    # apart, and a 96 px face at 131° (tune seed 17) was dropped on the re-check crop's 0 while its mesh crop read 0.7.
+    unseen_there = needs_sight and not c.opinion and VOUCH_SIGHT_AT_MESH
+    if c.opinion is not None and (c.opinion >= detect.SECOND_ENOUGH or decisive) and same_roll and not unseen_there:
         second = c.opinion  # the re-check already asked the full-range model at this roll: one call saved
     elif decisive and SKIP_DECISIVE and not needs_sight:
         second = None  # accepted on the short-range score whatever the full-range model says: not asked
@@ -113,7 +122,7 @@ def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool,
             and score >= confidence):
         mirrored = detect.second_opinion(image, face.centre, side, face.roll, mirrored=True)
         if mirrored < detect.SECOND_ENOUGH and detect.recheck(
-                image, face.centre, side, face.roll, detect.RECHECK_THRESHOLD, mirrored=True) is None:
+                image, face.centre, side, face.roll, MIRROR_FLOOR, mirrored=True) is None:
             score = 0.0  # the agreement survived mirroring the crop in neither model
     extra = ({"short_range": round(first, 4)} | ({} if second is None else {"full_range": round(second, 4)})
              | ({} if mirrored is None else {"full_range_mirrored": round(mirrored, 4)}))

@@ -174,6 +174,17 @@ def place_face(canvas: np.ndarray, source: str, centre: tuple[float, float], siz
                      roll=eye_roll, size=size, source=source, mirrored=mirror)
 
 
+def clutter(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """A photo-crop background with shapes (``background``), half the time under a noise texture."""
+    canvas = background(rng, width, height)
+    if rng.random() < 0.5:
+        small = rng.normal(0, 1, (height // 24 + 1, width // 24 + 1, 3)).astype(np.float32)
+        texture = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+        texture += rng.normal(0, 0.5, (height, width, 3)).astype(np.float32)
+        canvas = np.clip(canvas + 25 * texture, 0, 255).astype(np.uint8)
+    return canvas
+
+
 def degrade(image: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
     """Camera-like damage: 'noise', 'blur', 'jpeg' or 'none'."""
     if kind == "none":

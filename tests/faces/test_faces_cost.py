@@ -139,3 +139,23 @@ def test_interpreters_kept_per_thread_are_capped_by_input_pixels(monkeypatch):
     assert [key[1:] for key in runtime._local.interpreters] == [(1, 128, 128), (2, 128, 128), (1, 192, 192)]
     runtime.short_range_interpreter(1, 256, 128)
     assert [key[1:] for key in runtime._local.interpreters] == [(1, 192, 192), (1, 256, 128)]
+
+
+def test_a_vouched_face_is_asked_on_its_own_crop_before_its_vouch_goes(portrait, counted, monkeypatch):
+    """The re-check's full-range 0 was read on the proposal's crop, a few pixels and degrees from the mesh's;
+    that model's answer flips 0 <-> 0.7 between such crops, so a vouch needing sight asks on the mesh's crop
+    (a 96 px face at 131° was lost on the re-check crop's 0 while its own crop read 0.7)."""
+    monkeypatch.setattr(finder, "SURE_ALONE", 1.01)  # every vouched face needs the full-range model's sight
+    truth = portrait.faces[0]
+    side = truth.size / BLAZE_TO_SQUARE
+    seen_nothing = detect.Candidate(np.array(truth.centre, float) + 0.08 * side, side, truth.roll + 6, 0.8,
+                                    np.zeros((6, 2)), 0, opinion=0.0)
+    face = finder._face_from_candidate(portrait.image, seen_nothing, refine=True)
+    assert face.landmarks is not None and face.extra["short_range"] >= finder.MESH_VOUCHED
+    assert face.extra["full_range"] >= detect.SECOND_ENOUGH and "full_range_mirrored" not in face.extra
+    assert finder._accepted(face, FaceFinderSettings()) and len(counted) >= 1
+    monkeypatch.setattr(finder, "VOUCH_SIGHT_AT_MESH", False)
+    counted.clear()
+    reused = finder._face_from_candidate(portrait.image, seen_nothing, refine=True)
+    assert reused.extra["full_range"] == 0.0 and "full_range_mirrored" in reused.extra  # the 0 was taken as read
+
