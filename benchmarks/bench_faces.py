@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from face_sources import Render, load_renders
 
-from bump_backend.faces import FaceFinderSettings, align, blazeface, find_faces, finder, runtime
+from bump_backend.faces import FaceFinderSettings, blazeface, find_faces, finder, runtime
 from bump_backend.faces import detect as ours
 from bump_backend.faces.groundtruth import TruthFace, clutter, degrade, place_face, similarity
 from bump_backend.faces.track import FaceTracker
@@ -329,10 +329,9 @@ FIFTH_PASS = ((finder, "MESH_NEEDS_RECHECK", False), (finder, "VOUCH_NEEDS_SIGHT
               (finder, "MIRROR_CHECK", False))
 BEFORE_FIFTH_SETTINGS: dict = {}
 
-# Issue 17's sixth pass: whole-pixel area steps before the search's shrinking crop warps (cost); a vouched face's sight
-# asked on the mesh's own crop; the mirror check's short-range floor. "Before the sixth pass" is main's path before it.
-SIXTH_PASS = ((align, "INTEGER_AREA", False), (finder, "VOUCH_SIGHT_AT_MESH", False),
-              (finder, "MIRROR_FLOOR", ours.RECHECK_THRESHOLD))
+# Issue 17's sixth pass: a vouched face's sight asked on the mesh's own crop; the mirror check's short-range floor.
+# "Before the sixth pass" is main's path before it.
+SIXTH_PASS = ((finder, "VOUCH_SIGHT_AT_MESH", False), (finder, "MIRROR_FLOOR", ours.RECHECK_THRESHOLD))
 BEFORE_SIXTH_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:

@@ -13,31 +13,16 @@ from bump_backend.faces.types import AlignedFace, Face
 
 PROFILE_YAW = 60.0  # beyond this the eye line is unreliable and the face looks off to one side
 AA_SCALE = 2.5  # a shrinking warp first area-averages to this many source pixels per output pixel
-# ... or, for the face search's re-check and second-opinion crops, to between AA_SCALE / 2 and AA_SCALE by a whole
-# number of pixels (OpenCV's fast integer path: 0.3 against 4 ms for an 800 px region; ~14 such crops per 1440x1440
-# still). A switch for benchmarks.
-INTEGER_AREA = True
-
-
-def _multiple_of(start: int, end: int, step: int, length: int) -> tuple[int, int]:
-    """[start, end) grown to a multiple of ``step`` within [0, length), or shrunk at the far edge where it cannot."""
-    span = -(-(end - start) // step) * step
-    if span > length:
-        return start, start + (end - start) // step * step
-    start = min(start, length - span)
-    return start, start + span
 
 
 def warp(src: np.ndarray, matrix: np.ndarray, size: tuple[int, int], *, interpolation: int = cv2.INTER_CUBIC,
-         border: int = cv2.BORDER_REPLICATE, whole_steps: bool = False) -> np.ndarray:
+         border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
     """Resample ``src`` through ``matrix`` (src -> out, pixel-centre coordinates) into ``size`` (w, h).
 
     Only the part of ``src`` the output covers is read. A warp that shrinks by more than AA_SCALE
     first area-averages that part down to AA_SCALE, then samples it bicubically: small outputs do not
     alias, yet an upscaled crop pasted back unmodified stays at 47-60 dB (area-averaging all the way
-    down, or a Gaussian prefilter, blurs it to 31-40 dB). ``whole_steps`` (the face search's crops):
-    area-average by a whole number of pixels instead, down to AA_SCALE / 2 - AA_SCALE source pixels
-    per output pixel (``INTEGER_AREA``); a paste-back that way lost ~0.3 dB.
+    down, or a Gaussian prefilter, blurs it to 31-40 dB).
     """
     width, height = size
     roi = transform.footprint(transform.invert(matrix), width, height, src.shape, pad=3)
@@ -48,19 +33,10 @@ def warp(src: np.ndarray, matrix: np.ndarray, size: tuple[int, int], *, interpol
     m = transform.compose(matrix, np.array([[1.0, 0.0, x0], [0.0, 1.0, y0]]))
     k = transform.scale_of(m)
     if k < 1 / AA_SCALE and min(part.shape[:2]) > 4:
-        step = math.ceil(1 / (AA_SCALE * k))
-        if whole_steps and INTEGER_AREA and min(part.shape[:2]) >= 2 * step:
-            # Area-average by a whole number of pixels (OpenCV's fast path, ~15x faster than 2.5 px per
-            # output px exactly): the region grows, or at the image's edge shrinks, to a multiple of the step.
-            x0, x1 = _multiple_of(x0, x1, step, src.shape[1])
-            y0, y1 = _multiple_of(y0, y1, step, src.shape[0])
-            part = cv2.resize(src[y0:y1, x0:x1], ((x1 - x0) // step, (y1 - y0) // step), interpolation=cv2.INTER_AREA)
-            m = transform.compose(matrix, np.array([[step, 0.0, x0], [0.0, step, y0]]))
-        else:
-            pw, ph = max(2, round(part.shape[1] * AA_SCALE * k)), max(2, round(part.shape[0] * AA_SCALE * k))
-            sx, sy = part.shape[1] / pw, part.shape[0] / ph
-            part = cv2.resize(part, (pw, ph), interpolation=cv2.INTER_AREA)
-            m = transform.compose(m, np.array([[sx, 0.0, 0.0], [0.0, sy, 0.0]]))
+        pw, ph = max(2, round(part.shape[1] * AA_SCALE * k)), max(2, round(part.shape[0] * AA_SCALE * k))
+        sx, sy = part.shape[1] / pw, part.shape[0] / ph
+        part = cv2.resize(part, (pw, ph), interpolation=cv2.INTER_AREA)
+        m = transform.compose(m, np.array([[sx, 0.0, 0.0], [0.0, sy, 0.0]]))
     return cv2.warpAffine(np.ascontiguousarray(part), transform.to_index(m), (width, height), flags=interpolation,
                           borderMode=border)
 

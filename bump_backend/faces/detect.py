@@ -327,7 +327,7 @@ def recheck(image: np.ndarray, centre: tuple[float, float], side: float, roll: f
     matrix = transform.upright(centre, roll, scale, (TILE / 2, TILE / 2))
     if mirrored:
         matrix = mirrored_x(matrix, TILE)
-    crop = warp(image, matrix, (TILE, TILE), whole_steps=True)
+    crop = warp(image, matrix, (TILE, TILE))
     best: Candidate | None = None
     back = transform.invert(matrix)
     for d in blazeface.detect_many([crop], threshold)[0]:
@@ -364,7 +364,7 @@ def recheck_turns(image: np.ndarray, centre: tuple[float, float], side: float, r
     """
     scale = min(RECHECK_RATIO * TILE / side, MAX_UPSCALE)
     matrix = transform.upright(centre, roll, scale, (TILE / 2, TILE / 2))
-    crop = warp(image, matrix, (TILE, TILE), whole_steps=True)
+    crop = warp(image, matrix, (TILE, TILE))
     inverse = transform.invert(matrix)
     per_turn: list[Candidate] = []
     calls = 0
@@ -497,8 +497,7 @@ def second_opinion(image: np.ndarray, centre: tuple[float, float], side: float, 
         matrix = transform.upright(centre, roll + offset, scale, (96.0, 96.0))
         if mirrored:
             matrix = mirrored_x(matrix, 192)
-        found = blazeface.detect_full_range(
-            warp(image, matrix, (192, 192), interpolation=FULL_RANGE_INTERPOLATION, whole_steps=True))
+        found = blazeface.detect_full_range(warp(image, matrix, (192, 192), interpolation=FULL_RANGE_INTERPOLATION))
         back = transform.invert(matrix)
         for d in found:
             c = _parse(d, back, 192, 192, 0, roll)
