@@ -14,6 +14,17 @@ from bump_backend.generate.images import working_image
 from bump_backend.testing import tiny_models as tiny
 
 
+def same_but_rounding(a: np.ndarray, b: np.ndarray) -> bool:
+    """Crops from one face run in UNet batches of different sizes: the same but for float rounding.
+
+    The CPU's matrix kernels block a batch of one and of two differently, so a few pixels may come
+    out one level apart (measured: 1 value in 12288 off by 1 on AVX2, none on another machine). A face
+    that saw another face's references or prompt differs everywhere (mean 3-24 levels, max 26-196).
+    """
+    difference = np.abs(a.astype(np.int16) - b.astype(np.int16))
+    return a.shape == b.shape and int(difference.max()) <= 1 and float((difference > 0).mean()) < 1e-3
+
+
 @pytest.fixture(scope="module")
 def other_package(tmp_path_factory):
     """A second character: three views of a made-up pattern (not the astronaut)."""
@@ -73,7 +84,7 @@ def test_each_face_gets_its_characters_package(engine, two_faces, package_dir, o
     # fix in bump._per_image_ip_embeds, diffusers repeated the embeddings and every face saw both).
     alone = engine.run(image, package_dir, sidecar, replace(settings, batch_size=1), packages={"other": other_package})
     for a, b in zip(alone.face_crops, per_character.face_crops, strict=True):
-        assert np.array_equal(a, b)
+        assert same_but_rounding(a, b)
     assert per_character.record.to_dict()["packages"]["other"]["id"] == "other"
     assert "Character packages: \"other: other\"" in per_character.infotext
     files = per_character.save(tmp_path / "out")
@@ -178,7 +189,7 @@ def test_a_long_character_prompt_leaves_other_faces_alone(engine, two_faces, pac
                       character_prompts={"other": CharacterPrompt(long_prompt)})
     # Faces whose prompts have different chunk counts go through the UNet in separate batches ...
     assert {c[2] for c in calls if c[0] == "face"} == {2 * per_call}
-    assert np.array_equal(long.face_crops[0], base.face_crops[0])
+    assert same_but_rounding(long.face_crops[0], base.face_crops[0])
     assert not np.array_equal(long.face_crops[1], base.face_crops[1])
     # ... because sharing one would pad the short prompt with the empty prompt's chunk (Conditioning.stack),
     # which changes that face's bits: here the astronaut's padded conditioning, alone in its batch.
