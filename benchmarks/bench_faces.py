@@ -335,8 +335,8 @@ SIXTH_PASS = ((finder, "VOUCH_SIGHT_AT_MESH", False), (finder, "MIRROR_FLOOR", o
 BEFORE_SIXTH_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
-# none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS, SIXTH_PASS; then one more each; 6: all), the settings it changes on top
-# of the run's, and what it is (the flag's help).
+# none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS, SIXTH_PASS; then one more each; 6: all), the settings it
+# changes on top of the run's, and what it is (the flag's help).
 SIDE_PATHS = {
     "before-cuts": ("ours, before cost cuts", 1, {}, "the search without the cost cuts (COST_CUTS: the path before them)"),
     "before-third": ("ours, before third pass", 2, {},

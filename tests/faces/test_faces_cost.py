@@ -158,4 +158,3 @@ def test_a_vouched_face_is_asked_on_its_own_crop_before_its_vouch_goes(portrait,
     counted.clear()
     reused = finder._face_from_candidate(portrait.image, seen_nothing, refine=True)
     assert reused.extra["full_range"] == 0.0 and "full_range_mirrored" in reused.extra  # the 0 was taken as read
-

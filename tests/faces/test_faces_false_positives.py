@@ -1,5 +1,6 @@
-"""The checks on clutter that passed as a face (fifth pass): a mesh fit must be seen on its own crop, a
-mesh-vouched face by the full-range model as is or mirrored, a moderate agreement mirrored too."""
+"""The checks on clutter that passed as a face: a mesh fit must be seen on its own crop, a mesh-vouched face
+by the full-range model as is or mirrored, a moderate agreement mirrored too (fifth pass), the mirrored crop
+read at the re-check floor (sixth pass)."""
 
 from __future__ import annotations
 
@@ -58,13 +59,15 @@ def _face_free(seed: int, index: int) -> np.ndarray:
     """Image ``index`` of the benchmark's face-free clutter of ``seed`` (``bench_faces.face_free``)."""
     rng = np.random.default_rng(seed)
     for i in range(index + 1):
-        image = degrade(clutter(rng, *((1440, 1440), (1280, 720))[i % 2]), ("none", "noise", "blur", "jpeg")[i % 4], rng)
+        shape, damage = ((1440, 1440), (1280, 720))[i % 2], ("none", "noise", "blur", "jpeg")[i % 4]
+        image = degrade(clutter(rng, *shape), damage, rng)
     return image
 
 
 def test_the_mirrored_crop_must_read_what_a_re_check_must(monkeypatch):
     """A 1440x1440 clutter image that passed as one face: the full-range model lost it mirrored, the short-range
     model saw the mirrored crop at 0.58, under the 0.6 a re-check needs (issue 17's sixth pass)."""
+    assert FaceFinderSettings.recheck_floor == finder.MIRROR_FLOOR
     image = _face_free(7017, 14)
     settings = FaceFinderSettings(min_face_size=24, skip_smaller_than=0)
     monkeypatch.setattr(finder, "MIRROR_FLOOR", detect.RECHECK_THRESHOLD)
