@@ -329,10 +329,9 @@ FIFTH_PASS = ((finder, "MESH_NEEDS_RECHECK", False), (finder, "VOUCH_NEEDS_SIGHT
               (finder, "MIRROR_CHECK", False))
 BEFORE_FIFTH_SETTINGS: dict = {}
 
-# Issue 17's sixth pass: a vouched face's sight asked on the mesh's own crop; the mirror check's short-range floor; a
-# wider mesh crop where the first fits nothing. "Before the sixth pass" is main's path before it.
-SIXTH_PASS = ((finder, "VOUCH_SIGHT_AT_MESH", False), (finder, "MIRROR_FLOOR", ours.RECHECK_THRESHOLD),
-              (finder, "WIDER_MESH", 0))
+# Issue 17's sixth pass: a vouched face's sight asked on the mesh's own crop; the mirror check's short-range floor.
+# "Before the sixth pass" is main's path before it.
+SIXTH_PASS = ((finder, "VOUCH_SIGHT_AT_MESH", False), (finder, "MIRROR_FLOOR", ours.RECHECK_THRESHOLD))
 BEFORE_SIXTH_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:

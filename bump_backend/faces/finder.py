@@ -45,11 +45,6 @@ MIRROR_CHECK = True
 # issue 17's sixth pass, detect.RECHECK_THRESHOLD before): clutter the full-range model lost mirrored read 0.53-0.58
 # there (4 of 5 on face-free clutter), real faces that went through this check 0.58-0.86 (tune and held-out parts).
 MIRROR_FLOOR = 0.6  # = FaceFinderSettings.recheck_floor's default (tested)
-# A candidate the mesh fits nothing on, proposed at this or more, gets a second fit on a crop WIDER_MESH times as wide:
-# sideways 32 px three-quarter views whose detector box was ~0.7x the face (issue 17's sixth pass: a 32 px face at 72°
-# of tune seed 17 fitted only so). 0 switches it off (benchmarks).
-WIDER_MESH = 1.3
-WIDER_MESH_FROM = 0.6
 VOUCH_SIGHT_AT_MESH = True  # issue 17's sixth pass: see _face_from_candidate (a switch for benchmarks)
 
 
@@ -64,22 +59,6 @@ def keypoint_yaw(keypoints: np.ndarray, roll: float) -> float:
     return math.degrees(math.asin(max(-1.0, min(1.0, (x[2] - (x[4] + x[5]) / 2) / half))))
 
 
-def _mesh_fit(image: np.ndarray, centre: tuple[float, float], side: float, roll: float, square: float,
-              refit_side: float | None = None) -> landmarks.MeshFit | None:
-    """The mesh on a crop for a face of ``side`` at ``roll``; None where it fits nothing of the detector's ``square``.
-
-    A fit far from the crop's roll is fitted again upright, on a crop for ``refit_side`` (None: the fit's own side).
-    """
-    fit = landmarks.fit_mesh(image, centre, side, roll)
-    if fit is not None and abs(transform.wrap(fit.roll - roll)) > REFIT_ROLL:
-        # The crop was far from upright (a proposal's turn can be a quarter off): fit again, upright.
-        refit = landmarks.fit_mesh(image, fit.centre, fit.side if refit_side is None else refit_side, fit.roll)
-        fit = refit if refit is not None else fit
-    if fit is not None and not MESH_SIZE_AGREES[0] < fit.side / square < MESH_SIZE_AGREES[1]:
-        return None  # the mesh latched onto hair or a neighbour (seen on soft faces under ~30 px): not this face
-    return fit
-
-
 def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool,
                          confidence: float = FaceFinderSettings.confidence) -> Face | None:
     """Refine a candidate with the mesh, then score it once more on the refined upright crop.
@@ -87,10 +66,13 @@ def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool,
     None for a candidate the re-check marked ``unseen`` that the mesh does not fit either: its second
     opinion would be asked on the crop the full-range model has just seen nothing on (detect.DROP_UNSEEN).
     """
-    square = c.side * BLAZE_TO_SQUARE
-    fit = _mesh_fit(image, tuple(c.centre), square, c.roll, square, refit_side=square) if refine else None
-    if fit is None and refine and WIDER_MESH and c.score >= WIDER_MESH_FROM:
-        fit = _mesh_fit(image, tuple(c.centre), square * WIDER_MESH, c.roll, square)
+    fit = landmarks.fit_mesh(image, tuple(c.centre), c.side * BLAZE_TO_SQUARE, c.roll) if refine else None
+    if fit is not None and abs(transform.wrap(fit.roll - c.roll)) > REFIT_ROLL:
+        # The crop was far from upright (a proposal's turn can be a quarter off): fit again, upright.
+        refit = landmarks.fit_mesh(image, fit.centre, c.side * BLAZE_TO_SQUARE, fit.roll)
+        fit = refit if refit is not None else fit
+    if fit is not None and not MESH_SIZE_AGREES[0] < fit.side / (c.side * BLAZE_TO_SQUARE) < MESH_SIZE_AGREES[1]:
+        fit = None  # the mesh latched onto hair or a neighbour (seen on soft faces under ~30 px): not this face
     short = None
     if fit is not None:
         short = detect.recheck(image, fit.centre, fit.side / BLAZE_TO_SQUARE, fit.roll, detect.RECHECK_THRESHOLD)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from faces_helpers import match, roll_error
 
-from bump_backend.faces import FaceFinderSettings, detect, find_faces, finder
+from bump_backend.faces import FaceFinderSettings, detect, find_faces
 from bump_backend.faces.finder import BLAZE_TO_SQUARE
 from bump_backend.faces.groundtruth import background, make_scene
 
@@ -138,19 +138,3 @@ def test_bounded_opinions_pick_the_same_turn_with_no_more_calls(rolled_scene, mo
             assert (a.rotation, round(a.score, 6)) == (b.rotation, round(b.score, 6))
             assert a.roll == pytest.approx(b.roll)
     assert 0 < calls[True] <= calls[False]
-
-
-def test_a_box_too_small_for_the_mesh_gets_a_wider_crop(monkeypatch):
-    """A 32 px face whose detector box is 0.75x the face and 20° off: the mesh fits nothing on the crop for the box,
-    and fits the face on one 1.3x as wide (sideways 32 px faces of the tune part were boxed so)."""
-    scene = make_scene(np.random.default_rng(2), 320, 320, [(32, 20)], mirror_chance=0.0)
-    truth = scene.faces[0]
-    side = 0.75 * truth.size / BLAZE_TO_SQUARE
-    candidate = detect.Candidate(np.array(truth.centre, float), side, truth.roll - 20, 0.7, np.zeros((6, 2)), 0)
-    monkeypatch.setattr(finder, "WIDER_MESH", 0)
-    narrow = finder._face_from_candidate(scene.image, candidate, refine=True)
-    assert narrow is None or narrow.landmarks is None
-    monkeypatch.setattr(finder, "WIDER_MESH", 1.3)
-    face = finder._face_from_candidate(scene.image, candidate, refine=True)
-    assert face.landmarks is not None and abs(face.roll - truth.roll) < 8
-    assert finder._accepted(face, FaceFinderSettings())
