@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from face_sources import Render, load_renders
 
-from bump_backend.faces import FaceFinderSettings, blazeface, find_faces, finder, runtime
+from bump_backend.faces import FaceFinderSettings, blazeface, find_faces, finder, groundtruth, runtime
 from bump_backend.faces import detect as ours
 from bump_backend.faces.groundtruth import TruthFace, clutter, degrade, place_face, similarity
 from bump_backend.faces.track import FaceTracker
@@ -173,9 +173,7 @@ def face_free(seed: int, count: int) -> list[Scene]:
     The false-positive goal counts images, and the face scenes hold one such image in 30-60; face-free
     clutter measures it on hundreds of images without looking at anybody's face (no part is used).
     """
-    rng = np.random.default_rng(seed)
-    return [Scene(degrade(clutter(rng, *SHAPES[i % len(SHAPES)]), DAMAGE[i % len(DAMAGE)], rng), [])
-            for i in range(count)]
+    return [Scene(image, []) for image in groundtruth.face_free(seed, count, SHAPES, DAMAGE)]
 
 
 def size_bucket(size: float):

@@ -185,6 +185,16 @@ def clutter(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     return canvas
 
 
+def face_free(seed: int, count: int, shapes: tuple[tuple[int, int], ...],
+              damage: tuple[str, ...]) -> list[np.ndarray]:
+    """``count`` clutter images with no face, cycling through ``shapes`` (w, h) and ``damage`` (``degrade`` kinds).
+
+    Every face found on them is a false positive (benchmarks/bench_faces.py ``--face-free``; tests rebuild its images).
+    """
+    rng = np.random.default_rng(seed)
+    return [degrade(clutter(rng, *shapes[i % len(shapes)]), damage[i % len(damage)], rng) for i in range(count)]
+
+
 def degrade(image: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
     """Camera-like damage: 'noise', 'blur', 'jpeg' or 'none'."""
     if kind == "none":
