@@ -331,10 +331,13 @@ BEFORE_FIFTH_SETTINGS: dict = {}
 # "Before the sixth pass" is main's path before it.
 SIXTH_PASS = ((finder, "VOUCH_SIGHT_AT_MESH", False), (finder, "MIRROR_FLOOR", ours.RECHECK_THRESHOLD))
 BEFORE_SIXTH_SETTINGS: dict = {}
+# Issue 17's seventh pass: a cluster whose crop reads nothing is re-checked at its smallest member's size.
+SEVENTH_PASS = ((ours, "SMALLER_MEMBER", False),)
+BEFORE_SEVENTH_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
-# none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS, SIXTH_PASS; then one more each; 6: all), the settings it
-# changes on top of the run's, and what it is (the flag's help).
+# none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS, SIXTH_PASS, SEVENTH_PASS; then one more each; 7: all), the
+# settings it changes on top of the run's, and what it is (the flag's help).
 SIDE_PATHS = {
     "before-cuts": ("ours, before cost cuts", 1, {}, "the search without the cost cuts (COST_CUTS: the path before them)"),
     "before-third": ("ours, before third pass", 2, {},
@@ -343,20 +346,22 @@ SIDE_PATHS = {
                       "BEFORE_FOURTH_SETTINGS)"),
     "before-fifth": ("ours, before fifth pass", 4, {}, "the search before the fifth pass (FIFTH_PASS, BEFORE_FIFTH_SETTINGS)"),
     "before-sixth": ("ours, before sixth pass", 5, {}, "the search before the sixth pass (SIXTH_PASS)"),
-    "upside-down": ("ours, upside-down levels", 6, {"middle_rotations": (0, 180)},
+    "before-seventh": ("ours, before seventh pass", 6, {}, "the search before the seventh pass (SEVENTH_PASS)"),
+    "upside-down": ("ours, upside-down levels", 7, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }
-PATHS = {"ours": (6, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
+PATHS = {"ours": (7, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
 
 
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
-             passes: int = 6) -> None:
+             passes: int = 7) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
-    ``passes``: how many of the cost cuts, third, fourth, fifth and sixth pass the search keeps (SIDE_PATHS; 6: all)."""
+    ``passes``: how many of the cost cuts, third to seventh pass the search keeps (SIDE_PATHS; 7: all)."""
     shape = (scene.image.shape[1], scene.image.shape[0])
-    switched = FOURTH_PASS + FIFTH_PASS + SIXTH_PASS
+    switched = FOURTH_PASS + FIFTH_PASS + SIXTH_PASS + SEVENTH_PASS
     kept = {(module, name): getattr(module, name) for module, name, _ in switched}
-    for later, settings_before, at in ((SIXTH_PASS, BEFORE_SIXTH_SETTINGS, 6), (FIFTH_PASS, BEFORE_FIFTH_SETTINGS, 5),
+    for later, settings_before, at in ((SEVENTH_PASS, BEFORE_SEVENTH_SETTINGS, 7), (SIXTH_PASS, BEFORE_SIXTH_SETTINGS, 6),
+                                       (FIFTH_PASS, BEFORE_FIFTH_SETTINGS, 5),
                                        (FOURTH_PASS, BEFORE_FOURTH_SETTINGS, 4)):
         if passes < at:
             settings = dataclasses.replace(settings, **settings_before)

@@ -68,6 +68,8 @@ OPPOSITE_TURNS_DECIDE = True  # re-check: no face at 0° and 180° means no face
 # not asked (its 1-9 calls per proposal went mostly to clutter; a switch for benchmarks).
 OPINIONS_ABOVE_FLOOR = True
 BOUNDED_OPINIONS = True  # _opinions skips a contender no opinion could lift past the best one (a switch for benchmarks)
+SMALLER_MEMBER = True
+SMALLER_MEMBER_RATIO = 0.75
 
 
 @dataclass
@@ -436,12 +438,7 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
     def check(chunk: list[Candidate]) -> tuple[list[Candidate | None], int]:
         out, made = [], 0
         for c in chunk:
-            if turns:
-                best, n = recheck_turns(image, tuple(c.centre), c.side, c.roll, RECHECK_THRESHOLD, c.score, floor)
-            else:
-                best, n = recheck(image, tuple(c.centre), c.side, c.roll, RECHECK_THRESHOLD, c.rotation), 1
-            if best is not None:
-                best.hits = c.hits
+            best, n = confirm(image, c, turns, floor)
             out.append(best)
             made += n
         return out, made
@@ -450,6 +447,31 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
     calls += sum(n for _, n in checked)
     survivors = [c for chunk, _ in checked for c in chunk if c is not None and c.score >= floor]
     return merge(survivors), calls
+
+
+def confirm(image: np.ndarray, c: Candidate, turns: bool, floor: float) -> tuple[Candidate | None, int]:
+    """The upright re-check of one merged proposal: its reading (None: no face near it) and the calls made.
+
+    ``turns``: the proposal's orientation is unknown (tiles seen at fewer than four turns), so the crop
+    is seen at its quarter turns; else once, at the proposal's own roll. When the cluster's crop reads
+    under ``floor`` and a member is much smaller than the cluster's best proposal, the smallest member
+    is re-checked at its own size (SMALLER_MEMBER): a 24 px face merged with a 1.7x larger clutter
+    proposal beside it was cut at the larger size, too small in the crop for the model to read.
+    """
+    if not turns:
+        best, calls = recheck(image, tuple(c.centre), c.side, c.roll, RECHECK_THRESHOLD, c.rotation), 1
+    else:
+        best, calls = recheck_turns(image, tuple(c.centre), c.side, c.roll, RECHECK_THRESHOLD, c.score, floor)
+        small = min(c.members or [c], key=lambda m: m.side)
+        if SMALLER_MEMBER and (best is None or best.score < floor) and small.side < SMALLER_MEMBER_RATIO * c.side:
+            again, more = recheck_turns(image, tuple(small.centre), small.side, small.roll, RECHECK_THRESHOLD,
+                                        small.score, floor)
+            calls += more
+            if again is not None and (best is None or again.score > best.score):
+                best = again
+    if best is not None:
+        best.hits = c.hits
+    return best, calls
 
 
 def _opinions(image: np.ndarray, contenders: list[Candidate]) -> None:

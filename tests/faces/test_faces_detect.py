@@ -10,7 +10,7 @@ from faces_helpers import match, roll_error
 
 from bump_backend.faces import FaceFinderSettings, detect, find_faces
 from bump_backend.faces.finder import BLAZE_TO_SQUARE
-from bump_backend.faces.groundtruth import background, make_scene
+from bump_backend.faces.groundtruth import background, clutter, make_scene, place_face
 
 
 def test_finds_every_face_at_any_roll(rolled_scene, rolled_result):
@@ -92,6 +92,37 @@ def test_recheck_stops_after_two_turns_where_clutter_holds_no_face():
     clutter = background(np.random.default_rng(5), 320, 320)
     for centre in [(40, 60), (160, 160), (280, 260), (120, 260)]:
         assert detect.recheck_turns(clutter, centre, 30.0, 0.0, detect.RECHECK_THRESHOLD) == (None, 2)
+
+
+@pytest.mark.parametrize("source", ["astronaut", "grace_hopper"])
+@pytest.mark.parametrize("roll", [0.0, 150.0, 162.0, -120.0])
+def test_a_small_face_merged_into_a_larger_proposal_is_re_checked_at_its_own_size(source, roll, monkeypatch):
+    """A 24 px face whose proposal merged into a cluster led by a 1.7x larger one beside it (traced on the
+    benchmark: the cluster's crop, cut at the larger size, read nothing) is re-checked at its own size."""
+    image = clutter(np.random.default_rng(3), 256, 256)
+    truth = place_face(image, source, (128.0, 128.0), 24.0, roll)
+    side = truth.size / BLAZE_TO_SQUARE
+    member = detect.Candidate(np.array(truth.centre), 1.5 * side, 0.0, 0.5, np.zeros((6, 2)), 0)
+    leader = detect.Candidate(np.array(truth.centre) + [12, -8], 2.8 * side, 0.0, 0.63, np.zeros((6, 2)), 0)
+    leader.members = [leader, member]
+    monkeypatch.setattr(detect, "SMALLER_MEMBER", False)
+    assert detect.confirm(image, leader, True, 0.6) == (None, 2)
+    monkeypatch.setattr(detect, "SMALLER_MEMBER", True)
+    found, calls = detect.confirm(image, leader, True, 0.6)
+    assert found is not None and calls == 6
+    assert found.score >= 0.6 and 0.7 < found.side / side < 1.4
+    assert roll_error(found.roll, truth.roll) < 15, found.roll
+    assert math.dist(found.centre, truth.centre) < 0.25 * truth.size
+
+
+def test_a_cluster_of_like_sized_proposals_is_re_checked_once():
+    """No second re-check where no member is much smaller than the cluster's best: clutter still costs 2 calls."""
+    clutter = background(np.random.default_rng(5), 320, 320)
+    for centre in [(40, 60), (160, 160), (280, 260)]:
+        leader = detect.Candidate(np.array(centre, float), 30.0, 0.0, 0.6, np.zeros((6, 2)), 0)
+        twin = detect.Candidate(np.array(centre, float) + 3, 26.0, 0.0, 0.5, np.zeros((6, 2)), 0)
+        leader.members = [leader, twin]
+        assert detect.confirm(clutter, leader, True, 0.6) == (None, 2)
 
 
 def _count_full_range(monkeypatch) -> list[int]:
