@@ -69,6 +69,7 @@ class Found:
 class Tally:
     hits: dict = field(default_factory=dict)  # bucket -> [found, total]
     roll_hits: dict = field(default_factory=dict)
+    small_roll_hits: dict = field(default_factory=dict)  # 24 px faces by roll bucket
     misses: list = field(default_factory=list)
     false_positives: int = 0
     images: int = 0
@@ -207,6 +208,8 @@ def score(tally: Tally, scene: Scene, found: list[Found], index: int) -> None:
             tally.add(tally.hits, bucket, hit is not None)
         if truth.size >= 32:
             tally.add(tally.roll_hits, roll_bucket(truth.roll), hit is not None)
+        elif bucket == SIZE_BUCKETS[0]:
+            tally.add(tally.small_roll_hits, roll_bucket(truth.roll), hit is not None)
     tally.false_positives += len(found) - len(used)
 
 
@@ -245,6 +248,8 @@ def report(tally: Tally) -> dict[str, str]:
     out["recall ≥32 px, all rolls"] = percent(above)
     for bucket in ROLL_BUCKETS:
         out[f"recall ≥32 px, roll ±{bucket[0]}-{bucket[1]}°"] = percent(tally.roll_hits.get(bucket))
+    for bucket in ROLL_BUCKETS:
+        out[f"recall 24 px, roll ±{bucket[0]}-{bucket[1]}°"] = percent(tally.small_roll_hits.get(bucket))
     out["false positives / 100 images"] = f"{100 * tally.false_positives / max(tally.images, 1):.1f}"
     errors = np.array(tally.roll_errors or [float("nan")])
     out["roll error median / p95 (≥32 px)"] = f"{np.median(errors):.1f}° / {np.percentile(errors, 95):.1f}°"
