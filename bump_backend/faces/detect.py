@@ -68,6 +68,8 @@ OPPOSITE_TURNS_DECIDE = True  # re-check: no face at 0° and 180° means no face
 # not asked (its 1-9 calls per proposal went mostly to clutter; a switch for benchmarks).
 OPINIONS_ABOVE_FLOOR = True
 BOUNDED_OPINIONS = True  # _opinions skips a contender no opinion could lift past the best one (a switch for benchmarks)
+# A cluster whose crop reads under the floor is re-checked at its smallest member's size when that member is under
+# SMALLER_MEMBER_RATIO of the cluster's best proposal (confirm; a switch for benchmarks).
 SMALLER_MEMBER = True
 SMALLER_MEMBER_RATIO = 0.75
 
