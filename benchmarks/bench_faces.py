@@ -3,14 +3,15 @@
     python benchmarks/bench_faces.py --quick          # a few images per part (this shared machine)
     python benchmarks/bench_faces.py                  # the full run (30 scenes per part, 40 frames)
 
-Faces come from the demo character rendered with 18 phenotypes (ages 6-85, three ethnicities and
-mixes, bald/grey/white/blonde/black hair, some smiling, open-mouthed or with the chin raised; front
+Faces come from the demo character rendered with 22 phenotypes (ages 6-85, three ethnicities and
+mixes, bald/grey/white/blonde/black/auburn hair, some smiling, frowning, open-mouthed, brows up or with the chin raised; front
 and three-quarter views; exact geometry from each package's manifest, renders cached under
 ``.cache/bench_faces/``, pasted by their outline) and from the two real photos that ship in wheels
 (scikit-image's astronaut, matplotlib's Grace Hopper). Four phenotypes and the two photos form the
 *tune* part; eight phenotypes are *held out* (reported after each of four passes, and looked into
 in the fifth); six more form the *fresh* part (``--part fresh``), run once per pass after its
-choices are made. Scenes are 1440x1440 and 1280x720 with faces pasted at 24-96 px, rolled
+choices are made; four more form a *second tune* part (``--part second_tune``, from the eighth pass on),
+tuned on like the first. Scenes are 1440x1440 and 1280x720 with faces pasted at 24-96 px, rolled
 0-360 degrees, on cluttered backgrounds (photo crops, shapes, noise textures), damaged by noise,
 blur or JPEG. Both detectors run on the same images in the same run. A tracking run (FaceTracker on
 a 1280x720 sequence with moving, turning faces) and the cold start (fresh process) are timed too.
@@ -339,10 +340,13 @@ BEFORE_SIXTH_SETTINGS: dict = {}
 # Issue 17's seventh pass: a cluster whose crop reads nothing is re-checked at its smallest member's size.
 SEVENTH_PASS = ((ours, "SMALLER_MEMBER", False),)
 BEFORE_SEVENTH_SETTINGS: dict = {}
+# Issue 17's eighth pass: MTCNN's R-Net and O-Net take a second look at weak proposals (detect.rescued).
+EIGHTH_PASS = ((ours, "RESCUE", False),)
+BEFORE_EIGHTH_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
-# none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS, SIXTH_PASS, SEVENTH_PASS; then one more each; 7: all), the
-# settings it changes on top of the run's, and what it is (the flag's help).
+# none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS, SIXTH_PASS, SEVENTH_PASS, EIGHTH_PASS; then one more each), the
+# settings it changes on top of the run's, and what it is (the flag's help). 8: all.
 SIDE_PATHS = {
     "before-cuts": ("ours, before cost cuts", 1, {}, "the search without the cost cuts (COST_CUTS: the path before them)"),
     "before-third": ("ours, before third pass", 2, {},
@@ -352,20 +356,22 @@ SIDE_PATHS = {
     "before-fifth": ("ours, before fifth pass", 4, {}, "the search before the fifth pass (FIFTH_PASS, BEFORE_FIFTH_SETTINGS)"),
     "before-sixth": ("ours, before sixth pass", 5, {}, "the search before the sixth pass (SIXTH_PASS)"),
     "before-seventh": ("ours, before seventh pass", 6, {}, "the search before the seventh pass (SEVENTH_PASS)"),
-    "upside-down": ("ours, upside-down levels", 7, {"middle_rotations": (0, 180)},
+    "before-eighth": ("ours, before eighth pass", 7, {}, "the search before the eighth pass (EIGHTH_PASS)"),
+    "upside-down": ("ours, upside-down levels", 8, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }
-PATHS = {"ours": (7, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
+PATHS = {"ours": (8, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
 
 
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
-             passes: int = 7) -> None:
+             passes: int = 8) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
-    ``passes``: how many of the cost cuts, third to seventh pass the search keeps (SIDE_PATHS; 7: all)."""
+    ``passes``: how many of the cost cuts, third to eighth pass the search keeps (SIDE_PATHS; 8: all)."""
     shape = (scene.image.shape[1], scene.image.shape[0])
-    switched = FOURTH_PASS + FIFTH_PASS + SIXTH_PASS + SEVENTH_PASS
+    switched = FOURTH_PASS + FIFTH_PASS + SIXTH_PASS + SEVENTH_PASS + EIGHTH_PASS
     kept = {(module, name): getattr(module, name) for module, name, _ in switched}
-    for later, settings_before, at in ((SEVENTH_PASS, BEFORE_SEVENTH_SETTINGS, 7), (SIXTH_PASS, BEFORE_SIXTH_SETTINGS, 6),
+    for later, settings_before, at in ((EIGHTH_PASS, BEFORE_EIGHTH_SETTINGS, 8),
+                                       (SEVENTH_PASS, BEFORE_SEVENTH_SETTINGS, 7), (SIXTH_PASS, BEFORE_SIXTH_SETTINGS, 6),
                                        (FIFTH_PASS, BEFORE_FIFTH_SETTINGS, 5),
                                        (FOURTH_PASS, BEFORE_FOURTH_SETTINGS, 4)):
         if passes < at:
@@ -453,8 +459,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=40, help="frames of the tracking clip (40)")
     parser.add_argument("--detect-every", type=int, default=10, help="FaceTracker's full-detection period (10)")
     parser.add_argument("--seed", type=int, default=17)
-    parser.add_argument("--part", choices=("both", "tune", "held_out", "fresh"), default="both",
-                        help="both: tune and held_out; fresh: the part held out from the fifth pass on (face_sources)")
+    parser.add_argument("--part", choices=("both", "tune", "second_tune", "held_out", "fresh"), default="both",
+                        help="both: every part; fresh: the part held out from the fifth pass on; second_tune: the tune part "
+                             "added in the eighth (face_sources)")
     parser.add_argument("--misses", action="store_true", help="list every missed face")
     parser.add_argument("--face-free", type=int, default=0, metavar="N",
                         help="also N face-free clutter scenes (seed + 7000): false positives on many images")
@@ -478,7 +485,8 @@ def main(argv: list[str] | None = None) -> int:
     PASTE_BY_MATTE = not args.oval_paste
     images, frames = (6, 20) if args.quick else (args.images, args.frames)
     renders = load_renders()
-    tune = [r for r in renders if not r.held_out]
+    tune = [r for r in renders if not r.held_out and not r.second_tune]
+    second_tune = [r for r in renders if r.second_tune]
     held = [r for r in renders if r.held_out and not r.fresh]
     fresh = [r for r in renders if r.fresh]
     settings = FaceFinderSettings(min_face_size=24, skip_smaller_than=0)
@@ -504,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     if baseline is not None:
         baseline(warm)
     tallies: dict = {}
-    parts = {"tune": (tune, PHOTOS, args.seed), "held-out": (held, (), args.seed + 1), "fresh": (fresh, (), args.seed + 3)}
+    parts = {"tune": (tune, PHOTOS, args.seed), "second-tune": (second_tune, (), args.seed + 5), "held-out": (held, (), args.seed + 1), "fresh": (fresh, (), args.seed + 3)}
     for name, (pool, photos, seed) in parts.items():
         if args.part not in ("both", name.replace("-", "_")):
             continue

@@ -36,6 +36,7 @@ class Identity:
     args: tuple[str, ...]
     held_out: bool
     fresh: bool = False
+    second_tune: bool = False
 
 
 # Tune identities are the only ones looked at while changing the pipeline; held-out ones are reported apart.
@@ -77,6 +78,19 @@ IDENTITIES: tuple[Identity, ...] = (
     Identity("man_18_asian_chin_up", ("--age", "18", "--gender", "male", "--ethnicity", "asian",
                                       "--hair-color", "blonde", "--eye-color", "green", "--pose", "head=0,15"),
              True, True),
+    # The second tune part (from the eighth pass on): more people to tune on, so that a choice is not made on
+    # the four identities and two photos alone (the held-out misses of 32-64 px upside-down faces had no
+    # counterpart among them).
+    Identity("man_45_african_bald", ("--age", "45", "--gender", "male", "--ethnicity", "african", "--hair", "none",
+                                     "--weight", "0.8"), False, second_tune=True),
+    Identity("woman_35_caucasian_heavy", ("--age", "35", "--gender", "female", "--ethnicity", "caucasian",
+                                          "--weight", "1.0", "--hair-color", "auburn",
+                                          "--expression", "frown"), False, second_tune=True),
+    Identity("man_65_asian", ("--age", "65", "--gender", "male", "--ethnicity", "asian", "--hair-color", "grey",
+                              "--expression", "smile"), False, second_tune=True),
+    Identity("woman_24_mixed", ("--age", "24", "--gender", "female", "--ethnicity", "african=0.6,asian=0.4",
+                                "--hair-color", "dark_brown", "--muscle", "0.7",
+                                "--expression", "brows_up"), False, second_tune=True),
 )
 
 
@@ -93,6 +107,7 @@ class Render:
     yaw: float
     held_out: bool
     fresh: bool = False
+    second_tune: bool = False
 
 
 def render_identity(identity: Identity, resolution: int = 256, samples: int = 4) -> Path:
@@ -128,7 +143,8 @@ def load_renders(render_missing: bool = True) -> list[Render]:
             bgr = cv2.imread(str(folder / view["file"]), cv2.IMREAD_COLOR)
             renders.append(Render(identity.name, view["name"], np.ascontiguousarray(bgr[:, :, ::-1]),
                                   tuple(face["right_eye"]), tuple(face["left_eye"]), tuple(face["face_box"]),
-                                  float(face["yaw"]), identity.held_out, identity.fresh))
+                                  float(face["yaw"]), identity.held_out, identity.fresh,
+                                  identity.second_tune))
     return renders
 
 

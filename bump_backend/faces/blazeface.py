@@ -106,14 +106,16 @@ def to_input(images: np.ndarray) -> np.ndarray:
 
 def decode(raw_boxes: np.ndarray, raw_scores: np.ndarray, threshold: float,
            padding: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0),
-           anchors: np.ndarray = ANCHORS, size: tuple[int, int] = (INPUT, INPUT)) -> list[Detection]:
+           anchors: np.ndarray = ANCHORS, size: tuple[int, int] = (INPUT, INPUT),
+           below: float | None = None) -> list[Detection]:
     """Detections of one input from the model's Nx16 regressors and N logits, best first.
 
     Offsets are in input pixels (the graph's x/y/w/h scale of 128 on a 128 px input), so on a
-    ``size`` = (width, height) input they are divided by that size.
+    ``size`` = (width, height) input they are divided by that size. ``below``: only anchors scoring
+    under it (the weak ones, decoded among themselves).
     """
     scores = 1 / (1 + np.exp(-np.clip(raw_scores.reshape(-1).astype(np.float64), -SCORE_CLIP, SCORE_CLIP)))
-    keep = np.flatnonzero(scores >= threshold)
+    keep = np.flatnonzero((scores >= threshold) & (scores < (np.inf if below is None else below)))
     if keep.size == 0:
         return []
     raw = raw_boxes[keep].astype(np.float64) / np.tile(np.array(size, dtype=np.float64), 8)
@@ -241,7 +243,8 @@ def detect_many(images: list[np.ndarray], threshold: float) -> list[list[Detecti
     return out
 
 
-def detect_windows(images: list[np.ndarray], threshold: float) -> list[list[Detection]]:
+def detect_windows(images: list[np.ndarray], threshold: float,
+                   weak: float | None = None) -> list[list[Detection]] | tuple[list, list]:
     """Short-range detections for each RGB uint8 image of any size, the model run over the whole image.
 
     The network is convolutional: on an input of W x H (padded with black to multiples of 16 at the
@@ -252,8 +255,11 @@ def detect_windows(images: list[np.ndarray], threshold: float) -> list[list[Dete
     graph, ``threshold`` is taken as given, below 0.5 too (``FaceFinderSettings.proposal_confidence``:
     0.45 took tune recall at 24 px from 80 to 93 %; 0.35 found more, with more false positives:
     docs/faces.md). Needs LiteRT; callers fall back to tiles without it.
+
+    ``weak``: also return the anchors scoring from ``weak`` up to ``threshold``, decoded among themselves
+    ((detections, weak ones)): the strong detections stay exactly those of ``threshold`` alone.
     """
-    out = []
+    out, under = [], []
     for image in images:
         h, w = image.shape[:2]
         width, height = -(-w // 16) * 16, -(-h // 16) * 16
@@ -263,7 +269,10 @@ def detect_windows(images: list[np.ndarray], threshold: float) -> list[list[Dete
         padding = (0.0, 0.0, (width - w) / width, (height - h) / height)
         out.append(decode(raw_boxes[0], raw_scores[0], threshold, padding, window_anchors(width, height),
                           (width, height)))
-    return out
+        if weak is not None:
+            under.append(decode(raw_boxes[0], raw_scores[0], weak, padding, window_anchors(width, height),
+                                (width, height), below=threshold))
+    return out if weak is None else (out, under)
 
 
 @functools.lru_cache(maxsize=16)

