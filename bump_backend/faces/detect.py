@@ -78,9 +78,10 @@ SMALLER_MEMBER_RATIO = 0.75
 # (rescued; a switch for benchmarks).
 RESCUE = True
 RESCUE_FROM = 0.3
-# ... of at most RESCUE_MAX_SIDE px: half the weak proposals are larger (clutter at the coarse levels), the faces they
-# are for are 24-64 px (a 64 px face's proposal is ~60 px; larger turned faces are proposed strongly).
-RESCUE_MAX_SIDE = 72.0
+# ... of at most RESCUE_MAX_SIDE px: the faces they are for are 24-64 px, but a turned face's weak box can be ~1.7x its
+# size (an 82 px proposal for a 48 px face at -86°, second tune part), and a third of the weak proposals are larger
+# still (clutter at the coarse levels), which R-Net need not see.
+RESCUE_MAX_SIDE = 96.0
 RESCUE_R = 0.5
 RESCUE_O = 0.5
 

@@ -145,6 +145,18 @@ def test_windows_take_the_threshold_as_given(tiles):
     assert all(d.score >= 0.5 for d in blazeface.detect_windows([canvas], 0.5)[0])
 
 
+@needs_litert
+def test_weak_window_detections_leave_the_strong_ones_as_they_were(tiles):
+    """The weak detections (detect.rescued's input) come from the same model call, decoded apart: the strong ones
+    are exactly those of the threshold alone, the weak ones all under it."""
+    canvas = np.concatenate([np.concatenate(tiles[i:i + 4], axis=1) for i in range(0, 16, 4)
+                             if all(t.shape == (128, 128, 3) for t in tiles[i:i + 4])], axis=0)
+    alone = blazeface.detect_windows([canvas], 0.45)[0]
+    strong, weak = blazeface.detect_windows([canvas], 0.45, 0.2)
+    assert [(d.score, d.box) for d in strong[0]] == [(d.score, d.box) for d in alone]
+    assert weak[0] and all(0.2 <= d.score < 0.45 for d in weak[0])
+
+
 @pytest.fixture(scope="module")
 def full_range_crops() -> list[np.ndarray]:
     """192 px crops as the second opinion cuts them: real faces (24-120 px) at, near and off their roll, and clutter."""

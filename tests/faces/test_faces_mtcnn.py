@@ -200,3 +200,22 @@ def test_the_second_look_runs_without_torch():
         "assert 'torch' not in sys.modules, 'torch was imported'\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("roll", [180.0, -100.0])
+def test_a_face_the_windows_propose_only_weakly_reaches_the_re_check_through_the_second_look(roll, monkeypatch):
+    """End to end through detect.detect: with a proposal threshold no window reaches (0.99) every window detection
+    of the face is weak, so it is found only through the second look, at its roll."""
+    image = clutter(np.random.default_rng(8), 320, 320)
+    truth = groundtruth.place_face(image, "grace_hopper", (150.0, 170.0), 40.0, roll)
+    search = dict(min_face=24, rotations=(0,), proposal=0.99, floor=0.6, workers=2, coarse_rotations=())
+
+    def near(found):
+        return [c for c in found if math.dist(c.centre, truth.centre) < 0.5 * truth.size]
+
+    monkeypatch.setattr(detect, "RESCUE", False)
+    assert near(detect.detect(image, **search)[0]) == []
+    monkeypatch.setattr(detect, "RESCUE", True)
+    found = near(detect.detect(image, **search)[0])
+    assert len(found) == 1 and found[0].score >= 0.6
+    assert roll_error(found[0].roll, truth.roll) < 15, found[0].roll
