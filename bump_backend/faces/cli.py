@@ -40,6 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         p.add_argument("--upside-down", action="store_true",
                        help="also look at the coarser levels upside down: more upside-down faces of ~48 px and up, "
                             "~1.1x the time")
+        p.add_argument("--no-second-look", action="store_true",
+                       help="no second look (MTCNN) at weak proposals: ~0.9x the time, fewer turned faces found")
         p.add_argument("--debug", metavar="DIR", help="write detections, crops, masks and a contact sheet here")
         p.add_argument("--verbose", action="store_true", help="let mediapipe's own log through to stderr")
 
@@ -62,7 +64,7 @@ def _settings(args: argparse.Namespace) -> FaceFinderSettings:
     return FaceFinderSettings(
         min_face_size=args.min_face, skip_smaller_than=args.skip_smaller, min_sharpness=args.min_sharpness,
         max_faces=args.max_faces, confidence=args.confidence, sort=args.sort, cross_check=args.cross_check,
-        middle_rotations=(0, 180) if args.upside_down else ())
+        middle_rotations=(0, 180) if args.upside_down else (), second_look=not args.no_second_look)
 
 
 def _search(args: argparse.Namespace):

@@ -152,7 +152,6 @@ def use_rescue() -> bool:
     return RESCUE and mtcnn.available()
 
 
-
 def use_windows() -> bool:
     """Whether pyramid levels are seen in windows (needs LiteRT; WINDOWS and blazeface.USE_BATCH on)."""
     return WINDOWS and blazeface.USE_BATCH and runtime.litert_available()
@@ -451,15 +450,17 @@ def _choose_turn(image: np.ndarray, per_turn: list[Candidate], prior: float) -> 
 
 def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], proposal: float, floor: float,
            workers: int, skip_flat: bool = True, coarse_rotations: tuple[int, ...] | None = None,
-           middle_rotations: tuple[int, ...] = ()) -> tuple[list[Candidate], int]:
+           middle_rotations: tuple[int, ...] = (), second_look: bool = True) -> tuple[list[Candidate], int]:
     """Candidates that survive the upright re-check (score >= ``floor``), and the detector calls made.
+
+    ``second_look``: weak window proposals that MTCNN takes for faces are re-checked too (``rescued``).
 
     With a single tile turn the orientation of each proposal is unknown, so every merged proposal
     is re-checked at its quarter turns (2 calls where nothing is there, else 4); with all four tile
     turns one re-check at the proposal's own roll suffices.
     """
     jobs = tile_jobs(image, min_face, rotations, skip_flat, coarse_rotations, workers, middle_rotations)
-    rescue = use_rescue() and proposal > RESCUE_FROM
+    rescue = second_look and use_rescue() and proposal > RESCUE_FROM
     results = run_parallel(lambda chunk: _run_tiles(chunk, proposal, RESCUE_FROM if rescue else None), jobs,
                            workers, cost=job_cost)
     raw = [c for found, *_ in results for c in found]
@@ -487,9 +488,9 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
 
 
 def rescued(image: np.ndarray, weak: list[Candidate], clusters: list[Candidate]) -> list[Candidate]:
-    """Weak proposals (RESCUE_FROM up to the proposal threshold, at most RESCUE_MAX_SIDE, none near a strong cluster) that MTCNN's
-    R-Net and then O-Net take for a face at one of the four quarter turns; each comes back turned to its
-    best one, for the re-check.
+    """The weak proposals that MTCNN's R-Net and then O-Net take for a face at one of the four quarter turns,
+    each turned to that one, for the re-check. Only those of at most RESCUE_MAX_SIDE px near no strong
+    cluster are looked at (weak: RESCUE_FROM up to the proposal threshold).
 
     Turned faces of people the search was not tuned on, 24-48 px, were proposed at 0.3-0.45 only
     (docs/faces.md, the eighth pass), among ~30 clutter proposals per 1440x1440 still: R-Net (24 px

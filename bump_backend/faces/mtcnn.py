@@ -61,8 +61,8 @@ def available() -> bool:
     return True
 
 
-# Layers per network: ("conv", name, pool) with pool = (kernel, stride) or None, then ("dense", name); the last
-# dense layer's first two outputs are the face / not-face logits.
+# Layers per network: ("conv", name, pool) with pool = (kernel, stride) or None, ("dense", name), then ("head", name):
+# the head's first two outputs are the not-face / face logits (its box and landmark outputs are not used).
 ONET_LAYERS = (("conv", "1", (3, 2)), ("conv", "2", (3, 2)), ("conv", "3", (2, 2)), ("conv", "4", None),
                ("dense", "5"), ("head", "6_1"))
 RNET_LAYERS = (("conv", "1", (3, 2)), ("conv", "2", (3, 2)), ("conv", "3", None), ("dense", "4"), ("head", "5_1"))

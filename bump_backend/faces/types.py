@@ -146,6 +146,10 @@ class FaceFinderSettings:
     # more upside-down faces for ~1.1x the CPU (docs/faces.md, the fifth pass; the CLI's --upside-down).
     middle_rotations: tuple[int, ...] = ()
     coarse_rotations: tuple[int, ...] = (0, 90, 180, 270)  # tile turns of the two whole-image levels
+    # Weak window proposals (0.3 up to proposal_confidence) get MTCNN's second look (detect.rescued): more turned faces
+    # of people the search was not tuned on, for ~1.1x the CPU (docs/faces.md, the eighth pass; the CLI's
+    # --no-second-look). Without facenet-pytorch's weights installed there is none.
+    second_look: bool = True
     refine_landmarks: bool = True
     cross_check: bool = False  # with a sidecar: also run the detector and add faces it alone finds
     workers: int = 2

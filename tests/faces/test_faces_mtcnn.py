@@ -213,6 +213,7 @@ def test_a_face_the_windows_propose_only_weakly_reaches_the_re_check_through_the
     def near(found):
         return [c for c in found if math.dist(c.centre, truth.centre) < 0.5 * truth.size]
 
+    assert near(detect.detect(image, **search, second_look=False)[0]) == []  # FaceFinderSettings.second_look
     monkeypatch.setattr(detect, "RESCUE", False)
     assert near(detect.detect(image, **search)[0]) == []
     monkeypatch.setattr(detect, "RESCUE", True)
