@@ -42,6 +42,9 @@ def test_detect_json_and_roundtrip(tmp_path, rolled_scene):
     turned = run_cli("faces", "detect", str(path), "--json", "--skip-smaller", "0", "--upside-down")
     assert turned.returncode == 0, turned.stderr
     assert len(json.loads(turned.stdout)["faces"]) == len(rolled_scene.faces)
+    plain = run_cli("faces", "detect", str(path), "--json", "--skip-smaller", "0", "--no-second-look")
+    assert plain.returncode == 0, plain.stderr
+    assert len(json.loads(plain.stdout)["faces"]) == len(rolled_scene.faces)
 
     out = tmp_path / "out.png"
     done = run_cli("faces", "roundtrip", str(path), "--out", str(out), "--size", "512")
@@ -74,3 +77,16 @@ def test_dispatcher_is_extensible():
     assert SUBCOMMANDS["faces"] == "bump_backend.faces.cli"
     with pytest.raises(SystemExit):
         main(["--help"])
+
+
+def test_search_switches_reach_the_settings():
+    import argparse
+
+    from bump_backend.faces import cli as faces_cli
+
+    parser = argparse.ArgumentParser()
+    faces_cli.add_parser(parser.add_subparsers(dest="command"))
+    default = faces_cli._settings(parser.parse_args(["faces", "detect", "x.png"]))
+    assert default.second_look and default.middle_rotations == ()
+    switched = faces_cli._settings(parser.parse_args(["faces", "detect", "x.png", "--no-second-look", "--upside-down"]))
+    assert not switched.second_look and switched.middle_rotations == (0, 180)
