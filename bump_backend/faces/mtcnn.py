@@ -13,6 +13,7 @@ and never imported: its data files are read by ``torch_state``, so the face sear
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
 import threading
 from pathlib import Path
@@ -28,6 +29,12 @@ R_INPUT = 24  # R-Net's
 WEIGHTS_PACKAGE = "facenet_pytorch"
 WEIGHTS_FILE = "onet.pt"
 R_WEIGHTS_FILE = "rnet.pt"
+# The files of facenet-pytorch 2.6.0 (requirements-nodeps.txt): the wheel's copies are unpickled only when they are
+# these bytes (torch_state's unpickler resolves nothing but tensors anyway; this also catches a changed release).
+WEIGHTS_SHA256 = {
+    WEIGHTS_FILE: "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d",
+    R_WEIGHTS_FILE: "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86",
+}
 
 _lock = threading.Lock()
 _loaded: dict[str, Net] = {}
@@ -171,11 +178,16 @@ def _max_pool(x: np.ndarray, kernel: int, stride: int) -> np.ndarray:
 def load(path: Path | None = None, small: bool = False) -> Net:
     """O-Net (``small``: R-Net) with its weights (``path``: a ``torch.save``-d state dict; default the
     installed wheel's), cached."""
-    path = Path(path) if path is not None else weights_path(R_WEIGHTS_FILE if small else WEIGHTS_FILE)
+    name = R_WEIGHTS_FILE if small else WEIGHTS_FILE
+    expected = WEIGHTS_SHA256[name] if path is None else None
+    path = Path(path) if path is not None else weights_path(name)
     key = f"{path}:{small}"
     with _lock:
         if key not in _loaded:
             try:
+                if expected is not None and hashlib.sha256(path.read_bytes()).hexdigest() != expected:
+                    raise ValueError("not the file of facenet-pytorch 2.6.0 (reinstall: pip install --no-deps "
+                                     "-r requirements-nodeps.txt)")
                 weights = torch_state.load(path)
                 _loaded[key] = Net(weights, RNET_LAYERS if small else ONET_LAYERS, R_INPUT if small else INPUT)
             except (OSError, ValueError) as error:  # a wrong or damaged file: say which

@@ -116,18 +116,24 @@ def _load_zip(data: bytes, storages: dict[str, _Storage]):
 
 def _load_legacy(data: bytes, storages: dict[str, _Storage], path: Path):
     stream = io.BytesIO(data)
+
+    def restricted():  # every pickle of the stream, the header's too, goes through the restricted unpickler
+        return _Unpickler(stream, storages).load()
+
     try:
-        magic = pickle.load(stream)
+        magic = restricted()
+    except StateDictError:
+        raise
     except Exception as error:
         raise StateDictError(f"{path} is not a torch file: {error}") from error
     if magic != LEGACY_MAGIC:
         raise StateDictError(f"{path} is not a torch file (no torch magic number)")
-    pickle.load(stream)  # protocol version
-    info = pickle.load(stream)
+    restricted()  # protocol version
+    info = restricted()
     if isinstance(info, dict) and not info.get("little_endian", True):
         raise StateDictError(f"{path} was saved big-endian")
-    obj = _Unpickler(stream, storages).load()
-    keys = pickle.load(stream)
+    obj = restricted()
+    keys = restricted()
     for key in keys:
         storage = storages.get(str(key))
         if storage is None:

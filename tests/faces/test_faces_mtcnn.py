@@ -129,6 +129,39 @@ def test_torch_state_refuses_what_is_not_a_plain_state_dict(tmp_path):
         torch_state.load(cut)
 
 
+class _Payload:
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))  # would create the marker file if it ran
+
+
+@pytest.mark.parametrize("where", ["header", "object"])
+def test_a_pickle_payload_is_refused_before_it_runs(tmp_path, where):
+    """Only the names a state dict of plain tensors needs are resolved, in every pickle of the file."""
+    import pickle
+
+    marker = tmp_path / "ran"
+    path = tmp_path / "evil.pt"
+    with path.open("wb") as f:
+        if where == "header":
+            pickle.dump(_Payload(marker), f, protocol=2)
+        else:
+            for part in (torch_state.LEGACY_MAGIC, 1001, {"little_endian": True}, {"w": _Payload(marker)}):
+                pickle.dump(part, f, protocol=2)
+    with pytest.raises(torch_state.StateDictError, match="not a plain state dict: it refers to io.open"):
+        torch_state.load(path)
+    assert not marker.exists()
+
+
+def test_the_wheels_weights_are_checked_before_they_are_read(tmp_path, monkeypatch):
+    monkeypatch.setitem(mtcnn.WEIGHTS_SHA256, mtcnn.WEIGHTS_FILE, "0" * 64)
+    monkeypatch.setattr(mtcnn, "_loaded", {})
+    with pytest.raises(ValueError, match="not the file of facenet-pytorch 2.6.0"):
+        mtcnn.load()
+
+
 def test_wrong_weights_are_named_in_the_error(tmp_path):
     torch.save({"conv1.weight": torch.ones(2, 3, 3, 3)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="other.pt does not hold MTCNN O-Net weights"):

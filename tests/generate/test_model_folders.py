@@ -327,12 +327,16 @@ def test_convert_faceid_pickle_to_safetensors(tmp_path):
 
 
 def test_no_runtime_code_loads_pickles():
-    """Only ``models convert`` unpickles, with weights_only=True; loaders take safetensors only."""
+    """Only ``models convert`` unpickles, with weights_only=True; loaders take safetensors only. The one other
+    unpickler is ``faces/torch_state.py``, for MTCNN's weights as facenet-pytorch ships them: it resolves only the
+    names a state dict of plain tensors needs, so a payload naming anything else is refused before it runs
+    (tests/faces/test_faces_mtcnn.py), and the wheel's files are checked against their SHA-256 first."""
     offenders = []
+    allowed = {("models_cli.py", "torch.load("), ("torch_state.py", "import pickle")}
     for path in (REPO / "bump_backend").rglob("*.py"):
         text = path.read_text(encoding="utf-8")
         for needle in ("torch.load(", "pickle.load", "import pickle", "weights_only=False", "use_safetensors=False"):
-            if needle in text and not (path.name == "models_cli.py" and needle == "torch.load("):
+            if needle in text and (path.name, needle) not in allowed:
                 offenders.append(f"{path.relative_to(REPO)}: {needle}")
     assert offenders == []
     source = (REPO / "bump_backend/generate/models_cli.py").read_text()
