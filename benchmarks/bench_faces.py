@@ -4,17 +4,18 @@
     python benchmarks/bench_faces.py                  # the full run (30 scenes per part, 40 frames)
 
 Faces come from the demo character rendered with 22 phenotypes (ages 6-85, three ethnicities and
-mixes, bald/grey/white/blonde/black/auburn hair, some smiling, frowning, open-mouthed, brows up or with the chin raised; front
-and three-quarter views; exact geometry from each package's manifest, renders cached under
-``.cache/bench_faces/``, pasted by their outline) and from the two real photos that ship in wheels
-(scikit-image's astronaut, matplotlib's Grace Hopper). Four phenotypes and the two photos form the
-*tune* part; eight phenotypes are *held out* (reported after each of four passes, and looked into
-in the fifth); six more form the *fresh* part (``--part fresh``), run once per pass after its
-choices are made; four more form a *second tune* part (``--part second_tune``, from the eighth pass on),
-tuned on like the first. Scenes are 1440x1440 and 1280x720 with faces pasted at 24-96 px, rolled
-0-360 degrees, on cluttered backgrounds (photo crops, shapes, noise textures), damaged by noise,
-blur or JPEG. Both detectors run on the same images in the same run. A tracking run (FaceTracker on
-a 1280x720 sequence with moving, turning faces) and the cold start (fresh process) are timed too.
+mixes, bald/grey/white/blonde/black/auburn hair, some smiling, frowning, open-mouthed, brows up or
+with the chin raised; front and three-quarter views; exact geometry from each package's manifest,
+renders cached under ``.cache/bench_faces/``, pasted by their outline) and from the two real photos
+that ship in wheels (scikit-image's astronaut, matplotlib's Grace Hopper). Four phenotypes and the
+two photos form the *tune* part; eight phenotypes are *held out* (reported after each of four
+passes, and looked into in the fifth); six more form the *fresh* part (``--part fresh``), run once
+per pass after its choices are made; four more form a *second tune* part (``--part second_tune``,
+from the eighth pass on), tuned on like the first. Scenes are 1440x1440 and 1280x720 with faces
+pasted at 24-96 px, rolled 0-360 degrees, on cluttered backgrounds (photo crops, shapes, noise
+textures), damaged by noise, blur or JPEG. Both detectors run on the same images in the same run. A
+tracking run (FaceTracker on a 1280x720 sequence with moving, turning faces) and the cold start
+(fresh process) are timed too.
 """
 
 from __future__ import annotations
@@ -512,7 +513,8 @@ def main(argv: list[str] | None = None) -> int:
     if baseline is not None:
         baseline(warm)
     tallies: dict = {}
-    parts = {"tune": (tune, PHOTOS, args.seed), "second-tune": (second_tune, (), args.seed + 5), "held-out": (held, (), args.seed + 1), "fresh": (fresh, (), args.seed + 3)}
+    parts = {"tune": (tune, PHOTOS, args.seed), "second-tune": (second_tune, (), args.seed + 5),
+             "held-out": (held, (), args.seed + 1), "fresh": (fresh, (), args.seed + 3)}
     for name, (pool, photos, seed) in parts.items():
         if args.part not in ("both", name.replace("-", "_")):
             continue

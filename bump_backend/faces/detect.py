@@ -267,11 +267,10 @@ def _parse(detection: blazeface.Detection, back: np.ndarray, width: int, height:
 
 
 def _run_tiles(jobs: list[TileJob], threshold: float,
-               weak: float | None = None) -> tuple[list[Candidate], int] | tuple[list[Candidate], int, list[Candidate]]:
+               weak: float | None = None) -> tuple[list[Candidate], int, list[Candidate]]:
     """Every tile of ``jobs`` through the short-range model (in batches: ``blazeface.detect_many``)
-    and every window in one call each (``blazeface.detect_windows``).
-
-    ``weak``: also the windows' detections from ``weak`` up to ``threshold`` (a third item)."""
+    and every window in one call each (``blazeface.detect_windows``): the candidates, the calls made,
+    and (with ``weak``) the windows' detections from ``weak`` up to ``threshold``, else none."""
     jobs = [j for j in jobs if not j.window] + [j for j in jobs if j.window]
     tiles = [np.ascontiguousarray(np.rot90(job.level[y0:y1, x0:x1], job.rotation // 90))
              for job in jobs for x0, y0, x1, y1 in [job.rect]]
@@ -296,7 +295,7 @@ def _run_tiles(jobs: list[TileJob], threshold: float,
         th, tw = tile.shape[:2]
         found.extend(_parse(d, to_image, tw, th, job.rotation) for d in detections)
         weaker.extend(_parse(d, to_image, tw, th, job.rotation) for d in low)
-    return (found, len(jobs)) if weak is None else (found, len(jobs), weaker)
+    return found, len(jobs), weaker
 
 
 def run_parallel(fn, items: list, workers: int, cost=None) -> list:
@@ -326,13 +325,17 @@ def run_parallel(fn, items: list, workers: int, cost=None) -> list:
     return [f.result() for f in [executor.submit(fn, chunk) for chunk in chunks if chunk]]
 
 
+def same_place(a: Candidate, b: Candidate) -> bool:
+    """Whether two candidates' centres lie within half the larger one's side of each other."""
+    return float(np.hypot(*(a.centre - b.centre))) < 0.5 * max(a.side, b.side)
+
+
 def merge(candidates: list[Candidate]) -> list[Candidate]:
     """Greedy non-maximum merge: same place (centre within half a face) and similar size."""
     clusters: list[Candidate] = []
     for c in sorted(candidates, key=lambda c: -c.score):
         for cl in clusters:
-            near = float(np.hypot(*(c.centre - cl.centre))) < 0.5 * max(c.side, cl.side)
-            if near and 0.5 < c.side / cl.side < 2.0:
+            if same_place(c, cl) and 0.5 < c.side / cl.side < 2.0:
                 cl.hits += 1
                 cl.members.append(c)
                 break
@@ -460,14 +463,15 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
     turns one re-check at the proposal's own roll suffices.
     """
     jobs = tile_jobs(image, min_face, rotations, skip_flat, coarse_rotations, workers, middle_rotations)
-    rescue = second_look and use_rescue() and proposal > RESCUE_FROM
+    turns = len(set(rotations)) < 4
+    # The second look needs the quarter-turn re-check its candidates go through (turns).
+    rescue = second_look and turns and use_rescue() and proposal > RESCUE_FROM
     results = run_parallel(lambda chunk: _run_tiles(chunk, proposal, RESCUE_FROM if rescue else None), jobs,
                            workers, cost=job_cost)
-    raw = [c for found, *_ in results for c in found]
-    calls = sum(n for _, n, *_ in results)
+    raw = [c for found, _, _ in results for c in found]
+    calls = sum(n for _, n, _ in results)
     clusters = merge(raw)
-    turns = len(set(rotations)) < 4
-    weak = merge([c for _, _, weak in results for c in weak]) if rescue and turns else []
+    weak = merge([c for _, _, weak in results for c in weak])
     # The weak proposals are looked at on one worker while the others re-check the strong ones.
     pending = runtime.pool(workers).submit(rescued, image, weak, clusters) if weak and workers > 1 else None
 
@@ -498,14 +502,13 @@ def rescued(image: np.ndarray, weak: list[Candidate], clusters: list[Candidate])
     keep the faces and few of the clutter, where re-checking all of them would cost ~60 short-range
     calls. The turn only sets where the re-check starts: it sees the crop at all four anyway.
     """
-    alone = [w for w in weak if w.side <= RESCUE_MAX_SIDE and not any(
-        float(np.hypot(*(w.centre - c.centre))) < 0.5 * max(w.side, c.side) for c in clusters)]
+    alone = [w for w in weak if w.side <= RESCUE_MAX_SIDE and not any(same_place(w, c) for c in clusters)]
     if not alone:
         return []
     first = mtcnn.quarter_turn_scores(image, [(tuple(w.centre), w.side) for w in alone], small=True)
     keep = [(alone[i], 90.0 * int(np.argmax(row))) for i, row in enumerate(first) if row.max() >= RESCUE_R]
     second = mtcnn.scores(image, [(tuple(w.centre), w.side, roll) for w, roll in keep])
-    return [Candidate(w.centre, w.side, roll, w.score, w.keypoints, int(roll), w.hits, w.members or [w])
+    return [Candidate(w.centre, w.side, roll, w.score, w.keypoints, int(roll), w.hits, w.members)
             for (w, roll), score in zip(keep, second, strict=True) if score >= RESCUE_O]
 
 

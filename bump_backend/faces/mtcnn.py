@@ -185,10 +185,11 @@ def load(path: Path | None = None, small: bool = False) -> Net:
     with _lock:
         if key not in _loaded:
             try:
-                if expected is not None and hashlib.sha256(path.read_bytes()).hexdigest() != expected:
+                data = path.read_bytes()
+                if expected is not None and hashlib.sha256(data).hexdigest() != expected:
                     raise ValueError("not the file of facenet-pytorch 2.6.0 (reinstall: pip install --no-deps "
                                      "-r requirements-nodeps.txt)")
-                weights = torch_state.load(path)
+                weights = torch_state.load(path, data)
                 _loaded[key] = Net(weights, RNET_LAYERS if small else ONET_LAYERS, R_INPUT if small else INPUT)
             except (OSError, ValueError) as error:  # a wrong or damaged file: say which
                 raise ValueError(f"{path} does not hold MTCNN {'R' if small else 'O'}-Net weights: {error}") \

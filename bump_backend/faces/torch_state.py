@@ -87,10 +87,11 @@ class _Unpickler(pickle.Unpickler):
         return self.storages[key]
 
 
-def load(path: str | Path) -> dict[str, np.ndarray]:
-    """Name -> numpy array of a ``torch.save``-d state dict (StateDictError if it is not one)."""
+def load(path: str | Path, data: bytes | None = None) -> dict[str, np.ndarray]:
+    """Name -> numpy array of a ``torch.save``-d state dict (StateDictError if it is not one); ``data``: the
+    file's bytes when the caller has read them already."""
     path = Path(path)
-    data = path.read_bytes()
+    data = path.read_bytes() if data is None else data
     storages: dict[str, _Storage] = {}
     if zipfile.is_zipfile(io.BytesIO(data)):
         obj = _load_zip(data, storages)
