@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bump_backend.faces import detect, landmarks, transform
+from bump_backend.faces import detect, landmarks, mtcnn, transform
 from bump_backend.faces.geometry import faces_from_sidecar
 from bump_backend.faces.types import Face, FaceFinderSettings, FaceSearchResult, SkippedFace, rotated_square_bounds
 
@@ -46,6 +46,12 @@ MIRROR_CHECK = True
 # there (4 of 5 on face-free clutter), real faces that went through this check 0.58-0.86 (tune and held-out parts).
 MIRROR_FLOOR = 0.6  # = FaceFinderSettings.recheck_floor's default (tested)
 VOUCH_SIGHT_AT_MESH = True  # issue 17's sixth pass: see _face_from_candidate (a switch for benchmarks)
+# Issue 17's ninth pass: a face the mesh did not fit that scores from O_NET_FROM up to NO_MESH_SCORE is accepted when
+# MTCNN's O-Net, read at the face's roll, takes it for a face. On four tune runs and 300 face-free images such faces
+# were 7 real (O-Net 0.12-1.0, four of them >= 0.88) and 13 clutter (O-Net <= 0.4). A switch for benchmarks.
+O_NET_VOUCH = True
+O_NET_FROM = 0.6
+O_NET_VOUCHES = 0.8
 
 
 def keypoint_yaw(keypoints: np.ndarray, roll: float) -> float:
@@ -60,11 +66,13 @@ def keypoint_yaw(keypoints: np.ndarray, roll: float) -> float:
 
 
 def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool,
-                         confidence: float = FaceFinderSettings.confidence) -> Face | None:
+                         confidence: float = FaceFinderSettings.confidence, o_net: bool = False) -> Face | None:
     """Refine a candidate with the mesh, then score it once more on the refined upright crop.
 
     None for a candidate the re-check marked ``unseen`` that the mesh does not fit either: its second
     opinion would be asked on the crop the full-range model has just seen nothing on (detect.DROP_UNSEEN).
+    ``o_net``: a face the mesh did not fit that scores under NO_MESH_SCORE is read by MTCNN's O-Net
+    (``extra["o_net"]``, see ``_accepted``).
     """
     fit = landmarks.fit_mesh(image, tuple(c.centre), c.side * BLAZE_TO_SQUARE, c.roll) if refine else None
     if fit is not None and abs(transform.wrap(fit.roll - c.roll)) > REFIT_ROLL:
@@ -126,6 +134,9 @@ def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool,
             score = 0.0  # the agreement survived mirroring the crop in neither model
     extra = ({"short_range": round(first, 4)} | ({} if second is None else {"full_range": round(second, 4)})
              | ({} if mirrored is None else {"full_range_mirrored": round(mirrored, 4)}))
+    if (o_net and O_NET_VOUCH and fit is None and refine and max(O_NET_FROM, confidence) <= score < NO_MESH_SCORE
+            and mtcnn.available()):
+        extra["o_net"] = round(float(mtcnn.scores(image, [(face.centre, side, face.roll)])[0]), 4)
     return dataclasses.replace(face, score=float(score), sharpness=sharp, extra=extra)
 
 
@@ -139,8 +150,10 @@ def _dedupe(faces: list[Face]) -> list[Face]:
 
 
 def _accepted(face: Face, settings: FaceFinderSettings) -> bool:
-    """Score high enough; a face the mesh could not fit (glowing blobs, galaxies) must score higher."""
-    needed = settings.confidence if face.landmarks is not None or not settings.refine_landmarks else NO_MESH_SCORE
+    """Score high enough; a face the mesh could not fit (glowing blobs, galaxies) must score higher, unless
+    MTCNN's O-Net takes it for a face (O_NET_VOUCHES)."""
+    fitted = face.landmarks is not None or not settings.refine_landmarks
+    needed = settings.confidence if fitted or face.extra.get("o_net", 0.0) >= O_NET_VOUCHES else NO_MESH_SCORE
     return face.score >= max(needed, settings.confidence)
 
 
@@ -154,7 +167,8 @@ def refine(image: np.ndarray, candidates: list[detect.Candidate], settings: Face
     full-range model misses many faces under ~40 px; time stands in for the second opinion).
     """
     chunks = detect.run_parallel(
-        lambda chunk: [_face_from_candidate(image, c, settings.refine_landmarks, settings.confidence) for c in chunk],
+        lambda chunk: [_face_from_candidate(image, c, settings.refine_landmarks, settings.confidence,
+                                            settings.second_look) for c in chunk],
         candidates, settings.workers)
     calls = len(candidates) * (2 if settings.refine_landmarks else 1)
     faces = []
