@@ -330,17 +330,27 @@ def same_place(a: Candidate, b: Candidate) -> bool:
     return float(np.hypot(*(a.centre - b.centre))) < 0.5 * max(a.side, b.side)
 
 
+def places_of(c: Candidate, centres: np.ndarray, sides: np.ndarray) -> np.ndarray:
+    """``same_place`` of ``c`` with each of n candidates given by their centres (n x 2) and sides, in one
+    vector operation: merging a 1440x1440 still's proposals called ``same_place`` ~9000 times."""
+    return np.hypot(c.centre[0] - centres[:, 0], c.centre[1] - centres[:, 1]) < 0.5 * np.maximum(sides, c.side)
+
+
 def merge(candidates: list[Candidate]) -> list[Candidate]:
     """Greedy non-maximum merge: same place (centre within half a face) and similar size."""
     clusters: list[Candidate] = []
+    centres, sides = np.empty((len(candidates), 2)), np.empty(len(candidates))
     for c in sorted(candidates, key=lambda c: -c.score):
-        for cl in clusters:
-            if same_place(c, cl) and 0.5 < c.side / cl.side < 2.0:
-                cl.hits += 1
-                cl.members.append(c)
-                break
+        n = len(clusters)
+        ratio = c.side / sides[:n]
+        joins = np.flatnonzero(places_of(c, centres[:n], sides[:n]) & (ratio > 0.5) & (ratio < 2.0))
+        if joins.size:
+            cluster = clusters[joins[0]]
+            cluster.hits += 1
+            cluster.members.append(c)
         else:
             c.members = [c]
+            centres[n], sides[n] = c.centre, c.side
             clusters.append(c)
     return clusters
 
@@ -502,7 +512,9 @@ def rescued(image: np.ndarray, weak: list[Candidate], clusters: list[Candidate])
     keep the faces and few of the clutter, where re-checking all of them would cost ~60 short-range
     calls. The turn only sets where the re-check starts: it sees the crop at all four anyway.
     """
-    alone = [w for w in weak if w.side <= RESCUE_MAX_SIDE and not any(same_place(w, c) for c in clusters)]
+    centres = np.array([c.centre for c in clusters], float).reshape(-1, 2)
+    sides = np.array([c.side for c in clusters], float)
+    alone = [w for w in weak if w.side <= RESCUE_MAX_SIDE and not places_of(w, centres, sides).any()]
     if not alone:
         return []
     first = mtcnn.quarter_turn_scores(image, [(tuple(w.centre), w.side) for w in alone], small=True)

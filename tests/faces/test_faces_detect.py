@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pytest
 from faces_helpers import match, roll_error
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bump_backend.faces import FaceFinderSettings, detect, find_faces
 from bump_backend.faces.finder import BLAZE_TO_SQUARE
@@ -169,3 +171,27 @@ def test_bounded_opinions_pick_the_same_turn_with_no_more_calls(rolled_scene, mo
             assert (a.rotation, round(a.score, 6)) == (b.rotation, round(b.score, 6))
             assert a.roll == pytest.approx(b.roll)
     assert 0 < calls[True] <= calls[False]
+
+
+def _merge_one_by_one(candidates: list[detect.Candidate]) -> list[tuple]:
+    """The merge's rule asked pair by pair with ``same_place`` (as it was written before it was vectorised)."""
+    clusters: list[list[detect.Candidate]] = []
+    for c in sorted(candidates, key=lambda c: -c.score):
+        home = next((cl for cl in clusters if detect.same_place(c, cl[0]) and 0.5 < c.side / cl[0].side < 2.0), None)
+        if home is None:
+            clusters.append([c])
+        else:
+            home.append(c)
+    return [(tuple(cl[0].centre), cl[0].side, len(cl), [tuple(m.centre) for m in cl]) for cl in clusters]
+
+
+@given(st.lists(st.tuples(st.floats(0, 200), st.floats(0, 200), st.floats(8, 120), st.floats(0.3, 1.0)),
+                max_size=60))
+@settings(max_examples=60, deadline=None)
+def test_the_vectorised_merge_keeps_the_pairwise_rule(raw):
+    def fresh():
+        return [detect.Candidate(np.array([x, y]), side, 0.0, score, np.zeros((6, 2)), 0) for x, y, side, score in raw]
+
+    merged = detect.merge(fresh())
+    assert [(tuple(c.centre), c.side, c.hits, [tuple(m.centre) for m in c.members]) for c in merged] == \
+        _merge_one_by_one(fresh())
