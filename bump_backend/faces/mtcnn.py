@@ -20,6 +20,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from bump_backend.faces import torch_state, transform
 from bump_backend.faces.align import warp
@@ -38,6 +39,29 @@ WEIGHTS_SHA256 = {
 
 _lock = threading.Lock()
 _loaded: dict[str, Net] = {}
+
+ONE_BLAS_THREAD = True  # see one_blas_thread (a switch for benchmarks)
+_blas_once = threading.Lock()
+_blas_limited = False
+
+
+def one_blas_thread() -> None:
+    """From the first network run on, numpy's BLAS runs on one thread in this process.
+
+    OpenBLAS split R-Net's products over both cores for no gain in time (a 30-square batch: 26 ms wall
+    either way, 52 against 26 ms of CPU), then its idle thread spun for up to a second, taking a core from
+    the search's own workers (with ``workers=1`` a still cost 12-15 % more CPU with the second look than
+    without it; with the limit, the same). The face search runs its own threads, so one BLAS thread is what
+    it wants. Set once, not undone after each call: OpenBLAS kept the one thread when the limit was first
+    taken on a worker thread and then given back.
+    """
+    global _blas_limited
+    if not ONE_BLAS_THREAD or _blas_limited:
+        return
+    with _blas_once:
+        if not _blas_limited:
+            ThreadpoolController().limit(limits=1, user_api="blas")
+            _blas_limited = True
 
 
 def weights_path(name: str = WEIGHTS_FILE) -> Path:
@@ -114,6 +138,7 @@ class Net:
         Activations are kept channel-first over the batch (C, N, H, W): a convolution's windows then
         unfold with whole rows contiguous and the layer is one (out x in*kh*kw) @ (in*kh*kw x N*H*W) product.
         """
+        one_blas_thread()
         x = ((crops.astype(np.float32) - 127.5) * np.float32(0.0078125)).transpose(3, 0, 1, 2)
         for layer in self.layers:
             kind, name = layer[0], layer[1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import subprocess
 import sys
 
@@ -286,3 +287,26 @@ def test_clutter_the_mesh_does_not_fit_is_not_vouched_for_by_o_net(monkeypatch):
     monkeypatch.undo()
     refused = find_faces(image, settings=settings)
     assert not refused.faces and not refused.skipped
+
+
+def test_numpys_blas_runs_on_one_thread_once_a_network_has_run():
+    """OpenBLAS would split R-Net's products over both cores for no gain and then spin on one of them, taking
+    it from the search's own workers. Checked in a fresh process: the limit is process-wide."""
+    code = (
+        "import numpy as np\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "from threadpoolctl import ThreadpoolController\n"
+        "from bump_backend.faces import groundtruth, mtcnn\n"
+        "numpy_blas = lambda: [lib['num_threads'] for lib in ThreadpoolController().info()\n"
+        "                      if lib['user_api'] == 'blas' and 'numpy' in lib['filepath']]\n"
+        "image = groundtruth.clutter(np.random.default_rng(8), 200, 200)\n"
+        "squares = [((60.0 + 10 * i, 100.0), 30.0) for i in range(8)]\n"
+        "print(numpy_blas())\n"
+        "with ThreadPoolExecutor(2) as pool:\n"
+        "    list(pool.map(lambda _: mtcnn.quarter_turn_scores(image, squares, small=True), range(4)))\n"
+        "print(numpy_blas())\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OPENBLAS_NUM_THREADS": "2"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    before, after = done.stdout.strip().splitlines()[-2:]
+    assert before == "[2]" and after == "[1]"
