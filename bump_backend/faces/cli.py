@@ -41,7 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        help="also look at the coarser levels upside down: more upside-down faces of ~48 px and up, "
                             "~1.1x the time")
         p.add_argument("--no-second-look", action="store_true",
-                       help="no second look (MTCNN) at weak proposals: ~0.9x the time, fewer turned faces found")
+                       help="no MTCNN: no second look at weak proposals, no O-Net vouching for faces the mesh "
+                            "did not fit; ~0.9x the time, fewer turned and small faces found")
         p.add_argument("--debug", metavar="DIR", help="write detections, crops, masks and a contact sheet here")
         p.add_argument("--verbose", action="store_true", help="let mediapipe's own log through to stderr")
 

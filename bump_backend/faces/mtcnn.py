@@ -40,7 +40,7 @@ WEIGHTS_SHA256 = {
 _lock = threading.Lock()
 _loaded: dict[str, Net] = {}
 
-ONE_BLAS_THREAD = True  # see one_blas_thread (a switch for benchmarks)
+ONE_BLAS_THREAD = True  # see one_blas_thread (a switch for benchmarks, read at the first network run only)
 _blas_once = threading.Lock()
 _blas_limited = False
 
