@@ -173,11 +173,15 @@ def test_bounded_opinions_pick_the_same_turn_with_no_more_calls(rolled_scene, mo
     assert 0 < calls[True] <= calls[False]
 
 
+def _same_place(a: detect.Candidate, b: detect.Candidate) -> bool:
+    return float(np.hypot(*(a.centre - b.centre))) < 0.5 * max(a.side, b.side)
+
+
 def _merge_one_by_one(candidates: list[detect.Candidate]) -> list[tuple]:
-    """The merge's rule asked pair by pair with ``same_place`` (as it was written before it was vectorised)."""
+    """The merge's rule asked pair by pair (as it was written before it was vectorised)."""
     clusters: list[list[detect.Candidate]] = []
     for c in sorted(candidates, key=lambda c: -c.score):
-        home = next((cl for cl in clusters if detect.same_place(c, cl[0]) and 0.5 < c.side / cl[0].side < 2.0), None)
+        home = next((cl for cl in clusters if _same_place(c, cl[0]) and 0.5 < c.side / cl[0].side < 2.0), None)
         if home is None:
             clusters.append([c])
         else:
