@@ -52,6 +52,7 @@ VOUCH_SIGHT_AT_MESH = True  # issue 17's sixth pass: see _face_from_candidate (a
 O_NET_VOUCH = True
 O_NET_FROM = 0.6
 O_NET_VOUCHES = 0.8
+FLIP_CHECK = True  # issue 17's tenth pass: see _face_from_candidate (a switch for benchmarks)
 
 
 def keypoint_yaw(keypoints: np.ndarray, roll: float) -> float:
@@ -67,6 +68,27 @@ def keypoint_yaw(keypoints: np.ndarray, roll: float) -> float:
 
 def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool,
                          confidence: float = FaceFinderSettings.confidence, o_net: bool = False) -> Face | None:
+    """Refine a candidate (``_refined``); a mesh fit the full-range model sees nothing at is tried upside down.
+
+    The mesh fits an upside-down face as if upright (a 32 px face at 85° fitted at -99°, a 64 px one at -81° at 88°):
+    the full-range model then reads 0 at the fit's roll and the face is lost. When it reads the face turned half
+    round (FLIP_CHECK), the candidate is refined again at that roll and the better reading kept.
+    """
+    face = _refined(image, c, refine, confidence, o_net)
+    if not FLIP_CHECK or face is None or not refine or _passes(face, confidence):
+        return face
+    turned = float(transform.wrap(face.roll + 180.0))
+    opinion = detect.second_opinion(image, face.centre, face.size / BLAZE_TO_SQUARE, turned)
+    if opinion < max(detect.SECOND_ENOUGH, face.extra.get("full_range", 0.0)):
+        return face
+    # That reading stands as the re-check's would (the model flips 0.6 <-> 0 between crops a few degrees apart).
+    flipped = dataclasses.replace(c, centre=np.asarray(face.centre, float), roll=turned, opinion=opinion, unseen=False)
+    again = _refined(image, flipped, refine, confidence, o_net)
+    # Only a fit at the turned roll says the first one was upside down (without one the box is the proposal's guess).
+    return again if again is not None and again.landmarks is not None and again.score > face.score else face
+
+
+def _refined(image: np.ndarray, c: detect.Candidate, refine: bool, confidence: float, o_net: bool) -> Face | None:
     """Refine a candidate with the mesh, then score it once more on the refined upright crop.
 
     None for a candidate the re-check marked ``unseen`` that the mesh does not fit either: its second
@@ -150,11 +172,16 @@ def _dedupe(faces: list[Face]) -> list[Face]:
 
 
 def _accepted(face: Face, settings: FaceFinderSettings) -> bool:
+    """Whether a refined face is kept (``_passes`` under the settings)."""
+    return _passes(face, settings.confidence, settings.refine_landmarks)
+
+
+def _passes(face: Face, confidence: float, refine: bool = True) -> bool:
     """Score high enough; a face the mesh could not fit (glowing blobs, galaxies) must score higher, unless
     MTCNN's O-Net takes it for a face (O_NET_VOUCHES)."""
-    fitted = face.landmarks is not None or not settings.refine_landmarks
-    needed = settings.confidence if fitted or face.extra.get("o_net", 0.0) >= O_NET_VOUCHES else NO_MESH_SCORE
-    return face.score >= max(needed, settings.confidence)
+    fitted = face.landmarks is not None or not refine
+    needed = confidence if fitted or face.extra.get("o_net", 0.0) >= O_NET_VOUCHES else NO_MESH_SCORE
+    return face.score >= max(needed, confidence)
 
 
 def refine(image: np.ndarray, candidates: list[detect.Candidate], settings: FaceFinderSettings,
