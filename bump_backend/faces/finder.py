@@ -52,7 +52,11 @@ VOUCH_SIGHT_AT_MESH = True  # issue 17's sixth pass: see _face_from_candidate (a
 O_NET_VOUCH = True
 O_NET_FROM = 0.6
 O_NET_VOUCHES = 0.8
-FLIP_CHECK = True  # issue 17's tenth pass: see _face_from_candidate (a switch for benchmarks)
+# Issue 17's tenth pass: a refused face is refined again turned half round when the full-range model reads it so
+# (see _face_from_candidate); also asked in the candidate's own square (an upside-down fit's square can be off the
+# face). Switches for benchmarks.
+FLIP_CHECK = True
+FLIP_AT_CANDIDATE = True
 
 
 def keypoint_yaw(keypoints: np.ndarray, roll: float) -> float:
@@ -68,21 +72,28 @@ def keypoint_yaw(keypoints: np.ndarray, roll: float) -> float:
 
 def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool,
                          confidence: float = FaceFinderSettings.confidence, o_net: bool = False) -> Face | None:
-    """Refine a candidate (``_refined``); a mesh fit the full-range model sees nothing at is tried upside down.
+    """Refine a candidate (``_refined``); a refused face is tried the other way up (FLIP_CHECK).
 
-    The mesh fits an upside-down face as if upright (a 32 px face at 85° fitted at -99°, a 64 px one at -81° at 88°):
-    the full-range model then reads 0 at the fit's roll and the face is lost. When it reads the face turned half
-    round (FLIP_CHECK), the candidate is refined again at that roll and the better reading kept.
+    The mesh fits an upside-down face as if it were upright (a 32 px face at 85° fitted at -99°, a 64 px one at
+    -81° at 88°; 148 of 200 pasted faces given a candidate turned half round), or fits nothing, and the full-range
+    model then reads 0 at that roll: a re-check that picked the wrong turn loses the face. When the full-range model
+    reads the face turned half round (in the refined square, else in the candidate's own: FLIP_AT_CANDIDATE) better
+    than the refined roll and >= SECOND_ENOUGH, the candidate is refined again at that roll, and that reading is kept
+    when the mesh fits it there and it scores higher. Accepted faces are never asked: no cost for them.
     """
     face = _refined(image, c, refine, confidence, o_net)
     if not FLIP_CHECK or face is None or not refine or _passes(face, confidence):
         return face
     turned = float(transform.wrap(face.roll + 180.0))
+    centre = np.asarray(face.centre, float)
     opinion = detect.second_opinion(image, face.centre, face.size / BLAZE_TO_SQUARE, turned)
+    if FLIP_AT_CANDIDATE and opinion < detect.SECOND_ENOUGH:
+        centre = np.asarray(c.centre, float)
+        opinion = detect.second_opinion(image, tuple(c.centre), c.side, turned)
     if opinion < max(detect.SECOND_ENOUGH, face.extra.get("full_range", 0.0)):
         return face
     # That reading stands as the re-check's would (the model flips 0.6 <-> 0 between crops a few degrees apart).
-    flipped = dataclasses.replace(c, centre=np.asarray(face.centre, float), roll=turned, opinion=opinion, unseen=False)
+    flipped = dataclasses.replace(c, centre=centre, roll=turned, opinion=opinion, unseen=False)
     again = _refined(image, flipped, refine, confidence, o_net)
     # Only a fit at the turned roll says the first one was upside down (without one the box is the proposal's guess).
     return again if again is not None and again.landmarks is not None and again.score > face.score else face

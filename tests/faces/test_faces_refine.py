@@ -49,6 +49,19 @@ def test_a_face_refined_upside_down_is_refined_the_right_way_up(seed, fitted, mo
     assert 0.75 < face.size / truth.size < 1.33
 
 
+def test_the_turned_face_is_also_looked_for_in_the_candidates_square(monkeypatch):
+    """The astronaut at 64 px, -133°: its upside-down mesh fit's square is off the face, and the full-range model
+    reads 0 there turned the right way up too; in the candidate's own square it reads the face."""
+    scene, truth, candidate = _upside_down(1004)
+    monkeypatch.setattr(finder, "FLIP_AT_CANDIDATE", False)
+    lost = finder._face_from_candidate(scene.image, candidate, refine=True)
+    assert lost.landmarks is not None and roll_error(lost.roll, truth.roll) > 150
+    assert not finder._accepted(lost, FaceFinderSettings())
+    monkeypatch.setattr(finder, "FLIP_AT_CANDIDATE", True)
+    face = finder._face_from_candidate(scene.image, candidate, refine=True)
+    assert roll_error(face.roll, truth.roll) < 15 and finder._accepted(face, FaceFinderSettings())
+
+
 def test_a_face_refined_the_right_way_up_is_not_turned(monkeypatch):
     """An accepted face is never asked upside down: the full-range model is not called again."""
     scene, truth, candidate = _upside_down(1003)
