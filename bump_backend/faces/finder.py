@@ -54,9 +54,12 @@ O_NET_FROM = 0.6
 O_NET_VOUCHES = 0.8
 # Issue 17's tenth pass: a refused face is refined again turned half round when the full-range model reads it so
 # (see _face_from_candidate); also asked in the candidate's own square (an upside-down fit's square can be off the
-# face). Switches for benchmarks.
+# face). Switches for benchmarks. One roll try per square: with the second opinion's three (SECOND_TRIES) the check
+# cost 7.6 full-range calls a still more on tune scenes (20.6 -> 28.2) for no face more on 200 pasted ones; with
+# one, 2.5 more.
 FLIP_CHECK = True
 FLIP_AT_CANDIDATE = True
+FLIP_TRIES = (0.0,)
 
 
 def keypoint_yaw(keypoints: np.ndarray, roll: float) -> float:
@@ -86,10 +89,10 @@ def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool,
         return face
     turned = float(transform.wrap(face.roll + 180.0))
     centre = np.asarray(face.centre, float)
-    opinion = detect.second_opinion(image, face.centre, face.size / BLAZE_TO_SQUARE, turned)
+    opinion = detect.second_opinion(image, face.centre, face.size / BLAZE_TO_SQUARE, turned, FLIP_TRIES)
     if FLIP_AT_CANDIDATE and opinion < detect.SECOND_ENOUGH:
         centre = np.asarray(c.centre, float)
-        opinion = detect.second_opinion(image, tuple(c.centre), c.side, turned)
+        opinion = detect.second_opinion(image, tuple(c.centre), c.side, turned, FLIP_TRIES)
     if opinion < max(detect.SECOND_ENOUGH, face.extra.get("full_range", 0.0)):
         return face
     # That reading stands as the re-check's would (the model flips 0.6 <-> 0 between crops a few degrees apart).
