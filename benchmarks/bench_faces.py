@@ -550,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     for against in ("FacePop", "ours, per-tile graph calls", *list(PATHS)[1:]):
         for kind in ("wall", "CPU"):
             ratio = {}
-            for name in ("tune", "held-out", "fresh", "face-free"):
+            for name in dict.fromkeys(part for part, _ in tallies):  # every part run, in order
                 if (name, "ours") in tallies and (name, against) in tallies:
                     o, b = tallies[(name, "ours")], tallies[(name, against)]
                     mine, theirs = (o.ms, b.ms) if kind == "wall" else (o.cpu_ms, b.cpu_ms)
