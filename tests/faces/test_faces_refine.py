@@ -92,7 +92,7 @@ def test_a_turn_the_mesh_fits_nothing_at_is_not_taken():
     assert grow > 1.55 and turn == 180
     face = finder._face_from_candidate(scene.image, candidate, refine=True)
     turned = float(transform.wrap(face.roll + 180.0))
-    opinion = detect.second_opinion(scene.image, face.centre, face.size / BLAZE_TO_SQUARE, turned)
+    opinion = detect.second_opinion(scene.image, face.centre, face.size / BLAZE_TO_SQUARE, turned, finder.FLIP_TRIES)
     assert opinion >= detect.SECOND_ENOUGH
     flipped = dataclasses.replace(candidate, centre=np.asarray(face.centre), roll=turned, opinion=opinion)
     again = finder._refined(scene.image, flipped, True, FaceFinderSettings.confidence, True)
