@@ -352,10 +352,15 @@ BEFORE_NINTH_SETTINGS: dict = {}
 # (finder.FLIP_CHECK).
 TENTH_PASS = ((finder, "FLIP_CHECK", False),)
 BEFORE_TENTH_SETTINGS: dict = {}
+# Issue 17's eleventh pass: a re-check's turn reading under the floor does not contend for the pick
+# (detect.PICK_ABOVE_FLOOR).
+ELEVENTH_PASS = ((ours, "PICK_ABOVE_FLOOR", False),)
+BEFORE_ELEVENTH_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
-# none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS, SIXTH_PASS, SEVENTH_PASS, EIGHTH_PASS, NINTH_PASS, TENTH_PASS;
-# then one more each), the settings it changes on top of the run's, and what it is (the flag's help). 10: all.
+# none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS, SIXTH_PASS, SEVENTH_PASS, EIGHTH_PASS, NINTH_PASS, TENTH_PASS,
+# ELEVENTH_PASS; then one more each), the settings it changes on top of the run's, and what it is (the flag's help).
+# 11: all.
 SIDE_PATHS = {
     "before-cuts": ("ours, before cost cuts", 1, {}, "the search without the cost cuts (COST_CUTS: the path before them)"),
     "before-third": ("ours, before third pass", 2, {},
@@ -368,20 +373,23 @@ SIDE_PATHS = {
     "before-eighth": ("ours, before eighth pass", 7, {}, "the search before the eighth pass (EIGHTH_PASS)"),
     "before-ninth": ("ours, before ninth pass", 8, {}, "the search before the ninth pass (NINTH_PASS)"),
     "before-tenth": ("ours, before tenth pass", 9, {}, "the search before the tenth pass (TENTH_PASS)"),
-    "upside-down": ("ours, upside-down levels", 10, {"middle_rotations": (0, 180)},
+    "before-eleventh": ("ours, before eleventh pass", 10, {}, "the search before the eleventh pass (ELEVENTH_PASS)"),
+    "upside-down": ("ours, upside-down levels", 11, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }
-PATHS = {"ours": (10, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
+PATHS = {"ours": (11, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
 
 
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
-             passes: int = 10) -> None:
+             passes: int = 11) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
-    ``passes``: how many of the cost cuts, third to tenth pass the search keeps (SIDE_PATHS; 10: all)."""
+    ``passes``: how many of the cost cuts, third to eleventh pass the search keeps (SIDE_PATHS; 11: all)."""
     shape = (scene.image.shape[1], scene.image.shape[0])
-    switched = FOURTH_PASS + FIFTH_PASS + SIXTH_PASS + SEVENTH_PASS + EIGHTH_PASS + NINTH_PASS + TENTH_PASS
+    switched = (FOURTH_PASS + FIFTH_PASS + SIXTH_PASS + SEVENTH_PASS + EIGHTH_PASS + NINTH_PASS + TENTH_PASS
+                + ELEVENTH_PASS)
     kept = {(module, name): getattr(module, name) for module, name, _ in switched}
-    for later, settings_before, at in ((TENTH_PASS, BEFORE_TENTH_SETTINGS, 10), (NINTH_PASS, BEFORE_NINTH_SETTINGS, 9),
+    for later, settings_before, at in ((ELEVENTH_PASS, BEFORE_ELEVENTH_SETTINGS, 11),
+                                       (TENTH_PASS, BEFORE_TENTH_SETTINGS, 10), (NINTH_PASS, BEFORE_NINTH_SETTINGS, 9),
                                        (EIGHTH_PASS, BEFORE_EIGHTH_SETTINGS, 8), (SEVENTH_PASS, BEFORE_SEVENTH_SETTINGS, 7),
                                        (SIXTH_PASS, BEFORE_SIXTH_SETTINGS, 6), (FIFTH_PASS, BEFORE_FIFTH_SETTINGS, 5),
                                        (FOURTH_PASS, BEFORE_FOURTH_SETTINGS, 4)):

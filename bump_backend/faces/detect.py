@@ -29,6 +29,7 @@ RECHECK_RATIO = 0.35  # face side / crop side on the upright re-check (the model
 FLAT_STD = 2.0  # grey-level std below which a tile cannot hold a face
 MAX_UPSCALE = 1.5
 BIN_TRUST = 50.0  # degrees a detection's eye line may differ from its tile's turn
+PICK_ABOVE_FLOOR = True  # _choose_turn: only turns the caller keeps contend (a switch for benchmarks)
 RECHECK_THRESHOLD = 0.3
 # The full-range model's crops (never upscaled) are sampled bilinearly, as mediapipe's graphs resize their inputs:
 # bicubic (align.warp's default) took 0.72 against 0.18 ms a 192 px crop, ~40 crops per 1440x1440 still. The
@@ -419,7 +420,7 @@ def recheck_turns(image: np.ndarray, centre: tuple[float, float], side: float, r
         return None, calls
     if OPINIONS_ABOVE_FLOOR and max(c.score for c in per_turn) < floor:
         return max(per_turn, key=lambda c: c.score), calls
-    return _choose_turn(image, per_turn, prior), calls
+    return _choose_turn(image, per_turn, prior, floor), calls
 
 
 def _best_near(seen: list[tuple[int, list[blazeface.Detection]]], inverse: np.ndarray,
@@ -439,13 +440,19 @@ def _best_near(seen: list[tuple[int, list[blazeface.Detection]]], inverse: np.nd
     return out
 
 
-def _choose_turn(image: np.ndarray, per_turn: list[Candidate], prior: float) -> Candidate:
-    """The re-check's reading: the best turn, or the full-range model's pick among close ones."""
+def _choose_turn(image: np.ndarray, per_turn: list[Candidate], prior: float, floor: float = 0.0) -> Candidate:
+    """The re-check's reading: the best turn, or the full-range model's pick among close ones.
+
+    A turn reading under ``floor`` does not contend when the best one reaches it (PICK_ABOVE_FLOOR): the caller
+    drops such a reading, so picking it lost the face even where another turn would have gone on.
+    """
     per_turn.sort(key=lambda c: -c.score)
     top = per_turn[0].score
     contenders = [c for c in per_turn[:2] if c.score >= top - TURN_AMBIGUITY]
     own = next((c for c in per_turn[2:] if c.rotation == 0 and prior >= top - TURN_AMBIGUITY), None)
     contenders += [own] if own is not None else []
+    if PICK_ABOVE_FLOOR and top >= floor:
+        contenders = [c for c in contenders if c.score >= floor]
     if len(contenders) == 1:
         return contenders[0]
     _opinions(image, contenders)

@@ -1,0 +1,55 @@
+"""The reading the re-check hands on: the face's roll whichever turn wins, and only a turn the caller keeps
+(detect.PICK_ABOVE_FLOOR, issue 17's eleventh pass)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from faces_helpers import roll_error
+
+from bump_backend.faces import FaceFinderSettings, detect, finder, transform
+from bump_backend.faces.finder import BLAZE_TO_SQUARE
+from bump_backend.faces.groundtruth import make_scene
+
+pytest.importorskip("mediapipe")
+
+
+def _scene(seed: int):
+    rng = np.random.default_rng(seed)
+    size, roll = float(rng.choice([32, 40, 48, 64, 96])), float(rng.uniform(-180, 180))
+    damage = str(rng.choice(["none", "noise", "jpeg"]))
+    return make_scene(rng, 320, 320, [(size, roll)], damage=damage)
+
+
+def test_faces_at_any_roll_under_an_upright_proposal_are_read_within_15_degrees():
+    """Twenty pasted faces, 32-96 px, any roll: the re-check's roll is the face's, whichever turn wins."""
+    for seed in range(2000, 2020):
+        scene = _scene(seed)
+        truth = scene.faces[0]
+        found, _ = detect.recheck_turns(scene.image, truth.centre, truth.size / BLAZE_TO_SQUARE, 0.0,
+                                        detect.RECHECK_THRESHOLD, 0.6, 0.6)
+        assert found is not None and roll_error(found.roll, truth.roll) < 15, (seed, truth.roll, found)
+
+
+def test_a_turn_under_the_floor_does_not_contend(monkeypatch):
+    """Two contending turns of one face: the right way up reading 0.58, a quarter turn off 0.7. The full-range model
+    prefers the first, which the caller then drops for its short-range score: with PICK_ABOVE_FLOOR the
+    reading that goes on is the one the caller keeps, and refinement turns it the right way up."""
+    scene = _scene(2000)
+    truth = scene.faces[0]
+    side = truth.size / BLAZE_TO_SQUARE
+
+    def turns():
+        right = detect.Candidate(np.array(truth.centre, float), side, truth.roll, 0.58, np.zeros((6, 2)), 0)
+        off = detect.Candidate(np.array(truth.centre, float), side, float(transform.wrap(truth.roll + 90)), 0.7,
+                               np.zeros((6, 2)), 90)
+        return [off, right]
+
+    monkeypatch.setattr(detect, "PICK_ABOVE_FLOOR", False)
+    lost = detect._choose_turn(scene.image, turns(), 0.0, 0.6)
+    assert lost.score < 0.6 and lost.opinion >= 0.5  # the full-range model's pick, which the caller drops
+    monkeypatch.setattr(detect, "PICK_ABOVE_FLOOR", True)
+    kept = detect._choose_turn(scene.image, turns(), 0.0, 0.6)
+    assert kept.score >= 0.6 and kept.opinion is None  # the only contender left: no full-range call
+    face = finder._face_from_candidate(scene.image, kept, refine=True)  # the mesh finds the face's own roll
+    assert finder._accepted(face, FaceFinderSettings()) and roll_error(face.roll, truth.roll) < 15
