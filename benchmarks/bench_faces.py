@@ -353,8 +353,8 @@ BEFORE_NINTH_SETTINGS: dict = {}
 TENTH_PASS = ((finder, "FLIP_CHECK", False),)
 BEFORE_TENTH_SETTINGS: dict = {}
 # Issue 17's eleventh pass: a re-check's turn reading under the floor does not contend for the pick
-# (detect.PICK_ABOVE_FLOOR).
-ELEVENTH_PASS = ((ours, "PICK_ABOVE_FLOOR", False),)
+# (detect.PICK_ABOVE_FLOOR); a face the mesh does not fit keeps its reading's roll (finder.SNAP_GUESSED_EYES).
+ELEVENTH_PASS = ((ours, "PICK_ABOVE_FLOOR", False), (finder, "SNAP_GUESSED_EYES", True))
 BEFORE_ELEVENTH_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:

@@ -63,6 +63,7 @@ def test_the_mirrored_crop_must_read_what_a_re_check_must(monkeypatch):
     image = face_free(7017, 15, ((1440, 1440), (1280, 720)), ("none", "noise", "blur", "jpeg"))[14]
     settings = FaceFinderSettings(min_face_size=24, skip_smaller_than=0)
     monkeypatch.setattr(detect, "RESCUE", False)  # the search of then (the eighth pass's second look: below)
+    monkeypatch.setattr(finder, "SNAP_GUESSED_EYES", True)  # as then (the eleventh pass keeps the reading's roll)
     monkeypatch.setattr(finder, "MIRROR_FLOOR", detect.RECHECK_THRESHOLD)
     before = find_faces(image, settings=settings)
     found = before.faces + [s.face for s in before.skipped]  # the image is blurred: skipped as too blurry
@@ -71,5 +72,6 @@ def test_the_mirrored_crop_must_read_what_a_re_check_must(monkeypatch):
     after = find_faces(image, settings=settings)
     assert not after.faces and not after.skipped
     monkeypatch.setattr(detect, "RESCUE", True)
+    monkeypatch.setattr(finder, "SNAP_GUESSED_EYES", False)
     now = find_faces(image, settings=settings)
     assert not now.faces and not now.skipped

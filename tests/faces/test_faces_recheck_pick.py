@@ -1,7 +1,10 @@
-"""The reading the re-check hands on: the face's roll whichever turn wins, and only a turn the caller keeps
-(detect.PICK_ABOVE_FLOOR, issue 17's eleventh pass)."""
+"""The reading the re-check hands on, and its roll through refinement: the face's roll whichever turn wins, only a
+turn the caller keeps (detect.PICK_ABOVE_FLOOR), and a face the mesh does not fit keeps that roll
+(finder.SNAP_GUESSED_EYES; issue 17's eleventh pass)."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
@@ -53,3 +56,31 @@ def test_a_turn_under_the_floor_does_not_contend(monkeypatch):
     assert kept.score >= 0.6 and kept.opinion is None  # the only contender left: no full-range call
     face = finder._face_from_candidate(scene.image, kept, refine=True)  # the mesh finds the face's own roll
     assert finder._accepted(face, FaceFinderSettings()) and roll_error(face.roll, truth.roll) < 15
+
+
+def _profile_points(centre: np.ndarray, size: float, roll: float) -> np.ndarray:
+    """BlazeFace's six points of a face at ``roll`` with the nose beside an ear: a yaw of ~80° by keypoint_yaw."""
+    a = math.radians(roll)
+    along, down = np.array([math.cos(a), math.sin(a)]), np.array([-math.sin(a), math.cos(a)])
+    half = 0.45 * size
+    return np.array([centre - 0.2 * size * along, centre + 0.2 * size * along, centre + 0.99 * half * along,
+                     centre + 0.3 * size * down, centre - half * along, centre + half * along])
+
+
+@pytest.mark.parametrize("seed, size, roll", [(3, 40.0, 37.0), (4, 32.0, -41.0), (5, 48.0, 130.0), (6, 40.0, -140.0)])
+def test_a_face_without_a_mesh_fit_keeps_its_readings_roll(seed, size, roll, monkeypatch):
+    """Nose and ears that read yaw > 60° once sent such a face to the image's nearest quarter turn, 35-45° off here
+    (a 32 px three-quarter face at 37° went to 0°, where the full-range model read nothing)."""
+    scene = make_scene(np.random.default_rng(seed), 320, 320, [(size, roll)], mirror_chance=0.0)
+    truth = scene.faces[0]
+    centre = np.array(truth.centre, float)
+    points = _profile_points(centre, truth.size, truth.roll)
+    assert finder.keypoint_yaw(points, truth.roll) > 60
+    rolls = {}
+    for snap in (True, False):
+        monkeypatch.setattr(finder, "SNAP_GUESSED_EYES", snap)
+        candidate = detect.Candidate(centre, truth.size / BLAZE_TO_SQUARE, truth.roll, 0.8, points, 0)
+        face = finder._refined(scene.image, candidate, False, 0.5, False)  # refine=False: no mesh fit
+        assert face.landmarks is None
+        rolls[snap] = roll_error(face.roll, truth.roll)
+    assert rolls[True] > 30 and rolls[False] < 1, rolls
