@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from bump_backend.faces import Face
-from bump_backend.faces.groundtruth import TruthFace
+from bump_backend.faces.groundtruth import Scene, TruthFace, make_scene
 from bump_backend.faces.transform import wrap
 from bump_backend.faces.types import rotated_square_bounds
 
@@ -27,3 +29,12 @@ def match(truth: TruthFace, faces: list[Face]) -> Face | None:
 
 def roll_error(a: float, b: float) -> float:
     return abs(wrap(a - b))
+
+
+def one_pasted_face(seed: int) -> Scene:
+    """A 320 px clutter scene with one pasted face of 32-96 px at any roll, damaged none/noise/JPEG, drawn from
+    ``seed`` (the seeds the refinement and re-check tests name pick their faces this way)."""
+    rng = np.random.default_rng(seed)
+    size, roll = float(rng.choice([32, 40, 48, 64, 96])), float(rng.uniform(-180, 180))
+    damage = str(rng.choice(["none", "noise", "jpeg"]))
+    return make_scene(rng, 320, 320, [(size, roll)], damage=damage)

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from faces_helpers import roll_error
+from faces_helpers import one_pasted_face, roll_error
 
 from bump_backend.faces import FaceFinderSettings, detect, finder, transform
 from bump_backend.faces.finder import BLAZE_TO_SQUARE
@@ -17,17 +17,10 @@ from bump_backend.faces.groundtruth import make_scene
 pytest.importorskip("mediapipe")
 
 
-def _scene(seed: int):
-    rng = np.random.default_rng(seed)
-    size, roll = float(rng.choice([32, 40, 48, 64, 96])), float(rng.uniform(-180, 180))
-    damage = str(rng.choice(["none", "noise", "jpeg"]))
-    return make_scene(rng, 320, 320, [(size, roll)], damage=damage)
-
-
 def test_faces_at_any_roll_under_an_upright_proposal_are_read_within_15_degrees():
     """Twenty pasted faces, 32-96 px, any roll: the re-check's roll is the face's, whichever turn wins."""
     for seed in range(2000, 2020):
-        scene = _scene(seed)
+        scene = one_pasted_face(seed)
         truth = scene.faces[0]
         found, _ = detect.recheck_turns(scene.image, truth.centre, truth.size / BLAZE_TO_SQUARE, 0.0,
                                         detect.RECHECK_THRESHOLD, 0.6, 0.6)
@@ -38,7 +31,7 @@ def test_a_turn_under_the_floor_does_not_contend(monkeypatch):
     """Two contending turns of one face: the right way up reading 0.58, a quarter turn off 0.7. The full-range model
     prefers the first, which the caller then drops for its short-range score: with PICK_ABOVE_FLOOR the
     reading that goes on is the one the caller keeps, and refinement turns it the right way up."""
-    scene = _scene(2000)
+    scene = one_pasted_face(2000)
     truth = scene.faces[0]
     side = truth.size / BLAZE_TO_SQUARE
 

@@ -8,7 +8,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from faces_helpers import roll_error
+from faces_helpers import one_pasted_face, roll_error
 
 from bump_backend.faces import FaceFinderSettings, detect, finder, transform
 from bump_backend.faces.finder import BLAZE_TO_SQUARE
@@ -19,10 +19,7 @@ pytest.importorskip("mediapipe")
 
 def _upside_down(seed: int):
     """A pasted face and a candidate on it turned half round, as a re-check that picked the wrong turn gives."""
-    rng = np.random.default_rng(seed)
-    size, roll = float(rng.choice([32, 40, 48, 64, 96])), float(rng.uniform(-180, 180))
-    damage = str(rng.choice(["none", "noise", "jpeg"]))
-    scene = make_scene(rng, 320, 320, [(size, roll)], damage=damage)
+    scene = one_pasted_face(seed)
     truth = scene.faces[0]
     candidate = detect.Candidate(np.array(truth.centre, float), truth.size / BLAZE_TO_SQUARE,
                                  float(transform.wrap(truth.roll + 180.0)), 0.7, np.zeros((6, 2)), 0)
