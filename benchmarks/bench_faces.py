@@ -39,25 +39,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from face_sources import Render, load_renders
 
-from bump_backend.faces import FaceFinderSettings, blazeface, find_faces, finder, groundtruth, runtime
+from bump_backend.faces import FaceFinderSettings, blazeface, find_faces, finder, groundtruth, mtcnn, runtime
 from bump_backend.faces import detect as ours
 from bump_backend.faces.groundtruth import TruthFace, clutter, degrade, place_face, similarity
 from bump_backend.faces.track import FaceTracker
 from bump_backend.faces.transform import apply, roll_of, to_index, wrap
 
 SIZES = (24, 32, 48, 64, 96)
-SIZE_BUCKETS = ((24, 24), (32, 32), (48, 64), (96, 96))
+LARGE_SIZES = (128, 192, 256, 384, 512)  # the large part: close-ups and portraits, the common case of a character shot
+SIZE_BUCKETS = ((24, 24), (32, 32), (48, 64), (96, 96), (128, 512))
 ROLL_BUCKETS = ((0, 45), (45, 90), (90, 135), (135, 180))
 DAMAGE = ("none", "noise", "blur", "jpeg")
 SHAPES = ((1440, 1440), (1280, 720))
 RENDER_SIDE = 0.92  # detector face side / manifest face-box height, measured on the tune renders
 PHOTOS = ("astronaut", "grace_hopper")  # tune part only
+# The large part's scenes: 1-3 faces of LARGE_SIZES each, nearer the border and each other than the small ones allow.
+LARGE = dict(sizes=LARGE_SIZES, faces=(1, 4), margin=0.6, spacing=1.2)
+# A face measuring under this at its true square is skipped as too blurry when found (FaceFinderSettings.min_sharpness):
+# the benchmark counts it found either way, and also reports recall over the faces at or above it.
+SHARP_ENOUGH = FaceFinderSettings().min_sharpness
 
 
 @dataclass
 class Scene:
     image: np.ndarray
     faces: list[TruthFace]
+    damage: str = ""
+    sharpness: list[float] = field(default_factory=list)  # each face's ``detect.sharpness`` at its true square
 
 
 @dataclass
@@ -72,6 +80,8 @@ class Tally:
     hits: dict = field(default_factory=dict)  # bucket -> [found, total]
     roll_hits: dict = field(default_factory=dict)
     small_roll_hits: dict = field(default_factory=dict)  # 24 px faces by roll bucket
+    damage_hits: dict = field(default_factory=dict)  # (damage, "24" or "≥32") -> [found, total]
+    sharp_hits: dict = field(default_factory=dict)  # faces sharp enough to be worked on: "24" or "≥32" -> [found, total]
     misses: list = field(default_factory=list)
     false_positives: int = 0
     images: int = 0
@@ -140,8 +150,13 @@ def place_render(canvas: np.ndarray, render: Render, centre: tuple[float, float]
                      source=f"{render.identity}/{render.view}", mirrored=mirror)
 
 
-def build(seed: int, count: int, renders: list[Render], photos: tuple[str, ...]) -> list[Scene]:
-    """``count`` scenes alternating 1440x1440 / 1280x720, 4-8 faces each from ``renders`` and ``photos``."""
+def build(seed: int, count: int, renders: list[Render], photos: tuple[str, ...], sizes: tuple[int, ...] = SIZES,
+          faces: tuple[int, int] = (4, 9), margin: float = 1.0, spacing: float = 1.7) -> list[Scene]:
+    """``count`` scenes alternating 1440x1440 / 1280x720, 4-8 faces each from ``renders`` and ``photos``.
+
+    ``sizes``, ``faces`` (a range: low, high exclusive), ``margin`` (from the border, in face sizes) and ``spacing``
+    (between faces, in summed sizes) are the large part's; their defaults draw the scenes of every pass.
+    """
     rng = np.random.default_rng(seed)
     scenes = []
     pool: list = [("render", r) for r in renders] + [("photo", p) for p in photos]
@@ -150,12 +165,15 @@ def build(seed: int, count: int, renders: list[Render], photos: tuple[str, ...])
         canvas = clutter(rng, width, height)
         placed: list[TruthFace] = []
         taken: list[tuple[float, float, float]] = []
-        for _ in range(int(rng.integers(4, 9))):
-            size = float(rng.choice(SIZES))
+        for _ in range(int(rng.integers(*faces))):
+            size = float(rng.choice(sizes))
             roll = float(wrap(rng.uniform(0, 360)))
+            edge = margin * size
+            if 2 * edge >= min(width, height):
+                continue
             for _attempt in range(200):
-                cx, cy = float(rng.uniform(size, width - size)), float(rng.uniform(size, height - size))
-                if all(math.hypot(cx - x, cy - y) > 1.7 * (size + r) for x, y, r in taken):
+                cx, cy = float(rng.uniform(edge, width - edge)), float(rng.uniform(edge, height - edge))
+                if all(math.hypot(cx - x, cy - y) > spacing * (size + r) for x, y, r in taken):
                     break
             else:
                 continue
@@ -166,7 +184,9 @@ def build(seed: int, count: int, renders: list[Render], photos: tuple[str, ...])
             else:
                 placed.append(place_face(canvas, source, (cx, cy), size, roll, mirror))
             taken.append((cx, cy, size))
-        scenes.append(Scene(degrade(canvas, DAMAGE[i % len(DAMAGE)], rng), placed))
+        damage = DAMAGE[i % len(DAMAGE)]
+        image = degrade(canvas, damage, rng)
+        scenes.append(Scene(image, placed, damage, [ours.sharpness(image, t.centre, t.size, t.roll) for t in placed]))
     return scenes
 
 
@@ -196,7 +216,7 @@ def matches(truth: TruthFace, found: Found) -> bool:
 def score(tally: Tally, scene: Scene, found: list[Found], index: int) -> None:
     used: set[int] = set()
     tally.images += 1
-    for truth in scene.faces:
+    for number, truth in enumerate(scene.faces):
         hit = next((i for i, f in enumerate(found) if i not in used and matches(truth, f)), None)
         if hit is not None:
             used.add(hit)
@@ -212,6 +232,11 @@ def score(tally: Tally, scene: Scene, found: list[Found], index: int) -> None:
             tally.add(tally.roll_hits, roll_bucket(truth.roll), hit is not None)
         elif bucket == SIZE_BUCKETS[0]:
             tally.add(tally.small_roll_hits, roll_bucket(truth.roll), hit is not None)
+        if bucket is not None and scene.damage:
+            kind = "24" if bucket == SIZE_BUCKETS[0] else "≥32"
+            tally.add(tally.damage_hits, (scene.damage, kind), hit is not None)
+            if scene.sharpness[number] >= SHARP_ENOUGH:
+                tally.add(tally.sharp_hits, kind, hit is not None)
     tally.false_positives += len(found) - len(used)
 
 
@@ -252,6 +277,10 @@ def report(tally: Tally) -> dict[str, str]:
         out[f"recall ≥32 px, roll ±{bucket[0]}-{bucket[1]}°"] = percent(tally.roll_hits.get(bucket))
     for bucket in ROLL_BUCKETS:
         out[f"recall 24 px, roll ±{bucket[0]}-{bucket[1]}°"] = percent(tally.small_roll_hits.get(bucket))
+    for kind in ("24", "≥32"):
+        for damage in DAMAGE:
+            out[f"recall {kind} px, damage {damage}"] = percent(tally.damage_hits.get((damage, kind)))
+        out[f"recall {kind} px, sharp enough to work on (≥ {SHARP_ENOUGH:g})"] = percent(tally.sharp_hits.get(kind))
     out["false positives / 100 images"] = f"{100 * tally.false_positives / max(tally.images, 1):.1f}"
     errors = np.array(tally.roll_errors or [float("nan")])
     out["roll error median / p95 (≥32 px)"] = f"{np.median(errors):.1f}° / {np.percentile(errors, 95):.1f}°"
@@ -356,11 +385,16 @@ BEFORE_TENTH_SETTINGS: dict = {}
 # (detect.PICK_ABOVE_FLOOR); a face the mesh does not fit keeps its reading's roll (finder.SNAP_GUESSED_EYES).
 ELEVENTH_PASS = ((ours, "PICK_ABOVE_FLOOR", False), (finder, "SNAP_GUESSED_EYES", True))
 BEFORE_ELEVENTH_SETTINGS: dict = {}
+# Issue 17's twelfth pass: MTCNN's R-Net and O-Net run through LiteRT (mtcnn.LITERT; numpy before), the weighted
+# suppression's faster loop (blazeface.SUPPRESSION_BY_CORNERS), and the faint window proposals' second look
+# (detect.RESCUE_FAINT).
+TWELFTH_PASS = ((mtcnn, "LITERT", False), (blazeface, "SUPPRESSION_BY_CORNERS", False), (ours, "RESCUE_FAINT", None))
+BEFORE_TWELFTH_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
 # none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS, SIXTH_PASS, SEVENTH_PASS, EIGHTH_PASS, NINTH_PASS, TENTH_PASS,
-# ELEVENTH_PASS; then one more each), the settings it changes on top of the run's, and what it is (the flag's help).
-# 11: all.
+# ELEVENTH_PASS, TWELFTH_PASS; then one more each), the settings it changes on top of the run's, and what it is (the
+# flag's help). 12: all.
 SIDE_PATHS = {
     "before-cuts": ("ours, before cost cuts", 1, {}, "the search without the cost cuts (COST_CUTS: the path before them)"),
     "before-third": ("ours, before third pass", 2, {},
@@ -374,21 +408,23 @@ SIDE_PATHS = {
     "before-ninth": ("ours, before ninth pass", 8, {}, "the search before the ninth pass (NINTH_PASS)"),
     "before-tenth": ("ours, before tenth pass", 9, {}, "the search before the tenth pass (TENTH_PASS)"),
     "before-eleventh": ("ours, before eleventh pass", 10, {}, "the search before the eleventh pass (ELEVENTH_PASS)"),
-    "upside-down": ("ours, upside-down levels", 11, {"middle_rotations": (0, 180)},
+    "before-twelfth": ("ours, before twelfth pass", 11, {}, "the search before the twelfth pass (TWELFTH_PASS)"),
+    "upside-down": ("ours, upside-down levels", 12, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }
-PATHS = {"ours": (11, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
+PATHS = {"ours": (12, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
 
 
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
-             passes: int = 11) -> None:
+             passes: int = 12) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
-    ``passes``: how many of the cost cuts, third to eleventh pass the search keeps (SIDE_PATHS; 11: all)."""
+    ``passes``: how many of the cost cuts, third to twelfth pass the search keeps (SIDE_PATHS; 12: all)."""
     shape = (scene.image.shape[1], scene.image.shape[0])
     switched = (FOURTH_PASS + FIFTH_PASS + SIXTH_PASS + SEVENTH_PASS + EIGHTH_PASS + NINTH_PASS + TENTH_PASS
-                + ELEVENTH_PASS)
+                + ELEVENTH_PASS + TWELFTH_PASS)
     kept = {(module, name): getattr(module, name) for module, name, _ in switched}
-    for later, settings_before, at in ((ELEVENTH_PASS, BEFORE_ELEVENTH_SETTINGS, 11),
+    for later, settings_before, at in ((TWELFTH_PASS, BEFORE_TWELFTH_SETTINGS, 12),
+                                       (ELEVENTH_PASS, BEFORE_ELEVENTH_SETTINGS, 11),
                                        (TENTH_PASS, BEFORE_TENTH_SETTINGS, 10), (NINTH_PASS, BEFORE_NINTH_SETTINGS, 9),
                                        (EIGHTH_PASS, BEFORE_EIGHTH_SETTINGS, 8), (SEVENTH_PASS, BEFORE_SEVENTH_SETTINGS, 7),
                                        (SIXTH_PASS, BEFORE_SIXTH_SETTINGS, 6), (FIFTH_PASS, BEFORE_FIFTH_SETTINGS, 5),
@@ -478,9 +514,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=40, help="frames of the tracking clip (40)")
     parser.add_argument("--detect-every", type=int, default=10, help="FaceTracker's full-detection period (10)")
     parser.add_argument("--seed", type=int, default=17)
-    parser.add_argument("--part", choices=("both", "tune", "second_tune", "held_out", "fresh"), default="both",
+    parser.add_argument("--part", choices=("both", "tune", "second_tune", "held_out", "fresh", "large"), default="both",
                         help="both: every part; fresh: the part held out from the fifth pass on; second_tune: the tune part "
-                             "added in the eighth (face_sources)")
+                             "added in the eighth (face_sources); large: faces of 128-512 px of the held-out and fresh "
+                             "identities (the twelfth pass)")
     parser.add_argument("--misses", action="store_true", help="list every missed face")
     parser.add_argument("--face-free", type=int, default=0, metavar="N",
                         help="also N face-free clutter scenes (seed + 7000): false positives on many images")
@@ -531,12 +568,13 @@ def main(argv: list[str] | None = None) -> int:
     if baseline is not None:
         baseline(warm)
     tallies: dict = {}
-    parts = {"tune": (tune, PHOTOS, args.seed), "second-tune": (second_tune, (), args.seed + 5),
-             "held-out": (held, (), args.seed + 1), "fresh": (fresh, (), args.seed + 3)}
-    for name, (pool, photos, seed) in parts.items():
+    parts = {"tune": (tune, PHOTOS, args.seed, {}), "second-tune": (second_tune, (), args.seed + 5, {}),
+             "held-out": (held, (), args.seed + 1, {}), "fresh": (fresh, (), args.seed + 3, {}),
+             "large": (held + fresh, (), args.seed + 9, LARGE)}
+    for name, (pool, photos, seed, shape) in parts.items():
         if args.part not in ("both", name.replace("-", "_")):
             continue
-        run_part(name, build(seed, images, pool, photos), baseline, settings, tallies, paths, args.per_tile)
+        run_part(name, build(seed, images, pool, photos, **shape), baseline, settings, tallies, paths, args.per_tile)
     if args.face_free:
         run_part("face-free", face_free(args.seed + 7000, args.face_free), baseline, settings, tallies, paths,
                  args.per_tile)

@@ -85,6 +85,9 @@ RESCUE_FROM = 0.3
 RESCUE_MAX_SIDE = 96.0
 RESCUE_R = 0.5
 RESCUE_O = 0.5
+# Window proposals from RESCUE_FAINT up to RESCUE_FROM, decoded apart from the weak ones (so those stay what they were)
+# and near no weak or strong one, get the same second look (None: none).
+RESCUE_FAINT: float | None = 0.2
 
 
 @dataclass
@@ -267,25 +270,31 @@ def _parse(detection: blazeface.Detection, back: np.ndarray, width: int, height:
     return Candidate(centre_img, side, roll, detection.score, kp_img, rotation)
 
 
-def _run_tiles(jobs: list[TileJob], threshold: float,
-               weak: float | None = None) -> tuple[list[Candidate], int, list[Candidate]]:
+def _run_tiles(jobs: list[TileJob], threshold: float, weak: float | None = None,
+               faint: float | None = None) -> tuple[list[Candidate], int, list[Candidate], list[Candidate]]:
     """Every tile of ``jobs`` through the short-range model (in batches: ``blazeface.detect_many``)
     and every window in one call each (``blazeface.detect_windows``): the candidates, the calls made,
-    and (with ``weak``) the windows' detections from ``weak`` up to ``threshold``, else none."""
+    (with ``weak``) the windows' detections from ``weak`` up to ``threshold``, and (with ``faint`` too) those
+    from ``faint`` up to ``weak``, else none."""
     jobs = [j for j in jobs if not j.window] + [j for j in jobs if j.window]
     tiles = [np.ascontiguousarray(np.rot90(job.level[y0:y1, x0:x1], job.rotation // 90))
              for job in jobs for x0, y0, x1, y1 in [job.rect]]
     split = sum(1 for j in jobs if not j.window)
+    none = [[] for _ in tiles[split:]]
     if weak is None:
-        windows, under = blazeface.detect_windows(tiles[split:], threshold), [[] for _ in tiles[split:]]
+        windows, under, fainter = blazeface.detect_windows(tiles[split:], threshold), none, none
+    elif faint is None:
+        (windows, under), fainter = blazeface.detect_windows(tiles[split:], threshold, weak), none
     else:
-        windows, under = blazeface.detect_windows(tiles[split:], threshold, weak)
+        windows, under, fainter = blazeface.detect_windows(tiles[split:], threshold, weak, faint)
     seen = blazeface.detect_many(tiles[:split], threshold) + windows
     under = [[] for _ in tiles[:split]] + under
+    fainter = [[] for _ in tiles[:split]] + fainter
     found: list[Candidate] = []
     weaker: list[Candidate] = []
-    for job, tile, detections, low in zip(jobs, tiles, seen, under, strict=True):
-        if not detections and not low:
+    faintest: list[Candidate] = []
+    for job, tile, detections, low, lower in zip(jobs, tiles, seen, under, fainter, strict=True):
+        if not detections and not low and not lower:
             continue
         x0, y0, x1, y1 = job.rect
         k = job.rotation // 90
@@ -296,7 +305,8 @@ def _run_tiles(jobs: list[TileJob], threshold: float,
         th, tw = tile.shape[:2]
         found.extend(_parse(d, to_image, tw, th, job.rotation) for d in detections)
         weaker.extend(_parse(d, to_image, tw, th, job.rotation) for d in low)
-    return found, len(jobs), weaker
+        faintest.extend(_parse(d, to_image, tw, th, job.rotation) for d in lower)
+    return found, len(jobs), weaker, faintest
 
 
 def run_parallel(fn, items: list, workers: int, cost=None) -> list:
@@ -479,14 +489,17 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
     turns = len(set(rotations)) < 4
     # The second look needs the quarter-turn re-check its candidates go through (turns).
     rescue = second_look and turns and use_rescue() and proposal > RESCUE_FROM
-    results = run_parallel(lambda chunk: _run_tiles(chunk, proposal, RESCUE_FROM if rescue else None), jobs,
-                           workers, cost=job_cost)
-    raw = [c for found, _, _ in results for c in found]
-    calls = sum(n for _, n, _ in results)
+    faint_from = RESCUE_FAINT if rescue and RESCUE_FAINT is not None and RESCUE_FAINT < RESCUE_FROM else None
+    results = run_parallel(lambda chunk: _run_tiles(chunk, proposal, RESCUE_FROM if rescue else None, faint_from),
+                           jobs, workers, cost=job_cost)
+    raw = [c for found, *_ in results for c in found]
+    calls = sum(n for _, n, *_ in results)
     clusters = merge(raw)
-    weak = merge([c for _, _, weak in results for c in weak])
+    weak = merge([c for _, _, weak, _ in results for c in weak])
+    faint = merge([c for *_, faint in results for c in faint])
     # The weak proposals are looked at on one worker while the others re-check the strong ones.
-    pending = runtime.pool(workers).submit(rescued, image, weak, clusters) if weak and workers > 1 else None
+    pending = (runtime.pool(workers).submit(rescued, image, weak, clusters, faint)
+               if (weak or faint) and workers > 1 else None)
 
     def check(chunk: list[Candidate]) -> tuple[list[Candidate | None], int]:
         out, made = [], 0
@@ -497,14 +510,15 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
         return out, made
 
     checked = run_parallel(check, clusters, workers)
-    if weak:
-        checked += run_parallel(check, pending.result() if pending else rescued(image, weak, clusters), workers)
+    if weak or faint:
+        checked += run_parallel(check, pending.result() if pending else rescued(image, weak, clusters, faint), workers)
     calls += sum(n for _, n in checked)
     survivors = [c for chunk, _ in checked for c in chunk if c is not None and c.score >= floor]
     return merge(survivors), calls
 
 
-def rescued(image: np.ndarray, weak: list[Candidate], clusters: list[Candidate]) -> list[Candidate]:
+def rescued(image: np.ndarray, weak: list[Candidate], clusters: list[Candidate],
+            faint: list[Candidate] = ()) -> list[Candidate]:
     """The weak proposals that MTCNN's R-Net and then O-Net take for a face at one of the four quarter turns,
     each turned to that one, for the re-check. Only those of at most RESCUE_MAX_SIDE px near no strong
     cluster are looked at (weak: RESCUE_FROM up to the proposal threshold).
@@ -518,6 +532,11 @@ def rescued(image: np.ndarray, weak: list[Candidate], clusters: list[Candidate])
     centres = np.array([c.centre for c in clusters], float).reshape(-1, 2)
     sides = np.array([c.side for c in clusters], float)
     alone = [w for w in weak if w.side <= RESCUE_MAX_SIDE and not places_of(w, centres, sides).any()]
+    if len(faint):
+        # Faint ones (RESCUE_FAINT) only where no weak one lies either: those near one are left to its second look.
+        centres = np.concatenate([centres, np.array([w.centre for w in weak], float).reshape(-1, 2)])
+        sides = np.concatenate([sides, np.array([w.side for w in weak], float)])
+        alone += [f for f in faint if f.side <= RESCUE_MAX_SIDE and not places_of(f, centres, sides).any()]
     if not alone:
         return []
     first = mtcnn.quarter_turn_scores(image, [(tuple(w.centre), w.side) for w in alone], small=True)

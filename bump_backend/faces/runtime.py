@@ -14,6 +14,7 @@ import importlib.util
 import os
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
@@ -85,29 +86,43 @@ def litert_available() -> bool:
     return True
 
 
-def _interpreter(model: Path, native: tuple[int, int, int], batch: int, height: int, width: int):
-    """This thread's LiteRT interpreter of ``model`` for ``batch`` inputs of height x width.
+def _interpreter(model: Path | tuple[str, Callable[[], bytes]], native: tuple[int, int, int], batch: int, height: int,
+                 width: int):
+    """This thread's LiteRT interpreter of ``model`` (a file, or a name and a function making the model's bytes,
+    called only when an interpreter is built) for ``batch`` inputs
+    of height x width: (interpreter, input index, output indices by their last dimension, largest first).
 
     One interpreter thread each: the worker pool already keeps both cores busy. The most recently
     used shapes (of all models) are kept up to INTERPRETER_PIXELS_PER_THREAD input pixels in all
     (window shapes change with the image size); the one asked for is always kept.
     """
     cache_ = _local.__dict__.setdefault("interpreters", {})
-    key = (model.name, batch, height, width)
+    key = (model.name if isinstance(model, Path) else model[0], batch, height, width)
     if key in cache_:
         cache_[key] = cache_.pop(key)  # most recently used last
     else:
         from ai_edge_litert.interpreter import Interpreter  # optional, heavy: only when LiteRT is used
 
-        interpreter = Interpreter(model_path=str(model), num_threads=1)
+        interpreter = (Interpreter(model_path=str(model), num_threads=1) if isinstance(model, Path)
+                       else Interpreter(model_content=model[1](), num_threads=1))
         if (batch, height, width) != native:
             interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], [batch, height, width, 3])
         interpreter.allocate_tensors()
-        outputs = [d["index"] for d in sorted(interpreter.get_output_details(), key=lambda d: d["shape"][-1])]
-        cache_[key] = (interpreter, interpreter.get_input_details()[0]["index"], outputs[1], outputs[0])
+        outputs = [d["index"] for d in sorted(interpreter.get_output_details(), key=lambda d: -d["shape"][-1])]
+        cache_[key] = (interpreter, interpreter.get_input_details()[0]["index"], *outputs)
         while len(cache_) > 1 and sum(b * h * w for _, b, h, w in cache_) > INTERPRETER_PIXELS_PER_THREAD:
             cache_.pop(next(iter(cache_)))
     return cache_[key]
+
+
+def run_model(name: str, content: Callable[[], bytes], inputs: np.ndarray) -> np.ndarray:
+    """The one output of a model made in memory (``content`` gives its bytes) for N x H x W x 3 float inputs, on
+    this thread's interpreter of that batch size."""
+    count, height, width = inputs.shape[:3]
+    interpreter, source, output = _interpreter((name, content), (1, height, width), count, height, width)
+    interpreter.set_tensor(source, np.ascontiguousarray(inputs, dtype=np.float32))
+    interpreter.invoke()
+    return interpreter.get_tensor(output)
 
 
 def short_range_interpreter(batch: int, height: int = 128, width: int = 128):

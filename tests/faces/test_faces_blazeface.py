@@ -6,6 +6,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bump_backend.faces import FaceFinderSettings, blazeface, detect, find_faces, runtime, transform
 from bump_backend.faces.align import warp
@@ -155,6 +157,12 @@ def test_weak_window_detections_leave_the_strong_ones_as_they_were(tiles):
     strong, weak = blazeface.detect_windows([canvas], 0.45, 0.2)
     assert [(d.score, d.box) for d in strong[0]] == [(d.score, d.box) for d in alone]
     assert weak[0] and all(0.2 <= d.score < 0.45 for d in weak[0])
+    # The faint band (detect.RESCUE_FAINT) is decoded apart again: the weak ones stay those of their floor alone.
+    strong_, weak_ = blazeface.detect_windows([canvas], 0.45, 0.3)
+    again, weaker, faint = blazeface.detect_windows([canvas], 0.45, 0.3, 0.15)
+    assert [(d.score, d.box) for d in again[0]] == [(d.score, d.box) for d in alone]
+    assert [(d.score, d.box) for d in weaker[0]] == [(d.score, d.box) for d in weak_[0]]
+    assert faint[0] and all(0.15 <= d.score < 0.3 for d in faint[0])
 
 
 @pytest.fixture(scope="module")
@@ -193,3 +201,39 @@ def test_full_range_model_through_litert_matches_the_graph(full_range_crops, mon
     monkeypatch.setattr(runtime, "litert_available", lambda: False)  # the fallback: the graph itself
     assert_same(expected, [blazeface.detect_full_range(c) for c in full_range_crops], full_range_crops)
 
+
+
+def _plain_weighted_nms(scores, boxes, points, iou=0.3):
+    """mediapipe's weighted suppression written plainly: the reference for blazeface._weighted_nms."""
+    order, out = list(np.argsort(-scores, kind="stable")), []
+    while order:
+        best = boxes[order[0]]
+        group = []
+        for i in order:
+            lo, hi = np.maximum(best[:2], boxes[i, :2]), np.minimum(best[2:], boxes[i, 2:])
+            inter = float(np.prod(np.clip(hi - lo, 0, None)))
+            union = float(np.prod(best[2:] - best[:2]) + np.prod(boxes[i, 2:] - boxes[i, :2]) - inter)
+            if i == order[0] or (union > 0 and inter / union > iou):
+                group.append(i)
+        order = [i for i in order if i not in group]
+        w = scores[group]
+        out.append((scores[group[0]], (boxes[group] * w[:, None]).sum(0) / w.sum(),
+                    (points[group] * w[:, None, None]).sum(0) / w.sum()))
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(count=st.integers(1, 60), seed=st.integers(0, 2**16))
+def test_weighted_suppression_groups_as_the_plain_rule(count, seed):
+    rng = np.random.default_rng(seed)
+    centres, sides = rng.uniform(0, 100, (count, 2)), rng.uniform(0, 30, (count, 1))  # zero-area boxes too
+    boxes = np.concatenate([centres - sides / 2, centres + sides / 2], axis=1)
+    scores, points = rng.uniform(0.2, 1.0, count).round(2), rng.uniform(0, 100, (count, 6, 2))  # ties in score
+    plain = _plain_weighted_nms(scores, boxes, points)
+    for ours in (blazeface._weighted_nms(scores, boxes, points), blazeface._weighted_nms_before(scores, boxes, points)):
+        ours = list(ours)
+        assert len(ours) == len(plain)
+        for (score, box, kp), (score_, box_, kp_) in zip(ours, plain, strict=True):
+            assert score == score_
+            np.testing.assert_allclose(box, box_, atol=1e-9)
+            np.testing.assert_allclose(kp, kp_, atol=1e-9)

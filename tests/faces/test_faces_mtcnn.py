@@ -1,4 +1,4 @@
-"""MTCNN's R-Net and O-Net in numpy (bump_backend/faces/mtcnn.py), their weights read without torch
+"""MTCNN's R-Net and O-Net through LiteRT and numpy (bump_backend/faces/mtcnn.py), their weights read without torch
 (torch_state.py), and the weak-proposal second look they give the face search (detect.rescued)."""
 
 from __future__ import annotations
@@ -77,21 +77,26 @@ def _random_net(cls, seed: int) -> nn.Module:
     return net
 
 
+@pytest.mark.parametrize("litert", [True, False], ids=["litert", "numpy"])
 @pytest.mark.parametrize("small", [True, False])
-def test_numpy_nets_match_torch_on_random_weights_saved_and_loaded(tmp_path, small):
+def test_nets_match_torch_on_random_weights_saved_and_loaded(tmp_path, small, litert, monkeypatch):
+    """Both ways of running the nets: the ``.tflite`` model written in memory (tflite_graph) and numpy."""
+    monkeypatch.setattr(mtcnn, "LITERT", litert)
     net = _random_net(TorchRNet if small else TorchONet, 3)
     path = tmp_path / ("rnet.pt" if small else "onet.pt")
     torch.save(net.state_dict(), path)
     size = mtcnn.R_INPUT if small else mtcnn.INPUT
-    crops = np.random.default_rng(0).integers(0, 256, (5, size, size, 3), dtype=np.uint8)
+    crops = np.random.default_rng(0).integers(0, 256, (69, size, size, 3), dtype=np.uint8)  # batches 64, 4 and 1
     ours = mtcnn.load(path, small)(crops)
-    assert ours.shape == (5,)
+    assert ours.shape == (69,)
     np.testing.assert_allclose(ours, _torch_scores(net, crops), atol=2e-5)
     assert np.all((ours > 0) & (ours < 1)) and float(np.ptp(ours)) > 1e-4  # not saturated: the check means something
 
 
+@pytest.mark.parametrize("litert", [True, False], ids=["litert", "numpy"])
 @pytest.mark.parametrize("small", [True, False])
-def test_shipped_weights_read_without_torch_equal_torch_load_and_score_alike(small):
+def test_shipped_weights_read_without_torch_equal_torch_load_and_score_alike(small, litert, monkeypatch):
+    monkeypatch.setattr(mtcnn, "LITERT", litert)
     path = mtcnn.weights_path(mtcnn.R_WEIGHTS_FILE if small else mtcnn.WEIGHTS_FILE)
     ours = torch_state.load(path)
     theirs = torch.load(path, map_location="cpu", weights_only=True)
@@ -222,9 +227,29 @@ def test_weak_proposals_beside_a_strong_one_are_left_to_its_re_check(monkeypatch
     assert looked == []  # no network was run for it
 
 
+def test_faint_proposals_get_the_second_look_only_where_no_weak_or_strong_one_lies(monkeypatch):
+    """A face proposed at 0.2-0.3 only (detect.RESCUE_FAINT) is rescued like a weak one; a faint proposal beside a
+    weak one is left to that one's second look, and beside a strong one to its re-check."""
+    image = clutter(np.random.default_rng(8), 320, 320)
+    truth = groundtruth.place_face(image, "grace_hopper", (160.0, 160.0), 40.0, 175.0)
+    side = truth.size / BLAZE_TO_SQUARE
+    faint = _weak(truth.centre, side, 0.25)
+    rescued = detect.rescued(image, [], [], [faint])
+    assert len(rescued) == 1 and roll_error(rescued[0].roll, 180.0) < 1e-6
+    looked = []
+    real = mtcnn.quarter_turn_scores
+    monkeypatch.setattr(mtcnn, "quarter_turn_scores", lambda im, squares, **k: looked.append(len(squares))
+                        or real(im, squares, **k))
+    on_clutter = _weak((60.0, 60.0), 36.0, 0.35)
+    assert detect.rescued(image, [on_clutter], [], [_weak((64.0, 58.0), 34.0, 0.25)]) == []
+    assert looked == [1]  # the weak one alone was read
+    assert detect.rescued(image, [], [_weak(truth.centre, side, 0.8)], [faint]) == []
+    assert looked == [1]
+
+
 def test_the_second_look_runs_without_torch():
     """The face search never imports torch (``sequence --analyse-only`` loads no model library): the weights
-    are read by torch_state, the networks run in numpy."""
+    are read by torch_state, the networks run through LiteRT or numpy."""
     code = (
         "import sys, numpy as np\n"
         "from bump_backend.faces import detect, groundtruth, mtcnn\n"
@@ -291,12 +316,14 @@ def test_clutter_the_mesh_does_not_fit_is_not_vouched_for_by_o_net(monkeypatch):
 
 def test_numpys_blas_runs_on_one_thread_once_a_network_has_run():
     """OpenBLAS would split R-Net's products over both cores for no gain and then spin on one of them, taking
-    it from the search's own workers. Checked in a fresh process: the limit is process-wide."""
+    it from the search's own workers. Checked in a fresh process (the limit is process-wide), on the numpy path
+    (without LiteRT; with it the networks make no BLAS call)."""
     code = (
         "import numpy as np\n"
         "from concurrent.futures import ThreadPoolExecutor\n"
         "from threadpoolctl import ThreadpoolController\n"
         "from bump_backend.faces import groundtruth, mtcnn\n"
+        "mtcnn.LITERT = False\n"
         "numpy_blas = lambda: [lib['num_threads'] for lib in ThreadpoolController().info()\n"
         "                      if lib['user_api'] == 'blas' and 'numpy' in lib['filepath']]\n"
         "image = groundtruth.clutter(np.random.default_rng(8), 200, 200)\n"
