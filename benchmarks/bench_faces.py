@@ -13,7 +13,10 @@ passes, and looked into in the fifth); six more form the *fresh* part (``--part 
 per pass after its choices are made; four more form a *second tune* part (``--part second_tune``,
 from the eighth pass on), tuned on like the first. Scenes are 1440x1440 and 1280x720 with faces
 pasted at 24-96 px, rolled 0-360 degrees, on cluttered backgrounds (photo crops, shapes, noise
-textures), damaged by noise, blur or JPEG. Both detectors run on the same images in the same run. A
+textures), damaged by noise, blur or JPEG; recall is also reported by damage and over the faces sharp enough
+to be worked on (the skip rule's bar at their true square). A *large* part (``--part large``, from the twelfth
+pass) pastes 1-3 faces of 128-512 px of the held-out and fresh identities. Both detectors run on the same
+images in the same run. A
 tracking run (FaceTracker on a 1280x720 sequence with moving, turning faces) and the cold start
 (fresh process) are timed too.
 """
