@@ -521,7 +521,8 @@ def rescued(image: np.ndarray, weak: list[Candidate], clusters: list[Candidate],
             faint: list[Candidate] = ()) -> list[Candidate]:
     """The weak proposals that MTCNN's R-Net and then O-Net take for a face at one of the four quarter turns,
     each turned to that one, for the re-check. Only those of at most RESCUE_MAX_SIDE px near no strong
-    cluster are looked at (weak: RESCUE_FROM up to the proposal threshold).
+    cluster are looked at (weak: RESCUE_FROM up to the proposal threshold), and the ``faint`` ones (RESCUE_FAINT
+    up to RESCUE_FROM) near no weak one either.
 
     Turned faces of people the search was not tuned on, 24-48 px, were proposed at 0.3-0.45 only
     (docs/faces.md, the eighth pass), among ~30 clutter proposals per 1440x1440 still: R-Net (24 px

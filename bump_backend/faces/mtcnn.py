@@ -42,7 +42,10 @@ _lock = threading.Lock()
 _loaded: dict[str, Net] = {}
 
 LITERT = True  # False: numpy even with LiteRT installed (a switch for benchmarks)
-BATCHES = (64, 16, 4, 1)  # crops per interpreter call (one interpreter per batch size and thread)
+# Crops per interpreter call (one interpreter per batch size and thread): R-Net reads ~30-100 crops a still, O-Net a few;
+# O-Net's activations at 64 crops would hold ~32 MB per thread.
+R_BATCHES = (64, 16, 4, 1)
+O_BATCHES = (16, 4, 1)
 ONE_BLAS_THREAD = True  # see one_blas_thread (a switch for benchmarks, read at the first network run only)
 _blas_once = threading.Lock()
 _blas_limited = False
@@ -115,6 +118,8 @@ class Net:
         self.layers, self.size = layers, size
         self.weights = {k: np.asarray(v, np.float32) for k, v in weights.items()}
         self.name = f"mtcnn-{size}-{id(self)}"  # this net's interpreters (one per thread and batch size)
+        self._tflite: bytes | None = None  # the .tflite model, written once
+        self._lock = threading.Lock()
         self.params: dict[str, np.ndarray] = {}
         self.monotonic: dict[str, bool] = {}
         for layer in layers:
@@ -145,6 +150,12 @@ class Net:
             return self._litert(crops)
         return self._numpy(crops)
 
+    def _model(self) -> bytes:
+        with self._lock:
+            if self._tflite is None:
+                self._tflite = self.tflite()
+            return self._tflite
+
     def tflite(self) -> bytes:
         """The network as a ``.tflite`` model (its face/not-face logits out), NHWC.
 
@@ -174,9 +185,10 @@ class Net:
     def _litert(self, crops: np.ndarray) -> np.ndarray:
         x = (crops.astype(np.float32) - 127.5) * np.float32(0.0078125)
         logits, start = [], 0
+        batches = R_BATCHES if self.size == R_INPUT else O_BATCHES
         while start < len(x):
-            size = next(b for b in BATCHES if b <= len(x) - start)
-            logits.append(runtime.run_model(self.name, self.tflite, x[start:start + size]))
+            size = next(b for b in batches if b <= len(x) - start)
+            logits.append(runtime.run_model(self.name, self._model, x[start:start + size]))
             start += size
         logits = np.concatenate(logits)
         return 1.0 / (1.0 + np.exp(np.clip(logits[:, 0] - logits[:, 1], -60, 60)))

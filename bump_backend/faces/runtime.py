@@ -30,6 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # (~1 GB per thread) could be kept on a folder of mixed sizes.
 INTERPRETER_PIXELS_PER_THREAD = 1_200_000
 _local = threading.local()
+_MEMORY_MODELS: set[str] = set()  # names of the models made in memory (run_model)
 _pools: dict[int, ThreadPoolExecutor] = {}
 _pool_lock = threading.Lock()
 
@@ -98,6 +99,8 @@ def _interpreter(model: Path | tuple[str, Callable[[], bytes]], native: tuple[in
     """
     cache_ = _local.__dict__.setdefault("interpreters", {})
     key = (model.name if isinstance(model, Path) else model[0], batch, height, width)
+    if not isinstance(model, Path):
+        _MEMORY_MODELS.add(model[0])
     if key in cache_:
         cache_[key] = cache_.pop(key)  # most recently used last
     else:
@@ -110,8 +113,13 @@ def _interpreter(model: Path | tuple[str, Callable[[], bytes]], native: tuple[in
         interpreter.allocate_tensors()
         outputs = [d["index"] for d in sorted(interpreter.get_output_details(), key=lambda d: -d["shape"][-1])]
         cache_[key] = (interpreter, interpreter.get_input_details()[0]["index"], *outputs)
-        while len(cache_) > 1 and sum(b * h * w for _, b, h, w in cache_) > INTERPRETER_PIXELS_PER_THREAD:
-            cache_.pop(next(iter(cache_)))
+        # Only the file models' shapes count and go (window shapes change with the image size); the small nets
+        # made in memory keep a few fixed batch sizes each (mtcnn.BATCHES), so they are bounded already. Counting
+        # them made the windows' interpreters go and be rebuilt on every few stills (9 rebuilds in 8 stills).
+        files = [k for k in cache_ if k[0] not in _MEMORY_MODELS]
+        while len(files) > 1 and sum(b * h * w for _, b, h, w in files) > INTERPRETER_PIXELS_PER_THREAD:
+            cache_.pop(next(k for k in files if k != key))
+            files = [k for k in cache_ if k[0] not in _MEMORY_MODELS]
     return cache_[key]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bump_backend.faces import FaceFinderSettings, blazeface, detect, finder, runtime
+from bump_backend.faces import FaceFinderSettings, blazeface, detect, finder, mtcnn, runtime
 from bump_backend.faces.finder import BLAZE_TO_SQUARE
 from bump_backend.faces.groundtruth import background, make_scene
 
@@ -139,6 +139,13 @@ def test_interpreters_kept_per_thread_are_capped_by_input_pixels(monkeypatch):
     assert [key[1:] for key in runtime._local.interpreters] == [(1, 128, 128), (2, 128, 128), (1, 192, 192)]
     runtime.short_range_interpreter(1, 256, 128)
     assert [key[1:] for key in runtime._local.interpreters] == [(1, 192, 192), (1, 256, 128)]
+    # A net made in memory (MTCNN's, a few fixed batch sizes) neither counts nor goes: counted, it made the
+    # windows' interpreters go and be rebuilt every few stills.
+    net = mtcnn.load(small=True)
+    net(np.zeros((64, mtcnn.R_INPUT, mtcnn.R_INPUT, 3), np.uint8))
+    assert [key[1:] for key in runtime._local.interpreters] == [(1, 192, 192), (1, 256, 128), (64, 24, 24)]
+    runtime.short_range_interpreter(2, 128, 128)
+    assert [key[1:] for key in runtime._local.interpreters] == [(1, 256, 128), (64, 24, 24), (2, 128, 128)]
 
 
 def test_a_vouched_face_is_asked_on_its_own_crop_before_its_vouch_goes(portrait, counted, monkeypatch):
