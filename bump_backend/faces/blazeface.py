@@ -263,13 +263,10 @@ def detect_many(images: list[np.ndarray], threshold: float) -> list[list[Detecti
         return [from_mediapipe(detector.process(np.ascontiguousarray(image))) for image in images]
     prepared = [letterbox(image) for image in images]
     out: list[list[Detection]] = []
-    start = 0
-    while start < len(prepared):
-        size = next(b for b in BATCHES if b <= len(prepared) - start)
+    for start, size in runtime.batch_spans(len(prepared), BATCHES):
         chunk = prepared[start:start + size]
         raw_boxes, raw_scores = runtime.run_short_range(to_input(np.stack([t for t, _ in chunk])))
         out.extend(decode(raw_boxes[i], raw_scores[i], threshold, pad) for i, (_, pad) in enumerate(chunk))
-        start += size
     return out
 
 

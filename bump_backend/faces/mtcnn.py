@@ -184,14 +184,9 @@ class Net:
 
     def _litert(self, crops: np.ndarray) -> np.ndarray:
         x = (crops.astype(np.float32) - 127.5) * np.float32(0.0078125)
-        logits, start = [], 0
-        batches = R_BATCHES if self.size == R_INPUT else O_BATCHES
-        while start < len(x):
-            size = next(b for b in batches if b <= len(x) - start)
-            logits.append(runtime.run_model(self.name, self._model, x[start:start + size]))
-            start += size
-        logits = np.concatenate(logits)
-        return 1.0 / (1.0 + np.exp(np.clip(logits[:, 0] - logits[:, 1], -60, 60)))
+        spans = runtime.batch_spans(len(x), R_BATCHES if self.size == R_INPUT else O_BATCHES)
+        return _face_probability(np.concatenate(
+            [runtime.run_model(self.name, self._model, x[start:start + size]) for start, size in spans]))
 
     def _numpy(self, crops: np.ndarray) -> np.ndarray:
         """Activations are kept channel-first over the batch (C, N, H, W): a convolution's windows then
@@ -225,9 +220,13 @@ class Net:
                 x += b
                 x = _prelu(x, self.params[f"a{name}"])
             else:
-                logits = x @ w + b
-                return 1.0 / (1.0 + np.exp(np.clip(logits[:, 0] - logits[:, 1], -60, 60)))
+                return _face_probability(x @ w + b)
         raise ValueError("a network without a head")
+
+
+def _face_probability(logits: np.ndarray) -> np.ndarray:
+    """The softmax's face share of N x 2 (not-face, face) logits."""
+    return 1.0 / (1.0 + np.exp(np.clip(logits[:, 0] - logits[:, 1], -60, 60)))
 
 
 def _prelu(x: np.ndarray, slope: np.ndarray) -> np.ndarray:

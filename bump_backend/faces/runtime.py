@@ -94,8 +94,9 @@ def _interpreter(model: Path | tuple[str, Callable[[], bytes]], native: tuple[in
     of height x width: (interpreter, input index, output indices by their last dimension, largest first).
 
     One interpreter thread each: the worker pool already keeps both cores busy. The most recently
-    used shapes (of all models) are kept up to INTERPRETER_PIXELS_PER_THREAD input pixels in all
-    (window shapes change with the image size); the one asked for is always kept.
+    used shapes of the file models are kept up to INTERPRETER_PIXELS_PER_THREAD input pixels in all
+    (window shapes change with the image size); the one asked for is always kept. Models made in memory
+    are neither counted nor let go (each keeps a few fixed batch sizes: ``batch_spans``).
     """
     cache_ = _local.__dict__.setdefault("interpreters", {})
     key = (model.name if isinstance(model, Path) else model[0], batch, height, width)
@@ -113,14 +114,23 @@ def _interpreter(model: Path | tuple[str, Callable[[], bytes]], native: tuple[in
         interpreter.allocate_tensors()
         outputs = [d["index"] for d in sorted(interpreter.get_output_details(), key=lambda d: -d["shape"][-1])]
         cache_[key] = (interpreter, interpreter.get_input_details()[0]["index"], *outputs)
-        # Only the file models' shapes count and go (window shapes change with the image size); the small nets
-        # made in memory keep a few fixed batch sizes each (mtcnn.BATCHES), so they are bounded already. Counting
-        # them made the windows' interpreters go and be rebuilt on every few stills (9 rebuilds in 8 stills).
+        # Counting the small nets made in memory too (mtcnn.R_BATCHES, O_BATCHES) made the windows' interpreters
+        # go and be rebuilt every few stills (9 rebuilds in 8 stills). The one asked for is the last (newest).
         files = [k for k in cache_ if k[0] not in _MEMORY_MODELS]
         while len(files) > 1 and sum(b * h * w for _, b, h, w in files) > INTERPRETER_PIXELS_PER_THREAD:
-            cache_.pop(next(k for k in files if k != key))
-            files = [k for k in cache_ if k[0] not in _MEMORY_MODELS]
+            cache_.pop(files.pop(0))
     return cache_[key]
+
+
+def batch_spans(count: int, sizes: tuple[int, ...]) -> list[tuple[int, int]]:
+    """(start, size) of each interpreter call over ``count`` inputs, greedily the largest of ``sizes`` (descending,
+    ending in 1) that fits: a few fixed batch shapes, so each thread keeps a few interpreters per model."""
+    spans, start = [], 0
+    while start < count:
+        size = next(b for b in sizes if b <= count - start)
+        spans.append((start, size))
+        start += size
+    return spans
 
 
 def run_model(name: str, content: Callable[[], bytes], inputs: np.ndarray) -> np.ndarray:
