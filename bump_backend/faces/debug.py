@@ -56,10 +56,26 @@ def draw_faces(image: np.ndarray, result: FaceSearchResult) -> np.ndarray:
         label = f"{i} {face.source[0]} {face.score:.2f} r{face.roll:.0f} y{face.yaw:.0f}"
         if reason:
             label += f" [{reason.split(':')[0]}]"
-        x0, y0 = int(face.box[0]), max(12, int(face.box[1]) - 4)
-        cv2.putText(canvas, label, (x0, y0), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thick, (0, 0, 0), thick + 2, cv2.LINE_AA)
-        cv2.putText(canvas, label, (x0, y0), cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thick, colour, thick, cv2.LINE_AA)
+        size, baseline = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thick, thick + 2)
+        origin = label_origin(size, baseline, face.box, image.shape[:2])
+        cv2.putText(canvas, label, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thick, (0, 0, 0), thick + 2, cv2.LINE_AA)
+        cv2.putText(canvas, label, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.4 * thick, colour, thick, cv2.LINE_AA)
     return canvas
+
+
+def label_origin(size: tuple[int, int], baseline: int, box: tuple[float, float, float, float],
+                 shape: tuple[int, int], gap: int = 4) -> tuple[int, int]:
+    """Where ``cv2.putText`` starts a label of ``size`` (width, height above the baseline) and ``baseline`` (depth
+    under it): above the face's box, below the box where there is no room above, and moved inside the image so that
+    none of it is cut off (a face at the right edge had its label cut to a few letters). ``shape``: (rows, cols)."""
+    width, height = size
+    rows, cols = shape
+    x = min(max(int(box[0]), 0), max(cols - width, 0))
+    top = int(box[1]) - gap - height - baseline
+    if top < 0:
+        top = int(math.ceil(box[3])) + gap
+    top = min(max(top, 0), max(rows - height - baseline, 0))
+    return x, top + height
 
 
 def _subject_eyes(face: Face) -> tuple[tuple[float, float], tuple[float, float]]:
