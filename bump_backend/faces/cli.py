@@ -96,7 +96,7 @@ def _detect_many(args: argparse.Namespace) -> int:
     # cv2/mediapipe load only when a command runs, so `--help` and the other subcommands stay light.
     from bump_backend.faces import blazeface, find_faces, load_image, runtime
     from bump_backend.faces.debug import write_debug
-    from bump_backend.faces.image_io import image_paths
+    from bump_backend.faces.image_io import ImageError, image_paths
     from bump_backend.faces.track import FaceTracker
 
     if args.track < 0:
@@ -113,24 +113,38 @@ def _detect_many(args: argparse.Namespace) -> int:
             runtime.face_mesh()
         load_ms = (time.perf_counter() - start) * 1000
         tracker = FaceTracker(settings, detect_every=args.track) if args.track else None
-        results = []
+        results: list[tuple[str, object]] = []
         for path in paths:
-            image = load_image(path)
+            try:
+                image = load_image(path)
+            except ImageError as exc:
+                # A file whose header passed but whose data does not decode (truncated, corrupt): the images before
+                # and after it are still searched and reported; the exit code (2) says one failed.
+                results.append((path, exc))
+                if tracker:
+                    tracker.reset()  # the sequence has a gap: the next frame is searched in full
+                continue
             result = tracker.update(image) if tracker else find_faces(image, settings=settings)
             results.append((path, result))
             if args.debug:
                 write_debug(args.debug, path, image, result, [])
     total_ms = (time.perf_counter() - start) * 1000
+    done = [(path, r) for path, r in results if not isinstance(r, ImageError)]
+    for _, problem in results:
+        if isinstance(problem, ImageError):
+            print(f"error: {problem}", file=sys.stderr)  # after the run: native logs are silenced during it
     if args.json:
-        entries = [{"path": path, **result.to_dict()} for path, result in results]
+        entries = [{"path": path, "error": str(r)} if isinstance(r, ImageError) else {"path": path, **r.to_dict()}
+                   for path, r in results]
         print(json.dumps({"images": entries, "load_ms": round(load_ms, 1), "total_ms": round(total_ms, 1)}, indent=2))
     else:
-        for path, result in results:
+        for path, result in done:
             _print_result(path, result)
-        per = sum(r.ms for _, r in results) / len(results)
-        print(f"{len(results)} image(s): models loaded in {load_ms:.0f} ms, {per:.0f} ms per image, "
+        per = sum(r.ms for _, r in done) / max(len(done), 1)
+        failed = f", {len(results) - len(done)} could not be read" if len(done) < len(results) else ""
+        print(f"{len(done)} image(s){failed}: models loaded in {load_ms:.0f} ms, {per:.0f} ms per image, "
               f"{total_ms:.0f} ms in all")
-    return 0
+    return 0 if len(done) == len(results) else 2  # bad input, as everywhere on the command line
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:

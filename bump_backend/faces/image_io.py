@@ -46,7 +46,7 @@ def image_paths(inputs: list[str]) -> list[str]:
     """Files and folders (their images with IMAGE_SUFFIXES, sorted, not recursive) -> image paths, in order.
 
     Every header is checked here (missing, not an image, too small or too large) so a batch fails
-    in one line before any model loads, never halfway through.
+    before any model loads, never halfway through: one ImageError that names every bad file.
     """
     paths: list[str] = []
     for item in inputs:
@@ -58,8 +58,16 @@ def image_paths(inputs: list[str]) -> list[str]:
             paths.extend(found)
         else:
             paths.append(item)
+    problems = []
     for path in paths:
-        check_header(path)
+        try:
+            check_header(path)
+        except ImageError as exc:
+            problems.append(str(exc))
+    if len(problems) == 1:
+        raise ImageError(problems[0])
+    if problems:
+        raise ImageError(f"{len(problems)} of {len(paths)} images cannot be searched:\n  " + "\n  ".join(problems))
     return paths
 
 

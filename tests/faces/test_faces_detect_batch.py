@@ -144,3 +144,33 @@ def test_middle_rotations_turn_only_the_levels_between_the_finest_and_the_whole_
     both = find_faces(scene.image, settings=FaceFinderSettings(skip_smaller_than=0, middle_rotations=(0, 180)))
     assert both.detector_calls > upright.detector_calls
     assert len(both.faces) == len(upright.faces) == 2
+
+
+def test_every_bad_header_is_named_at_once(folder, tmp_path):
+    path, _ = folder
+    bad, tiny = tmp_path / "broken.png", tmp_path / "tiny.png"
+    bad.write_bytes(b"not a png")
+    save_image(tiny, np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(ImageError) as caught:
+        image_paths([str(path), str(bad), str(tiny)])
+    lines = str(caught.value).splitlines()
+    assert lines[0] == "2 of 4 images cannot be searched:"
+    assert lines[1] == f"  {bad}: not an image (unknown or unsupported format)" and "too small" in lines[2]
+
+
+def test_a_file_that_does_not_decode_loses_no_other_result(folder, tmp_path):
+    """Its header passes (so the batch starts), its data is cut: the images around it are still reported."""
+    path, counts = folder
+    whole = (path / "frame_1.png").read_bytes()
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(whole[: len(whole) // 2])
+    done = run_cli("faces", "detect", str(path / "frame_0.png"), str(cut), str(path / "frame_1.png"), "--json",
+                   "--skip-smaller", "0")
+    assert done.returncode == 2
+    entries = json.loads(done.stdout)["images"]
+    assert [e["path"] for e in entries] == [str(path / "frame_0.png"), str(cut), str(path / "frame_1.png")]
+    assert "truncated or corrupt" in entries[1]["error"] and set(entries[1]) == {"path", "error"}
+    assert [len(e["faces"]) + len(e["skipped"]) for e in (entries[0], entries[2])] == counts
+    assert done.stderr.strip() == f"error: {entries[1]['error']}"
+    text = run_cli("faces", "detect", str(path / "frame_0.png"), str(cut), "--track", "3")
+    assert text.returncode == 2 and "1 image(s), 1 could not be read" in text.stdout
