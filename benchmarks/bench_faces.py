@@ -76,6 +76,8 @@ class Found:
     centre: tuple[float, float]
     size: float
     roll: float
+    yaw: float | None = None
+    fitted: bool = False  # the face mesh fitted it (its yaw is the mesh's, else a guess from the detector's points)
 
 
 @dataclass
@@ -89,6 +91,7 @@ class Tally:
     false_positives: int = 0
     images: int = 0
     roll_errors: list = field(default_factory=list)
+    yaw_errors: dict = field(default_factory=dict)  # "mesh fit" / "no fit" -> errors of faces >= 32 px with a known yaw
     ms: dict = field(default_factory=dict)  # image shape -> [ms]
     cpu_ms: dict = field(default_factory=dict)
     calls: list = field(default_factory=list)
@@ -150,7 +153,8 @@ def place_render(canvas: np.ndarray, render: Render, centre: tuple[float, float]
     lo, hi = corners.min(axis=0), corners.max(axis=0)
     return TruthFace(box=(float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])), right_eye=right_c,
                      left_eye=left_c, roll=roll_of(right_c, left_c), size=size,
-                     source=f"{render.identity}/{render.view}", mirrored=mirror)
+                     source=f"{render.identity}/{render.view}", mirrored=mirror,
+                     yaw=-render.yaw if mirror else render.yaw)
 
 
 def build(seed: int, count: int, renders: list[Render], photos: tuple[str, ...], sizes: tuple[int, ...] = SIZES,
@@ -216,6 +220,11 @@ def matches(truth: TruthFace, found: Found) -> bool:
     return d < 0.5 * truth.size and 0.6 < found.size / truth.size < 1.6
 
 
+def found_face(face) -> Found:
+    """A face our search reported, as the benchmark scores it."""
+    return Found(face.centre, face.size, face.roll, face.yaw, face.landmarks is not None)
+
+
 def score(tally: Tally, scene: Scene, found: list[Found], index: int) -> None:
     used: set[int] = set()
     tally.images += 1
@@ -225,6 +234,9 @@ def score(tally: Tally, scene: Scene, found: list[Found], index: int) -> None:
             used.add(hit)
             if truth.size >= 32:
                 tally.roll_errors.append(abs(wrap(found[hit].roll - truth.roll)))
+            if truth.size >= 32 and truth.yaw is not None and found[hit].yaw is not None:
+                kind = "mesh fit" if found[hit].fitted else "no fit"
+                tally.yaw_errors.setdefault(kind, []).append(abs(found[hit].yaw - truth.yaw))
         else:
             tally.misses.append((index, truth.source, round(truth.size), round(truth.roll),
                                  tuple(round(v) for v in truth.centre)))
@@ -287,6 +299,10 @@ def report(tally: Tally) -> dict[str, str]:
     out["false positives / 100 images"] = f"{100 * tally.false_positives / max(tally.images, 1):.1f}"
     errors = np.array(tally.roll_errors or [float("nan")])
     out["roll error median / p95 (≥32 px)"] = f"{np.median(errors):.1f}° / {np.percentile(errors, 95):.1f}°"
+    for kind in ("mesh fit", "no fit"):  # rendered heads only: a photo's yaw is not known
+        errors = np.array(tally.yaw_errors.get(kind) or [float("nan")])
+        out[f"yaw error median / p95 (≥32 px, {kind})"] = (
+            f"{np.median(errors):.1f}° / {np.percentile(errors, 95):.1f}° ({len(tally.yaw_errors.get(kind, []))})")
     for shape in SHAPES:
         ms, cpu = tally.ms.get(shape), tally.cpu_ms.get(shape)
         if ms:
@@ -393,11 +409,15 @@ BEFORE_ELEVENTH_SETTINGS: dict = {}
 # (detect.RESCUE_FAINT).
 TWELFTH_PASS = ((mtcnn, "LITERT", False), (blazeface, "SUPPRESSION_BY_CORNERS", False), (ours, "RESCUE_FAINT", None))
 BEFORE_TWELFTH_SETTINGS: dict = {}
+# Issue 17's thirteenth pass: a face the mesh did not fit takes its yaw from the nose and eyes (finder.YAW_FROM_NOSE;
+# the ear points before).
+THIRTEENTH_PASS = ((finder, "YAW_FROM_NOSE", False),)
+BEFORE_THIRTEENTH_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
 # none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS, SIXTH_PASS, SEVENTH_PASS, EIGHTH_PASS, NINTH_PASS, TENTH_PASS,
-# ELEVENTH_PASS, TWELFTH_PASS; then one more each), the settings it changes on top of the run's, and what it is (the
-# flag's help). 12: all.
+# ELEVENTH_PASS, TWELFTH_PASS, THIRTEENTH_PASS; then one more each), the settings it changes on top of the run's, and
+# what it is (the flag's help). 13: all.
 SIDE_PATHS = {
     "before-cuts": ("ours, before cost cuts", 1, {}, "the search without the cost cuts (COST_CUTS: the path before them)"),
     "before-third": ("ours, before third pass", 2, {},
@@ -412,21 +432,24 @@ SIDE_PATHS = {
     "before-tenth": ("ours, before tenth pass", 9, {}, "the search before the tenth pass (TENTH_PASS)"),
     "before-eleventh": ("ours, before eleventh pass", 10, {}, "the search before the eleventh pass (ELEVENTH_PASS)"),
     "before-twelfth": ("ours, before twelfth pass", 11, {}, "the search before the twelfth pass (TWELFTH_PASS)"),
-    "upside-down": ("ours, upside-down levels", 12, {"middle_rotations": (0, 180)},
+    "before-thirteenth": ("ours, before thirteenth pass", 12, {},
+                          "the search before the thirteenth pass (THIRTEENTH_PASS)"),
+    "upside-down": ("ours, upside-down levels", 13, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }
-PATHS = {"ours": (12, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
+PATHS = {"ours": (13, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
 
 
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
-             passes: int = 12) -> None:
+             passes: int = 13) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
-    ``passes``: how many of the cost cuts, third to twelfth pass the search keeps (SIDE_PATHS; 12: all)."""
+    ``passes``: how many of the cost cuts, third to thirteenth pass the search keeps (SIDE_PATHS; 13: all)."""
     shape = (scene.image.shape[1], scene.image.shape[0])
     switched = (FOURTH_PASS + FIFTH_PASS + SIXTH_PASS + SEVENTH_PASS + EIGHTH_PASS + NINTH_PASS + TENTH_PASS
-                + ELEVENTH_PASS + TWELFTH_PASS)
+                + ELEVENTH_PASS + TWELFTH_PASS + THIRTEENTH_PASS)
     kept = {(module, name): getattr(module, name) for module, name, _ in switched}
-    for later, settings_before, at in ((TWELFTH_PASS, BEFORE_TWELFTH_SETTINGS, 12),
+    for later, settings_before, at in ((THIRTEENTH_PASS, BEFORE_THIRTEENTH_SETTINGS, 13),
+                                       (TWELFTH_PASS, BEFORE_TWELFTH_SETTINGS, 12),
                                        (ELEVENTH_PASS, BEFORE_ELEVENTH_SETTINGS, 11),
                                        (TENTH_PASS, BEFORE_TENTH_SETTINGS, 10), (NINTH_PASS, BEFORE_NINTH_SETTINGS, 9),
                                        (EIGHTH_PASS, BEFORE_EIGHTH_SETTINGS, 8), (SEVENTH_PASS, BEFORE_SEVENTH_SETTINGS, 7),
@@ -454,7 +477,7 @@ def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSetting
             setattr(module, name, value)
     tally.calls.append(result.detector_calls)
     faces = result.faces + [s.face for s in result.skipped]
-    score(tally, scene, [Found(f.centre, f.size, f.roll) for f in faces], index)
+    score(tally, scene, [found_face(f) for f in faces], index)
 
 
 def run_part(name: str, scenes: list[Scene], baseline: FacePopBaseline | None, settings: FaceFinderSettings,
@@ -498,7 +521,7 @@ def run_tracking(frames: list[np.ndarray], truths: list[list[TruthFace]], baseli
         t.ms.setdefault((1280, 720), []).append((time.perf_counter() - start) * 1000)
         t.cpu_ms.setdefault((1280, 720), []).append((time.process_time() - cpu) * 1000)
         t.calls.append(result.detector_calls)
-        score(t, scene, [Found(f.centre, f.size, f.roll) for f in result.faces + [s.face for s in result.skipped]], i)
+        score(t, scene, [found_face(f) for f in result.faces + [s.face for s in result.skipped]], i)
     return {name: report(t) for name, t in tallies.items()}
 
 

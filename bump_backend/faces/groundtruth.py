@@ -85,6 +85,7 @@ class TruthFace:
     size: float  # side of the upright face square
     source: str
     mirrored: bool
+    yaw: float | None = None  # known for rendered heads (their package's manifest), not for photos
 
     @property
     def centre(self) -> tuple[float, float]:

@@ -68,7 +68,7 @@ def test_a_face_without_a_mesh_fit_keeps_its_readings_roll(seed, size, roll, mon
     truth = scene.faces[0]
     centre = np.array(truth.centre, float)
     points = _profile_points(centre, truth.size, truth.roll)
-    assert finder.keypoint_yaw(points, truth.roll) > 60
+    assert finder.keypoint_yaw(points, truth.roll, truth.size) > 60
     rolls = {}
     for snap in (True, False):
         monkeypatch.setattr(finder, "SNAP_GUESSED_EYES", snap)
