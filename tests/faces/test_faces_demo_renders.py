@@ -191,3 +191,19 @@ def test_blur_rule_skips_defocused_faces_with_a_reason(demo):
     # Detection reports the same reason for a defocused face it finds.
     detected = find_faces(blurred, settings=FaceFinderSettings(skip_smaller_than=0))
     assert detected.faces == [] and all(s.reason.startswith("too blurry") for s in detected.skipped)
+
+
+def test_yaw_without_the_mesh_from_the_nose_and_eyes(demo):
+    """A face the mesh does not fit gets its yaw from the detector's nose and eye points: 0 / ±45° views placed at
+    48-120 px and rolls all round read within 15° with the right sign (from the ear points every ±45° face read ±90°)."""
+    canvas = background(np.random.default_rng(31), 960, 640)
+    plan = [("front", 96, 130, (200, 180)), ("three_quarter_left", 120, -20, (520, 200)),
+            ("three_quarter_right", 64, 75, (800, 160)), ("three_quarter_left", 48, -120, (240, 480)),
+            ("three_quarter_right", 80, 170, (620, 470))]
+    truth = [(name, h, _place(canvas, *demo[name], h, roll, centre)) for name, h, roll, centre in plan]
+    result = find_faces(canvas, settings=FaceFinderSettings(skip_smaller_than=0, min_sharpness=0,
+                                                             refine_landmarks=False))
+    for name, height, g in truth:
+        found = _match(g, result.faces, height)
+        assert len(found) == 1 and found[0].landmarks is None, (name, [f.to_dict() for f in result.faces])
+        assert abs(found[0].yaw - g.yaw) <= 15.0, (name, height, g.roll, found[0].yaw, g.yaw)

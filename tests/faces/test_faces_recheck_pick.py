@@ -9,6 +9,8 @@ import math
 import numpy as np
 import pytest
 from faces_helpers import one_pasted_face, roll_error
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bump_backend.faces import FaceFinderSettings, detect, finder, transform
 from bump_backend.faces.finder import BLAZE_TO_SQUARE
@@ -77,3 +79,18 @@ def test_a_face_without_a_mesh_fit_keeps_its_readings_roll(seed, size, roll, mon
         assert face.landmarks is None
         rolls[snap] = roll_error(face.roll, truth.roll)
     assert rolls[True] > 30 and rolls[False] < 1, rolls
+
+
+@settings(deadline=None, max_examples=60)
+@given(yaw=st.floats(-80, 80), roll=st.floats(-180, 180), side=st.floats(20, 400), mirrored=st.booleans())
+def test_keypoint_yaw_reads_the_nose_offset_at_any_roll(yaw, roll, side, mirrored):
+    """The nose tip NOSE_REACH x side x sin(yaw) beside the eye midpoint reads ``yaw`` whatever the roll and size;
+    mirrored, the opposite yaw. The ear points play no part (on three-quarter views they are guesses)."""
+    a = math.radians(roll)
+    along, down = np.array([math.cos(a), math.sin(a)]), np.array([-math.sin(a), math.cos(a)])
+    centre = np.array([500.0, 400.0])
+    offset = finder.NOSE_REACH * side * math.sin(math.radians(yaw))
+    sign = -1.0 if mirrored else 1.0
+    points = np.array([centre - 0.2 * side * along, centre + 0.2 * side * along, centre + sign * offset * along
+                       + 0.1 * side * down, centre + 0.3 * side * down, centre - 0.5 * side * along, centre])
+    assert finder.keypoint_yaw(points, roll, side) == pytest.approx(sign * yaw, abs=1e-6)
