@@ -22,6 +22,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "bench_faces"
 VIEWS = "front,three_quarter_left,three_quarter_right"
+# The turned part's views (bench_faces --part turned, from the thirteenth pass): heads turned 22.5-90°, profiles included.
+TURNED_VIEWS = "quarter_left,quarter_right,side_left:67.5,side_right:-67.5,profile_left,profile_right"
 
 
 @dataclass(frozen=True)
@@ -110,31 +112,32 @@ class Render:
     second_tune: bool = False
 
 
-def render_identity(identity: Identity, resolution: int = 256, samples: int = 4) -> Path:
-    """Render (once) the identity's package into the cache; returns the package folder."""
-    out = CACHE / "renders" / identity.name
+def render_identity(identity: Identity, resolution: int = 256, samples: int = 4, turned: bool = False) -> Path:
+    """Render (once) the identity's package into the cache (``turned``: its TURNED_VIEWS); returns the package folder."""
+    out = CACHE / ("renders_turned" if turned else "renders") / identity.name
     if (out / "package.json").exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "headless_renderer", "package", "--demo", *identity.args, "--out", str(out),
-           "--overwrite", "--views", VIEWS, "--resolution", str(resolution), "--samples", str(samples),
+           "--overwrite", "--views", TURNED_VIEWS if turned else VIEWS, "--resolution", str(resolution),
+           "--samples", str(samples),
            "--preset", "preview"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run(cmd, check=True, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
     return out
 
 
-def load_renders(render_missing: bool = True) -> list[Render]:
-    """Every view of every identity (rendering the missing ones when allowed)."""
+def load_renders(render_missing: bool = True, turned: bool = False) -> list[Render]:
+    """Every view of every identity (``turned``: the TURNED_VIEWS; rendering the missing ones when allowed)."""
     import cv2  # only the benchmark reads PNGs here
 
     renders: list[Render] = []
     for identity in IDENTITIES:
-        folder = CACHE / "renders" / identity.name
+        folder = CACHE / ("renders_turned" if turned else "renders") / identity.name
         if not (folder / "package.json").exists():
             if not render_missing:
                 continue
-            render_identity(identity)
+            render_identity(identity, turned=turned)
         manifest = json.loads((folder / "package.json").read_text())
         for view in manifest["views"]:
             face = view.get("face")

@@ -68,30 +68,35 @@ FLIP_TRIES = (0.0,)
 SNAP_GUESSED_EYES = False
 
 
-# Issue 17's thirteenth pass: a face the mesh does not fit takes its yaw from the nose tip's offset from the eye
-# midpoint, over the face square's side, read as the sine of the yaw with this offset at a full profile. On 652 rendered
-# heads of the tune identities (24-96 px, yaw 0 and ±45°, read at their true squares) the offset was 0.001 ± 0.011 at 0°
-# and ±0.185 ± 0.03 at ±45°: 0.185 / sin 45° = 0.26.
+# Issue 17's thirteenth pass: a face the mesh does not fit takes its yaw from the detector's nose and eye points, in the
+# face's upright frame, both over the face square's side: the nose tip's offset from the eye midpoint grows as the
+# sine of the yaw (NOSE_REACH at a profile), the eyes' spread shrinks as its cosine (EYE_SPAN facing the camera).
+# Measured on the tune identities' rendered heads (24-96 px, read at their true squares): the offset ±0.183 at ±45°
+# (0.183 / sin 45° = 0.26), the spread 0.365 at 0°.
 NOSE_REACH = 0.26
+EYE_SPAN = 0.365
 YAW_FROM_NOSE = True  # False: from the ear points, the rule before the pass (a switch for benchmarks)
 
 
 def keypoint_yaw(keypoints: np.ndarray, roll: float, side: float) -> float:
-    """Rough yaw from BlazeFace's eye and nose points (used only when the mesh finds nothing); ``side``: the face
+    """Rough yaw from BlazeFace's nose and eye points (used only when the mesh finds nothing); ``side``: the face
     square's.
 
-    The nose tip's offset from the eye midpoint grows as the sine of the yaw (NOSE_REACH at a profile). The ear points
+    The nose offset alone stops growing past ~45° (its point stays on the cheek's edge) and the eyes' spread alone
+    cannot tell 0° from 20°; together, as the sine and cosine of one angle, they read every yaw 0-90°. The ear points
     the yaw was read from before cannot carry it: on a three-quarter view the far ear's point lies inside the face, the
-    nose beyond it, and every face at ±45° read ±90° (error median 45° on the tune heads; now 3.2°, p95 15.5°).
+    nose beyond it, and every face at ±45° read ±90°. Errors on held-out heads: docs/faces.md, the thirteenth pass.
     """
     t = math.radians(-roll)
     rot = np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])
     x = (np.asarray(keypoints, float) @ rot.T)[:, 0]
     if YAW_FROM_NOSE:
-        sine = (x[2] - (x[0] + x[1]) / 2) / max(side * NOSE_REACH, 1e-6)
-    else:
-        half = abs(x[5] - x[4]) / 2
-        sine = (x[2] - (x[4] + x[5]) / 2) / half if half >= 1e-6 else 0.0
+        side = max(side, 1e-6)
+        nose = (x[2] - (x[0] + x[1]) / 2) / (side * NOSE_REACH)
+        spread = max(x[1] - x[0], 0.0) / (side * EYE_SPAN)  # the points are image-left first on an upright reading
+        return math.degrees(math.atan2(nose, spread)) if nose or spread else 0.0
+    half = abs(x[5] - x[4]) / 2
+    sine = (x[2] - (x[4] + x[5]) / 2) / half if half >= 1e-6 else 0.0
     return math.degrees(math.asin(max(-1.0, min(1.0, sine))))
 
 

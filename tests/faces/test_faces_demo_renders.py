@@ -112,8 +112,12 @@ def test_profiles_are_found(demo, name):
     image, g = demo[name]
     x0, y0, x1, y1 = g.face_box
     faces = find_faces(image, settings=FaceFinderSettings(skip_smaller_than=0)).faces
-    # Found where the face is (its roll/yaw without geometry are not reliable at 90°: docs/faces.md).
-    assert any(f.box[0] < (x0 + x1) / 2 < f.box[2] and f.box[1] < (y0 + y1) / 2 < f.box[3] for f in faces)
+    # Found where the face is (its roll without geometry can be a quarter turn off at 90°: docs/faces.md).
+    found = [f for f in faces if f.box[0] < (x0 + x1) / 2 < f.box[2] and f.box[1] < (y0 + y1) / 2 < f.box[3]]
+    assert found
+    # The mesh does not fit a profile: its yaw is read from the nose and eye points, on the right side (it was read
+    # from the ears before, which put every three-quarter view at ±90°; measured -90° and 86° here).
+    assert abs(found[0].yaw - g.yaw) <= 20.0, (name, found[0].yaw, g.yaw)
 
 
 def test_placed_at_known_sizes_and_rolls(demo):

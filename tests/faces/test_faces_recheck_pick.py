@@ -54,11 +54,12 @@ def test_a_turn_under_the_floor_does_not_contend(monkeypatch):
 
 
 def _profile_points(centre: np.ndarray, size: float, roll: float) -> np.ndarray:
-    """BlazeFace's six points of a face at ``roll`` with the nose beside an ear: a yaw of ~80° by keypoint_yaw."""
+    """BlazeFace's six points of a face at ``roll`` seen nearly from the side (the eyes together, the nose beside an
+    ear): a yaw of over 60° by keypoint_yaw."""
     a = math.radians(roll)
     along, down = np.array([math.cos(a), math.sin(a)]), np.array([-math.sin(a), math.cos(a)])
     half = 0.45 * size
-    return np.array([centre - 0.2 * size * along, centre + 0.2 * size * along, centre + 0.99 * half * along,
+    return np.array([centre - 0.03 * size * along, centre + 0.03 * size * along, centre + 0.99 * half * along,
                      centre + 0.3 * size * down, centre - half * along, centre + half * along])
 
 
@@ -82,15 +83,17 @@ def test_a_face_without_a_mesh_fit_keeps_its_readings_roll(seed, size, roll, mon
 
 
 @settings(deadline=None, max_examples=60)
-@given(yaw=st.floats(-80, 80), roll=st.floats(-180, 180), side=st.floats(20, 400), mirrored=st.booleans())
-def test_keypoint_yaw_reads_the_nose_offset_at_any_roll(yaw, roll, side, mirrored):
-    """The nose tip NOSE_REACH x side x sin(yaw) beside the eye midpoint reads ``yaw`` whatever the roll and size;
-    mirrored, the opposite yaw. The ear points play no part (on three-quarter views they are guesses)."""
+@given(yaw=st.floats(-89, 89), roll=st.floats(-180, 180), side=st.floats(20, 400), mirrored=st.booleans())
+def test_keypoint_yaw_reads_the_nose_and_eyes_at_any_roll(yaw, roll, side, mirrored):
+    """The nose tip NOSE_REACH x side x sin(yaw) beside the eye midpoint and the eyes EYE_SPAN x side x cos(yaw) apart
+    read ``yaw`` whatever the roll and size; mirrored, the opposite yaw. The ear points play no part (on three-quarter
+    views the far one is a guess)."""
     a = math.radians(roll)
     along, down = np.array([math.cos(a), math.sin(a)]), np.array([-math.sin(a), math.cos(a)])
     centre = np.array([500.0, 400.0])
     offset = finder.NOSE_REACH * side * math.sin(math.radians(yaw))
+    spread = finder.EYE_SPAN * side * math.cos(math.radians(yaw))
     sign = -1.0 if mirrored else 1.0
-    points = np.array([centre - 0.2 * side * along, centre + 0.2 * side * along, centre + sign * offset * along
+    points = np.array([centre - spread / 2 * along, centre + spread / 2 * along, centre + sign * offset * along
                        + 0.1 * side * down, centre + 0.3 * side * down, centre - 0.5 * side * along, centre])
     assert finder.keypoint_yaw(points, roll, side) == pytest.approx(sign * yaw, abs=1e-6)
