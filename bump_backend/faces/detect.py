@@ -88,6 +88,15 @@ RESCUE_O = 0.5
 # Window proposals from RESCUE_FAINT up to RESCUE_FROM, decoded apart from the weak ones (so those stay what they were)
 # and near no weak or strong one, get the same second look (None: none).
 RESCUE_FAINT: float | None = 0.2
+# Issue 17's thirteenth pass: a head turned side-on shows its two eyes one behind the other, and the line through
+# BlazeFace's two eye points then says nothing of the roll (52° off at the median for profiles, read at their true
+# squares). Where the eye points lie closer than SIDE_ON_SPREAD x the box's side (a head turned ~65° or more; 0.41
+# facing the camera) the roll is read from the mouth point to the eyes' midpoint, which leans MOUTH_LEAN toward the
+# side the nose points to (tune identities' heads at 45-90°: 10.8-13.9°; error at profiles 4-7° at the median). A
+# switch for benchmarks.
+SIDE_ON_ROLL = True
+SIDE_ON_SPREAD = 0.17
+MOUTH_LEAN = 12.0
 
 
 @dataclass
@@ -262,12 +271,25 @@ def _parse(detection: blazeface.Detection, back: np.ndarray, width: int, height:
     centre_img = transform.apply(back, centre)[0]
     kp_img = transform.apply(back, keypoints)
     side = (bw * width + bh * height) / 2 * scale
-    roll = transform.roll_of(tuple(kp_img[0]), tuple(kp_img[1]))
+    roll = keypoint_roll(kp_img, side)
     expected = rotation if expected_roll is None else expected_roll
     if abs(transform.wrap(roll - expected)) > BIN_TRUST:
         # Eye points of a face far from the tile's upright are guesses (often swapped): trust the turn.
         roll = float(transform.wrap(expected))
     return Candidate(centre_img, side, roll, detection.score, kp_img, rotation)
+
+
+def keypoint_roll(keypoints: np.ndarray, side: float) -> float:
+    """A detection's roll from its six points (image pixels; ``side``: its box's): the eye line, or for a head turned
+    side-on (SIDE_ON_ROLL) the line from the mouth up to the eyes, turned MOUTH_LEAN toward the nose's side."""
+    right, left, nose, mouth = (np.asarray(keypoints[i], float) for i in range(4))
+    if not SIDE_ON_ROLL or math.dist(right, left) >= SIDE_ON_SPREAD * side:
+        return transform.roll_of(tuple(right), tuple(left))
+    up = (right + left) / 2 - mouth
+    roll = math.degrees(math.atan2(up[0], -up[1]))  # clockwise roll turns "up" to (sin r, -cos r)
+    across = np.array([math.cos(math.radians(roll)), math.sin(math.radians(roll))])  # the face's own right, on screen
+    lean = MOUTH_LEAN if float(np.dot(nose - (right + left) / 2, across)) >= 0 else -MOUTH_LEAN
+    return float(transform.wrap(roll + lean))
 
 
 def _run_tiles(jobs: list[TileJob], threshold: float, weak: float | None = None,

@@ -97,3 +97,24 @@ def test_keypoint_yaw_reads_the_nose_and_eyes_at_any_roll(yaw, roll, side, mirro
     points = np.array([centre - spread / 2 * along, centre + spread / 2 * along, centre + sign * offset * along
                        + 0.1 * side * down, centre + 0.3 * side * down, centre - 0.5 * side * along, centre])
     assert finder.keypoint_yaw(points, roll, side) == pytest.approx(sign * yaw, abs=1e-6)
+
+
+@settings(deadline=None, max_examples=60)
+@given(roll=st.floats(-180, 180), side=st.floats(20, 400), facing_right=st.booleans(), spread=st.floats(0.0, 0.15))
+def test_a_side_on_reading_takes_its_roll_from_the_mouth(roll, side, facing_right, spread):
+    """Eye points closer than SIDE_ON_SPREAD x side: the roll is the mouth-to-eyes line's, turned MOUTH_LEAN toward the
+    nose's side, whatever the eye line says; eyes apart as on a face seen from the front: the eye line's."""
+    a = math.radians(roll)
+    along = np.array([math.cos(a), math.sin(a)])
+    sign = 1.0 if facing_right else -1.0
+    lean = math.radians(sign * detect.MOUTH_LEAN)
+    # The mouth sits below the eyes on a line leaning MOUTH_LEAN off the face's own vertical.
+    up_seen = np.array([math.sin(a - lean), -math.cos(a - lean)])
+    eyes = np.array([400.0, 300.0])
+    tilt = np.array([along[1], -along[0]])  # the eye points' own, misleading line: across the face's vertical
+    points = np.array([eyes - spread * side / 2 * tilt, eyes + spread * side / 2 * tilt, eyes + sign * 0.3 * side * along,
+                       eyes - 0.45 * side * up_seen, eyes - 0.4 * sign * side * along, eyes])
+    assert abs(transform.wrap(detect.keypoint_roll(points, side) - roll)) < 1e-6
+    frontal = points.copy()
+    frontal[0], frontal[1] = eyes - 0.2 * side * along, eyes + 0.2 * side * along
+    assert abs(transform.wrap(detect.keypoint_roll(frontal, side) - roll)) < 1e-6
