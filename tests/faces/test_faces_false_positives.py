@@ -64,6 +64,10 @@ def test_the_mirrored_crop_must_read_what_a_re_check_must(monkeypatch):
     settings = FaceFinderSettings(min_face_size=24, skip_smaller_than=0)
     monkeypatch.setattr(detect, "RESCUE", False)  # the search of then (the eighth pass's second look: below)
     monkeypatch.setattr(finder, "SNAP_GUESSED_EYES", True)  # as then (the eleventh pass keeps the reading's roll)
+    # ... with the yaw and roll readings of then (the thirteenth pass: the snap above reads the yaw)
+    monkeypatch.setattr(finder, "YAW_FROM_NOSE", False)
+    monkeypatch.setattr(detect, "SIDE_ON_ROLL", False)
+    monkeypatch.setattr(finder, "SIDE_ON_VOUCH", False)
     monkeypatch.setattr(finder, "MIRROR_FLOOR", detect.RECHECK_THRESHOLD)
     before = find_faces(image, settings=settings)
     found = before.faces + [s.face for s in before.skipped]  # the image is blurred: skipped as too blurry
@@ -73,5 +77,8 @@ def test_the_mirrored_crop_must_read_what_a_re_check_must(monkeypatch):
     assert not after.faces and not after.skipped
     monkeypatch.setattr(detect, "RESCUE", True)
     monkeypatch.setattr(finder, "SNAP_GUESSED_EYES", False)
+    monkeypatch.setattr(finder, "YAW_FROM_NOSE", True)
+    monkeypatch.setattr(detect, "SIDE_ON_ROLL", True)
+    monkeypatch.setattr(finder, "SIDE_ON_VOUCH", True)
     now = find_faces(image, settings=settings)
     assert not now.faces and not now.skipped
