@@ -89,11 +89,11 @@ RESCUE_O = 0.5
 # and near no weak or strong one, get the same second look (None: none).
 RESCUE_FAINT: float | None = 0.2
 # Issue 17's thirteenth pass: a head turned side-on shows its two eyes one behind the other, and the line through
-# BlazeFace's two eye points then says nothing of the roll (52° off at the median for profiles, read at their true
+# BlazeFace's two eye points then says nothing of the roll (35-57° off at the median for profiles, read at their true
 # squares). Where the eye points lie closer than SIDE_ON_SPREAD x the box's side (a head turned ~65° or more; 0.41
 # facing the camera) the roll is read from the mouth point to the eyes' midpoint, which leans MOUTH_LEAN toward the
-# side the nose points to (tune identities' heads at 45-90°: 10.8-13.9°; error at profiles 4-7° at the median). A
-# switch for benchmarks.
+# side the nose points to (tune identities' heads at 45-90°: 10.8-13.9°; error at profiles 5.0-5.5° at the median).
+# A switch for benchmarks.
 SIDE_ON_ROLL = True
 SIDE_ON_SPREAD = 0.17
 MOUTH_LEAN = 12.0
@@ -279,11 +279,17 @@ def _parse(detection: blazeface.Detection, back: np.ndarray, width: int, height:
     return Candidate(centre_img, side, roll, detection.score, kp_img, rotation)
 
 
+def side_on(keypoints: np.ndarray, side: float) -> bool:
+    """A reading's two eye points lie one on the other (closer than SIDE_ON_SPREAD x its box's ``side``): a head
+    turned ~65° or more."""
+    return math.dist(keypoints[0], keypoints[1]) < SIDE_ON_SPREAD * side
+
+
 def keypoint_roll(keypoints: np.ndarray, side: float) -> float:
     """A detection's roll from its six points (image pixels; ``side``: its box's): the eye line, or for a head turned
     side-on (SIDE_ON_ROLL) the line from the mouth up to the eyes, turned MOUTH_LEAN toward the nose's side."""
     right, left, nose, mouth = (np.asarray(keypoints[i], float) for i in range(4))
-    if not SIDE_ON_ROLL or math.dist(right, left) >= SIDE_ON_SPREAD * side:
+    if not SIDE_ON_ROLL or not side_on(keypoints, side):
         return transform.roll_of(tuple(right), tuple(left))
     up = (right + left) / 2 - mouth
     roll = math.degrees(math.atan2(up[0], -up[1]))  # clockwise roll turns "up" to (sin r, -cos r)

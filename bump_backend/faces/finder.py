@@ -103,7 +103,7 @@ def keypoint_yaw(keypoints: np.ndarray, roll: float, side: float) -> float:
         side = max(side, 1e-6)
         nose = (x[2] - (x[0] + x[1]) / 2) / (side * NOSE_REACH)
         spread = max(x[1] - x[0], 0.0) / (side * EYE_SPAN)  # the points are image-left first on an upright reading
-        return math.degrees(math.atan2(nose, spread)) if nose or spread else 0.0
+        return math.degrees(math.atan2(nose, spread))
     half = abs(x[5] - x[4]) / 2
     sine = (x[2] - (x[4] + x[5]) / 2) / half if half >= 1e-6 else 0.0
     return math.degrees(math.asin(max(-1.0, min(1.0, sine))))
@@ -169,7 +169,8 @@ def _refined(image: np.ndarray, c: detect.Candidate, refine: bool, confidence: f
         roll = float(c.roll)
         if SNAP_GUESSED_EYES and abs(yaw) > 60:
             roll = float(transform.wrap(90 * round(c.roll / 90)))  # the rule before the eleventh pass
-        if c.unseen and refine and roll == float(c.roll) and not (_side_on(c) and SIDE_ON_VOUCH and o_net):
+        vouchable = SIDE_ON_VOUCH and o_net and detect.side_on(c.keypoints, c.side)  # O-Net may keep it (below)
+        if c.unseen and refine and roll == float(c.roll) and not vouchable:
             return None  # the second opinion's crop is the one the re-check saw nothing on at every roll try
         eyes = sorted([tuple(map(float, c.keypoints[0])), tuple(map(float, c.keypoints[1]))])
         side = c.side * BLAZE_TO_SQUARE
@@ -211,16 +212,11 @@ def _refined(image: np.ndarray, c: detect.Candidate, refine: bool, confidence: f
             and mtcnn.available()):
         extra["o_net"] = round(float(mtcnn.scores(image, [(face.centre, side, face.roll)])[0]), 4)
     elif (o_net and SIDE_ON_VOUCH and fit is None and refine and score < max(O_NET_FROM, confidence)
-          and first >= SIDE_ON_SHORT and _side_on(c) and mtcnn.available()):
+          and first >= SIDE_ON_SHORT and detect.side_on(c.keypoints, c.side) and mtcnn.available()):
         extra["o_net"] = round(float(mtcnn.scores(image, [(face.centre, side, face.roll)])[0]), 4)
         if extra["o_net"] >= SIDE_ON_O_NET:
             score = math.sqrt(first * extra["o_net"])  # a profile the full-range model does not see: O-Net's word
     return dataclasses.replace(face, score=float(score), sharpness=sharp, extra=extra)
-
-
-def _side_on(c: detect.Candidate) -> bool:
-    """The reading's eye points lie one on the other (detect.SIDE_ON_SPREAD): a head turned ~65° or more."""
-    return math.dist(c.keypoints[0], c.keypoints[1]) < detect.SIDE_ON_SPREAD * c.side
 
 
 def _dedupe(faces: list[Face]) -> list[Face]:
