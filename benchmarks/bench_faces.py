@@ -603,15 +603,15 @@ def main(argv: list[str] | None = None) -> int:
     if baseline is not None:
         baseline(warm)
     tallies: dict = {}
+    turned = load_renders(turned=True) if args.part in ("both", "turned", "turned_tune") else []
     parts = {"tune": (tune, PHOTOS, args.seed, {}), "second-tune": (second_tune, (), args.seed + 5, {}),
              "held-out": (held, (), args.seed + 1, {}), "fresh": (fresh, (), args.seed + 3, {}),
-             "large": (held + fresh, (), args.seed + 9, LARGE), "turned": ((), (), args.seed + 11, {}),
-             "turned-tune": ((), (), args.seed + 13, {})}
+             "large": (held + fresh, (), args.seed + 9, LARGE),
+             "turned": ([r for r in turned if r.held_out], (), args.seed + 11, {}),
+             "turned-tune": ([r for r in turned if not r.held_out], (), args.seed + 13, {})}
     for name, (pool, photos, seed, shape) in parts.items():
         if args.part not in ("both", name.replace("-", "_")):
             continue
-        if name.startswith("turned"):
-            pool = [r for r in load_renders(turned=True) if r.held_out == (name == "turned")]
         run_part(name, build(seed, images, pool, photos, **shape), baseline, settings, tallies, paths, args.per_tile)
     if args.face_free:
         run_part("face-free", face_free(args.seed + 7000, args.face_free), baseline, settings, tallies, paths,

@@ -112,16 +112,20 @@ class Render:
     second_tune: bool = False
 
 
+def render_folder(identity: Identity, turned: bool = False) -> Path:
+    """Where the identity's package (``turned``: of its TURNED_VIEWS) is cached."""
+    return CACHE / ("renders_turned" if turned else "renders") / identity.name
+
+
 def render_identity(identity: Identity, resolution: int = 256, samples: int = 4, turned: bool = False) -> Path:
     """Render (once) the identity's package into the cache (``turned``: its TURNED_VIEWS); returns the package folder."""
-    out = CACHE / ("renders_turned" if turned else "renders") / identity.name
+    out = render_folder(identity, turned)
     if (out / "package.json").exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "headless_renderer", "package", "--demo", *identity.args, "--out", str(out),
            "--overwrite", "--views", TURNED_VIEWS if turned else VIEWS, "--resolution", str(resolution),
-           "--samples", str(samples),
-           "--preset", "preview"]
+           "--samples", str(samples), "--preset", "preview"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run(cmd, check=True, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
     return out
@@ -133,7 +137,7 @@ def load_renders(render_missing: bool = True, turned: bool = False) -> list[Rend
 
     renders: list[Render] = []
     for identity in IDENTITIES:
-        folder = CACHE / ("renders_turned" if turned else "renders") / identity.name
+        folder = render_folder(identity, turned)
         if not (folder / "package.json").exists():
             if not render_missing:
                 continue

@@ -208,13 +208,12 @@ def _refined(image: np.ndarray, c: detect.Candidate, refine: bool, confidence: f
             score = 0.0  # the agreement survived mirroring the crop in neither model
     extra = ({"short_range": round(first, 4)} | ({} if second is None else {"full_range": round(second, 4)})
              | ({} if mirrored is None else {"full_range_mirrored": round(mirrored, 4)}))
-    if (o_net and O_NET_VOUCH and fit is None and refine and max(O_NET_FROM, confidence) <= score < NO_MESH_SCORE
-            and mtcnn.available()):
+    band = O_NET_VOUCH and max(O_NET_FROM, confidence) <= score < NO_MESH_SCORE
+    profile = (SIDE_ON_VOUCH and score < max(O_NET_FROM, confidence) and first >= SIDE_ON_SHORT
+               and detect.side_on(c.keypoints, c.side))
+    if o_net and fit is None and refine and (band or profile) and mtcnn.available():
         extra["o_net"] = round(float(mtcnn.scores(image, [(face.centre, side, face.roll)])[0]), 4)
-    elif (o_net and SIDE_ON_VOUCH and fit is None and refine and score < max(O_NET_FROM, confidence)
-          and first >= SIDE_ON_SHORT and detect.side_on(c.keypoints, c.side) and mtcnn.available()):
-        extra["o_net"] = round(float(mtcnn.scores(image, [(face.centre, side, face.roll)])[0]), 4)
-        if extra["o_net"] >= SIDE_ON_O_NET:
+        if profile and extra["o_net"] >= SIDE_ON_O_NET:
             score = math.sqrt(first * extra["o_net"])  # a profile the full-range model does not see: O-Net's word
     return dataclasses.replace(face, score=float(score), sharpness=sharp, extra=extra)
 
