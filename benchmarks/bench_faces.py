@@ -419,11 +419,15 @@ BEFORE_TWELFTH_SETTINGS: dict = {}
 # O-Net's word on a side-on head the full-range model does not see (finder.SIDE_ON_VOUCH).
 THIRTEENTH_PASS = ((finder, "YAW_FROM_NOSE", False), (ours, "SIDE_ON_ROLL", False), (finder, "SIDE_ON_VOUCH", False))
 BEFORE_THIRTEENTH_SETTINGS: dict = {}
+# Issue 17's fourteenth pass: a refused side-on face is read by O-Net on the squares around its own, and by the
+# short-range model on the best of them (finder.SIDE_ON_SEARCH).
+FOURTEENTH_PASS = ((finder, "SIDE_ON_SEARCH", False),)
+BEFORE_FOURTEENTH_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
 # none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS, SIXTH_PASS, SEVENTH_PASS, EIGHTH_PASS, NINTH_PASS, TENTH_PASS,
-# ELEVENTH_PASS, TWELFTH_PASS, THIRTEENTH_PASS; then one more each), the settings it changes on top of the run's, and
-# what it is (the flag's help). 13: all.
+# ELEVENTH_PASS, TWELFTH_PASS, THIRTEENTH_PASS, FOURTEENTH_PASS; then one more each), the settings it changes on top of
+# the run's, and what it is (the flag's help). 14: all.
 SIDE_PATHS = {
     "before-cuts": ("ours, before cost cuts", 1, {}, "the search without the cost cuts (COST_CUTS: the path before them)"),
     "before-third": ("ours, before third pass", 2, {},
@@ -440,21 +444,24 @@ SIDE_PATHS = {
     "before-twelfth": ("ours, before twelfth pass", 11, {}, "the search before the twelfth pass (TWELFTH_PASS)"),
     "before-thirteenth": ("ours, before thirteenth pass", 12, {},
                           "the search before the thirteenth pass (THIRTEENTH_PASS)"),
-    "upside-down": ("ours, upside-down levels", 13, {"middle_rotations": (0, 180)},
+    "before-fourteenth": ("ours, before fourteenth pass", 13, {},
+                          "the search before the fourteenth pass (FOURTEENTH_PASS)"),
+    "upside-down": ("ours, upside-down levels", 14, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }
-PATHS = {"ours": (13, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
+PATHS = {"ours": (14, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
 
 
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
-             passes: int = 13) -> None:
+             passes: int = 14) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
-    ``passes``: how many of the cost cuts, third to thirteenth pass the search keeps (SIDE_PATHS; 13: all)."""
+    ``passes``: how many of the cost cuts, third to fourteenth pass the search keeps (SIDE_PATHS; 14: all)."""
     shape = (scene.image.shape[1], scene.image.shape[0])
     switched = (FOURTH_PASS + FIFTH_PASS + SIXTH_PASS + SEVENTH_PASS + EIGHTH_PASS + NINTH_PASS + TENTH_PASS
-                + ELEVENTH_PASS + TWELFTH_PASS + THIRTEENTH_PASS)
+                + ELEVENTH_PASS + TWELFTH_PASS + THIRTEENTH_PASS + FOURTEENTH_PASS)
     kept = {(module, name): getattr(module, name) for module, name, _ in switched}
-    for later, settings_before, at in ((THIRTEENTH_PASS, BEFORE_THIRTEENTH_SETTINGS, 13),
+    for later, settings_before, at in ((FOURTEENTH_PASS, BEFORE_FOURTEENTH_SETTINGS, 14),
+                                       (THIRTEENTH_PASS, BEFORE_THIRTEENTH_SETTINGS, 13),
                                        (TWELFTH_PASS, BEFORE_TWELFTH_SETTINGS, 12),
                                        (ELEVENTH_PASS, BEFORE_ELEVENTH_SETTINGS, 11),
                                        (TENTH_PASS, BEFORE_TENTH_SETTINGS, 10), (NINTH_PASS, BEFORE_NINTH_SETTINGS, 9),

@@ -61,6 +61,19 @@ O_NET_VOUCHES = 0.8
 SIDE_ON_VOUCH = True
 SIDE_ON_SHORT = 0.7
 SIDE_ON_O_NET = 0.9
+# Issue 17's fourteenth pass: a side-on head the mesh does not fit is often refined a little off its square (a profile's
+# short-range box sits on the features it sees), and O-Net, which reads 0.9+ at the true square, read it low there. So
+# such a face that the rules above refuse and that the short-range model reads at the re-check's floor is read by O-Net
+# on its square and the eight squares SIDE_ON_SHIFT of its side off it (upright frame, one batched call), and kept where
+# the best reads SIDE_ON_NEAR_O_NET and the short-range model reads the floor on that square too. On the refused side-on
+# faces of two turned-head tune runs (220 readings) and 600 face-free images (146): 16 profiles kept, no clutter; at
+# 0.9, or with the squares 0.2 off or also 0.8x/1.25x the side, clutter reached it too. On 300 more face-free images one
+# blur of colour reached O-Net 0.98 one square off; the short-range model read it 0.54 there (the profiles: >= 0.64).
+# A switch for benchmarks.
+SIDE_ON_SEARCH = True
+SIDE_ON_SEARCH_SHORT = 0.6  # = FaceFinderSettings.recheck_floor's default
+SIDE_ON_SHIFT = 0.1
+SIDE_ON_NEAR_O_NET = 0.95
 # Issue 17's tenth pass: a refused face is refined again turned half round when the full-range model reads it so
 # (see _face_from_candidate); also asked in the candidate's own square (an upside-down fit's square can be off the
 # face). Switches for benchmarks. One roll try per square: with the second opinion's three (SECOND_TRIES) the check
@@ -85,6 +98,20 @@ SNAP_GUESSED_EYES = False
 NOSE_REACH = 0.26
 EYE_SPAN = 0.365
 YAW_FROM_NOSE = True  # False: from the ear points, the rule before the pass (a switch for benchmarks)
+
+
+def nearby_squares(centre: tuple[float, float], side: float, roll: float,
+                   shift: float = SIDE_ON_SHIFT) -> list[tuple[tuple[float, float], float, float]]:
+    """The eight (centre, side, roll) squares ``shift`` x ``side`` off a square, across and along its upright frame."""
+    turn = math.radians(roll)
+    cos, sin = math.cos(turn), math.sin(turn)
+    squares = []
+    for across in (-shift, 0.0, shift):
+        for along in (-shift, 0.0, shift):
+            if across or along:
+                dx, dy = across * side, along * side  # upright frame -> image: turned by the roll (clockwise on screen)
+                squares.append(((centre[0] + cos * dx - sin * dy, centre[1] + sin * dx + cos * dy), side, roll))
+    return squares
 
 
 def keypoint_yaw(keypoints: np.ndarray, roll: float, side: float) -> float:
@@ -169,7 +196,7 @@ def _refined(image: np.ndarray, c: detect.Candidate, refine: bool, confidence: f
         roll = float(c.roll)
         if SNAP_GUESSED_EYES and abs(yaw) > 60:
             roll = float(transform.wrap(90 * round(c.roll / 90)))  # the rule before the eleventh pass
-        vouchable = SIDE_ON_VOUCH and o_net and detect.side_on(c.keypoints, c.side)  # O-Net may keep it (below)
+        vouchable = (SIDE_ON_VOUCH or SIDE_ON_SEARCH) and o_net and detect.side_on(c.keypoints, c.side)  # O-Net may keep it (below)
         if c.unseen and refine and roll == float(c.roll) and not vouchable:
             return None  # the second opinion's crop is the one the re-check saw nothing on at every roll try
         eyes = sorted([tuple(map(float, c.keypoints[0])), tuple(map(float, c.keypoints[1]))])
@@ -209,12 +236,25 @@ def _refined(image: np.ndarray, c: detect.Candidate, refine: bool, confidence: f
     extra = ({"short_range": round(first, 4)} | ({} if second is None else {"full_range": round(second, 4)})
              | ({} if mirrored is None else {"full_range_mirrored": round(mirrored, 4)}))
     band = O_NET_VOUCH and max(O_NET_FROM, confidence) <= score < NO_MESH_SCORE
-    profile = (SIDE_ON_VOUCH and score < max(O_NET_FROM, confidence) and first >= SIDE_ON_SHORT
-               and detect.side_on(c.keypoints, c.side))
-    if o_net and fit is None and refine and (band or profile) and mtcnn.available():
-        extra["o_net"] = round(float(mtcnn.scores(image, [(face.centre, side, face.roll)])[0]), 4)
+    side_on = detect.side_on(c.keypoints, c.side)
+    profile = SIDE_ON_VOUCH and score < max(O_NET_FROM, confidence) and first >= SIDE_ON_SHORT and side_on
+    search = SIDE_ON_SEARCH and side_on and score < NO_MESH_SCORE and first >= SIDE_ON_SEARCH_SHORT
+    if o_net and fit is None and refine and (band or profile or search) and mtcnn.available():
+        squares = [(face.centre, side, face.roll)]
+        squares += nearby_squares(*squares[0]) if search else []
+        reads = mtcnn.scores(image, squares)
+        extra["o_net"] = round(float(reads[0]), 4)
         if profile and extra["o_net"] >= SIDE_ON_O_NET:
             score = math.sqrt(first * extra["o_net"])  # a profile the full-range model does not see: O-Net's word
+        elif search and not _passes(dataclasses.replace(face, score=float(score), extra=extra), confidence):
+            best = int(np.argmax(reads))
+            extra["o_net_near"] = round(float(reads[best]), 4)
+            # O-Net sees the profile a little off its square: kept where the short-range model sees it there too
+            there = (detect.recheck(image, squares[best][0], side, face.roll, SIDE_ON_SEARCH_SHORT)
+                     if extra["o_net_near"] >= SIDE_ON_NEAR_O_NET else None)
+            if there is not None:
+                extra["short_range_near"] = round(there.score, 4)
+                score = max(score, math.sqrt(there.score * extra["o_net_near"]))
     return dataclasses.replace(face, score=float(score), sharpness=sharp, extra=extra)
 
 

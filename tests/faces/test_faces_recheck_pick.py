@@ -118,3 +118,18 @@ def test_a_side_on_reading_takes_its_roll_from_the_mouth(roll, side, facing_righ
     frontal = points.copy()
     frontal[0], frontal[1] = eyes - 0.2 * side * along, eyes + 0.2 * side * along
     assert abs(transform.wrap(detect.keypoint_roll(frontal, side) - roll)) < 1e-6
+
+
+@settings(deadline=None, max_examples=60)
+@given(roll=st.floats(-180, 180), side=st.floats(10, 600), x=st.floats(0, 2000), y=st.floats(0, 2000),
+       shift=st.floats(0.05, 0.3))
+def test_nearby_squares_lie_shift_off_in_the_faces_own_frame(roll, side, x, y, shift):
+    """The squares O-Net reads around a side-on face (finder.SIDE_ON_SEARCH): seen in the face's upright crop, the
+    eight others of a 3x3 grid ``shift`` x side apart, same side and roll."""
+    squares = finder.nearby_squares((x, y), side, roll, shift)
+    to_upright = transform.upright((x, y), roll, 1.0, (0.0, 0.0))
+    offsets = transform.apply(to_upright, np.array([c for c, _, _ in squares])) / (shift * side)
+    grid = sorted((i, j) for i in (-1, 0, 1) for j in (-1, 0, 1) if i or j)
+    assert sorted((round(float(u)), round(float(v))) for u, v in offsets) == grid
+    assert np.allclose(offsets, np.round(offsets), atol=1e-6)
+    assert all(s == side and r == roll for _, s, r in squares)
