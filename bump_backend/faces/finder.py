@@ -173,6 +173,7 @@ def _refined(image: np.ndarray, c: detect.Candidate, refine: bool, confidence: f
     ``o_net``: a face the mesh did not fit that scores under NO_MESH_SCORE is read by MTCNN's O-Net
     (``extra["o_net"]``, see ``_accepted``).
     """
+    side_on = detect.side_on(c.keypoints, c.side)  # the reading's eye points lie together (a head turned ~65°+)
     fit = landmarks.fit_mesh(image, tuple(c.centre), c.side * BLAZE_TO_SQUARE, c.roll) if refine else None
     if fit is not None and abs(transform.wrap(fit.roll - c.roll)) > REFIT_ROLL:
         # The crop was far from upright (a proposal's turn can be a quarter off): fit again, upright.
@@ -196,7 +197,7 @@ def _refined(image: np.ndarray, c: detect.Candidate, refine: bool, confidence: f
         roll = float(c.roll)
         if SNAP_GUESSED_EYES and abs(yaw) > 60:
             roll = float(transform.wrap(90 * round(c.roll / 90)))  # the rule before the eleventh pass
-        vouchable = (SIDE_ON_VOUCH or SIDE_ON_SEARCH) and o_net and detect.side_on(c.keypoints, c.side)  # O-Net may keep it (below)
+        vouchable = (SIDE_ON_VOUCH or SIDE_ON_SEARCH) and o_net and side_on  # O-Net may keep it (below)
         if c.unseen and refine and roll == float(c.roll) and not vouchable:
             return None  # the second opinion's crop is the one the re-check saw nothing on at every roll try
         eyes = sorted([tuple(map(float, c.keypoints[0])), tuple(map(float, c.keypoints[1]))])
@@ -236,7 +237,6 @@ def _refined(image: np.ndarray, c: detect.Candidate, refine: bool, confidence: f
     extra = ({"short_range": round(first, 4)} | ({} if second is None else {"full_range": round(second, 4)})
              | ({} if mirrored is None else {"full_range_mirrored": round(mirrored, 4)}))
     band = O_NET_VOUCH and max(O_NET_FROM, confidence) <= score < NO_MESH_SCORE
-    side_on = detect.side_on(c.keypoints, c.side)
     profile = SIDE_ON_VOUCH and score < max(O_NET_FROM, confidence) and first >= SIDE_ON_SHORT and side_on
     search = SIDE_ON_SEARCH and side_on and score < NO_MESH_SCORE and first >= SIDE_ON_SEARCH_SHORT
     if o_net and fit is None and refine and (band or profile or search) and mtcnn.available():
