@@ -103,15 +103,9 @@ YAW_FROM_NOSE = True  # False: from the ear points, the rule before the pass (a 
 def nearby_squares(centre: tuple[float, float], side: float, roll: float,
                    shift: float = SIDE_ON_SHIFT) -> list[tuple[tuple[float, float], float, float]]:
     """The eight (centre, side, roll) squares ``shift`` x ``side`` off a square, across and along its upright frame."""
-    turn = math.radians(roll)
-    cos, sin = math.cos(turn), math.sin(turn)
-    squares = []
-    for across in (-shift, 0.0, shift):
-        for along in (-shift, 0.0, shift):
-            if across or along:
-                dx, dy = across * side, along * side  # upright frame -> image: turned by the roll (clockwise on screen)
-                squares.append(((centre[0] + cos * dx - sin * dy, centre[1] + sin * dx + cos * dy), side, roll))
-    return squares
+    to_image = transform.invert(transform.upright(centre, roll, 1.0, (0.0, 0.0)))  # upright offsets -> image pixels
+    offsets = np.array([(across, along) for across in (-1, 0, 1) for along in (-1, 0, 1) if across or along], float)
+    return [((float(x), float(y)), side, roll) for x, y in transform.apply(to_image, offsets * shift * side)]
 
 
 def keypoint_yaw(keypoints: np.ndarray, roll: float, side: float) -> float:
