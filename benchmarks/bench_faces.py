@@ -423,11 +423,14 @@ BEFORE_THIRTEENTH_SETTINGS: dict = {}
 # short-range model on the best of them (finder.SIDE_ON_SEARCH).
 FOURTEENTH_PASS = ((finder, "SIDE_ON_SEARCH", False),)
 BEFORE_FOURTEENTH_SETTINGS: dict = {}
+# Issue 17's fifteenth pass: MTCNN's P-Net proposes small faces from the image at half scale (detect.SMALL_FACES).
+FIFTEENTH_PASS = ((ours, "SMALL_FACES", False),)
+BEFORE_FIFTEENTH_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
 # none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS, SIXTH_PASS, SEVENTH_PASS, EIGHTH_PASS, NINTH_PASS, TENTH_PASS,
-# ELEVENTH_PASS, TWELFTH_PASS, THIRTEENTH_PASS, FOURTEENTH_PASS; then one more each), the settings it changes on top of
-# the run's, and what it is (the flag's help). 14: all.
+# ELEVENTH_PASS, TWELFTH_PASS, THIRTEENTH_PASS, FOURTEENTH_PASS, FIFTEENTH_PASS; then one more each), the settings it
+# changes on top of the run's, and what it is (the flag's help). 15: all.
 SIDE_PATHS = {
     "before-cuts": ("ours, before cost cuts", 1, {}, "the search without the cost cuts (COST_CUTS: the path before them)"),
     "before-third": ("ours, before third pass", 2, {},
@@ -446,21 +449,24 @@ SIDE_PATHS = {
                           "the search before the thirteenth pass (THIRTEENTH_PASS)"),
     "before-fourteenth": ("ours, before fourteenth pass", 13, {},
                           "the search before the fourteenth pass (FOURTEENTH_PASS)"),
-    "upside-down": ("ours, upside-down levels", 14, {"middle_rotations": (0, 180)},
+    "before-fifteenth": ("ours, before fifteenth pass", 14, {},
+                         "the search before the fifteenth pass (FIFTEENTH_PASS)"),
+    "upside-down": ("ours, upside-down levels", 15, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }
-PATHS = {"ours": (14, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
+PATHS = {"ours": (15, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
 
 
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
-             passes: int = 14) -> None:
+             passes: int = 15) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
-    ``passes``: how many of the cost cuts, third to fourteenth pass the search keeps (SIDE_PATHS; 14: all)."""
+    ``passes``: how many of the cost cuts, third to fifteenth pass the search keeps (SIDE_PATHS; 15: all)."""
     shape = (scene.image.shape[1], scene.image.shape[0])
     switched = (FOURTH_PASS + FIFTH_PASS + SIXTH_PASS + SEVENTH_PASS + EIGHTH_PASS + NINTH_PASS + TENTH_PASS
-                + ELEVENTH_PASS + TWELFTH_PASS + THIRTEENTH_PASS + FOURTEENTH_PASS)
+                + ELEVENTH_PASS + TWELFTH_PASS + THIRTEENTH_PASS + FOURTEENTH_PASS + FIFTEENTH_PASS)
     kept = {(module, name): getattr(module, name) for module, name, _ in switched}
-    for later, settings_before, at in ((FOURTEENTH_PASS, BEFORE_FOURTEENTH_SETTINGS, 14),
+    for later, settings_before, at in ((FIFTEENTH_PASS, BEFORE_FIFTEENTH_SETTINGS, 15),
+                                       (FOURTEENTH_PASS, BEFORE_FOURTEENTH_SETTINGS, 14),
                                        (THIRTEENTH_PASS, BEFORE_THIRTEENTH_SETTINGS, 13),
                                        (TWELFTH_PASS, BEFORE_TWELFTH_SETTINGS, 12),
                                        (ELEVENTH_PASS, BEFORE_ELEVENTH_SETTINGS, 11),

@@ -88,6 +88,20 @@ RESCUE_O = 0.5
 # Window proposals from RESCUE_FAINT up to RESCUE_FROM, decoded apart from the weak ones (so those stay what they were)
 # and near no weak or strong one, get the same second look (None: none).
 RESCUE_FAINT: float | None = 0.2
+# Issue 17's fifteenth pass: of the 24-32 px faces the search missed on two tune parts, MTCNN's P-Net at half scale
+# (its 12 px window a 24 px face) proposes most, near a strong cluster whose re-check lost them or where no window
+# proposed anything. At 12 px P-Net hardly tells the turns apart (a face at any roll read 0.97-1.0 at every turn), so it
+# reads the image at SMALL_SCALE once, upright (SMALL_TURNS; four turns found 1-3 faces more per 60 scenes for 1.2-1.3x
+# the CPU); its peaks (SMALL_PEAK) of at least SMALL_P are read by R-Net at their four quarter turns (>= SMALL_R at the
+# best), then O-Net at that turn (>= SMALL_O), and those where no re-check has seen a face go through the re-check
+# as the second look's do (small_faces; a switch for benchmarks).
+SMALL_FACES = True
+SMALL_SCALE = 0.5
+SMALL_TURNS = (0,)
+SMALL_PEAK = 5  # a peak is the highest of SMALL_PEAK x SMALL_PEAK cells (2 level px apart)
+SMALL_P = 0.9
+SMALL_R = 0.5
+SMALL_O = 0.8
 # Issue 17's thirteenth pass: a head turned side-on shows its two eyes one behind the other, and the line through
 # BlazeFace's two eye points then says nothing of the roll (35-57° off at the median for profiles, read at their true
 # squares). Where the eye points lie closer than SIDE_ON_SPREAD x the box's side (a head turned ~65° or more; 0.41
@@ -163,6 +177,11 @@ def window_layout(length: int, overlap: int = WINDOW_OVERLAP) -> tuple[int, list
 def use_rescue() -> bool:
     """Whether weak proposals get MTCNN's second look (RESCUE on, its weights installed)."""
     return RESCUE and mtcnn.available()
+
+
+def use_small_faces() -> bool:
+    """P-Net's proposals (small_faces): its weights installed and LiteRT to run it."""
+    return SMALL_FACES and runtime.litert_available() and mtcnn.available(mtcnn.P_WEIGHTS_FILE)
 
 
 def use_windows() -> bool:
@@ -525,7 +544,10 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
     clusters = merge(raw)
     weak = merge([c for _, _, weak, _ in results for c in weak])
     faint = merge([c for *_, faint in results for c in faint])
-    # The weak proposals are looked at on one worker while the others re-check the strong ones.
+    # P-Net's small faces and the weak proposals' second look each run on one worker while the others re-check the
+    # strong ones (one task per re-check: the workers share them out as they come free).
+    small_faces_on = rescue and use_small_faces()
+    small_pending = runtime.pool(workers).submit(small_faces, image, 1) if small_faces_on and workers > 1 else None
     pending = (runtime.pool(workers).submit(rescued, image, weak, clusters, faint)
                if (weak or faint) and workers > 1 else None)
 
@@ -540,9 +562,66 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
     checked = run_parallel(check, clusters, workers)
     if weak or faint:
         checked += run_parallel(check, pending.result() if pending else rescued(image, weak, clusters, faint), workers)
+    small = (small_pending.result() if small_pending else small_faces(image, 1)) if small_faces_on else []
+    if small:  # only where no proposal's re-check saw a face: there P-Net would add nothing
+        seen = [c for chunk, _ in checked for c in chunk if c is not None and c.score >= floor]
+        centres, sides = np.array([c.centre for c in seen], float).reshape(-1, 2), np.array([c.side for c in seen], float)
+        checked += run_parallel(check, [c for c in small if not places_of(c, centres, sides).any()], workers)
     calls += sum(n for _, n in checked)
     survivors = [c for chunk, _ in checked for c in chunk if c is not None and c.score >= floor]
     return merge(survivors), calls
+
+
+def small_face_peaks(image: np.ndarray, turn: int, scale: float = SMALL_SCALE,
+                     threshold: float = SMALL_P) -> list[tuple[float, float, float]]:
+    """(x, y, P-Net score) in image pixels of each peak of P-Net's face map (a cell at least its eight neighbours)
+    scoring ``threshold`` or more, the image read at ``scale`` turned ``turn`` quarter turns (np.rot90); each stands
+    for a ``mtcnn.P_CELL / scale`` px square upright at that turn."""
+    height, width = image.shape[:2]
+    level_w, level_h = 2 * max(6, round(width * scale / 2)), 2 * max(6, round(height * scale / 2))
+    level = cv2.resize(image, (level_w, level_h), interpolation=cv2.INTER_AREA)
+    turned = np.ascontiguousarray(np.rot90(level, turn))
+    face = mtcnn.load_proposal().face_map(turned)
+    peaks = (face >= threshold) & (face >= cv2.dilate(face, np.ones((SMALL_PEAK, SMALL_PEAK), np.uint8)))
+    rows, cols = np.nonzero(peaks)
+    if not len(rows):
+        return []
+    # The cell's square, centre (2j + 6, 2i + 6) in the turned level -> the level -> the image.
+    back = transform.compose(np.array([[width / level_w, 0.0, 0.0], [0.0, height / level_h, 0.0]]),
+                             rot90_back(turn, level_w, level_h))
+    centres = np.c_[2.0 * cols + mtcnn.P_CELL / 2, 2.0 * rows + mtcnn.P_CELL / 2, np.ones(len(rows))] @ back.T
+    return [(float(x), float(y), float(score)) for (x, y), score in zip(centres, face[rows, cols], strict=True)]
+
+
+def small_faces(image: np.ndarray, workers: int, scale: float = SMALL_SCALE) -> list[Candidate]:
+    """P-Net's proposals (at SMALL_TURNS) that R-Net and O-Net read as faces, one per place, as candidates for the
+    re-check, turned to R-Net's best quarter turn (with all four P-Net turns: P-Net's own); they carry no score of
+    their own, so the re-check's turn pick has no prior (docs/faces.md, the fifteenth pass)."""
+    side = mtcnn.P_CELL / scale
+    per_turn = run_parallel(lambda turns: [(t, small_face_peaks(image, t, scale)) for t in turns], list(SMALL_TURNS),
+                            workers, cost=lambda _: 1.0)
+    squares = [Candidate(np.array([x, y]), side, 90.0 * turn, score, np.zeros((6, 2)), 90 * turn)
+               for chunk in per_turn for turn, peaks in chunk for x, y, score in peaks]
+    if not squares:
+        return []
+    if len(SMALL_TURNS) < 4:  # R-Net picks the turn
+        first = mtcnn.quarter_turn_scores(image, [(tuple(c.centre), c.side) for c in squares], small=True)
+        for c, row in zip(squares, first, strict=True):
+            c.roll = 90.0 * int(np.argmax(row))
+            c.rotation = int(c.roll)
+        first = first.max(axis=1)
+    else:
+        first = mtcnn.scores(image, [(tuple(c.centre), c.side, c.roll) for c in squares], small=True)
+    squares = [c for c, score in zip(squares, first, strict=True) if score >= SMALL_R]
+    second = mtcnn.scores(image, [(tuple(c.centre), c.side, c.roll) for c in squares])
+    kept = sorted(((c, score) for c, score in zip(squares, second, strict=True) if score >= SMALL_O),
+                  key=lambda pair: -pair[1])
+    out: list[Candidate] = []
+    for c, _ in kept:  # one per place: a face is often a peak at two turns
+        if not any(math.hypot(*(c.centre - o.centre)) < 0.5 * side for o in out):
+            c.score, c.members = 0.0, [c]
+            out.append(c)
+    return out
 
 
 def rescued(image: np.ndarray, weak: list[Candidate], clusters: list[Candidate],

