@@ -523,10 +523,12 @@ def _choose_turn(image: np.ndarray, per_turn: list[Candidate], prior: float, flo
 
 def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], proposal: float, floor: float,
            workers: int, skip_flat: bool = True, coarse_rotations: tuple[int, ...] | None = None,
-           middle_rotations: tuple[int, ...] = (), second_look: bool = True) -> tuple[list[Candidate], int]:
+           middle_rotations: tuple[int, ...] = (), second_look: bool = True,
+           propose_small: bool = True) -> tuple[list[Candidate], int]:
     """Candidates that survive the upright re-check (score >= ``floor``), and the detector calls made.
 
-    ``second_look``: weak window proposals that MTCNN takes for faces are re-checked too (``rescued``).
+    ``second_look``: weak window proposals that MTCNN takes for faces are re-checked too (``rescued``), and with
+    ``propose_small`` P-Net's proposals of small faces (``small_faces``).
 
     With a single tile turn the orientation of each proposal is unknown, so every merged proposal
     is re-checked at its quarter turns (2 calls where nothing is there, else 4); with all four tile
@@ -546,7 +548,7 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
     faint = merge([c for *_, faint in results for c in faint])
     # P-Net's small faces and the weak proposals' second look each run on one worker while the others re-check the
     # strong ones (one task per re-check: the workers share them out as they come free).
-    small_faces_on = rescue and use_small_faces()
+    small_faces_on = rescue and propose_small and use_small_faces()
     small_pending = runtime.pool(workers).submit(small_faces, image, 1) if small_faces_on and workers > 1 else None
     pending = (runtime.pool(workers).submit(rescued, image, weak, clusters, faint)
                if (weak or faint) and workers > 1 else None)

@@ -302,7 +302,8 @@ def _detect_faces(image: np.ndarray, settings: FaceFinderSettings) -> tuple[list
         image, min_face=settings.min_face_size, rotations=tuple(settings.rotations),
         proposal=settings.proposal_confidence, floor=settings.recheck_floor, workers=settings.workers,
         skip_flat=settings.skip_flat_tiles, coarse_rotations=tuple(settings.coarse_rotations),
-        middle_rotations=tuple(settings.middle_rotations), second_look=settings.second_look)
+        middle_rotations=tuple(settings.middle_rotations), second_look=settings.second_look,
+        propose_small=settings.small_faces)
     faces, more = refine(image, candidates, settings)
     return faces, calls + more
 

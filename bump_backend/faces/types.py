@@ -148,9 +148,13 @@ class FaceFinderSettings:
     coarse_rotations: tuple[int, ...] = (0, 90, 180, 270)  # tile turns of the two whole-image levels
     # Weak window proposals (0.3 up to proposal_confidence) get MTCNN's second look (detect.rescued): more turned faces
     # of people the search was not tuned on, for ~1.1x the CPU (docs/faces.md, the eighth pass; the CLI's
-    # --no-second-look); and O-Net may vouch for a face the mesh did not fit (finder.O_NET_VOUCH, the ninth pass).
-    # Without facenet-pytorch's weights installed there is neither.
+    # --no-second-look); P-Net proposes small faces (detect.small_faces, the fifteenth pass, ~1.1x the CPU); and O-Net
+    # may vouch for a face the mesh did not fit (finder.O_NET_VOUCH, the ninth pass). Without facenet-pytorch's
+    # weights installed there is none of these.
     second_look: bool = True
+    # With second_look: MTCNN's P-Net proposes small faces (24-34 px) no window did (the CLI's --no-small-faces turns
+    # it off, ~0.9x the CPU; docs/faces.md, the fifteenth pass).
+    small_faces: bool = True
     refine_landmarks: bool = True
     cross_check: bool = False  # with a sidecar: also run the detector and add faces it alone finds
     workers: int = 2

@@ -87,6 +87,7 @@ def test_search_switches_reach_the_settings():
     parser = argparse.ArgumentParser()
     faces_cli.add_parser(parser.add_subparsers(dest="command"))
     default = faces_cli._settings(parser.parse_args(["faces", "detect", "x.png"]))
-    assert default.second_look and default.middle_rotations == ()
+    assert default.second_look and default.small_faces and default.middle_rotations == ()
     switched = faces_cli._settings(parser.parse_args(["faces", "detect", "x.png", "--no-second-look", "--upside-down"]))
     assert not switched.second_look and switched.middle_rotations == (0, 180)
+    assert not faces_cli._settings(parser.parse_args(["faces", "detect", "x.png", "--no-small-faces"])).small_faces
