@@ -576,8 +576,8 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
 
 def small_face_peaks(image: np.ndarray, turn: int, scale: float = SMALL_SCALE,
                      threshold: float = SMALL_P) -> list[tuple[float, float, float]]:
-    """(x, y, P-Net score) in image pixels of each peak of P-Net's face map (a cell at least its eight neighbours)
-    scoring ``threshold`` or more, the image read at ``scale`` turned ``turn`` quarter turns (np.rot90); each stands
+    """(x, y, P-Net score) in image pixels of each peak of P-Net's face map (a cell the highest of the SMALL_PEAK x
+    SMALL_PEAK around it) scoring ``threshold`` or more, the image read at ``scale`` turned ``turn`` quarter turns (np.rot90); each stands
     for a ``mtcnn.P_CELL / scale`` px square upright at that turn."""
     height, width = image.shape[:2]
     level_w, level_h = 2 * max(6, round(width * scale / 2)), 2 * max(6, round(height * scale / 2))

@@ -33,6 +33,9 @@ WEIGHTS_FILE = "onet.pt"
 R_WEIGHTS_FILE = "rnet.pt"
 P_WEIGHTS_FILE = "pnet.pt"
 P_CELL = 12  # P-Net's window: it scores every 12 px square of its input, 2 px apart
+# P-Net reads larger images in blocks of at most this side (even), stitched into one map: a whole 4000 px image would
+# hold ~1 GB of activations. A 1440x1440 still's half-scale image (720 px) is one block.
+P_BLOCK = 768
 # The files of facenet-pytorch 2.6.0 (requirements-nodeps.txt): the wheel's copies are unpickled only when they are
 # these bytes (torch_state's unpickler resolves nothing but tensors anyway; this also catches a changed release).
 WEIGHTS_SHA256 = {
@@ -231,8 +234,9 @@ class ProposalNet:
     """P-Net (Zhang et al. 2016): fully convolutional, the face probability of every 12 px square of an image,
     2 px apart, in one LiteRT call (``face_map``).
 
-    Trained on upright faces, so an image is seen at its four quarter turns (detect.SMALL_FACES). It is the one
-    MTCNN network that needs LiteRT: in numpy a 720x720 input would cost seconds.
+    Trained on upright faces; at 12 px it reads a face at any quarter turn about alike, and R-Net tells the turns
+    apart (detect.SMALL_TURNS). It is the one MTCNN network that needs LiteRT: in numpy a 720x720 input would cost
+    seconds.
     """
 
     LAYERS = (("1", (2, 2)), ("2", None), ("3", None))  # convolution + PReLU (+ pooling), then the 1x1 head 4_1
@@ -266,17 +270,35 @@ class ProposalNet:
                 self._tflite = self.tflite()
             return self._tflite
 
-    def face_map(self, image: np.ndarray) -> np.ndarray:
+    def face_map(self, image: np.ndarray, block: int = P_BLOCK) -> np.ndarray:
         """Face probability of each 12 px square of an H x W x 3 uint8 RGB image (H, W even, >= 12): cell (i, j) is
-        the square whose top left corner is pixel (2j, 2i). Needs LiteRT (RuntimeError without it)."""
+        the square whose top left corner is pixel (2j, 2i). Needs LiteRT (RuntimeError without it).
+
+        A side over ``block`` is read in blocks of that side, 10 px less apart (every 12 px square lies wholly in one;
+        the blocks start at even pixels, so pooling pairs the same pixels): each cell's value depends on its own
+        square only, so the stitched map is the whole image's (tested). Edge blocks are padded to the block's shape.
+        """
         height, width = image.shape[:2]
         if height % 2 or width % 2 or min(height, width) < P_CELL:
             raise ValueError(f"P-Net reads images of even sides of at least {P_CELL} px, not {width}x{height}")
+        if block % 2 or block < P_CELL:
+            raise ValueError(f"P-Net's block side must be even and at least {P_CELL} px, not {block}")
         if not runtime.litert_available():
             raise RuntimeError("P-Net needs LiteRT (pip install --no-deps -r requirements-nodeps.txt)")
-        x = (image[None].astype(np.float32) - 127.5) * np.float32(0.0078125)
-        logits = runtime.run_model(self.name, self._model, x, native=(1, P_CELL, P_CELL), shapes_kept=2)[0]
-        return _face_probability(logits.reshape(-1, 2)).reshape(logits.shape[:2])
+        shape = (min(height, block), min(width, block))
+        out = np.empty(((height - P_CELL) // 2 + 1, (width - P_CELL) // 2 + 1), np.float32)
+        step = block - P_CELL + 2
+        for y0 in range(0, max(height - P_CELL, 0) + 1, step):
+            for x0 in range(0, max(width - P_CELL, 0) + 1, step):
+                part = image[y0:y0 + shape[0], x0:x0 + shape[1]]
+                if part.shape[:2] != shape:  # an edge block
+                    part = np.pad(part, ((0, shape[0] - part.shape[0]), (0, shape[1] - part.shape[1]), (0, 0)))
+                x = (part[None].astype(np.float32) - 127.5) * np.float32(0.0078125)
+                logits = runtime.run_model(self.name, self._model, x, native=(1, P_CELL, P_CELL), shapes_kept=2)[0]
+                cells = _face_probability(logits.reshape(-1, 2)).reshape(logits.shape[:2])
+                rows, cols = min(cells.shape[0], out.shape[0] - y0 // 2), min(cells.shape[1], out.shape[1] - x0 // 2)
+                out[y0 // 2:y0 // 2 + rows, x0 // 2:x0 // 2 + cols] = cells[:rows, :cols]
+        return out
 
 
 def _face_probability(logits: np.ndarray) -> np.ndarray:

@@ -68,6 +68,21 @@ def test_p_net_keeps_few_interpreter_shapes_per_thread(tmp_path):
     assert len(kept) == 2 and {key[2] for key in kept} == {56, 64}
 
 
+@pytest.mark.parametrize("block", [12, 14, 64, 100])
+def test_p_net_reads_a_large_image_in_blocks_to_the_same_map(block):
+    """Blocks bound the activations a huge image would need; stitched, they give the whole image's map."""
+    image = clutter(np.random.default_rng(4), 210, 136)
+    net = mtcnn.load_proposal()
+    whole = net.face_map(image, block=1000)
+    np.testing.assert_allclose(net.face_map(image, block=block), whole, atol=1e-6)
+    assert whole.shape == ((136 - 12) // 2 + 1, (210 - 12) // 2 + 1)
+
+
+def test_p_net_refuses_a_block_it_cannot_pool_like_caffe():
+    with pytest.raises(ValueError, match="block side must be even"):
+        mtcnn.load_proposal().face_map(np.zeros((64, 64, 3), np.uint8), block=63)
+
+
 @pytest.mark.parametrize("shape", [(97, 160), (96, 161), (10, 10)])
 def test_p_net_refuses_inputs_it_cannot_pool_like_caffe(shape):
     with pytest.raises(ValueError, match="even sides of at least 12 px"):
