@@ -390,6 +390,13 @@ def places_of(c: Candidate, centres: np.ndarray, sides: np.ndarray) -> np.ndarra
     return np.hypot(c.centre[0] - centres[:, 0], c.centre[1] - centres[:, 1]) < 0.5 * np.maximum(sides, c.side)
 
 
+def near_none(candidates: list[Candidate], others: list[Candidate]) -> list[Candidate]:
+    """Those of ``candidates`` whose place is none of ``others``' (places_of), in their order."""
+    centres = np.array([c.centre for c in others], float).reshape(-1, 2)
+    sides = np.array([c.side for c in others], float)
+    return [c for c in candidates if not places_of(c, centres, sides).any()]
+
+
 def merge(candidates: list[Candidate]) -> list[Candidate]:
     """Greedy non-maximum merge: same place (centre within half a face) and similar size."""
     clusters: list[Candidate] = []
@@ -549,7 +556,7 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
     # P-Net's small faces and the weak proposals' second look each run on one worker while the others re-check the
     # strong ones (one task per re-check: the workers share them out as they come free).
     small_faces_on = rescue and propose_small and use_small_faces()
-    small_pending = runtime.pool(workers).submit(small_faces, image, 1) if small_faces_on and workers > 1 else None
+    small_pending = runtime.pool(workers).submit(small_faces, image) if small_faces_on and workers > 1 else None
     pending = (runtime.pool(workers).submit(rescued, image, weak, clusters, faint)
                if (weak or faint) and workers > 1 else None)
 
@@ -564,11 +571,10 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
     checked = run_parallel(check, clusters, workers)
     if weak or faint:
         checked += run_parallel(check, pending.result() if pending else rescued(image, weak, clusters, faint), workers)
-    small = (small_pending.result() if small_pending else small_faces(image, 1)) if small_faces_on else []
+    small = (small_pending.result() if small_pending else small_faces(image)) if small_faces_on else []
     if small:  # only where no proposal's re-check saw a face: there P-Net would add nothing
         seen = [c for chunk, _ in checked for c in chunk if c is not None and c.score >= floor]
-        centres, sides = np.array([c.centre for c in seen], float).reshape(-1, 2), np.array([c.side for c in seen], float)
-        checked += run_parallel(check, [c for c in small if not places_of(c, centres, sides).any()], workers)
+        checked += run_parallel(check, near_none(small, seen), workers)
     calls += sum(n for _, n in checked)
     survivors = [c for chunk, _ in checked for c in chunk if c is not None and c.score >= floor]
     return merge(survivors), calls
@@ -595,15 +601,13 @@ def small_face_peaks(image: np.ndarray, turn: int, scale: float = SMALL_SCALE,
     return [(float(x), float(y), float(score)) for (x, y), score in zip(centres, face[rows, cols], strict=True)]
 
 
-def small_faces(image: np.ndarray, workers: int, scale: float = SMALL_SCALE) -> list[Candidate]:
+def small_faces(image: np.ndarray, scale: float = SMALL_SCALE) -> list[Candidate]:
     """P-Net's proposals (at SMALL_TURNS) that R-Net and O-Net read as faces, one per place, as candidates for the
     re-check, turned to R-Net's best quarter turn (with all four P-Net turns: P-Net's own); they carry no score of
     their own, so the re-check's turn pick has no prior (docs/faces.md, the fifteenth pass)."""
     side = mtcnn.P_CELL / scale
-    per_turn = run_parallel(lambda turns: [(t, small_face_peaks(image, t, scale)) for t in turns], list(SMALL_TURNS),
-                            workers, cost=lambda _: 1.0)
     squares = [Candidate(np.array([x, y]), side, 90.0 * turn, score, np.zeros((6, 2)), 90 * turn)
-               for chunk in per_turn for turn, peaks in chunk for x, y, score in peaks]
+               for turn in SMALL_TURNS for x, y, score in small_face_peaks(image, turn, scale)]
     if not squares:
         return []
     if len(SMALL_TURNS) < 4:  # R-Net picks the turn
@@ -615,14 +619,12 @@ def small_faces(image: np.ndarray, workers: int, scale: float = SMALL_SCALE) -> 
     else:
         first = mtcnn.scores(image, [(tuple(c.centre), c.side, c.roll) for c in squares], small=True)
     squares = [c for c, score in zip(squares, first, strict=True) if score >= SMALL_R]
-    second = mtcnn.scores(image, [(tuple(c.centre), c.side, c.roll) for c in squares])
-    kept = sorted(((c, score) for c, score in zip(squares, second, strict=True) if score >= SMALL_O),
-                  key=lambda pair: -pair[1])
-    out: list[Candidate] = []
-    for c, _ in kept:  # one per place: a face is often a peak at two turns
-        if not any(math.hypot(*(c.centre - o.centre)) < 0.5 * side for o in out):
-            c.score, c.members = 0.0, [c]
-            out.append(c)
+    for c, score in zip(squares, mtcnn.scores(image, [(tuple(c.centre), c.side, c.roll) for c in squares]),
+                        strict=True):
+        c.score = float(score)
+    out = merge([c for c in squares if c.score >= SMALL_O])  # one per place, O-Net's best: a face is often two peaks
+    for c in out:
+        c.score = 0.0  # no prior for the re-check's turn pick
     return out
 
 
@@ -639,14 +641,10 @@ def rescued(image: np.ndarray, weak: list[Candidate], clusters: list[Candidate],
     keep the faces and few of the clutter, where re-checking all of them would cost ~60 short-range
     calls. The turn only sets where the re-check starts: it sees the crop at all four anyway.
     """
-    centres = np.array([c.centre for c in clusters], float).reshape(-1, 2)
-    sides = np.array([c.side for c in clusters], float)
-    alone = [w for w in weak if w.side <= RESCUE_MAX_SIDE and not places_of(w, centres, sides).any()]
+    alone = [w for w in near_none(weak, clusters) if w.side <= RESCUE_MAX_SIDE]
     if len(faint):
         # Faint ones (RESCUE_FAINT) only where no weak one lies either: those near one are left to its second look.
-        centres = np.concatenate([centres, np.array([w.centre for w in weak], float).reshape(-1, 2)])
-        sides = np.concatenate([sides, np.array([w.side for w in weak], float)])
-        alone += [f for f in faint if f.side <= RESCUE_MAX_SIDE and not places_of(f, centres, sides).any()]
+        alone += [f for f in near_none(faint, list(clusters) + list(weak)) if f.side <= RESCUE_MAX_SIDE]
     if not alone:
         return []
     first = mtcnn.quarter_turn_scores(image, [(tuple(w.centre), w.side) for w in alone], small=True)

@@ -111,7 +111,30 @@ ONET_LAYERS = (("conv", "1", (3, 2)), ("conv", "2", (3, 2)), ("conv", "3", (2, 2
 RNET_LAYERS = (("conv", "1", (3, 2)), ("conv", "2", (3, 2)), ("conv", "3", None), ("dense", "4"), ("head", "5_1"))
 
 
-class Net:
+class _Written:
+    """A network written as a ``.tflite`` model in memory (``tflite``), once, when its first interpreter is built."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name  # this net's interpreters in runtime (one per thread and input shape)
+        self._tflite: bytes | None = None
+        self._lock = threading.Lock()
+
+    def tflite(self) -> bytes:
+        raise NotImplementedError
+
+    def _model(self) -> bytes:
+        with self._lock:
+            if self._tflite is None:
+                self._tflite = self.tflite()
+            return self._tflite
+
+
+def _net_input(crops: np.ndarray) -> np.ndarray:
+    """uint8 RGB pixels as MTCNN's networks read them: (x - 127.5) / 128."""
+    return (crops.astype(np.float32) - 127.5) * np.float32(0.0078125)
+
+
+class Net(_Written):
     """R-Net or O-Net (Zhang et al. 2016, in the PyTorch port's parameter names), run by LiteRT or numpy.
 
     Not torch: the face search never imports torch (see torch_state). With LiteRT installed the network is
@@ -121,11 +144,9 @@ class Net:
     """
 
     def __init__(self, weights: dict[str, np.ndarray], layers: tuple, size: int) -> None:
+        super().__init__(f"mtcnn-{size}-{id(self)}")
         self.layers, self.size = layers, size
         self.weights = {k: np.asarray(v, np.float32) for k, v in weights.items()}
-        self.name = f"mtcnn-{size}-{id(self)}"  # this net's interpreters (one per thread and batch size)
-        self._tflite: bytes | None = None  # the .tflite model, written once
-        self._lock = threading.Lock()
         self.params: dict[str, np.ndarray] = {}
         self.monotonic: dict[str, bool] = {}
         for layer in layers:
@@ -156,12 +177,6 @@ class Net:
             return self._litert(crops)
         return self._numpy(crops)
 
-    def _model(self) -> bytes:
-        with self._lock:
-            if self._tflite is None:
-                self._tflite = self.tflite()
-            return self._tflite
-
     def tflite(self) -> bytes:
         """The network as a ``.tflite`` model (its face/not-face logits out), NHWC.
 
@@ -189,7 +204,7 @@ class Net:
         return writer.finish()
 
     def _litert(self, crops: np.ndarray) -> np.ndarray:
-        x = (crops.astype(np.float32) - 127.5) * np.float32(0.0078125)
+        x = _net_input(crops)
         spans = runtime.batch_spans(len(x), R_BATCHES if self.size == R_INPUT else O_BATCHES)
         return _face_probability(np.concatenate(
             [runtime.run_model(self.name, self._model, x[start:start + size]) for start, size in spans]))
@@ -199,7 +214,7 @@ class Net:
         unfold with whole rows contiguous and the layer is one (out x in*kh*kw) @ (in*kh*kw x N*H*W) product.
         """
         one_blas_thread()
-        x = ((crops.astype(np.float32) - 127.5) * np.float32(0.0078125)).transpose(3, 0, 1, 2)
+        x = _net_input(crops).transpose(3, 0, 1, 2)
         for layer in self.layers:
             kind, name = layer[0], layer[1]
             w, b = self.params[f"w{name}"], self.params[f"b{name}"]
@@ -230,7 +245,7 @@ class Net:
         raise ValueError("a network without a head")
 
 
-class ProposalNet:
+class ProposalNet(_Written):
     """P-Net (Zhang et al. 2016): fully convolutional, the face probability of every 12 px square of an image,
     2 px apart, in one LiteRT call (``face_map``).
 
@@ -247,10 +262,8 @@ class ProposalNet:
         missing = [key for key in needed if key not in weights]
         if missing:
             raise ValueError(f"missing weights {', '.join(missing)}")
+        super().__init__(f"mtcnn-p-{id(self)}")
         self.weights = {k: np.asarray(v, np.float32) for k, v in weights.items()}
-        self.name = f"mtcnn-p-{id(self)}"
-        self._tflite: bytes | None = None
-        self._lock = threading.Lock()
 
     def tflite(self) -> bytes:
         """The network as a ``.tflite`` model for a 12x12 input (its interpreters are resized to each image's
@@ -263,12 +276,6 @@ class ProposalNet:
                 writer.max_pool(*pool, f"pool{name}")
         writer.conv(self.weights["conv4_1.weight"], self.weights["conv4_1.bias"], "conv4_1")
         return writer.finish()
-
-    def _model(self) -> bytes:
-        with self._lock:
-            if self._tflite is None:
-                self._tflite = self.tflite()
-            return self._tflite
 
     def face_map(self, image: np.ndarray, block: int = P_BLOCK) -> np.ndarray:
         """Face probability of each 12 px square of an H x W x 3 uint8 RGB image (H, W even, >= 12): cell (i, j) is
@@ -293,8 +300,7 @@ class ProposalNet:
                 part = image[y0:y0 + shape[0], x0:x0 + shape[1]]
                 if part.shape[:2] != shape:  # an edge block
                     part = np.pad(part, ((0, shape[0] - part.shape[0]), (0, shape[1] - part.shape[1]), (0, 0)))
-                x = (part[None].astype(np.float32) - 127.5) * np.float32(0.0078125)
-                logits = runtime.run_model(self.name, self._model, x, native=(1, P_CELL, P_CELL), shapes_kept=2)[0]
+                logits = runtime.run_model(self.name, self._model, _net_input(part[None]), native=(1, P_CELL, P_CELL), shapes_kept=2)[0]
                 cells = _face_probability(logits.reshape(-1, 2)).reshape(logits.shape[:2])
                 rows, cols = min(cells.shape[0], out.shape[0] - y0 // 2), min(cells.shape[1], out.shape[1] - x0 // 2)
                 out[y0 // 2:y0 // 2 + rows, x0 // 2:x0 // 2 + cols] = cells[:rows, :cols]
