@@ -1,5 +1,5 @@
-"""MTCNN's R-Net and O-Net through LiteRT and numpy (bump_backend/faces/mtcnn.py), their weights read without torch
-(torch_state.py), and the weak-proposal second look they give the face search (detect.rescued)."""
+"""MTCNN's R-Net and O-Net through LiteRT and numpy, P-Net through LiteRT (bump_backend/faces/mtcnn.py), their weights
+read without torch (torch_state.py), and the weak-proposal second look they give the face search (detect.rescued)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from faces_helpers import roll_error
 from torch import nn
 from torch.nn import functional as F
 
-from bump_backend.faces import FaceFinderSettings, detect, find_faces, finder, groundtruth, mtcnn, torch_state
+from bump_backend.faces import FaceFinderSettings, detect, find_faces, finder, groundtruth, mtcnn, runtime, torch_state
 from bump_backend.faces.finder import BLAZE_TO_SQUARE
 from bump_backend.faces.groundtruth import clutter
 from bump_backend.faces.types import Face
@@ -62,18 +62,34 @@ class TorchONet(nn.Module):
         return torch.softmax(self.dense6_1(x), dim=1)[:, 1]
 
 
+class TorchPNet(nn.Module):
+    """The published P-Net, written with torch here only to check the LiteRT one against it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.prelu1 = nn.Conv2d(3, 10, 3), nn.PReLU(10)
+        self.conv2, self.prelu2 = nn.Conv2d(10, 16, 3), nn.PReLU(16)
+        self.conv3, self.prelu3 = nn.Conv2d(16, 32, 3), nn.PReLU(32)
+        self.conv4_1, self.conv4_2 = nn.Conv2d(32, 2, 1), nn.Conv2d(32, 4, 1)
+
+    def forward(self, x):
+        x = F.max_pool2d(self.prelu1(self.conv1(x)), 2, 2, ceil_mode=True)
+        x = self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
+        return torch.softmax(self.conv4_1(x), dim=1)[:, 1]
+
+
 def _torch_scores(net: nn.Module, crops: np.ndarray) -> np.ndarray:
     batch = torch.from_numpy((crops.astype(np.float32) - 127.5) * 0.0078125).permute(0, 3, 1, 2)
     with torch.inference_mode():
         return net(batch).numpy()
 
 
-def _random_net(cls, seed: int) -> nn.Module:
+def _random_net(cls, seed: int, spread: float = 0.05) -> nn.Module:
     torch.manual_seed(seed)
     net = cls().eval()
     with torch.no_grad():
         for p in net.parameters():
-            p.normal_(0.0, 0.05)
+            p.normal_(0.0, spread)
     return net
 
 
@@ -109,6 +125,31 @@ def test_shipped_weights_read_without_torch_equal_torch_load_and_score_alike(sma
     crops = np.stack([mtcnn.upright_crop(image, (225.0, 117.0), 90.0, r, mtcnn.R_INPUT if small else mtcnn.INPUT)
                       for r in (0.0, 90.0, 180.0, 33.0)])
     np.testing.assert_allclose(mtcnn.load(None, small)(crops), _torch_scores(reference, crops), atol=1e-4)
+
+
+@pytest.mark.skipif(not runtime.litert_available(), reason="P-Net runs through LiteRT only")
+def test_p_net_matches_torch_on_random_weights_saved_and_loaded(tmp_path):
+    net = _random_net(TorchPNet, 5, 0.1)
+    torch.save(net.state_dict(), tmp_path / "pnet.pt")
+    ours = mtcnn.load_proposal(tmp_path / "pnet.pt")
+    rng = np.random.default_rng(0)
+    for height, width in ((12, 12), (96, 160), (160, 96), (96, 160)):  # one interpreter resized per shape, then reused
+        image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        got = ours.face_map(image)
+        assert got.shape == ((height - 2) // 2 - 4, (width - 2) // 2 - 4)
+        np.testing.assert_allclose(got, _torch_scores(net, image[None])[0], atol=2e-5)
+        assert float(np.ptp(got)) > 1e-3 or got.size == 1  # not saturated: the check means something
+
+
+@pytest.mark.skipif(not runtime.litert_available(), reason="P-Net runs through LiteRT only")
+def test_shipped_p_net_weights_score_like_torch():
+    path = mtcnn.weights_path(mtcnn.P_WEIGHTS_FILE)
+    reference = TorchPNet().eval()
+    reference.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    assert torch_state.load(path).keys() == reference.state_dict().keys()
+    image = groundtruth.source_image("astronaut")[:256, :256]
+    image = np.ascontiguousarray(image[::4, ::4])  # her face at ~20 px
+    np.testing.assert_allclose(mtcnn.load_proposal().face_map(image), _torch_scores(reference, image[None])[0], atol=1e-4)
 
 
 def test_torch_state_reads_both_formats_and_strided_tensors(tmp_path):
