@@ -8,7 +8,8 @@ same steps, sampler, sizes and seeds.
     python benchmarks/bench_bump.py                   # CPU, tiny random model (overhead ratio)
     python benchmarks/bench_bump.py --full --faces 4  # CUDA: full-size random SD 1.5 UNet/VAE, 720 px, fp16
 
-Prints a Markdown table (per-face time, peak memory) to paste into docs/generate.md.
+Prints a Markdown table (per-face time, peak memory), the engine's stage timings and a check of
+both outputs; the figures live in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def scene(width: int, height: int, faces: int, face_px: int):
     from bump_contracts.render_sidecar import RenderSidecar, SidecarFace
 
     rng = np.random.default_rng(0)
-    image = (rng.random((height // 8, width // 8, 3)) * 255).astype(np.uint8)
+    image = (rng.random((height // 2, width // 2, 3)) * 255).astype(np.uint8)
     image = np.asarray(Image.fromarray(image).resize((width, height)))
     entries = []
     for i in range(faces):
@@ -141,6 +142,11 @@ def main() -> None:
     face_size = 720 if args.full else 64
     width, height = (1440, 816) if args.full else (256, 96)
     image, sidecar = scene(width, height, args.faces, face_px=160 if args.full else 40)
+    from bump_backend.faces import find_faces
+
+    found = find_faces(image, sidecar)
+    if len(found.faces) != args.faces:  # a skipped face would leave the face pass out of the timing
+        sys.exit(f"the scene's faces were not all bumpable: {found.skipped}")
     spec = ModelSpec(base=str(base), ip_adapter=str(ip_dir), ip_adapter_weight=weight)
     t = time.perf_counter()
     engine = BumpEngine(spec)
@@ -148,7 +154,7 @@ def main() -> None:
     device = engine.loaded.device
     settings = BumpSettings(prompt="photo of a person", steps=args.steps, sampler="Restart", seed=1,
                             face_size=face_size, batch_size=args.faces, max_side=max(width, height))
-    rows = []
+    rows, outputs = [], []
     for name, fn in (("plain diffusers loop", lambda: plain_loop(engine, image, sidecar, package, settings)),
                      ("ours (batched, cached refs)", lambda: engine.run(image, package, sidecar, settings))):
         fn()  # warm-up (first CUDA kernels, first package encoding for ours)
@@ -156,12 +162,13 @@ def main() -> None:
         times = []
         for _ in range(args.repeats):
             t = time.perf_counter()
-            fn()
+            out = fn()
             if device.type == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t)
         best = min(times)
         rows.append((name, best, best / args.faces, peak_mib(device)))
+        outputs.append(out)
     ours, plain = rows[1][1], rows[0][1]
     print(f"\ndevice: {device} ({engine.loaded.dtype}), threads {args.threads}, model: "
           f"{'full-size random SD 1.5 UNet/VAE' if args.full else 'tiny random SD 1.5'}, {args.faces} faces at "
@@ -170,6 +177,16 @@ def main() -> None:
     for name, total, per_face, peak in rows:
         print(f"| {name} | {total:.2f} | {per_face:.3f} | {peak:.0f} |")
     print(f"\nspeed-up (plain / ours): {plain / ours:.2f}x")
+    print(f"ours, last run's stages (s): {outputs[1].record.timings}")
+    for (name, *_), out in zip(rows, outputs, strict=True):
+        print(f"{name}: {output_check(image, out if isinstance(out, np.ndarray) else out.image)}")
+
+
+def output_check(before: np.ndarray, after: np.ndarray) -> str:
+    """What the output looks like in numbers: a half-precision overflow shows as black or flat pixels."""
+    change = np.abs(after.astype(np.int16) - before.astype(np.int16)).mean()
+    black = float(np.mean(after.max(axis=2) == 0))
+    return f"mean |change| {change:.1f} of 255, output std {after.std():.1f}, black pixels {black:.1%}"
 
 
 if __name__ == "__main__":
