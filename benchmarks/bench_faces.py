@@ -426,11 +426,15 @@ BEFORE_FOURTEENTH_SETTINGS: dict = {}
 # Issue 17's fifteenth pass: MTCNN's P-Net proposes small faces from the image at half scale (detect.SMALL_FACES).
 FIFTEENTH_PASS = ((ours, "SMALL_FACES", False),)
 BEFORE_FIFTEENTH_SETTINGS: dict = {}
+# Issue 17's sixteenth pass: a much larger cluster no longer keeps a weak proposal from the second look; a refused face is
+# refined again at the quarter turn O-Net reads best (detect.RESCUE_BLOCK_RATIO, finder.QUARTER_CHECK).
+SIXTEENTH_PASS = ((ours, "RESCUE_BLOCK_RATIO", None), (finder, "QUARTER_CHECK", False))
+BEFORE_SIXTEENTH_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
 # none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS, SIXTH_PASS, SEVENTH_PASS, EIGHTH_PASS, NINTH_PASS, TENTH_PASS,
-# ELEVENTH_PASS, TWELFTH_PASS, THIRTEENTH_PASS, FOURTEENTH_PASS, FIFTEENTH_PASS; then one more each), the settings it
-# changes on top of the run's, and what it is (the flag's help). 15: all.
+# ELEVENTH_PASS, TWELFTH_PASS, THIRTEENTH_PASS, FOURTEENTH_PASS, FIFTEENTH_PASS, SIXTEENTH_PASS; then one more each), the
+# settings it changes on top of the run's, and what it is (the flag's help). 16: all.
 SIDE_PATHS = {
     "before-cuts": ("ours, before cost cuts", 1, {}, "the search without the cost cuts (COST_CUTS: the path before them)"),
     "before-third": ("ours, before third pass", 2, {},
@@ -451,21 +455,24 @@ SIDE_PATHS = {
                           "the search before the fourteenth pass (FOURTEENTH_PASS)"),
     "before-fifteenth": ("ours, before fifteenth pass", 14, {},
                          "the search before the fifteenth pass (FIFTEENTH_PASS)"),
-    "upside-down": ("ours, upside-down levels", 15, {"middle_rotations": (0, 180)},
+    "before-sixteenth": ("ours, before sixteenth pass", 15, {},
+                         "the search before the sixteenth pass (SIXTEENTH_PASS)"),
+    "upside-down": ("ours, upside-down levels", 16, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }
-PATHS = {"ours": (15, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
+PATHS = {"ours": (16, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
 
 
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
-             passes: int = 15) -> None:
+             passes: int = 16) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
-    ``passes``: how many of the cost cuts, third to fifteenth pass the search keeps (SIDE_PATHS; 15: all)."""
+    ``passes``: how many of the cost cuts, third to sixteenth pass the search keeps (SIDE_PATHS; 16: all)."""
     shape = (scene.image.shape[1], scene.image.shape[0])
     switched = (FOURTH_PASS + FIFTH_PASS + SIXTH_PASS + SEVENTH_PASS + EIGHTH_PASS + NINTH_PASS + TENTH_PASS
-                + ELEVENTH_PASS + TWELFTH_PASS + THIRTEENTH_PASS + FOURTEENTH_PASS + FIFTEENTH_PASS)
+                + ELEVENTH_PASS + TWELFTH_PASS + THIRTEENTH_PASS + FOURTEENTH_PASS + FIFTEENTH_PASS + SIXTEENTH_PASS)
     kept = {(module, name): getattr(module, name) for module, name, _ in switched}
-    for later, settings_before, at in ((FIFTEENTH_PASS, BEFORE_FIFTEENTH_SETTINGS, 15),
+    for later, settings_before, at in ((SIXTEENTH_PASS, BEFORE_SIXTEENTH_SETTINGS, 16),
+                                       (FIFTEENTH_PASS, BEFORE_FIFTEENTH_SETTINGS, 15),
                                        (FOURTEENTH_PASS, BEFORE_FOURTEENTH_SETTINGS, 14),
                                        (THIRTEENTH_PASS, BEFORE_THIRTEENTH_SETTINGS, 13),
                                        (TWELFTH_PASS, BEFORE_TWELFTH_SETTINGS, 12),

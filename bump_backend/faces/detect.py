@@ -88,6 +88,10 @@ RESCUE_O = 0.5
 # Window proposals from RESCUE_FAINT up to RESCUE_FROM, decoded apart from the weak ones (so those stay what they were)
 # and near no weak or strong one, get the same second look (None: none).
 RESCUE_FAINT: float | None = 0.2
+# Issue 17's sixteenth pass: a cluster more than RESCUE_BLOCK_RATIO times a weak proposal's side is not its place's
+# proposal, so it does not keep the proposal from the second look. Before it (RESCUE_BLOCK_RATIO None) a 334 px clutter
+# cluster kept a 32 px face's weak proposal 118 px from its centre from R-Net and O-Net, which read it 0.99 and 1.0.
+RESCUE_BLOCK_RATIO: float | None = 2.0
 # Issue 17's fifteenth pass: of the 24-32 px faces the search missed on two tune parts, MTCNN's P-Net at half scale
 # (its 12 px window a 24 px face) proposes most, near a strong cluster whose re-check lost them or where no window
 # proposed anything. At 12 px P-Net hardly tells the turns apart (a face at any roll read 0.97-1.0 at every turn), so it
@@ -390,11 +394,13 @@ def places_of(c: Candidate, centres: np.ndarray, sides: np.ndarray) -> np.ndarra
     return np.hypot(c.centre[0] - centres[:, 0], c.centre[1] - centres[:, 1]) < 0.5 * np.maximum(sides, c.side)
 
 
-def near_none(candidates: list[Candidate], others: list[Candidate]) -> list[Candidate]:
-    """Those of ``candidates`` whose place is none of ``others``' (places_of), in their order."""
+def near_none(candidates: list[Candidate], others: list[Candidate], larger: float | None = None) -> list[Candidate]:
+    """Those of ``candidates`` whose place is none of ``others``' (places_of), in their order; with ``larger``, others
+    more than ``larger`` times a candidate's side are not its place's (half such a side reaches far past a small face)."""
     centres = np.array([c.centre for c in others], float).reshape(-1, 2)
     sides = np.array([c.side for c in others], float)
-    return [c for c in candidates if not places_of(c, centres, sides).any()]
+    return [c for c in candidates
+            if not (places_of(c, centres, sides) & (larger is None or sides <= larger * c.side)).any()]
 
 
 def merge(candidates: list[Candidate]) -> list[Candidate]:
@@ -641,10 +647,10 @@ def rescued(image: np.ndarray, weak: list[Candidate], clusters: list[Candidate],
     keep the faces and few of the clutter, where re-checking all of them would cost ~60 short-range
     calls. The turn only sets where the re-check starts: it sees the crop at all four anyway.
     """
-    alone = [w for w in near_none(weak, clusters) if w.side <= RESCUE_MAX_SIDE]
+    alone = [w for w in near_none(weak, clusters, RESCUE_BLOCK_RATIO) if w.side <= RESCUE_MAX_SIDE]
     if len(faint):
         # Faint ones (RESCUE_FAINT) only where no weak one lies either: those near one are left to its second look.
-        alone += [f for f in near_none(faint, list(clusters) + list(weak)) if f.side <= RESCUE_MAX_SIDE]
+        alone += [f for f in near_none(faint, list(clusters) + list(weak), RESCUE_BLOCK_RATIO) if f.side <= RESCUE_MAX_SIDE]
     if not alone:
         return []
     first = mtcnn.quarter_turn_scores(image, [(tuple(w.centre), w.side) for w in alone], small=True)

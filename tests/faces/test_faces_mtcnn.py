@@ -268,6 +268,24 @@ def test_weak_proposals_beside_a_strong_one_are_left_to_its_re_check(monkeypatch
     assert looked == []  # no network was run for it
 
 
+def test_a_much_larger_cluster_does_not_keep_a_weak_face_from_the_second_look(monkeypatch):
+    """A clutter cluster many times a face's size covers its place by half its own side, but it is not that face's
+    proposal (traced on the second tune part: a 334 px cluster 118 px from a 32 px face at -179°)."""
+    image = clutter(np.random.default_rng(8), 320, 320)
+    truth = groundtruth.place_face(image, "astronaut", (100.0, 110.0), 32.0, -179.0)
+    side = truth.size / BLAZE_TO_SQUARE
+    huge = _weak((190.0, 180.0), 300.0, 0.7)  # its centre 114 px off, within half its side
+    assert detect.places_of(_weak(truth.centre, side), np.array([huge.centre]), np.array([huge.side])).all()
+    rescued = detect.rescued(image, [_weak(truth.centre, side)], [huge])
+    assert len(rescued) == 1 and roll_error(rescued[0].roll, 180.0) < 1e-6
+    assert detect.rescued(image, [], [huge], [_weak(truth.centre, side, 0.25)])  # a faint one too
+    monkeypatch.setattr(detect, "RESCUE_BLOCK_RATIO", None)  # before the sixteenth pass: any cluster blocked it
+    assert detect.rescued(image, [_weak(truth.centre, side)], [huge]) == []
+    # A cluster up to RESCUE_BLOCK_RATIO times the face's side still leaves it to its own re-check.
+    monkeypatch.setattr(detect, "RESCUE_BLOCK_RATIO", 2.0)
+    assert detect.rescued(image, [_weak(truth.centre, side)], [_weak(np.add(truth.centre, (15.0, 0.0)), 50.0, 0.7)]) == []
+
+
 def test_faint_proposals_get_the_second_look_only_where_no_weak_or_strong_one_lies(monkeypatch):
     """A face proposed at 0.2-0.3 only (detect.RESCUE_FAINT) is rescued like a weak one; a faint proposal beside a
     weak one is left to that one's second look, and beside a strong one to its re-check."""

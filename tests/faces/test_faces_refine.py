@@ -95,3 +95,41 @@ def test_a_turn_the_mesh_fits_nothing_at_is_not_taken():
     again = finder._refined(scene.image, flipped, True, FaceFinderSettings.confidence, True)
     assert again.landmarks is None and again.score > face.score  # what the flip would have given without the rule
     assert not finder._accepted(face, FaceFinderSettings())
+
+
+def _quarter_off(seed: int, offset: float):
+    scene = one_pasted_face(seed)
+    truth = scene.faces[0]
+    candidate = detect.Candidate(np.array(truth.centre, float), truth.size / BLAZE_TO_SQUARE,
+                                 float(transform.wrap(truth.roll + offset)), 0.7, np.zeros((6, 2)), 0)
+    return scene, truth, candidate
+
+
+# The astronaut 96 px at 160° given a candidate at -110°, and 48 px at -98° given one at 172°: refused there and
+# turned half round (FLIP_CHECK), found at the quarter turn O-Net reads 1.0 (QUARTER_CHECK, issue 17's sixteenth pass).
+@pytest.mark.parametrize("seed, offset", [(1031, 90.0), (1032, -90.0)])
+def test_a_face_refined_a_quarter_turn_off_is_refined_at_the_turn_o_net_reads(seed, offset, monkeypatch):
+    scene, truth, candidate = _quarter_off(seed, offset)
+    settings = FaceFinderSettings()
+    monkeypatch.setattr(finder, "QUARTER_CHECK", False)
+    lost = finder._face_from_candidate(scene.image, candidate, True, settings.confidence, True)
+    assert lost is None or not finder._accepted(lost, settings)
+    monkeypatch.setattr(finder, "QUARTER_CHECK", True)
+    found = finder._face_from_candidate(scene.image, candidate, True, settings.confidence, True)
+    assert finder._accepted(found, settings) and found.landmarks is not None
+    assert roll_error(found.roll, truth.roll) < 10 and found.extra["o_net_turn"] >= finder.QUARTER_O_NET
+    # Without the second look (no MTCNN) the check is not made.
+    without = finder._face_from_candidate(scene.image, candidate, True, settings.confidence, False)
+    assert without is None or not finder._accepted(without, settings)
+
+
+def test_an_accepted_face_is_not_read_at_its_quarter_turns(monkeypatch):
+    scene, truth, candidate = _quarter_off(1031, 0.0)
+    from bump_backend.faces import mtcnn
+
+    asked = []
+    real = mtcnn.scores
+    monkeypatch.setattr(mtcnn, "scores", lambda *a, **k: asked.append(a) or real(*a, **k))
+    face = finder._face_from_candidate(scene.image, candidate, True, FaceFinderSettings.confidence, True)
+    assert finder._accepted(face, FaceFinderSettings()) and roll_error(face.roll, truth.roll) < 10
+    assert asked == [] and "o_net_turn" not in face.extra
