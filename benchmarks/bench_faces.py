@@ -13,8 +13,9 @@ passes, and looked into in the fifth); six more form the *fresh* part (``--part 
 per pass after its choices are made; four more form a *second tune* part (``--part second_tune``,
 from the eighth pass on), tuned on like the first. Scenes are 1440x1440 and 1280x720 with faces
 pasted at 24-96 px, rolled 0-360 degrees, on cluttered backgrounds (photo crops, shapes, noise
-textures), damaged by noise, blur or JPEG; recall is also reported by damage and over the faces sharp enough
-to be worked on (the skip rule's bar at their true square). A *large* part (``--part large``, from the twelfth
+textures), damaged by noise, blur or JPEG; recall is also reported by damage, per ancestry of the rendered identity
+(``face_sources.ancestry``) and over the faces sharp enough to be worked on (the skip rule's bar at their true
+square). A *large* part (``--part large``, from the twelfth
 pass) pastes 1-3 faces of 128-512 px of the held-out and fresh identities; a *turned* part (``--part turned``, from
 the thirteenth) their heads turned 22.5, 67.5 and 90° (profiles), rendered once more with those views, and
 ``--part turned_tune`` the tune identities' (tuned on). Recall and the
@@ -42,7 +43,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from face_sources import Render, load_renders
+from face_sources import Render, ancestry, load_renders
 
 from bump_backend.faces import FaceFinderSettings, blazeface, find_faces, finder, groundtruth, mtcnn, runtime
 from bump_backend.faces import detect as ours
@@ -55,6 +56,7 @@ LARGE_SIZES = (128, 192, 256, 384, 512)  # the large part: close-ups and portrai
 SIZE_BUCKETS = ((24, 24), (32, 32), (48, 64), (96, 96), (128, 512))
 ROLL_BUCKETS = ((0, 45), (45, 90), (90, 135), (135, 180))
 DAMAGE = ("none", "noise", "blur", "jpeg")
+ANCESTRIES = ("african", "asian", "caucasian", "mixed", "photo")  # face_sources.ancestry's groups, reported apart
 SHAPES = ((1440, 1440), (1280, 720))
 RENDER_SIDE = 0.92  # detector face side / manifest face-box height, measured on the tune renders
 PHOTOS = ("astronaut", "grace_hopper")  # tune part only
@@ -89,6 +91,7 @@ class Tally:
     small_roll_hits: dict = field(default_factory=dict)  # 24 px faces by roll bucket
     damage_hits: dict = field(default_factory=dict)  # (damage, "24" or "≥32") -> [found, total]
     sharp_hits: dict = field(default_factory=dict)  # faces sharp enough to be worked on: "24" or "≥32" -> [found, total]
+    ancestry_hits: dict = field(default_factory=dict)  # (face_sources.ancestry, "24" or "≥32") -> [found, total]
     misses: list = field(default_factory=list)
     false_positives: int = 0
     images: int = 0
@@ -257,6 +260,7 @@ def score(tally: Tally, scene: Scene, found: list[Found], index: int) -> None:
             tally.add(tally.damage_hits, (scene.damage, kind), hit is not None)
             if scene.sharpness[number] >= SHARP_ENOUGH:
                 tally.add(tally.sharp_hits, kind, hit is not None)
+            tally.add(tally.ancestry_hits, (ancestry(truth.source.split("/")[0]), kind), hit is not None)
     tally.false_positives += len(found) - len(used)
 
 
@@ -301,6 +305,8 @@ def report(tally: Tally) -> dict[str, str]:
         for damage in DAMAGE:
             out[f"recall {kind} px, damage {damage}"] = percent(tally.damage_hits.get((damage, kind)))
         out[f"recall {kind} px, sharp enough to work on (≥ {SHARP_ENOUGH:g})"] = percent(tally.sharp_hits.get(kind))
+        for group in ANCESTRIES:
+            out[f"recall {kind} px, ancestry {group}"] = percent(tally.ancestry_hits.get((group, kind)))
     out["false positives / 100 images"] = f"{100 * tally.false_positives / max(tally.images, 1):.1f}"
     errors = np.array(tally.roll_errors or [float("nan")])
     out["roll error median / p95 (≥32 px)"] = f"{np.median(errors):.1f}° / {np.percentile(errors, 95):.1f}°"

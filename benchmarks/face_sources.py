@@ -96,6 +96,16 @@ IDENTITIES: tuple[Identity, ...] = (
 )
 
 
+def ancestry(name: str) -> str:
+    """The identity's ``--ethnicity`` as one word ("african", "asian", "caucasian"; "mixed" for a blend; "photo" for
+    a name no identity has): recall is reported per group, because the misses gather on the darker skin tones."""
+    identity = next((i for i in IDENTITIES if i.name == name), None)
+    if identity is None:
+        return "photo"
+    value = identity.args[identity.args.index("--ethnicity") + 1]
+    return "mixed" if "=" in value else value
+
+
 @dataclass(frozen=True)
 class Render:
     """One rendered view: the RGB image and its face's eyes and box (render pixels, sidecar convention)."""
