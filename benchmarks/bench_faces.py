@@ -436,11 +436,17 @@ BEFORE_FIFTEENTH_SETTINGS: dict = {}
 # refined again at the quarter turn O-Net reads best (detect.RESCUE_BLOCK_RATIO, finder.QUARTER_CHECK).
 SIXTEENTH_PASS = ((ours, "RESCUE_BLOCK_RATIO", None), (finder, "QUARTER_CHECK", False))
 BEFORE_SIXTEENTH_SETTINGS: dict = {}
+# Issue 17's seventeenth pass: the second look's and P-Net's candidates start from the roll O-Net's landmark points give,
+# not from a quarter turn (detect.LANDMARK_ROLL); the quarter check turns a refused face to that roll and keeps it there
+# without a mesh fit too (finder.QUARTER_LANDMARKS, finder.QUARTER_NO_MESH).
+SEVENTEENTH_PASS = ((ours, "LANDMARK_ROLL", False), (finder, "QUARTER_LANDMARKS", False),
+                    (finder, "QUARTER_NO_MESH", False))
+BEFORE_SEVENTEENTH_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
 # none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS, SIXTH_PASS, SEVENTH_PASS, EIGHTH_PASS, NINTH_PASS, TENTH_PASS,
-# ELEVENTH_PASS, TWELFTH_PASS, THIRTEENTH_PASS, FOURTEENTH_PASS, FIFTEENTH_PASS, SIXTEENTH_PASS; then one more each), the
-# settings it changes on top of the run's, and what it is (the flag's help). 16: all.
+# ELEVENTH_PASS, TWELFTH_PASS, THIRTEENTH_PASS, FOURTEENTH_PASS, FIFTEENTH_PASS, SIXTEENTH_PASS, SEVENTEENTH_PASS; then one
+# more each), the settings it changes on top of the run's, and what it is (the flag's help). 17: all.
 SIDE_PATHS = {
     "before-cuts": ("ours, before cost cuts", 1, {}, "the search without the cost cuts (COST_CUTS: the path before them)"),
     "before-third": ("ours, before third pass", 2, {},
@@ -463,21 +469,25 @@ SIDE_PATHS = {
                          "the search before the fifteenth pass (FIFTEENTH_PASS)"),
     "before-sixteenth": ("ours, before sixteenth pass", 15, {},
                          "the search before the sixteenth pass (SIXTEENTH_PASS)"),
-    "upside-down": ("ours, upside-down levels", 16, {"middle_rotations": (0, 180)},
+    "before-seventeenth": ("ours, before seventeenth pass", 16, {},
+                           "the search before the seventeenth pass (SEVENTEENTH_PASS)"),
+    "upside-down": ("ours, upside-down levels", 17, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }
-PATHS = {"ours": (16, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
+PATHS = {"ours": (17, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
 
 
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
-             passes: int = 16) -> None:
+             passes: int = 17) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
-    ``passes``: how many of the cost cuts, third to sixteenth pass the search keeps (SIDE_PATHS; 16: all)."""
+    ``passes``: how many of the cost cuts, third to seventeenth pass the search keeps (SIDE_PATHS; 17: all)."""
     shape = (scene.image.shape[1], scene.image.shape[0])
     switched = (FOURTH_PASS + FIFTH_PASS + SIXTH_PASS + SEVENTH_PASS + EIGHTH_PASS + NINTH_PASS + TENTH_PASS
-                + ELEVENTH_PASS + TWELFTH_PASS + THIRTEENTH_PASS + FOURTEENTH_PASS + FIFTEENTH_PASS + SIXTEENTH_PASS)
+                + ELEVENTH_PASS + TWELFTH_PASS + THIRTEENTH_PASS + FOURTEENTH_PASS + FIFTEENTH_PASS + SIXTEENTH_PASS
+                + SEVENTEENTH_PASS)
     kept = {(module, name): getattr(module, name) for module, name, _ in switched}
-    for later, settings_before, at in ((SIXTEENTH_PASS, BEFORE_SIXTEENTH_SETTINGS, 16),
+    for later, settings_before, at in ((SEVENTEENTH_PASS, BEFORE_SEVENTEENTH_SETTINGS, 17),
+                                       (SIXTEENTH_PASS, BEFORE_SIXTEENTH_SETTINGS, 16),
                                        (FIFTEENTH_PASS, BEFORE_FIFTEENTH_SETTINGS, 15),
                                        (FOURTEENTH_PASS, BEFORE_FOURTEENTH_SETTINGS, 14),
                                        (THIRTEENTH_PASS, BEFORE_THIRTEENTH_SETTINGS, 13),

@@ -104,11 +104,12 @@ def available(*names: str) -> bool:
     return True
 
 
-# Layers per network: ("conv", name, pool) with pool = (kernel, stride) or None, ("dense", name), then ("head", name):
-# the head's first two outputs are the not-face / face logits (its box and landmark outputs are not used).
+# Layers per network: ("conv", name, pool) with pool = (kernel, stride) or None, ("dense", name), then ("head", name,
+# more): the head's outputs are the not-face / face logits, then those of the ``more`` heads beside it (O-Net's box
+# offsets and five landmark points, ``Net.read``; R-Net's box offsets are not used).
 ONET_LAYERS = (("conv", "1", (3, 2)), ("conv", "2", (3, 2)), ("conv", "3", (2, 2)), ("conv", "4", None),
-               ("dense", "5"), ("head", "6_1"))
-RNET_LAYERS = (("conv", "1", (3, 2)), ("conv", "2", (3, 2)), ("conv", "3", None), ("dense", "4"), ("head", "5_1"))
+               ("dense", "5"), ("head", "6_1", ("6_2", "6_3")))
+RNET_LAYERS = (("conv", "1", (3, 2)), ("conv", "2", (3, 2)), ("conv", "3", None), ("dense", "4"), ("head", "5_1", ()))
 
 
 class _Written:
@@ -151,10 +152,7 @@ class Net(_Written):
         self.monotonic: dict[str, bool] = {}
         for layer in layers:
             kind, name = layer[0], layer[1]
-            weight = weights.get(f"{'conv' if kind == 'conv' else 'dense'}{name}.weight")
-            bias = weights.get(f"{'conv' if kind == 'conv' else 'dense'}{name}.bias")
-            if weight is None or bias is None:
-                raise ValueError(f"missing weights for layer {kind}{name}")
+            weight, bias = _layer_weights(weights, layer)
             if kind == "conv":
                 out, cin, kh, kw = weight.shape
                 self.params[f"w{name}"] = np.ascontiguousarray(weight.reshape(out, cin * kh * kw), np.float32)
@@ -173,12 +171,21 @@ class Net(_Written):
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
         """Face probability per N x size x size x 3 uint8 RGB crop (through LiteRT when it loads, else numpy)."""
+        return _face_probability(self._outputs(crops))
+
+    def read(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Face probability per crop and the head's other outputs (N x 14 for O-Net: the face box's offsets, then
+        the five landmark points' x and y as fractions of the crop's side, ``NetReading``)."""
+        out = self._outputs(crops)
+        return _face_probability(out), out[:, 2:]
+
+    def _outputs(self, crops: np.ndarray) -> np.ndarray:
         if LITERT and len(crops) and runtime.litert_available():
             return self._litert(crops)
         return self._numpy(crops)
 
     def tflite(self) -> bytes:
-        """The network as a ``.tflite`` model (its face/not-face logits out), NHWC.
+        """The network as a ``.tflite`` model (the head's outputs: face/not-face logits, then the others), NHWC.
 
         The port's dense layer after the convolutions reads its input flattened width, height, channel (the
         original Caffe net's order, transposed); TFLite flattens height, width, channel, so its columns are
@@ -187,8 +194,7 @@ class Net(_Written):
         writer = tflite_graph.GraphWriter(self.size, self.size, 3)
         for layer in self.layers:
             kind, name = layer[0], layer[1]
-            prefix = "conv" if kind == "conv" else "dense"
-            weight, bias = self.weights[f"{prefix}{name}.weight"], self.weights[f"{prefix}{name}.bias"]
+            weight, bias = _layer_weights(self.weights, layer)
             if kind == "conv":
                 writer.conv(weight, bias, f"conv{name}")
                 writer.prelu(self.weights[f"prelu{name}.weight"], f"prelu{name}")
@@ -198,7 +204,7 @@ class Net(_Written):
             if len(writer.shape) == 4:
                 _, h, w, c = writer.shape
                 weight = weight.reshape(-1, w, h, c).transpose(0, 2, 1, 3).reshape(weight.shape[0], -1)
-            writer.dense(weight[:2] if kind == "head" else weight, bias[:2] if kind == "head" else bias, f"dense{name}")
+            writer.dense(weight, bias, f"dense{name}")
             if kind == "dense":
                 writer.prelu(self.weights[f"prelu{name}.weight"], f"prelu{name}")
         return writer.finish()
@@ -206,8 +212,7 @@ class Net(_Written):
     def _litert(self, crops: np.ndarray) -> np.ndarray:
         x = _net_input(crops)
         spans = runtime.batch_spans(len(x), R_BATCHES if self.size == R_INPUT else O_BATCHES)
-        return _face_probability(np.concatenate(
-            [runtime.run_model(self.name, self._model, x[start:start + size]) for start, size in spans]))
+        return np.concatenate([runtime.run_model(self.name, self._model, x[start:start + size]) for start, size in spans])
 
     def _numpy(self, crops: np.ndarray) -> np.ndarray:
         """Activations are kept channel-first over the batch (C, N, H, W): a convolution's windows then
@@ -241,8 +246,25 @@ class Net(_Written):
                 x += b
                 x = _prelu(x, self.params[f"a{name}"])
             else:
-                return _face_probability(x @ w + b)
+                return x @ w + b
         raise ValueError("a network without a head")
+
+
+def _layer_weights(weights: dict[str, np.ndarray], layer: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """A layer's (weight, bias); a head's are its face logits' stacked over its other heads' (``layer[2]``)."""
+    kind, name = layer[0], layer[1]
+    prefix = "conv" if kind == "conv" else "dense"
+    names = [name, *layer[2]] if kind == "head" else [name]
+    parts = [(weights.get(f"{prefix}{n}.weight"), weights.get(f"{prefix}{n}.bias")) for n in names]
+    missing = [f"{kind}{n}" for n, (w, b) in zip(names, parts, strict=True) if w is None or b is None]
+    if missing:
+        raise ValueError(f"missing weights for layer {', '.join(missing)}")
+    if kind != "head":
+        return parts[0]
+    first = parts[0]
+    if first[0].shape[0] != 2:
+        raise ValueError(f"the face head dense{name} must have 2 outputs, not {first[0].shape[0]}")
+    return np.concatenate([w for w, _ in parts]), np.concatenate([b for _, b in parts])
 
 
 class ProposalNet(_Written):
@@ -401,3 +423,24 @@ def quarter_turn_scores(image: np.ndarray, squares: list[tuple[tuple[float, floa
     return load(path, small)(turned).reshape(len(squares), 4)
 
 
+
+
+def landmark_readings(image: np.ndarray, squares: list[tuple[tuple[float, float], float, float]],
+                      path: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """O-Net's face probability (N) and its five landmark points (N x 5 x 2 image pixels: the eyes image-left first
+    in the upright crop, the nose, the mouth's corners) for each (centre, side, roll) square, read upright; one call."""
+    if not squares:
+        return np.zeros(0, np.float32), np.zeros((0, 5, 2))
+    crops = np.stack([upright_crop(image, c, s, r) for c, s, r in squares])
+    probability, more = load(path).read(crops)
+    points = np.empty((len(squares), 5, 2))
+    for i, (centre, side, roll) in enumerate(squares):
+        back = transform.invert(transform.upright(centre, roll, INPUT / side, (INPUT / 2, INPUT / 2)))
+        points[i] = transform.apply(back, INPUT * np.stack([more[i, 4:9], more[i, 9:14]], axis=1))
+    return probability, points
+
+
+def landmark_roll(points: np.ndarray) -> float:
+    """A face's roll (degrees, clockwise on screen) from O-Net's five points: the eye line, in the image."""
+    (x0, y0), (x1, y1) = points[0], points[1]
+    return float(np.degrees(np.arctan2(y1 - y0, x1 - x0)))

@@ -123,13 +123,37 @@ def test_a_face_refined_a_quarter_turn_off_is_refined_at_the_turn_o_net_reads(se
     assert without is None or not finder._accepted(without, settings)
 
 
+@pytest.mark.parametrize(("landmarks", "no_mesh", "found"), [(True, True, True), (False, False, False),
+                                                             (True, False, False), (False, True, False)])
+def test_a_refused_face_is_turned_to_the_roll_o_nets_points_settle_on_and_kept_without_a_mesh_fit(
+        landmarks, no_mesh, found, monkeypatch):
+    """A 24 px face at 54° that the mesh does not fit, given a candidate at -176° (no quarter turn of it within 40°
+    of the face): O-Net's landmark points settle on its roll, where it is accepted without a mesh fit (issue 17's
+    seventeenth pass: QUARTER_LANDMARKS and QUARTER_NO_MESH). Either alone does not find it."""
+    rng = np.random.default_rng(23)
+    size, roll = float(rng.choice([24, 28, 32])), float(rng.uniform(-180, 180))
+    scene = make_scene(rng, 200, 200, [(size, roll)], damage=str(rng.choice(["none", "noise", "jpeg"])))
+    truth = scene.faces[0]
+    candidate = detect.Candidate(np.array(truth.centre, float), truth.size / BLAZE_TO_SQUARE,
+                                 float(transform.wrap(truth.roll + 130.0)), 0.7, np.zeros((6, 2)), 0)
+    settings = FaceFinderSettings()
+    monkeypatch.setattr(finder, "QUARTER_LANDMARKS", landmarks)
+    monkeypatch.setattr(finder, "QUARTER_NO_MESH", no_mesh)
+    face = finder._face_from_candidate(scene.image, candidate, True, settings.confidence, True)
+    assert (face is not None and finder._accepted(face, settings)) == found
+    if found:
+        assert face.landmarks is None and roll_error(face.roll, truth.roll) < 10
+        assert face.extra["o_net_turn"] >= finder.QUARTER_O_NET
+
+
 def test_an_accepted_face_is_not_read_at_its_quarter_turns(monkeypatch):
     scene, truth, candidate = _quarter_off(1031, 0.0)
     from bump_backend.faces import mtcnn
 
     asked = []
-    real = mtcnn.scores
+    real, real_points = mtcnn.scores, mtcnn.landmark_readings
     monkeypatch.setattr(mtcnn, "scores", lambda *a, **k: asked.append(a) or real(*a, **k))
+    monkeypatch.setattr(mtcnn, "landmark_readings", lambda *a, **k: asked.append(a) or real_points(*a, **k))
     face = finder._face_from_candidate(scene.image, candidate, True, FaceFinderSettings.confidence, True)
     assert finder._accepted(face, FaceFinderSettings()) and roll_error(face.roll, truth.roll) < 10
     assert asked == [] and "o_net_turn" not in face.extra
