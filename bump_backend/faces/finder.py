@@ -91,8 +91,9 @@ QUARTER_CHECK = True
 QUARTER_O_NET = 0.9
 QUARTER_MARGIN = 0.3
 # Issue 17's seventeenth pass: the quarter check turns the candidate to the roll O-Net's landmark points settle on
-# (detect.settled_rolls), and keeps a reading there that is accepted without a mesh fit too: on the turned tune part
-# 3 faces more, none lost (the first tune parts: no change), no false positive more on 300 face-free images. Switches
+# (detect.settled_rolls), and keeps a reading there that is accepted without a mesh fit too where the full-range model
+# sees it there (>= detect.SECOND_ENOUGH): on the turned tune part 3 faces more, none lost (the first tune parts: no
+# change). Without that sight, one face-free image's clutter was kept on O-Net's word (0.99; full-range 0). Switches
 # for benchmarks.
 QUARTER_LANDMARKS = True
 QUARTER_NO_MESH = True
@@ -187,7 +188,10 @@ def _quarter_turned(image: np.ndarray, c: detect.Candidate, face: Face, confiden
         return face
     turned = dataclasses.replace(c, roll=roll, rotation=int(round(roll)), opinion=None, unseen=False)
     again = _refined(image, turned, True, confidence, True)
-    if again is None or (again.landmarks is None and not QUARTER_NO_MESH) or not _passes(again, confidence):
+    # Without a mesh fit both BlazeFace models must see it at that roll: O-Net's word alone kept clutter there.
+    seen = again is not None and (again.landmarks is not None or (
+        QUARTER_NO_MESH and again.extra.get("full_range", 0.0) >= detect.SECOND_ENOUGH))
+    if not seen or not _passes(again, confidence):
         return face
     return dataclasses.replace(again, extra=again.extra | {"o_net_turn": round(read, 4)})
 
