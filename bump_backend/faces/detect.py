@@ -684,21 +684,24 @@ def settled_rolls(image: np.ndarray, squares: list[tuple[tuple[float, float], fl
     on where that reaches ``threshold`` (else the turn); and O-Net's probability at the roll it read best on the way
     there (-1 where it read none).
 
-    O-Net reads the square at its four quarter turns (R-Net's pick is not always the best: a photo read 1.0 at two);
-    at each of the two it reads best, the eye line of its points gives a roll (kept within LANDMARK_TRUST of that
+    Where its own turn reaches the threshold O-Net reads the square at the other three quarter turns too (R-Net's
+    pick is not always the best: a photo read 1.0 at two); at each of the two it reads best, the eye line of its points gives a roll (kept within LANDMARK_TRUST of that
     turn), where it reads the square once more; the roll read best there wins, as the eye line of that second
     reading gives it (a face 45° off: ~40° off after the first reading, within ~5° after the second, on pasted photos).
     """
-    turns = [(centre, side, float(transform.wrap(turn + 90.0 * k))) for centre, side, turn in squares for k in range(4)]
-    first, points = mtcnn.landmark_readings(image, turns)
-    first, points = first.reshape(-1, 4), points.reshape(-1, 4, 5, 2)
+    at_turn, own_points = mtcnn.landmark_readings(image, squares)
+    # The other three turns only where the square's own turn reaches the threshold (few squares: the rest are dropped).
+    passing = [i for i in range(len(squares)) if at_turn[i] >= threshold]
+    others, other_points = mtcnn.landmark_readings(image, [
+        (squares[i][0], squares[i][1], squares[i][2] + 90.0 * k) for i in passing for k in (1, 2, 3)])
     tries: list[tuple[int, float]] = []  # (square, roll) read again
-    for i in range(len(squares)):
-        if first[i, 0] >= threshold:
-            for k in np.argsort(-first[i], kind="stable")[:2]:
-                roll = mtcnn.landmark_roll(points[i, k])
-                if abs(transform.wrap(roll - turns[4 * i + k][2])) <= LANDMARK_TRUST:
-                    tries.append((i, roll))
+    for j, i in enumerate(passing):
+        reads = np.r_[at_turn[i], others[3 * j:3 * j + 3]]
+        points = np.concatenate([own_points[i:i + 1], other_points[3 * j:3 * j + 3]])
+        for k in np.argsort(-reads, kind="stable")[:2]:
+            roll = mtcnn.landmark_roll(points[k])
+            if abs(transform.wrap(roll - squares[i][2] - 90.0 * k)) <= LANDMARK_TRUST:
+                tries.append((i, roll))
     again, at = mtcnn.landmark_readings(image, [(squares[i][0], squares[i][1], roll) for i, roll in tries])
     rolls = [float(turn) for *_, turn in squares]
     best = np.full(len(squares), -1.0)
@@ -706,7 +709,7 @@ def settled_rolls(image: np.ndarray, squares: list[tuple[tuple[float, float], fl
         if score > best[i]:
             settled = mtcnn.landmark_roll(points_again)
             best[i], rolls[i] = score, settled if abs(transform.wrap(settled - roll)) <= LANDMARK_TRUST else roll
-    return first[:, 0], [float(transform.wrap(r)) for r in rolls], best
+    return at_turn, [float(transform.wrap(r)) for r in rolls], best
 
 
 def confirm(image: np.ndarray, c: Candidate, turns: bool, floor: float) -> tuple[Candidate | None, int]:
