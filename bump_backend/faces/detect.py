@@ -685,9 +685,10 @@ def settled_rolls(image: np.ndarray, squares: list[tuple[tuple[float, float], fl
     there (-1 where it read none).
 
     Where its own turn reaches the threshold O-Net reads the square at the other three quarter turns too (R-Net's
-    pick is not always the best: a photo read 1.0 at two); at each of the two it reads best, the eye line of its points gives a roll (kept within LANDMARK_TRUST of that
-    turn), where it reads the square once more; the roll read best there wins, as the eye line of that second
-    reading gives it (a face 45° off: ~40° off after the first reading, within ~5° after the second, on pasted photos).
+    pick is not always the best: a photo read 1.0 at two); at each of the two it reads best, the eye line of its
+    points gives a roll (kept within LANDMARK_TRUST of that turn), where it reads the square once more; the roll read
+    best there wins, as the eye line of that second reading gives it (a face 45° off: ~40° off after the first
+    reading, within ~5° after the second, on pasted photos).
     """
     at_turn, own_points = mtcnn.landmark_readings(image, squares)
     # The other three turns only where the square's own turn reaches the threshold (few squares: the rest are dropped).

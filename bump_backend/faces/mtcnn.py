@@ -174,8 +174,8 @@ class Net(_Written):
         return _face_probability(self._outputs(crops))
 
     def read(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Face probability per crop and the head's other outputs (N x 14 for O-Net: the face box's offsets, then
-        the five landmark points' x and y as fractions of the crop's side, ``NetReading``)."""
+        """Face probability per crop and the head's other outputs (N x 14 for O-Net: the face box's four offsets, then
+        the five landmark points' x and then y as fractions of the crop's side; see ``landmark_readings``)."""
         out = self._outputs(crops)
         return _face_probability(out), out[:, 2:]
 
@@ -421,8 +421,6 @@ def quarter_turn_scores(image: np.ndarray, squares: list[tuple[tuple[float, floa
     crops = [upright_crop(image, c, s, 0.0, size) for c, s in squares]
     turned = np.stack([np.rot90(crop, k) for crop in crops for k in range(4)])
     return load(path, small)(turned).reshape(len(squares), 4)
-
-
 
 
 def landmark_readings(image: np.ndarray, squares: list[tuple[tuple[float, float], float, float]],
