@@ -700,7 +700,7 @@ def settled_rolls(image: np.ndarray, squares: list[tuple[tuple[float, float], fl
         reads = np.r_[at_turn[i], others[3 * j:3 * j + 3]]
         points = np.concatenate([own_points[i:i + 1], other_points[3 * j:3 * j + 3]])
         for k in np.argsort(-reads, kind="stable")[:2]:
-            roll = mtcnn.landmark_roll(points[k])
+            roll = transform.roll_of(points[k, 0], points[k, 1])
             if abs(transform.wrap(roll - squares[i][2] - 90.0 * k)) <= LANDMARK_TRUST:
                 tries.append((i, roll))
     again, at = mtcnn.landmark_readings(image, [(squares[i][0], squares[i][1], roll) for i, roll in tries])
@@ -708,7 +708,7 @@ def settled_rolls(image: np.ndarray, squares: list[tuple[tuple[float, float], fl
     best = np.full(len(squares), -1.0)
     for (i, roll), score, points_again in zip(tries, again, at, strict=True):
         if score > best[i]:
-            settled = mtcnn.landmark_roll(points_again)
+            settled = transform.roll_of(points_again[0], points_again[1])
             best[i], rolls[i] = score, settled if abs(transform.wrap(settled - roll)) <= LANDMARK_TRUST else roll
     return at_turn, [float(transform.wrap(r)) for r in rolls], best
 

@@ -425,8 +425,9 @@ def quarter_turn_scores(image: np.ndarray, squares: list[tuple[tuple[float, floa
 
 def landmark_readings(image: np.ndarray, squares: list[tuple[tuple[float, float], float, float]],
                       path: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """O-Net's face probability (N) and its five landmark points (N x 5 x 2 image pixels: the eyes image-left first
-    in the upright crop, the nose, the mouth's corners) for each (centre, side, roll) square, read upright; one call."""
+    """O-Net's face probability (N) and its five landmark points (N x 5 x 2 image pixels: the subject's right eye,
+    left eye, the nose, the mouth's corners) for each (centre, side, roll) square, read upright; one call. The eyes'
+    roll is ``transform.roll_of(points[0], points[1])``."""
     if not squares:
         return np.zeros(0, np.float32), np.zeros((0, 5, 2))
     crops = np.stack([upright_crop(image, c, s, r) for c, s, r in squares])
@@ -436,9 +437,3 @@ def landmark_readings(image: np.ndarray, squares: list[tuple[tuple[float, float]
         back = transform.invert(transform.upright(centre, roll, INPUT / side, (INPUT / 2, INPUT / 2)))
         points[i] = transform.apply(back, INPUT * np.stack([more[i, 4:9], more[i, 9:14]], axis=1))
     return probability, points
-
-
-def landmark_roll(points: np.ndarray) -> float:
-    """A face's roll (degrees, clockwise on screen) from O-Net's five points: the eye line, in the image."""
-    (x0, y0), (x1, y1) = points[0], points[1]
-    return float(np.degrees(np.arctan2(y1 - y0, x1 - x0)))

@@ -19,6 +19,7 @@ from torch.nn import functional as F
 from bump_backend.faces import FaceFinderSettings, detect, find_faces, finder, groundtruth, mtcnn, runtime, torch_state
 from bump_backend.faces.finder import BLAZE_TO_SQUARE
 from bump_backend.faces.groundtruth import clutter
+from bump_backend.faces.transform import roll_of
 from bump_backend.faces.types import Face
 
 torch.set_num_threads(1)
@@ -53,20 +54,19 @@ class TorchONet(nn.Module):
         self.dense5, self.prelu5 = nn.Linear(1152, 256), nn.PReLU(256)
         self.dense6_1, self.dense6_2, self.dense6_3 = nn.Linear(256, 2), nn.Linear(256, 4), nn.Linear(256, 10)
 
-    def forward(self, x):
+    def trunk(self, x):
         x = F.max_pool2d(self.prelu1(self.conv1(x)), 3, 2, ceil_mode=True)
         x = F.max_pool2d(self.prelu2(self.conv2(x)), 3, 2, ceil_mode=True)
         x = F.max_pool2d(self.prelu3(self.conv3(x)), 2, 2, ceil_mode=True)
         x = self.prelu4(self.conv4(x))
-        x = self.prelu5(self.dense5(x.permute(0, 3, 2, 1).reshape(x.shape[0], -1)))
-        return torch.softmax(self.dense6_1(x), dim=1)[:, 1]
+        return self.prelu5(self.dense5(x.permute(0, 3, 2, 1).reshape(x.shape[0], -1)))
+
+    def forward(self, x):
+        return torch.softmax(self.dense6_1(self.trunk(x)), dim=1)[:, 1]
 
     def heads(self, x):
         """The box offsets and landmark points (the published net's other two outputs)."""
-        x = F.max_pool2d(self.prelu1(self.conv1(x)), 3, 2, ceil_mode=True)
-        x = F.max_pool2d(self.prelu2(self.conv2(x)), 3, 2, ceil_mode=True)
-        x = F.max_pool2d(self.prelu3(self.conv3(x)), 2, 2, ceil_mode=True)
-        x = self.prelu5(self.dense5(self.prelu4(self.conv4(x)).permute(0, 3, 2, 1).reshape(x.shape[0], -1)))
+        x = self.trunk(x)
         return torch.cat([self.dense6_2(x), self.dense6_3(x)], dim=1)
 
 
@@ -86,10 +86,11 @@ class TorchPNet(nn.Module):
         return torch.softmax(self.conv4_1(x), dim=1)[:, 1]
 
 
-def _torch_scores(net: nn.Module, crops: np.ndarray) -> np.ndarray:
+def _torch_scores(net: nn.Module, crops: np.ndarray, outputs=None) -> np.ndarray:
+    """``net``'s face probabilities (``outputs``: another of its methods) for N x H x W x 3 uint8 crops."""
     batch = torch.from_numpy((crops.astype(np.float32) - 127.5) * 0.0078125).permute(0, 3, 1, 2)
     with torch.inference_mode():
-        return net(batch).numpy()
+        return (outputs or net)(batch).numpy()
 
 
 def _random_net(cls, seed: int, spread: float = 0.05) -> nn.Module:
@@ -118,9 +119,7 @@ def test_nets_match_torch_on_random_weights_saved_and_loaded(tmp_path, small, li
     if not small:  # O-Net's box offsets and landmark points come out beside the probability
         probability, more = mtcnn.load(path).read(crops)
         np.testing.assert_allclose(probability, ours, atol=1e-6)
-        batch = torch.from_numpy((crops.astype(np.float32) - 127.5) * 0.0078125).permute(0, 3, 1, 2)
-        with torch.inference_mode():
-            np.testing.assert_allclose(more, net.heads(batch).numpy(), atol=2e-5)
+        np.testing.assert_allclose(more, _torch_scores(net, crops, net.heads), atol=2e-5)
 
 
 @pytest.mark.parametrize("litert", [True, False], ids=["litert", "numpy"])
@@ -292,7 +291,7 @@ def test_o_nets_landmark_points_lie_on_the_face_in_image_pixels(roll):
     assert probability[0] > 0.9 and points.shape == (1, 5, 2)
     assert math.dist(points[0, 0], truth.right_eye) < 0.12 * truth.size
     assert math.dist(points[0, 1], truth.left_eye) < 0.12 * truth.size
-    assert roll_error(mtcnn.landmark_roll(points[0]), truth.roll) < 8.0
+    assert roll_error(roll_of(points[0, 0], points[0, 1]), truth.roll) < 8.0
     assert math.dist(points[0, 2], truth.centre) < 0.25 * truth.size  # the nose, near the square's middle
 
 
