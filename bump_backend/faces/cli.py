@@ -98,7 +98,7 @@ def _print_result(name: str | None, result) -> None:
 def _detect_many(args: argparse.Namespace) -> int:
     """Every image in one process: models load once; ``--track N`` treats the list as one sequence."""
     # cv2/mediapipe load only when a command runs, so `--help` and the other subcommands stay light.
-    from bump_backend.faces import blazeface, find_faces, load_image, runtime
+    from bump_backend.faces import align_face, blazeface, find_faces, load_image, runtime
     from bump_backend.faces.debug import write_debug
     from bump_backend.faces.image_io import ImageError, image_paths
     from bump_backend.faces.track import FaceTracker
@@ -130,8 +130,10 @@ def _detect_many(args: argparse.Namespace) -> int:
                 continue
             result = tracker.update(image) if tracker else find_faces(image, settings=settings)
             results.append((path, result))
-            if args.debug:
-                write_debug(args.debug, path, image, result, [])
+            if args.debug:  # the same set as one image's: crops and masks too, not an empty mask
+                size, padding = getattr(args, "size", 720), getattr(args, "padding", 0.35)
+                write_debug(args.debug, path, image, result,
+                            [align_face(image, f, size=size, padding=padding) for f in result.faces])
     total_ms = (time.perf_counter() - start) * 1000
     done = [(path, r) for path, r in results if not isinstance(r, ImageError)]
     for _, problem in results:

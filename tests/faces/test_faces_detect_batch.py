@@ -9,7 +9,7 @@ import pytest
 
 from bump_backend.faces import FaceFinderSettings, detect, find_faces
 from bump_backend.faces.groundtruth import make_scene
-from bump_backend.faces.image_io import ImageError, image_paths, save_image
+from bump_backend.faces.image_io import ImageError, image_paths, load_image, save_image
 from tests.faces.test_faces_cli import run_cli
 
 pytest.importorskip("mediapipe")
@@ -39,6 +39,22 @@ def test_folder_and_files_in_one_process_as_json(folder):
     assert [len(e["faces"]) + len(e["skipped"]) for e in data["images"]] == [*counts, counts[0]]
     assert data["load_ms"] > 0 and data["total_ms"] >= data["load_ms"]
     assert all(e["detector_calls"] > 0 for e in data["images"])
+
+
+def test_debug_over_many_images_writes_each_faces_crop_and_mask(folder, tmp_path):
+    """The same debug set as one image's: upright crops, masks and the combined mask of every found face (before,
+    only the detections and an all-black mask)."""
+    path, counts = folder
+    done = run_cli("faces", "detect", str(path), "--skip-smaller", "0", "--debug", str(tmp_path / "dbg"))
+    assert done.returncode == 0, done.stderr
+    for i, count in enumerate(counts):
+        debug = tmp_path / "dbg" / f"frame_{i}"
+        found = len(json.loads((debug / "faces.json").read_text())["faces"])
+        assert found == count
+        assert sorted(p.name for p in debug.glob("face_*_mask.png")) == [f"face_{n:02d}_mask.png" for n in
+                                                                          range(1, found + 1)]
+        mask = load_image(debug / "combined_mask.png")
+        assert mask.max() == 255  # the faces' masks, not an empty image
 
 
 def test_track_mode_reads_the_list_as_one_sequence(folder):
