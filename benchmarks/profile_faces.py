@@ -2,6 +2,7 @@
 
     python benchmarks/profile_faces.py --quick     # one 1440x1440 and one 1280x720 tune scene
     python benchmarks/profile_faces.py --images 3  # three scenes of each size
+    python benchmarks/profile_faces.py --default-only --images 10  # today's search only: where each stage's CPU goes
 
 Every mediapipe call (short-range, full-range, mesh) is counted and timed under the stage that
 made it: the tile pyramid, the re-check at quarter turns (with the full-range calls that tell
@@ -15,7 +16,11 @@ the re-check's full-range tries, the early drop, no second opinion where the sho
 balanced work); the default tile turns ``(0,)`` and ``(0, 180)``; with
 ``--four-turn`` the re-check that always looks at four turns; with and without the third pass
 (``bench_faces.THIRD_PASS``: the full-range model through LiteRT, the finest level's tighter windows); full-range
-calls are listed apart (``[full-range]``) under the stage that made them (before ``detect.OPPOSITE_TURNS_DECIDE``). Scenes are the benchmark's *tune* part (``bench_faces.py``), never the held-out one.
+calls are listed apart (``[full-range]``) under the stage that made them (before ``detect.OPPOSITE_TURNS_DECIDE``). MTCNN's
+networks (``[P-Net]``, ``[R-Net]``, ``[O-Net]``, one call per input) are counted under their stages too: the second
+look (``detect.rescued``), P-Net's small faces (``detect.small_faces``) and the quarter check
+(``finder._quarter_turned``). ``--default-only`` runs the default search alone and adds each stage's thread CPU, the
+model calls' time and everything around them (crops, decoding, merging). Scenes are the benchmark's *tune* part (``bench_faces.py``), never the held-out one.
 """
 
 from __future__ import annotations
@@ -34,11 +39,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_faces import COST_CUTS, PHOTOS, THIRD_PASS, build
 from face_sources import load_renders
 
-from bump_backend.faces import FaceFinderSettings, blazeface, detect, find_faces, landmarks, runtime
+from bump_backend.faces import FaceFinderSettings, blazeface, detect, find_faces, finder, landmarks, mtcnn, runtime
 
 _stage = threading.local()
 _calls: collections.Counter = collections.Counter()
 _ms: collections.Counter = collections.Counter()
+_cpu: collections.Counter = collections.Counter()  # this process's threads' CPU ms per outermost stage (not mediapipe's own)
 _lock = threading.Lock()
 
 
@@ -51,7 +57,7 @@ class _Counted:
     def process(self, image):
         start = time.perf_counter()
         out = self.graph.process(image)
-        stage = getattr(_stage, "name", "other") + (" [full-range]" if image.shape[:2] == (192, 192) else "")
+        stage = (getattr(_stage, "name", None) or "other") + (" [full-range]" if image.shape[:2] == (192, 192) else "")
         with _lock:
             _calls[stage] += 1
             _ms[stage] += (time.perf_counter() - start) * 1000
@@ -65,10 +71,14 @@ def _staged(module, name: str, stage: str) -> None:
     def wrapper(*args, **kwargs):
         outer = getattr(_stage, "name", None)
         _stage.name = outer or stage
+        start = time.thread_time()
         try:
             return original(*args, **kwargs)
         finally:
             _stage.name = outer
+            if outer is None:
+                with _lock:
+                    _cpu[stage] += (time.thread_time() - start) * 1000
 
     setattr(module, name, wrapper)
 
@@ -92,13 +102,30 @@ def _wrap_litert(name: str) -> None:
     def wrapper(inputs):
         start = time.perf_counter()
         out = original(inputs)
-        stage = getattr(_stage, "name", "other") + (" [full-range]" if name == "run_full_range" else "")
+        stage = (getattr(_stage, "name", None) or "other") + (" [full-range]" if name == "run_full_range" else "")
         with _lock:
             _calls[stage] += inputs.shape[0]
             _ms[stage] += (time.perf_counter() - start) * 1000
         return out
 
     setattr(runtime, name, wrapper)
+
+
+def _wrap_mtcnn() -> None:
+    """Count each input of an MTCNN network's LiteRT call (``runtime.run_model``) as one call, by network."""
+    original = runtime.run_model
+
+    def wrapper(name, content, inputs, *args, **kwargs):
+        start = time.perf_counter()
+        out = original(name, content, inputs, *args, **kwargs)
+        net = "P-Net" if name.startswith("mtcnn-p-") else "R-Net" if name.startswith(f"mtcnn-{mtcnn.R_INPUT}-") else "O-Net"
+        stage = f"{getattr(_stage, 'name', None) or 'other'} [{net}]"
+        with _lock:
+            _calls[stage] += inputs.shape[0]
+            _ms[stage] += (time.perf_counter() - start) * 1000
+        return out
+
+    runtime.run_model = wrapper
 
 
 def install() -> None:
@@ -112,6 +139,10 @@ def install() -> None:
     _staged(detect, "recheck_turns", "re-check")
     _staged(landmarks, "fit_mesh", "mesh")
     _staged(detect, "recheck", "mesh re-check")
+    _wrap_mtcnn()
+    _staged(detect, "rescued", "second look")
+    _staged(detect, "small_faces", "small faces")
+    _staged(finder, "_quarter_turned", "quarter check")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=3, help="scenes of each size (3)")
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--four-turn", action="store_true", help="also the re-check that always sees four turns")
+    parser.add_argument("--default-only", action="store_true",
+                        help="only the default search, with each stage's CPU (a breakdown over more scenes)")
     args = parser.parse_args(argv)
     per_size = 1 if args.quick else args.images
     tune = [r for r in load_renders() if not r.held_out]
@@ -137,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
                 ("(0, 180), LiteRT, windows, cost cuts, third pass", turned, True, True, True, True, True)]
     if args.four_turn:
         variants.insert(0, ("(0,), 4-turn re-check, graph calls, tiles", base, False, False, False, False, False))
+    if args.default_only:
+        return _breakdown(scenes, base, variants[4][2:])
     for batched in (False, True):  # warm both threads' graphs and interpreters
         blazeface.USE_BATCH = batched
         find_faces(scenes[0].image, settings=base)
@@ -165,6 +200,42 @@ def main(argv: list[str] | None = None) -> int:
     load = max(load, os.getloadavg()[0])
     print(f"\n{os.cpu_count()} CPUs, {base.workers} workers, load average up to {load:.1f} (shared machine); "
           "stage ms are summed over both worker threads")
+    return 0
+
+
+def _breakdown(scenes: list, settings: FaceFinderSettings, switches: tuple) -> int:
+    """The default search per image size: wall and CPU per image, then per stage its thread CPU, model calls and
+    model ms, summed over the scenes' images and divided by their count."""
+    early, batched, windows, cuts, third = switches
+    detect.OPPOSITE_TURNS_DECIDE, blazeface.USE_BATCH, detect.WINDOWS = early, batched, windows
+    for modules, on in ((COST_CUTS, cuts), (THIRD_PASS, third)):
+        for module, name in modules:
+            setattr(module, name, on)
+    find_faces(scenes[0].image, settings=settings)
+    load = os.getloadavg()[0]
+    for shape in sorted({s.image.shape[:2] for s in scenes}, reverse=True):
+        group = [s for s in scenes if s.image.shape[:2] == shape]
+        _calls.clear(), _ms.clear(), _cpu.clear()
+        wall = cpu = 0.0
+        for scene in group:
+            start, used = time.perf_counter(), time.process_time()
+            find_faces(scene.image, settings=settings)
+            wall, cpu = wall + time.perf_counter() - start, cpu + time.process_time() - used
+        n = len(group)
+        print(f"\n{shape[1]}x{shape[0]}, {n} scenes: {1000 * wall / n:.0f} ms wall, {1000 * cpu / n:.0f} ms CPU an image")
+        print("\n| stage | thread CPU ms | model | calls | model ms |\n|---|---|---|---|---|")
+        for stage in sorted(_cpu, key=lambda k: -_cpu[k]):
+            print(f"| {stage} | {_cpu[stage] / n:.0f} | | | |")
+            for key in sorted((k for k in _calls if k.split(" [")[0] == stage), key=lambda k: -_ms[k]):
+                model = key.split(" [")[1].rstrip("]") if " [" in key else "mesh" if stage == "mesh" else "short-range"
+                print(f"| | | {model} | {_calls[key] / n:.1f} | {_ms[key] / n:.0f} |")
+        rest = [k for k in _calls if k.split(" [")[0] not in _cpu]
+        for key in sorted(rest, key=lambda k: -_ms[k]):
+            print(f"| {key} | | | {_calls[key] / n:.1f} | {_ms[key] / n:.0f} |")
+    load = max(load, os.getloadavg()[0])
+    print(f"\n{os.cpu_count()} CPUs, {settings.workers} workers, load average up to {load:.1f}; thread CPU is that of "
+          "the search's own threads under the stage (mediapipe's mesh runs on its own threads: its wall ms is under "
+          "model ms); a stage inside another is counted under the outer one")
     return 0
 
 
