@@ -442,11 +442,16 @@ BEFORE_SIXTEENTH_SETTINGS: dict = {}
 SEVENTEENTH_PASS = ((ours, "LANDMARK_ROLL", False), (finder, "QUARTER_LANDMARKS", False),
                     (finder, "QUARTER_NO_MESH", False))
 BEFORE_SEVENTEENTH_SETTINGS: dict = {}
+# Issue 17's eighteenth pass: a refined face the full-range model does not see is read by the back-camera model too,
+# where the short-range model reads it at finder.BACK_SHORT (finder.BACK_OPINION).
+EIGHTEENTH_PASS = ((finder, "BACK_OPINION", False),)
+BEFORE_EIGHTEENTH_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
 # none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS, SIXTH_PASS, SEVENTH_PASS, EIGHTH_PASS, NINTH_PASS, TENTH_PASS,
-# ELEVENTH_PASS, TWELFTH_PASS, THIRTEENTH_PASS, FOURTEENTH_PASS, FIFTEENTH_PASS, SIXTEENTH_PASS, SEVENTEENTH_PASS; then one
-# more each), the settings it changes on top of the run's, and what it is (the flag's help). 17: all.
+# ELEVENTH_PASS, TWELFTH_PASS, THIRTEENTH_PASS, FOURTEENTH_PASS, FIFTEENTH_PASS, SIXTEENTH_PASS, SEVENTEENTH_PASS,
+# EIGHTEENTH_PASS; then one more each), the settings it changes on top of the run's, and what it is (the flag's help).
+# 18: all.
 SIDE_PATHS = {
     "before-cuts": ("ours, before cost cuts", 1, {}, "the search without the cost cuts (COST_CUTS: the path before them)"),
     "before-third": ("ours, before third pass", 2, {},
@@ -471,22 +476,25 @@ SIDE_PATHS = {
                          "the search before the sixteenth pass (SIXTEENTH_PASS)"),
     "before-seventeenth": ("ours, before seventeenth pass", 16, {},
                            "the search before the seventeenth pass (SEVENTEENTH_PASS)"),
-    "upside-down": ("ours, upside-down levels", 17, {"middle_rotations": (0, 180)},
+    "before-eighteenth": ("ours, before eighteenth pass", 17, {},
+                          "the search before the eighteenth pass (EIGHTEENTH_PASS)"),
+    "upside-down": ("ours, upside-down levels", 18, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }
-PATHS = {"ours": (17, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
+PATHS = {"ours": (18, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
 
 
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
-             passes: int = 17) -> None:
+             passes: int = 18) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
-    ``passes``: how many of the cost cuts, third to seventeenth pass the search keeps (SIDE_PATHS; 17: all)."""
+    ``passes``: how many of the cost cuts, third to eighteenth pass the search keeps (SIDE_PATHS; 18: all)."""
     shape = (scene.image.shape[1], scene.image.shape[0])
     switched = (FOURTH_PASS + FIFTH_PASS + SIXTH_PASS + SEVENTH_PASS + EIGHTH_PASS + NINTH_PASS + TENTH_PASS
                 + ELEVENTH_PASS + TWELFTH_PASS + THIRTEENTH_PASS + FOURTEENTH_PASS + FIFTEENTH_PASS + SIXTEENTH_PASS
-                + SEVENTEENTH_PASS)
+                + SEVENTEENTH_PASS + EIGHTEENTH_PASS)
     kept = {(module, name): getattr(module, name) for module, name, _ in switched}
-    for later, settings_before, at in ((SEVENTEENTH_PASS, BEFORE_SEVENTEENTH_SETTINGS, 17),
+    for later, settings_before, at in ((EIGHTEENTH_PASS, BEFORE_EIGHTEENTH_SETTINGS, 18),
+                                       (SEVENTEENTH_PASS, BEFORE_SEVENTEENTH_SETTINGS, 17),
                                        (SIXTEENTH_PASS, BEFORE_SIXTEENTH_SETTINGS, 16),
                                        (FIFTEENTH_PASS, BEFORE_FIFTEENTH_SETTINGS, 15),
                                        (FOURTEENTH_PASS, BEFORE_FOURTEENTH_SETTINGS, 14),

