@@ -784,12 +784,7 @@ def second_opinion(image: np.ndarray, centre: tuple[float, float], side: float, 
         if mirrored:
             matrix = mirrored_x(matrix, 192)
         found = blazeface.detect_full_range(warp(image, matrix, (192, 192), interpolation=FULL_RANGE_INTERPOLATION))
-        back = transform.invert(matrix)
-        for d in found:
-            c = _parse(d, back, 192, 192, 0, roll)
-            near = math.hypot(c.centre[0] - centre[0], c.centre[1] - centre[1]) < 0.4 * side
-            if near and 0.5 < c.side / side < 2:
-                best = max(best, c.score)
+        best = max(best, _best_score_near(found, matrix, 192, centre, side, roll))
         if best >= SECOND_ENOUGH:
             break
     return best
@@ -807,9 +802,16 @@ def back_opinion(image: np.ndarray, centre: tuple[float, float], side: float, ro
                                (blazeface.BACK_INPUT / 2, blazeface.BACK_INPUT / 2))
     size = (blazeface.BACK_INPUT, blazeface.BACK_INPUT)
     found = blazeface.detect_back(warp(image, matrix, size, interpolation=FULL_RANGE_INTERPOLATION))
+    return _best_score_near(found, matrix, blazeface.BACK_INPUT, centre, side, roll)
+
+
+def _best_score_near(found: list[blazeface.Detection], matrix: np.ndarray, crop: int, centre: tuple[float, float],
+                     side: float, roll: float) -> float:
+    """The best score of ``found`` (detections in a ``crop`` px square crop cut by ``matrix``) whose face lies within
+    0.4 ``side`` of ``centre`` at 0.5-2x that side; 0 when none does (the second opinions' reading)."""
     back, best = transform.invert(matrix), 0.0
     for d in found:
-        c = _parse(d, back, blazeface.BACK_INPUT, blazeface.BACK_INPUT, 0, roll)
+        c = _parse(d, back, crop, crop, 0, roll)
         near = math.hypot(c.centre[0] - centre[0], c.centre[1] - centre[1]) < 0.4 * side
         if near and 0.5 < c.side / side < 2:
             best = max(best, c.score)
