@@ -57,11 +57,17 @@ class _Counted:
     def process(self, image):
         start = time.perf_counter()
         out = self.graph.process(image)
-        stage = (getattr(_stage, "name", None) or "other") + (" [full-range]" if image.shape[:2] == (192, 192) else "")
-        with _lock:
-            _calls[stage] += 1
-            _ms[stage] += (time.perf_counter() - start) * 1000
+        _record(" [full-range]" if image.shape[:2] == (192, 192) else "", 1, start)
         return out
+
+
+def _record(model: str, calls: int, start: float) -> None:
+    """Count ``calls`` model calls (``model``: the label after the stage's name) made since ``start`` under the
+    calling thread's stage."""
+    stage = (getattr(_stage, "name", None) or "other") + model
+    with _lock:
+        _calls[stage] += calls
+        _ms[stage] += (time.perf_counter() - start) * 1000
 
 
 def _staged(module, name: str, stage: str) -> None:
@@ -105,10 +111,7 @@ def _wrap_litert(name: str) -> None:
     def wrapper(inputs):
         start = time.perf_counter()
         out = original(inputs)
-        stage = (getattr(_stage, "name", None) or "other") + _LITERT_LABELS.get(name, "")
-        with _lock:
-            _calls[stage] += inputs.shape[0]
-            _ms[stage] += (time.perf_counter() - start) * 1000
+        _record(_LITERT_LABELS.get(name, ""), inputs.shape[0], start)
         return out
 
     setattr(runtime, name, wrapper)
@@ -122,10 +125,7 @@ def _wrap_mtcnn() -> None:
         start = time.perf_counter()
         out = original(name, content, inputs, *args, **kwargs)
         net = "P-Net" if name.startswith("mtcnn-p-") else "R-Net" if name.startswith(f"mtcnn-{mtcnn.R_INPUT}-") else "O-Net"
-        stage = f"{getattr(_stage, 'name', None) or 'other'} [{net}]"
-        with _lock:
-            _calls[stage] += inputs.shape[0]
-            _ms[stage] += (time.perf_counter() - start) * 1000
+        _record(f" [{net}]", inputs.shape[0], start)
         return out
 
     runtime.run_model = wrapper
