@@ -448,12 +448,16 @@ BEFORE_SEVENTEENTH_SETTINGS: dict = {}
 # (finder.BACK_KEEPS_UNSEEN).
 EIGHTEENTH_PASS = ((finder, "BACK_OPINION", False), (finder, "BACK_KEEPS_UNSEEN", False))
 BEFORE_EIGHTEENTH_SETTINGS: dict = {}
+# Issue 17's nineteenth pass: a mesh-fitted face kept at a final score under finder.YUNET_BELOW is dropped where YuNet,
+# read upright at its roll, sees no face (finder.YUNET_CHECK).
+NINETEENTH_PASS = ((finder, "YUNET_CHECK", False),)
+BEFORE_NINETEENTH_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
 # none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS, SIXTH_PASS, SEVENTH_PASS, EIGHTH_PASS, NINTH_PASS, TENTH_PASS,
 # ELEVENTH_PASS, TWELFTH_PASS, THIRTEENTH_PASS, FOURTEENTH_PASS, FIFTEENTH_PASS, SIXTEENTH_PASS, SEVENTEENTH_PASS,
-# EIGHTEENTH_PASS; then one more each), the settings it changes on top of the run's, and what it is (the flag's help).
-# 18: all.
+# EIGHTEENTH_PASS, NINETEENTH_PASS; then one more each), the settings it changes on top of the run's, and what it is (the
+# flag's help). 19: all.
 SIDE_PATHS = {
     "before-cuts": ("ours, before cost cuts", 1, {}, "the search without the cost cuts (COST_CUTS: the path before them)"),
     "before-third": ("ours, before third pass", 2, {},
@@ -480,22 +484,25 @@ SIDE_PATHS = {
                            "the search before the seventeenth pass (SEVENTEENTH_PASS)"),
     "before-eighteenth": ("ours, before eighteenth pass", 17, {},
                           "the search before the eighteenth pass (EIGHTEENTH_PASS)"),
-    "upside-down": ("ours, upside-down levels", 18, {"middle_rotations": (0, 180)},
+    "before-nineteenth": ("ours, before nineteenth pass", 18, {},
+                          "the search before the nineteenth pass (NINETEENTH_PASS)"),
+    "upside-down": ("ours, upside-down levels", 19, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }
-PATHS = {"ours": (18, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
+PATHS = {"ours": (19, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
 
 
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
-             passes: int = 18) -> None:
+             passes: int = 19) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
-    ``passes``: how many of the cost cuts, third to eighteenth pass the search keeps (SIDE_PATHS; 18: all)."""
+    ``passes``: how many of the cost cuts, third to nineteenth pass the search keeps (SIDE_PATHS; 19: all)."""
     shape = (scene.image.shape[1], scene.image.shape[0])
     switched = (FOURTH_PASS + FIFTH_PASS + SIXTH_PASS + SEVENTH_PASS + EIGHTH_PASS + NINTH_PASS + TENTH_PASS
                 + ELEVENTH_PASS + TWELFTH_PASS + THIRTEENTH_PASS + FOURTEENTH_PASS + FIFTEENTH_PASS + SIXTEENTH_PASS
-                + SEVENTEENTH_PASS + EIGHTEENTH_PASS)
+                + SEVENTEENTH_PASS + EIGHTEENTH_PASS + NINETEENTH_PASS)
     kept = {(module, name): getattr(module, name) for module, name, _ in switched}
-    for later, settings_before, at in ((EIGHTEENTH_PASS, BEFORE_EIGHTEENTH_SETTINGS, 18),
+    for later, settings_before, at in ((NINETEENTH_PASS, BEFORE_NINETEENTH_SETTINGS, 19),
+                                       (EIGHTEENTH_PASS, BEFORE_EIGHTEENTH_SETTINGS, 18),
                                        (SEVENTEENTH_PASS, BEFORE_SEVENTEENTH_SETTINGS, 17),
                                        (SIXTEENTH_PASS, BEFORE_SIXTEENTH_SETTINGS, 16),
                                        (FIFTEENTH_PASS, BEFORE_FIFTEENTH_SETTINGS, 15),

@@ -1,0 +1,92 @@
+"""YuNet (the yuface wheel) and the finder's use of it (finder.YUNET_CHECK: a mesh-fitted face that would be kept at a
+modest score is dropped where YuNet, read upright at its roll, sees no face)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from bump_backend.faces import FaceFinderSettings, detect, find_faces, finder, yunet
+from bump_backend.faces.groundtruth import background
+
+pytest.importorskip("mediapipe")
+needs_yunet = pytest.mark.skipif(not yunet.available(), reason="yuface is not installed")
+SETTINGS = FaceFinderSettings(skip_smaller_than=0)
+
+
+@needs_yunet
+def test_yunet_takes_rgb_uint8_images_only():
+    with pytest.raises(ValueError, match="RGB uint8"):
+        yunet.detect(np.zeros((64, 64), np.uint8))
+    with pytest.raises(ValueError, match="RGB uint8"):
+        yunet.detect(np.zeros((64, 64, 3), np.float32))
+    assert all(score < finder.YUNET_FLOOR for score, _ in yunet.detect(np.zeros((64, 64, 3), np.uint8)))
+
+
+@needs_yunet
+def test_loading_yunet_leaves_the_environment_as_it_was(monkeypatch):
+    before = dict(os.environ)
+    monkeypatch.setattr(yunet, "_module", None)
+    yunet._load()  # imported again: sys.modules has it, the first call is made again
+    assert yunet._module is not None
+    assert dict(os.environ) == before
+
+
+@needs_yunet
+def test_yunet_reads_real_faces_at_their_roll(rolled_scene):
+    """Six photo faces of 32-180 px at rolls all round: each reads well over the floor upright, where it is."""
+    for t in rolled_scene.faces:
+        reading = detect.yunet_opinion(rolled_scene.image, t.centre, t.size, t.roll)
+        assert reading >= 0.7, (t.size, t.roll, reading)
+
+
+@needs_yunet
+def test_yunet_sees_no_face_in_clutter():
+    rng = np.random.default_rng(8)
+    image = background(rng, 640, 480)
+    squares = [((float(rng.uniform(60, 580)), float(rng.uniform(60, 420))), float(rng.uniform(24, 96)),
+                float(rng.uniform(-180, 180))) for _ in range(40)]
+    readings = [detect.yunet_opinion(image, *square) for square in squares]
+    assert sum(r >= finder.YUNET_FLOOR for r in readings) <= 1, readings
+
+
+@needs_yunet
+@pytest.mark.parametrize("seed", [368, 1105])
+def test_clutter_the_mesh_and_both_blazeface_models_took_for_a_face_is_dropped(seed, monkeypatch):
+    """Found by searching 1500 384 px clutter images (12 such faces, 10 dropped now): the mesh fitted it and both
+    BlazeFace models agreed, so it was kept; YuNet reads no face there."""
+    image = background(np.random.default_rng(seed), 384, 384)
+    monkeypatch.setattr(finder, "YUNET_CHECK", False)
+    before = find_faces(image, settings=SETTINGS)
+    kept = before.faces + [s.face for s in before.skipped]
+    assert len(kept) == 1 and kept[0].landmarks is not None and kept[0].score < finder.YUNET_BELOW
+    monkeypatch.setattr(finder, "YUNET_CHECK", True)
+    after = find_faces(image, settings=SETTINGS)
+    assert not after.faces and not after.skipped
+
+
+@needs_yunet
+def test_real_faces_keep_through_yunets_word(rolled_result, rolled_scene):
+    """Every face is still found; those YuNet was asked about read over the floor, and only faces under
+    YUNET_BELOW that the mesh fitted were asked (a sure face costs no call)."""
+    assert len(rolled_result.faces) == len(rolled_scene.faces)
+    for face in rolled_result.faces:
+        asked = "yunet" in face.extra
+        assert asked == (face.landmarks is not None and face.score < finder.YUNET_BELOW), face.extra
+        if asked:
+            assert face.extra["yunet"] >= finder.YUNET_FLOOR
+
+
+def test_without_yuface_the_search_goes_on(rolled_scene, monkeypatch):
+    monkeypatch.setitem(sys.modules, "yuface", None)  # as where the wheel is not installed: importing it fails
+    monkeypatch.setattr(yunet, "_module", None)
+    monkeypatch.setattr(yunet, "_missing", False)
+    assert not yunet.available()
+    faces = find_faces(rolled_scene.image, settings=SETTINGS).faces
+    assert len(faces) == len(rolled_scene.faces)
+    assert not any("yunet" in f.extra for f in faces)
+    with pytest.raises(RuntimeError, match="yuface"):
+        yunet.detect(np.zeros((64, 64, 3), np.uint8))
