@@ -19,7 +19,7 @@ balanced work); the default tile turns ``(0,)`` and ``(0, 180)``; with
 calls are listed apart (``[full-range]``) under the stage that made them (before ``detect.OPPOSITE_TURNS_DECIDE``). MTCNN's
 networks (``[P-Net]``, ``[R-Net]``, ``[O-Net]``, one call per input) are counted under their stages too: the second
 look (``detect.rescued``), P-Net's small faces (``detect.small_faces``) and the quarter check
-(``finder._quarter_turned``). ``--default-only`` runs the default search alone and adds each stage's thread CPU, the
+(``finder._quarter_turned``); YuNet's calls (``[YuNet]``) under its word on refined faces (``detect.yunet_opinion``). ``--default-only`` runs the default search alone and adds each stage's thread CPU, the
 model calls' time and everything around them (crops, decoding, merging). Scenes are the benchmark's *tune* part (``bench_faces.py``), never the held-out one.
 """
 
@@ -39,7 +39,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_faces import COST_CUTS, PHOTOS, THIRD_PASS, build
 from face_sources import load_renders
 
-from bump_backend.faces import FaceFinderSettings, blazeface, detect, find_faces, finder, landmarks, mtcnn, runtime
+from bump_backend.faces import (
+    FaceFinderSettings,
+    blazeface,
+    detect,
+    find_faces,
+    finder,
+    landmarks,
+    mtcnn,
+    runtime,
+    yunet,
+)
 
 _stage = threading.local()
 _calls: collections.Counter = collections.Counter()
@@ -131,6 +141,19 @@ def _wrap_mtcnn() -> None:
     runtime.run_model = wrapper
 
 
+def _wrap_yunet() -> None:
+    """Count each YuNet call (``yunet.detect``, one crop) as one call."""
+    original = yunet.detect
+
+    def wrapper(image):
+        start = time.perf_counter()
+        out = original(image)
+        _record(" [YuNet]", 1, start)
+        return out
+
+    yunet.detect = wrapper
+
+
 def install() -> None:
     """Count every model call by stage (measuring only: the search itself is unchanged)."""
     for name in ("face_detector", "full_range_detector", "face_mesh"):
@@ -148,6 +171,8 @@ def install() -> None:
     _staged(detect, "rescued", "second look")
     _staged(detect, "small_faces", "small faces")
     _staged(finder, "_quarter_turned", "quarter check")
+    _wrap_yunet()
+    _staged(detect, "yunet_opinion", "YuNet's word")
 
 
 def main(argv: list[str] | None = None) -> int:
