@@ -805,7 +805,7 @@ def back_opinion(image: np.ndarray, centre: tuple[float, float], side: float, ro
     return _best_score_near(found, matrix, blazeface.BACK_INPUT, centre, side, roll)
 
 
-# YuNet's crop (finder.YUNET_CHECK): the face square at YUNET_FACE px, upright, in a YUNET_CROP px square. On the tune
+# YuNet's crop (finder.YUNET_CHECK, finder.YUNET_VOUCH): the face square at YUNET_FACE px, upright, in a YUNET_CROP px square. On the tune
 # parts' refined faces, read so, every mesh-fitted true face read >= 0.68 and the clutter kept as faces 0-0.41.
 YUNET_FACE = 48.0
 YUNET_CROP = 96

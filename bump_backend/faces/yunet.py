@@ -1,5 +1,5 @@
 """YuNet, libfacedetection's face detector (the `yuface` wheel, BSD): a third detector, trained apart from BlazeFace
-and MTCNN, used as a word on refined faces (finder.YUNET_CHECK).
+and MTCNN, used as a word on refined faces (finder.YUNET_CHECK, finder.YUNET_VOUCH).
 
 Read at a face's own roll it tells faces from the clutter the other models agree on: on the tune parts every
 mesh-fitted true face read >= 0.68 (872 faces), while the clutter kept as faces read 0-0.41 (docs/faces.md, the

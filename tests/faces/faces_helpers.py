@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from bump_backend.faces import Face
-from bump_backend.faces.groundtruth import Scene, TruthFace, make_scene
+from bump_backend.faces.groundtruth import Scene, TruthFace, background, make_scene
 from bump_backend.faces.transform import wrap
 from bump_backend.faces.types import rotated_square_bounds
 
@@ -38,3 +38,12 @@ def one_pasted_face(seed: int) -> Scene:
     size, roll = float(rng.choice([32, 40, 48, 64, 96])), float(rng.uniform(-180, 180))
     damage = str(rng.choice(["none", "noise", "jpeg"]))
     return make_scene(rng, 320, 320, [(size, roll)], damage=damage)
+
+
+def clutter_squares(seed: int, count: int) -> tuple[np.ndarray, list[tuple[tuple[float, float], float, float]]]:
+    """A 640x480 clutter image and ``count`` random (centre, side, roll) squares on it, 24-96 px at any roll: where a
+    face model asked for an opinion should see no face."""
+    rng = np.random.default_rng(seed)
+    image = background(rng, 640, 480)
+    return image, [((float(rng.uniform(60, 580)), float(rng.uniform(60, 420))), float(rng.uniform(24, 96)),
+                    float(rng.uniform(-180, 180))) for _ in range(count)]

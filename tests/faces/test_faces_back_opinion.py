@@ -7,10 +7,10 @@ import math
 
 import numpy as np
 import pytest
+from faces_helpers import clutter_squares
 
 from bump_backend.faces import FaceFinderSettings, blazeface, detect, find_faces, finder, runtime, transform
 from bump_backend.faces.align import warp
-from bump_backend.faces.groundtruth import background
 
 pytest.importorskip("mediapipe")
 needs_back = pytest.mark.skipif(not blazeface.back_available(),
@@ -50,10 +50,7 @@ def test_the_back_model_finds_real_faces_where_they_are(rolled_scene):
 
 @needs_back
 def test_the_back_model_sees_no_face_in_clutter():
-    rng = np.random.default_rng(8)
-    image = background(rng, 640, 480)
-    squares = [((float(rng.uniform(60, 580)), float(rng.uniform(60, 420))), float(rng.uniform(24, 96)),
-                float(rng.uniform(-180, 180))) for _ in range(30)]
+    image, squares = clutter_squares(8, 30)
     readings = [detect.back_opinion(image, *square) for square in squares]
     assert sum(r >= 0.5 for r in readings) <= 1, readings
 

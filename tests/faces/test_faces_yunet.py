@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from faces_helpers import clutter_squares
 
 from bump_backend.faces import FaceFinderSettings, detect, find_faces, finder, yunet
 from bump_backend.faces.groundtruth import background
@@ -45,10 +46,7 @@ def test_yunet_reads_real_faces_at_their_roll(rolled_scene):
 
 @needs_yunet
 def test_yunet_sees_no_face_in_clutter():
-    rng = np.random.default_rng(8)
-    image = background(rng, 640, 480)
-    squares = [((float(rng.uniform(60, 580)), float(rng.uniform(60, 420))), float(rng.uniform(24, 96)),
-                float(rng.uniform(-180, 180))) for _ in range(40)]
+    image, squares = clutter_squares(8, 40)
     readings = [detect.yunet_opinion(image, *square) for square in squares]
     assert sum(r >= finder.YUNET_FLOOR for r in readings) <= 1, readings
 
