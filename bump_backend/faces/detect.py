@@ -809,17 +809,21 @@ def back_opinion(image: np.ndarray, centre: tuple[float, float], side: float, ro
 # parts' refined faces, read so, every mesh-fitted true face read >= 0.68 and the clutter kept as faces 0-0.41.
 YUNET_FACE = 48.0
 YUNET_CROP = 96
+# YuNet's box for a face read at its true square is 0.60-0.94 of the square wide (343 pasted faces of the tune parts
+# reading >= 0.8). A wider box is a larger face this square is only part of: a 114 px square on the eyes of a 384 px
+# face read 0.8 with a box 1.65 wide, reaching out of the crop. Some slack is left for squares refined a little small.
+YUNET_WIDEST = 1.4
 
 
 def yunet_opinion(image: np.ndarray, centre: tuple[float, float], size: float, roll: float) -> float:
     """YuNet's score for the face square ``size`` at ``centre`` seen upright at ``roll``: its best detection within
-    half the face of the crop's centre at 0.5-2x the face's side, 0 when none."""
+    half the face of the crop's centre, 0.5-YUNET_WIDEST times the face's side wide; 0 when none."""
     matrix = transform.upright(centre, roll, YUNET_FACE / size, (YUNET_CROP / 2, YUNET_CROP / 2))
     crop = warp(image, matrix, (YUNET_CROP, YUNET_CROP), interpolation=cv2.INTER_LINEAR)
     best, middle = 0.0, YUNET_CROP / 2
     for score, (x, y, w, h) in yunet.detect(crop):
         near = math.hypot(x + w / 2 - middle, y + h / 2 - middle) < YUNET_FACE / 2
-        if near and 0.5 < w / YUNET_FACE < 2:
+        if near and 0.5 < w / YUNET_FACE < YUNET_WIDEST:
             best = max(best, score)
     return best
 
