@@ -180,7 +180,8 @@ def keypoint_yaw(keypoints: np.ndarray, roll: float, side: float) -> float:
 def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool,
                          confidence: float = FaceFinderSettings.confidence, o_net: bool = False) -> Face | None:
     """Refine a candidate (``_refined``); a refused face is tried the other way up (FLIP_CHECK), then at the quarter
-    turn O-Net reads best (QUARTER_CHECK). Accepted faces are never asked: no cost for them.
+    turn O-Net reads best (QUARTER_CHECK), then YuNet is asked about it (YUNET_VOUCH). Accepted faces are never asked:
+    no cost for them.
 
     The mesh fits an upside-down face as if it were upright (a 32 px face at 85° fitted at -99°, a 64 px one at
     -81° at 88°; 148 of 200 pasted faces given a candidate turned half round), or fits nothing, and the full-range
