@@ -25,6 +25,8 @@ _missing = False
 def _load():
     """The `yuface` module, imported once (None when it is not installed)."""
     global _module, _missing
+    if _module is not None or _missing:  # every read asks: no lock once it is settled
+        return _module
     with _lock:
         if _module is None and not _missing:
             previous = os.environ.get("OMP_NUM_THREADS")
