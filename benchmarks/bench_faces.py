@@ -457,8 +457,8 @@ BEFORE_NINETEENTH_SETTINGS: dict = {}
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
 # none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS, SIXTH_PASS, SEVENTH_PASS, EIGHTH_PASS, NINTH_PASS, TENTH_PASS,
 # ELEVENTH_PASS, TWELFTH_PASS, THIRTEENTH_PASS, FOURTEENTH_PASS, FIFTEENTH_PASS, SIXTEENTH_PASS, SEVENTEENTH_PASS,
-# EIGHTEENTH_PASS, NINETEENTH_PASS; then one more each), the settings it changes on top of the run's, and what it is (the
-# flag's help). 19: all.
+# EIGHTEENTH_PASS, NINETEENTH_PASS; then one more each), the settings it changes on top of the run's, and what it is
+# (the flag's help). 19: all.
 SIDE_PATHS = {
     "before-cuts": ("ours, before cost cuts", 1, {}, "the search without the cost cuts (COST_CUTS: the path before them)"),
     "before-third": ("ours, before third pass", 2, {},

@@ -16,11 +16,13 @@ the re-check's full-range tries, the early drop, no second opinion where the sho
 balanced work); the default tile turns ``(0,)`` and ``(0, 180)``; with
 ``--four-turn`` the re-check that always looks at four turns; with and without the third pass
 (``bench_faces.THIRD_PASS``: the full-range model through LiteRT, the finest level's tighter windows); full-range
-calls are listed apart (``[full-range]``) under the stage that made them (before ``detect.OPPOSITE_TURNS_DECIDE``). MTCNN's
-networks (``[P-Net]``, ``[R-Net]``, ``[O-Net]``, one call per input) are counted under their stages too: the second
-look (``detect.rescued``), P-Net's small faces (``detect.small_faces``) and the quarter check
-(``finder._quarter_turned``); YuNet's calls (``[YuNet]``) under its word on refined faces (``detect.yunet_opinion``). ``--default-only`` runs the default search alone and adds each stage's thread CPU, the
-model calls' time and everything around them (crops, decoding, merging). Scenes are the benchmark's *tune* part (``bench_faces.py``), never the held-out one.
+calls are listed apart (``[full-range]``) under the stage that made them (before
+``detect.OPPOSITE_TURNS_DECIDE``). MTCNN's networks (``[P-Net]``, ``[R-Net]``, ``[O-Net]``, one call per input) are
+counted under their stages too: the second look (``detect.rescued``), P-Net's small faces (``detect.small_faces``) and
+the quarter check (``finder._quarter_turned``); YuNet's calls (``[YuNet]``) under its word on refined faces
+(``detect.yunet_opinion``). ``--default-only`` runs the default search alone and adds each stage's thread CPU, the
+model calls' time and everything around them (crops, decoding, merging). Scenes are the benchmark's *tune* part
+(``bench_faces.py``), never the held-out one.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ from bump_backend.faces import (
 _stage = threading.local()
 _calls: collections.Counter = collections.Counter()
 _ms: collections.Counter = collections.Counter()
-_cpu: collections.Counter = collections.Counter()  # this process's threads' CPU ms per outermost stage (not mediapipe's own)
+# this process's threads' CPU ms per outermost stage (not mediapipe's own threads')
+_cpu: collections.Counter = collections.Counter()
 _lock = threading.Lock()
 
 
@@ -134,7 +137,8 @@ def _wrap_mtcnn() -> None:
     def wrapper(name, content, inputs, *args, **kwargs):
         start = time.perf_counter()
         out = original(name, content, inputs, *args, **kwargs)
-        net = "P-Net" if name.startswith("mtcnn-p-") else "R-Net" if name.startswith(f"mtcnn-{mtcnn.R_INPUT}-") else "O-Net"
+        net = ("P-Net" if name.startswith("mtcnn-p-") else "R-Net" if name.startswith(f"mtcnn-{mtcnn.R_INPUT}-")
+               else "O-Net")
         _record(f" [{net}]", inputs.shape[0], start)
         return out
 
@@ -252,7 +256,8 @@ def _breakdown(scenes: list, settings: FaceFinderSettings, switches: tuple) -> i
             find_faces(scene.image, settings=settings)
             wall, cpu = wall + time.perf_counter() - start, cpu + time.process_time() - used
         n = len(group)
-        print(f"\n{shape[1]}x{shape[0]}, {n} scenes: {1000 * wall / n:.0f} ms wall, {1000 * cpu / n:.0f} ms CPU an image")
+        print(f"\n{shape[1]}x{shape[0]}, {n} scenes: {1000 * wall / n:.0f} ms wall, "
+              f"{1000 * cpu / n:.0f} ms CPU an image")
         print("\n| stage | thread CPU ms | model | calls | model ms |\n|---|---|---|---|---|")
         for stage in sorted(_cpu, key=lambda k: -_cpu[k]):
             print(f"| {stage} | {_cpu[stage] / n:.0f} | | | |")

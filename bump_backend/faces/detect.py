@@ -805,8 +805,9 @@ def back_opinion(image: np.ndarray, centre: tuple[float, float], side: float, ro
     return _best_score_near(found, matrix, blazeface.BACK_INPUT, centre, side, roll)
 
 
-# YuNet's crop (finder.YUNET_CHECK, finder.YUNET_VOUCH): the face square at YUNET_FACE px, upright, in a YUNET_CROP px square. On the tune
-# parts' refined faces, read so, every mesh-fitted true face read >= 0.68 and the clutter kept as faces 0-0.41.
+# YuNet's crop (finder.YUNET_CHECK, finder.YUNET_VOUCH): the face square at YUNET_FACE px, upright, in a YUNET_CROP px
+# square. On the tune parts' refined faces, read so, every mesh-fitted true face read >= 0.68 and the clutter kept as
+# faces 0-0.41.
 YUNET_FACE = 48.0
 YUNET_CROP = 96
 # YuNet's box for a face read at its true square is 0.60-0.94 of the square wide (343 pasted faces of the tune parts

@@ -120,19 +120,20 @@ BACK_YAW = 40.0
 BACK_KEEPS_UNSEEN = True
 # Issue 17's nineteenth pass: the clutter kept as faces had the mesh fit it and both BlazeFace models agree at
 # 0.61-0.75. YuNet (libfacedetection), read upright at the face's own roll (detect.yunet_opinion), read 0-0.41 on
-# all of it, while every mesh-fitted true face of the tune parts read >= 0.68 (872 faces; 1 % under 0.86). So a mesh-fitted
-# face that would be kept at a final score under YUNET_BELOW (the short-range model's SURE_ALONE) is dropped where YuNet
-# reads under YUNET_FLOOR, the library's own default bar. (Clutter the mesh fitted on 1500 small clutter images read
-# 0-0.57, one 0.85.) Faces the mesh does not fit are left alone: profiles read as low as 0 (YuNet is weak on them).
-# A switch for benchmarks; off without the yuface wheel.
+# all of it, while every mesh-fitted true face of the tune parts read >= 0.68 (872 faces; 1 % under 0.86). So a
+# mesh-fitted face that would be kept at a final score under YUNET_BELOW (the short-range model's SURE_ALONE) is
+# dropped where YuNet reads under YUNET_FLOOR, the library's own default bar. (Clutter the mesh fitted on 1500 small
+# clutter images read 0-0.57, one 0.85.) Faces the mesh does not fit are left alone: profiles read as low as 0 (YuNet
+# is weak on them). A switch for benchmarks; off without the yuface wheel.
 YUNET_CHECK = True
 YUNET_BELOW = SURE_ALONE
 YUNET_FLOOR = 0.5
-# ... and a refined face the mesh does not fit, refused after every retry, whose short-range reading reaches MIRROR_FLOOR,
-# is kept where YuNet reads it at YUNET_VOUCHES (its score then the geometric mean of the two). On the tune parts
-# (seed 17) and 300 face-free images, such refused faces that YuNet read >= 0.8 were 4 missed heads (24-36 px, three
-# side-on, O-Net 0.62-0.71 on each), and clutter read up to 0.73. The mesh-fitted ones are left out: clutter the mesh
-# fitted and the full-range model saw nothing on read 0.80-0.85 (5 false positives when they were vouched for too).
+# ... and a refined face the mesh does not fit, refused after every retry, whose short-range reading reaches
+# MIRROR_FLOOR, is kept where YuNet reads it at YUNET_VOUCHES (its score then the geometric mean of the two). On the
+# tune parts (seed 17) and 300 face-free images, such refused faces that YuNet read >= 0.8 were 4 missed heads (24-36
+# px, three side-on, O-Net 0.62-0.71 on each), and clutter read up to 0.73. The mesh-fitted ones are left out: clutter
+# the mesh fitted and the full-range model saw nothing on read 0.80-0.85 (5 false positives when they were vouched for
+# too).
 YUNET_VOUCH = True
 YUNET_VOUCHES = 0.8
 
