@@ -73,12 +73,6 @@ BOUNDED_OPINIONS = True  # _opinions skips a contender no opinion could lift pas
 # SMALLER_MEMBER_RATIO of the cluster's best proposal (confirm; a switch for benchmarks).
 SMALLER_MEMBER = True
 SMALLER_MEMBER_RATIO = 0.75
-# Issue 17's twentieth pass: a merged proposal that R-Net reads under WORTH_RECHECKING at all four quarter turns, at its
-# square and (where confirm would re-check it) its smallest member's, is clutter: it is not re-checked (worth_rechecking;
-# None: every one is). On four tune parts (4793 re-checks, 13658 short-range calls) true faces whose re-check passed
-# read >= 0.06 (a 96 px turned head; >= 0.13 at 24-48 px, >= 0.27 at 128-384 px), a noisy side-on demo head 0.089, and
-# 16 % of the proposals (13.5 % of the calls) under 0.05. At 0.1 (31 %, 26 % of the calls) that demo head was lost.
-WORTH_RECHECKING: float | None = 0.05
 # Issue 17's eighth pass (docs/faces.md): window proposals from RESCUE_FROM up to the proposal threshold that lie near
 # no stronger one get a second look where MTCNN's weights are installed (mtcnn.available): kept, turned to R-Net's best
 # quarter turn, when R-Net scores them at least RESCUE_R at one of the four and O-Net at least RESCUE_O at that one
@@ -587,7 +581,7 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
             made += n
         return out, made
 
-    checked = run_parallel(check, worth_rechecking(image, clusters) if turns else clusters, workers)
+    checked = run_parallel(check, clusters, workers)
     if weak or faint:
         checked += run_parallel(check, pending.result() if pending else rescued(image, weak, clusters, faint), workers)
     small = (small_pending.result() if small_pending else small_faces(image)) if small_faces_on else []
@@ -597,29 +591,6 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
     calls += sum(n for _, n in checked)
     survivors = [c for chunk, _ in checked for c in chunk if c is not None and c.score >= floor]
     return merge(survivors), calls
-
-
-def worth_rechecking(image: np.ndarray, clusters: list[Candidate]) -> list[Candidate]:
-    """The merged proposals R-Net reads at WORTH_RECHECKING or more at one of the four quarter turns, at the cluster's
-    square or, where ``confirm`` would re-check it, its smallest member's (all of them without MTCNN's weights).
-
-    R-Net reads 24 px crops, all turns of all proposals in one batch (~0.1 ms a proposal), where a re-check costs 2-4
-    short-range calls (~1 ms each) and often full-range ones; most proposals of a still are clutter, and a sixth of
-    them read next to nothing (docs/faces.md, the twentieth pass).
-    """
-    if WORTH_RECHECKING is None or not clusters or not mtcnn.available():
-        return clusters
-    squares, owners = [], []
-    for i, c in enumerate(clusters):
-        squares.append((tuple(c.centre), c.side))
-        owners.append(i)
-        small = min(c.members or [c], key=lambda m: m.side)
-        if SMALLER_MEMBER and small.side < SMALLER_MEMBER_RATIO * c.side:
-            squares.append((tuple(small.centre), small.side))
-            owners.append(i)
-    best = np.zeros(len(clusters))
-    np.maximum.at(best, owners, mtcnn.quarter_turn_scores(image, squares, small=True).max(axis=1))
-    return [c for c, score in zip(clusters, best, strict=True) if score >= WORTH_RECHECKING]
 
 
 def small_face_peaks(image: np.ndarray, turn: int, scale: float = SMALL_SCALE,
