@@ -453,12 +453,15 @@ BEFORE_EIGHTEENTH_SETTINGS: dict = {}
 # reads it at finder.YUNET_VOUCHES (finder.YUNET_VOUCH).
 NINETEENTH_PASS = ((finder, "YUNET_CHECK", False), (finder, "YUNET_VOUCH", False))
 BEFORE_NINETEENTH_SETTINGS: dict = {}
+# Issue 17's twentieth pass: P-Net reads the image upside down too for small faces (detect.SMALL_TURNS).
+TWENTIETH_PASS = ((ours, "SMALL_TURNS", (0,)),)
+BEFORE_TWENTIETH_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
 # none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS, SIXTH_PASS, SEVENTH_PASS, EIGHTH_PASS, NINTH_PASS, TENTH_PASS,
 # ELEVENTH_PASS, TWELFTH_PASS, THIRTEENTH_PASS, FOURTEENTH_PASS, FIFTEENTH_PASS, SIXTEENTH_PASS, SEVENTEENTH_PASS,
-# EIGHTEENTH_PASS, NINETEENTH_PASS; then one more each), the settings it changes on top of the run's, and what it is
-# (the flag's help). 19: all.
+# EIGHTEENTH_PASS, NINETEENTH_PASS, TWENTIETH_PASS; then one more each), the settings it changes on top of the run's,
+# and what it is (the flag's help). 20: all.
 SIDE_PATHS = {
     "before-cuts": ("ours, before cost cuts", 1, {}, "the search without the cost cuts (COST_CUTS: the path before them)"),
     "before-third": ("ours, before third pass", 2, {},
@@ -487,22 +490,25 @@ SIDE_PATHS = {
                           "the search before the eighteenth pass (EIGHTEENTH_PASS)"),
     "before-nineteenth": ("ours, before nineteenth pass", 18, {},
                           "the search before the nineteenth pass (NINETEENTH_PASS)"),
-    "upside-down": ("ours, upside-down levels", 19, {"middle_rotations": (0, 180)},
+    "before-twentieth": ("ours, before twentieth pass", 19, {},
+                         "the search before the twentieth pass (TWENTIETH_PASS)"),
+    "upside-down": ("ours, upside-down levels", 20, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }
-PATHS = {"ours": (19, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
+PATHS = {"ours": (20, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
 
 
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
-             passes: int = 19) -> None:
+             passes: int = 20) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
-    ``passes``: how many of the cost cuts, third to nineteenth pass the search keeps (SIDE_PATHS; 19: all)."""
+    ``passes``: how many of the cost cuts, third to twentieth pass the search keeps (SIDE_PATHS; 20: all)."""
     shape = (scene.image.shape[1], scene.image.shape[0])
     switched = (FOURTH_PASS + FIFTH_PASS + SIXTH_PASS + SEVENTH_PASS + EIGHTH_PASS + NINTH_PASS + TENTH_PASS
                 + ELEVENTH_PASS + TWELFTH_PASS + THIRTEENTH_PASS + FOURTEENTH_PASS + FIFTEENTH_PASS + SIXTEENTH_PASS
-                + SEVENTEENTH_PASS + EIGHTEENTH_PASS + NINETEENTH_PASS)
+                + SEVENTEENTH_PASS + EIGHTEENTH_PASS + NINETEENTH_PASS + TWENTIETH_PASS)
     kept = {(module, name): getattr(module, name) for module, name, _ in switched}
-    for later, settings_before, at in ((NINETEENTH_PASS, BEFORE_NINETEENTH_SETTINGS, 19),
+    for later, settings_before, at in ((TWENTIETH_PASS, BEFORE_TWENTIETH_SETTINGS, 20),
+                                       (NINETEENTH_PASS, BEFORE_NINETEENTH_SETTINGS, 19),
                                        (EIGHTEENTH_PASS, BEFORE_EIGHTEENTH_SETTINGS, 18),
                                        (SEVENTEENTH_PASS, BEFORE_SEVENTEENTH_SETTINGS, 17),
                                        (SIXTEENTH_PASS, BEFORE_SIXTEENTH_SETTINGS, 16),

@@ -110,3 +110,42 @@ def test_the_search_finds_a_small_blurred_face_only_p_net_proposes(seed, monkeyp
     settings = FaceFinderSettings(min_face_size=24, skip_smaller_than=0)
     monkeypatch.setattr(detect, "SMALL_FACES", False)  # the benchmark's switch
     assert found() == without
+
+
+def _upside_down_24_px_face(seed: int):
+    """A 320x240 clutter scene with one photo face of 24 px rolled 135-225°, blurred, noisy or JPEG-damaged."""
+    rng = np.random.default_rng(seed)
+    image = clutter(rng, 320, 240)
+    truth = groundtruth.place_face(image, ("astronaut", "grace_hopper")[seed % 2], (160.0, 120.0), 24.0,
+                                   float(rng.uniform(135, 225)))
+    return groundtruth.degrade(image, ("blur", "noise", "jpeg")[seed % 3], rng), truth
+
+
+@pytest.mark.parametrize("seed", [1, 14, 16, 31])
+def test_p_net_read_upside_down_proposes_small_faces_it_misses_upright(seed, monkeypatch):
+    """P-Net's peaks on the image turned half round are not those on it upright (detect.SMALL_TURNS, issue 17's
+    twentieth pass): these upside-down faces are proposed only from there, at their roll."""
+    image, truth = _upside_down_24_px_face(seed)
+
+    def near(found):
+        return [c for c in found if math.dist(c.centre, truth.centre) < 0.5 * truth.size]
+
+    assert detect.SMALL_TURNS == (0, 2)
+    proposed = near(detect.small_faces(image))
+    assert len(proposed) == 1 and roll_error(proposed[0].roll, truth.roll) <= 45.0
+    monkeypatch.setattr(detect, "SMALL_TURNS", (0,))
+    assert near(detect.small_faces(image)) == []
+
+
+def test_a_blurred_upside_down_24_px_face_is_found_through_p_net_read_upside_down(monkeypatch):
+    image, truth = _upside_down_24_px_face(54)
+    settings = FaceFinderSettings(min_face_size=24, skip_smaller_than=0)
+
+    def found():
+        result = find_faces(image, settings=settings)
+        return [f for f in result.faces + [s.face for s in result.skipped]
+                if math.dist(f.centre, truth.centre) < 0.35 * truth.size]
+
+    assert len(found()) == 1
+    monkeypatch.setattr(detect, "SMALL_TURNS", (0,))
+    assert found() == []
