@@ -597,14 +597,22 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
     return merge(survivors), calls
 
 
-def small_face_peaks(image: np.ndarray, turn: int, scale: float = SMALL_SCALE,
-                     threshold: float = SMALL_P) -> list[tuple[float, float, float]]:
-    """(x, y, P-Net score) in image pixels of each peak of P-Net's face map (a cell the highest of the SMALL_PEAK x
-    SMALL_PEAK around it) scoring ``threshold`` or more, the image read at ``scale`` turned ``turn`` quarter turns (np.rot90); each stands
-    for a ``mtcnn.P_CELL / scale`` px square upright at that turn."""
+def small_face_level(image: np.ndarray, scale: float = SMALL_SCALE) -> np.ndarray:
+    """The image as P-Net reads it for small faces: resized to ``scale``, both sides even (P-Net pools like Caffe)."""
     height, width = image.shape[:2]
     level_w, level_h = 2 * max(6, round(width * scale / 2)), 2 * max(6, round(height * scale / 2))
-    level = cv2.resize(image, (level_w, level_h), interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, (level_w, level_h), interpolation=cv2.INTER_AREA)
+
+
+def small_face_peaks(image: np.ndarray, turn: int, scale: float = SMALL_SCALE, threshold: float = SMALL_P,
+                     level: np.ndarray | None = None) -> list[tuple[float, float, float]]:
+    """(x, y, P-Net score) in image pixels of each peak of P-Net's face map (a cell the highest of the SMALL_PEAK x
+    SMALL_PEAK around it) scoring ``threshold`` or more, the image read at ``scale`` turned ``turn`` quarter turns
+    (np.rot90); each stands for a ``mtcnn.P_CELL / scale`` px square upright at that turn. ``level``: the image's
+    ``small_face_level`` at ``scale``, when the caller reads it at several turns (made here otherwise)."""
+    height, width = image.shape[:2]
+    level = small_face_level(image, scale) if level is None else level
+    level_h, level_w = level.shape[:2]
     turned = np.ascontiguousarray(np.rot90(level, turn))
     face = mtcnn.load_proposal().face_map(turned)
     peaks = (face >= threshold) & (face >= cv2.dilate(face, np.ones((SMALL_PEAK, SMALL_PEAK), np.uint8)))
@@ -623,8 +631,9 @@ def small_faces(image: np.ndarray, scale: float = SMALL_SCALE) -> list[Candidate
     re-check, turned to R-Net's best quarter turn (with all four P-Net turns: P-Net's own); they carry no score of
     their own, so the re-check's turn pick has no prior (docs/faces.md, the fifteenth pass)."""
     side = mtcnn.P_CELL / scale
+    level = small_face_level(image, scale)  # resized once for every turn
     squares = [Candidate(np.array([x, y]), side, 90.0 * turn, score, np.zeros((6, 2)), 90 * turn)
-               for turn in SMALL_TURNS for x, y, score in small_face_peaks(image, turn, scale)]
+               for turn in SMALL_TURNS for x, y, score in small_face_peaks(image, turn, scale, level=level)]
     if not squares:
         return []
     if len(SMALL_TURNS) < 4:  # R-Net picks the turn
