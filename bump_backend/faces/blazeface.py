@@ -21,6 +21,7 @@ live in ``runtime``.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -122,8 +123,13 @@ def decode(raw_boxes: np.ndarray, raw_scores: np.ndarray, threshold: float,
     of one of these detections, at 0.5-2x its height, are left out before the suppression (the faint band:
     83 % of its anchors are the fringe of a stronger detection, which the second look leaves alone anyway).
     """
-    scores = 1 / (1 + np.exp(-np.clip(raw_scores.reshape(-1).astype(np.float64), -SCORE_CLIP, SCORE_CLIP)))
-    keep = np.flatnonzero((scores >= threshold) & (scores < (np.inf if below is None else below)))
+    logits = raw_scores.reshape(-1)
+    # Only anchors whose logit reaches the threshold's (less a margin for rounding) get a score: a window has ~20000
+    # anchors, of which a handful pass; the score and test of each one kept are those of every anchor before.
+    keep = np.flatnonzero(logits >= _logit_cut(threshold))
+    scores = 1 / (1 + np.exp(-np.clip(logits[keep].astype(np.float64), -SCORE_CLIP, SCORE_CLIP)))
+    passing = (scores >= threshold) & (scores < (np.inf if below is None else below))
+    keep, scores = keep[passing], scores[passing]
     if keep.size == 0:
         return []
     raw = raw_boxes[keep].astype(np.float64) / np.tile(np.array(size, dtype=np.float64), 8)
@@ -142,16 +148,24 @@ def decode(raw_boxes: np.ndarray, raw_scores: np.ndarray, threshold: float,
             ratio = (boxes[:, 3] - boxes[:, 1]) / max(h * sy, 1e-12)
             near |= ((centre[:, 0] >= x0) & (centre[:, 0] <= x1) & (centre[:, 1] >= y0) & (centre[:, 1] <= y1)
                      & (ratio >= 0.5) & (ratio <= 2.0))
-        keep, boxes, points = keep[~near], boxes[~near], points[~near]
+        keep, scores, boxes, points = keep[~near], scores[~near], boxes[~near], points[~near]
         if keep.size == 0:
             return []
     out = []
-    for score, box, kp in _weighted_nms(scores[keep], boxes, points):
+    for score, box, kp in _weighted_nms(scores, boxes, points):
         xmin, ymin = (box[0] - left) / sx, (box[1] - top) / sy
         width, height = (box[2] - box[0]) / sx, (box[3] - box[1]) / sy
         kp = (kp - np.array([left, top])) / np.array([sx, sy])
         out.append(Detection(float(score), (float(xmin), float(ymin), float(width), float(height)), kp))
     return out
+
+
+def _logit_cut(threshold: float) -> float:
+    """A logit under which an anchor's score (the sigmoid of its clipped logit) is surely under ``threshold``."""
+    if threshold <= 0.0:
+        return -np.inf
+    logit = SCORE_CLIP if threshold >= 1.0 else min(math.log(threshold / (1.0 - threshold)), SCORE_CLIP)
+    return logit - 1e-3
 
 
 def _weighted_nms_before(scores: np.ndarray, boxes: np.ndarray, points: np.ndarray):
