@@ -13,23 +13,16 @@ from bump_backend.faces.types import AlignedFace, Face
 
 PROFILE_YAW = 60.0  # beyond this the eye line is unreliable and the face looks off to one side
 AA_SCALE = 2.5  # a shrinking warp first area-averages to this many source pixels per output pixel
-# Detector crops (detector_crop) area-average by halving (an exact 2x2 mean, OpenCV's fast path) until at most AA_SCALE
-# source pixels are left per output pixel: an area resize by any other ratio took 2.6 ms to bring an 857 px square to
-# 320 px (a 300 px proposal's re-check crop), two halvings 0.2 ms; the face search's crops spent ~100 ms a 1440x1440
-# still in warps (docs/faces.md, the twenty-first pass). False: one area resize to exactly AA_SCALE, as every other
-# warp does (a switch for benchmarks).
-AA_HALVING = True
 
 
 def warp(src: np.ndarray, matrix: np.ndarray, size: tuple[int, int], *, interpolation: int = cv2.INTER_CUBIC,
-         border: int = cv2.BORDER_REPLICATE, halving: bool = False) -> np.ndarray:
+         border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
     """Resample ``src`` through ``matrix`` (src -> out, pixel-centre coordinates) into ``size`` (w, h).
 
     Only the part of ``src`` the output covers is read. A warp that shrinks by more than AA_SCALE
     first area-averages that part down to AA_SCALE, then samples it bicubically: small outputs do not
     alias, yet an upscaled crop pasted back unmodified stays at 47-60 dB (area-averaging all the way
-    down, or a Gaussian prefilter, blurs it to 31-40 dB). ``halving``: the area-averaging halves the part
-    until at most AA_SCALE source pixels are left per output pixel (between half and all of AA_SCALE; cheaper).
+    down, or a Gaussian prefilter, blurs it to 31-40 dB).
     """
     width, height = size
     roi = transform.footprint(transform.invert(matrix), width, height, src.shape, pad=3)
@@ -39,26 +32,13 @@ def warp(src: np.ndarray, matrix: np.ndarray, size: tuple[int, int], *, interpol
     part = src[y0:y1, x0:x1]
     m = transform.compose(matrix, np.array([[1.0, 0.0, x0], [0.0, 1.0, y0]]))
     k = transform.scale_of(m)
-    if halving:
-        while k < 1 / AA_SCALE and min(part.shape[:2]) >= 4:
-            half_h, half_w = part.shape[0] // 2, part.shape[1] // 2  # an odd last row or column is dropped
-            part = cv2.resize(part[:2 * half_h, :2 * half_w], (half_w, half_h), interpolation=cv2.INTER_AREA)
-            m = transform.compose(m, np.array([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]]))
-            k *= 2
-    elif k < 1 / AA_SCALE and min(part.shape[:2]) > 4:
+    if k < 1 / AA_SCALE and min(part.shape[:2]) > 4:
         pw, ph = max(2, round(part.shape[1] * AA_SCALE * k)), max(2, round(part.shape[0] * AA_SCALE * k))
         sx, sy = part.shape[1] / pw, part.shape[0] / ph
         part = cv2.resize(part, (pw, ph), interpolation=cv2.INTER_AREA)
         m = transform.compose(m, np.array([[sx, 0.0, 0.0], [0.0, sy, 0.0]]))
     return cv2.warpAffine(np.ascontiguousarray(part), transform.to_index(m), (width, height), flags=interpolation,
                           borderMode=border)
-
-
-def detector_crop(src: np.ndarray, matrix: np.ndarray, size: tuple[int, int], *,
-                  interpolation: int = cv2.INTER_CUBIC) -> np.ndarray:
-    """``warp`` for a detector's input: a shrink area-averages by halving (AA_HALVING). Crops that are pasted back,
-    measured (sharpness) or handed on keep the exact area resize."""
-    return warp(src, matrix, size, interpolation=interpolation, halving=AA_HALVING)
 
 
 def crop_matrix(face: Face, size: int, padding: float) -> np.ndarray:

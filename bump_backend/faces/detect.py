@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from bump_backend.faces import blazeface, mtcnn, runtime, transform, yunet
-from bump_backend.faces.align import detector_crop, warp
+from bump_backend.faces.align import warp
 
 TILE = 128
 RATIO_MIN = 0.15  # min_face side / tile side at the finest level (0.12 lost 32 px faces at ±90-180°: docs/faces.md)
@@ -449,7 +449,7 @@ def recheck(image: np.ndarray, centre: tuple[float, float], side: float, roll: f
     matrix = transform.upright(centre, roll, scale, (TILE / 2, TILE / 2))
     if mirrored:
         matrix = mirrored_x(matrix, TILE)
-    crop = detector_crop(image, matrix, (TILE, TILE))
+    crop = warp(image, matrix, (TILE, TILE))
     best: Candidate | None = None
     back = transform.invert(matrix)
     for d in blazeface.detect_many([crop], threshold)[0]:
@@ -486,7 +486,7 @@ def recheck_turns(image: np.ndarray, centre: tuple[float, float], side: float, r
     """
     scale = min(RECHECK_RATIO * TILE / side, MAX_UPSCALE)
     matrix = transform.upright(centre, roll, scale, (TILE / 2, TILE / 2))
-    crop = detector_crop(image, matrix, (TILE, TILE))
+    crop = warp(image, matrix, (TILE, TILE))
     inverse = transform.invert(matrix)
     per_turn: list[Candidate] = []
     calls = 0
@@ -796,7 +796,7 @@ def second_opinion(image: np.ndarray, centre: tuple[float, float], side: float, 
         matrix = transform.upright(centre, roll + offset, scale, (96.0, 96.0))
         if mirrored:
             matrix = mirrored_x(matrix, 192)
-        found = blazeface.detect_full_range(detector_crop(image, matrix, (192, 192), interpolation=FULL_RANGE_INTERPOLATION))
+        found = blazeface.detect_full_range(warp(image, matrix, (192, 192), interpolation=FULL_RANGE_INTERPOLATION))
         best = max(best, _best_score_near(found, matrix, 192, centre, side, roll))
         if best >= SECOND_ENOUGH:
             break
@@ -814,7 +814,7 @@ def back_opinion(image: np.ndarray, centre: tuple[float, float], side: float, ro
     matrix = transform.upright(centre, roll, BACK_RATIO * blazeface.BACK_INPUT / side,
                                (blazeface.BACK_INPUT / 2, blazeface.BACK_INPUT / 2))
     size = (blazeface.BACK_INPUT, blazeface.BACK_INPUT)
-    found = blazeface.detect_back(detector_crop(image, matrix, size, interpolation=FULL_RANGE_INTERPOLATION))
+    found = blazeface.detect_back(warp(image, matrix, size, interpolation=FULL_RANGE_INTERPOLATION))
     return _best_score_near(found, matrix, blazeface.BACK_INPUT, centre, side, roll)
 
 
@@ -833,7 +833,7 @@ def yunet_opinion(image: np.ndarray, centre: tuple[float, float], size: float, r
     """YuNet's score for the face square ``size`` at ``centre`` seen upright at ``roll``: its best detection within
     half the face of the crop's centre, 0.5-YUNET_WIDEST times the face's side wide; 0 when none."""
     matrix = transform.upright(centre, roll, YUNET_FACE / size, (YUNET_CROP / 2, YUNET_CROP / 2))
-    crop = detector_crop(image, matrix, (YUNET_CROP, YUNET_CROP), interpolation=cv2.INTER_LINEAR)
+    crop = warp(image, matrix, (YUNET_CROP, YUNET_CROP), interpolation=cv2.INTER_LINEAR)
     best, middle = 0.0, YUNET_CROP / 2
     for score, (x, y, w, h) in yunet.detect(crop):
         near = math.hypot(x + w / 2 - middle, y + h / 2 - middle) < YUNET_FACE / 2

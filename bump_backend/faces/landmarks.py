@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bump_backend.faces import runtime, transform
-from bump_backend.faces.align import detector_crop
+from bump_backend.faces.align import warp
 
 MESH_CROP = 256
 MESH_RATIO = 0.45  # face side / crop side handed to the mesh graph
@@ -57,7 +57,7 @@ def fit_mesh(image: np.ndarray, centre: tuple[float, float], side: float, roll: 
     """Run the mesh on an upright crop around a face guess; None when it finds no face there."""
     scale = MESH_RATIO * MESH_CROP / side
     matrix = transform.upright(centre, roll, scale, (MESH_CROP / 2, MESH_CROP / 2))
-    crop = detector_crop(image, matrix, (MESH_CROP, MESH_CROP))
+    crop = warp(image, matrix, (MESH_CROP, MESH_CROP))
     result = runtime.face_mesh().process(crop)
     if not result.multi_face_landmarks:
         return None

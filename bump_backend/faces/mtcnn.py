@@ -24,7 +24,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from bump_backend.faces import runtime, tflite_graph, torch_state, transform
-from bump_backend.faces.align import detector_crop
+from bump_backend.faces.align import warp
 
 INPUT = 48  # O-Net's input side
 R_INPUT = 24  # R-Net's
@@ -396,7 +396,7 @@ def upright_crop(image: np.ndarray, centre: tuple[float, float], side: float, ro
                  size: int = INPUT) -> np.ndarray:
     """The ``size`` px crop a network reads: the ``side`` px square about ``centre``, ``roll`` undone."""
     matrix = transform.upright(centre, roll, size / side, (size / 2, size / 2))
-    return detector_crop(image, matrix, (size, size), interpolation=cv2.INTER_LINEAR)
+    return warp(image, matrix, (size, size), interpolation=cv2.INTER_LINEAR)
 
 
 def scores(image: np.ndarray, squares: list[tuple[tuple[float, float], float, float]],

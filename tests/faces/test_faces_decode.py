@@ -1,58 +1,15 @@
-"""The twenty-first pass's cheaper resampling and decoding keep what they replace: detector crops area-averaged by
-halving, and scores computed only for anchors that can pass."""
+"""The decode's cheaper anchor pick (issue 17's twenty-first pass) keeps what it replaces: only anchors whose logit can
+reach the threshold are scored, and the detections are those of scoring every anchor."""
 
 from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bump_backend.faces import align, blazeface, transform
-from bump_backend.faces.align import detector_crop, warp
-
-
-def _stripes(height: int, width: int) -> np.ndarray:
-    """One-pixel black and white columns: what a shrink without area-averaging turns into moiré."""
-    image = np.zeros((height, width, 3), np.uint8)
-    image[:, ::2] = 255
-    return image
-
-
-@pytest.mark.parametrize("shrink", [3.0, 6.5, 11.0])
-def test_a_halved_detector_crop_does_not_alias(shrink):
-    image = _stripes(1200, 1200)
-    matrix = transform.upright((600.0, 600.0), 17.0, 1 / shrink, (64.0, 64.0))
-    crop = detector_crop(image, matrix, (128, 128)).astype(np.float64)
-    plain = cv2.warpAffine(image, transform.to_index(matrix), (128, 128), flags=cv2.INTER_CUBIC).astype(np.float64)
-    assert abs(crop.mean() - 127.5) < 3 and crop.std() < 12  # the stripes' mean grey, nearly flat
-    assert plain.std() > 40  # the same warp unfiltered aliases
-
-
-def test_a_halved_detector_crop_keeps_places_and_matches_the_exact_area_warp():
-    rng = np.random.default_rng(4)
-    image = cv2.GaussianBlur(rng.integers(0, 256, (900, 1100, 3), np.uint8), (0, 0), 6)
-    image[400:440, 500:540] = 255  # a white square centred on (520, 420)
-    for scale, roll in [(0.3, 0.0), (0.13, 33.0), (0.07, -120.0)]:
-        matrix = transform.upright((520.0, 420.0), roll, scale, (64.0, 64.0))
-        crop = detector_crop(image, matrix, (128, 128))
-        exact = warp(image, matrix, (128, 128))
-        assert np.abs(crop.astype(np.int16) - exact).mean() < 4.0
-        grey = crop.astype(np.float64).mean(axis=2)
-        bright = grey > grey.max() - 0.25 * (grey.max() - np.median(grey))
-        ys, xs = np.nonzero(bright)
-        assert math.hypot(xs.mean() + 0.5 - 64.0, ys.mean() + 0.5 - 64.0) < 1.0, (scale, roll)
-
-
-def test_with_the_switch_off_a_detector_crop_is_the_exact_area_warp(monkeypatch):
-    rng = np.random.default_rng(5)
-    image = rng.integers(0, 256, (700, 700, 3), np.uint8)
-    matrix = transform.upright((350.0, 340.0), 71.0, 0.11, (96.0, 96.0))
-    monkeypatch.setattr(align, "AA_HALVING", False)
-    assert np.array_equal(detector_crop(image, matrix, (192, 192)), warp(image, matrix, (192, 192)))
+from bump_backend.faces import blazeface
 
 
 def _decode_every_anchor(raw_boxes, raw_scores, threshold, below=None):
