@@ -92,6 +92,10 @@ RESCUE_FAINT: float | None = 0.2
 # proposal, so it does not keep the proposal from the second look. Before it (RESCUE_BLOCK_RATIO None) a 334 px clutter
 # cluster kept a 32 px face's weak proposal 118 px from its centre from R-Net and O-Net, which read it 0.99 and 1.0.
 RESCUE_BLOCK_RATIO: float | None = 2.0
+# Issue 17's twenty-first pass: a cluster whose re-check saw no face no longer keeps the weak proposals near it from the
+# second look: they get it after the clusters' re-check (a switch for benchmarks). Before, a 72 px clutter cluster the
+# re-check found empty kept a 38 px weak proposal on a 32 px face from R-Net and O-Net, which read it 0.99 and 1.0.
+RESCUE_WHERE_UNSEEN = True
 # Issue 17's fifteenth pass: of the 24-32 px faces the search missed on two tune parts, MTCNN's P-Net at half scale
 # (its 12 px window a 24 px face) proposes most, near a strong cluster whose re-check lost them or where no window
 # proposed anything. At 12 px P-Net hardly tells the turns apart (a face at any roll read 0.97-1.0 at every turn), so it
@@ -586,8 +590,11 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
         return out, made
 
     checked = run_parallel(check, clusters, workers)
+    readings = [c for chunk, _ in checked for c in chunk]  # one per cluster, in order
     if weak or faint:
         checked += run_parallel(check, pending.result() if pending else rescued(image, weak, clusters, faint), workers)
+    if rescue and RESCUE_WHERE_UNSEEN and (weak or faint):
+        checked += run_parallel(check, rescued_where_unseen(image, weak, clusters, readings, floor, faint), workers)
     small = (small_pending.result() if small_pending else small_faces(image)) if small_faces_on else []
     if small:  # only where no proposal's re-check saw a face: there P-Net would add nothing
         seen = [c for chunk, _ in checked for c in chunk if c is not None and c.score >= floor]
@@ -678,6 +685,23 @@ def rescued(image: np.ndarray, weak: list[Candidate], clusters: list[Candidate],
     second, rolls = starting_rolls(image, [(tuple(w.centre), w.side, roll) for w, roll in keep], RESCUE_O)
     return [Candidate(w.centre, w.side, roll, w.score, w.keypoints, int(round(roll)), w.hits, w.members)
             for (w, _), score, roll in zip(keep, second, rolls, strict=True) if score >= RESCUE_O]
+
+
+def rescued_where_unseen(image: np.ndarray, weak: list[Candidate], clusters: list[Candidate],
+                         readings: list[Candidate | None], floor: float, faint: list[Candidate] = ()) -> list[Candidate]:
+    """``rescued`` for the weak and faint proposals a cluster kept from the second look where that cluster's re-check
+    (``readings``, one per cluster) saw no face at ``floor`` (RESCUE_WHERE_UNSEEN): each member of a merged proposal
+    apart, as a 38 px one on a 32 px face merged into a 75 px one that R-Net read nothing at (second tune part)."""
+    seen = [c for c, r in zip(clusters, readings, strict=True) if r is not None and r.score >= floor]
+    if len(seen) == len(clusters):
+        return []
+
+    def blocked(proposals: list[Candidate], others: list[Candidate]) -> list[Candidate]:
+        return [m for p in proposals if not near_none([p], clusters, RESCUE_BLOCK_RATIO)
+                and near_none([p], others, RESCUE_BLOCK_RATIO) for m in (p.members or [p])]
+
+    weak_blocked, faint_blocked = blocked(weak, seen), blocked(list(faint), seen + list(weak))
+    return rescued(image, weak_blocked, seen, faint_blocked) if weak_blocked or faint_blocked else []
 
 
 def starting_rolls(image: np.ndarray, squares: list[tuple[tuple[float, float], float, float]],

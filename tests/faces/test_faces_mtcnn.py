@@ -324,6 +324,49 @@ def test_a_much_larger_cluster_does_not_keep_a_weak_face_from_the_second_look(mo
     assert detect.rescued(image, [_weak(truth.centre, side)], [_weak(np.add(truth.centre, (15.0, 0.0)), 50.0, 0.7)]) == []
 
 
+def test_a_cluster_whose_re_check_saw_no_face_does_not_keep_a_weak_face_from_the_second_look():
+    """detect.RESCUE_WHERE_UNSEEN (issue 17's twenty-first pass): a cluster up to twice a weak proposal's size leaves
+    that place to its own re-check; where the re-check saw nothing there, the weak proposal gets the second look after
+    all, each member of a merged one apart (traced on the second tune part: a 38 px proposal on a 32 px face merged
+    into a 75 px one, beside a 72 px clutter cluster the re-check found empty)."""
+    image = clutter(np.random.default_rng(8), 320, 320)
+    truth = groundtruth.place_face(image, "astronaut", (150.0, 170.0), 32.0, 81.0)
+    side = truth.size / BLAZE_TO_SQUARE
+    cluster = _weak(np.add(truth.centre, (18.0, 10.0)), 1.8 * side, 0.5)  # under twice the weak proposal: it blocks
+    on_face = _weak(truth.centre, side)
+    merged = _weak(np.add(truth.centre, (6.0, 8.0)), 2 * side)  # what merging left: R-Net reads nothing at its square
+    merged.members = [merged, on_face]
+    assert detect.rescued(image, [on_face], [cluster]) == []
+    assert detect.rescued(image, [merged], []) == []
+    floor = FaceFinderSettings().recheck_floor
+    found = detect.rescued_where_unseen(image, [merged], [cluster], [None], floor)
+    assert len(found) == 1 and roll_error(found[0].roll, truth.roll) < 8.0
+    assert math.dist(found[0].centre, truth.centre) < 0.25 * truth.size
+    read_below = dataclasses.replace(cluster, score=floor - 0.05)
+    assert len(detect.rescued_where_unseen(image, [merged], [cluster], [read_below], floor)) == 1
+    read_a_face = dataclasses.replace(cluster, score=floor + 0.1)
+    assert detect.rescued_where_unseen(image, [merged], [cluster], [read_a_face], floor) == []
+
+
+def test_a_blurred_32_px_face_beside_empty_clutter_is_found_through_the_second_look_where_unseen(monkeypatch):
+    """End to end: the 32 px face at 59° of this blurred scene is found only with RESCUE_WHERE_UNSEEN."""
+    rng = np.random.default_rng(310)
+    rolls = [float(rng.uniform(-180, 180)) for _ in range(3)]
+    scene = groundtruth.make_scene(rng, 640, 480, [(32, rolls[0]), (40, rolls[1]), (32, rolls[2])], damage="blur")
+    truth = next(t for t in scene.faces if abs(t.roll - 59.0) < 1.0)
+    settings = FaceFinderSettings(min_face_size=24, skip_smaller_than=0)
+
+    def found() -> list[Face]:
+        result = find_faces(scene.image, settings=settings)
+        return [f for f in result.faces + [s.face for s in result.skipped]
+                if math.dist(f.centre, truth.centre) < 0.5 * truth.size and 0.6 < f.size / truth.size < 1.6]
+
+    faces = found()
+    assert len(faces) == 1 and roll_error(faces[0].roll, truth.roll) < 10.0
+    monkeypatch.setattr(detect, "RESCUE_WHERE_UNSEEN", False)
+    assert found() == []
+
+
 def test_faint_proposals_get_the_second_look_only_where_no_weak_or_strong_one_lies(monkeypatch):
     """A face proposed at 0.2-0.3 only (detect.RESCUE_FAINT) is rescued like a weak one; a faint proposal beside a
     weak one is left to that one's second look, and beside a strong one to its re-check."""
