@@ -697,8 +697,10 @@ def rescued_where_unseen(image: np.ndarray, weak: list[Candidate], clusters: lis
         return []
 
     def blocked(proposals: list[Candidate], others: list[Candidate]) -> list[Candidate]:
-        return [m for p in proposals if not near_none([p], clusters, RESCUE_BLOCK_RATIO)
-                and near_none([p], others, RESCUE_BLOCK_RATIO) for m in (p.members or [p])]
+        """The members of those ``proposals`` some cluster blocked and none of ``others`` does."""
+        alone = {id(p) for p in near_none(proposals, clusters, RESCUE_BLOCK_RATIO)}
+        still_free = {id(p) for p in near_none(proposals, others, RESCUE_BLOCK_RATIO)}
+        return [m for p in proposals if id(p) not in alone and id(p) in still_free for m in (p.members or [p])]
 
     weak_blocked, faint_blocked = blocked(weak, seen), blocked(list(faint), seen + list(weak))
     return rescued(image, weak_blocked, seen, faint_blocked) if weak_blocked or faint_blocked else []
