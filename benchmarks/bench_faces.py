@@ -460,12 +460,16 @@ BEFORE_TWENTIETH_SETTINGS: dict = {}
 # second look (detect.RESCUE_WHERE_UNSEEN).
 TWENTY_FIRST_PASS = ((ours, "RESCUE_WHERE_UNSEEN", False),)
 BEFORE_TWENTY_FIRST_SETTINGS: dict = {}
+# Issue 17's twenty-second pass: a re-check reading a little under the floor is kept where YuNet and the full-range or
+# back-camera model see the face on its square (detect.UNDER_FLOOR, finder.UNDER_FLOOR).
+TWENTY_SECOND_PASS = ((ours, "UNDER_FLOOR", False),)
+BEFORE_TWENTY_SECOND_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
 # none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS, SIXTH_PASS, SEVENTH_PASS, EIGHTH_PASS, NINTH_PASS, TENTH_PASS,
 # ELEVENTH_PASS, TWELFTH_PASS, THIRTEENTH_PASS, FOURTEENTH_PASS, FIFTEENTH_PASS, SIXTEENTH_PASS, SEVENTEENTH_PASS,
-# EIGHTEENTH_PASS, NINETEENTH_PASS, TWENTIETH_PASS, TWENTY_FIRST_PASS; then one more each), the settings it changes on
-# top of the run's, and what it is (the flag's help). 21: all.
+# EIGHTEENTH_PASS, NINETEENTH_PASS, TWENTIETH_PASS, TWENTY_FIRST_PASS, TWENTY_SECOND_PASS; then one more each), the
+# settings it changes on top of the run's, and what it is (the flag's help). 22: all.
 SIDE_PATHS = {
     "before-cuts": ("ours, before cost cuts", 1, {}, "the search without the cost cuts (COST_CUTS: the path before them)"),
     "before-third": ("ours, before third pass", 2, {},
@@ -498,22 +502,26 @@ SIDE_PATHS = {
                          "the search before the twentieth pass (TWENTIETH_PASS)"),
     "before-twenty-first": ("ours, before twenty-first pass", 20, {},
                             "the search before the twenty-first pass (TWENTY_FIRST_PASS)"),
-    "upside-down": ("ours, upside-down levels", 21, {"middle_rotations": (0, 180)},
+    "before-twenty-second": ("ours, before twenty-second pass", 21, {},
+                             "the search before the twenty-second pass (TWENTY_SECOND_PASS)"),
+    "upside-down": ("ours, upside-down levels", 22, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }
-PATHS = {"ours": (21, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
+PATHS = {"ours": (22, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
 
 
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
-             passes: int = 21) -> None:
+             passes: int = 22) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
-    ``passes``: how many of the cost cuts, third to twenty-first pass the search keeps (SIDE_PATHS; 21: all)."""
+    ``passes``: how many of the cost cuts, third to twenty-second pass the search keeps (SIDE_PATHS; 22: all)."""
     shape = (scene.image.shape[1], scene.image.shape[0])
     switched = (FOURTH_PASS + FIFTH_PASS + SIXTH_PASS + SEVENTH_PASS + EIGHTH_PASS + NINTH_PASS + TENTH_PASS
                 + ELEVENTH_PASS + TWELFTH_PASS + THIRTEENTH_PASS + FOURTEENTH_PASS + FIFTEENTH_PASS + SIXTEENTH_PASS
-                + SEVENTEENTH_PASS + EIGHTEENTH_PASS + NINETEENTH_PASS + TWENTIETH_PASS + TWENTY_FIRST_PASS)
+                + SEVENTEENTH_PASS + EIGHTEENTH_PASS + NINETEENTH_PASS + TWENTIETH_PASS + TWENTY_FIRST_PASS
+                + TWENTY_SECOND_PASS)
     kept = {(module, name): getattr(module, name) for module, name, _ in switched}
-    for later, settings_before, at in ((TWENTY_FIRST_PASS, BEFORE_TWENTY_FIRST_SETTINGS, 21),
+    for later, settings_before, at in ((TWENTY_SECOND_PASS, BEFORE_TWENTY_SECOND_SETTINGS, 22),
+                                       (TWENTY_FIRST_PASS, BEFORE_TWENTY_FIRST_SETTINGS, 21),
                                        (TWENTIETH_PASS, BEFORE_TWENTIETH_SETTINGS, 20),
                                        (NINETEENTH_PASS, BEFORE_NINETEENTH_SETTINGS, 19),
                                        (EIGHTEENTH_PASS, BEFORE_EIGHTEENTH_SETTINGS, 18),

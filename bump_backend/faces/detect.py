@@ -96,6 +96,14 @@ RESCUE_BLOCK_RATIO: float | None = 2.0
 # second look: they get it after the clusters' re-check (a switch for benchmarks). Before, a 72 px clutter cluster the
 # re-check found empty kept a 38 px weak proposal on a 32 px face from R-Net and O-Net, which read it 0.99 and 1.0.
 RESCUE_WHERE_UNSEEN = True
+# Issue 17's twenty-second pass: a re-check reading from UNDER_FLOOR_FROM up to the floor is not dropped but handed on
+# marked ``under_floor`` (with the second look), and refinement keeps it only where YuNet and one of the full-range and
+# back-camera BlazeFace models see the face too (finder.UNDER_FLOOR). Turned heads read so: a 96 px profile at 10° read
+# 0.597 on the re-check, YuNet 0.84, the full-range model 0.68. On three turned-head tune runs 9 of the 33 missed faces
+# near such a reading had YuNet >= 0.8 and one of the other two >= 0.5; of the 2300 clutter readings there (1700 on 600
+# face-free images) none did, YuNet reaching 0.74. A switch for benchmarks.
+UNDER_FLOOR = True
+UNDER_FLOOR_FROM = 0.5
 # Issue 17's fifteenth pass: of the 24-32 px faces the search missed on two tune parts, MTCNN's P-Net at half scale
 # (its 12 px window a 24 px face) proposes most, near a strong cluster whose re-check lost them or where no window
 # proposed anything. At 12 px P-Net hardly tells the turns apart (a face at any roll read 0.97-1.0 at every turn), so it
@@ -146,6 +154,7 @@ class Candidate:
     members: list = field(default_factory=list)
     opinion: float | None = None  # the full-range score at this roll, when the re-check already asked for it
     unseen: bool = False  # weak, and the full-range model saw none of its contending turns (DROP_UNSEEN)
+    under_floor: bool = False  # its re-check read UNDER_FLOOR_FROM up to the floor: kept only as finder.UNDER_FLOOR says
 
 
 @dataclass
@@ -553,7 +562,8 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
            workers: int, skip_flat: bool = True, coarse_rotations: tuple[int, ...] | None = None,
            middle_rotations: tuple[int, ...] = (), second_look: bool = True,
            propose_small: bool = True) -> tuple[list[Candidate], int]:
-    """Candidates that survive the upright re-check (score >= ``floor``), and the detector calls made.
+    """Candidates that survive the upright re-check (score >= ``floor``), and the detector calls made; with
+    ``second_look`` also those read from UNDER_FLOOR_FROM up to ``floor`` away from them, marked ``under_floor``.
 
     ``second_look``: weak window proposals that MTCNN takes for faces are re-checked too (``rescued``), and with
     ``propose_small`` P-Net's proposals of small faces (``small_faces``).
@@ -601,7 +611,13 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
         checked += run_parallel(check, near_none(small, seen), workers)
     calls += sum(n for _, n in checked)
     survivors = [c for chunk, _ in checked for c in chunk if c is not None and c.score >= floor]
-    return merge(survivors), calls
+    kept = merge(survivors)
+    if second_look and UNDER_FLOOR:
+        under = [c for chunk, _ in checked for c in chunk if c is not None and UNDER_FLOOR_FROM <= c.score < floor]
+        for c in near_none(merge(under), kept):  # where a survivor reads a face, that one stands
+            c.under_floor = True
+            kept.append(c)
+    return kept, calls
 
 
 def small_face_level(image: np.ndarray, scale: float = SMALL_SCALE) -> np.ndarray:

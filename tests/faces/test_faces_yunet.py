@@ -1,6 +1,6 @@
 """YuNet (the yuface wheel) and the finder's use of it (finder.YUNET_CHECK: a mesh-fitted face that would be kept at a
-modest score is dropped where YuNet, read upright at its roll, sees no face; finder.YUNET_VOUCH, tested on the demo
-character's profiles in test_faces_demo_renders.py)."""
+modest score is dropped where YuNet, read upright at its roll, sees no face; finder.YUNET_VOUCH and finder.UNDER_FLOOR,
+tested on the demo character's turned heads in test_faces_demo_renders.py; UNDER_FLOOR on clutter here)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from faces_helpers import clutter_squares
 
 from bump_backend.faces import FaceFinderSettings, detect, find_faces, finder, yunet
-from bump_backend.faces.groundtruth import background
+from bump_backend.faces.groundtruth import background, face_free
 
 pytest.importorskip("mediapipe")
 needs_yunet = pytest.mark.skipif(not yunet.available(), reason="yuface is not installed")
@@ -65,6 +65,24 @@ def test_clutter_the_mesh_and_both_blazeface_models_took_for_a_face_is_dropped(s
     monkeypatch.setattr(finder, "YUNET_CHECK", True)
     after = find_faces(image, settings=SETTINGS)
     assert not after.faces and not after.skipped
+
+
+@needs_yunet
+def test_clutter_read_a_little_under_the_re_check_floor_is_not_kept():
+    """Re-check readings from detect.UNDER_FLOOR_FROM up to the floor on face-free clutter, away from the survivors,
+    are handed on marked ``under_floor``, and refinement keeps none: YuNet and a full-range model must both see a face
+    there (finder.UNDER_FLOOR). Without the second look none is handed on."""
+    search = dict(min_face=24, rotations=(0,), proposal=0.45, floor=0.6, workers=1, coarse_rotations=(0, 90, 180, 270))
+    marked_in_all = 0
+    for image in face_free(7017, 9, ((640, 480),), ("none", "noise", "blur", "jpeg")):
+        candidates, _ = detect.detect(image, **search)
+        marked = [c for c in candidates if c.under_floor]
+        assert all(detect.UNDER_FLOOR_FROM <= c.score < search["floor"] for c in marked)
+        assert detect.near_none(marked, [c for c in candidates if not c.under_floor]) == marked
+        assert all(finder._face_from_candidate(image, c, True, SETTINGS.confidence, True) is None for c in marked)
+        marked_in_all += len(marked)
+        assert not any(c.under_floor for c in detect.detect(image, **search, second_look=False)[0])
+    assert marked_in_all >= 3
 
 
 @needs_yunet
