@@ -102,8 +102,13 @@ RESCUE_WHERE_UNSEEN = True
 # 0.597 on the re-check, YuNet 0.84, the full-range model 0.68. On three turned-head tune runs 9 of the 33 missed faces
 # near such a reading had YuNet >= 0.8 and one of the other two >= 0.5; of the 2300 clutter readings there (1700 on 600
 # face-free images) none did, YuNet reaching 0.74. A switch for benchmarks.
+# Only readings of at most UNDER_FLOOR_MAX_SIDE (the second look's bound): the faces the rule found were 29-98 px
+# squares, while 4 of the 6 clutter readings that YuNet read >= 0.6 and one of the others >= 0.5 were 177-295 px, and
+# a 282 px spoon's reflection on a face-free image of the benchmark passed (short-range 0.55, full-range 0.58, YuNet
+# 0.85). Large faces read well over the floor.
 UNDER_FLOOR = True
 UNDER_FLOOR_FROM = 0.5
+UNDER_FLOOR_MAX_SIDE = RESCUE_MAX_SIDE
 # Issue 17's fifteenth pass: of the 24-32 px faces the search missed on two tune parts, MTCNN's P-Net at half scale
 # (its 12 px window a 24 px face) proposes most, near a strong cluster whose re-check lost them or where no window
 # proposed anything. At 12 px P-Net hardly tells the turns apart (a face at any roll read 0.97-1.0 at every turn), so it
@@ -563,7 +568,8 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
            middle_rotations: tuple[int, ...] = (), second_look: bool = True,
            propose_small: bool = True) -> tuple[list[Candidate], int]:
     """Candidates that survive the upright re-check (score >= ``floor``), and the detector calls made; with
-    ``second_look`` also those read from UNDER_FLOOR_FROM up to ``floor`` away from them, marked ``under_floor``.
+    ``second_look`` also those of at most UNDER_FLOOR_MAX_SIDE read from UNDER_FLOOR_FROM up to ``floor`` away from
+    them, marked ``under_floor``.
 
     ``second_look``: weak window proposals that MTCNN takes for faces are re-checked too (``rescued``), and with
     ``propose_small`` P-Net's proposals of small faces (``small_faces``).
@@ -613,7 +619,8 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
     survivors = [c for chunk, _ in checked for c in chunk if c is not None and c.score >= floor]
     kept = merge(survivors)
     if second_look and UNDER_FLOOR:
-        under = [c for chunk, _ in checked for c in chunk if c is not None and UNDER_FLOOR_FROM <= c.score < floor]
+        under = [c for chunk, _ in checked for c in chunk
+                 if c is not None and UNDER_FLOOR_FROM <= c.score < floor and c.side <= UNDER_FLOOR_MAX_SIDE]
         for c in near_none(merge(under), kept):  # where a survivor reads a face, that one stands
             c.under_floor = True
             kept.append(c)

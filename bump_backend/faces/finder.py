@@ -140,7 +140,8 @@ YUNET_VOUCHES = 0.8
 # reads it at YUNET_VOUCHES on its square and the full-range model, or else the back-camera one, at
 # detect.SECOND_ENOUGH: three detectors of two families agreeing. Its score is the three readings' geometric mean.
 # Turned heads missed on three turned-head tune runs: 9 of 33 such readings passed; clutter readings there and on 600
-# face-free images: none of 2300 (YuNet reached 0.74 where one of the others read 0.5). A switch for benchmarks.
+# face-free images: none of 2300 (YuNet reached 0.74 where one of the others read 0.5); on the benchmark's face-free
+# images a 282 px spoon did, which detect.UNDER_FLOOR_MAX_SIDE leaves out. A switch for benchmarks.
 UNDER_FLOOR = True
 
 
@@ -187,7 +188,8 @@ def keypoint_yaw(keypoints: np.ndarray, roll: float, side: float) -> float:
 def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool,
                          confidence: float = FaceFinderSettings.confidence, o_net: bool = False) -> Face | None:
     """Refine a candidate (``_refined``); a refused face is tried the other way up (FLIP_CHECK), then at the quarter
-    turn O-Net reads best (QUARTER_CHECK), then YuNet is asked about it (YUNET_VOUCH). Accepted faces are never asked:
+    turn O-Net reads best (QUARTER_CHECK), then YuNet is asked about it (YUNET_VOUCH). A reading under the re-check's
+    floor (``c.under_floor``) is refined only as UNDER_FLOOR says. Accepted faces are never asked:
     no cost for them.
 
     The mesh fits an upside-down face as if it were upright (a 32 px face at 85° fitted at -99°, a 64 px one at

@@ -77,7 +77,8 @@ def test_clutter_read_a_little_under_the_re_check_floor_is_not_kept():
     for image in face_free(7017, 9, ((640, 480),), ("none", "noise", "blur", "jpeg")):
         candidates, _ = detect.detect(image, **search)
         marked = [c for c in candidates if c.under_floor]
-        assert all(detect.UNDER_FLOOR_FROM <= c.score < search["floor"] for c in marked)
+        assert all(detect.UNDER_FLOOR_FROM <= c.score < search["floor"] and c.side <= detect.UNDER_FLOOR_MAX_SIDE
+                   for c in marked)
         assert detect.near_none(marked, [c for c in candidates if not c.under_floor]) == marked
         assert all(finder._face_from_candidate(image, c, True, SETTINGS.confidence, True) is None for c in marked)
         marked_in_all += len(marked)
