@@ -218,14 +218,16 @@ def _under_floor(image: np.ndarray, c: detect.Candidate, confidence: float) -> F
     read = detect.yunet_opinion(image, centre, c.side * BLAZE_TO_SQUARE, c.roll)
     if read < YUNET_VOUCHES:
         return None
-    second = c.opinion or 0.0
-    if second < detect.SECOND_ENOUGH:
-        second = max(second, detect.second_opinion(image, centre, c.side, c.roll))
+    full = c.opinion or 0.0
+    if full < detect.SECOND_ENOUGH:
+        full = max(full, detect.second_opinion(image, centre, c.side, c.roll))
+    second = full
     if second < detect.SECOND_ENOUGH and BACK_OPINION and blazeface.back_available():
         second = max(second, detect.back_opinion(image, centre, c.side, c.roll))
     if second < detect.SECOND_ENOUGH:
         return None
-    face = _refined(image, dataclasses.replace(c, opinion=second, unseen=False, under_floor=False), True, confidence,
+    # Refined as a reading over the floor would be (its full-range reading handed on as the re-check's), then scored.
+    face = _refined(image, dataclasses.replace(c, opinion=full, unseen=False, under_floor=False), True, confidence,
                     True)
     if face is None:
         return None
