@@ -194,9 +194,9 @@ def keypoint_yaw(keypoints: np.ndarray, roll: float, side: float) -> float:
 def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool,
                          confidence: float = FaceFinderSettings.confidence, o_net: bool = False) -> Face | None:
     """Refine a candidate (``_refined``); a refused face is tried the other way up (FLIP_CHECK), then at the quarter
-    turn O-Net reads best (QUARTER_CHECK), then YuNet is asked about it (YUNET_VOUCH). A reading under the re-check's
-    floor (``c.under_floor``) is refined only as UNDER_FLOOR says. Accepted faces are never asked:
-    no cost for them.
+    turn O-Net reads best (QUARTER_CHECK), then YuNet is asked about it (YUNET_VOUCH), then YuNet and a full-range
+    model about the candidate's square (REFUSED_AGREE, ``_three_agree``). A reading under the re-check's floor
+    (``c.under_floor``) is refined only as UNDER_FLOOR says. Accepted faces are never asked: no cost for them.
 
     The mesh fits an upside-down face as if it were upright (a 32 px face at 85° fitted at -99°, a 64 px one at
     -81° at 88°; 148 of 200 pasted faces given a candidate turned half round), or fits nothing, and the full-range
@@ -206,7 +206,7 @@ def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool,
     when the mesh fits it there and it scores higher.
     """
     if c.under_floor:
-        return _under_floor(image, c, confidence) if UNDER_FLOOR and o_net and refine and yunet.available() else None
+        return _three_agree(image, c, confidence) if UNDER_FLOOR and o_net and refine and yunet.available() else None
     face = _refined(image, c, refine, confidence, o_net)
     if not refine or (face is not None and _passes(face, confidence)):
         return face
@@ -218,12 +218,12 @@ def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool,
             face = _yunet_vouched(image, face, confidence)
     if ((face is None or not _passes(face, confidence)) and REFUSED_AGREE and o_net and yunet.available()
             and c.side <= detect.UNDER_FLOOR_MAX_SIDE):
-        agreed = _under_floor(image, c, confidence)
+        agreed = _three_agree(image, c, confidence)
         face = agreed if agreed is not None and _passes(agreed, confidence) else face
     return face
 
 
-def _under_floor(image: np.ndarray, c: detect.Candidate, confidence: float) -> Face | None:
+def _three_agree(image: np.ndarray, c: detect.Candidate, confidence: float) -> Face | None:
     """A re-check reading under the floor (``c.under_floor``) or one refused (REFUSED_AGREE), refined where YuNet and the
     full-range or back-camera model see a face on its square (UNDER_FLOOR); None where they do not, or where YuNet sees
     none on the square the mesh refined it to. YuNet goes first: ~1 ms, and it reads clutter under YUNET_VOUCHES nearly
