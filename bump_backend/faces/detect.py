@@ -14,6 +14,7 @@ orientation and the score.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
@@ -55,6 +56,14 @@ FINE_MIN_SAVING = 0.08
 TIGHT_FINEST = True  # the finest level's windows overlap by FINE_OVERLAP (False: WINDOW_OVERLAP; a switch for benchmarks)
 TIGHT_WINDOWS = True  # windows only as large as the overlap needs (window_layout; False: 640 px; a switch for benchmarks)
 BALANCED = True  # run_parallel: chunks by cost / one task per item (False: every workers-th item; a switch for benchmarks)
+# Issue 17's twenty-third pass: work that waits on nothing is started before the pool would idle (a switch for
+# benchmarks; the same faces either way). P-Net's small faces need only the image, so they are queued behind the
+# windows: the worker that ends its windows first takes them (the windows' chunks ended up to ~15 ms apart, one core
+# idle). The second look where a cluster's re-check saw nothing needs only those re-checks, so it runs on the pool
+# beside the weak proposals' re-checks (it ran alone on the calling thread, ~10-25 ms of R-Net and O-Net a still with
+# both workers idle). Refinement starts with the candidates likeliest to be refused (finder.refine): a refused one
+# goes through every retry (17-32 thread ms against ~5 for one kept), and started last it left one core idle.
+OVERLAPPED = True
 # A re-checked proposal whose best short-range score is under the mesh-vouched 0.75 and whose contending turns the
 # full-range model sees at no roll try is dropped unless the mesh fits it (Candidate.unseen; finder): without a fit
 # its crop for the second opinion is the one just asked, so the three more full-range calls it cost before could
@@ -389,19 +398,29 @@ def _run_tiles(jobs: list[TileJob], threshold: float, weak: float | None = None,
     return found, len(jobs), weaker, faintest
 
 
-def run_parallel(fn, items: list, workers: int, cost=None) -> list:
+def run_parallel(fn, items: list, workers: int, cost=None, first=None) -> list:
     """Run ``fn(chunk)`` on the shared pool over chunks of ``items``; the chunks' results in order.
 
     With ``cost`` (item -> a number) ``items`` are split into one chunk per worker of about equal
     total cost (largest first, each to the lightest chunk): the pyramid's windows differ 30x in
     size, and a fixed split left one core idle for up to a window. Without it every item is its
-    own task, taken by whichever worker is free (re-checks cost 2-13 model calls each).
+    own task, taken by whichever worker is free (re-checks cost 2-13 model calls each); ``first``
+    (item -> a sort key) then says which tasks start first (the results stay in ``items``' order).
+    """
+    return start_parallel(fn, items, workers, cost, first)()
+
+
+def start_parallel(fn, items: list, workers: int, cost=None, first=None) -> Callable[[], list]:
+    """``run_parallel``'s work, started on the pool; call what it returns for the results.
+
+    Work submitted to the pool in between is taken by the first worker that comes free, so it fills
+    the gap that the slower chunk leaves. With one worker nothing starts until the results are asked for.
     """
     if not items:
-        return []
+        return list
     workers = max(1, min(workers, len(items)))
     if workers == 1:
-        return [fn(items)]
+        return lambda: [fn(items)]
     if not BALANCED:
         chunks = [items[i::workers] for i in range(workers)]
     elif cost is None:
@@ -412,8 +431,13 @@ def run_parallel(fn, items: list, workers: int, cost=None) -> list:
             lightest = loads.index(min(loads))
             chunks[lightest].append(item)
             loads[lightest] += cost(item)
+    chunks = [chunk for chunk in chunks if chunk]
+    starts = list(range(len(chunks)))
+    if first is not None and cost is None and BALANCED:
+        starts.sort(key=lambda i: first(chunks[i][0]))
     executor = runtime.pool(workers)
-    return [f.result() for f in [executor.submit(fn, chunk) for chunk in chunks if chunk]]
+    futures = dict(zip(starts, [executor.submit(fn, chunks[i]) for i in starts], strict=True))
+    return lambda: [futures[i].result() for i in range(len(chunks))]
 
 
 def places_of(c: Candidate, centres: np.ndarray, sides: np.ndarray) -> np.ndarray:
@@ -583,17 +607,23 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
     # The second look needs the quarter-turn re-check its candidates go through (turns).
     rescue = second_look and turns and use_rescue() and proposal > RESCUE_FROM
     faint_from = RESCUE_FAINT if rescue and RESCUE_FAINT is not None and RESCUE_FAINT < RESCUE_FROM else None
-    results = run_parallel(lambda chunk: _run_tiles(chunk, proposal, RESCUE_FROM if rescue else None, faint_from),
-                           jobs, workers, cost=job_cost)
+    windows = start_parallel(lambda chunk: _run_tiles(chunk, proposal, RESCUE_FROM if rescue else None, faint_from),
+                             jobs, workers, cost=job_cost)
+    # P-Net's small faces and the weak proposals' second look each run on one worker while the others re-check the
+    # strong ones (one task per re-check: the workers share them out as they come free). P-Net needs only the image:
+    # queued behind the windows (OVERLAPPED), it is taken by the first worker done with them.
+    small_faces_on = rescue and propose_small and use_small_faces()
+    overlapped = OVERLAPPED and workers > 1
+    small_pending = (runtime.pool(workers).submit(small_faces, image)
+                     if small_faces_on and overlapped else None)
+    results = windows()
     raw = [c for found, *_ in results for c in found]
     calls = sum(n for _, n, *_ in results)
     clusters = merge(raw)
     weak = merge([c for _, _, weak, _ in results for c in weak])
     faint = merge([c for *_, faint in results for c in faint])
-    # P-Net's small faces and the weak proposals' second look each run on one worker while the others re-check the
-    # strong ones (one task per re-check: the workers share them out as they come free).
-    small_faces_on = rescue and propose_small and use_small_faces()
-    small_pending = runtime.pool(workers).submit(small_faces, image) if small_faces_on and workers > 1 else None
+    if small_faces_on and workers > 1 and small_pending is None:
+        small_pending = runtime.pool(workers).submit(small_faces, image)
     pending = (runtime.pool(workers).submit(rescued, image, weak, clusters, faint)
                if (weak or faint) and workers > 1 else None)
 
@@ -607,10 +637,15 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
 
     checked = run_parallel(check, clusters, workers)
     readings = [c for chunk, _ in checked for c in chunk]  # one per cluster, in order
+    where_unseen = rescue and RESCUE_WHERE_UNSEEN and (weak or faint)
+    # It needs only the clusters' readings: on the pool it runs beside the weak proposals' re-checks (OVERLAPPED).
+    unseen_pending = (runtime.pool(workers).submit(rescued_where_unseen, image, weak, clusters, readings, floor, faint)
+                      if where_unseen and overlapped else None)
     if weak or faint:
         checked += run_parallel(check, pending.result() if pending else rescued(image, weak, clusters, faint), workers)
-    if rescue and RESCUE_WHERE_UNSEEN and (weak or faint):
-        checked += run_parallel(check, rescued_where_unseen(image, weak, clusters, readings, floor, faint), workers)
+    if where_unseen:
+        checked += run_parallel(check, unseen_pending.result() if unseen_pending
+                                else rescued_where_unseen(image, weak, clusters, readings, floor, faint), workers)
     small = (small_pending.result() if small_pending else small_faces(image)) if small_faces_on else []
     if small:  # only where no proposal's re-check saw a face: there P-Net would add nothing
         seen = [c for chunk, _ in checked for c in chunk if c is not None and c.score >= floor]

@@ -36,6 +36,60 @@ def test_run_parallel_splits_by_cost_and_keeps_every_item():
     assert one_each == [[6], [2], [4]]  # without a cost: one task per item, results in order
 
 
+class _RecordingPool:
+    """The shared pool, recording what is submitted to it, in order (by the function's name)."""
+
+    def __init__(self, pool):
+        self.pool, self.submitted = pool, []
+
+    def submit(self, fn, *args, **kwargs):
+        self.submitted.append(getattr(fn, "__name__", "?"))
+        return self.pool.submit(fn, *args, **kwargs)
+
+    def map(self, fn, *iterables):
+        return self.pool.map(fn, *iterables)
+
+
+def test_run_parallel_starts_first_what_first_says_and_keeps_the_order(monkeypatch):
+    started: list[int] = []
+
+    def one(chunk):
+        started.append(chunk[0])
+        return chunk[0] * 10
+
+    recording = _RecordingPool(runtime.pool(1))  # one thread: tasks start in the order they were submitted
+    monkeypatch.setattr(runtime, "pool", lambda workers: recording)
+    results = detect.run_parallel(one, [5, 1, 4, 2], 2, first=lambda item: item)
+    assert started == [1, 2, 4, 5] and results == [50, 10, 40, 20]
+    assert detect.start_parallel(one, [], 2)() == []
+    later = detect.start_parallel(one, [7], 2)  # one task: nothing starts until its result is asked for
+    assert started == [1, 2, 4, 5] and later() == [70]
+
+
+def test_overlapped_search_finds_the_same_faces_and_queues_p_net_behind_the_windows(monkeypatch):
+    """detect.OVERLAPPED only changes when work starts: P-Net's small faces are queued right behind the windows, before
+    any re-check, and the search finds the same faces, scores and all, either way."""
+    if not detect.use_small_faces():
+        pytest.skip("P-Net's small faces need LiteRT and MTCNN's weights")
+    scene = make_scene(np.random.default_rng(23), 480, 480, [(24, 170), (32, 40), (48, 100), (72, -20)],
+                       damage="noise")
+    settings = FaceFinderSettings(min_face_size=24, skip_smaller_than=0, workers=2)
+    recording = _RecordingPool(runtime.pool(2))
+    monkeypatch.setattr(runtime, "pool", lambda workers: recording)
+    found = {}
+    for overlapped in (True, False):
+        monkeypatch.setattr(detect, "OVERLAPPED", overlapped)
+        recording.submitted.clear()
+        result = finder.find_faces(scene.image, settings=settings)
+        found[overlapped] = [(f.box, round(f.score, 6), f.roll) for f in result.faces]
+        names = recording.submitted
+        windows_end = max(i for i, name in enumerate(names) if name == "<lambda>" and i < names.index("small_faces"))
+        assert names.index("small_faces") == windows_end + 1 if overlapped else names.index("small_faces") > 0
+        if overlapped:
+            assert "check" not in names[:names.index("small_faces")]
+    assert found[True] == found[False] and len(found[True]) >= 3
+
+
 def _candidate(centre, side, roll, score, rotation):
     return detect.Candidate(np.array(centre, float), side, roll, score, np.zeros((6, 2)), rotation)
 
