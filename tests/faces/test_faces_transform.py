@@ -6,6 +6,7 @@ import math
 
 import cv2
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -86,3 +87,30 @@ def test_wrap_range(angle):
     w = transform.wrap(angle)
     assert -180 < w <= 180
     assert math.isclose(math.cos(math.radians(w)), math.cos(math.radians(angle)), abs_tol=1e-9)
+
+
+entries = st.floats(-1000, 1000, allow_nan=False)
+affine = st.lists(entries, min_size=6, max_size=6).map(lambda v: np.array(v, float).reshape(2, 3))
+
+
+def _square(matrix: np.ndarray) -> np.ndarray:
+    return np.vstack([matrix, [0.0, 0.0, 1.0]])
+
+
+@given(affine, affine)
+def test_compose_and_to_index_are_the_3x3_products(outer, inner):
+    """Both are written out on plain floats (numpy's small stacks cost more than the maths): the same maps as
+    the 3x3 products, to rounding."""
+    product = (_square(outer) @ _square(inner))[:2]
+    scale = 1.0 + np.abs(outer).max() * (1.0 + np.abs(inner).max())
+    assert np.allclose(transform.compose(outer, inner), product, rtol=0, atol=1e-12 * scale)
+    shift = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
+    index = (np.linalg.inv(shift) @ _square(outer) @ shift)[:2]
+    assert np.allclose(transform.to_index(outer), index, rtol=0, atol=1e-12 * (1.0 + np.abs(outer).max()))
+
+
+def test_matrices_of_the_wrong_shape_are_refused():
+    with pytest.raises(ValueError, match="2x3"):
+        transform.compose(np.eye(2), np.eye(3)[:2])
+    with pytest.raises(ValueError, match="2x3"):
+        transform.invert(np.eye(2))
