@@ -467,9 +467,8 @@ TWENTY_SECOND_PASS = ((ours, "UNDER_FLOOR", False), (finder, "REFUSED_AGREE", Fa
 BEFORE_TWENTY_SECOND_SETTINGS: dict = {}
 # Issue 17's twenty-third pass: work that waits on nothing starts before the pool would idle (detect.OVERLAPPED): P-Net
 # queued behind the windows, the second look where a re-check saw nothing beside the weak proposals' re-checks,
-# refinement's likeliest refusals first; the GIL handed on every 0.5 ms while a search runs (runtime.GIL_SWITCH_S) and
-# the affine maths on plain floats (not switched: the same maps). The same faces; wall time only.
-TWENTY_THIRD_PASS = ((ours, "OVERLAPPED", False), (runtime, "GIL_SWITCH_S", None))
+# refinement's likeliest refusals first. The same faces; wall time only.
+TWENTY_THIRD_PASS = ((ours, "OVERLAPPED", False),)
 BEFORE_TWENTY_THIRD_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:

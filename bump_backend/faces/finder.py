@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bump_backend.faces import blazeface, detect, landmarks, mtcnn, runtime, transform, yunet
+from bump_backend.faces import blazeface, detect, landmarks, mtcnn, transform, yunet
 from bump_backend.faces.geometry import faces_from_sidecar
 from bump_backend.faces.types import Face, FaceFinderSettings, FaceSearchResult, SkippedFace, rotated_square_bounds
 
@@ -474,11 +474,6 @@ def _refusal_first(c: detect.Candidate) -> tuple[bool, bool, float]:
 
 
 def _detect_faces(image: np.ndarray, settings: FaceFinderSettings) -> tuple[list[Face], int]:
-    with runtime.quick_handoff(settings.workers):
-        return _search(image, settings)
-
-
-def _search(image: np.ndarray, settings: FaceFinderSettings) -> tuple[list[Face], int]:
     candidates, calls = detect.detect(
         image, min_face=settings.min_face_size, rotations=tuple(settings.rotations),
         proposal=settings.proposal_confidence, floor=settings.recheck_floor, workers=settings.workers,

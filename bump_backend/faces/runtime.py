@@ -37,15 +37,6 @@ _local = threading.local()
 _UNCOUNTED_MODELS: set[str] = set()
 _pools: dict[int, ThreadPoolExecutor] = {}
 _pool_lock = threading.Lock()
-# Issue 17's twenty-third pass: how often (seconds) a thread running Python hands the GIL on while a search runs on
-# several workers (``quick_handoff``; None: Python's own 5 ms; a switch for benchmarks). A worker back from a model call
-# (which runs without the GIL) waited for the other one's Python glue to let go, up to the interval, with its core
-# idle: at 0.5 ms a 1440x1440 still took 0.965x the wall time and a 1280x720 one 0.98x (12 stills each, in-process,
-# the same CPU time; 0.2 ms no better).
-GIL_SWITCH_S: float | None = 0.0005
-_handoff_lock = threading.Lock()
-_handoff_users = 0
-_handoff_before = 0.005
 
 
 def _solutions():
@@ -264,31 +255,6 @@ def selfie_segmenter():
         _, _, selfie = _solutions()
         _local.segmenter = selfie.SelfieSegmentation(model_selection=0)
     return _local.segmenter
-
-
-@contextlib.contextmanager
-def quick_handoff(workers: int):
-    """While the block runs on ``workers`` > 1 threads, the GIL changes hands every GIL_SWITCH_S at most.
-
-    The interval is the process's (``sys.setswitchinterval``); it is put back when the last overlapping block ends,
-    and never made longer than it was.
-    """
-    global _handoff_users, _handoff_before
-    if workers <= 1 or GIL_SWITCH_S is None:
-        yield
-        return
-    with _handoff_lock:
-        if _handoff_users == 0:
-            _handoff_before = sys.getswitchinterval()
-            sys.setswitchinterval(min(GIL_SWITCH_S, _handoff_before))
-        _handoff_users += 1
-    try:
-        yield
-    finally:
-        with _handoff_lock:
-            _handoff_users -= 1
-            if _handoff_users == 0:
-                sys.setswitchinterval(_handoff_before)
 
 
 def pool(workers: int) -> ThreadPoolExecutor:

@@ -230,32 +230,3 @@ def test_a_vouched_face_is_asked_on_its_own_crop_before_its_vouch_goes(portrait,
     counted.clear()
     reused = finder._face_from_candidate(portrait.image, seen_nothing, refine=True)
     assert reused.extra["full_range"] == 0.0 and "full_range_mirrored" in reused.extra  # the 0 was taken as read
-
-
-def test_quick_handoff_shortens_the_gil_interval_while_searches_run_and_puts_it_back(monkeypatch):
-    import sys
-    import threading
-
-    before = sys.getswitchinterval()
-    monkeypatch.setattr(runtime, "GIL_SWITCH_S", 0.0005)
-    with runtime.quick_handoff(1):
-        assert sys.getswitchinterval() == before  # one worker: nothing to hand on
-    inside, release = threading.Event(), threading.Event()
-
-    def other_search():
-        with runtime.quick_handoff(2):
-            inside.set()
-            release.wait(5)
-
-    with runtime.quick_handoff(2):
-        assert sys.getswitchinterval() == pytest.approx(0.0005)
-        thread = threading.Thread(target=other_search)
-        thread.start()
-        inside.wait(5)
-    assert sys.getswitchinterval() == pytest.approx(0.0005)  # the other search still runs
-    release.set()
-    thread.join(5)
-    assert sys.getswitchinterval() == before
-    monkeypatch.setattr(runtime, "GIL_SWITCH_S", None)
-    with runtime.quick_handoff(2):
-        assert sys.getswitchinterval() == before
