@@ -613,16 +613,15 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
     # strong ones (one task per re-check: the workers share them out as they come free). P-Net needs only the image:
     # queued behind the windows (OVERLAPPED), it is taken by the first worker done with them.
     small_faces_on = rescue and propose_small and use_small_faces()
-    overlapped = OVERLAPPED and workers > 1
-    small_pending = (runtime.pool(workers).submit(small_faces, image)
-                     if small_faces_on and overlapped else None)
+    pool_small, overlapped = small_faces_on and workers > 1, OVERLAPPED and workers > 1
+    small_pending = runtime.pool(workers).submit(small_faces, image) if pool_small and overlapped else None
     results = windows()
     raw = [c for found, *_ in results for c in found]
     calls = sum(n for _, n, *_ in results)
     clusters = merge(raw)
     weak = merge([c for _, _, weak, _ in results for c in weak])
     faint = merge([c for *_, faint in results for c in faint])
-    if small_faces_on and workers > 1 and small_pending is None:
+    if pool_small and not overlapped:
         small_pending = runtime.pool(workers).submit(small_faces, image)
     pending = (runtime.pool(workers).submit(rescued, image, weak, clusters, faint)
                if (weak or faint) and workers > 1 else None)
