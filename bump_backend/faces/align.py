@@ -41,6 +41,20 @@ def warp(src: np.ndarray, matrix: np.ndarray, size: tuple[int, int], *, interpol
                           borderMode=border)
 
 
+_ROTATE_CODES = (None, cv2.ROTATE_90_COUNTERCLOCKWISE, cv2.ROTATE_180, cv2.ROTATE_90_CLOCKWISE)
+
+
+def quarter_turned(image: np.ndarray, k: int) -> np.ndarray:
+    """``np.rot90(image, k)`` as a new contiguous array, by OpenCV: the same pixels, ~4 against ~65 µs for a 128 px
+    crop (numpy copies a turned view element by element), and the search turns ~600 crops a still."""
+    code = _ROTATE_CODES[k % 4]
+    if code is None:
+        return np.ascontiguousarray(image)
+    height, width = image.shape[:2]
+    shape = ((width, height) if k % 2 else (height, width)) + image.shape[2:]
+    return cv2.rotate(np.ascontiguousarray(image), code).reshape(shape)  # OpenCV drops a single channel's axis
+
+
 def crop_matrix(face: Face, size: int, padding: float) -> np.ndarray:
     """Image -> crop: the face square plus ``padding`` of it on each side fills the crop, upright.
 

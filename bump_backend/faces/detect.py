@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from bump_backend.faces import blazeface, mtcnn, runtime, transform, yunet
+from bump_backend.faces import align, blazeface, mtcnn, runtime, transform, yunet
 from bump_backend.faces.align import warp
 
 TILE = 128
@@ -366,7 +366,7 @@ def _run_tiles(jobs: list[TileJob], threshold: float, weak: float | None = None,
     (with ``weak``) the windows' detections from ``weak`` up to ``threshold``, and (with ``faint`` too) those
     from ``faint`` up to ``weak``, else none."""
     jobs = [j for j in jobs if not j.window] + [j for j in jobs if j.window]
-    tiles = [np.ascontiguousarray(np.rot90(job.level[y0:y1, x0:x1], job.rotation // 90))
+    tiles = [align.quarter_turned(job.level[y0:y1, x0:x1], job.rotation // 90)
              for job in jobs for x0, y0, x1, y1 in [job.rect]]
     split = sum(1 for j in jobs if not j.window)
     none = [[] for _ in tiles[split:]]
@@ -536,7 +536,7 @@ def recheck_turns(image: np.ndarray, centre: tuple[float, float], side: float, r
         if calls == 2 and not per_turn and OPPOSITE_TURNS_DECIDE:
             return None, calls  # two opposite turns saw nothing here: no face at any roll
         calls += 2
-        found = blazeface.detect_many([np.ascontiguousarray(np.rot90(crop, k)) for k in pair], threshold)
+        found = blazeface.detect_many([align.quarter_turned(crop, k) for k in pair], threshold)
         seen = list(zip(pair, found, strict=True))
         per_turn.extend(_best_near(seen, inverse, centre, side, roll))
     if not per_turn:
@@ -677,7 +677,7 @@ def small_face_peaks(image: np.ndarray, turn: int, scale: float = SMALL_SCALE, t
     height, width = image.shape[:2]
     level = small_face_level(image, scale) if level is None else level
     level_h, level_w = level.shape[:2]
-    turned = np.ascontiguousarray(np.rot90(level, turn))
+    turned = align.quarter_turned(level, turn)
     face = mtcnn.load_proposal().face_map(turned)
     peaks = (face >= threshold) & (face >= cv2.dilate(face, np.ones((SMALL_PEAK, SMALL_PEAK), np.uint8)))
     rows, cols = np.nonzero(peaks)

@@ -24,7 +24,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from bump_backend.faces import runtime, tflite_graph, torch_state, transform
-from bump_backend.faces.align import warp
+from bump_backend.faces.align import quarter_turned, warp
 
 INPUT = 48  # O-Net's input side
 R_INPUT = 24  # R-Net's
@@ -419,7 +419,7 @@ def quarter_turn_scores(image: np.ndarray, squares: list[tuple[tuple[float, floa
         return np.zeros((0, 4), np.float32)
     size = R_INPUT if small else INPUT
     crops = [upright_crop(image, c, s, 0.0, size) for c, s in squares]
-    turned = np.stack([np.rot90(crop, k) for crop in crops for k in range(4)])
+    turned = np.stack([quarter_turned(crop, k) for crop in crops for k in range(4)])
     return load(path, small)(turned).reshape(len(squares), 4)
 
 

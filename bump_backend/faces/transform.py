@@ -84,12 +84,16 @@ def scale_of(matrix: np.ndarray) -> float:
 
 def footprint(matrix_inverse: np.ndarray, width: int, height: int, image_shape: tuple[int, ...],
               pad: int = 2) -> tuple[int, int, int, int] | None:
-    """Integer ROI (x0, y0, x1, y1) of the image covered by a width x height crop, clipped; None if outside."""
-    corners = apply(matrix_inverse, np.array([[0, 0], [width, 0], [0, height], [width, height]], float))
-    x0 = max(int(math.floor(corners[:, 0].min())) - pad, 0)
-    y0 = max(int(math.floor(corners[:, 1].min())) - pad, 0)
-    x1 = min(int(math.ceil(corners[:, 0].max())) + pad, image_shape[1])
-    y1 = min(int(math.ceil(corners[:, 1].max())) + pad, image_shape[0])
+    """Integer ROI (x0, y0, x1, y1) of the image covered by a width x height crop, clipped; None if outside.
+
+    The four corners on plain floats: every crop the search takes (~1000 a still) asks for one."""
+    (a, b, c), (d, e, f) = _rows(matrix_inverse)
+    xs = (c, a * width + c, b * height + c, a * width + b * height + c)
+    ys = (f, d * width + f, e * height + f, d * width + e * height + f)
+    x0 = max(math.floor(min(xs)) - pad, 0)
+    y0 = max(math.floor(min(ys)) - pad, 0)
+    x1 = min(math.ceil(max(xs)) + pad, image_shape[1])
+    y1 = min(math.ceil(max(ys)) + pad, image_shape[0])
     if x1 <= x0 or y1 <= y0:
         return None
     return (x0, y0, x1, y1)

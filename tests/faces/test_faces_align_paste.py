@@ -7,8 +7,10 @@ import math
 import numpy as np
 import pytest
 from faces_helpers import truth_face
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from bump_backend.faces import align_face, combined_mask, paste_back, sd_size, transform
+from bump_backend.faces import align, align_face, combined_mask, paste_back, sd_size, transform
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -103,3 +105,15 @@ def test_face_partly_outside_the_image(portrait):
     assert out.shape == portrait.image.shape
     mask = combined_mask(portrait.image.shape, [aligned])
     assert np.array_equal(out[mask == 0], portrait.image[mask == 0])
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(-5, 8), st.integers(1, 40), st.integers(1, 40), st.sampled_from([None, 1, 3, 4]), st.booleans())
+def test_quarter_turned_is_numpys_rot90(k, height, width, channels, view):
+    """OpenCV turns the search's crops (~15x faster than numpy's copy of a turned view): the same pixels, contiguous."""
+    rng = np.random.default_rng(height * 41 + width)
+    shape = (height + 3, width + 5) + (() if channels is None else (channels,))
+    image = rng.integers(0, 256, shape, dtype=np.uint8)
+    part = image[1:height + 1, 2:width + 2] if view else image[:height, :width].copy()
+    turned = align.quarter_turned(part, k)
+    assert turned.flags.c_contiguous and np.array_equal(turned, np.rot90(part, k))

@@ -109,6 +109,18 @@ def test_compose_and_to_index_are_the_3x3_products(outer, inner):
     assert np.allclose(transform.to_index(outer), index, rtol=0, atol=1e-12 * (1.0 + np.abs(outer).max()))
 
 
+@given(coords, coords, rolls, st.floats(0.02, 4.0), st.integers(1, 256), st.integers(1, 256))
+@settings(max_examples=200)
+def test_footprint_holds_the_mapped_crop_corners(cx, cy, roll, scale, width, height):
+    """The ROI is the mapped corners' bounding box, padded and clipped to the image (written on plain floats)."""
+    inverse = transform.invert(transform.upright((cx, cy), roll, scale, (width / 2, height / 2)))
+    corners = transform.apply(inverse, np.array([[0, 0], [width, 0], [0, height], [width, height]], float))
+    roi = transform.footprint(inverse, width, height, (720, 960, 3), pad=3)
+    lo, hi = np.floor(corners.min(axis=0)).astype(int) - 3, np.ceil(corners.max(axis=0)).astype(int) + 3
+    x0, y0, x1, y1 = max(lo[0], 0), max(lo[1], 0), min(hi[0], 960), min(hi[1], 720)
+    assert roi == (None if x1 <= x0 or y1 <= y0 else (x0, y0, x1, y1))
+
+
 def test_matrices_of_the_wrong_shape_are_refused():
     with pytest.raises(ValueError, match="2x3"):
         transform.compose(np.eye(2), np.eye(3)[:2])
