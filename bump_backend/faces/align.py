@@ -46,7 +46,8 @@ _ROTATE_CODES = (None, cv2.ROTATE_90_COUNTERCLOCKWISE, cv2.ROTATE_180, cv2.ROTAT
 
 def quarter_turned(image: np.ndarray, k: int) -> np.ndarray:
     """``np.rot90(image, k)`` as a new contiguous array, by OpenCV: the same pixels, ~4 against ~65 µs for a 128 px
-    crop (numpy copies a turned view element by element), and the search turns ~600 crops a still."""
+    crop (numpy copies a turned view element by element); the search turns ~330 crops a 1440x1440 still (~2 against
+    ~9 ms)."""
     code = _ROTATE_CODES[k % 4]
     if code is None:
         return np.ascontiguousarray(image)

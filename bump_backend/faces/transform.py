@@ -86,7 +86,7 @@ def footprint(matrix_inverse: np.ndarray, width: int, height: int, image_shape: 
               pad: int = 2) -> tuple[int, int, int, int] | None:
     """Integer ROI (x0, y0, x1, y1) of the image covered by a width x height crop, clipped; None if outside.
 
-    The four corners on plain floats: every crop the search takes (~1000 a still) asks for one."""
+    The four corners on plain floats (~4 against ~20 µs through ``apply``): every warp asks for one, ~150 a still."""
     (a, b, c), (d, e, f) = _rows(matrix_inverse)
     xs = (c, a * width + c, b * height + c, a * width + b * height + c)
     ys = (f, d * width + f, e * height + f, d * width + e * height + f)
