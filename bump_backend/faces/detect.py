@@ -64,6 +64,11 @@ BALANCED = True  # run_parallel: chunks by cost / one task per item (False: ever
 # both workers idle). Refinement starts with the candidates likeliest to be refused (finder.refine): a refused one
 # goes through every retry (17-32 thread ms against ~5 for one kept), and started last it left one core idle.
 OVERLAPPED = True
+# Issue 17's twenty-fourth pass: the second look's re-checks (the weak proposals', then those where a cluster's re-check
+# saw nothing) are queued as soon as their candidates are known, behind the re-checks already queued, instead of after
+# the last of those is done: each such wait left one worker idle for the other's last re-check (a switch for
+# benchmarks; the same faces either way, the results gathered in the same order).
+STREAMED = True
 # A re-checked proposal whose best short-range score is under the mesh-vouched 0.75 and whose contending turns the
 # full-range model sees at no roll try is dropped unless the mesh fits it (Candidate.unseen; finder): without a fit
 # its crop for the second opinion is the one just asked, so the three more full-range calls it cost before could
@@ -634,15 +639,27 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
             made += n
         return out, made
 
-    checked = run_parallel(check, clusters, workers)
+    cluster_checks = start_parallel(check, clusters, workers)
+    # The second look's candidates need no cluster's reading: their re-checks queue behind the clusters' as soon as
+    # they are known (STREAMED), so the pool does not wait for the clusters' last re-check first.
+    rescued_checks = (start_parallel(check, pending.result(), workers)
+                      if pending is not None and STREAMED and overlapped else None)
+    checked = cluster_checks()
     readings = [c for chunk, _ in checked for c in chunk]  # one per cluster, in order
     where_unseen = rescue and RESCUE_WHERE_UNSEEN and (weak or faint)
     # It needs only the clusters' readings: on the pool it runs beside the weak proposals' re-checks (OVERLAPPED).
     unseen_pending = (runtime.pool(workers).submit(rescued_where_unseen, image, weak, clusters, readings, floor, faint)
                       if where_unseen and overlapped else None)
-    if weak or faint:
+    # Likewise the second look where a re-check saw nothing: its re-checks queue behind the others' as it ends.
+    unseen_checks = (start_parallel(check, unseen_pending.result(), workers)
+                     if unseen_pending is not None and STREAMED else None)
+    if rescued_checks is not None:
+        checked += rescued_checks()
+    elif weak or faint:
         checked += run_parallel(check, pending.result() if pending else rescued(image, weak, clusters, faint), workers)
-    if where_unseen:
+    if unseen_checks is not None:
+        checked += unseen_checks()
+    elif where_unseen:
         checked += run_parallel(check, unseen_pending.result() if unseen_pending
                                 else rescued_where_unseen(image, weak, clusters, readings, floor, faint), workers)
     small = (small_pending.result() if small_pending else small_faces(image)) if small_faces_on else []

@@ -230,3 +230,28 @@ def test_a_vouched_face_is_asked_on_its_own_crop_before_its_vouch_goes(portrait,
     counted.clear()
     reused = finder._face_from_candidate(portrait.image, seen_nothing, refine=True)
     assert reused.extra["full_range"] == 0.0 and "full_range_mirrored" in reused.extra  # the 0 was taken as read
+
+
+def test_streamed_second_look_finds_the_same_faces_and_queues_its_re_checks_early(monkeypatch):
+    """detect.STREAMED only changes when the second look's re-checks are queued: those of the weak proposals go
+    behind the clusters' before the clusters' readings are gathered (so before the second look where a re-check saw
+    nothing is asked for), and the search finds the same faces, scores and all, either way."""
+    if not detect.use_small_faces():
+        pytest.skip("the second look needs LiteRT and MTCNN's weights")
+    # Blurred small faces: two weak proposals the second look re-checks (seed chosen for that).
+    scene = make_scene(np.random.default_rng(25), 480, 480, [(24, 170), (28, 40), (24, 100), (32, -20), (26, 60)],
+                       damage="blur")
+    settings = FaceFinderSettings(min_face_size=24, skip_smaller_than=0, workers=2)
+    recording = _RecordingPool(runtime.pool(2))
+    monkeypatch.setattr(runtime, "pool", lambda workers: recording)
+    found, early = {}, {}
+    for streamed in (True, False):
+        monkeypatch.setattr(detect, "STREAMED", streamed)
+        recording.submitted.clear()
+        result = finder.find_faces(scene.image, settings=settings)
+        found[streamed] = [(f.box, round(f.score, 6), f.roll) for f in result.faces]
+        names = recording.submitted
+        unseen = names.index("rescued_where_unseen")
+        early[streamed] = names[names.index("rescued"):unseen].count("check")
+    assert found[True] == found[False] and found[True]
+    assert early[True] > early[False]  # the weak proposals' re-checks moved ahead of the unseen places' look
