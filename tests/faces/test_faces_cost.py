@@ -66,23 +66,33 @@ def test_run_parallel_starts_first_what_first_says_and_keeps_the_order(monkeypat
     assert started == [1, 2, 4, 5] and later() == [70]
 
 
-def test_overlapped_search_finds_the_same_faces_and_queues_p_net_behind_the_windows(monkeypatch):
+@pytest.fixture
+def recording(monkeypatch) -> _RecordingPool:
+    """The two-worker shared pool, recording what the search submits to it."""
+    pool = _RecordingPool(runtime.pool(2))
+    monkeypatch.setattr(runtime, "pool", lambda workers: pool)
+    return pool
+
+
+def _recorded_search(recording: _RecordingPool, scene, switch: str, on: bool, monkeypatch) -> tuple[list, list[str]]:
+    """``find_faces`` on ``scene`` (two workers) with ``detect.<switch>`` set to ``on``: the faces (box, score, roll)
+    and the names of what it submitted to the pool, in order."""
+    monkeypatch.setattr(detect, switch, on)
+    recording.submitted.clear()
+    result = finder.find_faces(scene.image, settings=FaceFinderSettings(min_face_size=24, skip_smaller_than=0, workers=2))
+    return [(f.box, round(f.score, 6), f.roll) for f in result.faces], list(recording.submitted)
+
+
+def test_overlapped_search_finds_the_same_faces_and_queues_p_net_behind_the_windows(recording, monkeypatch):
     """detect.OVERLAPPED only changes when work starts: P-Net's small faces are queued right behind the windows, before
     any re-check, and the search finds the same faces, scores and all, either way."""
     if not detect.use_small_faces():
         pytest.skip("P-Net's small faces need LiteRT and MTCNN's weights")
     scene = make_scene(np.random.default_rng(23), 480, 480, [(24, 170), (32, 40), (48, 100), (72, -20)],
                        damage="noise")
-    settings = FaceFinderSettings(min_face_size=24, skip_smaller_than=0, workers=2)
-    recording = _RecordingPool(runtime.pool(2))
-    monkeypatch.setattr(runtime, "pool", lambda workers: recording)
     found = {}
     for overlapped in (True, False):
-        monkeypatch.setattr(detect, "OVERLAPPED", overlapped)
-        recording.submitted.clear()
-        result = finder.find_faces(scene.image, settings=settings)
-        found[overlapped] = [(f.box, round(f.score, 6), f.roll) for f in result.faces]
-        names = recording.submitted
+        found[overlapped], names = _recorded_search(recording, scene, "OVERLAPPED", overlapped, monkeypatch)
         windows_end = max(i for i, name in enumerate(names) if name == "<lambda>" and i < names.index("small_faces"))
         assert names.index("small_faces") == windows_end + 1 if overlapped else names.index("small_faces") > 0
         if overlapped:
@@ -232,7 +242,7 @@ def test_a_vouched_face_is_asked_on_its_own_crop_before_its_vouch_goes(portrait,
     assert reused.extra["full_range"] == 0.0 and "full_range_mirrored" in reused.extra  # the 0 was taken as read
 
 
-def test_streamed_second_look_finds_the_same_faces_and_queues_its_re_checks_early(monkeypatch):
+def test_streamed_second_look_finds_the_same_faces_and_queues_its_re_checks_early(recording, monkeypatch):
     """detect.STREAMED only changes when the second look's re-checks are queued: those of the weak proposals go
     behind the clusters' before the clusters' readings are gathered (so before the second look where a re-check saw
     nothing is asked for), and the search finds the same faces, scores and all, either way."""
@@ -241,16 +251,9 @@ def test_streamed_second_look_finds_the_same_faces_and_queues_its_re_checks_earl
     # Blurred small faces: two weak proposals the second look re-checks (seed chosen for that).
     scene = make_scene(np.random.default_rng(25), 480, 480, [(24, 170), (28, 40), (24, 100), (32, -20), (26, 60)],
                        damage="blur")
-    settings = FaceFinderSettings(min_face_size=24, skip_smaller_than=0, workers=2)
-    recording = _RecordingPool(runtime.pool(2))
-    monkeypatch.setattr(runtime, "pool", lambda workers: recording)
     found, early = {}, {}
     for streamed in (True, False):
-        monkeypatch.setattr(detect, "STREAMED", streamed)
-        recording.submitted.clear()
-        result = finder.find_faces(scene.image, settings=settings)
-        found[streamed] = [(f.box, round(f.score, 6), f.roll) for f in result.faces]
-        names = recording.submitted
+        found[streamed], names = _recorded_search(recording, scene, "STREAMED", streamed, monkeypatch)
         unseen = names.index("rescued_where_unseen")
         early[streamed] = names[names.index("rescued"):unseen].count("check")
     assert found[True] == found[False] and found[True]
