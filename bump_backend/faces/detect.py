@@ -148,6 +148,20 @@ SMALL_O = 0.8
 # (a switch for benchmarks).
 LANDMARK_ROLL = True
 LANDMARK_TRUST = 50.0
+# Issue 17's twenty-fifth pass: the second look's and P-Net's 24 px faces the search missed on the tune parts were
+# mostly darker-skinned faces that every model read as faces at their true square (re-check 0.68-0.76, YuNet >= 0.84)
+# but that R-Net and O-Net dropped on the way there:
+# - a face rolled ~45° between two quarter turns read under RESCUE_R / SMALL_R at all four (0.38-0.48 at most, 0.84 at
+#   -45°): a square whose best quarter turn reads from R_NET_SECOND_FROM up to that bar is read at the turns from the
+#   other R_NET_OFFSETS too, where a reading counts from R_NET_BETWEEN up (r_net_turns; (0.0,): the quarter turns only);
+# - R-Net's pick was upside down (a face at -132° read 0.84 at 45°, where O-Net read 0.46; 0.82 half a turn on), or
+#   P-Net's peak lay a third of the face off its centre (O-Net 0.65 there, 0.96 on R-Net's box-regressed square): a
+#   square O-Net refuses at its turn is read half a turn on and at R-Net's box-regressed square, at both turns, and
+#   the best that O-Net passes goes on (o_net_rolls; ONET_RETRY, a switch for benchmarks).
+R_NET_OFFSETS: tuple[float, ...] = (0.0, 45.0)
+R_NET_SECOND_FROM = 0.1
+R_NET_BETWEEN = 0.7
+ONET_RETRY = True
 # Issue 17's thirteenth pass: a head turned side-on shows its two eyes one behind the other, and the line through
 # BlazeFace's two eye points then says nothing of the roll (35-57° off at the median for profiles, read at their true
 # squares). Where the eye points lie closer than SIDE_ON_SPREAD x the box's side (a head turned ~65° or more; 0.41
@@ -678,6 +692,32 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
     return kept, calls
 
 
+def o_net_rolls(image: np.ndarray, squares: list[tuple[tuple[float, float], float, float]], threshold: float
+                ) -> tuple[np.ndarray, list[float], list[tuple[tuple[float, float], float, float]]]:
+    """``starting_rolls`` of each (centre, side, turn) square R-Net kept, and the square it was read on. Where O-Net
+    reads the square under ``threshold`` at its turn (ONET_RETRY), it reads it half a turn on too, and R-Net's
+    box-regressed square at both: the best of those that reaches ``threshold`` is read as the square was (R-Net's
+    turn pick is often upside down at 24 px, and P-Net's peaks lie up to a third of a face off its centre)."""
+    scores, rolls = starting_rolls(image, squares, threshold)
+    failing = [i for i in range(len(squares)) if scores[i] < threshold] if ONET_RETRY else []
+    if not failing:
+        return scores, rolls, squares
+    moved = mtcnn.box_regressed(image, [squares[i] for i in failing])
+    tries = [alt for i, (centre, side) in zip(failing, moved, strict=True) for alt in (
+        (squares[i][0], squares[i][1], float(transform.wrap(squares[i][2] + 180.0))),
+        (centre, side, squares[i][2]), (centre, side, float(transform.wrap(squares[i][2] + 180.0))))]
+    read = mtcnn.scores(image, tries).reshape(len(failing), 3)
+    chosen = [(i, tries[3 * j + int(np.argmax(row))]) for j, (i, row) in enumerate(zip(failing, read, strict=True))
+              if row.max() >= threshold]
+    if not chosen:
+        return scores, rolls, squares
+    again, again_rolls = starting_rolls(image, [square for _, square in chosen], threshold)
+    squares, rolls = list(squares), list(rolls)
+    for (i, square), score, roll in zip(chosen, again, again_rolls, strict=True):
+        scores[i], rolls[i], squares[i] = score, roll, square
+    return scores, rolls, squares
+
+
 def small_face_level(image: np.ndarray, scale: float = SMALL_SCALE) -> np.ndarray:
     """The image as P-Net reads it for small faces: resized to ``scale``, both sides even (P-Net pools like Caffe)."""
     height, width = image.shape[:2]
@@ -718,29 +758,47 @@ def small_faces(image: np.ndarray, scale: float = SMALL_SCALE) -> list[Candidate
     if not squares:
         return []
     if len(SMALL_TURNS) < 4:  # R-Net picks the turn
-        first = mtcnn.quarter_turn_scores(image, [(tuple(c.centre), c.side) for c in squares], small=True)
-        for c, row in zip(squares, first, strict=True):
-            c.roll = 90.0 * int(np.argmax(row))
+        first, turns = r_net_turns(image, [(tuple(c.centre), c.side) for c in squares], SMALL_R)
+        for c, roll in zip(squares, turns, strict=True):
+            c.roll = roll
             c.rotation = int(c.roll)
-        first = first.max(axis=1)
     else:
         first = mtcnn.scores(image, [(tuple(c.centre), c.side, c.roll) for c in squares], small=True)
     squares = [c for c, score in zip(squares, first, strict=True) if score >= SMALL_R]
-    second, rolls = starting_rolls(image, [(tuple(c.centre), c.side, c.roll) for c in squares], SMALL_O)
-    for c, score, roll in zip(squares, second, rolls, strict=True):
-        c.score, c.roll, c.rotation = float(score), roll, int(round(roll))
+    second, rolls, picked = o_net_rolls(image, [(tuple(c.centre), c.side, c.roll) for c in squares], SMALL_O)
+    for c, (centre, side, _), score, roll in zip(squares, picked, second, rolls, strict=True):
+        c.centre, c.side, c.score, c.roll, c.rotation = np.array(centre), side, float(score), roll, int(round(roll))
     out = merge([c for c in squares if c.score >= SMALL_O])  # one per place, O-Net's best: a face is often two peaks
     for c in out:
         c.score = 0.0  # no prior for the re-check's turn pick
     return out
 
 
+def r_net_turns(image: np.ndarray, squares: list[tuple[tuple[float, float], float]], bar: float
+                ) -> tuple[np.ndarray, list[float]]:
+    """R-Net's best reading of each (centre, side) square at its quarter turns and the roll it is at. A square whose
+    best there is from R_NET_SECOND_FROM up to ``bar`` (the caller's) is read at the quarter turns from the other
+    R_NET_OFFSETS too, where a reading counts from R_NET_BETWEEN up: a 24 px face rolled 45° between two quarter
+    turns reads under ``bar`` at both."""
+    read = mtcnn.quarter_turn_scores(image, squares, small=True)
+    best = read.max(axis=1)
+    rolls = [90.0 * float(k) for k in np.argmax(read, axis=1)]
+    between = [i for i in range(len(squares)) if R_NET_SECOND_FROM <= best[i] < bar]
+    if len(R_NET_OFFSETS) > 1 and between:
+        more = mtcnn.quarter_turn_scores(image, [squares[i] for i in between], small=True, offsets=R_NET_OFFSETS[1:])
+        for i, row in zip(between, more, strict=True):
+            k = int(np.argmax(row))
+            if row[k] >= R_NET_BETWEEN and row[k] > best[i]:
+                best[i], rolls[i] = row[k], float(transform.wrap(R_NET_OFFSETS[1 + k // 4] + 90.0 * (k % 4)))
+    return best, rolls
+
+
 def rescued(image: np.ndarray, weak: list[Candidate], clusters: list[Candidate],
             faint: list[Candidate] = ()) -> list[Candidate]:
-    """The weak proposals that MTCNN's R-Net and then O-Net take for a face at one of the four quarter turns,
-    each turned to that one, for the re-check. Only those of at most RESCUE_MAX_SIDE px near no strong
-    cluster are looked at (weak: RESCUE_FROM up to the proposal threshold), and the ``faint`` ones (RESCUE_FAINT
-    up to RESCUE_FROM) near no weak one either.
+    """The weak proposals that MTCNN's R-Net and then O-Net take for a face at one of the quarter turns (or between
+    them: r_net_turns), each turned to that one, for the re-check, on the square O-Net read it on (o_net_rolls). Only
+    those of at most RESCUE_MAX_SIDE px near no strong cluster are looked at (weak: RESCUE_FROM up to the proposal
+    threshold), and the ``faint`` ones (RESCUE_FAINT up to RESCUE_FROM) near no weak one either.
 
     Turned faces of people the search was not tuned on, 24-48 px, were proposed at 0.3-0.45 only
     (docs/faces.md, the eighth pass), among ~30 clutter proposals per 1440x1440 still: R-Net (24 px
@@ -754,11 +812,12 @@ def rescued(image: np.ndarray, weak: list[Candidate], clusters: list[Candidate],
         alone += [f for f in near_none(faint, list(clusters) + list(weak), RESCUE_BLOCK_RATIO) if f.side <= RESCUE_MAX_SIDE]
     if not alone:
         return []
-    first = mtcnn.quarter_turn_scores(image, [(tuple(w.centre), w.side) for w in alone], small=True)
-    keep = [(alone[i], 90.0 * int(np.argmax(row))) for i, row in enumerate(first) if row.max() >= RESCUE_R]
-    second, rolls = starting_rolls(image, [(tuple(w.centre), w.side, roll) for w, roll in keep], RESCUE_O)
-    return [Candidate(w.centre, w.side, roll, w.score, w.keypoints, int(round(roll)), w.hits, w.members)
-            for (w, _), score, roll in zip(keep, second, rolls, strict=True) if score >= RESCUE_O]
+    first, turns = r_net_turns(image, [(tuple(w.centre), w.side) for w in alone], RESCUE_R)
+    keep = [(w, roll) for w, score, roll in zip(alone, first, turns, strict=True) if score >= RESCUE_R]
+    second, rolls, picked = o_net_rolls(image, [(tuple(w.centre), w.side, roll) for w, roll in keep], RESCUE_O)
+    return [Candidate(np.array(centre), side, roll, w.score, w.keypoints, int(round(roll)), w.hits, w.members)
+            for (w, _), (centre, side, _), score, roll in zip(keep, picked, second, rolls, strict=True)
+            if score >= RESCUE_O]
 
 
 def rescued_where_unseen(image: np.ndarray, weak: list[Candidate], clusters: list[Candidate],

@@ -106,10 +106,10 @@ def available(*names: str) -> bool:
 
 # Layers per network: ("conv", name, pool) with pool = (kernel, stride) or None, ("dense", name), then ("head", name,
 # more): the head's outputs are the not-face / face logits, then those of the ``more`` heads beside it (O-Net's box
-# offsets and five landmark points, ``Net.read``; R-Net's box offsets are not used).
+# offsets and five landmark points, ``Net.read``; R-Net's box offsets, ``box_regressed``).
 ONET_LAYERS = (("conv", "1", (3, 2)), ("conv", "2", (3, 2)), ("conv", "3", (2, 2)), ("conv", "4", None),
                ("dense", "5"), ("head", "6_1", ("6_2", "6_3")))
-RNET_LAYERS = (("conv", "1", (3, 2)), ("conv", "2", (3, 2)), ("conv", "3", None), ("dense", "4"), ("head", "5_1", ()))
+RNET_LAYERS = (("conv", "1", (3, 2)), ("conv", "2", (3, 2)), ("conv", "3", None), ("dense", "4"), ("head", "5_1", ("5_2",)))
 
 
 class _Written:
@@ -410,17 +410,35 @@ def scores(image: np.ndarray, squares: list[tuple[tuple[float, float], float, fl
 
 
 def quarter_turn_scores(image: np.ndarray, squares: list[tuple[tuple[float, float], float]],
-                        path: Path | None = None, small: bool = False) -> np.ndarray:
-    """N x 4 face probabilities of each (centre, side) square read at rolls 0, 90, 180 and 270°.
+                        path: Path | None = None, small: bool = False, offsets: tuple[float, ...] = (0.0,)) -> np.ndarray:
+    """N x 4·len(``offsets``) face probabilities of each (centre, side) square read at the quarter turns from each
+    offset: column ``4 * j + k`` is the roll ``offsets[j] + 90 k``.
 
-    One crop per square, turned: np.rot90 of the crop at roll 0 by k is the crop at roll 90k (tested).
+    One crop per square and offset, turned: np.rot90 of the crop at roll r by k is the crop at roll r + 90k (tested).
     """
+    per_square = 4 * len(offsets)
     if not squares:
-        return np.zeros((0, 4), np.float32)
+        return np.zeros((0, per_square), np.float32)
     size = R_INPUT if small else INPUT
-    crops = [upright_crop(image, c, s, 0.0, size) for c, s in squares]
+    crops = [upright_crop(image, c, s, offset, size) for c, s in squares for offset in offsets]
     turned = np.stack([quarter_turned(crop, k) for crop in crops for k in range(4)])
-    return load(path, small)(turned).reshape(len(squares), 4)
+    return load(path, small)(turned).reshape(len(squares), per_square)
+
+
+def box_regressed(image: np.ndarray, squares: list[tuple[tuple[float, float], float, float]],
+                  path: Path | None = None) -> list[tuple[tuple[float, float], float]]:
+    """Each (centre, side, roll) square moved as R-Net's box offsets say (MTCNN's box regression, in the upright
+    crop's frame), squared to the larger side: (centre, side) in image pixels; one call."""
+    if not squares:
+        return []
+    crops = np.stack([upright_crop(image, c, s, r, R_INPUT) for c, s, r in squares])
+    _, offsets = load(path, small=True).read(crops)
+    out = []
+    for (centre, side, roll), (x0, y0, x1, y1) in zip(squares, offsets[:, :4], strict=True):
+        back = transform.invert(transform.upright(centre, roll, R_INPUT / side, (R_INPUT / 2, R_INPUT / 2)))
+        moved = transform.apply(back, np.array([[R_INPUT * (0.5 + (x0 + x1) / 2), R_INPUT * (0.5 + (y0 + y1) / 2)]]))[0]
+        out.append(((float(moved[0]), float(moved[1])), float(side * (1.0 + max(x1 - x0, y1 - y0)))))
+    return out
 
 
 def landmark_readings(image: np.ndarray, squares: list[tuple[tuple[float, float], float, float]],

@@ -6,10 +6,17 @@ import math
 
 import numpy as np
 
-from bump_backend.faces import Face
+from bump_backend.faces import Face, detect
 from bump_backend.faces.groundtruth import Scene, TruthFace, background, make_scene
 from bump_backend.faces.transform import wrap
 from bump_backend.faces.types import rotated_square_bounds
+
+
+def without_second_tries(monkeypatch) -> None:
+    """R-Net's turns between the quarter turns and O-Net's second tries off (detect.R_NET_OFFSETS, detect.ONET_RETRY):
+    the second look before issue 17's twenty-fifth pass, for tests of a rule those tries would also make up for."""
+    monkeypatch.setattr(detect, "R_NET_OFFSETS", (0.0,))
+    monkeypatch.setattr(detect, "ONET_RETRY", False)
 
 
 def truth_face(t: TruthFace, yaw: float = 0.0) -> Face:
