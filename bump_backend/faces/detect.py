@@ -149,7 +149,7 @@ SMALL_O = 0.8
 LANDMARK_ROLL = True
 LANDMARK_TRUST = 50.0
 # Issue 17's twenty-fifth pass: the second look's and P-Net's 24 px faces the search missed on the tune parts were
-# mostly darker-skinned faces that every model read as faces at their true square (re-check 0.68-0.76, YuNet >= 0.84)
+# mostly darker-skinned faces that every model read as faces at their true square (re-check 0.68-0.88, YuNet 0.75-0.89)
 # but that R-Net and O-Net dropped on the way there:
 # - a face rolled ~45° between two quarter turns read under RESCUE_R / SMALL_R at all four (0.38-0.48 at most, 0.84 at
 #   -45°): a square whose best quarter turn reads from R_NET_SECOND_FROM up to that bar is read at the turns from the
