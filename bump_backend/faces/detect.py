@@ -707,9 +707,11 @@ def o_net_rolls(image: np.ndarray, squares: list[tuple[tuple[float, float], floa
     if not failing:
         return scores, rolls, squares
     moved = mtcnn.box_regressed(image, [squares[i] for i in failing])
-    tries = [alt for i, (centre, side) in zip(failing, moved, strict=True) for alt in (
-        (squares[i][0], squares[i][1], float(transform.wrap(squares[i][2] + 180.0))),
-        (centre, side, squares[i][2]), (centre, side, float(transform.wrap(squares[i][2] + 180.0))))]
+    tries = []  # three per failing square: itself half a turn on, the regressed square at the turn and half a turn on
+    for i, (centre, side) in zip(failing, moved, strict=True):
+        own_centre, own_side, turn = squares[i]
+        flipped = float(transform.wrap(turn + 180.0))
+        tries += [(own_centre, own_side, flipped), (centre, side, turn), (centre, side, flipped)]
     read = mtcnn.scores(image, tries).reshape(len(failing), 3)
     bar = max(threshold, ONET_RETRY_BAR)  # three more readings: a clutter patch reaches a low bar more often
     chosen = [(i, tries[3 * j + int(np.argmax(row))]) for j, (i, row) in enumerate(zip(failing, read, strict=True))
