@@ -480,13 +480,18 @@ BEFORE_TWENTY_FOURTH_SETTINGS: dict = {}
 # on and at R-Net's box-regressed square (detect.ONET_RETRY).
 TWENTY_FIFTH_PASS = ((ours, "R_NET_OFFSETS", (0.0,)), (ours, "ONET_RETRY", False))
 BEFORE_TWENTY_FIFTH_SETTINGS: dict = {}
+# Issue 17's twenty-sixth pass: P-Net reads the quarter turns it skips on small crops around its peaks that stir
+# (detect.SMALL_STIR), and its faces near a re-check reading more than twice their side are re-checked too
+# (detect.SMALL_BLOCK_RATIO).
+TWENTY_SIXTH_PASS = ((ours, "SMALL_STIR", None), (ours, "SMALL_BLOCK_RATIO", None))
+BEFORE_TWENTY_SIXTH_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
 # none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS, SIXTH_PASS, SEVENTH_PASS, EIGHTH_PASS, NINTH_PASS, TENTH_PASS,
 # ELEVENTH_PASS, TWELFTH_PASS, THIRTEENTH_PASS, FOURTEENTH_PASS, FIFTEENTH_PASS, SIXTEENTH_PASS, SEVENTEENTH_PASS,
 # EIGHTEENTH_PASS, NINETEENTH_PASS, TWENTIETH_PASS, TWENTY_FIRST_PASS, TWENTY_SECOND_PASS, TWENTY_THIRD_PASS,
-# TWENTY_FOURTH_PASS, TWENTY_FIFTH_PASS; then one more each), the settings it changes on top of the run's, and what it
-# is (the flag's help). 25: all.
+# TWENTY_FOURTH_PASS, TWENTY_FIFTH_PASS, TWENTY_SIXTH_PASS; then one more each), the settings it changes on top of the
+# run's, and what it is (the flag's help). 26: all.
 SIDE_PATHS = {
     "before-cuts": ("ours, before cost cuts", 1, {}, "the search without the cost cuts (COST_CUTS: the path before them)"),
     "before-third": ("ours, before third pass", 2, {},
@@ -529,23 +534,27 @@ SIDE_PATHS = {
     "before-twenty-fifth": ("ours, before twenty-fifth pass", 24, {},
                             "the search before the twenty-fifth pass (TWENTY_FIFTH_PASS: R-Net at the quarter turns "
                             "only, O-Net once per square)"),
-    "upside-down": ("ours, upside-down levels", 25, {"middle_rotations": (0, 180)},
+    "before-twenty-sixth": ("ours, before twenty-sixth pass", 25, {},
+                            "the search before the twenty-sixth pass (TWENTY_SIXTH_PASS: P-Net at its two turns only, "
+                            "its faces near any re-check reading left out)"),
+    "upside-down": ("ours, upside-down levels", 26, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }
-PATHS = {"ours": (25, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
+PATHS = {"ours": (26, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
 
 
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
-             passes: int = 25) -> None:
+             passes: int = 26) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
-    ``passes``: how many of the cost cuts, third to twenty-fifth pass the search keeps (SIDE_PATHS; 25: all)."""
+    ``passes``: how many of the cost cuts, third to twenty-sixth pass the search keeps (SIDE_PATHS; 26: all)."""
     shape = (scene.image.shape[1], scene.image.shape[0])
     switched = (FOURTH_PASS + FIFTH_PASS + SIXTH_PASS + SEVENTH_PASS + EIGHTH_PASS + NINTH_PASS + TENTH_PASS
                 + ELEVENTH_PASS + TWELFTH_PASS + THIRTEENTH_PASS + FOURTEENTH_PASS + FIFTEENTH_PASS + SIXTEENTH_PASS
                 + SEVENTEENTH_PASS + EIGHTEENTH_PASS + NINETEENTH_PASS + TWENTIETH_PASS + TWENTY_FIRST_PASS
-                + TWENTY_SECOND_PASS + TWENTY_THIRD_PASS + TWENTY_FOURTH_PASS + TWENTY_FIFTH_PASS)
+                + TWENTY_SECOND_PASS + TWENTY_THIRD_PASS + TWENTY_FOURTH_PASS + TWENTY_FIFTH_PASS + TWENTY_SIXTH_PASS)
     kept = {(module, name): getattr(module, name) for module, name, _ in switched}
-    for later, settings_before, at in ((TWENTY_FIFTH_PASS, BEFORE_TWENTY_FIFTH_SETTINGS, 25),
+    for later, settings_before, at in ((TWENTY_SIXTH_PASS, BEFORE_TWENTY_SIXTH_SETTINGS, 26),
+                                       (TWENTY_FIFTH_PASS, BEFORE_TWENTY_FIFTH_SETTINGS, 25),
                                        (TWENTY_FOURTH_PASS, BEFORE_TWENTY_FOURTH_SETTINGS, 24),
                                        (TWENTY_THIRD_PASS, BEFORE_TWENTY_THIRD_SETTINGS, 23),
                                        (TWENTY_SECOND_PASS, BEFORE_TWENTY_SECOND_SETTINGS, 22),

@@ -141,6 +141,18 @@ SMALL_PEAK = 5  # a peak is the highest of SMALL_PEAK x SMALL_PEAK cells (2 leve
 SMALL_P = 0.9
 SMALL_R = 0.5
 SMALL_O = 0.8
+# Issue 17's twenty-sixth pass: a 24 px face rolled 75-95° was not proposed: P-Net read it 0.94-1.0 at the quarter
+# turns P-Net does not read (SMALL_TURNS; all four cost 1.11-1.13x the CPU) and only 0.74-0.87 at those it does. A peak
+# of the turns read from SMALL_STIR up to SMALL_P, with no peak of SMALL_P near it, is read at the other quarter turns
+# on a SMALL_STIR_CROP px crop of the level around it (stirred_peaks; ~100-200 crops of 24 px a still, a quarter of one
+# more whole turn; cells at even offsets are the whole level's), and its best cell there reaching SMALL_P is a peak too
+# (None: off, a switch for benchmarks). From 0.5 up it found no face more on the tune parts, for 1.05-1.16x the CPU.
+# And P-Net's faces near a re-check reading more than SMALL_BLOCK_RATIO times their side are re-checked too, as the
+# second look's are (RESCUE_BLOCK_RATIO): a 67 px reading at 0° merged from three proposals around a 32 px face at 100°
+# kept it from the re-check, and the mesh then refused the reading (None: any reading near it keeps it, as before).
+SMALL_STIR: float | None = 0.7
+SMALL_STIR_CROP = 24
+SMALL_BLOCK_RATIO: float | None = 2.0
 # Issue 17's seventeenth pass: a face 30-45° from every quarter turn is read by R-Net and O-Net at the nearest one, and
 # the re-check then cut it that far off upright, where the full-range model (brittle to roll) read nothing. O-Net's five
 # landmark points at that turn give its roll (tune faces read at their true square 30-45° off: median error 6°, 22° at
@@ -680,9 +692,9 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
         checked += run_parallel(check, unseen_pending.result() if unseen_pending
                                 else rescued_where_unseen(image, weak, clusters, readings, floor, faint), workers)
     small = (small_pending.result() if small_pending else small_faces(image)) if small_faces_on else []
-    if small:  # only where no proposal's re-check saw a face: there P-Net would add nothing
+    if small:  # only where no proposal's re-check saw a face of up to SMALL_BLOCK_RATIO its side: there P-Net adds nothing
         seen = [c for chunk, _ in checked for c in chunk if c is not None and c.score >= floor]
-        checked += run_parallel(check, near_none(small, seen), workers)
+        checked += run_parallel(check, small_to_check(small, seen), workers)
     calls += sum(n for _, n in checked)
     survivors = [c for chunk, _ in checked for c in chunk if c is not None and c.score >= floor]
     kept = merge(survivors)
@@ -755,13 +767,23 @@ def small_face_peaks(image: np.ndarray, turn: int, scale: float = SMALL_SCALE, t
 
 
 def small_faces(image: np.ndarray, scale: float = SMALL_SCALE) -> list[Candidate]:
-    """P-Net's proposals (at SMALL_TURNS) that R-Net and O-Net read as faces, one per place, as candidates for the
-    re-check, turned to R-Net's best quarter turn (with all four P-Net turns: P-Net's own); they carry no score of
-    their own, so the re-check's turn pick has no prior (docs/faces.md, the fifteenth pass)."""
+    """P-Net's proposals (at SMALL_TURNS, and at the other turns where those stir: SMALL_STIR) that R-Net and O-Net
+    read as faces, one per place, as candidates for the re-check, turned to R-Net's best quarter turn (with all four
+    P-Net turns: P-Net's own); they carry no score of their own, so the re-check's turn pick has no prior
+    (docs/faces.md, the fifteenth and twenty-sixth passes)."""
     side = mtcnn.P_CELL / scale
     level = small_face_level(image, scale)  # resized once for every turn
+    low = SMALL_P if SMALL_STIR is None else min(SMALL_STIR, SMALL_P)
+    peaks = [(x, y, score, turn) for turn in SMALL_TURNS
+             for x, y, score in small_face_peaks(image, turn, scale, threshold=low, level=level)]
+    strong = [p for p in peaks if p[2] >= SMALL_P]
+    if SMALL_STIR is not None:
+        centres = np.array([p[:2] for p in strong], float).reshape(-1, 2)
+        stirring = [p for p in peaks if p[2] < SMALL_P
+                    and not (np.hypot(centres[:, 0] - p[0], centres[:, 1] - p[1]) < side / 2).any()]
+        strong += stirred_peaks(image, level, [p[:2] for p in stirring])
     squares = [Candidate(np.array([x, y]), side, 90.0 * turn, score, np.zeros((6, 2)), 90 * turn)
-               for turn in SMALL_TURNS for x, y, score in small_face_peaks(image, turn, scale, level=level)]
+               for x, y, score, turn in strong]
     if not squares:
         return []
     if len(SMALL_TURNS) < 4:  # R-Net picks the turn
@@ -779,6 +801,40 @@ def small_faces(image: np.ndarray, scale: float = SMALL_SCALE) -> list[Candidate
     for c in out:
         c.score = 0.0  # no prior for the re-check's turn pick
     return out
+
+
+def small_to_check(small: list[Candidate], seen: list[Candidate]) -> list[Candidate]:
+    """Those of P-Net's faces (``small_faces``) no re-check reading of a face (``seen``) covers: a reading more than
+    SMALL_BLOCK_RATIO times a face's side is not its place's (the second look's rule, RESCUE_BLOCK_RATIO)."""
+    return near_none(small, seen, SMALL_BLOCK_RATIO)
+
+
+def stirred_peaks(image: np.ndarray, level: np.ndarray, places: list[tuple[float, float]]
+                  ) -> list[tuple[float, float, float, int]]:
+    """(x, y, P-Net score, turn) in image pixels of P-Net's best cell reaching SMALL_P on a SMALL_STIR_CROP px crop of
+    the image's ``level`` (``small_face_level``) around each (x, y) image place, read at the quarter turns not in
+    SMALL_TURNS (SMALL_STIR: where the turns read stir but do not reach SMALL_P). The crops start at even level pixels,
+    so their cells are the whole level's (``mtcnn.ProposalNet.crop_maps``)."""
+    height, width = image.shape[:2]
+    level_h, level_w = level.shape[:2]
+    crop = SMALL_STIR_CROP
+    turns = [k for k in range(4) if k not in SMALL_TURNS]
+    if not places or not turns or min(level_h, level_w) < crop:
+        return []
+    fx, fy = level_w / width, level_h / height
+    corners = list(dict.fromkeys((min(max(0, 2 * round((x * fx - crop / 2) / 2)), level_w - crop),
+                                  min(max(0, 2 * round((y * fy - crop / 2) / 2)), level_h - crop)) for x, y in places))
+    crops = np.stack([align.quarter_turned(level[y0:y0 + crop, x0:x0 + crop], k) for x0, y0 in corners for k in turns])
+    maps = mtcnn.load_proposal().crop_maps(crops)
+    found: dict[tuple[float, float, int], float] = {}  # one per level cell and turn: nearby places' crops overlap
+    for n, face in enumerate(maps):
+        i, j = np.unravel_index(int(np.argmax(face)), face.shape)
+        if face[i, j] < SMALL_P:
+            continue
+        (x0, y0), k = corners[n // len(turns)], turns[n % len(turns)]
+        u, v = rot90_back(k, crop, crop) @ np.array([2.0 * j + mtcnn.P_CELL / 2, 2.0 * i + mtcnn.P_CELL / 2, 1.0])
+        found[(float(x0 + u), float(y0 + v), k)] = float(face[i, j])
+    return [(u / fx, v / fy, score, k) for (u, v, k), score in found.items()]
 
 
 def r_net_turns(image: np.ndarray, squares: list[tuple[tuple[float, float], float]], bar: float

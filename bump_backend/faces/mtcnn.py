@@ -51,6 +51,7 @@ LITERT = True  # False: numpy even with LiteRT installed (a switch for benchmark
 # Crops per interpreter call (one interpreter per batch size and thread): R-Net reads ~30-100 crops a still, O-Net a few;
 # O-Net's activations at 64 crops would hold ~32 MB per thread.
 R_BATCHES = (64, 16, 4, 1)
+P_BATCHES = (32, 8, 1)  # P-Net's small crops (ProposalNet.crop_maps)
 O_BATCHES = (16, 4, 1)
 ONE_BLAS_THREAD = True  # see one_blas_thread (a switch for benchmarks, read at the first network run only)
 _blas_once = threading.Lock()
@@ -327,6 +328,24 @@ class ProposalNet(_Written):
                 rows, cols = min(cells.shape[0], out.shape[0] - y0 // 2), min(cells.shape[1], out.shape[1] - x0 // 2)
                 out[y0 // 2:y0 // 2 + rows, x0 // 2:x0 // 2 + cols] = cells[:rows, :cols]
         return out
+
+
+    def crop_maps(self, crops: np.ndarray) -> np.ndarray:
+        """``face_map`` of each of N equal S x S x 3 uint8 crops (S even, >= 12), read in batches of P_BATCHES
+        (an interpreter per batch size, none let go: unlike the whole image's, the crops' shape is fixed)."""
+        count, height, width = crops.shape[:3]
+        if height % 2 or width % 2 or min(height, width) < P_CELL:
+            raise ValueError(f"P-Net reads crops of even sides of at least {P_CELL} px, not {width}x{height}")
+        if not runtime.litert_available():
+            raise RuntimeError("P-Net needs LiteRT (pip install --no-deps -r requirements-nodeps.txt)")
+        cells = ((height - P_CELL) // 2 + 1, (width - P_CELL) // 2 + 1)
+        if not count:
+            return np.empty((0, *cells), np.float32)
+        x = _net_input(crops)
+        logits = np.concatenate([runtime.run_model(f"{self.name}-crops", self._model, x[start:start + size],
+                                                   native=(1, P_CELL, P_CELL))
+                                 for start, size in runtime.batch_spans(count, P_BATCHES)])
+        return _face_probability(logits.reshape(-1, 2)).reshape(count, *cells)
 
 
 def _face_probability(logits: np.ndarray) -> np.ndarray:

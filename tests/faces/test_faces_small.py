@@ -4,6 +4,7 @@ test_faces_mtcnn.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import cv2
@@ -156,3 +157,82 @@ def test_a_blurred_upside_down_24_px_face_is_found_through_p_net_read_upside_dow
     monkeypatch.setattr(detect, "UNDER_FLOOR", False)
     monkeypatch.setattr(detect, "SMALL_TURNS", (0,))
     assert found() == []
+
+
+def test_p_net_reads_crops_to_the_whole_images_cells():
+    """Crops starting at even pixels pool the same pixel pairs as the whole image: their cells are its cells
+    (detect.stirred_peaks reads small crops where a whole turn of the image would cost ~20 ms)."""
+    image = clutter(np.random.default_rng(5), 160, 120)
+    net = mtcnn.load_proposal()
+    whole = net.face_map(image)
+    corners = [(0, 0), (40, 18), (136, 96)]
+    maps = net.crop_maps(np.stack([image[y:y + 24, x:x + 24] for x, y in corners]))
+    assert maps.shape == (3, 7, 7)
+    for (x, y), cells in zip(corners, maps, strict=True):
+        np.testing.assert_allclose(cells, whole[y // 2:y // 2 + 7, x // 2:x // 2 + 7], atol=1e-6)
+    assert net.crop_maps(np.zeros((0, 24, 24, 3), np.uint8)).shape == (0, 7, 7)
+    with pytest.raises(ValueError, match="even sides of at least 12 px"):
+        net.crop_maps(np.zeros((2, 23, 23, 3), np.uint8))
+
+
+def _dark_face_at_a_skipped_turn():
+    """A 24 px face at a third of its brightness rolled -95°: P-Net reads it 1.0 at the quarter turn it skips
+    (detect.SMALL_TURNS) and 0.71-0.83 at those it reads, as it did dark-skinned faces at 75-95° on the tune parts."""
+    image = clutter(np.random.default_rng(8), 200, 200)
+    face = np.zeros_like(image)
+    truth = groundtruth.place_face(face, "astronaut", (100.0, 100.0), 24.0, -95.0)
+    return np.where(face.max(axis=2, keepdims=True) > 0, (face * 0.35).astype(np.uint8), image), truth
+
+
+def test_a_face_p_net_reads_surely_only_at_a_turn_it_skips_is_proposed_where_its_turns_stir(monkeypatch):
+    """detect.SMALL_STIR (issue 17's twenty-sixth pass): a peak from SMALL_STIR up to SMALL_P is read at the other
+    quarter turns on a small crop around it, and its best cell there is a peak, mapped back onto the face."""
+    image, truth = _dark_face_at_a_skipped_turn()
+    level = detect.small_face_level(image)
+
+    def best_near(turn: int) -> float:
+        peaks = detect.small_face_peaks(image, turn, threshold=0.3, level=level)
+        return max([s for x, y, s in peaks if math.dist((x, y), truth.centre) < 0.5 * truth.size], default=0.0)
+
+    read = [best_near(turn) for turn in range(4)]
+    assert detect.SMALL_STIR <= max(read[0], read[2]) < detect.SMALL_P <= max(read[1], read[3])
+    stirred = [p for p in detect.stirred_peaks(image, level, [truth.centre]) if math.dist(p[:2], truth.centre) < 6.0]
+    assert len(stirred) == 1 and stirred[0][2] >= detect.SMALL_P and stirred[0][3] in (1, 3)
+
+    def proposed():
+        return [c for c in detect.small_faces(image) if math.dist(c.centre, truth.centre) < 0.5 * truth.size]
+
+    found = proposed()
+    assert len(found) == 1 and roll_error(found[0].roll, truth.roll) <= 45.0
+    monkeypatch.setattr(detect, "SMALL_STIR", None)  # before the pass
+    assert proposed() == []
+
+
+def test_p_net_reads_no_other_turn_where_it_reads_all_four_or_nothing_stirs(monkeypatch):
+    image, truth = _dark_face_at_a_skipped_turn()
+    level = detect.small_face_level(image)
+    assert detect.stirred_peaks(image, level, []) == []
+    assert detect.stirred_peaks(image, level[:20, :20], [truth.centre]) == []  # a level smaller than a crop
+    monkeypatch.setattr(detect, "SMALL_TURNS", (0, 1, 2, 3))
+    assert detect.stirred_peaks(image, level, [truth.centre]) == []
+
+
+@pytest.mark.parametrize(("source", "roll"), [("grace_hopper", 100.0), ("astronaut", -80.0)])
+def test_a_re_check_reading_over_twice_a_p_net_faces_side_does_not_keep_it_from_the_re_check(source, roll,
+                                                                                            monkeypatch):
+    """detect.SMALL_BLOCK_RATIO (issue 17's twenty-sixth pass, the second look's RESCUE_BLOCK_RATIO): traced on a tune
+    part, three window proposals around a 32 px face at 100° merged into a 67 px reading at 0°, which kept P-Net's
+    face from the re-check, and the mesh then refused that reading."""
+    image = clutter(np.random.default_rng(8), 240, 240)
+    truth = groundtruth.place_face(image, source, (120.0, 120.0), 32.0, roll)
+    small = [c for c in detect.small_faces(image) if math.dist(c.centre, truth.centre) < 0.5 * truth.size]
+    assert len(small) == 1
+    bloated = detect.Candidate(np.add(truth.centre, (-8.0, 5.0)), 2.1 * small[0].side, 0.0, 0.6, np.zeros((6, 2)), 0)
+    assert detect.small_to_check(small, [bloated]) == small
+    reading, _ = detect.confirm(image, small[0], True, FaceFinderSettings().recheck_floor)
+    assert reading is not None and roll_error(reading.roll, truth.roll) < 10.0
+    assert math.dist(reading.centre, truth.centre) < 0.2 * truth.size
+    # A reading up to twice its side is its place's: P-Net would add nothing there.
+    assert detect.small_to_check(small, [dataclasses.replace(bloated, side=1.9 * small[0].side)]) == []
+    monkeypatch.setattr(detect, "SMALL_BLOCK_RATIO", None)  # before the pass: any reading near it kept it out
+    assert detect.small_to_check(small, [bloated]) == []
