@@ -481,9 +481,8 @@ BEFORE_TWENTY_FOURTH_SETTINGS: dict = {}
 TWENTY_FIFTH_PASS = ((ours, "R_NET_OFFSETS", (0.0,)), (ours, "ONET_RETRY", False))
 BEFORE_TWENTY_FIFTH_SETTINGS: dict = {}
 # Issue 17's twenty-sixth pass: P-Net reads the quarter turns it skips on small crops around its peaks that stir
-# (detect.SMALL_STIR), and its faces near a re-check reading more than twice their side are re-checked too
-# (detect.SMALL_BLOCK_RATIO).
-TWENTY_SIXTH_PASS = ((ours, "SMALL_STIR", None), (ours, "SMALL_BLOCK_RATIO", None))
+# (detect.SMALL_STIR).
+TWENTY_SIXTH_PASS = ((ours, "SMALL_STIR", None),)
 BEFORE_TWENTY_SIXTH_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
@@ -535,8 +534,7 @@ SIDE_PATHS = {
                             "the search before the twenty-fifth pass (TWENTY_FIFTH_PASS: R-Net at the quarter turns "
                             "only, O-Net once per square)"),
     "before-twenty-sixth": ("ours, before twenty-sixth pass", 25, {},
-                            "the search before the twenty-sixth pass (TWENTY_SIXTH_PASS: P-Net at its two turns only, "
-                            "its faces near any re-check reading left out)"),
+                            "the search before the twenty-sixth pass (TWENTY_SIXTH_PASS: P-Net at its two turns only)"),
     "upside-down": ("ours, upside-down levels", 26, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }

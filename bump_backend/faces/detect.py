@@ -147,12 +147,8 @@ SMALL_O = 0.8
 # on a SMALL_STIR_CROP px crop of the level around it (stirred_peaks; ~100-200 crops of 24 px a still, a quarter of one
 # more whole turn; cells at even offsets are the whole level's), and its best cell there reaching SMALL_P is a peak too
 # (None: off, a switch for benchmarks). From 0.5 up it found no face more on the tune parts, for 1.05-1.16x the CPU.
-# And P-Net's faces near a re-check reading more than SMALL_BLOCK_RATIO times their side are re-checked too, as the
-# second look's are (RESCUE_BLOCK_RATIO): a 67 px reading at 0° merged from three proposals around a 32 px face at 100°
-# kept it from the re-check, and the mesh then refused the reading (None: any reading near it keeps it, as before).
 SMALL_STIR: float | None = 0.7
 SMALL_STIR_CROP = 24
-SMALL_BLOCK_RATIO: float | None = 2.0
 # Issue 17's seventeenth pass: a face 30-45° from every quarter turn is read by R-Net and O-Net at the nearest one, and
 # the re-check then cut it that far off upright, where the full-range model (brittle to roll) read nothing. O-Net's five
 # landmark points at that turn give its roll (tune faces read at their true square 30-45° off: median error 6°, 22° at
@@ -692,9 +688,9 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
         checked += run_parallel(check, unseen_pending.result() if unseen_pending
                                 else rescued_where_unseen(image, weak, clusters, readings, floor, faint), workers)
     small = (small_pending.result() if small_pending else small_faces(image)) if small_faces_on else []
-    if small:  # only where no proposal's re-check saw a face of up to SMALL_BLOCK_RATIO its side: there P-Net adds nothing
+    if small:  # only where no proposal's re-check saw a face: there P-Net would add nothing
         seen = [c for chunk, _ in checked for c in chunk if c is not None and c.score >= floor]
-        checked += run_parallel(check, small_to_check(small, seen), workers)
+        checked += run_parallel(check, near_none(small, seen), workers)
     calls += sum(n for _, n in checked)
     survivors = [c for chunk, _ in checked for c in chunk if c is not None and c.score >= floor]
     kept = merge(survivors)
@@ -801,12 +797,6 @@ def small_faces(image: np.ndarray, scale: float = SMALL_SCALE) -> list[Candidate
     for c in out:
         c.score = 0.0  # no prior for the re-check's turn pick
     return out
-
-
-def small_to_check(small: list[Candidate], seen: list[Candidate]) -> list[Candidate]:
-    """Those of P-Net's faces (``small_faces``) no re-check reading of a face (``seen``) covers: a reading more than
-    SMALL_BLOCK_RATIO times a face's side is not its place's (the second look's rule, RESCUE_BLOCK_RATIO)."""
-    return near_none(small, seen, SMALL_BLOCK_RATIO)
 
 
 def stirred_peaks(image: np.ndarray, level: np.ndarray, places: list[tuple[float, float]]

@@ -4,7 +4,6 @@ test_faces_mtcnn.py."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import cv2
@@ -216,23 +215,3 @@ def test_p_net_reads_no_other_turn_where_it_reads_all_four_or_nothing_stirs(monk
     monkeypatch.setattr(detect, "SMALL_TURNS", (0, 1, 2, 3))
     assert detect.stirred_peaks(image, level, [truth.centre]) == []
 
-
-@pytest.mark.parametrize(("source", "roll"), [("grace_hopper", 100.0), ("astronaut", -80.0)])
-def test_a_re_check_reading_over_twice_a_p_net_faces_side_does_not_keep_it_from_the_re_check(source, roll,
-                                                                                            monkeypatch):
-    """detect.SMALL_BLOCK_RATIO (issue 17's twenty-sixth pass, the second look's RESCUE_BLOCK_RATIO): traced on a tune
-    part, three window proposals around a 32 px face at 100° merged into a 67 px reading at 0°, which kept P-Net's
-    face from the re-check, and the mesh then refused that reading."""
-    image = clutter(np.random.default_rng(8), 240, 240)
-    truth = groundtruth.place_face(image, source, (120.0, 120.0), 32.0, roll)
-    small = [c for c in detect.small_faces(image) if math.dist(c.centre, truth.centre) < 0.5 * truth.size]
-    assert len(small) == 1
-    bloated = detect.Candidate(np.add(truth.centre, (-8.0, 5.0)), 2.1 * small[0].side, 0.0, 0.6, np.zeros((6, 2)), 0)
-    assert detect.small_to_check(small, [bloated]) == small
-    reading, _ = detect.confirm(image, small[0], True, FaceFinderSettings().recheck_floor)
-    assert reading is not None and roll_error(reading.roll, truth.roll) < 10.0
-    assert math.dist(reading.centre, truth.centre) < 0.2 * truth.size
-    # A reading up to twice its side is its place's: P-Net would add nothing there.
-    assert detect.small_to_check(small, [dataclasses.replace(bloated, side=1.9 * small[0].side)]) == []
-    monkeypatch.setattr(detect, "SMALL_BLOCK_RATIO", None)  # before the pass: any reading near it kept it out
-    assert detect.small_to_check(small, [bloated]) == []
