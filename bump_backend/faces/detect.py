@@ -141,12 +141,12 @@ SMALL_PEAK = 5  # a peak is the highest of SMALL_PEAK x SMALL_PEAK cells (2 leve
 SMALL_P = 0.9
 SMALL_R = 0.5
 SMALL_O = 0.8
-# Issue 17's twenty-sixth pass: a 24 px face rolled 75-95° was not proposed: P-Net read it 0.94-1.0 at the quarter
-# turns P-Net does not read (SMALL_TURNS; all four cost 1.11-1.13x the CPU) and only 0.74-0.87 at those it does. A peak
+# Issue 17's twenty-sixth pass: 24 px faces rolled 74-92° were not proposed: P-Net read them 0.96-1.0 at the quarter
+# turns it does not read (SMALL_TURNS; all four cost 1.11-1.13x the CPU) and 0.80-0.87 at best at those it does. A peak
 # of the turns read from SMALL_STIR up to SMALL_P, with no peak of SMALL_P near it, is read at the other quarter turns
-# on a SMALL_STIR_CROP px crop of the level around it (stirred_peaks; ~100-200 crops of 24 px a still, a quarter of one
+# on a SMALL_STIR_CROP px crop of the level around it (stirred_peaks; ~70-130 places a still, ~3 ms against ~21 for one
 # more whole turn; cells at even offsets are the whole level's), and its best cell there reaching SMALL_P is a peak too
-# (None: off, a switch for benchmarks). From 0.5 up it found no face more on the tune parts, for 1.05-1.16x the CPU.
+# (None: off, a switch for benchmarks). From 0.5 up it found no face more on the tune parts, for 1.01-1.16x the CPU.
 SMALL_STIR: float | None = 0.7
 SMALL_STIR_CROP = 24
 # Issue 17's seventeenth pass: a face 30-45° from every quarter turn is read by R-Net and O-Net at the nearest one, and
