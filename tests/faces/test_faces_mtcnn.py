@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from faces_helpers import roll_error, without_second_tries
+from faces_helpers import darkened_face, roll_error, without_second_tries
 from torch import nn
 from torch.nn import functional as F
 
@@ -277,19 +277,11 @@ def test_r_nets_box_offsets_bring_an_off_centre_square_back_onto_the_face(source
     assert 0.9 * truth.size < side < 1.5 * truth.size
 
 
-def _darkened_face(source: str, roll: float, size: float = 24.0, dark: float = 0.35):
-    """A face pasted at a third of its brightness: R-Net reads such faces less surely, as it does dark skin."""
-    image = clutter(np.random.default_rng(8), 200, 200)
-    face = np.zeros_like(image)
-    truth = groundtruth.place_face(face, source, (100.0, 100.0), size, roll)
-    return np.where(face.max(axis=2, keepdims=True) > 0, (face * dark).astype(np.uint8), image), truth
-
-
 @pytest.mark.parametrize("roll", [45.0, -135.0])
 def test_r_net_reads_a_face_between_quarter_turns_at_the_turn_between(roll):
     """A square whose quarter turns read under the caller's bar is read half way between them too
     (detect.R_NET_OFFSETS); there the face at 45° off the quarter turns reads best."""
-    image, truth = _darkened_face("grace_hopper", roll)
+    image, truth = darkened_face("grace_hopper", roll)
     quarter = mtcnn.quarter_turn_scores(image, [(truth.centre, truth.size)], small=True)[0]
     assert 0.5 < quarter.max() < 0.7  # no quarter turn reads it surely
     best, rolls = detect.r_net_turns(image, [(truth.centre, truth.size)], bar=0.8)

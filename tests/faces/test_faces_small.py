@@ -9,7 +9,7 @@ import math
 import cv2
 import numpy as np
 import pytest
-from faces_helpers import roll_error, without_second_tries
+from faces_helpers import darkened_face, roll_error, without_second_tries
 
 from bump_backend.faces import FaceFinderSettings, detect, find_faces, groundtruth, mtcnn, runtime
 from bump_backend.faces.groundtruth import clutter
@@ -175,12 +175,9 @@ def test_p_net_reads_crops_to_the_whole_images_cells():
 
 
 def _dark_face_at_a_skipped_turn():
-    """A 24 px face at a third of its brightness rolled -95°: P-Net reads it 1.0 at the quarter turn it skips
-    (detect.SMALL_TURNS) and 0.71-0.83 at those it reads, as it did dark-skinned faces at 75-95° on the tune parts."""
-    image = clutter(np.random.default_rng(8), 200, 200)
-    face = np.zeros_like(image)
-    truth = groundtruth.place_face(face, "astronaut", (100.0, 100.0), 24.0, -95.0)
-    return np.where(face.max(axis=2, keepdims=True) > 0, (face * 0.35).astype(np.uint8), image), truth
+    """A darkened 24 px face rolled -95°: P-Net reads it 1.0 at the quarter turn it skips (detect.SMALL_TURNS) and
+    0.71-0.83 at those it reads, as it did dark-skinned faces at 75-95° on the tune parts."""
+    return darkened_face("astronaut", -95.0)
 
 
 def test_a_face_p_net_reads_surely_only_at_a_turn_it_skips_is_proposed_where_its_turns_stir(monkeypatch):
