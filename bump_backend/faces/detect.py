@@ -769,17 +769,17 @@ def small_faces(image: np.ndarray, scale: float = SMALL_SCALE) -> list[Candidate
     (docs/faces.md, the fifteenth and twenty-sixth passes)."""
     side = mtcnn.P_CELL / scale
     level = small_face_level(image, scale)  # resized once for every turn
+
+    def square(x: float, y: float, score: float, turn: int) -> Candidate:
+        return Candidate(np.array([x, y]), side, 90.0 * turn, score, np.zeros((6, 2)), 90 * turn)
+
     low = SMALL_P if SMALL_STIR is None else min(SMALL_STIR, SMALL_P)
-    peaks = [(x, y, score, turn) for turn in SMALL_TURNS
+    peaks = [square(x, y, score, turn) for turn in SMALL_TURNS
              for x, y, score in small_face_peaks(image, turn, scale, threshold=low, level=level)]
-    strong = [p for p in peaks if p[2] >= SMALL_P]
-    if SMALL_STIR is not None:
-        centres = np.array([p[:2] for p in strong], float).reshape(-1, 2)
-        stirring = [p for p in peaks if p[2] < SMALL_P
-                    and not (np.hypot(centres[:, 0] - p[0], centres[:, 1] - p[1]) < side / 2).any()]
-        strong += stirred_peaks(image, level, [p[:2] for p in stirring])
-    squares = [Candidate(np.array([x, y]), side, 90.0 * turn, score, np.zeros((6, 2)), 90 * turn)
-               for x, y, score, turn in strong]
+    squares = [c for c in peaks if c.score >= SMALL_P]
+    if SMALL_STIR is not None:  # the peaks under SMALL_P at the place of none over it (places_of: half a face)
+        stirring = near_none([c for c in peaks if c.score < SMALL_P], squares)
+        squares += [square(*peak) for peak in stirred_peaks(image, level, [tuple(c.centre) for c in stirring])]
     if not squares:
         return []
     if len(SMALL_TURNS) < 4:  # R-Net picks the turn

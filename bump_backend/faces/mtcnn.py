@@ -309,12 +309,10 @@ class ProposalNet(_Written):
         square only, so the stitched map is the whole image's (tested). Edge blocks are padded to the block's shape.
         """
         height, width = image.shape[:2]
-        if height % 2 or width % 2 or min(height, width) < P_CELL:
-            raise ValueError(f"P-Net reads images of even sides of at least {P_CELL} px, not {width}x{height}")
+        _check_p_net_sides("images", height, width)
         if block % 2 or block < P_CELL:
             raise ValueError(f"P-Net's block side must be even and at least {P_CELL} px, not {block}")
-        if not runtime.litert_available():
-            raise RuntimeError("P-Net needs LiteRT (pip install --no-deps -r requirements-nodeps.txt)")
+        _check_litert()
         shape = (min(height, block), min(width, block))
         out = np.empty(((height - P_CELL) // 2 + 1, (width - P_CELL) // 2 + 1), np.float32)
         step = block - P_CELL + 2
@@ -329,15 +327,12 @@ class ProposalNet(_Written):
                 out[y0 // 2:y0 // 2 + rows, x0 // 2:x0 // 2 + cols] = cells[:rows, :cols]
         return out
 
-
     def crop_maps(self, crops: np.ndarray) -> np.ndarray:
         """``face_map`` of each of N equal S x S x 3 uint8 crops (S even, >= 12), read in batches of P_BATCHES
         (an interpreter per batch size, none let go: unlike the whole image's, the crops' shape is fixed)."""
         count, height, width = crops.shape[:3]
-        if height % 2 or width % 2 or min(height, width) < P_CELL:
-            raise ValueError(f"P-Net reads crops of even sides of at least {P_CELL} px, not {width}x{height}")
-        if not runtime.litert_available():
-            raise RuntimeError("P-Net needs LiteRT (pip install --no-deps -r requirements-nodeps.txt)")
+        _check_p_net_sides("crops", height, width)
+        _check_litert()
         cells = ((height - P_CELL) // 2 + 1, (width - P_CELL) // 2 + 1)
         if not count:
             return np.empty((0, *cells), np.float32)
@@ -346,6 +341,17 @@ class ProposalNet(_Written):
                                                    native=(1, P_CELL, P_CELL))
                                  for start, size in runtime.batch_spans(count, P_BATCHES)])
         return _face_probability(logits.reshape(-1, 2)).reshape(count, *cells)
+
+
+def _check_p_net_sides(what: str, height: int, width: int) -> None:
+    """P-Net pools like Caffe (ceil mode), which only an even side pools as TFLite's VALID pooling does."""
+    if height % 2 or width % 2 or min(height, width) < P_CELL:
+        raise ValueError(f"P-Net reads {what} of even sides of at least {P_CELL} px, not {width}x{height}")
+
+
+def _check_litert() -> None:
+    if not runtime.litert_available():
+        raise RuntimeError("P-Net needs LiteRT (pip install --no-deps -r requirements-nodeps.txt)")
 
 
 def _face_probability(logits: np.ndarray) -> np.ndarray:
