@@ -484,13 +484,17 @@ BEFORE_TWENTY_FIFTH_SETTINGS: dict = {}
 # (detect.SMALL_STIR).
 TWENTY_SIXTH_PASS = ((ours, "SMALL_STIR", None),)
 BEFORE_TWENTY_SIXTH_SETTINGS: dict = {}
+# Issue 17's twenty-seventh pass: a candidate refused after every retry is refined again at the roll YuNet reads it best
+# at (finder.ROLL_SEARCH).
+TWENTY_SEVENTH_PASS = ((finder, "ROLL_SEARCH", False),)
+BEFORE_TWENTY_SEVENTH_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
 # none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS, SIXTH_PASS, SEVENTH_PASS, EIGHTH_PASS, NINTH_PASS, TENTH_PASS,
 # ELEVENTH_PASS, TWELFTH_PASS, THIRTEENTH_PASS, FOURTEENTH_PASS, FIFTEENTH_PASS, SIXTEENTH_PASS, SEVENTEENTH_PASS,
 # EIGHTEENTH_PASS, NINETEENTH_PASS, TWENTIETH_PASS, TWENTY_FIRST_PASS, TWENTY_SECOND_PASS, TWENTY_THIRD_PASS,
-# TWENTY_FOURTH_PASS, TWENTY_FIFTH_PASS, TWENTY_SIXTH_PASS; then one more each), the settings it changes on top of the
-# run's, and what it is (the flag's help). 26: all.
+# TWENTY_FOURTH_PASS, TWENTY_FIFTH_PASS, TWENTY_SIXTH_PASS, TWENTY_SEVENTH_PASS; then one more each), the settings it
+# changes on top of the run's, and what it is (the flag's help). 27: all.
 SIDE_PATHS = {
     "before-cuts": ("ours, before cost cuts", 1, {}, "the search without the cost cuts (COST_CUTS: the path before them)"),
     "before-third": ("ours, before third pass", 2, {},
@@ -535,23 +539,28 @@ SIDE_PATHS = {
                             "only, O-Net once per square)"),
     "before-twenty-sixth": ("ours, before twenty-sixth pass", 25, {},
                             "the search before the twenty-sixth pass (TWENTY_SIXTH_PASS: P-Net at its two turns only)"),
-    "upside-down": ("ours, upside-down levels", 26, {"middle_rotations": (0, 180)},
+    "before-twenty-seventh": ("ours, before twenty-seventh pass", 26, {},
+                              "the search before the twenty-seventh pass (TWENTY_SEVENTH_PASS: no roll search by "
+                              "YuNet for refused candidates)"),
+    "upside-down": ("ours, upside-down levels", 27, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }
-PATHS = {"ours": (26, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
+PATHS = {"ours": (27, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
 
 
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
-             passes: int = 26) -> None:
+             passes: int = 27) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
-    ``passes``: how many of the cost cuts, third to twenty-sixth pass the search keeps (SIDE_PATHS; 26: all)."""
+    ``passes``: how many of the cost cuts, third to twenty-seventh pass the search keeps (SIDE_PATHS; 27: all)."""
     shape = (scene.image.shape[1], scene.image.shape[0])
     switched = (FOURTH_PASS + FIFTH_PASS + SIXTH_PASS + SEVENTH_PASS + EIGHTH_PASS + NINTH_PASS + TENTH_PASS
                 + ELEVENTH_PASS + TWELFTH_PASS + THIRTEENTH_PASS + FOURTEENTH_PASS + FIFTEENTH_PASS + SIXTEENTH_PASS
                 + SEVENTEENTH_PASS + EIGHTEENTH_PASS + NINETEENTH_PASS + TWENTIETH_PASS + TWENTY_FIRST_PASS
-                + TWENTY_SECOND_PASS + TWENTY_THIRD_PASS + TWENTY_FOURTH_PASS + TWENTY_FIFTH_PASS + TWENTY_SIXTH_PASS)
+                + TWENTY_SECOND_PASS + TWENTY_THIRD_PASS + TWENTY_FOURTH_PASS + TWENTY_FIFTH_PASS + TWENTY_SIXTH_PASS
+                + TWENTY_SEVENTH_PASS)
     kept = {(module, name): getattr(module, name) for module, name, _ in switched}
-    for later, settings_before, at in ((TWENTY_SIXTH_PASS, BEFORE_TWENTY_SIXTH_SETTINGS, 26),
+    for later, settings_before, at in ((TWENTY_SEVENTH_PASS, BEFORE_TWENTY_SEVENTH_SETTINGS, 27),
+                                       (TWENTY_SIXTH_PASS, BEFORE_TWENTY_SIXTH_SETTINGS, 26),
                                        (TWENTY_FIFTH_PASS, BEFORE_TWENTY_FIFTH_SETTINGS, 25),
                                        (TWENTY_FOURTH_PASS, BEFORE_TWENTY_FOURTH_SETTINGS, 24),
                                        (TWENTY_THIRD_PASS, BEFORE_TWENTY_THIRD_SETTINGS, 23),

@@ -149,6 +149,14 @@ UNDER_FLOOR = True
 # mirror check; YuNet 0.84-0.88, full-range or back-camera 0.69-0.81); such refused clutter readings on 400 face-free
 # images reached YuNet 0.78 where one of the others read 0.5, all of them over 96 px. A switch for benchmarks.
 REFUSED_AGREE = True
+# Issue 17's twenty-seventh pass: a candidate refused after every retry above, of at most detect.UNDER_FLOOR_MAX_SIDE,
+# is read by YuNet at every roll (detect.yunet_roll); where it reads YUNET_VOUCHES at a roll more than REFIT_ROLL off
+# the candidate's, the candidate is refined again at that roll and kept where that is accepted (``_yunet_turned``).
+# Turned heads are proposed at a wrong roll (a side-on head's eye points say little of it; a 48 px profile at 45° came
+# at -20°) and every model then reads them wrong; at their true roll they pass. On the turned tune part (seeds 17 and
+# 1017) 15 of the 25 missed faces near a refused candidate were found so; none of 232 clutter candidates there and 289
+# on 60 face-free images passed (YuNet read 3 and 2 of them >= 0.8). A switch for benchmarks.
+ROLL_SEARCH = True
 
 
 # Issue 17's thirteenth pass: a face the mesh does not fit takes its yaw from the detector's nose and eye points, in the
@@ -220,7 +228,50 @@ def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool,
             and c.side <= detect.UNDER_FLOOR_MAX_SIDE):
         agreed = _three_agree(image, c, confidence)
         face = agreed if agreed is not None and _passes(agreed, confidence) else face
+    if ((face is None or not _passes(face, confidence)) and ROLL_SEARCH and o_net and yunet.available()
+            and c.side <= detect.UNDER_FLOOR_MAX_SIDE):
+        face = _yunet_turned(image, c, face, confidence)
     return face
+
+
+def _yunet_turned(image: np.ndarray, c: detect.Candidate, face: Face | None, confidence: float) -> Face | None:
+    """The refused candidate refined again at the roll YuNet reads it best at, when that is more than REFIT_ROLL off
+    its own and reads YUNET_VOUCHES (ROLL_SEARCH); ``face`` where that is not accepted, or where no model but YuNet
+    sees it there (``_seen_beside_yunet``).
+
+    The short-range model reads the square again upright at that roll first: its box and points read at a wrong
+    roll are a wrong box (a 48 px profile's, read 90° off, was 77 px wide), and its score there says little."""
+    read, roll = detect.yunet_roll(image, tuple(c.centre), c.side * BLAZE_TO_SQUARE, c.roll)
+    if read < YUNET_VOUCHES or abs(transform.wrap(roll - c.roll)) <= REFIT_ROLL:
+        return face
+    turned = dataclasses.replace(c, roll=roll, rotation=int(round(roll)), opinion=None, unseen=False)
+    upright = detect.recheck(image, tuple(c.centre), c.side, roll, detect.RECHECK_THRESHOLD)
+    if upright is not None:
+        turned = dataclasses.replace(turned, centre=upright.centre, side=upright.side, score=upright.score,
+                                     keypoints=upright.keypoints)
+    again = _refined(image, turned, True, confidence, True)
+    if again is not None and YUNET_VOUCH and not _passes(again, confidence):
+        again = _yunet_vouched(image, again, confidence)
+    if again is None or not _passes(again, confidence) or not _seen_beside_yunet(image, again):
+        return face
+    return dataclasses.replace(again, extra=again.extra | {"yunet_turn": round(read, 4)})
+
+
+def _seen_beside_yunet(image: np.ndarray, face: Face) -> bool:
+    """Whether a model of another family sees ``face`` too: the mesh fits it, the full-range or back-camera model
+    reads it at detect.SECOND_ENOUGH, or O-Net at O_NET_VOUCHES on its square (readings the refinement made are not
+    made again). O-Net's readings off the square do not count: blurred gravel that YuNet took for a face turned read
+    0.9 one SIDE_ON_SHIFT off it (0.19 on it)."""
+    extra = face.extra
+    if face.landmarks is not None or max(extra.get("full_range", 0.0), extra.get("back", 0.0)) >= detect.SECOND_ENOUGH:
+        return True
+    side = face.size / BLAZE_TO_SQUARE
+    if ("back" not in extra and blazeface.back_available()
+            and detect.back_opinion(image, face.centre, side, face.roll) >= detect.SECOND_ENOUGH):
+        return True
+    if "o_net" in extra or not mtcnn.available():
+        return extra.get("o_net", 0.0) >= O_NET_VOUCHES
+    return float(mtcnn.scores(image, [(face.centre, side, face.roll)])[0]) >= O_NET_VOUCHES
 
 
 def _three_agree(image: np.ndarray, c: detect.Candidate, confidence: float) -> Face | None:

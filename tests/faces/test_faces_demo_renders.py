@@ -294,6 +294,7 @@ def _profiles_for_the_back_camera_model(demo, seed: int, monkeypatch):
     monkeypatch.setattr(finder, "SIDE_ON_VOUCH", False)
     monkeypatch.setattr(finder, "SIDE_ON_SEARCH", False)
     monkeypatch.setattr(finder, "REFUSED_AGREE", False)  # YuNet and the back-camera model agreeing keep some too
+    monkeypatch.setattr(finder, "ROLL_SEARCH", False)  # ... and so do YuNet's best roll and the back-camera model
     return *_noisy_profiles(demo, seed), FaceFinderSettings(skip_smaller_than=0, min_sharpness=0)
 
 
@@ -418,3 +419,28 @@ def test_a_refused_head_is_kept_where_yunet_and_the_back_camera_model_see_it(dem
     settings = FaceFinderSettings(skip_smaller_than=0, min_sharpness=0)
     face = _one_head_kept_by(demo, 1, "noise", finder, "REFUSED_AGREE", settings, monkeypatch)
     assert face.extra["re_check"] >= settings.recheck_floor and face.extra.get("full_range", 0.0) < detect.SECOND_ENOUGH
+
+
+def test_a_head_proposed_at_a_wrong_roll_is_found_at_the_roll_yunet_reads_it_best(demo, monkeypatch):
+    """Six noisy turned heads: one, a 40 px profile proposed ~90° off its roll and refused by every rule there, is
+    found at the roll YuNet reads it best at (finder.ROLL_SEARCH: 5 found against 4), within 20° of its roll; the
+    others found are found either way, and nothing else is."""
+    if not yunet.available():
+        pytest.skip("yuface is not installed")
+    settings = FaceFinderSettings(skip_smaller_than=0, min_sharpness=0)
+    image, truth = _turned_heads(demo, 2, "noise")
+
+    def on_heads(faces) -> dict:
+        return {i: f for i, (h, g) in enumerate(truth) for f in faces
+                if math.dist(f.centre, ((g.face_box[0] + g.face_box[2]) / 2, (g.face_box[1] + g.face_box[3]) / 2))
+                < 0.5 * h}
+
+    found = find_faces(image, settings=settings).faces
+    kept = on_heads(found)
+    monkeypatch.setattr(finder, "ROLL_SEARCH", False)
+    without = on_heads(find_faces(image, settings=settings).faces)
+    gained = sorted(set(kept) - set(without))
+    assert set(without) < set(kept) and len(gained) == 1 and len(found) == len(kept), [f.extra for f in found]
+    face, g = kept[gained[0]], truth[gained[0]][1]
+    assert face.extra["yunet_turn"] >= finder.YUNET_VOUCHES and face.score >= settings.confidence
+    assert abs(transform.wrap(face.roll - g.roll)) <= 20.0, (face.roll, g.roll)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from faces_helpers import one_pasted_face, roll_error
 
-from bump_backend.faces import FaceFinderSettings, detect, finder, transform
+from bump_backend.faces import FaceFinderSettings, detect, finder, transform, yunet
 from bump_backend.faces.finder import BLAZE_TO_SQUARE
 from bump_backend.faces.groundtruth import make_scene
 
@@ -112,6 +112,11 @@ def test_a_face_refined_a_quarter_turn_off_is_refined_at_the_turn_o_net_reads(se
     scene, truth, candidate = _quarter_off(seed, offset)
     settings = FaceFinderSettings()
     monkeypatch.setattr(finder, "QUARTER_CHECK", False)
+    if yunet.available():  # YuNet's best roll finds it too (ROLL_SEARCH, the last retry)
+        by_yunet = finder._face_from_candidate(scene.image, candidate, True, settings.confidence, True)
+        assert finder._accepted(by_yunet, settings) and roll_error(by_yunet.roll, truth.roll) < 20
+        assert by_yunet.extra["yunet_turn"] >= finder.YUNET_VOUCHES
+    monkeypatch.setattr(finder, "ROLL_SEARCH", False)
     lost = finder._face_from_candidate(scene.image, candidate, True, settings.confidence, True)
     assert lost is None or not finder._accepted(lost, settings)
     monkeypatch.setattr(finder, "QUARTER_CHECK", True)
@@ -139,6 +144,7 @@ def test_a_refused_face_is_turned_to_the_roll_o_nets_points_settle_on_and_kept_w
     settings = FaceFinderSettings()
     monkeypatch.setattr(finder, "QUARTER_LANDMARKS", landmarks)
     monkeypatch.setattr(finder, "QUARTER_NO_MESH", no_mesh)
+    monkeypatch.setattr(finder, "ROLL_SEARCH", False)  # YuNet's best roll finds it too, after these
     face = finder._face_from_candidate(scene.image, candidate, True, settings.confidence, True)
     assert (face is not None and finder._accepted(face, settings)) == found
     if found:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from faces_helpers import clutter_squares
 
-from bump_backend.faces import FaceFinderSettings, detect, find_faces, finder, yunet
+from bump_backend.faces import FaceFinderSettings, detect, find_faces, finder, transform, yunet
 from bump_backend.faces.groundtruth import background, face_free
 
 pytest.importorskip("mediapipe")
@@ -43,6 +43,41 @@ def test_yunet_reads_real_faces_at_their_roll(rolled_scene):
     for t in rolled_scene.faces:
         reading = detect.yunet_opinion(rolled_scene.image, t.centre, t.size, t.roll)
         assert reading >= 0.7, (t.size, t.roll, reading)
+
+
+@needs_yunet
+@pytest.mark.parametrize("off", [90.0, 180.0, -90.0, 37.0])
+def test_yunet_reads_a_face_best_at_its_own_roll_from_any_start(rolled_scene, off):
+    """detect.yunet_roll: a face square read starting ``off`` its roll comes back at its roll, reading YUNET_VOUCHES."""
+    for t in rolled_scene.faces:
+        reading, roll = detect.yunet_roll(rolled_scene.image, t.centre, t.size, t.roll + off)
+        assert reading >= finder.YUNET_VOUCHES and abs(transform.wrap(roll - t.roll)) <= 15.0, (t.size, t.roll, roll)
+
+
+@needs_yunet
+def test_yunet_finds_no_roll_for_clutter():
+    image, squares = clutter_squares(8, 40)
+    readings = [detect.yunet_roll(image, *square) for square in squares]
+    assert all(reading < finder.YUNET_VOUCHES for reading, _ in readings), readings
+    assert all(roll == square[2] for (reading, roll), square in zip(readings, squares, strict=True) if reading == 0.0)
+
+
+@needs_yunet
+def test_a_candidate_read_a_quarter_turn_off_is_refined_at_yunet_s_roll(rolled_scene):
+    """finder._yunet_turned: each face's square, read by the short-range model 90° off its roll, is refined again at
+    the roll YuNet reads best and accepted there; a clutter square's candidate is left as it was."""
+    image = rolled_scene.image
+    for t in rolled_scene.faces:
+        side = t.size / finder.BLAZE_TO_SQUARE
+        wrong = detect.recheck(image, t.centre, side, t.roll + 90.0, detect.RECHECK_THRESHOLD)
+        assert wrong is not None
+        face = finder._yunet_turned(image, wrong, None, SETTINGS.confidence)
+        assert face is not None and finder._passes(face, SETTINGS.confidence), (t.size, t.roll)
+        assert face.extra["yunet_turn"] >= finder.YUNET_VOUCHES and abs(transform.wrap(face.roll - t.roll)) <= 20.0
+    clutter, squares = clutter_squares(8, 40)
+    for centre, side, roll in squares[:10]:
+        c = detect.Candidate(np.array(centre), side / finder.BLAZE_TO_SQUARE, roll, 0.6, np.zeros((6, 2)), 0)
+        assert finder._yunet_turned(clutter, c, None, SETTINGS.confidence) is None
 
 
 @needs_yunet
