@@ -203,7 +203,8 @@ def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool,
                          confidence: float = FaceFinderSettings.confidence, o_net: bool = False) -> Face | None:
     """Refine a candidate (``_refined``); a refused face is tried the other way up (FLIP_CHECK), then at the quarter
     turn O-Net reads best (QUARTER_CHECK), then YuNet is asked about it (YUNET_VOUCH), then YuNet and a full-range
-    model about the candidate's square (REFUSED_AGREE, ``_three_agree``). A reading under the re-check's floor
+    model about the candidate's square (REFUSED_AGREE, ``_three_agree``), then it is refined again at the roll YuNet
+    reads best (ROLL_SEARCH, ``_yunet_turned``). A reading under the re-check's floor
     (``c.under_floor``) is refined only as UNDER_FLOOR says. Accepted faces are never asked: no cost for them.
 
     The mesh fits an upside-down face as if it were upright (a 32 px face at 85° fitted at -99°, a 64 px one at

@@ -3,7 +3,8 @@ and MTCNN, used as a word on refined faces (finder.YUNET_CHECK, finder.YUNET_VOU
 
 Read at a face's own roll it tells faces from the clutter the other models agree on: on the tune parts every
 mesh-fitted true face read >= 0.68 (872 faces), while the clutter kept as faces read 0-0.41 (docs/faces.md, the
-nineteenth pass). It is upright-only and much weaker at a quarter turn off, so it checks, it does not search.
+nineteenth pass). It is upright-only and much weaker at a quarter turn off, so it checks, it does not search the
+image; the one roll search it makes is over a refused candidate's square (detect.yunet_roll, finder.ROLL_SEARCH).
 
 The wheel's C++ runs its layers through its own OpenMP; on the small crops it reads, a team of threads costs far more
 than it saves (a 64 px crop: 0.4 ms on one thread, 25 ms on two), and the search already runs one crop per worker. Its
