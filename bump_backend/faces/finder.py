@@ -151,12 +151,18 @@ UNDER_FLOOR = True
 REFUSED_AGREE = True
 # Issue 17's twenty-seventh pass: a candidate refused after every retry above, of at most detect.UNDER_FLOOR_MAX_SIDE,
 # is read by YuNet at every roll (detect.yunet_roll); where it reads YUNET_VOUCHES at a roll more than REFIT_ROLL off
-# the candidate's, the candidate is refined again at that roll and kept where that is accepted (``_yunet_turned``).
+# the candidate's, the candidate is refined again at that roll and kept where that is accepted and a model of another
+# family sees it there too (``_yunet_turned``, ``_seen_beside_yunet``).
 # Turned heads are proposed at a wrong roll (a side-on head's eye points say little of it; a 48 px profile at 45° came
 # at -20°) and every model then reads them wrong; at their true roll they pass. On the turned tune part (seeds 17 and
 # 1017) 15 of the 25 missed faces near a refused candidate were found so; none of 232 clutter candidates there and 289
 # on 60 face-free images passed (YuNet read 3 and 2 of them >= 0.8). A switch for benchmarks.
 ROLL_SEARCH = True
+# ... and so is a re-check reading under the floor (detect.UNDER_FLOOR) that YuNet and a full-range model do not see at
+# its roll: on the turned tune part a 32 px profile at -133° read 0.55 on the re-check 50° off its roll, and passed at
+# YuNet's (0.85); on 400 face-free images no false positive more, no CPU more to measure (0.98-1.04x). A switch for
+# benchmarks (ROLL_SEARCH off turns it off too).
+ROLL_SEARCH_UNDER_FLOOR = True
 
 
 # Issue 17's thirteenth pass: a face the mesh does not fit takes its yaw from the detector's nose and eye points, in the
@@ -204,8 +210,8 @@ def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool,
     """Refine a candidate (``_refined``); a refused face is tried the other way up (FLIP_CHECK), then at the quarter
     turn O-Net reads best (QUARTER_CHECK), then YuNet is asked about it (YUNET_VOUCH), then YuNet and a full-range
     model about the candidate's square (REFUSED_AGREE, ``_three_agree``), then it is refined again at the roll YuNet
-    reads best (ROLL_SEARCH, ``_yunet_turned``). A reading under the re-check's floor
-    (``c.under_floor``) is refined only as UNDER_FLOOR says. Accepted faces are never asked: no cost for them.
+    reads best (ROLL_SEARCH, ``_yunet_turned``). A reading under the re-check's floor (``c.under_floor``) is refined
+    only as UNDER_FLOOR and ROLL_SEARCH_UNDER_FLOOR say. Accepted faces are never asked: no cost for them.
 
     The mesh fits an upside-down face as if it were upright (a 32 px face at 85° fitted at -99°, a 64 px one at
     -81° at 88°; 148 of 200 pasted faces given a candidate turned half round), or fits nothing, and the full-range
@@ -215,7 +221,11 @@ def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool,
     when the mesh fits it there and it scores higher.
     """
     if c.under_floor:
-        return _three_agree(image, c, confidence) if UNDER_FLOOR and o_net and refine and yunet.available() else None
+        face = _three_agree(image, c, confidence) if UNDER_FLOOR and o_net and refine and yunet.available() else None
+        if (ROLL_SEARCH_UNDER_FLOOR and ROLL_SEARCH and o_net and refine and yunet.available()
+                and (face is None or not _passes(face, confidence)) and c.side <= detect.UNDER_FLOOR_MAX_SIDE):
+            face = _yunet_turned(image, c, face, confidence)
+        return face
     face = _refined(image, c, refine, confidence, o_net)
     if not refine or (face is not None and _passes(face, confidence)):
         return face

@@ -81,6 +81,21 @@ def test_a_candidate_read_a_quarter_turn_off_is_refined_at_yunet_s_roll(rolled_s
 
 
 @needs_yunet
+def test_a_candidate_under_the_floor_read_a_quarter_turn_off_is_refined_at_yunet_s_roll(rolled_scene, monkeypatch):
+    """A re-check reading under the floor (``under_floor``) 90° off a face's roll: YuNet and a full-range model do not
+    see it at that roll (finder.UNDER_FLOOR), YuNet's best roll does (finder.ROLL_SEARCH_UNDER_FLOOR)."""
+    image = rolled_scene.image
+    for t in rolled_scene.faces[3:]:  # 64, 40 and 32 px
+        wrong = detect.recheck(image, t.centre, t.size / finder.BLAZE_TO_SQUARE, t.roll + 90.0, detect.RECHECK_THRESHOLD)
+        wrong.under_floor = True
+        monkeypatch.setattr(finder, "ROLL_SEARCH_UNDER_FLOOR", False)
+        assert finder._face_from_candidate(image, wrong, True, SETTINGS.confidence, True) is None
+        monkeypatch.setattr(finder, "ROLL_SEARCH_UNDER_FLOOR", True)
+        face = finder._face_from_candidate(image, wrong, True, SETTINGS.confidence, True)
+        assert finder._passes(face, SETTINGS.confidence) and abs(transform.wrap(face.roll - t.roll)) <= 20.0
+
+
+@needs_yunet
 def test_yunet_sees_no_face_in_clutter():
     image, squares = clutter_squares(8, 40)
     readings = [detect.yunet_opinion(image, *square) for square in squares]
