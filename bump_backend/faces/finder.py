@@ -163,6 +163,10 @@ ROLL_SEARCH = True
 # YuNet's (0.85); on 400 face-free images no false positive more, no CPU more to measure (0.98-1.04x). A switch for
 # benchmarks (ROLL_SEARCH off turns it off too).
 ROLL_SEARCH_UNDER_FLOOR = True
+# ... only for a candidate whose face square is at least ROLL_SEARCH_MIN_SQUARE px (the search's smallest face, 24 px,
+# read a little small): YuNet and O-Net took a 19 px square of a pillar's edge on a face-free image of the benchmark for
+# a face (0.82 and 0.99), turned; the heads the search found came from squares of 24.6 px and up.
+ROLL_SEARCH_MIN_SQUARE = 22.0
 
 
 # Issue 17's thirteenth pass: a face the mesh does not fit takes its yaw from the detector's nose and eye points, in the
@@ -248,10 +252,12 @@ def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool,
 def _yunet_turned(image: np.ndarray, c: detect.Candidate, face: Face | None, confidence: float) -> Face | None:
     """The refused candidate refined again at the roll YuNet reads it best at, when that is more than REFIT_ROLL off
     its own and reads YUNET_VOUCHES (ROLL_SEARCH); ``face`` where that is not accepted, or where no model but YuNet
-    sees it there (``_seen_beside_yunet``).
+    sees it there (``_seen_beside_yunet``), and for a square under ROLL_SEARCH_MIN_SQUARE.
 
     The short-range model reads the square again upright at that roll first: its box and points read at a wrong
     roll are a wrong box (a 48 px profile's, read 90° off, was 77 px wide), and its score there says little."""
+    if c.side * BLAZE_TO_SQUARE < ROLL_SEARCH_MIN_SQUARE:
+        return face
     read, roll = detect.yunet_roll(image, tuple(c.centre), c.side * BLAZE_TO_SQUARE, c.roll)
     if read < YUNET_VOUCHES or abs(transform.wrap(roll - c.roll)) <= REFIT_ROLL:
         return face
