@@ -226,8 +226,7 @@ def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool,
     """
     if c.under_floor:
         face = _three_agree(image, c, confidence) if UNDER_FLOOR and o_net and refine and yunet.available() else None
-        if (ROLL_SEARCH_UNDER_FLOOR and ROLL_SEARCH and o_net and refine and yunet.available()
-                and (face is None or not _passes(face, confidence)) and c.side <= detect.UNDER_FLOOR_MAX_SIDE):
+        if ROLL_SEARCH_UNDER_FLOOR and o_net and refine and (face is None or not _passes(face, confidence)):
             face = _yunet_turned(image, c, face, confidence)
         return face
     face = _refined(image, c, refine, confidence, o_net)
@@ -243,8 +242,7 @@ def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool,
             and c.side <= detect.UNDER_FLOOR_MAX_SIDE):
         agreed = _three_agree(image, c, confidence)
         face = agreed if agreed is not None and _passes(agreed, confidence) else face
-    if ((face is None or not _passes(face, confidence)) and ROLL_SEARCH and o_net and yunet.available()
-            and c.side <= detect.UNDER_FLOOR_MAX_SIDE):
+    if o_net and (face is None or not _passes(face, confidence)):
         face = _yunet_turned(image, c, face, confidence)
     return face
 
@@ -252,11 +250,13 @@ def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool,
 def _yunet_turned(image: np.ndarray, c: detect.Candidate, face: Face | None, confidence: float) -> Face | None:
     """The refused candidate refined again at the roll YuNet reads it best at, when that is more than REFIT_ROLL off
     its own and reads YUNET_VOUCHES (ROLL_SEARCH); ``face`` where that is not accepted, or where no model but YuNet
-    sees it there (``_seen_beside_yunet``), and for a square under ROLL_SEARCH_MIN_SQUARE.
+    sees it there (``_seen_beside_yunet``), and for a square under ROLL_SEARCH_MIN_SQUARE or over
+    detect.UNDER_FLOOR_MAX_SIDE (or without YuNet).
 
     The short-range model reads the square again upright at that roll first: its box and points read at a wrong
     roll are a wrong box (a 48 px profile's, read 90° off, was 77 px wide), and its score there says little."""
-    if c.side * BLAZE_TO_SQUARE < ROLL_SEARCH_MIN_SQUARE:
+    if (not ROLL_SEARCH or not yunet.available() or c.side * BLAZE_TO_SQUARE < ROLL_SEARCH_MIN_SQUARE
+            or c.side > detect.UNDER_FLOOR_MAX_SIDE):
         return face
     read, roll = detect.yunet_roll(image, tuple(c.centre), c.side * BLAZE_TO_SQUARE, c.roll)
     if read < YUNET_VOUCHES or abs(transform.wrap(roll - c.roll)) <= REFIT_ROLL:

@@ -64,13 +64,17 @@ def test_yunet_finds_no_roll_for_clutter():
 
 @needs_yunet
 def test_a_candidate_read_a_quarter_turn_off_is_refined_at_yunet_s_roll(rolled_scene):
-    """finder._yunet_turned: each face's square, read by the short-range model 90° off its roll, is refined again at
-    the roll YuNet reads best and accepted there; a clutter square's candidate is left as it was."""
+    """finder._yunet_turned: each face's square of at most detect.UNDER_FLOOR_MAX_SIDE, read by the short-range model
+    90° off its roll, is refined again at the roll YuNet reads best and accepted there; a larger one, and a clutter
+    square's candidate, are left as they were."""
     image = rolled_scene.image
     for t in rolled_scene.faces:
         side = t.size / finder.BLAZE_TO_SQUARE
         wrong = detect.recheck(image, t.centre, side, t.roll + 90.0, detect.RECHECK_THRESHOLD)
         assert wrong is not None
+        if wrong.side > detect.UNDER_FLOOR_MAX_SIDE:  # the 180 and 120 px faces
+            assert finder._yunet_turned(image, wrong, None, SETTINGS.confidence) is None
+            continue
         face = finder._yunet_turned(image, wrong, None, SETTINGS.confidence)
         assert face is not None and finder._passes(face, SETTINGS.confidence), (t.size, t.roll)
         assert face.extra["yunet_turn"] >= finder.YUNET_VOUCHES and abs(transform.wrap(face.roll - t.roll)) <= 20.0
