@@ -378,20 +378,21 @@ def _turned_heads(demo, seed: int, damage: str):
     return degrade(canvas, damage, rng), truth
 
 
+def _on_heads(truth, faces) -> dict:
+    """{index of a ``_turned_heads`` head: a face found on it (centre within half the head's height of its box's)}."""
+    return {i: f for i, (h, g) in enumerate(truth) for f in faces
+            if math.dist(f.centre, ((g.face_box[0] + g.face_box[2]) / 2, (g.face_box[1] + g.face_box[3]) / 2)) < 0.5 * h}
+
+
 def _one_head_kept_by(demo, seed: int, damage: str, module, switch: str, settings, monkeypatch):
     """Search ``_turned_heads(demo, seed, damage)`` with ``module.switch`` on, then off: the heads found without it are
     found with it too, and it keeps one more, through YuNet and a full-range model agreeing (extras ``yunet``,
     ``agreed``) at a passing score and within 20° of the head's roll. That face."""
     image, truth = _turned_heads(demo, seed, damage)
 
-    def on_heads(faces) -> dict:
-        return {i: f for i, (h, g) in enumerate(truth) for f in faces
-                if math.dist(f.centre, ((g.face_box[0] + g.face_box[2]) / 2, (g.face_box[1] + g.face_box[3]) / 2))
-                < 0.5 * h}
-
-    kept = on_heads(find_faces(image, settings=settings).faces)
+    kept = _on_heads(truth, find_faces(image, settings=settings).faces)
     monkeypatch.setattr(module, switch, False)
-    without = on_heads(find_faces(image, settings=settings).faces)
+    without = _on_heads(truth, find_faces(image, settings=settings).faces)
     gained = sorted(set(kept) - set(without))
     assert set(without) < set(kept) and len(gained) == 1, ([f.extra for f in kept.values()], list(without))
     face, g = kept[gained[0]], truth[gained[0]][1]
@@ -431,15 +432,10 @@ def test_a_head_proposed_at_a_wrong_roll_is_found_at_the_roll_yunet_reads_it_bes
     settings = FaceFinderSettings(skip_smaller_than=0, min_sharpness=0)
     image, truth = _turned_heads(demo, 2, "noise")
 
-    def on_heads(faces) -> dict:
-        return {i: f for i, (h, g) in enumerate(truth) for f in faces
-                if math.dist(f.centre, ((g.face_box[0] + g.face_box[2]) / 2, (g.face_box[1] + g.face_box[3]) / 2))
-                < 0.5 * h}
-
     found = find_faces(image, settings=settings).faces
-    kept = on_heads(found)
+    kept = _on_heads(truth, found)
     monkeypatch.setattr(finder, "ROLL_SEARCH", False)
-    without = on_heads(find_faces(image, settings=settings).faces)
+    without = _on_heads(truth, find_faces(image, settings=settings).faces)
     gained = sorted(set(kept) - set(without))
     assert set(without) < set(kept) and len(gained) == 1 and len(found) == len(kept), [f.extra for f in found]
     face, g = kept[gained[0]], truth[gained[0]][1]
