@@ -18,7 +18,9 @@ textures), damaged by noise, blur or JPEG; recall is also reported by damage, pe
 square). A *large* part (``--part large``, from the twelfth
 pass) pastes 1-3 faces of 128-512 px of the held-out and fresh identities; a *turned* part (``--part turned``, from
 the thirteenth) their heads turned 22.5, 67.5 and 90° (profiles), rendered once more with those views, and
-``--part turned_tune`` the tune identities' (tuned on). Recall and the
+``--part turned_tune`` the tune identities' (tuned on); a *small* part (``--part small``, from the twenty-eighth
+pass) pastes faces of 24 px only of the held-out and fresh identities, ``--part small_tune`` of the tune ones (both
+tune parts'; tuned on). Recall and the
 yaw error (rendered heads, whose yaw is known; apart for faces the mesh fitted and those it did not) are reported.
 Both detectors run on the same images in the same run. A tracking run (FaceTracker on a 1280x720 sequence with
 moving, turning faces) and the cold start (fresh process) are timed too.
@@ -62,6 +64,8 @@ RENDER_SIDE = 0.92  # detector face side / manifest face-box height, measured on
 PHOTOS = ("astronaut", "grace_hopper")  # tune part only
 # The large part's scenes: 1-3 faces of LARGE_SIZES each, nearer the border and each other than the small ones allow.
 LARGE = dict(sizes=LARGE_SIZES, faces=(1, 4), margin=0.6, spacing=1.2)
+# The small parts' scenes: 24 px faces only, drawn like the others (the 24 px goal has ~70 faces in a 60-scene part).
+SMALL = dict(sizes=(24,))
 # A face measuring under this at its true square is skipped as too blurry when found (FaceFinderSettings.min_sharpness):
 # the benchmark counts it found either way, and also reports recall over the faces at or above it.
 SHARP_ENOUGH = FaceFinderSettings().min_sharpness
@@ -488,13 +492,17 @@ BEFORE_TWENTY_SIXTH_SETTINGS: dict = {}
 # at (finder.ROLL_SEARCH).
 TWENTY_SEVENTH_PASS = ((finder, "ROLL_SEARCH", False),)
 BEFORE_TWENTY_SEVENTH_SETTINGS: dict = {}
+# Issue 17's twenty-eighth pass: O-Net reads a small square it refuses at its turn once more at the roll of its own eye
+# points there (detect.ONET_EYE_RETRY).
+TWENTY_EIGHTH_PASS = ((ours, "ONET_EYE_RETRY", False),)
+BEFORE_TWENTY_EIGHTH_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
 # none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS, SIXTH_PASS, SEVENTH_PASS, EIGHTH_PASS, NINTH_PASS, TENTH_PASS,
 # ELEVENTH_PASS, TWELFTH_PASS, THIRTEENTH_PASS, FOURTEENTH_PASS, FIFTEENTH_PASS, SIXTEENTH_PASS, SEVENTEENTH_PASS,
 # EIGHTEENTH_PASS, NINETEENTH_PASS, TWENTIETH_PASS, TWENTY_FIRST_PASS, TWENTY_SECOND_PASS, TWENTY_THIRD_PASS,
-# TWENTY_FOURTH_PASS, TWENTY_FIFTH_PASS, TWENTY_SIXTH_PASS, TWENTY_SEVENTH_PASS; then one more each), the settings it
-# changes on top of the run's, and what it is (the flag's help). 27: all.
+# TWENTY_FOURTH_PASS, TWENTY_FIFTH_PASS, TWENTY_SIXTH_PASS, TWENTY_SEVENTH_PASS, TWENTY_EIGHTH_PASS; then one more
+# each), the settings it changes on top of the run's, and what it is (the flag's help). 28: all.
 SIDE_PATHS = {
     "before-cuts": ("ours, before cost cuts", 1, {}, "the search without the cost cuts (COST_CUTS: the path before them)"),
     "before-third": ("ours, before third pass", 2, {},
@@ -542,24 +550,28 @@ SIDE_PATHS = {
     "before-twenty-seventh": ("ours, before twenty-seventh pass", 26, {},
                               "the search before the twenty-seventh pass (TWENTY_SEVENTH_PASS: no roll search by "
                               "YuNet for refused candidates)"),
-    "upside-down": ("ours, upside-down levels", 27, {"middle_rotations": (0, 180)},
+    "before-twenty-eighth": ("ours, before twenty-eighth pass", 27, {},
+                             "the search before the twenty-eighth pass (TWENTY_EIGHTH_PASS: O-Net reads a refused "
+                             "small square at no roll of its own eye points)"),
+    "upside-down": ("ours, upside-down levels", 28, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }
-PATHS = {"ours": (27, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
+PATHS = {"ours": (28, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
 
 
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
-             passes: int = 27) -> None:
+             passes: int = 28) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
-    ``passes``: how many of the cost cuts, third to twenty-seventh pass the search keeps (SIDE_PATHS; 27: all)."""
+    ``passes``: how many of the cost cuts, third to twenty-eighth pass the search keeps (SIDE_PATHS; 28: all)."""
     shape = (scene.image.shape[1], scene.image.shape[0])
     switched = (FOURTH_PASS + FIFTH_PASS + SIXTH_PASS + SEVENTH_PASS + EIGHTH_PASS + NINTH_PASS + TENTH_PASS
                 + ELEVENTH_PASS + TWELFTH_PASS + THIRTEENTH_PASS + FOURTEENTH_PASS + FIFTEENTH_PASS + SIXTEENTH_PASS
                 + SEVENTEENTH_PASS + EIGHTEENTH_PASS + NINETEENTH_PASS + TWENTIETH_PASS + TWENTY_FIRST_PASS
                 + TWENTY_SECOND_PASS + TWENTY_THIRD_PASS + TWENTY_FOURTH_PASS + TWENTY_FIFTH_PASS + TWENTY_SIXTH_PASS
-                + TWENTY_SEVENTH_PASS)
+                + TWENTY_SEVENTH_PASS + TWENTY_EIGHTH_PASS)
     kept = {(module, name): getattr(module, name) for module, name, _ in switched}
-    for later, settings_before, at in ((TWENTY_SEVENTH_PASS, BEFORE_TWENTY_SEVENTH_SETTINGS, 27),
+    for later, settings_before, at in ((TWENTY_EIGHTH_PASS, BEFORE_TWENTY_EIGHTH_SETTINGS, 28),
+                                       (TWENTY_SEVENTH_PASS, BEFORE_TWENTY_SEVENTH_SETTINGS, 27),
                                        (TWENTY_SIXTH_PASS, BEFORE_TWENTY_SIXTH_SETTINGS, 26),
                                        (TWENTY_FIFTH_PASS, BEFORE_TWENTY_FIFTH_SETTINGS, 25),
                                        (TWENTY_FOURTH_PASS, BEFORE_TWENTY_FOURTH_SETTINGS, 24),
@@ -666,12 +678,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detect-every", type=int, default=10, help="FaceTracker's full-detection period (10)")
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--part", choices=("both", "tune", "second_tune", "held_out", "fresh", "large", "turned",
-                                           "turned_tune"),
+                                           "turned_tune", "small", "small_tune"),
                         default="both",
                         help="both: every part; fresh: the part held out from the fifth pass on; second_tune: the tune part "
                              "added in the eighth (face_sources); large: faces of 128-512 px of the held-out and fresh "
                              "identities (the twelfth pass); turned: heads turned 22.5-90° (profiles too) of the held-out "
-                             "and fresh identities, turned_tune: of the tune identities (the thirteenth pass)")
+                             "and fresh identities, turned_tune: of the tune identities (the thirteenth pass); small: "
+                             "faces of 24 px only of the held-out and fresh identities, small_tune: of the tune "
+                             "identities (the twenty-eighth pass)")
     parser.add_argument("--misses", action="store_true", help="list every missed face")
     parser.add_argument("--face-free", type=int, default=0, metavar="N",
                         help="also N face-free clutter scenes (seed + 7000): false positives on many images")
@@ -727,7 +741,9 @@ def main(argv: list[str] | None = None) -> int:
              "held-out": (held, (), args.seed + 1, {}), "fresh": (fresh, (), args.seed + 3, {}),
              "large": (held + fresh, (), args.seed + 9, LARGE),
              "turned": ([r for r in turned if r.held_out], (), args.seed + 11, {}),
-             "turned-tune": ([r for r in turned if not r.held_out], (), args.seed + 13, {})}
+             "turned-tune": ([r for r in turned if not r.held_out], (), args.seed + 13, {}),
+             "small": (held + fresh, (), args.seed + 15, SMALL),
+             "small-tune": (tune + second_tune, (), args.seed + 483, SMALL)}
     for name, (pool, photos, seed, shape) in parts.items():
         if args.part not in ("both", name.replace("-", "_")):
             continue

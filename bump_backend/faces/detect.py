@@ -173,6 +173,14 @@ R_NET_SECOND_FROM = 0.1
 R_NET_BETWEEN = 0.7
 ONET_RETRY = True
 ONET_RETRY_BAR = 0.8
+# Issue 17's twenty-eighth pass: R-Net picks a 24 px face's roll on a 45° grid, and O-Net then read darker-skinned
+# faces 15-45° off it at 0.33-0.73 (1.0 at their roll): a square O-Net refuses at its turn, read from ONET_EYE_FROM up,
+# is read once more at the roll its own eye points give there (within LANDMARK_TRUST of the turn), one of o_net_rolls'
+# tries, which must reach ONET_EYE_BAR (ONET_EYE_RETRY, a switch for benchmarks). At ONET_RETRY_BAR a dark clutter blob
+# of a tune scene read 0.88 there and went on to be kept; the faces won read 0.92-1.0.
+ONET_EYE_RETRY = True
+ONET_EYE_FROM = 0.3
+ONET_EYE_BAR = 0.9
 # Issue 17's thirteenth pass: a head turned side-on shows its two eyes one behind the other, and the line through
 # BlazeFace's two eye points then says nothing of the roll (35-57° off at the median for profiles, read at their true
 # squares). Where the eye points lie closer than SIDE_ON_SPREAD x the box's side (a head turned ~65° or more; 0.41
@@ -709,21 +717,31 @@ def o_net_rolls(image: np.ndarray, squares: list[tuple[tuple[float, float], floa
     reads the square under ``threshold`` at its turn (ONET_RETRY), it reads it half a turn on too, and R-Net's
     box-regressed square at both: the best of those that reaches ``threshold`` and ONET_RETRY_BAR is read as the square
     was (R-Net's turn pick is often upside down at 24 px, and P-Net's peaks lie up to a third of a face off its
-    centre)."""
-    scores, rolls = starting_rolls(image, squares, threshold)
+    centre); from ONET_EYE_FROM up it reads the square at the roll of its own eye points there too, which must reach
+    ONET_EYE_BAR (ONET_EYE_RETRY)."""
+    scores, rolls, points = _starting_rolls(image, squares, threshold)
     failing = [i for i in range(len(squares)) if scores[i] < threshold] if ONET_RETRY else []
     if not failing:
         return scores, rolls, squares
     moved = mtcnn.box_regressed(image, [squares[i] for i in failing])
-    tries = []  # three per failing square: itself half a turn on, the regressed square at the turn and half a turn on
+    bar = max(threshold, ONET_RETRY_BAR)  # more readings: a clutter patch reaches a low bar more often
+    eye_bar = max(bar, ONET_EYE_BAR)
+    tries: list[tuple[int, tuple[tuple[float, float], float, float], float]] = []  # (square, try, its bar)
     for i, (centre, side) in zip(failing, moved, strict=True):
         own_centre, own_side, turn = squares[i]
         flipped = float(transform.wrap(turn + 180.0))
-        tries += [(own_centre, own_side, flipped), (centre, side, turn), (centre, side, flipped)]
-    read = mtcnn.scores(image, tries).reshape(len(failing), 3)
-    bar = max(threshold, ONET_RETRY_BAR)  # three more readings: a clutter patch reaches a low bar more often
-    chosen = [(i, tries[3 * j + int(np.argmax(row))]) for j, (i, row) in enumerate(zip(failing, read, strict=True))
-              if row.max() >= bar]
+        # itself half a turn on, the regressed square at the turn and half a turn on
+        tries += [(i, (own_centre, own_side, flipped), bar), (i, (centre, side, turn), bar),
+                  (i, (centre, side, flipped), bar)]
+        eye_roll = transform.roll_of(points[i, 0], points[i, 1])
+        if ONET_EYE_RETRY and scores[i] >= ONET_EYE_FROM and abs(transform.wrap(eye_roll - turn)) <= LANDMARK_TRUST:
+            tries.append((i, (own_centre, own_side, float(transform.wrap(eye_roll))), eye_bar))
+    read = mtcnn.scores(image, [square for _, square, _ in tries])
+    best: dict[int, tuple[float, tuple[tuple[float, float], float, float]]] = {}
+    for (i, square, at_least), score in zip(tries, read, strict=True):
+        if score >= at_least and score > best.get(i, (-1.0, square))[0]:
+            best[i] = (float(score), square)
+    chosen = [(i, square) for i, (_, square) in best.items()]
     if not chosen:
         return scores, rolls, squares
     again, again_rolls = starting_rolls(image, [square for _, square in chosen], threshold)
@@ -897,10 +915,18 @@ def starting_rolls(image: np.ndarray, squares: list[tuple[tuple[float, float], f
     """O-Net's face probability for each (centre, side, turn) square read at its turn, and the roll its candidate
     starts from: where that probability reaches ``threshold`` the roll O-Net's landmark points settle on
     (``settled_rolls``; LANDMARK_ROLL off: the turn)."""
-    if not LANDMARK_ROLL:
-        return mtcnn.scores(image, squares), [float(turn) for *_, turn in squares]
-    at_turn, rolls, _ = settled_rolls(image, squares, threshold)
+    at_turn, rolls, _ = _starting_rolls(image, squares, threshold)
     return at_turn, rolls
+
+
+def _starting_rolls(image: np.ndarray, squares: list[tuple[tuple[float, float], float, float]],
+                    threshold: float) -> tuple[np.ndarray, list[float], np.ndarray]:
+    """``starting_rolls`` and O-Net's landmark points at each square's turn (N x 5 x 2)."""
+    if not LANDMARK_ROLL:
+        at_turn, points = mtcnn.landmark_readings(image, squares)
+        return at_turn, [float(turn) for *_, turn in squares], points
+    at_turn, rolls, _, points = _settled(image, squares, threshold)
+    return at_turn, rolls, points
 
 
 def settled_rolls(image: np.ndarray, squares: list[tuple[tuple[float, float], float, float]],
@@ -915,6 +941,12 @@ def settled_rolls(image: np.ndarray, squares: list[tuple[tuple[float, float], fl
     best there wins, as the eye line of that second reading gives it (a face 45° off: ~40° off after the first
     reading, within ~5° after the second, on pasted photos).
     """
+    return _settled(image, squares, threshold)[:3]
+
+
+def _settled(image: np.ndarray, squares: list[tuple[tuple[float, float], float, float]],
+             threshold: float) -> tuple[np.ndarray, list[float], np.ndarray, np.ndarray]:
+    """``settled_rolls`` and O-Net's landmark points at each square's turn."""
     at_turn, own_points = mtcnn.landmark_readings(image, squares)
     # The other three turns only where the square's own turn reaches the threshold (few squares: the rest are dropped).
     passing = [i for i in range(len(squares)) if at_turn[i] >= threshold]
@@ -935,7 +967,7 @@ def settled_rolls(image: np.ndarray, squares: list[tuple[tuple[float, float], fl
         if score > best[i]:
             settled = transform.roll_of(points_again[0], points_again[1])
             best[i], rolls[i] = score, settled if abs(transform.wrap(settled - roll)) <= LANDMARK_TRUST else roll
-    return at_turn, [float(transform.wrap(r)) for r in rolls], best
+    return at_turn, [float(transform.wrap(r)) for r in rolls], best, own_points
 
 
 def confirm(image: np.ndarray, c: Candidate, turns: bool, floor: float) -> tuple[Candidate | None, int]:

@@ -307,6 +307,21 @@ def test_o_net_reads_a_square_r_net_turned_upside_down_half_a_turn_on(source, ro
     assert detect.o_net_rolls(image, square, detect.SMALL_O)[0][0] == pytest.approx(first[0])
 
 
+@pytest.mark.parametrize(("source", "roll", "off"), [("grace_hopper", 60.0, -30.0), ("grace_hopper", -40.0, 40.0),
+                                                     ("astronaut", 10.0, 40.0), ("astronaut", -40.0, 40.0)])
+def test_o_net_reads_a_dark_face_again_at_the_roll_of_its_own_eye_points(source, roll, off, monkeypatch):
+    """R-Net picks a 24 px face's roll on a 45° grid; O-Net read dark faces 30-40° off it under its bar, at the
+    other tries too, and at the roll its eye points give there surely (detect.ONET_EYE_RETRY)."""
+    image, truth = darkened_face(source, roll)
+    square = [(truth.centre, truth.size, float(truth.roll + off))]
+    first, _ = detect.starting_rolls(image, square, detect.SMALL_O)
+    assert detect.ONET_EYE_FROM <= first[0] < detect.SMALL_O
+    scores, rolls, _ = detect.o_net_rolls(image, square, detect.SMALL_O)
+    assert scores[0] >= detect.SMALL_O and roll_error(rolls[0], truth.roll) < 5.0
+    monkeypatch.setattr(detect, "ONET_EYE_RETRY", False)
+    assert detect.o_net_rolls(image, square, detect.SMALL_O)[0][0] < detect.SMALL_O
+
+
 def _weak(centre, side: float, score: float = 0.38) -> detect.Candidate:
     return detect.Candidate(np.array(centre, float), side, 0.0, score, np.zeros((6, 2)), 0)
 
