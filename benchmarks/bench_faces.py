@@ -493,8 +493,9 @@ BEFORE_TWENTY_SIXTH_SETTINGS: dict = {}
 TWENTY_SEVENTH_PASS = ((finder, "ROLL_SEARCH", False),)
 BEFORE_TWENTY_SEVENTH_SETTINGS: dict = {}
 # Issue 17's twenty-eighth pass: O-Net reads a small square it refuses at its turn once more at the roll of its own eye
-# points there (detect.ONET_EYE_RETRY).
-TWENTY_EIGHTH_PASS = ((ours, "ONET_EYE_RETRY", False),)
+# points there (detect.ONET_EYE_RETRY), and a re-check reading stands for a P-Net candidate up to 1.3x its side
+# (detect.SMALL_WIDEST).
+TWENTY_EIGHTH_PASS = ((ours, "ONET_EYE_RETRY", False), (ours, "SMALL_WIDEST", None))
 BEFORE_TWENTY_EIGHTH_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
@@ -552,7 +553,8 @@ SIDE_PATHS = {
                               "YuNet for refused candidates)"),
     "before-twenty-eighth": ("ours, before twenty-eighth pass", 27, {},
                              "the search before the twenty-eighth pass (TWENTY_EIGHTH_PASS: O-Net reads a refused "
-                             "small square at no roll of its own eye points)"),
+                             "small square at no roll of its own eye points; a P-Net candidate's re-check reading "
+                             "stands for it up to 2x its side)"),
     "upside-down": ("ours, upside-down levels", 28, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }

@@ -149,6 +149,12 @@ SMALL_O = 0.8
 # (None: off, a switch for benchmarks). From 0.5 up it found no face more on the tune parts, for 1.01-1.16x the CPU.
 SMALL_STIR: float | None = 0.7
 SMALL_STIR_CROP = 24
+# Issue 17's twenty-eighth pass: on scenes of 24 px faces only, the re-check of a P-Net candidate read a face's head
+# (or clutter beside it) 1.6-2x the square's side at another turn, and refinement kept two such readings: a face
+# reported twice its size at a wrong roll. Of the re-check readings of P-Net's candidates over 1.2x their side none
+# was a face's own (10 of 10; 25 of 25 of those up to 1.2x were): a reading stands for a P-Net candidate up to
+# SMALL_WIDEST times its side (Candidate.widest; None: 2.0 as for every candidate, a switch for benchmarks).
+SMALL_WIDEST: float | None = 1.3
 # Issue 17's seventeenth pass: a face 30-45° from every quarter turn is read by R-Net and O-Net at the nearest one, and
 # the re-check then cut it that far off upright, where the full-range model (brittle to roll) read nothing. O-Net's five
 # landmark points at that turn give its roll (tune faces read at their true square 30-45° off: median error 6°, 22° at
@@ -207,6 +213,7 @@ class Candidate:
     opinion: float | None = None  # the full-range score at this roll, when the re-check already asked for it
     unseen: bool = False  # weak, and the full-range model saw none of its contending turns (DROP_UNSEEN)
     under_floor: bool = False  # its re-check read UNDER_FLOOR_FROM up to the floor: kept only as finder.UNDER_FLOOR says
+    widest: float = 2.0  # the largest re-check reading, in sides of this candidate, that stands for it (SMALL_WIDEST)
 
 
 @dataclass
@@ -541,7 +548,8 @@ def recheck(image: np.ndarray, centre: tuple[float, float], side: float, roll: f
 
 
 def recheck_turns(image: np.ndarray, centre: tuple[float, float], side: float, roll: float,
-                  threshold: float, prior: float = 0.0, floor: float = 0.0) -> tuple[Candidate | None, int]:
+                  threshold: float, prior: float = 0.0, floor: float = 0.0,
+                  widest: float = 2.0) -> tuple[Candidate | None, int]:
     """Re-check a candidate whose orientation is unknown: one upright crop seen at its quarter turns.
 
     Returns the chosen reading (None: no face there) and the short-range calls made.
@@ -562,21 +570,24 @@ def recheck_turns(image: np.ndarray, centre: tuple[float, float], side: float, r
     147 false proposals were seen at neither, so half of the re-check calls on clutter are saved.
 
     When even the best turn scores under ``floor`` (the caller drops such readings) the full-range
-    model is not asked to pick among the turns (OPINIONS_ABOVE_FLOOR).
+    model is not asked to pick among the turns (OPINIONS_ABOVE_FLOOR). A reading stands for the candidate from half
+    its side up to ``widest`` times it.
     """
     scale = min(RECHECK_RATIO * TILE / side, MAX_UPSCALE)
     matrix = transform.upright(centre, roll, scale, (TILE / 2, TILE / 2))
     crop = warp(image, matrix, (TILE, TILE))
     inverse = transform.invert(matrix)
     per_turn: list[Candidate] = []
-    calls = 0
+    calls, wider = 0, False
     for pair in ((0, 2), (1, 3)):  # each pair of opposite turns is one batched model call
-        if calls == 2 and not per_turn and OPPOSITE_TURNS_DECIDE:
+        if calls == 2 and not per_turn and not wider and OPPOSITE_TURNS_DECIDE:
             return None, calls  # two opposite turns saw nothing here: no face at any roll
         calls += 2
         found = blazeface.detect_many([align.quarter_turned(crop, k) for k in pair], threshold)
         seen = list(zip(pair, found, strict=True))
-        per_turn.extend(_best_near(seen, inverse, centre, side, roll))
+        per_turn.extend(_best_near(seen, inverse, centre, side, roll, widest))
+        # A reading too wide to stand for the candidate still says something is there: the other turns are read.
+        wider = wider or (widest < 2.0 and bool(_best_near(seen, inverse, centre, side, roll)))
     if not per_turn:
         return None, calls
     if OPINIONS_ABOVE_FLOOR and max(c.score for c in per_turn) < floor:
@@ -585,7 +596,7 @@ def recheck_turns(image: np.ndarray, centre: tuple[float, float], side: float, r
 
 
 def _best_near(seen: list[tuple[int, list[blazeface.Detection]]], inverse: np.ndarray,
-               centre: tuple[float, float], side: float, roll: float) -> list[Candidate]:
+               centre: tuple[float, float], side: float, roll: float, widest: float = 2.0) -> list[Candidate]:
     """Per quarter turn k of the re-check crop, its best detection near the proposal (if any)."""
     out = []
     for k, detections in seen:
@@ -594,7 +605,7 @@ def _best_near(seen: list[tuple[int, list[blazeface.Detection]]], inverse: np.nd
         for d in detections:
             c = _parse(d, back, TILE, TILE, 90 * k, roll + 90 * k)
             near = math.hypot(c.centre[0] - centre[0], c.centre[1] - centre[1]) < 0.5 * side
-            if near and 0.5 < c.side / side < 2.0 and (best is None or c.score > best.score):
+            if near and 0.5 < c.side / side < widest and (best is None or c.score > best.score):
                 best = c
         if best is not None:
             out.append(best)
@@ -814,6 +825,7 @@ def small_faces(image: np.ndarray, scale: float = SMALL_SCALE) -> list[Candidate
     out = merge([c for c in squares if c.score >= SMALL_O])  # one per place, O-Net's best: a face is often two peaks
     for c in out:
         c.score = 0.0  # no prior for the re-check's turn pick
+        c.widest = 2.0 if SMALL_WIDEST is None else SMALL_WIDEST
     return out
 
 
@@ -982,11 +994,11 @@ def confirm(image: np.ndarray, c: Candidate, turns: bool, floor: float) -> tuple
     if not turns:
         best, calls = recheck(image, tuple(c.centre), c.side, c.roll, RECHECK_THRESHOLD, c.rotation), 1
     else:
-        best, calls = recheck_turns(image, tuple(c.centre), c.side, c.roll, RECHECK_THRESHOLD, c.score, floor)
+        best, calls = recheck_turns(image, tuple(c.centre), c.side, c.roll, RECHECK_THRESHOLD, c.score, floor, c.widest)
         small = min(c.members or [c], key=lambda m: m.side)
         if SMALLER_MEMBER and (best is None or best.score < floor) and small.side < SMALLER_MEMBER_RATIO * c.side:
             again, more = recheck_turns(image, tuple(small.centre), small.side, small.roll, RECHECK_THRESHOLD,
-                                        small.score, floor)
+                                        small.score, floor, small.widest)
             calls += more
             if again is not None and (best is None or again.score > best.score):
                 best = again

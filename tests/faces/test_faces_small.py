@@ -74,6 +74,7 @@ def test_small_faces_proposes_the_face_at_its_turn_and_little_clutter():
         assert len(near) == 1  # one per place, whichever turns saw it
         assert roll_error(near[0].roll, truth.roll) <= 45.0 + 1e-6 and near[0].rotation == int(near[0].roll)
         assert near[0].score == 0.0  # no prior for the re-check's turn pick
+        assert near[0].widest == detect.SMALL_WIDEST  # a reading far larger than P-Net's square is not its face
     assert len(found) <= 4
     # Clutter that R-Net and O-Net read as a face is left to the re-check, which sees few: ~1 per still on the benchmark.
     on_clutter = [len(detect.small_faces(clutter(np.random.default_rng(seed), 480, 360)))
@@ -212,3 +213,20 @@ def test_p_net_reads_no_other_turn_where_it_reads_all_four_or_nothing_stirs(monk
     monkeypatch.setattr(detect, "SMALL_TURNS", (0, 1, 2, 3))
     assert detect.stirred_peaks(image, level, [truth.centre]) == []
 
+
+
+@pytest.mark.parametrize(("source", "roll"), [("astronaut", 100.0), ("astronaut", -150.0), ("grace_hopper", 100.0)])
+def test_a_re_check_reading_far_wider_than_a_small_candidate_does_not_stand_for_it(source, roll):
+    """On scenes of 24 px faces the re-check of a P-Net square read a face's head 1.6-2x the square's side, at a wrong
+    roll, and refinement kept it: a face reported twice its size (detect.SMALL_WIDEST). A square half the face's side
+    here: read up to 2x it, the face's reading stands for it; up to 1.3x, nothing does, yet every turn is read."""
+    image = clutter(np.random.default_rng(8), 200, 200)
+    truth = groundtruth.place_face(image, source, (100.0, 100.0), 48.0, roll)
+    side = 0.55 * truth.size / 1.12  # 1.12: the face square's side per short-range box side (finder.BLAZE_TO_SQUARE)
+    wide, _ = detect.recheck_turns(image, truth.centre, side, truth.roll, detect.RECHECK_THRESHOLD)
+    assert wide is not None and wide.side > 1.6 * side
+    narrow, calls = detect.recheck_turns(image, truth.centre, side, truth.roll, detect.RECHECK_THRESHOLD, widest=1.3)
+    assert narrow is None and calls == 4
+    fitting, _ = detect.recheck_turns(image, truth.centre, truth.size / 1.12, truth.roll, detect.RECHECK_THRESHOLD,
+                                      widest=1.3)
+    assert fitting is not None and roll_error(fitting.roll, truth.roll) < 10.0
