@@ -32,6 +32,7 @@ MAX_UPSCALE = 1.5
 BIN_TRUST = 50.0  # degrees a detection's eye line may differ from its tile's turn
 PICK_ABOVE_FLOOR = True  # _choose_turn: only turns the caller keeps contend (a switch for benchmarks)
 RECHECK_THRESHOLD = 0.3
+RECHECK_WIDEST = 2.0  # the largest re-check reading, in sides of a candidate, that stands for it (but: SMALL_WIDEST)
 # The full-range model's crops (never upscaled) are sampled bilinearly, as mediapipe's graphs resize their inputs:
 # bicubic (align.warp's default) took 0.72 against 0.18 ms a 192 px crop, ~40 crops per 1440x1440 still. The
 # short-range re-check crops stay bicubic: they upscale faces under ~45 px, and bilinear ones lost two 24 px tune faces.
@@ -153,7 +154,7 @@ SMALL_STIR_CROP = 24
 # (or clutter beside it) 1.6-2x the square's side at another turn, and refinement kept two such readings: a face
 # reported twice its size at a wrong roll. Of the re-check readings of P-Net's candidates over 1.2x their side none
 # was a face's own (10 of 10; 25 of 25 of those up to 1.2x were): a reading stands for a P-Net candidate up to
-# SMALL_WIDEST times its side (Candidate.widest; None: 2.0 as for every candidate, a switch for benchmarks).
+# SMALL_WIDEST times its side (Candidate.widest; None: RECHECK_WIDEST as for every candidate, a switch for benchmarks).
 SMALL_WIDEST: float | None = 1.3
 # Issue 17's seventeenth pass: a face 30-45° from every quarter turn is read by R-Net and O-Net at the nearest one, and
 # the re-check then cut it that far off upright, where the full-range model (brittle to roll) read nothing. O-Net's five
@@ -213,7 +214,7 @@ class Candidate:
     opinion: float | None = None  # the full-range score at this roll, when the re-check already asked for it
     unseen: bool = False  # weak, and the full-range model saw none of its contending turns (DROP_UNSEEN)
     under_floor: bool = False  # its re-check read UNDER_FLOOR_FROM up to the floor: kept only as finder.UNDER_FLOOR says
-    widest: float = 2.0  # the largest re-check reading, in sides of this candidate, that stands for it (SMALL_WIDEST)
+    widest: float = RECHECK_WIDEST  # the largest re-check reading, in sides of this candidate, that stands for it
 
 
 @dataclass
@@ -549,7 +550,7 @@ def recheck(image: np.ndarray, centre: tuple[float, float], side: float, roll: f
 
 def recheck_turns(image: np.ndarray, centre: tuple[float, float], side: float, roll: float,
                   threshold: float, prior: float = 0.0, floor: float = 0.0,
-                  widest: float = 2.0) -> tuple[Candidate | None, int]:
+                  widest: float = RECHECK_WIDEST) -> tuple[Candidate | None, int]:
     """Re-check a candidate whose orientation is unknown: one upright crop seen at its quarter turns.
 
     Returns the chosen reading (None: no face there) and the short-range calls made.
@@ -585,9 +586,9 @@ def recheck_turns(image: np.ndarray, centre: tuple[float, float], side: float, r
         calls += 2
         found = blazeface.detect_many([align.quarter_turned(crop, k) for k in pair], threshold)
         seen = list(zip(pair, found, strict=True))
-        per_turn.extend(_best_near(seen, inverse, centre, side, roll, widest))
-        # A reading too wide to stand for the candidate still says something is there: the other turns are read.
-        wider = wider or (widest < 2.0 and bool(_best_near(seen, inverse, centre, side, roll)))
+        best, too_wide = _best_near(seen, inverse, centre, side, roll, widest)
+        per_turn.extend(best)
+        wider = wider or too_wide  # a reading too wide to stand for the candidate still says something is there
     if not per_turn:
         return None, calls
     if OPINIONS_ABOVE_FLOOR and max(c.score for c in per_turn) < floor:
@@ -596,20 +597,23 @@ def recheck_turns(image: np.ndarray, centre: tuple[float, float], side: float, r
 
 
 def _best_near(seen: list[tuple[int, list[blazeface.Detection]]], inverse: np.ndarray,
-               centre: tuple[float, float], side: float, roll: float, widest: float = 2.0) -> list[Candidate]:
-    """Per quarter turn k of the re-check crop, its best detection near the proposal (if any)."""
-    out = []
+               centre: tuple[float, float], side: float, roll: float,
+               widest: float = RECHECK_WIDEST) -> tuple[list[Candidate], bool]:
+    """Per quarter turn k of the re-check crop, its best detection near the proposal (if any), from half its side up
+    to ``widest`` times it; and whether a detection near it from ``widest`` up to RECHECK_WIDEST times was seen."""
+    out, too_wide = [], False
     for k, detections in seen:
         back = transform.compose(inverse, rot90_back(k, TILE, TILE))
         best: Candidate | None = None
         for d in detections:
             c = _parse(d, back, TILE, TILE, 90 * k, roll + 90 * k)
             near = math.hypot(c.centre[0] - centre[0], c.centre[1] - centre[1]) < 0.5 * side
+            too_wide = too_wide or (near and widest <= c.side / side < RECHECK_WIDEST)
             if near and 0.5 < c.side / side < widest and (best is None or c.score > best.score):
                 best = c
         if best is not None:
             out.append(best)
-    return out
+    return out, too_wide
 
 
 def _choose_turn(image: np.ndarray, per_turn: list[Candidate], prior: float, floor: float = 0.0) -> Candidate:
@@ -825,7 +829,7 @@ def small_faces(image: np.ndarray, scale: float = SMALL_SCALE) -> list[Candidate
     out = merge([c for c in squares if c.score >= SMALL_O])  # one per place, O-Net's best: a face is often two peaks
     for c in out:
         c.score = 0.0  # no prior for the re-check's turn pick
-        c.widest = 2.0 if SMALL_WIDEST is None else SMALL_WIDEST
+        c.widest = RECHECK_WIDEST if SMALL_WIDEST is None else SMALL_WIDEST
     return out
 
 

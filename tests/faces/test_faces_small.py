@@ -12,6 +12,7 @@ import pytest
 from faces_helpers import darkened_face, roll_error, without_second_tries
 
 from bump_backend.faces import FaceFinderSettings, detect, find_faces, groundtruth, mtcnn, runtime
+from bump_backend.faces.finder import BLAZE_TO_SQUARE
 from bump_backend.faces.groundtruth import clutter
 
 pytestmark = pytest.mark.skipif(not runtime.litert_available(), reason="P-Net runs through LiteRT only")
@@ -214,7 +215,6 @@ def test_p_net_reads_no_other_turn_where_it_reads_all_four_or_nothing_stirs(monk
     assert detect.stirred_peaks(image, level, [truth.centre]) == []
 
 
-
 @pytest.mark.parametrize(("source", "roll"), [("astronaut", 100.0), ("astronaut", -150.0), ("grace_hopper", 100.0)])
 def test_a_re_check_reading_far_wider_than_a_small_candidate_does_not_stand_for_it(source, roll):
     """On scenes of 24 px faces the re-check of a P-Net square read a face's head 1.6-2x the square's side, at a wrong
@@ -222,11 +222,11 @@ def test_a_re_check_reading_far_wider_than_a_small_candidate_does_not_stand_for_
     here: read up to 2x it, the face's reading stands for it; up to 1.3x, nothing does, yet every turn is read."""
     image = clutter(np.random.default_rng(8), 200, 200)
     truth = groundtruth.place_face(image, source, (100.0, 100.0), 48.0, roll)
-    side = 0.55 * truth.size / 1.12  # 1.12: the face square's side per short-range box side (finder.BLAZE_TO_SQUARE)
+    side = 0.55 * truth.size / BLAZE_TO_SQUARE
     wide, _ = detect.recheck_turns(image, truth.centre, side, truth.roll, detect.RECHECK_THRESHOLD)
     assert wide is not None and wide.side > 1.6 * side
     narrow, calls = detect.recheck_turns(image, truth.centre, side, truth.roll, detect.RECHECK_THRESHOLD, widest=1.3)
     assert narrow is None and calls == 4
-    fitting, _ = detect.recheck_turns(image, truth.centre, truth.size / 1.12, truth.roll, detect.RECHECK_THRESHOLD,
+    fitting, _ = detect.recheck_turns(image, truth.centre, truth.size / BLAZE_TO_SQUARE, truth.roll, detect.RECHECK_THRESHOLD,
                                       widest=1.3)
     assert fitting is not None and roll_error(fitting.roll, truth.roll) < 10.0
