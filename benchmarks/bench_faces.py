@@ -497,19 +497,13 @@ BEFORE_TWENTY_SEVENTH_SETTINGS: dict = {}
 # (detect.SMALL_WIDEST).
 TWENTY_EIGHTH_PASS = ((ours, "ONET_EYE_RETRY", False), (ours, "SMALL_WIDEST", None))
 BEFORE_TWENTY_EIGHTH_SETTINGS: dict = {}
-# Issue 17's twenty-ninth pass: P-Net reads the quarter turns it skips around the window proposals too weak to stand
-# (detect.SMALL_AT_WEAK), and YuNet no longer searches the roll of re-check readings under the floor
-# (finder.ROLL_SEARCH_UNDER_FLOOR).
-TWENTY_NINTH_PASS = ((ours, "SMALL_AT_WEAK", False), (finder, "ROLL_SEARCH_UNDER_FLOOR", True))
-BEFORE_TWENTY_NINTH_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
 # none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS, SIXTH_PASS, SEVENTH_PASS, EIGHTH_PASS, NINTH_PASS, TENTH_PASS,
 # ELEVENTH_PASS, TWELFTH_PASS, THIRTEENTH_PASS, FOURTEENTH_PASS, FIFTEENTH_PASS, SIXTEENTH_PASS, SEVENTEENTH_PASS,
 # EIGHTEENTH_PASS, NINETEENTH_PASS, TWENTIETH_PASS, TWENTY_FIRST_PASS, TWENTY_SECOND_PASS, TWENTY_THIRD_PASS,
-# TWENTY_FOURTH_PASS, TWENTY_FIFTH_PASS, TWENTY_SIXTH_PASS, TWENTY_SEVENTH_PASS, TWENTY_EIGHTH_PASS,
-# TWENTY_NINTH_PASS; then one more each), the settings it changes on top of the run's, and what it is (the flag's
-# help). 29: all.
+# TWENTY_FOURTH_PASS, TWENTY_FIFTH_PASS, TWENTY_SIXTH_PASS, TWENTY_SEVENTH_PASS, TWENTY_EIGHTH_PASS; then one more
+# each), the settings it changes on top of the run's, and what it is (the flag's help). 28: all.
 SIDE_PATHS = {
     "before-cuts": ("ours, before cost cuts", 1, {}, "the search without the cost cuts (COST_CUTS: the path before them)"),
     "before-third": ("ours, before third pass", 2, {},
@@ -561,28 +555,24 @@ SIDE_PATHS = {
                              "the search before the twenty-eighth pass (TWENTY_EIGHTH_PASS: O-Net reads a refused "
                              "small square at no roll of its own eye points; a P-Net candidate's re-check reading "
                              "stands for it up to 2x its side)"),
-    "before-twenty-ninth": ("ours, before twenty-ninth pass", 28, {},
-                            "the search before the twenty-ninth pass (TWENTY_NINTH_PASS: P-Net reads no turn it skips "
-                            "around weak window proposals; YuNet searches the roll of readings under the floor)"),
-    "upside-down": ("ours, upside-down levels", 29, {"middle_rotations": (0, 180)},
+    "upside-down": ("ours, upside-down levels", 28, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }
-PATHS = {"ours": (29, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
+PATHS = {"ours": (28, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
 
 
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
-             passes: int = 29) -> None:
+             passes: int = 28) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
-    ``passes``: how many of the cost cuts, third to twenty-ninth pass the search keeps (SIDE_PATHS; 29: all)."""
+    ``passes``: how many of the cost cuts, third to twenty-eighth pass the search keeps (SIDE_PATHS; 28: all)."""
     shape = (scene.image.shape[1], scene.image.shape[0])
     switched = (FOURTH_PASS + FIFTH_PASS + SIXTH_PASS + SEVENTH_PASS + EIGHTH_PASS + NINTH_PASS + TENTH_PASS
                 + ELEVENTH_PASS + TWELFTH_PASS + THIRTEENTH_PASS + FOURTEENTH_PASS + FIFTEENTH_PASS + SIXTEENTH_PASS
                 + SEVENTEENTH_PASS + EIGHTEENTH_PASS + NINETEENTH_PASS + TWENTIETH_PASS + TWENTY_FIRST_PASS
                 + TWENTY_SECOND_PASS + TWENTY_THIRD_PASS + TWENTY_FOURTH_PASS + TWENTY_FIFTH_PASS + TWENTY_SIXTH_PASS
-                + TWENTY_SEVENTH_PASS + TWENTY_EIGHTH_PASS + TWENTY_NINTH_PASS)
+                + TWENTY_SEVENTH_PASS + TWENTY_EIGHTH_PASS)
     kept = {(module, name): getattr(module, name) for module, name, _ in switched}
-    for later, settings_before, at in ((TWENTY_NINTH_PASS, BEFORE_TWENTY_NINTH_SETTINGS, 29),
-                                       (TWENTY_EIGHTH_PASS, BEFORE_TWENTY_EIGHTH_SETTINGS, 28),
+    for later, settings_before, at in ((TWENTY_EIGHTH_PASS, BEFORE_TWENTY_EIGHTH_SETTINGS, 28),
                                        (TWENTY_SEVENTH_PASS, BEFORE_TWENTY_SEVENTH_SETTINGS, 27),
                                        (TWENTY_SIXTH_PASS, BEFORE_TWENTY_SIXTH_SETTINGS, 26),
                                        (TWENTY_FIFTH_PASS, BEFORE_TWENTY_FIFTH_SETTINGS, 25),

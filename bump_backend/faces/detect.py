@@ -150,19 +150,6 @@ SMALL_O = 0.8
 # (None: off, a switch for benchmarks). From 0.5 up it found no face more on the tune parts, for 1.01-1.16x the CPU.
 SMALL_STIR: float | None = 0.7
 SMALL_STIR_CROP = 24
-# Issue 17's twenty-ninth pass: of the 24 px faces never proposed on the small tune part, most read 0.9-1.0 by P-Net at a
-# quarter turn it skips and under SMALL_STIR at those it reads, so no stir reached them; half had a window proposal too
-# weak to stand on them (a 24 px face's weak box: 26-51 px). So P-Net also reads the skipped turns on a SMALL_STIR_CROP
-# px crop around each weak and faint window proposal of at most SMALL_AT_WEAK_SIDE px that no cluster stands for
-# (SMALL_AT_WEAK_ALONE: near_none at RESCUE_BLOCK_RATIO, as the second look's), and its best cell there reaching
-# SMALL_AT_WEAK_P goes through R-Net and O-Net as small_faces' peaks do (small_faces_at_weak). On three small tune sets
-# (1586 faces) 10 faces more, none lost, no false positive more; ~1.5 % of the CPU (at SMALL_P: 2.8-3.1 %, no face more;
-# proposals up to 48 px only: 3 of the 10 lost). A switch for benchmarks.
-SMALL_AT_WEAK = True
-SMALL_AT_WEAK_SIDE = 64.0
-SMALL_AT_WEAK_ALONE = True  # False: every weak and faint proposal's place, clusters or not (2-4 % of the CPU)
-SMALL_AT_WEAK_P = 0.95
-SMALL_AT_WEAK_FAINT = True
 # Issue 17's twenty-eighth pass: on scenes of 24 px faces only, the re-check of a P-Net candidate read a face's head
 # (or clutter beside it) 1.6-2x the square's side at another turn, and refinement kept two such readings: a face
 # reported twice its size at a wrong roll. Of the re-check readings of P-Net's candidates over 1.2x their side none
@@ -691,9 +678,6 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
         small_pending = runtime.pool(workers).submit(small_faces, image)
     pending = (runtime.pool(workers).submit(rescued, image, weak, clusters, faint)
                if (weak or faint) and workers > 1 else None)
-    # P-Net around the weak proposals (SMALL_AT_WEAK) needs them all: it runs beside the clusters' re-checks.
-    weak_pending = (runtime.pool(workers).submit(small_faces_at_weak, image, weak, faint, clusters)
-                    if small_faces_on and SMALL_AT_WEAK and (weak or faint) and workers > 1 else None)
 
     def check(chunk: list[Candidate]) -> tuple[list[Candidate | None], int]:
         out, made = [], 0
@@ -727,9 +711,6 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
         checked += run_parallel(check, unseen_pending.result() if unseen_pending
                                 else rescued_where_unseen(image, weak, clusters, readings, floor, faint), workers)
     small = (small_pending.result() if small_pending else small_faces(image)) if small_faces_on else []
-    if small_faces_on and SMALL_AT_WEAK and (weak or faint):
-        at_weak = weak_pending.result() if weak_pending is not None else small_faces_at_weak(image, weak, faint, clusters)
-        small = merge(small + at_weak) if small and at_weak else small or at_weak
     if small:  # only where no proposal's re-check saw a face: there P-Net would add nothing
         seen = [c for chunk, _ in checked for c in chunk if c is not None and c.score >= floor]
         checked += run_parallel(check, near_none(small, seen), workers)
@@ -832,12 +813,6 @@ def small_faces(image: np.ndarray, scale: float = SMALL_SCALE) -> list[Candidate
     if SMALL_STIR is not None:  # the peaks under SMALL_P at the place of none over it (places_of: half a face)
         stirring = near_none([c for c in peaks if c.score < SMALL_P], squares)
         squares += [square(*peak) for peak in stirred_peaks(image, level, [tuple(c.centre) for c in stirring])]
-    return _small_checked(image, squares)
-
-
-def _small_checked(image: np.ndarray, squares: list[Candidate]) -> list[Candidate]:
-    """The P-Net ``squares`` that R-Net (at its best quarter turn) and then O-Net read as faces, one per place, as
-    candidates for the re-check (``small_faces``)."""
     if not squares:
         return []
     if len(SMALL_TURNS) < 4:  # R-Net picks the turn
@@ -858,29 +833,9 @@ def _small_checked(image: np.ndarray, squares: list[Candidate]) -> list[Candidat
     return out
 
 
-def small_faces_at_weak(image: np.ndarray, weak: list[Candidate], faint: list[Candidate] = (),
-                        clusters: list[Candidate] = ()) -> list[Candidate]:
-    """P-Net at the quarter turns SMALL_TURNS skips, on SMALL_STIR_CROP px crops of the small-face level around the
-    window proposals too weak to stand (``weak``, ``faint``) of at most SMALL_AT_WEAK_SIDE px that none of
-    ``clusters`` stands for: the peaks reaching SMALL_AT_WEAK_P go through R-Net and O-Net as ``small_faces``' do
-    (SMALL_AT_WEAK). The windows' proposals are known only when they are all read, so this runs apart from
-    ``small_faces``, which starts before."""
-    proposals = [*weak, *faint] if SMALL_AT_WEAK_FAINT else list(weak)
-    if SMALL_AT_WEAK_ALONE:
-        proposals = near_none(proposals, list(clusters), RESCUE_BLOCK_RATIO)
-    places = [tuple(map(float, c.centre)) for c in proposals if c.side <= SMALL_AT_WEAK_SIDE]
-    if not places:
-        return []
-    level = small_face_level(image)
-    side = mtcnn.P_CELL / SMALL_SCALE
-    squares = [Candidate(np.array([x, y]), side, 90.0 * k, score, np.zeros((6, 2)), 90 * k)
-               for x, y, score, k in stirred_peaks(image, level, places, SMALL_AT_WEAK_P)]
-    return _small_checked(image, squares)
-
-
-def stirred_peaks(image: np.ndarray, level: np.ndarray, places: list[tuple[float, float]],
-                  bar: float | None = None) -> list[tuple[float, float, float, int]]:
-    """(x, y, P-Net score, turn) in image pixels of P-Net's best cell reaching ``bar`` (None: SMALL_P) on a SMALL_STIR_CROP px crop of
+def stirred_peaks(image: np.ndarray, level: np.ndarray, places: list[tuple[float, float]]
+                  ) -> list[tuple[float, float, float, int]]:
+    """(x, y, P-Net score, turn) in image pixels of P-Net's best cell reaching SMALL_P on a SMALL_STIR_CROP px crop of
     the image's ``level`` (``small_face_level``) around each (x, y) image place, read at the quarter turns not in
     SMALL_TURNS (SMALL_STIR: where the turns read stir but do not reach SMALL_P). The crops start at even level pixels,
     so their cells are the whole level's (``mtcnn.ProposalNet.crop_maps``)."""
@@ -898,7 +853,7 @@ def stirred_peaks(image: np.ndarray, level: np.ndarray, places: list[tuple[float
     found: dict[tuple[float, float, int], float] = {}  # one per level cell and turn: nearby places' crops overlap
     for n, face in enumerate(maps):
         i, j = np.unravel_index(int(np.argmax(face)), face.shape)
-        if face[i, j] < (SMALL_P if bar is None else bar):
+        if face[i, j] < SMALL_P:
             continue
         (x0, y0), k = corners[n // len(turns)], turns[n % len(turns)]
         u, v = rot90_back(k, crop, crop) @ np.array([2.0 * j + mtcnn.P_CELL / 2, 2.0 * i + mtcnn.P_CELL / 2, 1.0])

@@ -162,10 +162,7 @@ ROLL_SEARCH = True
 # its roll: on the turned tune part a 32 px profile at -133° read 0.55 on the re-check 50° off its roll, and passed at
 # YuNet's (0.85); on 400 face-free images no false positive more, no CPU more to measure (0.98-1.04x). A switch for
 # benchmarks (ROLL_SEARCH off turns it off too).
-# Off from issue 17's twenty-ninth pass, which spends its CPU on P-Net around weak proposals (detect.SMALL_AT_WEAK):
-# in-process on the turned tune part (seeds 17 and 1017, 60 scenes) it found that one head of 303 for 5 % of the CPU
-# (2.8 % on the tune part), where P-Net there found 10 faces of 24 px more of 1586 for ~3 %.
-ROLL_SEARCH_UNDER_FLOOR = False
+ROLL_SEARCH_UNDER_FLOOR = True
 # ... only for a candidate whose face square is at least ROLL_SEARCH_MIN_SQUARE px (the search's smallest face, 24 px,
 # read a little small): YuNet and O-Net took a 19 px square of a pillar's edge on a face-free image of the benchmark for
 # a face (0.82 and 0.99), turned; the heads the search found came from squares of 24.6 px and up.

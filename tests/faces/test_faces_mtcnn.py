@@ -438,7 +438,6 @@ def test_a_blurred_32_px_face_beside_empty_clutter_is_found_through_the_second_l
     faces = found()
     assert len(faces) == 1 and roll_error(faces[0].roll, truth.roll) < 10.0
     monkeypatch.setattr(detect, "RESCUE_WHERE_UNSEEN", False)
-    monkeypatch.setattr(finder, "ROLL_SEARCH_UNDER_FLOOR", True)  # off by default from the twenty-ninth pass
     by_yunet = found()  # a re-check reading under the floor is left there, refined at YuNet's best roll (27th pass)
     assert len(by_yunet) == 1 and by_yunet[0].extra["yunet_turn"] >= finder.YUNET_VOUCHES
     monkeypatch.setattr(finder, "ROLL_SEARCH_UNDER_FLOOR", False)

@@ -230,34 +230,3 @@ def test_a_re_check_reading_far_wider_than_a_small_candidate_does_not_stand_for_
     fitting, _ = detect.recheck_turns(image, truth.centre, truth.size / BLAZE_TO_SQUARE, truth.roll, detect.RECHECK_THRESHOLD,
                                       widest=1.3)
     assert fitting is not None and roll_error(fitting.roll, truth.roll) < 10.0
-
-
-def _proposal(centre: tuple[float, float], side: float, score: float) -> detect.Candidate:
-    return detect.Candidate(np.array(centre, float), side, 0.0, score, np.zeros((6, 2)), 0)
-
-
-def test_p_net_reads_the_turns_it_skips_around_a_weak_window_proposal(monkeypatch):
-    """detect.SMALL_AT_WEAK (issue 17's twenty-ninth pass): where a window proposal too weak to stand lies, P-Net reads
-    the quarter turns SMALL_TURNS skips on a small crop, and its peak there goes through R-Net and O-Net as
-    small_faces' do. The darkened face P-Net reads surely only at a skipped turn is proposed so even where its turns
-    do not stir (SMALL_STIR off); a proposal wider than SMALL_AT_WEAK_SIDE, or beside a stronger cluster that stands
-    for its place, proposes nothing."""
-    image, truth = _dark_face_at_a_skipped_turn()
-    monkeypatch.setattr(detect, "SMALL_STIR", None)
-
-    def near(found: list[detect.Candidate]) -> list[detect.Candidate]:
-        return [c for c in found if math.dist(c.centre, truth.centre) < 0.5 * truth.size]
-
-    assert near(detect.small_faces(image)) == []
-    weak = _proposal((truth.centre[0] + 4.0, truth.centre[1] - 3.0), 1.7 * truth.size, 0.4)
-    found = near(detect.small_faces_at_weak(image, [weak]))
-    assert len(found) == 1 and roll_error(found[0].roll, truth.roll) <= 45.0
-    assert found[0].widest == detect.SMALL_WIDEST and found[0].score == 0.0  # marked as small_faces marks its own
-    faint = near(detect.small_faces_at_weak(image, [], [weak]))  # a faint proposal counts as a weak one
-    assert len(faint) == 1 and np.allclose(faint[0].centre, found[0].centre)
-    wide = _proposal(weak.centre, detect.SMALL_AT_WEAK_SIDE + 1.0, 0.4)
-    assert detect.small_faces_at_weak(image, [wide]) == []
-    cluster = _proposal(truth.centre, 1.2 * truth.size, 0.8)
-    assert detect.small_faces_at_weak(image, [weak], clusters=[cluster]) == []
-    monkeypatch.setattr(detect, "SMALL_AT_WEAK_ALONE", False)
-    assert len(near(detect.small_faces_at_weak(image, [weak], clusters=[cluster]))) == 1
