@@ -175,12 +175,15 @@ ROLL_SEARCH_MIN_SQUARE = 22.0
 # reported >= 1.3x their size read 0.67-0.76x there (0.66-0.91), which brings them to 0.97-1.07x; of the 105 reported
 # under 1.3x, 3 did (at 1.20-1.29x, to 0.90-0.94x) and none was made too small. So an accepted face without a mesh fit
 # of at most ZOOM_MAX_SIZE px takes that reading's box where it is under ZOOM_SHRINK of its own and reads ZOOM_FLOOR
-# (``_zoomed``). A switch for benchmarks.
+# (``_zoomed``), when its centre lies within ZOOM_NEAR of the face's size of the face's: the faces brought back read
+# 0.03-0.11 off, while a 64 px profile of the turned tune part, read at 60 px, read a 30 px box on its eye and nose
+# 0.21 off (a face lost, a false positive more). A switch for benchmarks.
 ZOOM_CHECK = True
 ZOOM_MAX_SIZE = 64.0
 ZOOM_FACTOR = 1.8
 ZOOM_SHRINK = 0.8
 ZOOM_FLOOR = 0.6  # = FaceFinderSettings.recheck_floor's default
+ZOOM_NEAR = 0.15
 
 
 # Issue 17's thirteenth pass: a face the mesh does not fit takes its yaw from the detector's nose and eye points, in the
@@ -263,13 +266,15 @@ def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool,
 
 def _zoomed(image: np.ndarray, face: Face) -> tuple[Face, int]:
     """``face`` with the box the short-range model reads on a crop made for a face ZOOM_FACTOR times smaller, where
-    that box is under ZOOM_SHRINK of its own (ZOOM_CHECK), and the detector calls made; only for a face the mesh did
-    not fit, of at most ZOOM_MAX_SIZE px: the mesh sets a fitted face's size itself."""
+    that box is under ZOOM_SHRINK of its own and centred within ZOOM_NEAR of it (ZOOM_CHECK), and the detector calls
+    made; only for a face the mesh did not fit, of at most ZOOM_MAX_SIZE px: the mesh sets a fitted face's size
+    itself."""
     if not ZOOM_CHECK or face.landmarks is not None or face.size > ZOOM_MAX_SIZE:
         return face, 0
     side = face.size / BLAZE_TO_SQUARE
     reading = detect.recheck(image, face.centre, side / ZOOM_FACTOR, face.roll, ZOOM_FLOOR)
-    if reading is None or reading.side * BLAZE_TO_SQUARE >= ZOOM_SHRINK * face.size:
+    if (reading is None or reading.side * BLAZE_TO_SQUARE >= ZOOM_SHRINK * face.size
+            or math.dist(reading.centre, face.centre) > ZOOM_NEAR * face.size):
         return face, 1
     eyes = sorted([tuple(map(float, reading.keypoints[0])), tuple(map(float, reading.keypoints[1]))])
     box = rotated_square_bounds(tuple(map(float, reading.centre)), reading.side * BLAZE_TO_SQUARE, face.roll)

@@ -44,3 +44,17 @@ def test_only_small_faces_without_a_mesh_fit_are_read_again():
     assert finder._zoomed(image, fitted) == (fitted, 0)
     large = dataclasses.replace(face, box=rotated_square_bounds(truth.centre, finder.ZOOM_MAX_SIZE + 1.0, truth.roll))
     assert finder._zoomed(image, large) == (large, 0)
+
+
+def test_a_reading_off_the_face_s_centre_is_not_its_box(monkeypatch):
+    """finder.ZOOM_NEAR: a smaller box read well off the reported centre is part of a head (a profile's eye and nose),
+    not the face the reported box was too large for."""
+    image, truth = _face_on_clutter(0.0, 0.0)
+    face = truth_face(truth)
+    side = 1.8 * truth.size
+    off_centre = (truth.centre[0] + 0.2 * side, truth.centre[1])
+    too_large = dataclasses.replace(face, box=rotated_square_bounds(off_centre, side, truth.roll))
+    assert finder._zoomed(image, too_large) == (too_large, 1)
+    monkeypatch.setattr(finder, "ZOOM_NEAR", 1.0)
+    zoomed, _ = finder._zoomed(image, too_large)
+    assert 0.9 < zoomed.size / truth.size < 1.2
