@@ -277,9 +277,11 @@ def _zoomed(image: np.ndarray, face: Face) -> tuple[Face, int]:
             or math.dist(reading.centre, face.centre) > ZOOM_NEAR * face.size):
         return face, 1
     eyes = sorted([tuple(map(float, reading.keypoints[0])), tuple(map(float, reading.keypoints[1]))])
-    box = rotated_square_bounds(tuple(map(float, reading.centre)), reading.side * BLAZE_TO_SQUARE, face.roll)
-    return dataclasses.replace(face, box=box, eyes=(eyes[0], eyes[1]),
-                               extra=face.extra | {"zoomed": round(reading.score, 4)}), 1
+    centre, size = tuple(map(float, reading.centre)), reading.side * BLAZE_TO_SQUARE
+    # The blur rule reads the face's own square: the larger one took in hair and background.
+    sharp = None if face.sharpness is None else detect.sharpness(image, centre, size, face.roll)
+    return dataclasses.replace(face, box=rotated_square_bounds(centre, size, face.roll), eyes=(eyes[0], eyes[1]),
+                               sharpness=sharp, extra=face.extra | {"zoomed": round(reading.score, 4)}), 1
 
 
 def _yunet_turned(image: np.ndarray, c: detect.Candidate, face: Face | None, confidence: float) -> Face | None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from faces_helpers import truth_face
 
-from bump_backend.faces import finder, groundtruth
+from bump_backend.faces import detect, finder, groundtruth
 from bump_backend.faces.groundtruth import clutter
 from bump_backend.faces.types import rotated_square_bounds
 
@@ -26,9 +26,11 @@ def _face_on_clutter(roll: float, blur: float) -> tuple[np.ndarray, groundtruth.
 def test_a_small_face_reported_far_over_its_size_takes_its_own_box(roll, blur, monkeypatch):
     image, truth = _face_on_clutter(roll, blur)
     face = truth_face(truth)
-    too_large = dataclasses.replace(face, box=rotated_square_bounds(truth.centre, 1.8 * truth.size, truth.roll))
+    too_large = dataclasses.replace(face, box=rotated_square_bounds(truth.centre, 1.8 * truth.size, truth.roll),
+                                    sharpness=1.0)
     zoomed, calls = finder._zoomed(image, too_large)
     assert calls == 1 and 0.9 < zoomed.size / truth.size < 1.2 and zoomed.extra["zoomed"] >= finder.ZOOM_FLOOR
+    assert zoomed.sharpness == detect.sharpness(image, zoomed.centre, zoomed.size, zoomed.roll)  # its own square's
     assert np.hypot(*np.subtract(zoomed.centre, truth.centre)) < 0.15 * truth.size and zoomed.roll == face.roll
     kept, calls = finder._zoomed(image, face)  # read at its size: the reading is no smaller
     assert calls == 1 and kept is face
