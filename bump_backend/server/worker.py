@@ -272,6 +272,10 @@ class Scheduler:
             self._finish(job, FAILED, f"{what} failed: {type(exc).__name__}: {exc}")
 
     def _finish(self, job: Job, state: str, error: str | None, why: str = "") -> None:
+        if job.sequence is not None and state != DONE:
+            # Before the state is published: a client that sees the job cancelled or failed finds nothing left to
+            # resume (removed after it, a poll in between saw the frames still there).
+            shutil.rmtree(job.work_dir, ignore_errors=True)  # nothing will resume a failed or cancelled sequence
         with self.lock:
             job.state = state
             job.error = error
@@ -289,8 +293,6 @@ class Scheduler:
             self.store.save_state(job)
         except OSError as exc:
             log.error("job %s: cannot write its state (%s)", job.id, exc)
-        if job.sequence is not None and state != DONE:
-            shutil.rmtree(job.work_dir, ignore_errors=True)  # nothing will resume a failed or cancelled sequence
         log.info("job %s: %s%s", job.id, state, f" ({error})" if error else (f" ({why})" if why else ""))
         self._touch(job)
 
