@@ -543,7 +543,7 @@ def recheck(image: np.ndarray, centre: tuple[float, float], side: float, roll: f
     for d in blazeface.detect_many([crop], threshold)[0]:
         c = _parse(d, back, TILE, TILE, rotation, roll)
         near = math.hypot(c.centre[0] - centre[0], c.centre[1] - centre[1]) < 0.5 * side
-        if near and 0.5 < c.side / side < 2.0 and (best is None or c.score > best.score):
+        if near and 0.5 < c.side / side < RECHECK_WIDEST and (best is None or c.score > best.score):
             best = c
     return best
 

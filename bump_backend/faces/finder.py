@@ -226,6 +226,12 @@ def keypoint_yaw(keypoints: np.ndarray, roll: float, side: float) -> float:
     return math.degrees(math.asin(max(-1.0, min(1.0, sine))))
 
 
+def _detector_eyes(keypoints: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]]:
+    """A short-range reading's two eye points as ``Face.eyes`` (image-left first)."""
+    eyes = sorted([tuple(map(float, keypoints[0])), tuple(map(float, keypoints[1]))])
+    return eyes[0], eyes[1]
+
+
 def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool,
                          confidence: float = FaceFinderSettings.confidence, o_net: bool = False) -> Face | None:
     """Refine a candidate (``_refined``); a refused face is tried the other way up (FLIP_CHECK), then at the quarter
@@ -273,15 +279,16 @@ def _zoomed(image: np.ndarray, face: Face) -> tuple[Face, int]:
         return face, 0
     side = face.size / BLAZE_TO_SQUARE
     reading = detect.recheck(image, face.centre, side / ZOOM_FACTOR, face.roll, ZOOM_FLOOR)
-    if (reading is None or reading.side * BLAZE_TO_SQUARE >= ZOOM_SHRINK * face.size
-            or math.dist(reading.centre, face.centre) > ZOOM_NEAR * face.size):
+    if reading is None:
         return face, 1
-    eyes = sorted([tuple(map(float, reading.keypoints[0])), tuple(map(float, reading.keypoints[1]))])
     centre, size = tuple(map(float, reading.centre)), reading.side * BLAZE_TO_SQUARE
+    if size >= ZOOM_SHRINK * face.size or math.dist(centre, face.centre) > ZOOM_NEAR * face.size:
+        return face, 1
     # The blur rule reads the face's own square: the larger one took in hair and background.
     sharp = None if face.sharpness is None else detect.sharpness(image, centre, size, face.roll)
-    return dataclasses.replace(face, box=rotated_square_bounds(centre, size, face.roll), eyes=(eyes[0], eyes[1]),
-                               sharpness=sharp, extra=face.extra | {"zoomed": round(reading.score, 4)}), 1
+    return dataclasses.replace(face, box=rotated_square_bounds(centre, size, face.roll),
+                               eyes=_detector_eyes(reading.keypoints), sharpness=sharp,
+                               extra=face.extra | {"zoomed": round(reading.score, 4)}), 1
 
 
 def _yunet_turned(image: np.ndarray, c: detect.Candidate, face: Face | None, confidence: float) -> Face | None:
@@ -455,10 +462,9 @@ def _refined(image: np.ndarray, c: detect.Candidate, refine: bool, confidence: f
         if c.unseen and refine and roll == float(c.roll) and not vouchable and not (
                 back_may and detect.back_opinion(image, tuple(c.centre), c.side, roll) >= detect.SECOND_ENOUGH):
             return None
-        eyes = sorted([tuple(map(float, c.keypoints[0])), tuple(map(float, c.keypoints[1]))])
         side = c.side * BLAZE_TO_SQUARE
         face = Face(box=rotated_square_bounds(tuple(c.centre), side, roll), score=c.score,
-                    eyes=(eyes[0], eyes[1]), roll=roll, yaw=yaw, pitch=0.0, source="detector")
+                    eyes=_detector_eyes(c.keypoints), roll=roll, yaw=yaw, pitch=0.0, source="detector")
         first = c.score
     # Both models must agree (one alone is fooled by gravel, bark, galaxies at 0.6-0.8), unless the
     # short-range model is sure on its own: the full-range one misses many faces under ~30 px.
