@@ -45,7 +45,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from face_sources import Render, ancestry, load_renders
+from face_sources import LFW_CENTRE, LFW_EYES, LFW_SIDE, RealFace, Render, ancestry, load_renders, real_faces
 
 from bump_backend.faces import FaceFinderSettings, blazeface, find_faces, finder, groundtruth, mtcnn, runtime
 from bump_backend.faces import detect as ours
@@ -66,6 +66,9 @@ PHOTOS = ("astronaut", "grace_hopper")  # tune part only
 LARGE = dict(sizes=LARGE_SIZES, faces=(1, 4), margin=0.6, spacing=1.2)
 # The small parts' scenes: 24 px faces only, drawn like the others (the 24 px goal has ~70 faces in a 60-scene part).
 SMALL = dict(sizes=(24,))
+# The real parts' scenes: LFW faces (25 px crops) at 24 and 32 px, near their own resolution, in grey scenes (a black and
+# white photo: the crops are grey).
+REAL = dict(sizes=(24, 32), grey=True)
 # A face measuring under this at its true square is skipped as too blurry when found (FaceFinderSettings.min_sharpness):
 # the benchmark counts it found either way, and also reports recall over the faces at or above it.
 SHARP_ENOUGH = FaceFinderSettings().min_sharpness
@@ -172,19 +175,54 @@ def place_render(canvas: np.ndarray, render: Render, centre: tuple[float, float]
                      yaw=-render.yaw if mirror else render.yaw)
 
 
+def place_real(canvas: np.ndarray, face: RealFace, centre: tuple[float, float], size: float, roll: float,
+               mirror: bool) -> TruthFace:
+    """Paste an LFW crop (grey) so its face is ``size`` px, turned ``roll``, by a soft disc inside the crop (its corners
+    hold the photo's background)."""
+    crop = np.repeat(face.image[:, :, None], 3, axis=2)
+    side = crop.shape[0]
+    face_centre = (side / 2 + LFW_CENTRE[0] * side, side / 2 + LFW_CENTRE[1] * side)
+    k = size / (LFW_SIDE * side)
+    matrix = similarity(face_centre, centre, k, roll, mirror)
+    h, w = canvas.shape[:2]
+    warped = cv2.warpAffine(crop, to_index(matrix), (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    yy, xx = np.mgrid[0:side, 0:side].astype(np.float32)
+    radius = np.hypot(xx + 0.5 - side / 2, yy + 0.5 - side / 2) / (side / 2)
+    alpha_src = np.clip((1.0 - radius) / 0.15, 0, 1).astype(np.float32)
+    alpha = cv2.warpAffine(alpha_src, to_index(matrix), (w, h), flags=cv2.INTER_LINEAR)[:, :, None]
+    canvas[:] = np.clip(canvas * (1 - alpha) + warped * alpha + 0.5, 0, 255).astype(np.uint8)
+    right, left = ((x * side, y * side) for x, y in LFW_EYES)
+    right, left = (left, right) if mirror else (right, left)
+    right_c, left_c = (tuple(float(v) for v in apply(matrix, np.array([p]))[0]) for p in (right, left))
+    half = LFW_SIDE * side / 2
+    corners = apply(matrix, np.array([[face_centre[0] + dx * half, face_centre[1] + dy * half]
+                                      for dx in (-1, 1) for dy in (-1, 1)]))
+    lo, hi = corners.min(axis=0), corners.max(axis=0)
+    return TruthFace(box=(float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])), right_eye=right_c,
+                     left_eye=left_c, roll=roll_of(right_c, left_c), size=size, source=face.name, mirrored=mirror)
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[:, :, None], 3, axis=2))
+
+
 def build(seed: int, count: int, renders: list[Render], photos: tuple[str, ...], sizes: tuple[int, ...] = SIZES,
-          faces: tuple[int, int] = (4, 9), margin: float = 1.0, spacing: float = 1.7) -> list[Scene]:
-    """``count`` scenes alternating 1440x1440 / 1280x720, 4-8 faces each from ``renders`` and ``photos``.
+          faces: tuple[int, int] = (4, 9), margin: float = 1.0, spacing: float = 1.7, reals: tuple[RealFace, ...] = (),
+          grey: bool = False) -> list[Scene]:
+    """``count`` scenes alternating 1440x1440 / 1280x720, 4-8 faces each from ``renders``, ``photos`` and ``reals``.
 
     ``sizes``, ``faces`` (a range: low, high exclusive), ``margin`` (from the border, in face sizes) and ``spacing``
-    (between faces, in summed sizes) are the large part's; their defaults draw the scenes of every pass.
+    (between faces, in summed sizes) are the large part's; their defaults draw the scenes of every pass. ``grey``: the
+    clutter is made grey before the faces are pasted (the real parts' LFW crops are grey).
     """
     rng = np.random.default_rng(seed)
     scenes = []
-    pool: list = [("render", r) for r in renders] + [("photo", p) for p in photos]
+    pool: list = [("render", r) for r in renders] + [("photo", p) for p in photos] + [("real", f) for f in reals]
     for i in range(count):
         width, height = SHAPES[i % len(SHAPES)]
         canvas = clutter(rng, width, height)
+        if grey:
+            canvas = _grey(canvas)
         placed: list[TruthFace] = []
         taken: list[tuple[float, float, float]] = []
         for _ in range(int(rng.integers(*faces))):
@@ -203,11 +241,14 @@ def build(seed: int, count: int, renders: list[Render], photos: tuple[str, ...],
             mirror = bool(rng.random() < 0.3)
             if kind == "render":
                 placed.append(place_render(canvas, source, (cx, cy), size, roll, mirror))
+            elif kind == "real":
+                placed.append(place_real(canvas, source, (cx, cy), size, roll, mirror))
             else:
                 placed.append(place_face(canvas, source, (cx, cy), size, roll, mirror))
             taken.append((cx, cy, size))
         damage = DAMAGE[i % len(DAMAGE)]
         image = degrade(canvas, damage, rng)
+        image = _grey(image) if grey else image  # a grey photo's noise and JPEG blocks are grey too
         scenes.append(Scene(image, placed, damage, [ours.sharpness(image, t.centre, t.size, t.roll) for t in placed]))
     return scenes
 
@@ -511,14 +552,18 @@ BEFORE_TWENTY_EIGHTH_SETTINGS: dict = {}
 # short-range model reads on a crop made for a smaller face (finder.ZOOM_CHECK).
 TWENTY_NINTH_PASS = ((finder, "ZOOM_CHECK", False),)
 BEFORE_TWENTY_NINTH_SETTINGS: dict = {}
+# Issue 17's thirtieth pass: a face the mesh fitted, refused because the full-range model does not see it, is kept where
+# O-Net reads it at finder.MESH_O_NET_VOUCHES (and YuNet sees it: finder.YUNET_CHECK) (finder.MESH_O_NET).
+THIRTIETH_PASS = ((finder, "MESH_O_NET", False),)
+BEFORE_THIRTIETH_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
 # none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS, SIXTH_PASS, SEVENTH_PASS, EIGHTH_PASS, NINTH_PASS, TENTH_PASS,
 # ELEVENTH_PASS, TWELFTH_PASS, THIRTEENTH_PASS, FOURTEENTH_PASS, FIFTEENTH_PASS, SIXTEENTH_PASS, SEVENTEENTH_PASS,
 # EIGHTEENTH_PASS, NINETEENTH_PASS, TWENTIETH_PASS, TWENTY_FIRST_PASS, TWENTY_SECOND_PASS, TWENTY_THIRD_PASS,
 # TWENTY_FOURTH_PASS, TWENTY_FIFTH_PASS, TWENTY_SIXTH_PASS, TWENTY_SEVENTH_PASS, TWENTY_EIGHTH_PASS,
-# TWENTY_NINTH_PASS; then one more each), the settings it changes on top of the run's, and what it is (the flag's
-# help). 29: all.
+# TWENTY_NINTH_PASS, THIRTIETH_PASS; then one more each), the settings it changes on top of the run's, and what it is (the flag's
+# help). 30: all.
 SIDE_PATHS = {
     "before-cuts": ("ours, before cost cuts", 1, {}, "the search without the cost cuts (COST_CUTS: the path before them)"),
     "before-third": ("ours, before third pass", 2, {},
@@ -573,24 +618,28 @@ SIDE_PATHS = {
     "before-twenty-ninth": ("ours, before twenty-ninth pass", 28, {},
                             "the search before the twenty-ninth pass (TWENTY_NINTH_PASS: a small face the mesh did not "
                             "fit keeps the box it was refined to, however large)"),
-    "upside-down": ("ours, upside-down levels", 29, {"middle_rotations": (0, 180)},
+    "before-thirtieth": ("ours, before thirtieth pass", 29, {},
+                         "the search before the thirtieth pass (THIRTIETH_PASS: a face the mesh fitted that the "
+                         "full-range model does not see is refused whatever O-Net reads)"),
+    "upside-down": ("ours, upside-down levels", 30, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }
-PATHS = {"ours": (29, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
+PATHS = {"ours": (30, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
 
 
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
-             passes: int = 29) -> None:
+             passes: int = 30) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
-    ``passes``: how many of the cost cuts, third to twenty-ninth pass the search keeps (SIDE_PATHS; 29: all)."""
+    ``passes``: how many of the cost cuts, third to thirtieth pass the search keeps (SIDE_PATHS; 30: all)."""
     shape = (scene.image.shape[1], scene.image.shape[0])
     switched = (FOURTH_PASS + FIFTH_PASS + SIXTH_PASS + SEVENTH_PASS + EIGHTH_PASS + NINTH_PASS + TENTH_PASS
                 + ELEVENTH_PASS + TWELFTH_PASS + THIRTEENTH_PASS + FOURTEENTH_PASS + FIFTEENTH_PASS + SIXTEENTH_PASS
                 + SEVENTEENTH_PASS + EIGHTEENTH_PASS + NINETEENTH_PASS + TWENTIETH_PASS + TWENTY_FIRST_PASS
                 + TWENTY_SECOND_PASS + TWENTY_THIRD_PASS + TWENTY_FOURTH_PASS + TWENTY_FIFTH_PASS + TWENTY_SIXTH_PASS
-                + TWENTY_SEVENTH_PASS + TWENTY_EIGHTH_PASS + TWENTY_NINTH_PASS)
+                + TWENTY_SEVENTH_PASS + TWENTY_EIGHTH_PASS + TWENTY_NINTH_PASS + THIRTIETH_PASS)
     kept = {(module, name): getattr(module, name) for module, name, _ in switched}
-    for later, settings_before, at in ((TWENTY_NINTH_PASS, BEFORE_TWENTY_NINTH_SETTINGS, 29),
+    for later, settings_before, at in ((THIRTIETH_PASS, BEFORE_THIRTIETH_SETTINGS, 30),
+                                       (TWENTY_NINTH_PASS, BEFORE_TWENTY_NINTH_SETTINGS, 29),
                                        (TWENTY_EIGHTH_PASS, BEFORE_TWENTY_EIGHTH_SETTINGS, 28),
                                        (TWENTY_SEVENTH_PASS, BEFORE_TWENTY_SEVENTH_SETTINGS, 27),
                                        (TWENTY_SIXTH_PASS, BEFORE_TWENTY_SIXTH_SETTINGS, 26),
@@ -699,14 +748,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detect-every", type=int, default=10, help="FaceTracker's full-detection period (10)")
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--part", choices=("both", "tune", "second_tune", "held_out", "fresh", "large", "turned",
-                                           "turned_tune", "small", "small_tune"),
+                                           "turned_tune", "small", "small_tune", "real", "real_tune"),
                         default="both",
                         help="both: every part; fresh: the part held out from the fifth pass on; second_tune: the tune part "
                              "added in the eighth (face_sources); large: faces of 128-512 px of the held-out and fresh "
                              "identities (the twelfth pass); turned: heads turned 22.5-90° (profiles too) of the held-out "
                              "and fresh identities, turned_tune: of the tune identities (the thirteenth pass); small: "
                              "faces of 24 px only of the held-out and fresh identities, small_tune: of the tune "
-                             "identities (the twenty-eighth pass)")
+                             "identities (the twenty-eighth pass); real: grey scenes of LFW faces (real people) of 24 "
+                             "and 32 px, the held-out half of scikit-image's subset, real_tune: its tune half (the "
+                             "thirtieth pass)")
     parser.add_argument("--misses", action="store_true",
                         help="list every missed face and every false positive (with the nearest pasted face)")
     parser.add_argument("--face-free", type=int, default=0, metavar="N",
@@ -759,13 +810,16 @@ def main(argv: list[str] | None = None) -> int:
         baseline(warm)
     tallies: dict = {}
     turned = load_renders(turned=True) if args.part in ("both", "turned", "turned_tune") else []
+    reals = real_faces()
     parts = {"tune": (tune, PHOTOS, args.seed, {}), "second-tune": (second_tune, (), args.seed + 5, {}),
              "held-out": (held, (), args.seed + 1, {}), "fresh": (fresh, (), args.seed + 3, {}),
              "large": (held + fresh, (), args.seed + 9, LARGE),
              "turned": ([r for r in turned if r.held_out], (), args.seed + 11, {}),
              "turned-tune": ([r for r in turned if not r.held_out], (), args.seed + 13, {}),
              "small": (held + fresh, (), args.seed + 15, SMALL),
-             "small-tune": (tune + second_tune, (), args.seed + 483, SMALL)}
+             "small-tune": (tune + second_tune, (), args.seed + 483, SMALL),
+             "real": ([], (), args.seed + 21, REAL | {"reals": tuple(f for f in reals if f.held_out)}),
+             "real-tune": ([], (), args.seed + 23, REAL | {"reals": tuple(f for f in reals if not f.held_out)})}
     for name, (pool, photos, seed, shape) in parts.items():
         if args.part not in ("both", name.replace("-", "_")):
             continue

@@ -1,0 +1,64 @@
+"""A face the mesh fits that the full-range model does not see is kept where O-Net and YuNet see it (issue 17's
+thirtieth pass, finder.MESH_O_NET): real people's small faces, which the full-range model reads 0 on."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bump_backend.faces import FaceFinderSettings, find_faces, finder
+from bump_backend.faces.groundtruth import face_free
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+bench_faces = pytest.importorskip("bench_faces")
+face_sources = pytest.importorskip("face_sources")
+
+SETTINGS = FaceFinderSettings(min_face_size=24, skip_smaller_than=0, workers=1)
+
+
+def _lfw_scene(roll: float):
+    """An LFW tune face (index 16) of 32 px on grey clutter."""
+    canvas = bench_faces._grey(bench_faces.clutter(np.random.default_rng(5), 320, 240))
+    truth = bench_faces.place_real(canvas, face_sources.real_faces()[16], (160.0, 120.0), 32.0, roll, False)
+    return canvas, truth
+
+
+def _matching(image, truth):
+    result = find_faces(image, settings=SETTINGS)
+    return [f for f in result.faces + [s.face for s in result.skipped]
+            if bench_faces.matches(truth, bench_faces.found_face(f))]
+
+
+@pytest.mark.parametrize("roll", [0.0, 30.0])
+def test_a_real_face_the_full_range_model_does_not_see_is_kept_on_o_net_s_and_yunet_s_word(roll, monkeypatch):
+    image, truth = _lfw_scene(roll)
+    monkeypatch.setattr(finder, "MESH_O_NET", False)
+    assert not _matching(image, truth)
+    monkeypatch.setattr(finder, "MESH_O_NET", True)
+    found = _matching(image, truth)
+    assert len(found) == 1
+    face = found[0]
+    assert face.landmarks is not None and face.extra["full_range"] < 0.5
+    assert face.extra["o_net"] >= finder.MESH_O_NET_VOUCHES and face.extra["yunet"] >= finder.YUNET_FLOOR
+    assert face.score == pytest.approx((face.extra["short_range"] * face.extra["o_net"]) ** 0.5, abs=1e-3)
+
+
+def test_yunet_must_see_it_too(monkeypatch):
+    image, truth = _lfw_scene(30.0)
+    monkeypatch.setattr(finder, "YUNET_FLOOR", 0.9)  # over what YuNet reads on this face (0.64)
+    assert not _matching(image, truth)
+
+
+def test_clutter_o_net_takes_for_a_face_stays_out_on_yunet_s_word(monkeypatch):
+    """The benchmark's face-free image 55 of seed 23017: the mesh fitted a 43 px patch, the short-range model read it
+    0.62 and O-Net 0.99, the full-range model and YuNet 0."""
+    image = face_free(23017, 56, bench_faces.SHAPES, bench_faces.DAMAGE)[55]
+    result = find_faces(image, settings=SETTINGS)
+    assert not result.faces and not result.skipped
+    monkeypatch.setattr(finder, "YUNET_FLOOR", 0.0)  # without YuNet's word it would pass
+    result = find_faces(image, settings=SETTINGS)
+    found = result.faces + [s.face for s in result.skipped]
+    assert len(found) == 1 and found[0].extra["o_net"] >= finder.MESH_O_NET_VOUCHES and found[0].extra["yunet"] == 0
