@@ -20,7 +20,9 @@ pass) pastes 1-3 faces of 128-512 px of the held-out and fresh identities; a *tu
 the thirteenth) their heads turned 22.5, 67.5 and 90° (profiles), rendered once more with those views, and
 ``--part turned_tune`` the tune identities' (tuned on); a *small* part (``--part small``, from the twenty-eighth
 pass) pastes faces of 24 px only of the held-out and fresh identities, ``--part small_tune`` of the tune ones (both
-tune parts'; tuned on). Recall and the
+tune parts'; tuned on); a *real* part (``--part real``, from the thirtieth pass) pastes real people's faces, the
+held-out half of scikit-image's LFW subset (``face_sources.real_faces``: 25 px grey crops, brow to chin), at 24 and
+32 px into grey scenes, and ``--part real_tune`` its tune half. Recall and the
 yaw error (rendered heads, whose yaw is known; apart for faces the mesh fitted and those it did not) are reported.
 Both detectors run on the same images in the same run. A tracking run (FaceTracker on a 1280x720 sequence with
 moving, turning faces) and the cold start (fresh process) are timed too.

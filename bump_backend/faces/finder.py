@@ -192,11 +192,14 @@ ZOOM_NEAR = 0.15
 # YuNet YUNET_FLOOR (the bar YUNET_CHECK sets a fitted face), its score the geometric mean of the short-range and O-Net
 # readings. On two real tune runs (seeds 17 and 1017, 120 scenes) 53 of the 83 refused faces the mesh fitted passed. Of
 # 853 refused clutter readings (300 face-free images, 160 scenes of the tune parts, the real tune runs) 62 had a mesh
-# fit and a short-range reading over the floor; one read O-Net >= 0.95 (0.994, a 43 px patch), and YuNet 0 on it. A
-# switch for benchmarks.
+# fit and a short-range reading over the floor; one read O-Net >= 0.95 (0.994, a 43 px patch), and YuNet 0 on it.
+# The faces it kept there were 19-37 px; on the benchmark's face-free images (1300, seeds 21000, 30017 and 14017) it
+# kept three clutter patches of 43-46 px (O-Net 0.96-0.98, YuNet 0.51-0.58), so it holds for faces of up to
+# MESH_O_NET_MAX_SIZE px only: the small faces the full-range model is blind to. A switch for benchmarks.
 MESH_O_NET = True
 MESH_O_NET_SHORT = 0.6  # = FaceFinderSettings.recheck_floor's default
 MESH_O_NET_VOUCHES = 0.95
+MESH_O_NET_MAX_SIZE = 40.0
 
 
 # Issue 17's thirteenth pass: a face the mesh does not fit takes its yaw from the detector's nose and eye points, in the
@@ -519,7 +522,7 @@ def _refined(image: np.ndarray, c: detect.Candidate, refine: bool, confidence: f
     extra = ({"short_range": round(first, 4)} | ({} if full is None else {"full_range": round(full, 4)}) | extra_back
              | ({} if mirrored is None else {"full_range_mirrored": round(mirrored, 4)}))
     if (MESH_O_NET and o_net and refine and fit is not None and score < confidence and first >= MESH_O_NET_SHORT
-            and mtcnn.available() and yunet.available()):
+            and face.size <= MESH_O_NET_MAX_SIZE and mtcnn.available() and yunet.available()):
         extra["o_net"] = round(float(mtcnn.scores(image, [(face.centre, side, face.roll)])[0]), 4)
         if extra["o_net"] >= MESH_O_NET_VOUCHES:
             extra["yunet"] = round(detect.yunet_opinion(image, face.centre, face.size, face.roll), 4)

@@ -58,7 +58,27 @@ def test_clutter_o_net_takes_for_a_face_stays_out_on_yunet_s_word(monkeypatch):
     image = face_free(23017, 56, bench_faces.SHAPES, bench_faces.DAMAGE)[55]
     result = find_faces(image, settings=SETTINGS)
     assert not result.faces and not result.skipped
-    monkeypatch.setattr(finder, "YUNET_FLOOR", 0.0)  # without YuNet's word it would pass
+    monkeypatch.setattr(finder, "MESH_O_NET_MAX_SIZE", 64.0)  # its 43 px are over the bound: YuNet's word alone
+    assert not find_faces(image, settings=SETTINGS).faces
+    monkeypatch.setattr(finder, "YUNET_FLOOR", 0.0)  # without YuNet's word too, it would pass
     result = find_faces(image, settings=SETTINGS)
     found = result.faces + [s.face for s in result.skipped]
     assert len(found) == 1 and found[0].extra["o_net"] >= finder.MESH_O_NET_VOUCHES and found[0].extra["yunet"] == 0
+
+
+def test_only_small_faces_are_kept_so(monkeypatch):
+    image, truth = _lfw_scene(0.0)
+    monkeypatch.setattr(finder, "MESH_O_NET_MAX_SIZE", 28.0)  # under this face's 32 px
+    assert not _matching(image, truth)
+
+
+def test_a_larger_clutter_patch_o_net_and_yunet_both_pass_stays_out(monkeypatch):
+    """The benchmark's face-free image 177 of seed 21000 (``--face-free --seed 14000``): the mesh fitted a 43 px patch,
+    the short-range model read it 0.64, O-Net 0.96 and YuNet 0.58; it was kept before the size bound."""
+    image = face_free(21000, 178, bench_faces.SHAPES, bench_faces.DAMAGE)[177]
+    result = find_faces(image, settings=SETTINGS)
+    assert not result.faces and not result.skipped
+    monkeypatch.setattr(finder, "MESH_O_NET_MAX_SIZE", 64.0)
+    result = find_faces(image, settings=SETTINGS)
+    found = result.faces + [s.face for s in result.skipped]
+    assert len(found) == 1 and found[0].extra["o_net"] >= finder.MESH_O_NET_VOUCHES and 40 < found[0].size < 48
