@@ -68,8 +68,8 @@ PHOTOS = ("astronaut", "grace_hopper")  # tune part only
 LARGE = dict(sizes=LARGE_SIZES, faces=(1, 4), margin=0.6, spacing=1.2)
 # The small parts' scenes: 24 px faces only, drawn like the others (the 24 px goal has ~70 faces in a 60-scene part).
 SMALL = dict(sizes=(24,))
-# The real parts' scenes: LFW faces (25 px crops) at 24 and 32 px, near their own resolution, in grey scenes (a black and
-# white photo: the crops are grey).
+# The real parts' scenes: LFW faces (25 px crops) at 24 and 32 px, near their own resolution, in grey scenes (a black
+# and white photo: the crops are grey).
 REAL = dict(sizes=(24, 32), grey=True)
 # A face measuring under this at its true square is skipped as too blurry when found (FaceFinderSettings.min_sharpness):
 # the benchmark counts it found either way, and also reports recall over the faces at or above it.

@@ -98,7 +98,8 @@ IDENTITIES: tuple[Identity, ...] = (
 
 def ancestry(name: str) -> str:
     """The identity's ``--ethnicity`` as one word ("african", "asian", "caucasian"; "mixed" for a blend; "photo" for
-    a name no identity has: the two photos and the LFW faces, whose ancestry is not recorded): recall is reported per group, because the misses gather on the darker skin tones."""
+    a name no identity has: the two photos and the LFW faces, whose ancestry is not recorded): recall is reported per
+    group, because the misses gather on the darker skin tones."""
     identity = next((i for i in IDENTITIES if i.name == name), None)
     if identity is None:
         return "photo"

@@ -53,8 +53,8 @@ def test_yunet_must_see_it_too(monkeypatch):
 
 
 def test_clutter_o_net_takes_for_a_face_stays_out_on_yunet_s_word(monkeypatch):
-    """The benchmark's face-free image 55 of seed 23017: the mesh fitted a 43 px patch, the short-range model read it
-    0.62 and O-Net 0.99, the full-range model and YuNet 0."""
+    """Face-free image 55 of seed 23017 (``bench_faces.py --face-free 56 --seed 16017``): the mesh fitted a 43 px
+    patch, the short-range model read it 0.62 and O-Net 0.99, the full-range model and YuNet 0."""
     image = face_free(23017, 56, bench_faces.SHAPES, bench_faces.DAMAGE)[55]
     result = find_faces(image, settings=SETTINGS)
     assert not result.faces and not result.skipped
@@ -73,8 +73,8 @@ def test_only_small_faces_are_kept_so(monkeypatch):
 
 
 def test_a_larger_clutter_patch_o_net_and_yunet_both_pass_stays_out(monkeypatch):
-    """The benchmark's face-free image 177 of seed 21000 (``--face-free --seed 14000``): the mesh fitted a 43 px patch,
-    the short-range model read it 0.64, O-Net 0.96 and YuNet 0.58; it was kept before the size bound."""
+    """Face-free image 177 of seed 21000 (``bench_faces.py --face-free 300 --seed 14000``): the mesh fitted a 43 px
+    patch, the short-range model read it 0.64, O-Net 0.96 and YuNet 0.58; it was kept before the size bound."""
     image = face_free(21000, 178, bench_faces.SHAPES, bench_faces.DAMAGE)[177]
     result = find_faces(image, settings=SETTINGS)
     assert not result.faces and not result.skipped
