@@ -554,8 +554,8 @@ BEFORE_TWENTY_EIGHTH_SETTINGS: dict = {}
 # short-range model reads on a crop made for a smaller face (finder.ZOOM_CHECK).
 TWENTY_NINTH_PASS = ((finder, "ZOOM_CHECK", False),)
 BEFORE_TWENTY_NINTH_SETTINGS: dict = {}
-# Issue 17's thirtieth pass: a face the mesh fitted, refused because the full-range model does not see it, is kept where
-# O-Net reads it at finder.MESH_O_NET_VOUCHES (and YuNet sees it: finder.YUNET_CHECK) (finder.MESH_O_NET).
+# Issue 17's thirtieth pass: a face of up to finder.MESH_O_NET_MAX_SIZE the mesh fitted, refused because the full-range
+# model does not see it, is kept where O-Net reads it at finder.MESH_O_NET_VOUCHES and YuNet sees it (finder.MESH_O_NET).
 THIRTIETH_PASS = ((finder, "MESH_O_NET", False),)
 BEFORE_THIRTIETH_SETTINGS: dict = {}
 
@@ -564,8 +564,8 @@ BEFORE_THIRTIETH_SETTINGS: dict = {}
 # ELEVENTH_PASS, TWELFTH_PASS, THIRTEENTH_PASS, FOURTEENTH_PASS, FIFTEENTH_PASS, SIXTEENTH_PASS, SEVENTEENTH_PASS,
 # EIGHTEENTH_PASS, NINETEENTH_PASS, TWENTIETH_PASS, TWENTY_FIRST_PASS, TWENTY_SECOND_PASS, TWENTY_THIRD_PASS,
 # TWENTY_FOURTH_PASS, TWENTY_FIFTH_PASS, TWENTY_SIXTH_PASS, TWENTY_SEVENTH_PASS, TWENTY_EIGHTH_PASS,
-# TWENTY_NINTH_PASS, THIRTIETH_PASS; then one more each), the settings it changes on top of the run's, and what it is (the flag's
-# help). 30: all.
+# TWENTY_NINTH_PASS, THIRTIETH_PASS; then one more each), the settings it changes on top of the run's, and what it is
+# (the flag's help). 30: all.
 SIDE_PATHS = {
     "before-cuts": ("ours, before cost cuts", 1, {}, "the search without the cost cuts (COST_CUTS: the path before them)"),
     "before-third": ("ours, before third pass", 2, {},
