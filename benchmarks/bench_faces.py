@@ -555,8 +555,9 @@ BEFORE_TWENTY_EIGHTH_SETTINGS: dict = {}
 TWENTY_NINTH_PASS = ((finder, "ZOOM_CHECK", False),)
 BEFORE_TWENTY_NINTH_SETTINGS: dict = {}
 # Issue 17's thirtieth pass: a face of up to finder.MESH_O_NET_MAX_SIZE the mesh fitted, refused because the full-range
-# model does not see it, is kept where O-Net reads it at finder.MESH_O_NET_VOUCHES and YuNet sees it (finder.MESH_O_NET).
-THIRTIETH_PASS = ((finder, "MESH_O_NET", False),)
+# model does not see it, is kept where O-Net reads it at finder.MESH_O_NET_VOUCHES and YuNet sees it (finder.MESH_O_NET);
+# O-Net's read around a side-on head's square keeps heads of up to finder.SIDE_ON_SEARCH_MAX_SIDE only.
+THIRTIETH_PASS = ((finder, "MESH_O_NET", False), (finder, "SIDE_ON_SEARCH_MAX_SIDE", None))
 BEFORE_THIRTIETH_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
@@ -622,7 +623,8 @@ SIDE_PATHS = {
                             "fit keeps the box it was refined to, however large)"),
     "before-thirtieth": ("ours, before thirtieth pass", 29, {},
                          "the search before the thirtieth pass (THIRTIETH_PASS: a face the mesh fitted that the "
-                         "full-range model does not see is refused whatever O-Net reads)"),
+                         "full-range model does not see is refused whatever O-Net reads; O-Net's read around a "
+                         "side-on head keeps heads of any size)"),
     "upside-down": ("ours, upside-down levels", 30, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }

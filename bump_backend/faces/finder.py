@@ -74,6 +74,12 @@ SIDE_ON_SEARCH = True
 SIDE_ON_SEARCH_SHORT = 0.6  # = FaceFinderSettings.recheck_floor's default
 SIDE_ON_SHIFT = 0.1
 SIDE_ON_NEAR_O_NET = 0.95
+# ... for heads of up to SIDE_ON_SEARCH_MAX_SIDE (a BlazeFace side; the re-check's other late rules' bound,
+# detect.UNDER_FLOOR_MAX_SIDE) only (issue 17's thirtieth pass): the profiles it keeps are small (the turned parts' heads
+# are of at most 96 px, and on 30 scenes of turned tune heads of 128-512 px it kept none of the 35 found), while on
+# 40 scenes of the tune photos at 24-32 px (seed 77) it kept a 369 px clutter patch (O-Net 0.96 a square off, short-range
+# 0.63 there). None: no bound, as before.
+SIDE_ON_SEARCH_MAX_SIDE: float | None = detect.UNDER_FLOOR_MAX_SIDE
 # Issue 17's tenth pass: a refused face is refined again turned half round when the full-range model reads it so
 # (see _face_from_candidate); also asked in the candidate's own square (an upside-down fit's square can be off the
 # face). Switches for benchmarks. One roll try per square: with the second opinion's three (SECOND_TRIES) the check
@@ -530,7 +536,8 @@ def _refined(image: np.ndarray, c: detect.Candidate, refine: bool, confidence: f
                 score = math.sqrt(first * extra["o_net"])  # the mesh, the short-range model, O-Net and YuNet agree
     band = O_NET_VOUCH and max(O_NET_FROM, confidence) <= score < NO_MESH_SCORE
     profile = SIDE_ON_VOUCH and score < max(O_NET_FROM, confidence) and first >= SIDE_ON_SHORT and side_on
-    search = SIDE_ON_SEARCH and side_on and score < NO_MESH_SCORE and first >= SIDE_ON_SEARCH_SHORT
+    search = (SIDE_ON_SEARCH and side_on and score < NO_MESH_SCORE and first >= SIDE_ON_SEARCH_SHORT
+              and (SIDE_ON_SEARCH_MAX_SIDE is None or side <= SIDE_ON_SEARCH_MAX_SIDE))
     if o_net and fit is None and refine and (band or profile or search) and mtcnn.available():
         squares = [(face.centre, side, face.roll)]
         squares += nearby_squares(*squares[0]) if search else []

@@ -1,5 +1,6 @@
 """A face the mesh fits that the full-range model does not see is kept where O-Net and YuNet see it (issue 17's
-thirtieth pass, finder.MESH_O_NET): real people's small faces, which the full-range model reads 0 on."""
+thirtieth pass, finder.MESH_O_NET): real people's small faces, which the full-range model reads 0 on. And the same
+pass's bound on the heads O-Net's read around a side-on square keeps (finder.SIDE_ON_SEARCH_MAX_SIDE)."""
 
 from __future__ import annotations
 
@@ -82,3 +83,17 @@ def test_a_larger_clutter_patch_o_net_and_yunet_both_pass_stays_out(monkeypatch)
     result = find_faces(image, settings=SETTINGS)
     found = result.faces + [s.face for s in result.skipped]
     assert len(found) == 1 and found[0].extra["o_net"] >= finder.MESH_O_NET_VOUCHES and 40 < found[0].size < 48
+
+
+def test_o_net_read_around_a_side_on_square_keeps_small_heads_only(monkeypatch):
+    """Scene 27 of 40 of the two tune photos at 24-32 px (seed 77): a 369 px clutter patch read side-on, kept by O-Net
+    read a square off its own (finder.SIDE_ON_SEARCH) before the bound (issue 17's thirtieth pass)."""
+    scene = bench_faces.build(77, 28, [], bench_faces.PHOTOS, sizes=(24, 32))[27]
+    monkeypatch.setattr(finder, "SIDE_ON_SEARCH_MAX_SIDE", None)
+    result = find_faces(scene.image, settings=SETTINGS)
+    large = [f for f in result.faces + [s.face for s in result.skipped] if f.size > 300]
+    assert len(large) == 1 and large[0].landmarks is None and "short_range_near" in large[0].extra
+    monkeypatch.setattr(finder, "SIDE_ON_SEARCH_MAX_SIDE", 96.0)
+    result = find_faces(scene.image, settings=SETTINGS)
+    found = result.faces + [s.face for s in result.skipped]
+    assert all(f.size < 40 for f in found) and len(found) == len(scene.faces)
