@@ -141,6 +141,27 @@ def render_matte(image: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(matte, (0, 0), 0.6) * matte
 
 
+def _composite(canvas: np.ndarray, image: np.ndarray, alpha_src: np.ndarray, matrix: np.ndarray, flags: int) -> None:
+    """Blend ``image`` into ``canvas`` in place through ``alpha_src`` (in the image's pixels), both moved by ``matrix``."""
+    h, w = canvas.shape[:2]
+    warped = cv2.warpAffine(image, to_index(matrix), (w, h), flags=flags, borderMode=cv2.BORDER_REFLECT)
+    alpha = cv2.warpAffine(alpha_src, to_index(matrix), (w, h), flags=cv2.INTER_LINEAR)[:, :, None]
+    canvas[:] = np.clip(canvas * (1 - alpha) + warped * alpha + 0.5, 0, 255).astype(np.uint8)
+
+
+def _pasted_geometry(matrix: np.ndarray, face_centre: tuple[float, float], side: float, right: tuple[float, float],
+                     left: tuple[float, float], mirror: bool
+                     ) -> tuple[tuple[float, float, float, float], tuple[float, float], tuple[float, float]]:
+    """Where a source's face square (``face_centre``, ``side``) and eyes (the subject's right, then left) land under
+    ``matrix``: the square's bounds and the two eyes, swapped when mirrored."""
+    right, left = (left, right) if mirror else (right, left)
+    right_c, left_c = (tuple(float(v) for v in apply(matrix, np.array([p]))[0]) for p in (right, left))
+    corners = apply(matrix, np.array([[face_centre[0] + dx * side / 2, face_centre[1] + dy * side / 2]
+                                      for dx in (-1, 1) for dy in (-1, 1)]))
+    lo, hi = corners.min(axis=0), corners.max(axis=0)
+    return (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])), right_c, left_c
+
+
 def place_render(canvas: np.ndarray, render: Render, centre: tuple[float, float], size: float, roll: float,
                  mirror: bool) -> TruthFace:
     """Paste a render's head (its outline, the neck faded out) so its face is ``size`` px, turned ``roll``."""
@@ -152,27 +173,19 @@ def place_render(canvas: np.ndarray, render: Render, centre: tuple[float, float]
     image = render.image
     if k < 0.5:  # anti-alias like a real long shot
         image = cv2.GaussianBlur(image, (0, 0), 0.3 / k)
-    h, w = canvas.shape[:2]
-    warped = cv2.warpAffine(image, to_index(matrix), (w, h), flags=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_REFLECT)
     yy, xx = np.mgrid[0:image.shape[0], 0:image.shape[1]].astype(np.float32)
     ex = (xx + 0.5 - box_centre[0]) / (0.85 * (y1 - y0))
     ey = (yy + 0.5 - box_centre[1] + 0.05 * (y1 - y0)) / (1.1 * (y1 - y0))
     alpha_src = np.clip((1.0 - np.sqrt(ex * ex + ey * ey)) / 0.2, 0, 1).astype(np.float32)
     if PASTE_BY_MATTE:
         alpha_src *= render_matte(render.image)
-    alpha = cv2.warpAffine(alpha_src, to_index(matrix), (w, h), flags=cv2.INTER_LINEAR)[:, :, None]
-    canvas[:] = np.clip(canvas * (1 - alpha) + warped * alpha + 0.5, 0, 255).astype(np.uint8)
-    right, left = (render.left_eye, render.right_eye) if mirror else (render.right_eye, render.left_eye)
-    right_c, left_c = (tuple(float(v) for v in apply(matrix, np.array([p]))[0]) for p in (right, left))
-    corners = apply(matrix, np.array([[box_centre[0] + dx * side / 2, box_centre[1] + dy * side / 2]
-                                      for dx in (-1, 1) for dy in (-1, 1)]))
-    lo, hi = corners.min(axis=0), corners.max(axis=0)
+    _composite(canvas, image, alpha_src, matrix, cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
+    box, right_c, left_c = _pasted_geometry(matrix, box_centre, side, render.right_eye, render.left_eye, mirror)
     # A head turned 67.5-90° shows its eyes (nearly) one behind the other: their line says nothing of the roll, which
     # is the paste's then (the turned views are rendered at roll 0).
     side_on = math.dist(render.right_eye, render.left_eye) < 0.2 * (y1 - y0)
-    return TruthFace(box=(float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])), right_eye=right_c,
-                     left_eye=left_c, roll=float(wrap(roll)) if side_on else roll_of(right_c, left_c), size=size,
+    return TruthFace(box=box, right_eye=right_c, left_eye=left_c,
+                     roll=float(wrap(roll)) if side_on else roll_of(right_c, left_c), size=size,
                      source=f"{render.identity}/{render.view}", mirrored=mirror,
                      yaw=-render.yaw if mirror else render.yaw)
 
@@ -186,22 +199,14 @@ def place_real(canvas: np.ndarray, face: RealFace, centre: tuple[float, float], 
     face_centre = (side / 2 + LFW_CENTRE[0] * side, side / 2 + LFW_CENTRE[1] * side)
     k = size / (LFW_SIDE * side)
     matrix = similarity(face_centre, centre, k, roll, mirror)
-    h, w = canvas.shape[:2]
-    warped = cv2.warpAffine(crop, to_index(matrix), (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     yy, xx = np.mgrid[0:side, 0:side].astype(np.float32)
     radius = np.hypot(xx + 0.5 - side / 2, yy + 0.5 - side / 2) / (side / 2)
     alpha_src = np.clip((1.0 - radius) / 0.15, 0, 1).astype(np.float32)
-    alpha = cv2.warpAffine(alpha_src, to_index(matrix), (w, h), flags=cv2.INTER_LINEAR)[:, :, None]
-    canvas[:] = np.clip(canvas * (1 - alpha) + warped * alpha + 0.5, 0, 255).astype(np.uint8)
+    _composite(canvas, crop, alpha_src, matrix, cv2.INTER_LINEAR)
     right, left = ((x * side, y * side) for x, y in LFW_EYES)
-    right, left = (left, right) if mirror else (right, left)
-    right_c, left_c = (tuple(float(v) for v in apply(matrix, np.array([p]))[0]) for p in (right, left))
-    half = LFW_SIDE * side / 2
-    corners = apply(matrix, np.array([[face_centre[0] + dx * half, face_centre[1] + dy * half]
-                                      for dx in (-1, 1) for dy in (-1, 1)]))
-    lo, hi = corners.min(axis=0), corners.max(axis=0)
-    return TruthFace(box=(float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])), right_eye=right_c,
-                     left_eye=left_c, roll=roll_of(right_c, left_c), size=size, source=face.name, mirrored=mirror)
+    box, right_c, left_c = _pasted_geometry(matrix, face_centre, LFW_SIDE * side, right, left, mirror)
+    return TruthFace(box=box, right_eye=right_c, left_eye=left_c, roll=roll_of(right_c, left_c), size=size,
+                     source=face.name, mirrored=mirror)
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
