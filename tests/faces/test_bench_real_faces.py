@@ -61,7 +61,7 @@ def test_a_pasted_lfw_face_is_found_where_its_truth_says():
     face = face_sources.real_faces()[2]
     rng = np.random.default_rng(5)
     canvas = bench_faces.clutter(rng, 320, 240)
-    canvas = np.ascontiguousarray(np.repeat(canvas.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2))
+    canvas = bench_faces._grey(canvas)
     truth = bench_faces.place_real(canvas, face, (160.0, 120.0), 32.0, 0.0, False)
     result = find_faces(canvas, settings=FaceFinderSettings(min_face_size=24, skip_smaller_than=0, workers=1))
     found = [bench_faces.found_face(f) for f in result.faces + [s.face for s in result.skipped]]
