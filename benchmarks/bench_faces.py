@@ -47,11 +47,24 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from face_sources import LFW_CENTRE, LFW_EYES, LFW_SIDE, RealFace, Render, ancestry, load_renders, real_faces
+from face_sources import (
+    GROUP_ELLIPSE,
+    LFW_CENTRE,
+    LFW_EYES,
+    LFW_SIDE,
+    GroupFace,
+    RealFace,
+    Render,
+    ancestry,
+    group_faces,
+    group_photo,
+    load_renders,
+    real_faces,
+)
 
 from bump_backend.faces import FaceFinderSettings, blazeface, find_faces, finder, groundtruth, mtcnn, runtime
 from bump_backend.faces import detect as ours
-from bump_backend.faces.groundtruth import TruthFace, clutter, degrade, place_face, similarity
+from bump_backend.faces.groundtruth import TruthFace, clutter, degrade, paste_photo, place_face, similarity
 from bump_backend.faces.track import FaceTracker
 from bump_backend.faces.transform import apply, roll_of, to_index, wrap
 
@@ -209,14 +222,21 @@ def place_real(canvas: np.ndarray, face: RealFace, centre: tuple[float, float], 
                      source=face.name, mirrored=mirror)
 
 
+def place_group(canvas: np.ndarray, face: GroupFace, centre: tuple[float, float], size: float, roll: float,
+                mirror: bool) -> TruthFace:
+    """Paste one face of the group photo (its head, through a soft ellipse) so it is ``size`` px, turned ``roll``."""
+    return paste_photo(canvas, group_photo(), face.source, centre, size, roll, mirror, GROUP_ELLIPSE)
+
+
 def _grey(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[:, :, None], 3, axis=2))
 
 
 def build(seed: int, count: int, renders: list[Render], photos: tuple[str, ...], sizes: tuple[int, ...] = SIZES,
           faces: tuple[int, int] = (4, 9), margin: float = 1.0, spacing: float = 1.7, reals: tuple[RealFace, ...] = (),
-          grey: bool = False) -> list[Scene]:
-    """``count`` scenes alternating 1440x1440 / 1280x720, 4-8 faces each from ``renders``, ``photos`` and ``reals``.
+          grey: bool = False, group: tuple[GroupFace, ...] = ()) -> list[Scene]:
+    """``count`` scenes alternating 1440x1440 / 1280x720, 4-8 faces each from ``renders``, ``photos``, ``reals`` and
+    ``group`` (faces of the group photo).
 
     ``sizes``, ``faces`` (a range: low, high exclusive), ``margin`` (from the border, in face sizes) and ``spacing``
     (between faces, in summed sizes) are the large part's; their defaults draw the scenes of every pass. ``grey``: the
@@ -224,7 +244,8 @@ def build(seed: int, count: int, renders: list[Render], photos: tuple[str, ...],
     """
     rng = np.random.default_rng(seed)
     scenes = []
-    pool: list = [("render", r) for r in renders] + [("photo", p) for p in photos] + [("real", f) for f in reals]
+    pool: list = ([("render", r) for r in renders] + [("photo", p) for p in photos] + [("real", f) for f in reals]
+                  + [("group", f) for f in group])
     for i in range(count):
         width, height = SHAPES[i % len(SHAPES)]
         canvas = clutter(rng, width, height)
@@ -250,6 +271,8 @@ def build(seed: int, count: int, renders: list[Render], photos: tuple[str, ...],
                 placed.append(place_render(canvas, source, (cx, cy), size, roll, mirror))
             elif kind == "real":
                 placed.append(place_real(canvas, source, (cx, cy), size, roll, mirror))
+            elif kind == "group":
+                placed.append(place_group(canvas, source, (cx, cy), size, roll, mirror))
             else:
                 placed.append(place_face(canvas, source, (cx, cy), size, roll, mirror))
             taken.append((cx, cy, size))
@@ -757,7 +780,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detect-every", type=int, default=10, help="FaceTracker's full-detection period (10)")
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--part", choices=("both", "tune", "second_tune", "held_out", "fresh", "large", "turned",
-                                           "turned_tune", "small", "small_tune", "real", "real_tune"),
+                                           "turned_tune", "small", "small_tune", "real", "real_tune", "group",
+                                           "group_tune"),
                         default="both",
                         help="both: every part; fresh: the part held out from the fifth pass on; second_tune: the tune part "
                              "added in the eighth (face_sources); large: faces of 128-512 px of the held-out and fresh "
@@ -766,7 +790,8 @@ def main(argv: list[str] | None = None) -> int:
                              "faces of 24 px only of the held-out and fresh identities, small_tune: of the tune "
                              "identities (the twenty-eighth pass); real: grey scenes of LFW faces (real people) of 24 "
                              "and 32 px, the held-out half of scikit-image's subset, real_tune: its tune half (the "
-                             "thirtieth pass)")
+                             "thirtieth pass); group: the held-out three of the six people of insightface's group "
+                             "photo, whole heads at 24-96 px, group_tune: the other three (the thirty-first pass)")
     parser.add_argument("--misses", action="store_true",
                         help="list every missed face and every false positive (with the nearest pasted face)")
     parser.add_argument("--face-free", type=int, default=0, metavar="N",
@@ -820,6 +845,7 @@ def main(argv: list[str] | None = None) -> int:
     tallies: dict = {}
     turned = load_renders(turned=True) if args.part in ("both", "turned", "turned_tune") else []
     reals = real_faces()
+    group = group_faces()
     parts = {"tune": (tune, PHOTOS, args.seed, {}), "second-tune": (second_tune, (), args.seed + 5, {}),
              "held-out": (held, (), args.seed + 1, {}), "fresh": (fresh, (), args.seed + 3, {}),
              "large": (held + fresh, (), args.seed + 9, LARGE),
@@ -828,7 +854,9 @@ def main(argv: list[str] | None = None) -> int:
              "small": (held + fresh, (), args.seed + 15, SMALL),
              "small-tune": (tune + second_tune, (), args.seed + 483, SMALL),
              "real": ([], (), args.seed + 21, REAL | {"reals": tuple(f for f in reals if f.held_out)}),
-             "real-tune": ([], (), args.seed + 23, REAL | {"reals": tuple(f for f in reals if not f.held_out)})}
+             "real-tune": ([], (), args.seed + 23, REAL | {"reals": tuple(f for f in reals if not f.held_out)}),
+             "group": ([], (), args.seed + 25, {"group": tuple(f for f in group if f.held_out)}),
+             "group-tune": ([], (), args.seed + 27, {"group": tuple(f for f in group if not f.held_out)})}
     for name, (pool, photos, seed, shape) in parts.items():
         if args.part not in ("both", name.replace("-", "_")):
             continue

@@ -16,8 +16,12 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from bump_backend.faces.groundtruth import FaceSource
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "bench_faces"
@@ -98,7 +102,8 @@ IDENTITIES: tuple[Identity, ...] = (
 
 def ancestry(name: str) -> str:
     """The identity's ``--ethnicity`` as one word ("african", "asian", "caucasian"; "mixed" for a blend; "photo" for
-    a name no identity has: the two photos and the LFW faces, whose ancestry is not recorded): recall is reported per
+    a name no identity has: the photos, the LFW faces and the group photo's, whose ancestry is not
+    recorded): recall is reported per
     group, because the misses gather on the darker skin tones."""
     identity = next((i for i in IDENTITIES if i.name == name), None)
     if identity is None:
@@ -204,6 +209,66 @@ def real_faces() -> list[RealFace]:
     if crops.dtype != np.uint8:
         crops = np.clip(crops * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return [RealFace(i, np.ascontiguousarray(crop), bool(i % 2)) for i, crop in enumerate(crops)]
+
+
+# A group photo of six real people with their whole heads (from the thirty-first pass of the face search): insightface's
+# wheel ships ``data/images/t1.jpg`` (1280x886, colour; six adults around a card table, looking down, aside, smiling,
+# eyes half shut, one head turned ~50°). Only that file is read, without importing insightface (installed with
+# --no-deps, requirements-nodeps.txt). Each face was measured once like groundtruth.SOURCES' photos: the search's face
+# square and eye points (all six mesh-fitted, 102-130 px), left to right; odd indices are held out, even ones tuned on.
+GROUP_PHOTO = ("insightface", "data/images/t1.jpg")
+GROUP_FACES = (  # (the subject's right eye, left eye, face centre, face side), image pixels
+    ((87.3, 328.9), (128.8, 309.0), (114.8, 339.2), 125.7),
+    ((293.0, 210.9), (321.1, 194.2), (329.7, 210.3), 101.9),
+    ((489.8, 318.9), (536.5, 330.7), (513.9, 351.2), 130.4),
+    ((761.9, 398.2), (801.2, 403.3), (793.4, 423.4), 112.1),
+    ((921.4, 122.1), (943.4, 116.7), (966.4, 138.1), 124.7),
+    ((1149.9, 326.8), (1191.3, 324.0), (1181.7, 344.2), 111.5),
+)
+# The soft ellipse a group face is pasted through (face sides, half-axes): smaller than a portrait's, so it holds the
+# head and little of the neighbours.
+GROUP_ELLIPSE = (0.8, 1.05)
+
+
+@dataclass(frozen=True)
+class GroupFace:
+    """One face of the group photo: its measured geometry, and whether it is held out (odd index) or tuned on."""
+
+    index: int
+    source: FaceSource
+    held_out: bool
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+
+def group_photo() -> np.ndarray:
+    """The group photo as RGB uint8, read from the installed insightface wheel (its package is not imported)."""
+    import importlib.util
+
+    import cv2
+
+    package, relative = GROUP_PHOTO
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"the group parts read {relative} from the {package} wheel: "
+                           f"pip install --no-deps -r requirements-nodeps.txt")
+    path = Path(list(spec.submodule_search_locations)[0]) / relative
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise RuntimeError(f"cannot read the group photo {path}")
+    image = np.ascontiguousarray(bgr[:, :, ::-1])
+    image.setflags(write=False)
+    return image
+
+
+def group_faces() -> list[GroupFace]:
+    """The group photo's six faces, left to right."""
+    from bump_backend.faces.groundtruth import FaceSource
+
+    return [GroupFace(i, FaceSource(f"group/{i}", right, left, centre, side), bool(i % 2))
+            for i, (right, left, centre, side) in enumerate(GROUP_FACES)]
 
 
 if __name__ == "__main__":

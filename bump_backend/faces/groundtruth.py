@@ -135,8 +135,16 @@ def _apply(matrix: np.ndarray, p: tuple[float, float]) -> tuple[float, float]:
 def place_face(canvas: np.ndarray, source: str, centre: tuple[float, float], size: float, roll: float,
                mirror: bool = False) -> TruthFace:
     """Paste a source face (with some hair and neck, soft edges) in place; return its truth."""
-    src = SOURCES[source]
-    photo = source_image(source)
+    return paste_photo(canvas, source_image(source), SOURCES[source], centre, size, roll, mirror)
+
+
+def paste_photo(canvas: np.ndarray, photo: np.ndarray, src: FaceSource, centre: tuple[float, float], size: float,
+                roll: float, mirror: bool = False, ellipse: tuple[float, float] = (0.95, 1.25)) -> TruthFace:
+    """Paste the face ``src`` measures in ``photo`` so it is ``size`` px, turned ``roll``; return its truth.
+
+    The soft ellipse around the head is ``ellipse`` face sides wide and tall (half-axes, its centre 0.1 side above the
+    face's, for the hair): a photo of several people takes a smaller one than a portrait.
+    """
     k = size / src.side
     matrix = similarity(src.centre, centre, k, roll, mirror)
     # Pixel-centre convention: warpAffine indexes pixels, whose centres sit at +0.5 in our coordinates.
@@ -157,8 +165,8 @@ def place_face(canvas: np.ndarray, source: str, centre: tuple[float, float], siz
     patch = cv2.warpAffine(photo, local, (x1 - x0, y1 - y0), flags=interp, borderMode=cv2.BORDER_REFLECT)
     # Soft ellipse around the head in source space (a little wider below for the neck).
     yy, xx = np.mgrid[0:photo.shape[0], 0:photo.shape[1]].astype(np.float32)
-    ex = (xx + 0.5 - src.centre[0]) / (0.95 * src.side)
-    ey = (yy + 0.5 - src.centre[1] + 0.1 * src.side) / (1.25 * src.side)
+    ex = (xx + 0.5 - src.centre[0]) / (ellipse[0] * src.side)
+    ey = (yy + 0.5 - src.centre[1] + 0.1 * src.side) / (ellipse[1] * src.side)
     alpha_src = np.clip((1.0 - np.sqrt(ex * ex + ey * ey)) / 0.25, 0, 1).astype(np.float32)
     alpha = cv2.warpAffine(alpha_src, local, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_CONSTANT)[:, :, None]
@@ -172,7 +180,7 @@ def place_face(canvas: np.ndarray, source: str, centre: tuple[float, float], siz
     xs, ys = [c[0] for c in corners], [c[1] for c in corners]
     eye_roll = math.degrees(math.atan2(left_c[1] - right_c[1], left_c[0] - right_c[0]))
     return TruthFace(box=(min(xs), min(ys), max(xs), max(ys)), right_eye=right_c, left_eye=left_c,
-                     roll=eye_roll, size=size, source=source, mirrored=mirror)
+                     roll=eye_roll, size=size, source=src.name, mirrored=mirror)
 
 
 def clutter(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
