@@ -13,6 +13,7 @@ orientation and the score.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -124,6 +125,16 @@ RESCUE_WHERE_UNSEEN = True
 UNDER_FLOOR = True
 UNDER_FLOOR_FROM = 0.5
 UNDER_FLOOR_MAX_SIDE = RESCUE_MAX_SIDE
+# Issue 17's thirty-first pass: P-Net's small faces (``small_faces``, O-Net >= SMALL_O) that the short-range re-check
+# reads no face on are handed on too, marked ``under_floor`` with O-Net's reading for a score, where no reading stands
+# (finder.UNDER_FLOOR then asks YuNet and the full-range or back-camera model). Most 24 px faces of dark skin blurred or
+# JPEG-damaged are lost there: at their true squares the short-range model read >= 0.5 on 5 of 14 such misses (small
+# tune part), YuNet on 14 and the full-range model on 12.
+SMALL_UNSEEN = True
+# The same pass: a small square O-Net refuses at R-Net's turn is read at the two quarter turns beside it too
+# (``o_net_rolls``; R-Net's pick was 90° off on 3 of the small tune part's 14 misses: 24 px faces at 66-118°).
+ONET_RETRY_QUARTERS = True
+SMALL_UNSEEN_O = 0.8
 # Issue 17's fifteenth pass: of the 24-32 px faces the search missed on two tune parts, MTCNN's P-Net at half scale
 # (its 12 px window a 24 px face) proposes most, near a strong cluster whose re-check lost them or where no window
 # proposed anything. At 12 px P-Net hardly tells the turns apart (a face at any roll read 0.97-1.0 at every turn), so it
@@ -215,6 +226,7 @@ class Candidate:
     unseen: bool = False  # weak, and the full-range model saw none of its contending turns (DROP_UNSEEN)
     under_floor: bool = False  # its re-check read UNDER_FLOOR_FROM up to the floor: kept only as finder.UNDER_FLOOR says
     widest: float = RECHECK_WIDEST  # the largest re-check reading, in sides of this candidate, that stands for it
+    o_net: float = 0.0  # P-Net's small faces (``small_faces``): O-Net's reading, kept apart from their zeroed score
 
 
 @dataclass
@@ -713,7 +725,8 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
     small = (small_pending.result() if small_pending else small_faces(image)) if small_faces_on else []
     if small:  # only where no proposal's re-check saw a face: there P-Net would add nothing
         seen = [c for chunk, _ in checked for c in chunk if c is not None and c.score >= floor]
-        checked += run_parallel(check, near_none(small, seen), workers)
+        small = near_none(small, seen)
+        checked += run_parallel(check, small, workers)
     calls += sum(n for _, n in checked)
     survivors = [c for chunk, _ in checked for c in chunk if c is not None and c.score >= floor]
     kept = merge(survivors)
@@ -723,6 +736,10 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
         for c in near_none(merge(under), kept):  # where a survivor reads a face, that one stands
             c.under_floor = True
             kept.append(c)
+    if second_look and UNDER_FLOOR and SMALL_UNSEEN:
+        # P-Net's small faces the re-check read nothing on (or under UNDER_FLOOR_FROM) where nothing else stands
+        for c in near_none([c for c in small if c.o_net >= SMALL_UNSEEN_O and c.side <= UNDER_FLOOR_MAX_SIDE], kept):
+            kept.append(dataclasses.replace(c, score=c.o_net, under_floor=True))
     return kept, calls
 
 
@@ -748,6 +765,8 @@ def o_net_rolls(image: np.ndarray, squares: list[tuple[tuple[float, float], floa
         # itself half a turn on, the regressed square at the turn and half a turn on
         tries += [(i, (own_centre, own_side, flipped), bar), (i, (centre, side, turn), bar),
                   (i, (centre, side, flipped), bar)]
+        if ONET_RETRY_QUARTERS:
+            tries += [(i, (own_centre, own_side, float(transform.wrap(turn + q))), bar) for q in (90.0, -90.0)]
         eye_roll = transform.roll_of(points[i, 0], points[i, 1])
         if ONET_EYE_RETRY and scores[i] >= ONET_EYE_FROM and abs(transform.wrap(eye_roll - turn)) <= LANDMARK_TRUST:
             tries.append((i, (own_centre, own_side, float(transform.wrap(eye_roll))), eye_bar))
@@ -828,6 +847,7 @@ def small_faces(image: np.ndarray, scale: float = SMALL_SCALE) -> list[Candidate
         c.centre, c.side, c.score, c.roll, c.rotation = np.array(centre), side, float(score), roll, int(round(roll))
     out = merge([c for c in squares if c.score >= SMALL_O])  # one per place, O-Net's best: a face is often two peaks
     for c in out:
+        c.o_net = c.score
         c.score = 0.0  # no prior for the re-check's turn pick
         c.widest = RECHECK_WIDEST if SMALL_WIDEST is None else SMALL_WIDEST
     return out

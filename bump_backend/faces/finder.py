@@ -271,7 +271,10 @@ def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool,
     """
     if c.under_floor:
         face = _three_agree(image, c, confidence) if UNDER_FLOOR and o_net and refine and yunet.available() else None
-        if ROLL_SEARCH_UNDER_FLOOR and o_net and refine and (face is None or not _passes(face, confidence)):
+        # Not for P-Net's faces the re-check read nothing on (detect.SMALL_UNSEEN, ``c.o_net``): YuNet's best of eight
+        # rolls kept clutter there (a false positive on the held-out and the fresh part each).
+        if (ROLL_SEARCH_UNDER_FLOOR and o_net and refine and not c.o_net
+                and (face is None or not _passes(face, confidence))):
             face = _yunet_turned(image, c, face, confidence)
         return face
     face = _refined(image, c, refine, confidence, o_net)

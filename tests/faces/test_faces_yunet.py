@@ -125,13 +125,15 @@ def test_clutter_the_mesh_and_both_blazeface_models_took_for_a_face_is_dropped(s
 def test_clutter_read_a_little_under_the_re_check_floor_is_not_kept():
     """Re-check readings from detect.UNDER_FLOOR_FROM up to the floor on face-free clutter, away from the survivors,
     are handed on marked ``under_floor``, and refinement keeps none: YuNet and a full-range model must both see a face
-    there (finder.UNDER_FLOOR). Without the second look none is handed on."""
+    there (finder.UNDER_FLOOR). So are P-Net's small faces the re-check read nothing on (detect.SMALL_UNSEEN, O-Net's
+    reading for a score). Without the second look none is handed on."""
     search = dict(min_face=24, rotations=(0,), proposal=0.45, floor=0.6, workers=1, coarse_rotations=(0, 90, 180, 270))
     marked_in_all = 0
     for image in face_free(7017, 9, ((640, 480),), ("none", "noise", "blur", "jpeg")):
         candidates, _ = detect.detect(image, **search)
         marked = [c for c in candidates if c.under_floor]
-        assert all(detect.UNDER_FLOOR_FROM <= c.score < search["floor"] and c.side <= detect.UNDER_FLOOR_MAX_SIDE
+        assert all((detect.UNDER_FLOOR_FROM <= c.score < search["floor"] if not c.o_net
+                    else c.score == c.o_net >= detect.SMALL_UNSEEN_O) and c.side <= detect.UNDER_FLOOR_MAX_SIDE
                    for c in marked)
         assert detect.near_none(marked, [c for c in candidates if not c.under_floor]) == marked
         assert all(finder._face_from_candidate(image, c, True, SETTINGS.confidence, True) is None for c in marked)
