@@ -132,7 +132,9 @@ UNDER_FLOOR_MAX_SIDE = RESCUE_MAX_SIDE
 # tune part), YuNet on 14 and the full-range model on 12.
 SMALL_UNSEEN = True
 # The same pass: a small square O-Net refuses at R-Net's turn is read at the two quarter turns beside it too
-# (``o_net_rolls``; R-Net's pick was 90° off on 3 of the small tune part's 14 misses: 24 px faces at 66-118°).
+# (``o_net_rolls``; R-Net's pick was 90° off on 3 of the small tune part's 14 misses: 24 px faces at 66-118°), where it
+# must reach ONET_EYE_BAR: at ONET_RETRY_BAR a 34 px clutter patch of the large part read 0.87 there and went on to be
+# kept (by finder.SIDE_ON_SEARCH).
 ONET_RETRY_QUARTERS = True
 SMALL_UNSEEN_O = 0.8
 # Issue 17's fifteenth pass: of the 24-32 px faces the search missed on two tune parts, MTCNN's P-Net at half scale
@@ -765,8 +767,8 @@ def o_net_rolls(image: np.ndarray, squares: list[tuple[tuple[float, float], floa
         # itself half a turn on, the regressed square at the turn and half a turn on
         tries += [(i, (own_centre, own_side, flipped), bar), (i, (centre, side, turn), bar),
                   (i, (centre, side, flipped), bar)]
-        if ONET_RETRY_QUARTERS:
-            tries += [(i, (own_centre, own_side, float(transform.wrap(turn + q))), bar) for q in (90.0, -90.0)]
+        if ONET_RETRY_QUARTERS:  # at the eye retry's bar: more tries, more clutter reaching a low one
+            tries += [(i, (own_centre, own_side, float(transform.wrap(turn + q))), eye_bar) for q in (90.0, -90.0)]
         eye_roll = transform.roll_of(points[i, 0], points[i, 1])
         if ONET_EYE_RETRY and scores[i] >= ONET_EYE_FROM and abs(transform.wrap(eye_roll - turn)) <= LANDMARK_TRUST:
             tries.append((i, (own_centre, own_side, float(transform.wrap(eye_roll))), eye_bar))
