@@ -129,14 +129,15 @@ UNDER_FLOOR_MAX_SIDE = RESCUE_MAX_SIDE
 # reads no face on are handed on too, marked ``under_floor`` with O-Net's reading for a score, where no reading stands
 # (finder.UNDER_FLOOR then asks YuNet and the full-range or back-camera model). Most 24 px faces of dark skin blurred or
 # JPEG-damaged are lost there: at their true squares the short-range model read >= 0.5 on 5 of 14 such misses (small
-# tune part), YuNet on 14 and the full-range model on 12.
+# tune part), YuNet on 14 and the full-range model on 12. Not searched by roll there (finder.ROLL_SEARCH_UNDER_FLOOR):
+# YuNet's best of eight rolls kept clutter. SMALL_UNSEEN_O: O-Net's bar for them (= SMALL_O, the bar they passed).
 SMALL_UNSEEN = True
+SMALL_UNSEEN_O = 0.8
 # The same pass: a small square O-Net refuses at R-Net's turn is read at the two quarter turns beside it too
 # (``o_net_rolls``; R-Net's pick was 90° off on 3 of the small tune part's 14 misses: 24 px faces at 66-118°), where it
 # must reach ONET_EYE_BAR: at ONET_RETRY_BAR a 34 px clutter patch of the large part read 0.87 there and went on to be
 # kept (by finder.SIDE_ON_SEARCH).
 ONET_RETRY_QUARTERS = True
-SMALL_UNSEEN_O = 0.8
 # Issue 17's fifteenth pass: of the 24-32 px faces the search missed on two tune parts, MTCNN's P-Net at half scale
 # (its 12 px window a 24 px face) proposes most, near a strong cluster whose re-check lost them or where no window
 # proposed anything. At 12 px P-Net hardly tells the turns apart (a face at any roll read 0.97-1.0 at every turn), so it
