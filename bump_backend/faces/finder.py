@@ -684,7 +684,7 @@ def apply_rules(faces: list[Face], skipped: list[SkippedFace], settings: FaceFin
     skipped = list(skipped)
     for face in _order(faces, settings.sort, shape):
         if face.size < settings.skip_smaller_than:
-            skipped.append(SkippedFace(face, f"too small: {face.size:.0f} px < {settings.skip_smaller_than:.0f} px"))
+            skipped.append(SkippedFace(face, f"too small: {face.size:.1f} px < {settings.skip_smaller_than:g} px"))
         elif settings.min_sharpness and face.sharpness is not None and face.sharpness < settings.min_sharpness:
             skipped.append(SkippedFace(face, f"too blurry: sharpness {face.sharpness:.1f} < {settings.min_sharpness:.1f}"))
         elif settings.max_faces and len(kept) >= settings.max_faces:

@@ -88,3 +88,14 @@ def test_cross_check_runs_the_detector_and_annotates(tiny_scene):
     big = max(result.faces, key=lambda f: f.size)
     assert big.source == "geometry" and big.extra["detector_score"] >= 0.5
     assert abs(transform.wrap(big.extra["detector_roll"] - big.roll)) < 3
+
+
+def test_a_too_small_reason_shows_a_size_just_under_the_bar():
+    """A 31.6 px face under a 32 px bar read "32 px < 32 px" when the size was rounded to whole pixels."""
+    from bump_backend.faces.finder import apply_rules
+    from bump_backend.faces.types import Face, FaceFinderSettings
+
+    face = Face(box=(10.0, 10.0, 41.6, 41.6), score=0.9, eyes=((20.0, 22.0), (32.0, 22.0)), roll=0.0, yaw=0.0,
+                pitch=0.0, source="detector")
+    kept, skipped = apply_rules([face], [], FaceFinderSettings(skip_smaller_than=32), (100, 100, 3))
+    assert not kept and skipped[0].reason == "too small: 31.6 px < 32 px"
