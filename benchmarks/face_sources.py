@@ -9,6 +9,7 @@ every view, so pasted renders have exact truth. They are cached under ``.cache/b
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -102,9 +103,8 @@ IDENTITIES: tuple[Identity, ...] = (
 
 def ancestry(name: str) -> str:
     """The identity's ``--ethnicity`` as one word ("african", "asian", "caucasian"; "mixed" for a blend; "photo" for
-    a name no identity has: the photos, the LFW faces and the group photo's, whose ancestry is not
-    recorded): recall is reported per
-    group, because the misses gather on the darker skin tones."""
+    a name no identity has: the photos, the LFW faces and the group photo's, whose ancestry is not recorded): recall
+    is reported per group, because the misses gather on the darker skin tones."""
     identity = next((i for i in IDENTITIES if i.name == name), None)
     if identity is None:
         return "photo"
@@ -243,8 +243,10 @@ class GroupFace:
         return self.source.name
 
 
+@functools.cache
 def group_photo() -> np.ndarray:
-    """The group photo as RGB uint8, read from the installed insightface wheel (its package is not imported)."""
+    """The group photo as RGB uint8 (read-only), read once from the installed insightface wheel (its package is not
+    imported): every group face pasted uses it."""
     import importlib.util
 
     import cv2
