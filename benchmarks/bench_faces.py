@@ -22,7 +22,11 @@ the thirteenth) their heads turned 22.5, 67.5 and 90° (profiles), rendered once
 pass) pastes faces of 24 px only of the held-out and fresh identities, ``--part small_tune`` of the tune ones (both
 tune parts'; tuned on); a *real* part (``--part real``, from the thirtieth pass) pastes real people's faces, the
 held-out half of scikit-image's LFW subset (``face_sources.real_faces``: 25 px grey crops, brow to chin), at 24 and
-32 px into grey scenes, and ``--part real_tune`` its tune half. Recall and the
+32 px into grey scenes, and ``--part real_tune`` its tune half; a *group* part (``--part group``, from the
+thirty-first) pastes the whole heads of three of the six people of insightface's group photo at 24-96 px, and
+``--part group_tune`` the other three; a *turned large* part (``--part turned_large``, from the thirty-second) the
+turned heads of the held-out and fresh identities at 128-512 px (close-ups and portraits turned side-on), and
+``--part turned_large_tune`` the tune identities'. Recall and the
 yaw error (rendered heads, whose yaw is known; apart for faces the mesh fitted and those it did not) are reported.
 Both detectors run on the same images in the same run. A tracking run (FaceTracker on a 1280x720 sequence with
 moving, turning faces) and the cold start (fresh process) are timed too.
@@ -800,7 +804,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--part", choices=("both", "tune", "second_tune", "held_out", "fresh", "large", "turned",
                                            "turned_tune", "small", "small_tune", "real", "real_tune", "group",
-                                           "group_tune"),
+                                           "group_tune", "turned_large", "turned_large_tune"),
                         default="both",
                         help="both: every part; fresh: the part held out from the fifth pass on; second_tune: the tune part "
                              "added in the eighth (face_sources); large: faces of 128-512 px of the held-out and fresh "
@@ -810,7 +814,9 @@ def main(argv: list[str] | None = None) -> int:
                              "identities (the twenty-eighth pass); real: grey scenes of LFW faces (real people) of 24 "
                              "and 32 px, the held-out half of scikit-image's subset, real_tune: its tune half (the "
                              "thirtieth pass); group: the held-out three of the six people of insightface's group "
-                             "photo, whole heads at 24-96 px, group_tune: the other three (the thirty-first pass)")
+                             "photo, whole heads at 24-96 px, group_tune: the other three (the thirty-first pass); "
+                             "turned_large: the turned heads of the held-out and fresh identities at 128-512 px, "
+                             "turned_large_tune: of the tune identities (the thirty-second pass)")
     parser.add_argument("--misses", action="store_true",
                         help="list every missed face and every false positive (with the nearest pasted face)")
     parser.add_argument("--face-free", type=int, default=0, metavar="N",
@@ -862,7 +868,8 @@ def main(argv: list[str] | None = None) -> int:
     if baseline is not None:
         baseline(warm)
     tallies: dict = {}
-    turned = load_renders(turned=True) if args.part in ("both", "turned", "turned_tune") else []
+    turned = (load_renders(turned=True)
+              if args.part in ("both", "turned", "turned_tune", "turned_large", "turned_large_tune") else [])
     reals = real_faces()
     group = group_faces()
     parts = {"tune": (tune, PHOTOS, args.seed, {}), "second-tune": (second_tune, (), args.seed + 5, {}),
@@ -875,7 +882,9 @@ def main(argv: list[str] | None = None) -> int:
              "real": ([], (), args.seed + 21, REAL | {"reals": tuple(f for f in reals if f.held_out)}),
              "real-tune": ([], (), args.seed + 23, REAL | {"reals": tuple(f for f in reals if not f.held_out)}),
              "group": ([], (), args.seed + 25, {"group": tuple(f for f in group if f.held_out)}),
-             "group-tune": ([], (), args.seed + 27, {"group": tuple(f for f in group if not f.held_out)})}
+             "group-tune": ([], (), args.seed + 27, {"group": tuple(f for f in group if not f.held_out)}),
+             "turned-large": ([r for r in turned if r.held_out], (), args.seed + 29, LARGE),
+             "turned-large-tune": ([r for r in turned if not r.held_out], (), args.seed + 31, LARGE)}
     for name, (pool, photos, seed, shape) in parts.items():
         if args.part not in ("both", name.replace("-", "_")):
             continue
