@@ -155,7 +155,7 @@ UNDER_FLOOR = True
 # mirror check; YuNet 0.84-0.88, full-range or back-camera 0.69-0.81); such refused clutter readings on 400 face-free
 # images reached YuNet 0.78 where one of the others read 0.5, all of them over 96 px. A switch for benchmarks.
 REFUSED_AGREE = True
-# Issue 17's twenty-seventh pass: a candidate refused after every retry above, of at most detect.UNDER_FLOOR_MAX_SIDE,
+# Issue 17's twenty-seventh pass: a candidate refused after every retry above, of at most ROLL_SEARCH_MAX_SIDE (below),
 # is read by YuNet at every roll (detect.yunet_roll); where it reads YUNET_VOUCHES at a roll more than REFIT_ROLL off
 # the candidate's, the candidate is refined again at that roll and kept where that is accepted and a model of another
 # family sees it there too (``_yunet_turned``, ``_seen_beside_yunet``).
@@ -173,6 +173,13 @@ ROLL_SEARCH_UNDER_FLOOR = True
 # read a little small): YuNet and O-Net took a 19 px square of a pillar's edge on a face-free image of the benchmark for
 # a face (0.82 and 0.99), turned; the heads the search found came from squares of 24.6 px and up.
 ROLL_SEARCH_MIN_SQUARE = 22.0
+# ... for candidates of any size (issue 17's thirty-second pass; detect.UNDER_FLOOR_MAX_SIDE, 96 px, before: None is no
+# bound). Large profiles (the benchmark's turned large parts, heads of 128-512 px) are refused like the small ones: the
+# mesh fits none, the full-range model reads 0 on most, and the roll they are proposed at can be far off. On the turned
+# large tune part (seeds 17, 1017, 2017 and 3017, 120 scenes) 3 more were found (190 against 187 of 206), 192-384 px
+# heads at 57-125°; every other tune part and 300 face-free images found the same faces with the same false positives,
+# at 0.99-1.01x the CPU.
+ROLL_SEARCH_MAX_SIDE: float | None = None
 # Issue 17's twenty-ninth pass: a small blurred face the mesh does not fit is often reported 1.2-1.8x its size (the
 # short-range box takes in the hair and the white around the head), and past 1.6x the face is both missed and a false
 # positive (the held-out small part: two of its four). Read again by the short-range model on a crop made for a face
@@ -322,13 +329,13 @@ def _zoomed(image: np.ndarray, face: Face) -> tuple[Face, int]:
 def _yunet_turned(image: np.ndarray, c: detect.Candidate, face: Face | None, confidence: float) -> Face | None:
     """The refused candidate refined again at the roll YuNet reads it best at, when that is more than REFIT_ROLL off
     its own and reads YUNET_VOUCHES (ROLL_SEARCH); ``face`` where that is not accepted, or where no model but YuNet
-    sees it there (``_seen_beside_yunet``), and for a square under ROLL_SEARCH_MIN_SQUARE or over
-    detect.UNDER_FLOOR_MAX_SIDE (or without YuNet).
+    sees it there (``_seen_beside_yunet``), and for a square under ROLL_SEARCH_MIN_SQUARE or a candidate over
+    ROLL_SEARCH_MAX_SIDE (or without YuNet).
 
     The short-range model reads the square again upright at that roll first: its box and points read at a wrong
     roll are a wrong box (a 48 px profile's, read 90° off, was 77 px wide), and its score there says little."""
     if (not ROLL_SEARCH or not yunet.available() or c.side * BLAZE_TO_SQUARE < ROLL_SEARCH_MIN_SQUARE
-            or c.side > detect.UNDER_FLOOR_MAX_SIDE):
+            or (ROLL_SEARCH_MAX_SIDE is not None and c.side > ROLL_SEARCH_MAX_SIDE)):
         return face
     read, roll = detect.yunet_roll(image, tuple(c.centre), c.side * BLAZE_TO_SQUARE, c.roll)
     if read < YUNET_VOUCHES or abs(transform.wrap(roll - c.roll)) <= REFIT_ROLL:

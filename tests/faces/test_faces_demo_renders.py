@@ -441,3 +441,31 @@ def test_a_head_proposed_at_a_wrong_roll_is_found_at_the_roll_yunet_reads_it_bes
     face, g = kept[gained[0]], truth[gained[0]][1]
     assert face.extra["yunet_turn"] >= finder.YUNET_VOUCHES and face.score >= settings.confidence
     assert abs(transform.wrap(face.roll - g.roll)) <= 20.0, (face.roll, g.roll)
+
+
+def test_a_large_profile_proposed_at_a_wrong_roll_is_found_at_the_roll_yunet_reads_it_best(demo, monkeypatch):
+    """Two noisy demo heads of 128-160 px: the 128 px profile at -166°, refused at the roll it was proposed at, is found
+    at the roll YuNet reads it best at (finder.ROLL_SEARCH) now that the search reaches candidates over 96 px
+    (finder.ROLL_SEARCH_MAX_SIDE, the thirty-second pass); with the old bound only the three-quarter head is found."""
+    if not yunet.available():
+        pytest.skip("yuface is not installed")
+    from bump_backend.faces.groundtruth import degrade
+
+    settings = FaceFinderSettings(skip_smaller_than=0, min_sharpness=0)
+    rng = np.random.default_rng(15)
+    canvas = background(rng, 960, 640)
+    names = ("profile_left", "profile_right", "three_quarter_left", "three_quarter_right")
+    plan = [(names[int(rng.integers(4))], int(rng.choice([128, 160, 192])), float(rng.uniform(-180, 180)), centre)
+            for centre in ((240, 320), (720, 320))]
+    truth = [(h, _place(canvas, *demo[name], h, roll, centre, oval=True)) for name, h, roll, centre in plan]
+    image = degrade(canvas, "noise", rng)
+    assert [(name, h) for name, h, *_ in plan] == [("profile_left", 128), ("three_quarter_left", 160)]
+
+    found = find_faces(image, settings=settings).faces
+    kept = _on_heads(truth, found)
+    monkeypatch.setattr(finder, "ROLL_SEARCH_MAX_SIDE", detect.UNDER_FLOOR_MAX_SIDE)
+    without = _on_heads(truth, find_faces(image, settings=settings).faces)
+    assert sorted(kept) == [0, 1] and sorted(without) == [1] and len(found) == 2, [f.extra for f in found]
+    face, g = kept[0], truth[0][1]
+    assert face.extra["yunet_turn"] >= finder.YUNET_VOUCHES and face.score >= settings.confidence
+    assert face.size > detect.UNDER_FLOOR_MAX_SIDE and abs(transform.wrap(face.roll - g.roll)) <= 20.0, (face.roll, g.roll)

@@ -63,18 +63,19 @@ def test_yunet_finds_no_roll_for_clutter():
 
 
 @needs_yunet
-def test_a_candidate_read_a_quarter_turn_off_is_refined_at_yunet_s_roll(rolled_scene):
-    """finder._yunet_turned: each face's square of at most detect.UNDER_FLOOR_MAX_SIDE, read by the short-range model
-    90° off its roll, is refined again at the roll YuNet reads best and accepted there; a larger one, and a clutter
-    square's candidate, are left as they were."""
+def test_a_candidate_read_a_quarter_turn_off_is_refined_at_yunet_s_roll(rolled_scene, monkeypatch):
+    """finder._yunet_turned: each face's square, read by the short-range model 90° off its roll, is refined again at the
+    roll YuNet reads best and accepted there, the 180 and 120 px faces too (finder.ROLL_SEARCH_MAX_SIDE: no bound since
+    the thirty-second pass); under a bound, a larger candidate is left as it was, and so is a clutter square's."""
     image = rolled_scene.image
     for t in rolled_scene.faces:
         side = t.size / finder.BLAZE_TO_SQUARE
         wrong = detect.recheck(image, t.centre, side, t.roll + 90.0, detect.RECHECK_THRESHOLD)
         assert wrong is not None
         if wrong.side > detect.UNDER_FLOOR_MAX_SIDE:  # the 180 and 120 px faces
-            assert finder._yunet_turned(image, wrong, None, SETTINGS.confidence) is None
-            continue
+            with monkeypatch.context() as bounded:
+                bounded.setattr(finder, "ROLL_SEARCH_MAX_SIDE", detect.UNDER_FLOOR_MAX_SIDE)
+                assert finder._yunet_turned(image, wrong, None, SETTINGS.confidence) is None
         face = finder._yunet_turned(image, wrong, None, SETTINGS.confidence)
         assert face is not None and finder._passes(face, SETTINGS.confidence), (t.size, t.roll)
         assert face.extra["yunet_turn"] >= finder.YUNET_VOUCHES and abs(transform.wrap(face.roll - t.roll)) <= 20.0
