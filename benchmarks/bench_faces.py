@@ -66,7 +66,7 @@ from face_sources import (
     real_faces,
 )
 
-from bump_backend.faces import FaceFinderSettings, align, blazeface, find_faces, finder, groundtruth, mtcnn, runtime
+from bump_backend.faces import FaceFinderSettings, blazeface, find_faces, finder, groundtruth, mtcnn, runtime
 from bump_backend.faces import detect as ours
 from bump_backend.faces.groundtruth import TruthFace, clutter, degrade, paste_photo, place_face, similarity
 from bump_backend.faces.track import FaceTracker
@@ -598,10 +598,8 @@ THIRTY_FIRST_PASS = ((ours, "SMALL_UNSEEN", False), (ours, "ONET_RETRY_QUARTERS"
 BEFORE_THIRTY_FIRST_SETTINGS: dict = {}
 # Issue 17's thirty-second pass: the zoomed re-read of a face the mesh did not fit (finder.ZOOM_CHECK) reaches faces
 # reported at up to 96 px (finder.ZOOM_MAX_SIZE; 64 before), and YuNet's roll search (finder.ROLL_SEARCH) candidates of
-# any size (finder.ROLL_SEARCH_MAX_SIDE; 96 px before); a shrinking crop is area-averaged by halvings
-# (align.HALVING_AA; one average at a fractional factor before).
-THIRTY_SECOND_PASS = ((finder, "ZOOM_MAX_SIZE", 64.0), (finder, "ROLL_SEARCH_MAX_SIDE", ours.UNDER_FLOOR_MAX_SIDE),
-                      (align, "HALVING_AA", False))
+# any size (finder.ROLL_SEARCH_MAX_SIDE; 96 px before).
+THIRTY_SECOND_PASS = ((finder, "ZOOM_MAX_SIZE", 64.0), (finder, "ROLL_SEARCH_MAX_SIDE", ours.UNDER_FLOOR_MAX_SIDE))
 BEFORE_THIRTY_SECOND_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
@@ -676,7 +674,7 @@ SIDE_PATHS = {
     "before-thirty-second": ("ours, before thirty-second pass", 31, {},
                              "the search before the thirty-second pass (THIRTY_SECOND_PASS: the zoomed re-read of a face "
                              "the mesh did not fit reaches faces reported at up to 64 px only; YuNet's roll search candidates of up to 96 px "
-                             "only; a shrinking crop area-averaged at a fractional factor in one step)"),
+                             "only)"),
     "upside-down": ("ours, upside-down levels", 32, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }

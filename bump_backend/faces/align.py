@@ -13,14 +13,6 @@ from bump_backend.faces.types import AlignedFace, Face
 
 PROFILE_YAW = 60.0  # beyond this the eye line is unreliable and the face looks off to one side
 AA_SCALE = 2.5  # a shrinking warp first area-averages to this many source pixels per output pixel
-# Issue 17's thirty-second pass: the area-average is made of exact halvings (OpenCV's fast path for a factor of 2), as
-# many as bring the shrink left for the bicubic sampling nearest AA_SCALE (between ~1.8 and ~3.5 source pixels per output
-# pixel), not one average at a fractional factor, which OpenCV ran ~15x slower: a 128 px crop of a 300 px face took
-# ~3.5 ms against ~0.5, and such crops (re-checks, the full-range, back-camera and mesh crops of large faces) cost ~7 %
-# of a 1440x1440 still's CPU. The crops differ a little (39-50 dB against the one-step average on a photo); on the tune
-# parts the same faces were found but for four large profiles (three more, one fewer) and one false positive came, one
-# went (docs/faces.md, the thirty-second pass). False: the one-step average (a switch for benchmarks).
-HALVING_AA = True
 
 
 def warp(src: np.ndarray, matrix: np.ndarray, size: tuple[int, int], *, interpolation: int = cv2.INTER_CUBIC,
@@ -28,9 +20,9 @@ def warp(src: np.ndarray, matrix: np.ndarray, size: tuple[int, int], *, interpol
     """Resample ``src`` through ``matrix`` (src -> out, pixel-centre coordinates) into ``size`` (w, h).
 
     Only the part of ``src`` the output covers is read. A warp that shrinks by more than AA_SCALE
-    first area-averages that part down to about AA_SCALE (HALVING_AA: by halvings), then samples it
-    bicubically: small outputs do not alias, yet an upscaled crop pasted back unmodified stays at 47-60 dB
-    (area-averaging all the way down, or a Gaussian prefilter, blurs it to 31-40 dB).
+    first area-averages that part down to AA_SCALE, then samples it bicubically: small outputs do not
+    alias, yet an upscaled crop pasted back unmodified stays at 47-60 dB (area-averaging all the way
+    down, or a Gaussian prefilter, blurs it to 31-40 dB).
     """
     width, height = size
     roi = transform.footprint(transform.invert(matrix), width, height, src.shape, pad=3)
@@ -40,14 +32,7 @@ def warp(src: np.ndarray, matrix: np.ndarray, size: tuple[int, int], *, interpol
     part = src[y0:y1, x0:x1]
     m = transform.compose(matrix, np.array([[1.0, 0.0, x0], [0.0, 1.0, y0]]))
     k = transform.scale_of(m)
-    if k < 1 / AA_SCALE and HALVING_AA:
-        for _ in range(max(0, round(math.log2(1 / (AA_SCALE * k))))):
-            if min(part.shape[:2]) < 8:
-                break
-            half_h, half_w = part.shape[0] // 2, part.shape[1] // 2
-            part = cv2.resize(part[:2 * half_h, :2 * half_w], (half_w, half_h), interpolation=cv2.INTER_AREA)
-            m = transform.compose(m, np.array([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]]))
-    elif k < 1 / AA_SCALE and min(part.shape[:2]) > 4:
+    if k < 1 / AA_SCALE and min(part.shape[:2]) > 4:
         pw, ph = max(2, round(part.shape[1] * AA_SCALE * k)), max(2, round(part.shape[0] * AA_SCALE * k))
         sx, sy = part.shape[1] / pw, part.shape[0] / ph
         part = cv2.resize(part, (pw, ph), interpolation=cv2.INTER_AREA)
