@@ -673,8 +673,8 @@ SIDE_PATHS = {
                             "and half a turn on only)"),
     "before-thirty-second": ("ours, before thirty-second pass", 31, {},
                              "the search before the thirty-second pass (THIRTY_SECOND_PASS: the zoomed re-read of a face "
-                             "the mesh did not fit reaches faces reported at up to 64 px only; YuNet's roll search candidates of up to 96 px "
-                             "only)"),
+                             "the mesh did not fit reaches faces reported at up to 64 px only; YuNet's roll search "
+                             "candidates of up to 96 px only)"),
     "upside-down": ("ours, upside-down levels", 32, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }
