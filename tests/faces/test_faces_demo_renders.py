@@ -363,16 +363,18 @@ def test_a_profile_every_other_rule_refuses_is_kept_where_yunet_sees_it(demo, mo
                           and f.extra["short_range"] >= finder.MIRROR_FLOOR for f in gained)
 
 
-def _turned_heads(demo, seed: int, damage: str):
-    """Six demo heads, three-quarter or profile views drawn at random, at random sizes and rolls on damaged clutter:
-    the image and each head's (height, moved geometry)."""
+SIX_CENTRES = ((200, 180), (520, 200), (800, 160), (240, 470), (620, 470), (850, 480))
+
+
+def _turned_heads(demo, seed: int, damage: str, centres=SIX_CENTRES, heights=(40, 56, 72, 96)):
+    """Demo heads at ``centres`` (six by default), three-quarter or profile views drawn at random, at random
+    ``heights`` and rolls on damaged clutter: the image and each head's (height, moved geometry)."""
     from bump_backend.faces.groundtruth import degrade
 
     rng = np.random.default_rng(seed)
     canvas = background(rng, 960, 640)
-    centres = [(200, 180), (520, 200), (800, 160), (240, 470), (620, 470), (850, 480)]
     names = ("profile_left", "profile_right", "three_quarter_left", "three_quarter_right")
-    plan = [(names[int(rng.integers(4))], int(rng.choice([40, 56, 72, 96])), float(rng.uniform(-180, 180)), c)
+    plan = [(names[int(rng.integers(4))], int(rng.choice(heights)), float(rng.uniform(-180, 180)), c)
             for c in centres]
     truth = [(h, _place(canvas, *demo[name], h, roll, centre, oval=True)) for name, h, roll, centre in plan]
     return degrade(canvas, damage, rng), truth
@@ -449,17 +451,10 @@ def test_a_large_profile_proposed_at_a_wrong_roll_is_found_at_the_roll_yunet_rea
     (finder.ROLL_SEARCH_MAX_SIDE, the thirty-second pass); with the old bound only the three-quarter head is found."""
     if not yunet.available():
         pytest.skip("yuface is not installed")
-    from bump_backend.faces.groundtruth import degrade
-
     settings = FaceFinderSettings(skip_smaller_than=0, min_sharpness=0)
-    rng = np.random.default_rng(15)
-    canvas = background(rng, 960, 640)
-    names = ("profile_left", "profile_right", "three_quarter_left", "three_quarter_right")
-    plan = [(names[int(rng.integers(4))], int(rng.choice([128, 160, 192])), float(rng.uniform(-180, 180)), centre)
-            for centre in ((240, 320), (720, 320))]
-    truth = [(h, _place(canvas, *demo[name], h, roll, centre, oval=True)) for name, h, roll, centre in plan]
-    image = degrade(canvas, "noise", rng)
-    assert [(name, h) for name, h, *_ in plan] == [("profile_left", 128), ("three_quarter_left", 160)]
+    image, truth = _turned_heads(demo, 15, "noise", ((240, 320), (720, 320)), (128, 160, 192))
+    views = [(demo["profile_left"][1].yaw, 128), (demo["three_quarter_left"][1].yaw, 160)]
+    assert [(g.yaw, h) for h, g in truth] == views
 
     found = find_faces(image, settings=settings).faces
     kept = _on_heads(truth, found)
