@@ -601,14 +601,18 @@ BEFORE_THIRTY_FIRST_SETTINGS: dict = {}
 # any size (finder.ROLL_SEARCH_MAX_SIDE; 96 px before).
 THIRTY_SECOND_PASS = ((finder, "ZOOM_MAX_SIZE", 64.0), (finder, "ROLL_SEARCH_MAX_SIDE", ours.UNDER_FLOOR_MAX_SIDE))
 BEFORE_THIRTY_SECOND_SETTINGS: dict = {}
+# Issue 17's thirty-third pass: a refused face of 96 px and more that the mesh did not fit is kept where YuNet and the
+# back-camera model both see it on its square (finder.LARGE_AGREE).
+THIRTY_THIRD_PASS = ((finder, "LARGE_AGREE", False),)
+BEFORE_THIRTY_THIRD_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
 # none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS, SIXTH_PASS, SEVENTH_PASS, EIGHTH_PASS, NINTH_PASS, TENTH_PASS,
 # ELEVENTH_PASS, TWELFTH_PASS, THIRTEENTH_PASS, FOURTEENTH_PASS, FIFTEENTH_PASS, SIXTEENTH_PASS, SEVENTEENTH_PASS,
 # EIGHTEENTH_PASS, NINETEENTH_PASS, TWENTIETH_PASS, TWENTY_FIRST_PASS, TWENTY_SECOND_PASS, TWENTY_THIRD_PASS,
 # TWENTY_FOURTH_PASS, TWENTY_FIFTH_PASS, TWENTY_SIXTH_PASS, TWENTY_SEVENTH_PASS, TWENTY_EIGHTH_PASS,
-# TWENTY_NINTH_PASS, THIRTIETH_PASS, THIRTY_FIRST_PASS, THIRTY_SECOND_PASS; then one more each), the settings it changes
-# on top of the run's, and what it is (the flag's help). 32: all.
+# TWENTY_NINTH_PASS, THIRTIETH_PASS, THIRTY_FIRST_PASS, THIRTY_SECOND_PASS, THIRTY_THIRD_PASS; then one more each), the
+# settings it changes on top of the run's, and what it is (the flag's help). 33: all.
 SIDE_PATHS = {
     "before-cuts": ("ours, before cost cuts", 1, {}, "the search without the cost cuts (COST_CUTS: the path before them)"),
     "before-third": ("ours, before third pass", 2, {},
@@ -675,25 +679,29 @@ SIDE_PATHS = {
                              "the search before the thirty-second pass (THIRTY_SECOND_PASS: the zoomed re-read of a face "
                              "the mesh did not fit reaches faces reported at up to 64 px only; YuNet's roll search "
                              "candidates of up to 96 px only)"),
-    "upside-down": ("ours, upside-down levels", 32, {"middle_rotations": (0, 180)},
+    "before-thirty-third": ("ours, before thirty-third pass", 32, {},
+                            "the search before the thirty-third pass (THIRTY_THIRD_PASS: a refused large face the mesh "
+                            "did not fit is not asked YuNet and the back-camera model about)"),
+    "upside-down": ("ours, upside-down levels", 33, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }
-PATHS = {"ours": (32, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
+PATHS = {"ours": (33, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
 
 
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
-             passes: int = 32) -> None:
+             passes: int = 33) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
-    ``passes``: how many of the cost cuts, third to thirty-second pass the search keeps (SIDE_PATHS; 32: all)."""
+    ``passes``: how many of the cost cuts, third to thirty-third pass the search keeps (SIDE_PATHS; 33: all)."""
     shape = (scene.image.shape[1], scene.image.shape[0])
     switched = (FOURTH_PASS + FIFTH_PASS + SIXTH_PASS + SEVENTH_PASS + EIGHTH_PASS + NINTH_PASS + TENTH_PASS
                 + ELEVENTH_PASS + TWELFTH_PASS + THIRTEENTH_PASS + FOURTEENTH_PASS + FIFTEENTH_PASS + SIXTEENTH_PASS
                 + SEVENTEENTH_PASS + EIGHTEENTH_PASS + NINETEENTH_PASS + TWENTIETH_PASS + TWENTY_FIRST_PASS
                 + TWENTY_SECOND_PASS + TWENTY_THIRD_PASS + TWENTY_FOURTH_PASS + TWENTY_FIFTH_PASS + TWENTY_SIXTH_PASS
                 + TWENTY_SEVENTH_PASS + TWENTY_EIGHTH_PASS + TWENTY_NINTH_PASS + THIRTIETH_PASS + THIRTY_FIRST_PASS
-                + THIRTY_SECOND_PASS)
+                + THIRTY_SECOND_PASS + THIRTY_THIRD_PASS)
     kept = {(module, name): getattr(module, name) for module, name, _ in switched}
-    for later, settings_before, at in ((THIRTY_SECOND_PASS, BEFORE_THIRTY_SECOND_SETTINGS, 32),
+    for later, settings_before, at in ((THIRTY_THIRD_PASS, BEFORE_THIRTY_THIRD_SETTINGS, 33),
+                                       (THIRTY_SECOND_PASS, BEFORE_THIRTY_SECOND_SETTINGS, 32),
                                        (THIRTY_FIRST_PASS, BEFORE_THIRTY_FIRST_SETTINGS, 31),
                                        (THIRTIETH_PASS, BEFORE_THIRTIETH_SETTINGS, 30),
                                        (TWENTY_NINTH_PASS, BEFORE_TWENTY_NINTH_SETTINGS, 29),

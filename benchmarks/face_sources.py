@@ -133,14 +133,16 @@ def render_folder(identity: Identity, turned: bool = False) -> Path:
     return CACHE / ("renders_turned" if turned else "renders") / identity.name
 
 
-def render_identity(identity: Identity, resolution: int = 256, samples: int = 4, turned: bool = False) -> Path:
-    """Render (once) the identity's package into the cache (``turned``: its TURNED_VIEWS); returns the package folder."""
-    out = render_folder(identity, turned)
+def render_identity(identity: Identity, resolution: int = 256, samples: int = 4, turned: bool = False,
+                    views: str | None = None, out: Path | None = None) -> Path:
+    """Render (once) the identity's package into the cache (``turned``: its TURNED_VIEWS), or only ``views`` of it into
+    ``out`` (tests); returns the package folder."""
+    out = out or render_folder(identity, turned)
     if (out / "package.json").exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "headless_renderer", "package", "--demo", *identity.args, "--out", str(out),
-           "--overwrite", "--views", TURNED_VIEWS if turned else VIEWS, "--resolution", str(resolution),
+           "--overwrite", "--views", views or (TURNED_VIEWS if turned else VIEWS), "--resolution", str(resolution),
            "--samples", str(samples), "--preset", "preview"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run(cmd, check=True, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
@@ -149,8 +151,6 @@ def render_identity(identity: Identity, resolution: int = 256, samples: int = 4,
 
 def load_renders(render_missing: bool = True, turned: bool = False) -> list[Render]:
     """Every view of every identity (``turned``: the TURNED_VIEWS; rendering the missing ones when allowed)."""
-    import cv2  # only the benchmark reads PNGs here
-
     renders: list[Render] = []
     for identity in IDENTITIES:
         folder = render_folder(identity, turned)
@@ -158,16 +158,24 @@ def load_renders(render_missing: bool = True, turned: bool = False) -> list[Rend
             if not render_missing:
                 continue
             render_identity(identity, turned=turned)
-        manifest = json.loads((folder / "package.json").read_text())
-        for view in manifest["views"]:
-            face = view.get("face")
-            if not face:
-                continue
-            bgr = cv2.imread(str(folder / view["file"]), cv2.IMREAD_COLOR)
-            renders.append(Render(identity.name, view["name"], np.ascontiguousarray(bgr[:, :, ::-1]),
-                                  tuple(face["right_eye"]), tuple(face["left_eye"]), tuple(face["face_box"]),
-                                  float(face["yaw"]), identity.held_out, identity.fresh,
-                                  identity.second_tune))
+        renders += renders_in(folder, identity)
+    return renders
+
+
+def renders_in(folder: Path, identity: Identity) -> list[Render]:
+    """The views with a face in the identity's package at ``folder``."""
+    import cv2  # only the benchmark reads PNGs here
+
+    renders = []
+    manifest = json.loads((folder / "package.json").read_text())
+    for view in manifest["views"]:
+        face = view.get("face")
+        if not face:
+            continue
+        bgr = cv2.imread(str(folder / view["file"]), cv2.IMREAD_COLOR)
+        renders.append(Render(identity.name, view["name"], np.ascontiguousarray(bgr[:, :, ::-1]),
+                              tuple(face["right_eye"]), tuple(face["left_eye"]), tuple(face["face_box"]),
+                              float(face["yaw"]), identity.held_out, identity.fresh, identity.second_tune))
     return renders
 
 

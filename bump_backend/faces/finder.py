@@ -180,6 +180,20 @@ ROLL_SEARCH_MIN_SQUARE = 22.0
 # heads at 57-125°; every other tune part and 300 face-free images found the same faces with the same false positives,
 # at 0.99-1.01x the CPU.
 ROLL_SEARCH_MAX_SIDE: float | None = None
+# Issue 17's thirty-third pass: a refused face the mesh did not fit, of at least LARGE_AGREE_MIN_SIZE px and read turned
+# (BACK_YAW), is kept where YuNet reads LARGE_AGREE_YUNET on its square and the back-camera model LARGE_AGREE_BACK
+# (``_large_agreed``): two models of two families, neither of them the full-range one, which reads 0 on most large
+# profiles. REFUSED_AGREE asks YuNet for YUNET_VOUCHES and stops at detect.UNDER_FLOOR_MAX_SIDE: large clutter reached
+# YuNet 0.78 there. Refused readings of >= 96 px without a mesh fit, after every retry above: on the turned large tune
+# part (seeds 4017-9017) 3 of the 4 missed heads read YuNet 0.66-0.78 and back-camera 0.76-0.79; none of ~780 others
+# (face-free seeds 14000, 23017, 7017, 21000, 41000 and 42000, the real, large and turned large tune parts) reached
+# both: the nearest read YuNet 0.57 with back-camera 0.77, YuNet 0.79 with 0.65, YuNet 0.6 with 0.63. 11 of the 12
+# such heads seen read turned, against 111 of 431 clutter readings: the yaw bar spares most of the calls. A switch for
+# benchmarks.
+LARGE_AGREE = True
+LARGE_AGREE_MIN_SIZE = 96.0
+LARGE_AGREE_YUNET = 0.65
+LARGE_AGREE_BACK = 0.75
 # Issue 17's twenty-ninth pass: a small blurred face the mesh does not fit is often reported 1.2-1.8x its size (the
 # short-range box takes in the hair and the white around the head), and past 1.6x the face is both missed and a false
 # positive (the held-out small part: two of its four). Read again by the short-range model on a crop made for a face
@@ -269,7 +283,8 @@ def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool,
     """Refine a candidate (``_refined``); a refused face is tried the other way up (FLIP_CHECK), then at the quarter
     turn O-Net reads best (QUARTER_CHECK), then YuNet is asked about it (YUNET_VOUCH), then YuNet and a full-range
     model about the candidate's square (REFUSED_AGREE, ``_three_agree``), then it is refined again at the roll YuNet
-    reads best (ROLL_SEARCH, ``_yunet_turned``). A reading under the re-check's floor (``c.under_floor``) is refined
+    reads best (ROLL_SEARCH, ``_yunet_turned``), then a large one is asked YuNet and the back-camera model about
+    (LARGE_AGREE, ``_large_agreed``). A reading under the re-check's floor (``c.under_floor``) is refined
     only as UNDER_FLOOR and ROLL_SEARCH_UNDER_FLOOR say. Accepted faces are never asked: no cost for them.
 
     The mesh fits an upside-down face as if it were upright (a 32 px face at 85° fitted at -99°, a 64 px one at
@@ -302,6 +317,8 @@ def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool,
         face = agreed if agreed is not None and _passes(agreed, confidence) else face
     if o_net and (face is None or not _passes(face, confidence)):
         face = _yunet_turned(image, c, face, confidence)
+    if LARGE_AGREE and o_net and face is not None and not _passes(face, confidence):
+        face = _large_agreed(image, face)
     return face
 
 
@@ -351,6 +368,28 @@ def _yunet_turned(image: np.ndarray, c: detect.Candidate, face: Face | None, con
     if again is None or not _passes(again, confidence) or not _seen_beside_yunet(image, again):
         return face
     return dataclasses.replace(again, extra=again.extra | {"yunet_turn": round(read, 4)})
+
+
+def _large_agreed(image: np.ndarray, face: Face) -> Face:
+    """A refused face the mesh did not fit, of at least LARGE_AGREE_MIN_SIZE px and read turned (BACK_YAW, as for the
+    back-camera model's other readings), kept where YuNet and the back-camera model both see it on its square
+    (LARGE_AGREE); its score becomes the short-range, YuNet and back-camera readings' geometric mean. YuNet goes first:
+    ~1 ms, and clutter reads it under LARGE_AGREE_YUNET nearly always."""
+    if (face.landmarks is not None or face.size < LARGE_AGREE_MIN_SIZE or abs(face.yaw) < BACK_YAW
+            or not yunet.available() or not blazeface.back_available()):
+        return face
+    extra = face.extra
+    read = extra["yunet"] if "yunet" in extra else detect.yunet_opinion(image, face.centre, face.size, face.roll)
+    if read < LARGE_AGREE_YUNET:
+        return face
+    back = (extra["back"] if "back" in extra
+            else detect.back_opinion(image, face.centre, face.size / BLAZE_TO_SQUARE, face.roll))
+    if back < LARGE_AGREE_BACK:
+        return face
+    agreed = (extra.get("short_range", face.score) * read * back) ** (1 / 3)
+    return dataclasses.replace(face, score=max(face.score, agreed),
+                               extra=extra | {"yunet": round(read, 4), "back": round(back, 4),
+                                              "large_agree": round(agreed, 4)})
 
 
 def _seen_beside_yunet(image: np.ndarray, face: Face) -> bool:
@@ -591,9 +630,11 @@ def _accepted(face: Face, settings: FaceFinderSettings) -> bool:
 
 def _passes(face: Face, confidence: float, refine: bool = True) -> bool:
     """Score high enough; a face the mesh could not fit (glowing blobs, galaxies) must score higher, unless
-    MTCNN's O-Net takes it for a face (O_NET_VOUCHES) or YuNet does (YUNET_VOUCHES)."""
+    MTCNN's O-Net takes it for a face (O_NET_VOUCHES), YuNet does (YUNET_VOUCHES), or YuNet and the back-camera model
+    agree on a large one (LARGE_AGREE)."""
     fitted = face.landmarks is not None or not refine
-    vouched = face.extra.get("o_net", 0.0) >= O_NET_VOUCHES or face.extra.get("yunet", 0.0) >= YUNET_VOUCHES
+    vouched = (face.extra.get("o_net", 0.0) >= O_NET_VOUCHES or face.extra.get("yunet", 0.0) >= YUNET_VOUCHES
+               or "large_agree" in face.extra)
     needed = confidence if fitted or vouched else NO_MESH_SCORE
     return face.score >= max(needed, confidence)
 
