@@ -602,8 +602,9 @@ BEFORE_THIRTY_FIRST_SETTINGS: dict = {}
 THIRTY_SECOND_PASS = ((finder, "ZOOM_MAX_SIZE", 64.0), (finder, "ROLL_SEARCH_MAX_SIDE", ours.UNDER_FLOOR_MAX_SIDE))
 BEFORE_THIRTY_SECOND_SETTINGS: dict = {}
 # Issue 17's thirty-third pass: a refused face of 96 px and more that the mesh did not fit is kept where YuNet and the
-# back-camera model both see it on its square (finder.LARGE_AGREE).
-THIRTY_THIRD_PASS = ((finder, "LARGE_AGREE", False),)
+# back-camera model both see it on its square (finder.LARGE_AGREE); P-Net's peaks from 0.5 up (0.7 before) are read at
+# the quarter turns it skips (detect.SMALL_STIR).
+THIRTY_THIRD_PASS = ((finder, "LARGE_AGREE", False), (ours, "SMALL_STIR", 0.7))
 BEFORE_THIRTY_THIRD_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
@@ -681,7 +682,8 @@ SIDE_PATHS = {
                              "candidates of up to 96 px only)"),
     "before-thirty-third": ("ours, before thirty-third pass", 32, {},
                             "the search before the thirty-third pass (THIRTY_THIRD_PASS: a refused large face the mesh "
-                            "did not fit is not asked YuNet and the back-camera model about)"),
+                            "did not fit is not asked YuNet and the back-camera model about; P-Net's peaks are read at "
+                            "the quarter turns it skips from 0.7 up only)"),
     "upside-down": ("ours, upside-down levels", 33, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }

@@ -162,7 +162,13 @@ SMALL_O = 0.8
 # on a SMALL_STIR_CROP px crop of the level around it (stirred_peaks; ~70-130 places a still, ~3 ms against ~21 for one
 # more whole turn; cells at even offsets are the whole level's), and its best cell there reaching SMALL_P is a peak too
 # (None: off, a switch for benchmarks). From 0.5 up it found no face more on the tune parts, for 1.01-1.16x the CPU.
-SMALL_STIR: float | None = 0.7
+# Issue 17's thirty-third pass: 0.5 (was 0.7). The parts made since (small tune, real tune) have many more 24 px faces,
+# and their misses are mostly dark-skinned or grey faces at 70-140° that no window and no P-Net turn proposed: YuNet,
+# O-Net and the full-range model read most of them at their true square. At 0.5, in-process on small tune (seeds
+# 17-3017, 120 scenes) 339 against 335 of 370 faces were found, on real tune (seeds 17 and 1017) 3 more of 24 px and
+# 1 of 32 px; tune, second tune and group tune the same, and no false positive more there or on 300 face-free images.
+# P-Net's share of a 1440x1440 still: ~64 -> ~72 thread ms (0.4 and 0.3 found 2-4 faces more for ~2x and ~3x that).
+SMALL_STIR: float | None = 0.5
 SMALL_STIR_CROP = 24
 # Issue 17's twenty-eighth pass: on scenes of 24 px faces only, the re-check of a P-Net candidate read a face's head
 # (or clutter beside it) 1.6-2x the square's side at another turn, and refinement kept two such readings: a face

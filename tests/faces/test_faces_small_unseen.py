@@ -1,6 +1,7 @@
-"""P-Net's small faces the short-range re-check reads nothing on (detect.SMALL_UNSEEN), and O-Net's read of a refused
-small square at the quarter turns beside R-Net's (detect.ONET_RETRY_QUARTERS): real people's 24 px faces (LFW tune
-crops) that the search found only with each."""
+"""P-Net's small faces the short-range re-check reads nothing on (detect.SMALL_UNSEEN), O-Net's read of a refused
+small square at the quarter turns beside R-Net's (detect.ONET_RETRY_QUARTERS), and P-Net's peaks read at the quarter
+turns it skips from 0.5 up (detect.SMALL_STIR): real people's 24 px faces (LFW tune crops) that the search found only
+with each."""
 
 from __future__ import annotations
 
@@ -88,3 +89,21 @@ def test_a_refused_small_square_is_read_at_the_quarter_turns_beside_r_net_s(monk
     assert not _found(image, truth)
     monkeypatch.setattr(detect, "ONET_RETRY_QUARTERS", True)
     assert _found(image, truth)
+
+
+def test_a_real_face_p_net_reads_only_at_a_skipped_turn_is_proposed_where_its_turns_read_it_from_0_5(monkeypatch):
+    """detect.SMALL_STIR at 0.5 (issue 17's thirty-third pass; 0.7 before): a 24 px face at 80° that P-Net reads 0.58
+    at best at the turns it reads (detect.SMALL_TURNS) and 0.99 a quarter turn on is proposed and found."""
+    image, truth = _scene(0, 80, "none")
+    level = detect.small_face_level(image)
+
+    def best_near(turn: int) -> float:
+        peaks = detect.small_face_peaks(image, turn, threshold=0.3, level=level)
+        return max([s for x, y, s in peaks if math.dist((x, y), truth.centre) < 0.5 * truth.size], default=0.0)
+
+    read = [best_near(turn) for turn in range(4)]
+    assert detect.SMALL_STIR <= max(read[0], read[2]) < 0.7 and max(read[1], read[3]) >= detect.SMALL_P
+    (face,) = _found(image, truth)
+    assert face.score >= SETTINGS.confidence
+    monkeypatch.setattr(detect, "SMALL_STIR", 0.7)
+    assert not _found(image, truth)
