@@ -165,10 +165,11 @@ SMALL_O = 0.8
 # Issue 17's thirty-third pass: 0.5 (was 0.7). The parts made since (small tune, real tune) have many more 24 px faces,
 # and their misses are mostly dark-skinned or grey faces at 70-140° that no window and no P-Net turn proposed: YuNet,
 # O-Net and the full-range model read most of them at their true square. At 0.5, in-process on small tune (seeds
-# 17-3017, 120 scenes) 339 against 335 of 370 faces were found, on real tune (seeds 17 and 1017) 3 more of 24 px and
+# 17-3017, 120 scenes) 654 against 650 of 713 faces were found, on real tune (seeds 17 and 1017) 3 more of 24 px and
 # 1 of 32 px; tune, second tune and group tune the same, and no false positive more there or on 300 face-free images.
 # Its cost on the benchmark: 1.00-1.05x the CPU of 0.7 (1.03x on the median part, 1.03-1.04x on face-free images);
-# 0.4 and 0.3 found 2-4 faces more on small tune and 3 on real tune for about two and three times that.
+# 0.4 (on seeds 2017 and 3017) and 0.3 found 2 and 4 faces more on small tune and 3 on real tune, for about two and
+# three times that.
 SMALL_STIR: float | None = 0.5
 SMALL_STIR_CROP = 24
 # Issue 17's twenty-eighth pass: on scenes of 24 px faces only, the re-check of a P-Net candidate read a face's head
