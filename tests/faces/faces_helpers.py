@@ -28,6 +28,17 @@ def darkened_face(source: str, roll: float, size: float = 24.0, dark: float = 0.
     return np.where(face.max(axis=2, keepdims=True) > 0, (face * dark).astype(np.uint8), image), truth
 
 
+def p_net_turn_reads(image: np.ndarray, truth) -> list[float]:
+    """P-Net's best peak (from 0.3) within half a face of ``truth``'s centre at each quarter turn, 0 to 3: which turns
+    the small-face proposals can see the face at (``truth``: anything with ``centre`` and ``size``)."""
+    level = detect.small_face_level(image)
+    reads = []
+    for turn in range(4):
+        peaks = detect.small_face_peaks(image, turn, threshold=0.3, level=level)
+        reads.append(max([s for x, y, s in peaks if math.dist((x, y), truth.centre) < 0.5 * truth.size], default=0.0))
+    return reads
+
+
 def truth_face(t: TruthFace, yaw: float = 0.0) -> Face:
     """The Face a perfect finder would return for a pasted face."""
     eyes = sorted([t.right_eye, t.left_eye])

@@ -9,7 +9,7 @@ import math
 import cv2
 import numpy as np
 import pytest
-from faces_helpers import darkened_face, roll_error, without_second_tries
+from faces_helpers import darkened_face, p_net_turn_reads, roll_error, without_second_tries
 
 from bump_backend.faces import FaceFinderSettings, detect, find_faces, groundtruth, mtcnn, runtime
 from bump_backend.faces.finder import BLAZE_TO_SQUARE
@@ -187,12 +187,7 @@ def test_a_face_p_net_reads_surely_only_at_a_turn_it_skips_is_proposed_where_its
     quarter turns on a small crop around it, and its best cell there is a peak, mapped back onto the face."""
     image, truth = _dark_face_at_a_skipped_turn()
     level = detect.small_face_level(image)
-
-    def best_near(turn: int) -> float:
-        peaks = detect.small_face_peaks(image, turn, threshold=0.3, level=level)
-        return max([s for x, y, s in peaks if math.dist((x, y), truth.centre) < 0.5 * truth.size], default=0.0)
-
-    read = [best_near(turn) for turn in range(4)]
+    read = p_net_turn_reads(image, truth)
     assert detect.SMALL_STIR <= max(read[0], read[2]) < detect.SMALL_P <= max(read[1], read[3])
     stirred = [p for p in detect.stirred_peaks(image, level, [truth.centre]) if math.dist(p[:2], truth.centre) < 6.0]
     assert len(stirred) == 1 and stirred[0][2] >= detect.SMALL_P and stirred[0][3] in (1, 3)

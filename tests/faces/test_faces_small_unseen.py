@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from faces_helpers import p_net_turn_reads
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 bench_faces = pytest.importorskip("bench_faces")
@@ -95,13 +96,7 @@ def test_a_real_face_p_net_reads_only_at_a_skipped_turn_is_proposed_where_its_tu
     """detect.SMALL_STIR at 0.5 (issue 17's thirty-third pass; 0.7 before): a 24 px face at 80° that P-Net reads 0.58
     at best at the turns it reads (detect.SMALL_TURNS) and 0.99 a quarter turn on is proposed and found."""
     image, truth = _scene(0, 80, "none")
-    level = detect.small_face_level(image)
-
-    def best_near(turn: int) -> float:
-        peaks = detect.small_face_peaks(image, turn, threshold=0.3, level=level)
-        return max([s for x, y, s in peaks if math.dist((x, y), truth.centre) < 0.5 * truth.size], default=0.0)
-
-    read = [best_near(turn) for turn in range(4)]
+    read = p_net_turn_reads(image, truth)
     assert detect.SMALL_STIR <= max(read[0], read[2]) < 0.7 and max(read[1], read[3]) >= detect.SMALL_P
     (face,) = _found(image, truth)
     assert face.score >= SETTINGS.confidence
