@@ -55,12 +55,8 @@ def test_a_large_profile_every_other_rule_refuses_is_kept_where_yunet_and_the_ba
     assert not _found(scene)
 
 
-def test_both_models_must_reach_their_bars_and_the_face_its_size(scene, monkeypatch):
-    monkeypatch.setattr(finder, "LARGE_AGREE_MIN_SIZE", 256.0)
-    assert not _found(scene)
-    monkeypatch.setattr(finder, "LARGE_AGREE_MIN_SIZE", 96.0)
-    monkeypatch.setattr(finder, "LARGE_AGREE_BACK", 0.95)
-    assert not _found(scene)
-    monkeypatch.setattr(finder, "LARGE_AGREE_BACK", 0.75)
-    monkeypatch.setattr(finder, "LARGE_AGREE_YUNET", 0.95)
+@pytest.mark.parametrize("bar, value", [("LARGE_AGREE_MIN_SIZE", 256.0), ("LARGE_AGREE_BACK", 0.95),
+                                        ("LARGE_AGREE_YUNET", 0.95)])
+def test_both_models_must_reach_their_bars_and_the_face_its_size(scene, monkeypatch, bar, value):
+    monkeypatch.setattr(finder, bar, value)  # one bar raised, the others as they are
     assert not _found(scene)
