@@ -172,6 +172,18 @@ SMALL_O = 0.8
 # three times that.
 SMALL_STIR: float | None = 0.5
 SMALL_STIR_CROP = 24
+# Issue 17's thirty-fourth pass: P-Net's small faces are re-checked only where no re-check reading stands (a face
+# there is read already), and some 24 px faces were lost so:
+# - a 216 px clutter reading, refused later, stood 87 px from a 24 px face P-Net and O-Net had proposed: a reading
+#   more than SMALL_BLOCK_RATIO times a small face's side does not stand for its place (as RESCUE_BLOCK_RATIO for the
+#   second look's proposals; None: any reading does, a switch for benchmarks);
+# - the reading that stood there was the face read half a turn off (or 1.5x too large at a quarter turn off), which
+#   refinement refused, while O-Net had read the face at 0.93-1.0 near its roll: each small face kept from the re-check
+#   goes with the readings that kept it (Candidate.fallbacks), and where such a reading is refused the short-range
+#   model reads the small face's square at O-Net's roll and that reading is refined in its place (finder._fallen_back;
+#   SMALL_FALLBACK, a switch for benchmarks).
+SMALL_BLOCK_RATIO: float | None = 2.0
+SMALL_FALLBACK = True
 # Issue 17's twenty-eighth pass: on scenes of 24 px faces only, the re-check of a P-Net candidate read a face's head
 # (or clutter beside it) 1.6-2x the square's side at another turn, and refinement kept two such readings: a face
 # reported twice its size at a wrong roll. Of the re-check readings of P-Net's candidates over 1.2x their side none
@@ -238,6 +250,8 @@ class Candidate:
     under_floor: bool = False  # its re-check read UNDER_FLOOR_FROM up to the floor: kept only as finder.UNDER_FLOOR says
     widest: float = RECHECK_WIDEST  # the largest re-check reading, in sides of this candidate, that stands for it
     o_net: float = 0.0  # P-Net's small faces (``small_faces``): O-Net's reading, kept apart from their zeroed score
+    # P-Net's small faces this reading's place kept from the re-check (SMALL_FALLBACK): tried where it is refused
+    fallbacks: list = field(default_factory=list)
 
 
 @dataclass
@@ -736,8 +750,12 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
     small = (small_pending.result() if small_pending else small_faces(image)) if small_faces_on else []
     if small:  # only where no proposal's re-check saw a face: there P-Net would add nothing
         seen = [c for chunk, _ in checked for c in chunk if c is not None and c.score >= floor]
-        small = near_none(small, seen)
+        free = near_none(small, seen, SMALL_BLOCK_RATIO)
+        blocked = [c for c in small if not any(c is f for f in free)] if SMALL_FALLBACK else []
+        small = free
         checked += run_parallel(check, small, workers)
+    else:
+        blocked = []
     calls += sum(n for _, n in checked)
     survivors = [c for chunk, _ in checked for c in chunk if c is not None and c.score >= floor]
     kept = merge(survivors)
@@ -749,8 +767,16 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
             kept.append(c)
     if second_look and UNDER_FLOOR and SMALL_UNSEEN:
         # P-Net's small faces the re-check read nothing on (or under UNDER_FLOOR_FROM) where nothing else stands
-        for c in near_none([c for c in small if c.o_net >= SMALL_UNSEEN_O and c.side <= UNDER_FLOOR_MAX_SIDE], kept):
+        for c in near_none([c for c in small if c.o_net >= SMALL_UNSEEN_O and c.side <= UNDER_FLOOR_MAX_SIDE], kept,
+                           SMALL_BLOCK_RATIO):
             kept.append(dataclasses.replace(c, score=c.o_net, under_floor=True))
+    if blocked:  # each P-Net face kept from the re-check goes with the readings at its place, for their refusal
+        centres = np.array([k.centre for k in kept], float).reshape(-1, 2)
+        sides = np.array([k.side for k in kept], float)
+        for c in blocked:
+            near = places_of(c, centres, sides) & (SMALL_BLOCK_RATIO is None or sides <= SMALL_BLOCK_RATIO * c.side)
+            for k in np.flatnonzero(near):
+                kept[k].fallbacks.append(c)
     return kept, calls
 
 

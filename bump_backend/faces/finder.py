@@ -319,6 +319,22 @@ def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool,
         face = _yunet_turned(image, c, face, confidence)
     if LARGE_AGREE and o_net and face is not None and not _passes(face, confidence):
         face = _large_agreed(image, face)
+    if detect.SMALL_FALLBACK and c.fallbacks and o_net and (face is None or not _passes(face, confidence)):
+        face = _fallen_back(image, c, face, refine, confidence)
+    return face
+
+
+def _fallen_back(image: np.ndarray, c: detect.Candidate, face: Face | None, refine: bool,
+                 confidence: float) -> Face | None:
+    """The first of P-Net's small faces at the refused reading's place (``c.fallbacks``) that is accepted when refined
+    from the short-range model's reading at O-Net's square and roll; ``face`` where none is."""
+    for small in c.fallbacks:
+        read = detect.recheck(image, tuple(small.centre), small.side, small.roll, detect.RECHECK_THRESHOLD)
+        if read is None:
+            continue
+        again = _face_from_candidate(image, read, refine, confidence, True)
+        if again is not None and _passes(again, confidence):
+            return dataclasses.replace(again, extra=again.extra | {"p_net_fallback": round(small.o_net, 4)})
     return face
 
 
