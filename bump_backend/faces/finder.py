@@ -677,7 +677,15 @@ def refine(image: np.ndarray, candidates: list[detect.Candidate], settings: Face
             face, made = _zoomed(image, face)
             faces.append(face)
             calls += made
-    return _dedupe(faces), calls
+    return _dedupe(_fallbacks_where_alone(faces)), calls
+
+
+def _fallbacks_where_alone(faces: list[Face]) -> list[Face]:
+    """The faces, less those refined from a P-Net face in a refused reading's place (``_fallen_back``) where another
+    face was accepted: P-Net's faces are there for places no face is read at, and a 24 px square on a larger face read
+    it too small (detect.SMALL_FALLBACK)."""
+    others = [f for f in faces if "p_net_fallback" not in f.extra]
+    return [f for f in faces if "p_net_fallback" not in f.extra or not any(same_face(f, o) for o in others)]
 
 
 def _refusal_first(c: detect.Candidate) -> tuple[bool, bool, float]:

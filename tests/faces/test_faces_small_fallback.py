@@ -16,8 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 bench_faces = pytest.importorskip("bench_faces")
 face_sources = pytest.importorskip("face_sources")
 
-from bump_backend.faces import FaceFinderSettings, detect, find_faces  # noqa: E402
+from bump_backend.faces import Face, FaceFinderSettings, detect, find_faces, finder  # noqa: E402
 from bump_backend.faces.groundtruth import degrade  # noqa: E402
+from bump_backend.faces.types import rotated_square_bounds  # noqa: E402
 
 SETTINGS = FaceFinderSettings(min_face_size=24, skip_smaller_than=0, workers=1)
 
@@ -71,3 +72,17 @@ def test_a_small_face_whose_place_holds_a_refused_reading_is_refined_in_its_plac
 
     monkeypatch.setattr(detect, "SMALL_FALLBACK", False)
     assert not _found(image, truth)
+
+
+def _face(centre: tuple[float, float], size: float, score: float, fallback: bool) -> Face:
+    return Face(box=rotated_square_bounds(centre, size, 0.0), score=score, eyes=((0.0, 0.0), (1.0, 0.0)), roll=0.0,
+                yaw=0.0, pitch=0.0, source="detector", extra={"p_net_fallback": 0.99} if fallback else {})
+
+
+def test_a_face_refined_from_a_p_net_face_never_displaces_another_face_at_its_place():
+    """A 24 px square on a 48 px face read it at 27 px, scoring over the 48 px reading: the dedupe would have kept it."""
+    whole, too_small = _face((100.0, 100.0), 48.0, 0.6, False), _face((108.0, 110.0), 27.0, 0.9, True)
+    alone = _face((300.0, 100.0), 24.0, 0.7, True)
+    kept = finder._dedupe(finder._fallbacks_where_alone([whole, too_small, alone]))
+    assert sorted(kept, key=lambda f: f.centre[0]) == [whole, alone]
+    assert finder._dedupe([whole, too_small, alone])[0] is too_small  # what the dedupe alone keeps
