@@ -284,7 +284,8 @@ def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool,
     turn O-Net reads best (QUARTER_CHECK), then YuNet is asked about it (YUNET_VOUCH), then YuNet and a full-range
     model about the candidate's square (REFUSED_AGREE, ``_three_agree``), then it is refined again at the roll YuNet
     reads best (ROLL_SEARCH, ``_yunet_turned``), then a large one is asked YuNet and the back-camera model about
-    (LARGE_AGREE, ``_large_agreed``). A reading under the re-check's floor (``c.under_floor``) is refined
+    (LARGE_AGREE, ``_large_agreed``), then P-Net's small faces it kept from the re-check are refined in its place
+    (detect.SMALL_FALLBACK, ``_fallen_back``). A reading under the re-check's floor (``c.under_floor``) is refined
     only as UNDER_FLOOR and ROLL_SEARCH_UNDER_FLOOR say. Accepted faces are never asked: no cost for them.
 
     The mesh fits an upside-down face as if it were upright (a 32 px face at 85° fitted at -99°, a 64 px one at
