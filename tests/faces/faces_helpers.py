@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from bump_backend.faces import Face, detect, groundtruth
-from bump_backend.faces.groundtruth import Scene, TruthFace, background, clutter, make_scene
+from bump_backend.faces import Face, FaceFinderSettings, detect, find_faces, groundtruth
+from bump_backend.faces.groundtruth import Scene, TruthFace, background, clutter, degrade, make_scene
 from bump_backend.faces.transform import wrap
 from bump_backend.faces.types import rotated_square_bounds
 
@@ -37,6 +37,32 @@ def p_net_turn_reads(image: np.ndarray, truth) -> list[float]:
         peaks = detect.small_face_peaks(image, turn, threshold=0.3, level=level)
         reads.append(max([s for x, y, s in peaks if math.dist((x, y), truth.centre) < 0.5 * truth.size], default=0.0))
     return reads
+
+
+LFW_DAMAGE = ("blur", "jpeg", "none")
+
+
+def lfw_face_alone(index: int, roll: int, damage: str) -> tuple[np.ndarray, TruthFace]:
+    """A 320x240 grey clutter scene with one LFW crop of 24 px at its centre, drawn from (index, roll, damage): the
+    small-face tests' cases were searched for among such scenes. Needs benchmarks/ importable (the callers'
+    ``pytest.importorskip("bench_faces")``)."""
+    import bench_faces
+    import face_sources
+
+    rng = np.random.default_rng(index * 1000 + roll % 360 + LFW_DAMAGE.index(damage))
+    canvas = bench_faces._grey(bench_faces.clutter(rng, 320, 240))
+    truth = bench_faces.place_real(canvas, face_sources.real_faces()[index], (160.0, 120.0), 24.0, float(roll), False)
+    return bench_faces._grey(degrade(canvas, damage, rng)), truth
+
+
+def found_matching(image: np.ndarray, truth: TruthFace, settings: FaceFinderSettings) -> list[Face]:
+    """The faces (kept or skipped) the search finds on ``image`` that the benchmark counts as ``truth`` found. Needs
+    benchmarks/ importable, as ``lfw_face_alone``."""
+    import bench_faces
+
+    result = find_faces(image, settings=settings)
+    return [f for f in result.faces + [s.face for s in result.skipped]
+            if bench_faces.matches(truth, bench_faces.found_face(f))]
 
 
 def truth_face(t: TruthFace, yaw: float = 0.0) -> Face:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from faces_helpers import found_matching
 
 from bump_backend.faces import FaceFinderSettings, find_faces, finder
 from bump_backend.faces.groundtruth import face_free
@@ -27,19 +28,13 @@ def _lfw_scene(roll: float):
     return canvas, truth
 
 
-def _matching(image, truth):
-    result = find_faces(image, settings=SETTINGS)
-    return [f for f in result.faces + [s.face for s in result.skipped]
-            if bench_faces.matches(truth, bench_faces.found_face(f))]
-
-
 @pytest.mark.parametrize("roll", [0.0, 30.0])
 def test_a_real_face_the_full_range_model_does_not_see_is_kept_on_o_net_s_and_yunet_s_word(roll, monkeypatch):
     image, truth = _lfw_scene(roll)
     monkeypatch.setattr(finder, "MESH_O_NET", False)
-    assert not _matching(image, truth)
+    assert not found_matching(image, truth, SETTINGS)
     monkeypatch.setattr(finder, "MESH_O_NET", True)
-    found = _matching(image, truth)
+    found = found_matching(image, truth, SETTINGS)
     assert len(found) == 1
     face = found[0]
     assert face.landmarks is not None and face.extra["full_range"] < 0.5
@@ -50,7 +45,7 @@ def test_a_real_face_the_full_range_model_does_not_see_is_kept_on_o_net_s_and_yu
 def test_yunet_must_see_it_too(monkeypatch):
     image, truth = _lfw_scene(30.0)
     monkeypatch.setattr(finder, "YUNET_FLOOR", 0.9)  # over what YuNet reads on this face (0.64)
-    assert not _matching(image, truth)
+    assert not found_matching(image, truth, SETTINGS)
 
 
 def test_clutter_o_net_takes_for_a_face_stays_out_on_yunet_s_word(monkeypatch):
@@ -70,7 +65,7 @@ def test_clutter_o_net_takes_for_a_face_stays_out_on_yunet_s_word(monkeypatch):
 def test_only_small_faces_are_kept_so(monkeypatch):
     image, truth = _lfw_scene(0.0)
     monkeypatch.setattr(finder, "MESH_O_NET_MAX_SIZE", 28.0)  # under this face's 32 px
-    assert not _matching(image, truth)
+    assert not found_matching(image, truth, SETTINGS)
 
 
 def test_a_larger_clutter_patch_o_net_and_yunet_both_pass_stays_out(monkeypatch):

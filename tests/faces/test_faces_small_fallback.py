@@ -11,22 +11,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from faces_helpers import found_matching, lfw_face_alone
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 bench_faces = pytest.importorskip("bench_faces")
 face_sources = pytest.importorskip("face_sources")
 
-from bump_backend.faces import Face, FaceFinderSettings, detect, find_faces, finder  # noqa: E402
-from bump_backend.faces.groundtruth import degrade  # noqa: E402
+from bump_backend.faces import Face, FaceFinderSettings, detect, finder  # noqa: E402
 from bump_backend.faces.types import rotated_square_bounds  # noqa: E402
 
 SETTINGS = FaceFinderSettings(min_face_size=24, skip_smaller_than=0, workers=1)
-
-
-def _found(image, truth):
-    result = find_faces(image, settings=SETTINGS)
-    return [f for f in result.faces + [s.face for s in result.skipped]
-            if bench_faces.matches(truth, bench_faces.found_face(f))]
 
 
 def _beside_a_large_face():
@@ -40,25 +34,16 @@ def _beside_a_large_face():
     return bench_faces._grey(canvas), large, small
 
 
-def _alone(index: int, roll: int, damage: str):
-    """A 320x240 grey scene with one LFW tune face of 24 px at its centre (the search for such cases drew them so)."""
-    face = face_sources.real_faces()[index]
-    rng = np.random.default_rng(index * 1000 + roll % 360 + ("blur", "jpeg", "none").index(damage))
-    canvas = bench_faces._grey(bench_faces.clutter(rng, 320, 240))
-    truth = bench_faces.place_real(canvas, face, (160.0, 120.0), 24.0, float(roll), False)
-    return bench_faces._grey(degrade(canvas, damage, rng)), truth
-
-
 def test_a_reading_more_than_twice_a_small_faces_side_does_not_keep_it_from_the_re_check(monkeypatch):
     image, large, small = _beside_a_large_face()
-    assert _found(image, large) and _found(image, small)
+    assert found_matching(image, large, SETTINGS) and found_matching(image, small, SETTINGS)
     monkeypatch.setattr(detect, "SMALL_BLOCK_RATIO", None)  # any reading at its place keeps it from the re-check
-    assert _found(image, large) and not _found(image, small)
+    assert found_matching(image, large, SETTINGS) and not found_matching(image, small, SETTINGS)
 
 
 @pytest.mark.parametrize("index, roll, damage", [(12, 90, "jpeg"), (24, -90, "jpeg")])
 def test_a_small_face_whose_place_holds_a_refused_reading_is_refined_in_its_place(monkeypatch, index, roll, damage):
-    image, truth = _alone(index, roll, damage)
+    image, truth = lfw_face_alone(index, roll, damage)
     # The re-check read the face, but refinement refuses that reading; P-Net's small face there went with it ...
     candidates, _ = detect.detect(image, min_face=24, rotations=(0,), proposal=SETTINGS.proposal_confidence,
                                   floor=SETTINGS.recheck_floor, workers=1)
@@ -66,12 +51,12 @@ def test_a_small_face_whose_place_holds_a_refused_reading_is_refined_in_its_plac
     assert any(c.fallbacks for c in standing)
     assert all(f.o_net >= detect.SMALL_O for c in standing for f in c.fallbacks)
     # ... and is refined in its place from the short-range model's reading at O-Net's roll.
-    (face,) = _found(image, truth)
+    (face,) = found_matching(image, truth, SETTINGS)
     assert face.extra["p_net_fallback"] >= detect.SMALL_O
     assert face.score >= SETTINGS.confidence
 
     monkeypatch.setattr(detect, "SMALL_FALLBACK", False)
-    assert not _found(image, truth)
+    assert not found_matching(image, truth, SETTINGS)
 
 
 def _face(centre: tuple[float, float], size: float, score: float, fallback: bool) -> Face:

@@ -9,40 +9,22 @@ import math
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from faces_helpers import p_net_turn_reads
+from faces_helpers import found_matching, lfw_face_alone, p_net_turn_reads
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 bench_faces = pytest.importorskip("bench_faces")
 face_sources = pytest.importorskip("face_sources")
 
 from bump_backend.faces import FaceFinderSettings, detect, find_faces, finder, groundtruth  # noqa: E402
-from bump_backend.faces.groundtruth import degrade  # noqa: E402
 
 SETTINGS = FaceFinderSettings(min_face_size=24, skip_smaller_than=0, workers=1)
-DAMAGE = ("blur", "jpeg", "none")
-
-
-def _scene(index: int, roll: int, damage: str):
-    """A 320x240 grey scene with one LFW tune face of 24 px at its centre (the search's case list drew them so)."""
-    face = face_sources.real_faces()[index]
-    rng = np.random.default_rng(index * 1000 + roll % 360 + DAMAGE.index(damage))
-    canvas = bench_faces._grey(bench_faces.clutter(rng, 320, 240))
-    truth = bench_faces.place_real(canvas, face, (160.0, 120.0), 24.0, float(roll), False)
-    return bench_faces._grey(degrade(canvas, damage, rng)), truth
-
-
-def _found(image, truth):
-    result = find_faces(image, settings=SETTINGS)
-    return [f for f in result.faces + [s.face for s in result.skipped]
-            if bench_faces.matches(truth, bench_faces.found_face(f))]
 
 
 def test_a_small_face_the_re_check_does_not_read_is_judged_by_yunet_and_the_full_range_model(monkeypatch):
-    image, truth = _scene(0, -60, "blur")
+    image, truth = lfw_face_alone(0, -60, "blur")
     monkeypatch.setattr(detect, "SMALL_UNSEEN", False)
-    assert not _found(image, truth)
+    assert not found_matching(image, truth, SETTINGS)
     monkeypatch.setattr(detect, "SMALL_UNSEEN", True)
     # The candidate is P-Net's, read by O-Net, handed on under the floor with O-Net's reading for a score ...
     candidates, _ = detect.detect(image, min_face=24, rotations=(0,), proposal=SETTINGS.proposal_confidence,
@@ -50,15 +32,15 @@ def test_a_small_face_the_re_check_does_not_read_is_judged_by_yunet_and_the_full
     unseen = [c for c in candidates if c.under_floor and c.o_net and math.dist(c.centre, truth.centre) < 12]
     assert unseen and unseen[0].score == unseen[0].o_net >= detect.SMALL_UNSEEN_O
     # ... and kept as finder.UNDER_FLOOR keeps such readings: YuNet and the full-range model agree.
-    (face,) = _found(image, truth)
+    (face,) = found_matching(image, truth, SETTINGS)
     assert face.extra["yunet"] >= finder.YUNET_VOUCHES and face.extra["agreed"] >= detect.SECOND_ENOUGH
 
 
 def test_without_its_rule_no_other_switch_finds_that_face(monkeypatch):
-    image, truth = _scene(0, -60, "blur")
+    image, truth = lfw_face_alone(0, -60, "blur")
     monkeypatch.setattr(detect, "SMALL_UNSEEN", False)
     monkeypatch.setattr(detect, "ONET_RETRY_QUARTERS", False)
-    assert not _found(image, truth)
+    assert not found_matching(image, truth, SETTINGS)
 
 
 def test_such_candidates_on_clutter_are_refused_and_get_no_roll_search(monkeypatch):
@@ -85,20 +67,20 @@ def test_such_candidates_on_clutter_are_refused_and_get_no_roll_search(monkeypat
 
 
 def test_a_refused_small_square_is_read_at_the_quarter_turns_beside_r_net_s(monkeypatch):
-    image, truth = _scene(40, -120, "none")
+    image, truth = lfw_face_alone(40, -120, "none")
     monkeypatch.setattr(detect, "ONET_RETRY_QUARTERS", False)
-    assert not _found(image, truth)
+    assert not found_matching(image, truth, SETTINGS)
     monkeypatch.setattr(detect, "ONET_RETRY_QUARTERS", True)
-    assert _found(image, truth)
+    assert found_matching(image, truth, SETTINGS)
 
 
 def test_a_real_face_p_net_reads_only_at_a_skipped_turn_is_proposed_where_its_turns_read_it_from_0_5(monkeypatch):
     """detect.SMALL_STIR at 0.5 (issue 17's thirty-third pass; 0.7 before): a 24 px face at 80° that P-Net reads 0.58
     at best at the turns it reads (detect.SMALL_TURNS) and 0.99 a quarter turn on is proposed and found."""
-    image, truth = _scene(0, 80, "none")
+    image, truth = lfw_face_alone(0, 80, "none")
     read = p_net_turn_reads(image, truth)
     assert detect.SMALL_STIR <= max(read[0], read[2]) < 0.7 and max(read[1], read[3]) >= detect.SMALL_P
-    (face,) = _found(image, truth)
+    (face,) = found_matching(image, truth, SETTINGS)
     assert face.score >= SETTINGS.confidence
     monkeypatch.setattr(detect, "SMALL_STIR", 0.7)
-    assert not _found(image, truth)
+    assert not found_matching(image, truth, SETTINGS)
