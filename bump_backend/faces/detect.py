@@ -530,13 +530,19 @@ def places_of(c: Candidate, centres: np.ndarray, sides: np.ndarray) -> np.ndarra
     return np.hypot(c.centre[0] - centres[:, 0], c.centre[1] - centres[:, 1]) < 0.5 * np.maximum(sides, c.side)
 
 
-def near_none(candidates: list[Candidate], others: list[Candidate], larger: float | None = None) -> list[Candidate]:
-    """Those of ``candidates`` whose place is none of ``others``' (places_of), in their order; with ``larger``, others
-    more than ``larger`` times a candidate's side are not its place's (half such a side reaches far past a small face)."""
+def standing_at(candidates: list[Candidate], others: list[Candidate], larger: float | None = None
+                ) -> list[np.ndarray]:
+    """For each of ``candidates``, which of ``others`` stand at its place (places_of); with ``larger``, others more than
+    ``larger`` times a candidate's side do not (half such a side reaches far past a small face)."""
     centres = np.array([c.centre for c in others], float).reshape(-1, 2)
     sides = np.array([c.side for c in others], float)
-    return [c for c in candidates
-            if not (places_of(c, centres, sides) & (larger is None or sides <= larger * c.side)).any()]
+    return [places_of(c, centres, sides) & (larger is None or sides <= larger * c.side) for c in candidates]
+
+
+def near_none(candidates: list[Candidate], others: list[Candidate], larger: float | None = None) -> list[Candidate]:
+    """Those of ``candidates`` at whose place none of ``others`` stands (``standing_at``), in their order."""
+    return [c for c, standing in zip(candidates, standing_at(candidates, others, larger), strict=True)
+            if not standing.any()]
 
 
 def merge(candidates: list[Candidate]) -> list[Candidate]:
@@ -748,14 +754,13 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
         checked += run_parallel(check, unseen_pending.result() if unseen_pending
                                 else rescued_where_unseen(image, weak, clusters, readings, floor, faint), workers)
     small = (small_pending.result() if small_pending else small_faces(image)) if small_faces_on else []
+    blocked: list[Candidate] = []  # P-Net's faces a reading stands at (SMALL_FALLBACK)
     if small:  # only where no proposal's re-check saw a face: there P-Net would add nothing
         seen = [c for chunk, _ in checked for c in chunk if c is not None and c.score >= floor]
-        free = near_none(small, seen, SMALL_BLOCK_RATIO)
-        blocked = [c for c in small if not any(c is f for f in free)] if SMALL_FALLBACK else []
-        small = free
+        standing = standing_at(small, seen, SMALL_BLOCK_RATIO)
+        blocked = [c for c, at in zip(small, standing, strict=True) if at.any()] if SMALL_FALLBACK else []
+        small = [c for c, at in zip(small, standing, strict=True) if not at.any()]
         checked += run_parallel(check, small, workers)
-    else:
-        blocked = []
     calls += sum(n for _, n in checked)
     survivors = [c for chunk, _ in checked for c in chunk if c is not None and c.score >= floor]
     kept = merge(survivors)
@@ -770,13 +775,10 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
         for c in near_none([c for c in small if c.o_net >= SMALL_UNSEEN_O and c.side <= UNDER_FLOOR_MAX_SIDE], kept,
                            SMALL_BLOCK_RATIO):
             kept.append(dataclasses.replace(c, score=c.o_net, under_floor=True))
-    if blocked:  # each P-Net face kept from the re-check goes with the readings at its place, for their refusal
-        centres = np.array([k.centre for k in kept], float).reshape(-1, 2)
-        sides = np.array([k.side for k in kept], float)
-        for c in blocked:
-            near = places_of(c, centres, sides) & (SMALL_BLOCK_RATIO is None or sides <= SMALL_BLOCK_RATIO * c.side)
-            for k in np.flatnonzero(near):
-                kept[k].fallbacks.append(c)
+    # each P-Net face kept from the re-check goes with the readings at its place, for their refusal
+    for c, standing in zip(blocked, standing_at(blocked, kept, SMALL_BLOCK_RATIO), strict=True):
+        for k in np.flatnonzero(standing):
+            kept[k].fallbacks.append(c)
     return kept, calls
 
 
