@@ -225,12 +225,14 @@ ONET_EYE_BAR = 0.9
 # Issue 17's thirty-fifth pass: O-Net read 11 of 12 traced 24 px faces it refused at 0.87-1.0 within a few pixels or a
 # quarter of a side of the square it was given (P-Net's cells lie 4 px apart; 6 read best at 1.25x the side): a
 # square it refuses, read from ONET_SHIFT_FROM up, is read again ONET_SHIFT_STEP x its side off in the 8 directions and
-# at each of ONET_SHIFT_SCALES x its side, one of o_net_rolls' tries, at ONET_EYE_BAR (None: not). Small tune parts
-# (4 seeds): 24 px faces 671 against 662 of 713, one false positive more, ~1.06x the CPU (16 O-Net reads a refused
-# square; from 0 up instead of 0.1 the same faces for ~1.1x).
+# at each of ONET_SHIFT_SCALES x its side (``shifted_squares``), at ONET_EYE_BAR (None: not). R-Net reads all of those
+# (~1/4 of O-Net's cost a crop) and O-Net only the ONET_SHIFT_KEEP it reads best (None: all). Small tune parts (4 seeds):
+# 24 px faces 671 against 662 of 713 with O-Net reading all 17 (1.04-1.09x the CPU), 669 with the best 4 (1.03-1.07x),
+# 666 with the best 2; one false positive more each.
 ONET_SHIFT_STEP: float | None = 1 / 6
 ONET_SHIFT_SCALES: tuple[float, ...] = (1.0, 1.25)
 ONET_SHIFT_FROM = 0.1
+ONET_SHIFT_KEEP: int | None = 4
 # Issue 17's thirteenth pass: a head turned side-on shows its two eyes one behind the other, and the line through
 # BlazeFace's two eye points then says nothing of the roll (35-57° off at the median for profiles, read at their true
 # squares). Where the eye points lie closer than SIDE_ON_SPREAD x the box's side (a head turned ~65° or more; 0.41
@@ -800,6 +802,18 @@ def shifted_squares(centre: tuple[float, float], side: float, turn: float
             for scale in ONET_SHIFT_SCALES for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy or scale != 1.0]
 
 
+def _shifts_worth_reading(image: np.ndarray, indices: list[int], squares: list[tuple[tuple[float, float], float, float]]
+                          ) -> list[tuple[int, tuple[tuple[float, float], float, float]]]:
+    """(index, square) of the ``shifted_squares`` about each of ``squares`` at ``indices`` that O-Net is to read: the
+    ONET_SHIFT_KEEP of each that R-Net reads best (one R-Net call for all), or all of them."""
+    around = [(i, square) for i in indices for square in shifted_squares(*squares[i])]
+    if ONET_SHIFT_KEEP is None or not around:
+        return around
+    read = mtcnn.scores(image, [square for _, square in around], small=True).reshape(len(indices), -1)
+    per = read.shape[1]
+    return [around[k * per + j] for k in range(len(indices)) for j in np.argsort(-read[k], kind="stable")[:ONET_SHIFT_KEEP]]
+
+
 def o_net_rolls(image: np.ndarray, squares: list[tuple[tuple[float, float], float, float]], threshold: float
                 ) -> tuple[np.ndarray, list[float], list[tuple[tuple[float, float], float, float]]]:
     """``starting_rolls`` of each (centre, side, turn) square R-Net kept, and the square it was read on. Where O-Net
@@ -807,8 +821,8 @@ def o_net_rolls(image: np.ndarray, squares: list[tuple[tuple[float, float], floa
     box-regressed square at both: the best of those that reaches ``threshold`` and ONET_RETRY_BAR is read as the square
     was (R-Net's turn pick is often upside down at 24 px, and P-Net's peaks lie up to a third of a face off its
     centre); from ONET_EYE_FROM up it reads the square at the roll of its own eye points there too, and from
-    ONET_SHIFT_FROM up the squares a little off and larger about it (``shifted_squares``), which must reach ONET_EYE_BAR
-    (ONET_EYE_RETRY, ONET_SHIFT_STEP)."""
+    ONET_SHIFT_FROM up the squares a little off and larger about it that R-Net reads best (``_shifts_worth_reading``),
+    which must reach ONET_EYE_BAR (ONET_EYE_RETRY, ONET_SHIFT_STEP)."""
     scores, rolls, points = _starting_rolls(image, squares, threshold)
     failing = [i for i in range(len(squares)) if scores[i] < threshold] if ONET_RETRY else []
     if not failing:
@@ -817,6 +831,9 @@ def o_net_rolls(image: np.ndarray, squares: list[tuple[tuple[float, float], floa
     bar = max(threshold, ONET_RETRY_BAR)  # more readings: a clutter patch reaches a low bar more often
     eye_bar = max(bar, ONET_EYE_BAR)
     tries: list[tuple[int, tuple[tuple[float, float], float, float], float]] = []  # (square, try, its bar)
+    if ONET_SHIFT_STEP is not None:
+        tries += [(i, square, eye_bar) for i, square in _shifts_worth_reading(
+            image, [i for i in failing if scores[i] >= ONET_SHIFT_FROM], squares)]
     for i, (centre, side) in zip(failing, moved, strict=True):
         own_centre, own_side, turn = squares[i]
         flipped = float(transform.wrap(turn + 180.0))
@@ -825,8 +842,6 @@ def o_net_rolls(image: np.ndarray, squares: list[tuple[tuple[float, float], floa
                   (i, (centre, side, flipped), bar)]
         if ONET_RETRY_QUARTERS:  # at the eye retry's bar: more tries, more clutter reaching a low one
             tries += [(i, (own_centre, own_side, float(transform.wrap(turn + q))), eye_bar) for q in (90.0, -90.0)]
-        if ONET_SHIFT_STEP is not None and scores[i] >= ONET_SHIFT_FROM:
-            tries += [(i, square, eye_bar) for square in shifted_squares(own_centre, own_side, turn)]
         eye_roll = transform.roll_of(points[i, 0], points[i, 1])
         if ONET_EYE_RETRY and scores[i] >= ONET_EYE_FROM and abs(transform.wrap(eye_roll - turn)) <= LANDMARK_TRUST:
             tries.append((i, (own_centre, own_side, float(transform.wrap(eye_roll))), eye_bar))

@@ -1,6 +1,7 @@
 """O-Net's read of a refused small square a little off and larger about it (detect.ONET_SHIFT_STEP, issue 17's
 thirty-fifth pass): P-Net's cells lie 4 px apart, and O-Net refused real people's 24 px faces (LFW tune crops) on the
-square it was given that it read 0.99-1.0 a sixth of a side away."""
+square it was given that it read 0.99-1.0 a sixth of a side away. R-Net ranks the shifted squares, and O-Net reads the
+best few (detect.ONET_SHIFT_KEEP)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 bench_faces = pytest.importorskip("bench_faces")
 face_sources = pytest.importorskip("face_sources")
 
-from bump_backend.faces import FaceFinderSettings, detect, find_faces, groundtruth  # noqa: E402
+from bump_backend.faces import FaceFinderSettings, detect, find_faces, groundtruth, mtcnn  # noqa: E402
 
 SETTINGS = FaceFinderSettings(min_face_size=24, skip_smaller_than=0, workers=1)
 
@@ -31,7 +32,20 @@ def test_the_shifted_squares_surround_the_square_at_each_scale_and_leave_it_out(
     assert {side for _, side, _ in squares} == {24.0 * scale for scale in detect.ONET_SHIFT_SCALES}
 
 
-@pytest.mark.parametrize("index, roll", [(16, -60), (28, -120), (82, 120)])
+def test_o_net_reads_the_shifted_squares_r_net_reads_best_of_each():
+    image, truth = lfw_face_alone(28, -120, "none")
+    squares = [(truth.centre, truth.size, 0.0), ((60.0, 60.0), 24.0, 90.0)]
+    kept = detect._shifts_worth_reading(image, [0, 1], squares)
+    assert [i for i, _ in kept] == [0] * detect.ONET_SHIFT_KEEP + [1] * detect.ONET_SHIFT_KEEP
+    for i in (0, 1):
+        around = detect.shifted_squares(*squares[i])
+        read = dict(zip(around, mtcnn.scores(image, around, small=True), strict=True))
+        chosen = [square for k, square in kept if k == i]
+        assert min(read[square] for square in chosen) >= max(v for square, v in read.items() if square not in chosen)
+    assert detect._shifts_worth_reading(image, [], squares) == []
+
+
+@pytest.mark.parametrize("index, roll", [(28, -120), (82, 120)])
 def test_a_small_face_o_net_refuses_on_its_square_is_found_on_a_shifted_one(monkeypatch, index, roll):
     image, truth = lfw_face_alone(index, roll, "none")
     read = []
