@@ -184,6 +184,14 @@ SMALL_STIR_CROP = 24
 #   SMALL_FALLBACK, a switch for benchmarks).
 SMALL_BLOCK_RATIO: float | None = 2.0
 SMALL_FALLBACK = True
+# Issue 17's thirty-sixth pass: O-Net's retries (ONET_SHIFT_STEP) may read a P-Net face on a square 1.25x P-Net's, and
+# SMALL_BLOCK_RATIO was then taken of that side: a 49 px reading of a 24 px face (twice its size) stood for a P-Net
+# square grown to 30 px and kept it from the re-check, and the face was reported at 55 px (small tune part). The ratio
+# is taken of P-Net's own square (Candidate.proposed_side; False: of the candidate's side, a switch for benchmarks).
+# Not for a P-Net face the re-check read nothing on (SMALL_UNSEEN), which carries O-Net's word alone: a 24 px P-Net
+# square in a 64 px side-on head (turned tune part), grown to 30 px, was then handed on where the head's 56 px reading
+# stood, and kept at 34 px in the head's place.
+SMALL_BLOCK_OWN = True
 # Issue 17's twenty-eighth pass: on scenes of 24 px faces only, the re-check of a P-Net candidate read a face's head
 # (or clutter beside it) 1.6-2x the square's side at another turn, and refinement kept two such readings: a face
 # reported twice its size at a wrong roll. Of the re-check readings of P-Net's candidates over 1.2x their side none
@@ -261,6 +269,7 @@ class Candidate:
     under_floor: bool = False  # its re-check read UNDER_FLOOR_FROM up to the floor: kept only as finder.UNDER_FLOOR says
     widest: float = RECHECK_WIDEST  # the largest re-check reading, in sides of this candidate, that stands for it
     o_net: float = 0.0  # P-Net's small faces (``small_faces``): O-Net's reading, kept apart from their zeroed score
+    proposed_side: float = 0.0  # P-Net's small faces: the side of P-Net's own square, before O-Net's retries moved it
     # P-Net's small faces this reading's place kept from the re-check (SMALL_FALLBACK): tried where it is refused
     fallbacks: list = field(default_factory=list)
 
@@ -541,13 +550,16 @@ def places_of(c: Candidate, centres: np.ndarray, sides: np.ndarray) -> np.ndarra
     return np.hypot(c.centre[0] - centres[:, 0], c.centre[1] - centres[:, 1]) < 0.5 * np.maximum(sides, c.side)
 
 
-def standing_at(candidates: list[Candidate], others: list[Candidate], larger: float | None = None
-                ) -> list[np.ndarray]:
+def standing_at(candidates: list[Candidate], others: list[Candidate], larger: float | None = None,
+                proposed: bool = False) -> list[np.ndarray]:
     """For each of ``candidates``, which of ``others`` stand at its place (places_of); with ``larger``, others more than
-    ``larger`` times a candidate's side do not (half such a side reaches far past a small face)."""
+    ``larger`` times a candidate's side do not (half such a side reaches far past a small face). ``proposed``: the
+    side of P-Net's own square for its small faces (``Candidate.proposed_side``), where O-Net's retries grew it."""
     centres = np.array([c.centre for c in others], float).reshape(-1, 2)
     sides = np.array([c.side for c in others], float)
-    return [places_of(c, centres, sides) & (larger is None or sides <= larger * c.side) for c in candidates]
+    return [places_of(c, centres, sides)
+            & (larger is None or sides <= larger * (c.proposed_side if proposed and c.proposed_side else c.side))
+            for c in candidates]
 
 
 def near_none(candidates: list[Candidate], others: list[Candidate], larger: float | None = None) -> list[Candidate]:
@@ -768,7 +780,7 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
     blocked: list[Candidate] = []  # P-Net's faces a reading stands at (SMALL_FALLBACK)
     if small:  # only where no proposal's re-check saw a face: there P-Net would add nothing
         seen = [c for chunk, _ in checked for c in chunk if c is not None and c.score >= floor]
-        standing = standing_at(small, seen, SMALL_BLOCK_RATIO)
+        standing = standing_at(small, seen, SMALL_BLOCK_RATIO, SMALL_BLOCK_OWN)
         blocked = [c for c, at in zip(small, standing, strict=True) if at.any()] if SMALL_FALLBACK else []
         small = [c for c, at in zip(small, standing, strict=True) if not at.any()]
         checked += run_parallel(check, small, workers)
@@ -787,7 +799,7 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
                            SMALL_BLOCK_RATIO):
             kept.append(dataclasses.replace(c, score=c.o_net, under_floor=True))
     # each P-Net face kept from the re-check goes with the readings at its place, for their refusal
-    for c, standing in zip(blocked, standing_at(blocked, kept, SMALL_BLOCK_RATIO), strict=True):
+    for c, standing in zip(blocked, standing_at(blocked, kept, SMALL_BLOCK_RATIO, SMALL_BLOCK_OWN), strict=True):
         for k in np.flatnonzero(standing):
             kept[k].fallbacks.append(c)
     return kept, calls
@@ -923,6 +935,7 @@ def small_faces(image: np.ndarray, scale: float = SMALL_SCALE) -> list[Candidate
     out = merge([c for c in squares if c.score >= SMALL_O])  # one per place, O-Net's best: a face is often two peaks
     for c in out:
         c.o_net = c.score
+        c.proposed_side = mtcnn.P_CELL / scale
         c.score = 0.0  # no prior for the re-check's turn pick
         c.widest = RECHECK_WIDEST if SMALL_WIDEST is None else SMALL_WIDEST
     return out
