@@ -619,6 +619,10 @@ BEFORE_THIRTY_FIFTH_SETTINGS: dict = {}
 # of the one O-Net's retries grew it to (detect.SMALL_BLOCK_OWN).
 THIRTY_SIXTH_PASS = ((ours, "SMALL_BLOCK_OWN", False),)
 BEFORE_THIRTY_SIXTH_SETTINGS: dict = {}
+# Issue 17's thirty-seventh pass: a P-Net face the re-check read nothing on is read by YuNet 10° and 20° either way of
+# O-Net's roll too (finder.UNSEEN_ROLL_TRIES), and yields to any other face accepted at its place (finder.UNSEEN_YIELDS).
+THIRTY_SEVENTH_PASS = ((finder, "UNSEEN_ROLL_TRIES", ()), (finder, "UNSEEN_YIELDS", False))
+BEFORE_THIRTY_SEVENTH_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
 # none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS, SIXTH_PASS, SEVENTH_PASS, EIGHTH_PASS, NINTH_PASS, TENTH_PASS,
@@ -626,8 +630,8 @@ BEFORE_THIRTY_SIXTH_SETTINGS: dict = {}
 # EIGHTEENTH_PASS, NINETEENTH_PASS, TWENTIETH_PASS, TWENTY_FIRST_PASS, TWENTY_SECOND_PASS, TWENTY_THIRD_PASS,
 # TWENTY_FOURTH_PASS, TWENTY_FIFTH_PASS, TWENTY_SIXTH_PASS, TWENTY_SEVENTH_PASS, TWENTY_EIGHTH_PASS,
 # TWENTY_NINTH_PASS, THIRTIETH_PASS, THIRTY_FIRST_PASS, THIRTY_SECOND_PASS, THIRTY_THIRD_PASS, THIRTY_FOURTH_PASS,
-# THIRTY_FIFTH_PASS, THIRTY_SIXTH_PASS; then one more each), the settings it changes on top of the run's, and what it is
-# (the flag's help). 36: all.
+# THIRTY_FIFTH_PASS, THIRTY_SIXTH_PASS, THIRTY_SEVENTH_PASS; then one more each), the settings it changes on top of the
+# run's, and what it is (the flag's help). 37: all.
 SIDE_PATHS = {
     "before-cuts": ("ours, before cost cuts", 1, {}, "the search without the cost cuts (COST_CUTS: the path before them)"),
     "before-third": ("ours, before third pass", 2, {},
@@ -707,25 +711,30 @@ SIDE_PATHS = {
     "before-thirty-sixth": ("ours, before thirty-sixth pass", 35, {},
                             "the search before the thirty-sixth pass (THIRTY_SIXTH_PASS: a reading keeps a P-Net face "
                             "from the re-check by the side of the square O-Net's retries grew, not P-Net's own)"),
-    "upside-down": ("ours, upside-down levels", 36, {"middle_rotations": (0, 180)},
+    "before-thirty-seventh": ("ours, before thirty-seventh pass", 36, {},
+                              "the search before the thirty-seventh pass (THIRTY_SEVENTH_PASS: P-Net's unseen small "
+                              "faces are read by YuNet at O-Net's roll only, and may displace a face at their place)"),
+    "upside-down": ("ours, upside-down levels", 37, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }
-PATHS = {"ours": (36, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
+PATHS = {"ours": (37, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
 
 
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
-             passes: int = 36) -> None:
+             passes: int = 37) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
-    ``passes``: how many of the cost cuts, third to thirty-sixth pass the search keeps (SIDE_PATHS; 36: all)."""
+    ``passes``: how many of the cost cuts, third to thirty-seventh pass the search keeps (SIDE_PATHS; 37: all)."""
     shape = (scene.image.shape[1], scene.image.shape[0])
     switched = (FOURTH_PASS + FIFTH_PASS + SIXTH_PASS + SEVENTH_PASS + EIGHTH_PASS + NINTH_PASS + TENTH_PASS
                 + ELEVENTH_PASS + TWELFTH_PASS + THIRTEENTH_PASS + FOURTEENTH_PASS + FIFTEENTH_PASS + SIXTEENTH_PASS
                 + SEVENTEENTH_PASS + EIGHTEENTH_PASS + NINETEENTH_PASS + TWENTIETH_PASS + TWENTY_FIRST_PASS
                 + TWENTY_SECOND_PASS + TWENTY_THIRD_PASS + TWENTY_FOURTH_PASS + TWENTY_FIFTH_PASS + TWENTY_SIXTH_PASS
                 + TWENTY_SEVENTH_PASS + TWENTY_EIGHTH_PASS + TWENTY_NINTH_PASS + THIRTIETH_PASS + THIRTY_FIRST_PASS
-                + THIRTY_SECOND_PASS + THIRTY_THIRD_PASS + THIRTY_FOURTH_PASS + THIRTY_FIFTH_PASS + THIRTY_SIXTH_PASS)
+                + THIRTY_SECOND_PASS + THIRTY_THIRD_PASS + THIRTY_FOURTH_PASS + THIRTY_FIFTH_PASS + THIRTY_SIXTH_PASS
+                + THIRTY_SEVENTH_PASS)
     kept = {(module, name): getattr(module, name) for module, name, _ in switched}
-    for later, settings_before, at in ((THIRTY_SIXTH_PASS, BEFORE_THIRTY_SIXTH_SETTINGS, 36),
+    for later, settings_before, at in ((THIRTY_SEVENTH_PASS, BEFORE_THIRTY_SEVENTH_SETTINGS, 37),
+                                       (THIRTY_SIXTH_PASS, BEFORE_THIRTY_SIXTH_SETTINGS, 36),
                                        (THIRTY_FIFTH_PASS, BEFORE_THIRTY_FIFTH_SETTINGS, 35),
                                        (THIRTY_FOURTH_PASS, BEFORE_THIRTY_FOURTH_SETTINGS, 34),
                                        (THIRTY_THIRD_PASS, BEFORE_THIRTY_THIRD_SETTINGS, 33),

@@ -155,6 +155,20 @@ UNDER_FLOOR = True
 # mirror check; YuNet 0.84-0.88, full-range or back-camera 0.69-0.81); such refused clutter readings on 400 face-free
 # images reached YuNet 0.78 where one of the others read 0.5, all of them over 96 px. A switch for benchmarks.
 REFUSED_AGREE = True
+# Issue 17's thirty-seventh pass: P-Net's small faces the re-check read nothing on (detect.SMALL_UNSEEN) start from the
+# roll O-Net's landmark points give (on 24 px faces 30-45° from a quarter turn, 22° off at the median: the seventeenth
+# pass), and YuNet's word at that one roll gates them. Where it is under YUNET_VOUCHES, YuNet reads the square
+# UNSEEN_ROLL_TRIES degrees either way too, and the roll it reads best stands for the candidate where that reads more
+# (``_unseen_turned``). On small tune (seed 17) 2 of the 5 such faces refused read YuNet 0.79-0.80 within 20° (O-Net's
+# roll 16° and 24° off), and none of 508 clutter candidates reached 0.7 there where the full-range or back-camera model
+# read 0.5. () is off, a switch for benchmarks.
+# Alone it lost 48 px heads: a 24 px P-Net square inside the head, turned so, was kept at 27 px and scored over the
+# head's own reading, and the dedupe kept it (tune part, seed 2017, scene 22). So a face refined from such a candidate
+# (marked ``p_net_unseen``) yields to any other face accepted at its place (UNSEEN_YIELDS, ``_fallbacks_where_alone``),
+# as the fallbacks of detect.SMALL_FALLBACK do: P-Net's faces are there for places no face is read at. A switch for
+# benchmarks.
+UNSEEN_ROLL_TRIES: tuple[float, ...] = (-20.0, -10.0, 10.0, 20.0)
+UNSEEN_YIELDS = True
 # Issue 17's twenty-seventh pass: a candidate refused after every retry above, of at most ROLL_SEARCH_MAX_SIDE (below),
 # is read by YuNet at every roll (detect.yunet_roll); where it reads YUNET_VOUCHES at a roll more than REFIT_ROLL off
 # the candidate's, the candidate is refined again at that roll and kept where that is accepted and a model of another
@@ -433,6 +447,8 @@ def _three_agree(image: np.ndarray, c: detect.Candidate, confidence: float) -> F
     always."""
     centre = tuple(c.centre)
     read = detect.yunet_opinion(image, centre, c.side * BLAZE_TO_SQUARE, c.roll)
+    if read < YUNET_VOUCHES and c.o_net and c.under_floor and UNSEEN_ROLL_TRIES:
+        c, read = _unseen_turned(image, c, read)
     if read < YUNET_VOUCHES:
         return None
     full = c.opinion or 0.0
@@ -449,9 +465,22 @@ def _three_agree(image: np.ndarray, c: detect.Candidate, confidence: float) -> F
     if face is None or face.extra.get("yunet", YUNET_VOUCHES) < YUNET_FLOOR:
         return None  # YuNet saw no face on the mesh's own square (YUNET_CHECK): the fit is not this face
     agreed = (c.score * read * second) ** (1 / 3)
+    unseen = {"p_net_unseen": True} if c.o_net and c.under_floor else {}
     return dataclasses.replace(face, score=max(face.score, agreed),
                                extra=face.extra | {"re_check": round(c.score, 4), "yunet": round(read, 4),
-                                                   "agreed": round(second, 4)})
+                                                   "agreed": round(second, 4)} | unseen)
+
+
+def _unseen_turned(image: np.ndarray, c: detect.Candidate, read: float) -> tuple[detect.Candidate, float]:
+    """P-Net's unseen small face ``c`` at the roll within UNSEEN_ROLL_TRIES of O-Net's where YuNet reads it best, and
+    that reading, where it beats ``read`` (YuNet's at O-Net's roll); else ``c`` and ``read``."""
+    rolls = [float(transform.wrap(c.roll + offset)) for offset in UNSEEN_ROLL_TRIES]
+    reads = [detect.yunet_opinion(image, tuple(c.centre), c.side * BLAZE_TO_SQUARE, roll) for roll in rolls]
+    best = int(np.argmax(reads))
+    if reads[best] <= read:
+        return c, read
+    roll = rolls[best]
+    return dataclasses.replace(c, roll=roll, rotation=int(round(roll)), opinion=None), reads[best]
 
 
 def _yunet_vouched(image: np.ndarray, face: Face, confidence: float) -> Face:
@@ -682,11 +711,12 @@ def refine(image: np.ndarray, candidates: list[detect.Candidate], settings: Face
 
 
 def _fallbacks_where_alone(faces: list[Face]) -> list[Face]:
-    """The faces, less those refined from a P-Net face in a refused reading's place (``_fallen_back``) where another
-    face was accepted: P-Net's faces are there for places no face is read at, and a 24 px square on a larger face read
-    it too small (detect.SMALL_FALLBACK)."""
-    others = [f for f in faces if "p_net_fallback" not in f.extra]
-    return [f for f in faces if "p_net_fallback" not in f.extra or not any(same_face(f, o) for o in others)]
+    """The faces, less those refined from a P-Net face in a refused reading's place (``_fallen_back``), or from one the
+    re-check read nothing on (UNSEEN_YIELDS), where another face was accepted: P-Net's faces are there for places no
+    face is read at, and a 24 px square on a larger face read it too small (detect.SMALL_FALLBACK)."""
+    marks = ("p_net_fallback", "p_net_unseen") if UNSEEN_YIELDS else ("p_net_fallback",)
+    others = [f for f in faces if not any(m in f.extra for m in marks)]
+    return [f for f in faces if not any(m in f.extra for m in marks) or not any(same_face(f, o) for o in others)]
 
 
 def _refusal_first(c: detect.Candidate) -> tuple[bool, bool, float]:

@@ -1,0 +1,104 @@
+"""YuNet's roll for P-Net's unseen small faces (finder.UNSEEN_ROLL_TRIES, issue 17's thirty-seventh pass): such a face
+starts from the roll O-Net's landmark points give, often 15-25° off on 24 px faces, and YuNet's word at that one roll
+gated it. YuNet now reads it 10° and 20° either way too, and the roll it reads best stands. Such a face yields to any
+other face accepted at its place (finder.UNSEEN_YIELDS, the thirty-seventh pass): a 24 px P-Net square inside a 48 px
+head, turned so, scored over the head's own reading."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from faces_helpers import lfw_face_alone
+
+from bump_backend.faces import Face, FaceFinderSettings, detect, finder, yunet
+from bump_backend.faces.transform import wrap
+from bump_backend.faces.types import rotated_square_bounds
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+CONFIDENCE = FaceFinderSettings().confidence
+
+
+def _unseen(truth, off: float) -> detect.Candidate:
+    """P-Net's face handed on unseen (detect.SMALL_UNSEEN) at the true square, its roll ``off`` degrees from the truth."""
+    return detect.Candidate(np.array(truth.centre), 24.0, float(wrap(truth.roll + off)), 0.95, np.zeros((6, 2)), 0,
+                            under_floor=True, o_net=0.95)
+
+
+@pytest.fixture()
+def lfw_face():
+    pytest.importorskip("bench_faces")
+    if not yunet.available():
+        pytest.skip("yuface is not installed")
+    return lfw_face_alone(0, -60, "none")  # an LFW tune face of 24 px at -60°
+
+
+@pytest.mark.parametrize("off", [20.0, -20.0])
+def test_an_unseen_small_face_read_off_its_roll_is_kept_at_the_roll_yunet_reads_best(lfw_face, monkeypatch, off):
+    image, truth = lfw_face
+    c = _unseen(truth, off)
+    square = c.side * finder.BLAZE_TO_SQUARE
+    assert detect.yunet_opinion(image, tuple(c.centre), square, c.roll) < finder.YUNET_VOUCHES
+
+    face = finder._three_agree(image, c, CONFIDENCE)
+    assert face is not None and face.score >= CONFIDENCE
+    assert abs(wrap(face.roll - truth.roll)) <= 8.0
+    assert face.extra["yunet"] >= finder.YUNET_VOUCHES
+
+    monkeypatch.setattr(finder, "UNSEEN_ROLL_TRIES", ())
+    assert finder._three_agree(image, c, CONFIDENCE) is None
+
+
+def test_the_tries_turn_the_candidate_only_where_yunet_reads_a_roll_better(lfw_face):
+    image, truth = lfw_face
+    c = _unseen(truth, 20.0)
+    kept, read = finder._unseen_turned(image, c, 1.0)  # no roll reads over 1
+    assert kept is c and read == 1.0
+    turned, best = finder._unseen_turned(image, c, 0.0)
+    assert best >= finder.YUNET_VOUCHES and turned is not c
+    assert abs(wrap(turned.roll - truth.roll)) <= 10.0 and turned.opinion is None
+    assert turned.side == c.side and tuple(turned.centre) == tuple(c.centre)
+
+
+def test_the_tries_are_only_for_p_nets_unseen_faces(lfw_face, monkeypatch):
+    """A re-check reading under the floor (no O-Net word) is not turned: the roll search there is
+    ROLL_SEARCH_UNDER_FLOOR's."""
+    image, truth = lfw_face
+    tried = []
+    unseen_turned = finder._unseen_turned
+    monkeypatch.setattr(finder, "_unseen_turned", lambda *args: tried.append(args) or unseen_turned(*args))
+    reading = _unseen(truth, 20.0)
+    reading.o_net = 0.0
+    assert finder._three_agree(image, reading, CONFIDENCE) is None
+    assert not tried
+    assert finder._three_agree(image, _unseen(truth, 20.0), CONFIDENCE) is not None
+    assert len(tried) == 1
+
+
+def test_an_unseen_small_face_kept_is_marked_so(lfw_face):
+    image, truth = lfw_face
+    face = finder._three_agree(image, _unseen(truth, 0.0), CONFIDENCE)
+    assert face is not None and face.extra["p_net_unseen"]
+    reading = _unseen(truth, 0.0)
+    reading.o_net = 0.0  # a re-check reading under the floor, not P-Net's
+    face = finder._three_agree(image, reading, CONFIDENCE)
+    assert face is None or "p_net_unseen" not in face.extra
+
+
+def _face(centre: tuple[float, float], size: float, score: float, unseen: bool) -> Face:
+    return Face(box=rotated_square_bounds(centre, size, 0.0), score=score, eyes=((0.0, 0.0), (1.0, 0.0)), roll=0.0,
+                yaw=0.0, pitch=0.0, source="detector", extra={"p_net_unseen": True} if unseen else {})
+
+
+def test_an_unseen_small_face_yields_to_a_face_accepted_at_its_place(monkeypatch):
+    """The tune case: a 48 px head at -128° read at 51 px (0.71), and a 24 px P-Net square inside it kept at 27 px
+    (1.0), 12 px from the head's centre."""
+    head, inside = _face((842.0, 455.0), 51.0, 0.71, False), _face((840.0, 444.0), 27.0, 1.0, True)
+    alone = _face((300.0, 100.0), 27.0, 0.9, True)
+    kept = finder._dedupe(finder._fallbacks_where_alone([head, inside, alone]))
+    assert sorted(kept, key=lambda f: f.centre[0]) == [alone, head]
+    monkeypatch.setattr(finder, "UNSEEN_YIELDS", False)
+    assert finder._dedupe(finder._fallbacks_where_alone([head, inside, alone])) == [inside, alone]
