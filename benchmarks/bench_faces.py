@@ -620,8 +620,9 @@ BEFORE_THIRTY_FIFTH_SETTINGS: dict = {}
 THIRTY_SIXTH_PASS = ((ours, "SMALL_BLOCK_OWN", False),)
 BEFORE_THIRTY_SIXTH_SETTINGS: dict = {}
 # Issue 17's thirty-seventh pass: a P-Net face the re-check read nothing on is read by YuNet 10° and 20° either way of
-# O-Net's roll too (finder.UNSEEN_ROLL_TRIES), and yields to any other face accepted at its place (finder.UNSEEN_YIELDS).
-THIRTY_SEVENTH_PASS = ((finder, "UNSEEN_ROLL_TRIES", ()), (finder, "UNSEEN_YIELDS", False))
+# O-Net's roll too (finder.UNSEEN_ROLL_TRIES); one kept at a roll so turned yields to any other face accepted at its
+# place (finder.TURNED_YIELDS).
+THIRTY_SEVENTH_PASS = ((finder, "UNSEEN_ROLL_TRIES", ()), (finder, "TURNED_YIELDS", False))
 BEFORE_THIRTY_SEVENTH_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
@@ -712,8 +713,8 @@ SIDE_PATHS = {
                             "the search before the thirty-sixth pass (THIRTY_SIXTH_PASS: a reading keeps a P-Net face "
                             "from the re-check by the side of the square O-Net's retries grew, not P-Net's own)"),
     "before-thirty-seventh": ("ours, before thirty-seventh pass", 36, {},
-                              "the search before the thirty-seventh pass (THIRTY_SEVENTH_PASS: P-Net's unseen small "
-                              "faces are read by YuNet at O-Net's roll only, and may displace a face at their place)"),
+                              "the search before the thirty-seventh pass (THIRTY_SEVENTH_PASS: YuNet reads P-Net's "
+                              "unseen small faces at O-Net's roll only)"),
     "upside-down": ("ours, upside-down levels", 37, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }

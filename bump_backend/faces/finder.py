@@ -163,12 +163,14 @@ REFUSED_AGREE = True
 # roll 16° and 24° off), and none of 508 clutter candidates reached 0.7 there where the full-range or back-camera model
 # read 0.5. () is off, a switch for benchmarks.
 # Alone it lost 48 px heads: a 24 px P-Net square inside the head, turned so, was kept at 27 px and scored over the
-# head's own reading, and the dedupe kept it (tune part, seed 2017, scene 22). So a face refined from such a candidate
-# (marked ``p_net_unseen``) yields to any other face accepted at its place (UNSEEN_YIELDS, ``_fallbacks_where_alone``),
-# as the fallbacks of detect.SMALL_FALLBACK do: P-Net's faces are there for places no face is read at. A switch for
-# benchmarks.
+# head's own reading, and the dedupe kept it (tune part, seed 2017, scene 22). So a face kept at a roll the tries turned
+# it to (``extra["unseen_turned"]``, the turn in degrees) yields to any other face accepted at its place
+# (TURNED_YIELDS, ``_fallbacks_where_alone``), as the fallbacks of detect.SMALL_FALLBACK do: P-Net's faces are there
+# for places no face is read at. Only those turned: every unseen face yielding lost a 32 px head on the group part
+# (seed 1017, scene 10), found before as an unseen face at 27 px, to a 66 px reading of the blurred head beside it.
+# A switch for benchmarks.
 UNSEEN_ROLL_TRIES: tuple[float, ...] = (-20.0, -10.0, 10.0, 20.0)
-UNSEEN_YIELDS = True
+TURNED_YIELDS = True
 # Issue 17's twenty-seventh pass: a candidate refused after every retry above, of at most ROLL_SEARCH_MAX_SIDE (below),
 # is read by YuNet at every roll (detect.yunet_roll); where it reads YUNET_VOUCHES at a roll more than REFIT_ROLL off
 # the candidate's, the candidate is refined again at that roll and kept where that is accepted and a model of another
@@ -447,6 +449,7 @@ def _three_agree(image: np.ndarray, c: detect.Candidate, confidence: float) -> F
     always."""
     centre = tuple(c.centre)
     read = detect.yunet_opinion(image, centre, c.side * BLAZE_TO_SQUARE, c.roll)
+    roll = c.roll
     if read < YUNET_VOUCHES and c.o_net and c.under_floor and UNSEEN_ROLL_TRIES:
         c, read = _unseen_turned(image, c, read)
     if read < YUNET_VOUCHES:
@@ -465,10 +468,10 @@ def _three_agree(image: np.ndarray, c: detect.Candidate, confidence: float) -> F
     if face is None or face.extra.get("yunet", YUNET_VOUCHES) < YUNET_FLOOR:
         return None  # YuNet saw no face on the mesh's own square (YUNET_CHECK): the fit is not this face
     agreed = (c.score * read * second) ** (1 / 3)
-    unseen = {"p_net_unseen": True} if c.o_net and c.under_floor else {}
+    turned = {"unseen_turned": round(float(transform.wrap(c.roll - roll)), 1)} if c.roll != roll else {}
     return dataclasses.replace(face, score=max(face.score, agreed),
                                extra=face.extra | {"re_check": round(c.score, 4), "yunet": round(read, 4),
-                                                   "agreed": round(second, 4)} | unseen)
+                                                   "agreed": round(second, 4)} | turned)
 
 
 def _unseen_turned(image: np.ndarray, c: detect.Candidate, read: float) -> tuple[detect.Candidate, float]:
@@ -712,9 +715,10 @@ def refine(image: np.ndarray, candidates: list[detect.Candidate], settings: Face
 
 def _fallbacks_where_alone(faces: list[Face]) -> list[Face]:
     """The faces, less those refined from a P-Net face in a refused reading's place (``_fallen_back``), or from one the
-    re-check read nothing on (UNSEEN_YIELDS), where another face was accepted: P-Net's faces are there for places no
-    face is read at, and a 24 px square on a larger face read it too small (detect.SMALL_FALLBACK)."""
-    marks = ("p_net_fallback", "p_net_unseen") if UNSEEN_YIELDS else ("p_net_fallback",)
+    re-check read nothing on that YuNet's roll tries turned (TURNED_YIELDS), where another face was accepted: P-Net's
+    faces are there for places no face is read at, and a 24 px square on a larger face read it too small
+    (detect.SMALL_FALLBACK)."""
+    marks = ("p_net_fallback", "unseen_turned") if TURNED_YIELDS else ("p_net_fallback",)
     others = [f for f in faces if not any(m in f.extra for m in marks)]
     return [f for f in faces if not any(m in f.extra for m in marks) or not any(same_face(f, o) for o in others)]
 

@@ -1,11 +1,12 @@
 """YuNet's roll for P-Net's unseen small faces (finder.UNSEEN_ROLL_TRIES, issue 17's thirty-seventh pass): such a face
 starts from the roll O-Net's landmark points give, often 15-25° off on 24 px faces, and YuNet's word at that one roll
 gated it. YuNet now reads it 10° and 20° either way too, and the roll it reads best stands. Such a face yields to any
-other face accepted at its place (finder.UNSEEN_YIELDS, the thirty-seventh pass): a 24 px P-Net square inside a 48 px
+other face accepted at its place where the tries turned it (finder.TURNED_YIELDS): a 24 px P-Net square inside a 48 px
 head, turned so, scored over the head's own reading."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -78,27 +79,33 @@ def test_the_tries_are_only_for_p_nets_unseen_faces(lfw_face, monkeypatch):
     assert len(tried) == 1
 
 
-def test_an_unseen_small_face_kept_is_marked_so(lfw_face):
+def test_an_unseen_small_face_kept_at_a_turned_roll_is_marked_so(lfw_face):
     image, truth = lfw_face
-    face = finder._three_agree(image, _unseen(truth, 0.0), CONFIDENCE)
-    assert face is not None and face.extra["p_net_unseen"]
-    reading = _unseen(truth, 0.0)
-    reading.o_net = 0.0  # a re-check reading under the floor, not P-Net's
-    face = finder._three_agree(image, reading, CONFIDENCE)
-    assert face is None or "p_net_unseen" not in face.extra
+    turned = finder._three_agree(image, _unseen(truth, 20.0), CONFIDENCE)
+    assert turned is not None and turned.extra["unseen_turned"] in (-10.0, -20.0)
+    at_its_roll = finder._three_agree(image, _unseen(truth, 0.0), CONFIDENCE)
+    assert at_its_roll is not None and "unseen_turned" not in at_its_roll.extra
 
 
-def _face(centre: tuple[float, float], size: float, score: float, unseen: bool) -> Face:
+def _face(centre: tuple[float, float], size: float, score: float, turned: bool) -> Face:
     return Face(box=rotated_square_bounds(centre, size, 0.0), score=score, eyes=((0.0, 0.0), (1.0, 0.0)), roll=0.0,
-                yaw=0.0, pitch=0.0, source="detector", extra={"p_net_unseen": True} if unseen else {})
+                yaw=0.0, pitch=0.0, source="detector", extra={"unseen_turned": -20.0} if turned else {})
 
 
-def test_an_unseen_small_face_yields_to_a_face_accepted_at_its_place(monkeypatch):
+def test_a_turned_unseen_face_yields_to_a_face_accepted_at_its_place(monkeypatch):
     """The tune case: a 48 px head at -128° read at 51 px (0.71), and a 24 px P-Net square inside it kept at 27 px
-    (1.0), 12 px from the head's centre."""
+    (1.0) at a roll the tries turned it to, 12 px from the head's centre."""
     head, inside = _face((842.0, 455.0), 51.0, 0.71, False), _face((840.0, 444.0), 27.0, 1.0, True)
     alone = _face((300.0, 100.0), 27.0, 0.9, True)
     kept = finder._dedupe(finder._fallbacks_where_alone([head, inside, alone]))
     assert sorted(kept, key=lambda f: f.centre[0]) == [alone, head]
-    monkeypatch.setattr(finder, "UNSEEN_YIELDS", False)
+    monkeypatch.setattr(finder, "TURNED_YIELDS", False)
     assert finder._dedupe(finder._fallbacks_where_alone([head, inside, alone])) == [inside, alone]
+
+
+def test_an_unseen_face_kept_at_o_nets_roll_does_not_yield():
+    """The group part's case: a blurred 32 px head kept as an unseen P-Net face at 27 px (0.87), with a 66 px reading
+    of it beside (0.71): the dedupe keeps the better, as before the tries."""
+    head_read_large = _face((678.0, 136.0), 66.0, 0.71, False)
+    unseen = dataclasses.replace(_face((692.0, 144.0), 27.0, 0.87, False), extra={"re_check": 0.82})
+    assert finder._dedupe(finder._fallbacks_where_alone([head_read_large, unseen])) == [unseen]
