@@ -168,8 +168,12 @@ REFUSED_AGREE = True
 # (TURNED_YIELDS, ``_fallbacks_where_alone``), as the fallbacks of detect.SMALL_FALLBACK do: P-Net's faces are there
 # for places no face is read at. Only those turned: every unseen face yielding lost a 32 px head on the group part
 # (seed 1017, scene 10), found before as an unseen face at 27 px, to a 66 px reading of the blurred head beside it.
-# A switch for benchmarks.
+# A switch for benchmarks. The tries cost 1.01-1.07x the CPU of the path before (the turned large part the most: ~30
+# unseen candidates a still, 4 YuNet reads each), so only a candidate YuNet reads from UNSEEN_TRY_FROM up at O-Net's roll
+# is tried: of 510 unseen candidates under 0.8 (small tune seed 17; 150 face-free images), 112 read 0.3, the 3 that
+# the tries took to 0.8 among them (0.64-0.78 at O-Net's roll).
 UNSEEN_ROLL_TRIES: tuple[float, ...] = (-20.0, -10.0, 10.0, 20.0)
+UNSEEN_TRY_FROM = 0.3
 TURNED_YIELDS = True
 # Issue 17's twenty-seventh pass: a candidate refused after every retry above, of at most ROLL_SEARCH_MAX_SIDE (below),
 # is read by YuNet at every roll (detect.yunet_roll); where it reads YUNET_VOUCHES at a roll more than REFIT_ROLL off
@@ -450,7 +454,7 @@ def _three_agree(image: np.ndarray, c: detect.Candidate, confidence: float) -> F
     centre = tuple(c.centre)
     read = detect.yunet_opinion(image, centre, c.side * BLAZE_TO_SQUARE, c.roll)
     roll = c.roll
-    if read < YUNET_VOUCHES and c.o_net and c.under_floor and UNSEEN_ROLL_TRIES:
+    if UNSEEN_TRY_FROM <= read < YUNET_VOUCHES and c.o_net and c.under_floor and UNSEEN_ROLL_TRIES:
         c, read = _unseen_turned(image, c, read)
     if read < YUNET_VOUCHES:
         return None
