@@ -168,10 +168,11 @@ REFUSED_AGREE = True
 # (TURNED_YIELDS, ``_fallbacks_where_alone``), as the fallbacks of detect.SMALL_FALLBACK do: P-Net's faces are there
 # for places no face is read at. Only those turned: every unseen face yielding lost a 32 px head on the group part
 # (seed 1017, scene 10), found before as an unseen face at 27 px, to a 66 px reading of the blurred head beside it.
-# A switch for benchmarks. The tries cost 1.01-1.07x the CPU of the path before (the turned large part the most: ~30
-# unseen candidates a still, 4 YuNet reads each), so only a candidate YuNet reads from UNSEEN_TRY_FROM up at O-Net's roll
-# is tried: of 510 unseen candidates under 0.8 (small tune seed 17; 150 face-free images), 112 read 0.3, the 3 that
-# the tries took to 0.8 among them (0.64-0.78 at O-Net's roll).
+# A switch for benchmarks. The tries are 4 YuNet reads a candidate, and most unseen candidates are clutter YuNet reads
+# nothing on: only a candidate YuNet reads from UNSEEN_TRY_FROM up at O-Net's roll is tried. Of 510 unseen candidates
+# under 0.8 (small tune seed 17; 150 face-free images), 112 read 0.3, the 3 that the tries took to 0.8 among them
+# (0.64-0.78 at O-Net's roll); on 10 stills each it tries 1.7 of 6.9 unseen candidates a still on small tune, 0.2 of 1.0
+# on turned large tune, 0 of 0.2 on face-free images.
 UNSEEN_ROLL_TRIES: tuple[float, ...] = (-20.0, -10.0, 10.0, 20.0)
 UNSEEN_TRY_FROM = 0.3
 TURNED_YIELDS = True
