@@ -12,6 +12,12 @@ from bump_backend.faces.transform import wrap
 from bump_backend.faces.types import rotated_square_bounds
 
 
+def upright_face(centre: tuple[float, float], size: float, score: float, extra: dict | None = None) -> Face:
+    """A detector face of ``size`` px at ``centre``, upright, with ``extra`` (the marks the dedupe rules read)."""
+    return Face(box=rotated_square_bounds(centre, size, 0.0), score=score, eyes=((0.0, 0.0), (1.0, 0.0)), roll=0.0,
+                yaw=0.0, pitch=0.0, source="detector", extra=dict(extra or {}))
+
+
 def without_second_tries(monkeypatch) -> None:
     """R-Net's turns between the quarter turns and O-Net's second tries off (detect.R_NET_OFFSETS, detect.ONET_RETRY):
     the second look before issue 17's twenty-fifth pass, for tests of a rule those tries would also make up for."""

@@ -11,14 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from faces_helpers import found_matching, lfw_face_alone
+from faces_helpers import found_matching, lfw_face_alone, upright_face
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 bench_faces = pytest.importorskip("bench_faces")
 face_sources = pytest.importorskip("face_sources")
 
 from bump_backend.faces import Face, FaceFinderSettings, detect, finder  # noqa: E402
-from bump_backend.faces.types import rotated_square_bounds  # noqa: E402
 
 SETTINGS = FaceFinderSettings(min_face_size=24, skip_smaller_than=0, workers=1)
 
@@ -60,8 +59,7 @@ def test_a_small_face_whose_place_holds_a_refused_reading_is_refined_in_its_plac
 
 
 def _face(centre: tuple[float, float], size: float, score: float, fallback: bool) -> Face:
-    return Face(box=rotated_square_bounds(centre, size, 0.0), score=score, eyes=((0.0, 0.0), (1.0, 0.0)), roll=0.0,
-                yaw=0.0, pitch=0.0, source="detector", extra={"p_net_fallback": 0.99} if fallback else {})
+    return upright_face(centre, size, score, {"p_net_fallback": 0.99} if fallback else None)
 
 
 def test_a_face_refined_from_a_p_net_face_never_displaces_another_face_at_its_place():

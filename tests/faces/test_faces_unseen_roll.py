@@ -12,11 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from faces_helpers import lfw_face_alone
+from faces_helpers import lfw_face_alone, upright_face
 
 from bump_backend.faces import Face, FaceFinderSettings, detect, finder, yunet
 from bump_backend.faces.transform import wrap
-from bump_backend.faces.types import rotated_square_bounds
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
@@ -88,8 +87,7 @@ def test_an_unseen_small_face_kept_at_a_turned_roll_is_marked_so(lfw_face):
 
 
 def _face(centre: tuple[float, float], size: float, score: float, turned: bool) -> Face:
-    return Face(box=rotated_square_bounds(centre, size, 0.0), score=score, eyes=((0.0, 0.0), (1.0, 0.0)), roll=0.0,
-                yaw=0.0, pitch=0.0, source="detector", extra={"unseen_turned": -20.0} if turned else {})
+    return upright_face(centre, size, score, {"unseen_turned": -20.0} if turned else None)
 
 
 def test_a_turned_unseen_face_yields_to_a_face_accepted_at_its_place(monkeypatch):
