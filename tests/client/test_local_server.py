@@ -30,14 +30,26 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def _wait(predicate, timeout: float = 20.0, interval: float = 0.05):
+def _wait(predicate, timeout: float = 20.0, interval: float = 0.05, server: ls.LocalServer | None = None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError("condition not reached in time")
+    log = f"; the server's log ends:\n{server.log_tail()}" if server is not None else ""
+    raise AssertionError(f"condition not reached in time{log}")
+
+
+def _start_stub(server: ls.LocalServer, command_on, tries: int = 3) -> ls.ServerState:
+    """Start the stub on a free port; start again on another if one was taken between the pick and the bind."""
+    for _ in range(tries):
+        state = server.start(command_on(_port()))
+        _wait(lambda: not server.running() or "stub: serving" in server.log_tail(), server=server)
+        if server.running() or "Address already in use" not in server.log_tail():
+            return state
+        server.stop()
+    raise AssertionError(f"no free port in {tries} tries; the server's log ends:\n{server.log_tail()}")
 
 
 def _closed(port: int) -> bool:
@@ -46,20 +58,19 @@ def _closed(port: int) -> bool:
 
 
 def test_start_check_stop_a_real_process(tmp_path):
-    port = _port()
     token = ls.new_token()
     caps = {"ip_adapter_kinds": ["plus-face"], "faceid": False, "sdxl": False, "samplers": ["Euler"], "device": "cpu"}
-    command = ls.ServerCommand(sys.executable, port, token, ("--loading-s", "0.6", "--capabilities", json.dumps(caps)),
-                               module=STUB)
     server = ls.LocalServer(tmp_path / "work")
-    state = server.start(command)
+    state = _start_stub(server, lambda port: ls.ServerCommand(
+        sys.executable, port, token, ("--loading-s", "0.6", "--capabilities", json.dumps(caps)), module=STUB))
+    port = state.port
     try:
         assert server.running() and state.url == f"http://127.0.0.1:{port}" and state.token == token
         assert json.loads(server.state_path.read_text())["pid"] == state.pid
         if os.name == "posix":
             assert server.state_path.stat().st_mode & 0o777 == 0o600  # it holds the token
             assert os.getpgid(state.pid) != os.getpgid(0)  # its own process group: Ctrl+C in Blender skips it
-        seen = _wait(lambda: (s := ls.check(state.url, token)).level == ls.READY and s)
+        seen = _wait(lambda: (s := ls.check(state.url, token)).level == ls.READY and s, server=server)
         assert seen.health.capabilities == Capabilities.from_dict(caps) and "tiny" in seen.text
         assert ls.check(state.url, None).level == ls.READY  # no token: alive, but no details
         assert ls.check(state.url, None).health.model_state is None
@@ -73,9 +84,9 @@ def test_start_check_stop_a_real_process(tmp_path):
 
 
 def test_adopt_a_server_kept_running_by_an_earlier_session(tmp_path):
-    port = _port()
     first = ls.LocalServer(tmp_path)
-    state = first.start(ls.ServerCommand(sys.executable, port, "t", module=STUB))
+    state = _start_stub(first, lambda port: ls.ServerCommand(sys.executable, port, "t", module=STUB))
+    port = state.port
     first._close_log()  # the earlier Blender quit with "keep running": only the state file is left
     first.proc = None
     later = ls.LocalServer(tmp_path)
