@@ -624,6 +624,10 @@ BEFORE_THIRTY_SIXTH_SETTINGS: dict = {}
 # place (finder.TURNED_YIELDS).
 THIRTY_SEVENTH_PASS = ((finder, "UNSEEN_ROLL_TRIES", ()), (finder, "TURNED_YIELDS", False))
 BEFORE_THIRTY_SEVENTH_SETTINGS: dict = {}
+# Issue 17's thirty-eighth pass: P-Net's peaks from detect.SMALL_NEAR_P up to SMALL_P that R-Net reads 0.9 at a quarter
+# turn go on to O-Net; YuNet reads P-Net's unseen faces 30° either way of O-Net's roll too (finder.UNSEEN_ROLL_TRIES).
+THIRTY_EIGHTH_PASS = ((ours, "SMALL_NEAR_P", None), (finder, "UNSEEN_ROLL_TRIES", (-20.0, -10.0, 10.0, 20.0)))
+BEFORE_THIRTY_EIGHTH_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
 # none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS, SIXTH_PASS, SEVENTH_PASS, EIGHTH_PASS, NINTH_PASS, TENTH_PASS,
@@ -631,8 +635,8 @@ BEFORE_THIRTY_SEVENTH_SETTINGS: dict = {}
 # EIGHTEENTH_PASS, NINETEENTH_PASS, TWENTIETH_PASS, TWENTY_FIRST_PASS, TWENTY_SECOND_PASS, TWENTY_THIRD_PASS,
 # TWENTY_FOURTH_PASS, TWENTY_FIFTH_PASS, TWENTY_SIXTH_PASS, TWENTY_SEVENTH_PASS, TWENTY_EIGHTH_PASS,
 # TWENTY_NINTH_PASS, THIRTIETH_PASS, THIRTY_FIRST_PASS, THIRTY_SECOND_PASS, THIRTY_THIRD_PASS, THIRTY_FOURTH_PASS,
-# THIRTY_FIFTH_PASS, THIRTY_SIXTH_PASS, THIRTY_SEVENTH_PASS; then one more each), the settings it changes on top of the
-# run's, and what it is (the flag's help). 37: all.
+# THIRTY_FIFTH_PASS, THIRTY_SIXTH_PASS, THIRTY_SEVENTH_PASS, THIRTY_EIGHTH_PASS; then one more each), the settings it
+# changes on top of the run's, and what it is (the flag's help). 38: all.
 SIDE_PATHS = {
     "before-cuts": ("ours, before cost cuts", 1, {}, "the search without the cost cuts (COST_CUTS: the path before them)"),
     "before-third": ("ours, before third pass", 2, {},
@@ -715,16 +719,19 @@ SIDE_PATHS = {
     "before-thirty-seventh": ("ours, before thirty-seventh pass", 36, {},
                               "the search before the thirty-seventh pass (THIRTY_SEVENTH_PASS: YuNet reads P-Net's "
                               "unseen small faces at O-Net's roll only)"),
-    "upside-down": ("ours, upside-down levels", 37, {"middle_rotations": (0, 180)},
+    "before-thirty-eighth": ("ours, before thirty-eighth pass", 37, {},
+                             "the search before the thirty-eighth pass (THIRTY_EIGHTH_PASS: P-Net's peaks just under "
+                             "SMALL_P are not read by R-Net, and YuNet tries P-Net's unseen faces within 20°)"),
+    "upside-down": ("ours, upside-down levels", 38, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }
-PATHS = {"ours": (37, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
+PATHS = {"ours": (38, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
 
 
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
-             passes: int = 37) -> None:
+             passes: int = 38) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
-    ``passes``: how many of the cost cuts, third to thirty-seventh pass the search keeps (SIDE_PATHS; 37: all)."""
+    ``passes``: how many of the cost cuts, third to thirty-eighth pass the search keeps (SIDE_PATHS; 38: all)."""
     shape = (scene.image.shape[1], scene.image.shape[0])
     switched = (FOURTH_PASS + FIFTH_PASS + SIXTH_PASS + SEVENTH_PASS + EIGHTH_PASS + NINTH_PASS + TENTH_PASS
                 + ELEVENTH_PASS + TWELFTH_PASS + THIRTEENTH_PASS + FOURTEENTH_PASS + FIFTEENTH_PASS + SIXTEENTH_PASS
@@ -732,9 +739,10 @@ def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSetting
                 + TWENTY_SECOND_PASS + TWENTY_THIRD_PASS + TWENTY_FOURTH_PASS + TWENTY_FIFTH_PASS + TWENTY_SIXTH_PASS
                 + TWENTY_SEVENTH_PASS + TWENTY_EIGHTH_PASS + TWENTY_NINTH_PASS + THIRTIETH_PASS + THIRTY_FIRST_PASS
                 + THIRTY_SECOND_PASS + THIRTY_THIRD_PASS + THIRTY_FOURTH_PASS + THIRTY_FIFTH_PASS + THIRTY_SIXTH_PASS
-                + THIRTY_SEVENTH_PASS)
+                + THIRTY_SEVENTH_PASS + THIRTY_EIGHTH_PASS)
     kept = {(module, name): getattr(module, name) for module, name, _ in switched}
-    for later, settings_before, at in ((THIRTY_SEVENTH_PASS, BEFORE_THIRTY_SEVENTH_SETTINGS, 37),
+    for later, settings_before, at in ((THIRTY_EIGHTH_PASS, BEFORE_THIRTY_EIGHTH_SETTINGS, 38),
+                                       (THIRTY_SEVENTH_PASS, BEFORE_THIRTY_SEVENTH_SETTINGS, 37),
                                        (THIRTY_SIXTH_PASS, BEFORE_THIRTY_SIXTH_SETTINGS, 36),
                                        (THIRTY_FIFTH_PASS, BEFORE_THIRTY_FIFTH_SETTINGS, 35),
                                        (THIRTY_FOURTH_PASS, BEFORE_THIRTY_FOURTH_SETTINGS, 34),
