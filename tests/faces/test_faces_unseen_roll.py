@@ -1,8 +1,8 @@
 """YuNet's roll for P-Net's unseen small faces (finder.UNSEEN_ROLL_TRIES, issue 17's thirty-seventh pass): such a face
 starts from the roll O-Net's landmark points give, often 15-25° off on 24 px faces, and YuNet's word at that one roll
-gated it. YuNet now reads it 10° and 20° either way too, and the roll it reads best stands. Such a face yields to any
-other face accepted at its place where the tries turned it (finder.TURNED_YIELDS): a 24 px P-Net square inside a 48 px
-head, turned so, scored over the head's own reading."""
+gated it. YuNet now reads it 10°, 20° and 30° either way too (30° since the thirty-eighth pass), and the roll it reads
+best stands. Such a face yields to any other face accepted at its place where the tries turned it
+(finder.TURNED_YIELDS): a 24 px P-Net square inside a 48 px head, turned so, scored over the head's own reading."""
 
 from __future__ import annotations
 
@@ -49,6 +49,20 @@ def test_an_unseen_small_face_read_off_its_roll_is_kept_at_the_roll_yunet_reads_
     assert face.extra["yunet"] >= finder.YUNET_VOUCHES
 
     monkeypatch.setattr(finder, "UNSEEN_ROLL_TRIES", ())
+    assert finder._three_agree(image, c, CONFIDENCE) is None
+
+
+@pytest.mark.parametrize("off", [27.0, 29.0])
+def test_an_unseen_face_read_nearly_30_degrees_off_is_kept_by_the_30_degree_tries(lfw_face, monkeypatch, off):
+    """Issue 17's thirty-eighth pass: the same LFW face, JPEG-damaged, read 27-29° off. YuNet reads 0.38-0.52 there and
+    at most 0.77 within 20°, 0.83 at 30° (a 24 px face of small tune read 24° off: 0.79 at 20°, 0.82 at 30°)."""
+    image, truth = lfw_face_alone(0, -60, "jpeg")
+    c = _unseen(truth, off)
+    face = finder._three_agree(image, c, CONFIDENCE)
+    assert face is not None and face.score >= CONFIDENCE
+    assert abs(wrap(face.roll - truth.roll)) <= 8.0 and face.extra["unseen_turned"] == -30.0
+
+    monkeypatch.setattr(finder, "UNSEEN_ROLL_TRIES", (-20.0, -10.0, 10.0, 20.0))
     assert finder._three_agree(image, c, CONFIDENCE) is None
 
 
