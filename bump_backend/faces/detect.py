@@ -177,11 +177,12 @@ SMALL_STIR_CROP = 24
 # its own turn, and R-Net and O-Net read it 1.0 there; in scene 38 the peak of 1.0 on a face at -10° lay 7 px off (R-Net
 # 0.78 half a turn round, O-Net 0.1) and a peak of 0.89 lay 4 px off (R-Net 0.98 upright). A peak from SMALL_NEAR_P up
 # to SMALL_P is read by R-Net at the four quarter turns too, and one it reads SMALL_NEAR_R or more at one of them goes
-# on to O-Net turned to it, as a peak of SMALL_P does (``r_net_turned``; None: not, a switch for benchmarks). About 35
-# such peaks a still, and R-Net read none of them 0.9 on 8 face-free and 8 small tune stills (at 0.8-0.9, 0.5 a still
-# on small tune, none on face-free ones). In-process on small tune seed 17 (60 scenes) 321 against 319 of 344 at 0.85
-# and at 0.8, for 1.01-1.02x and 1.02-1.04x the CPU; seeds 1017 and 3017 (60 scenes), real tune seed 17 and 100
-# face-free images the same faces and false positives.
+# on to O-Net turned to it, as a peak of SMALL_P does (``r_net_turned``; None: not, a switch for benchmarks). It is
+# marked ``near_peak`` (so is the re-check's reading of it), and its face yields to any other at its place
+# (finder.NEAR_YIELDS). About 35 such peaks a still; R-Net read none of them 0.9 on 8 face-free and 8 small tune stills
+# (at 0.8-0.9, 0.5 a still on small tune, none on face-free ones). In-process on small tune seed 17 (60 scenes) 321
+# against 319 of 344 at 0.85 and at 0.8, for 1.01-1.02x and 1.02-1.04x the CPU; seeds 1017 and 3017 (60 scenes), real
+# tune seed 17 and 100 face-free images the same faces and false positives.
 SMALL_NEAR_P: float | None = 0.85
 SMALL_NEAR_R = 0.9
 # Issue 17's thirty-fourth pass: P-Net's small faces are re-checked only where no re-check reading stands (a face
@@ -284,6 +285,7 @@ class Candidate:
     proposed_side: float = 0.0  # P-Net's small faces: the side of P-Net's own square, before O-Net's retries moved it
     # P-Net's small faces this reading's place kept from the re-check (SMALL_FALLBACK): tried where it is refused
     fallbacks: list = field(default_factory=list)
+    near_peak: bool = False  # from a P-Net peak just under SMALL_P (SMALL_NEAR_P), or the re-check's reading of one
 
 
 @dataclass
@@ -957,7 +959,7 @@ def small_faces(image: np.ndarray, scale: float = SMALL_SCALE) -> list[Candidate
 
 def r_net_turned(image: np.ndarray, squares: list[Candidate], bar: float) -> list[Candidate]:
     """Those of ``squares`` R-Net reads ``bar`` or more at one of the four quarter turns, each turned to the one it reads
-    best (SMALL_NEAR_P's peaks just under SMALL_P)."""
+    best and marked ``near_peak`` (SMALL_NEAR_P's peaks just under SMALL_P)."""
     if not squares:
         return []
     read = mtcnn.quarter_turn_scores(image, [(tuple(c.centre), c.side) for c in squares], small=True)
@@ -965,7 +967,7 @@ def r_net_turned(image: np.ndarray, squares: list[Candidate], bar: float) -> lis
     for c, row in zip(squares, read, strict=True):
         if row.max() >= bar:
             turn = int(np.argmax(row))
-            kept.append(dataclasses.replace(c, roll=90.0 * turn, rotation=90 * turn))
+            kept.append(dataclasses.replace(c, roll=90.0 * turn, rotation=90 * turn, near_peak=True))
     return kept
 
 
@@ -1143,7 +1145,7 @@ def confirm(image: np.ndarray, c: Candidate, turns: bool, floor: float) -> tuple
             if again is not None and (best is None or again.score > best.score):
                 best = again
     if best is not None:
-        best.hits = c.hits
+        best.hits, best.near_peak = c.hits, c.near_peak
     return best, calls
 
 

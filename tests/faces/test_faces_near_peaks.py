@@ -1,17 +1,19 @@
 """P-Net's peaks just under SMALL_P, read by R-Net at the four quarter turns (detect.SMALL_NEAR_P, issue 17's
 thirty-eighth pass): a peak under SMALL_P was only stirred (read at the turns P-Net skips), which does not help a face
 at a turn P-Net reads, and the peak of SMALL_P beside such a face may lie a third of a face off, on a square R-Net or
-O-Net refuses. One R-Net reads SMALL_NEAR_R or more at a quarter turn goes on to O-Net turned to it."""
+O-Net refuses. One R-Net reads SMALL_NEAR_R or more at a quarter turn goes on to O-Net turned to it, and the face it
+gives yields to any other face accepted at its place (finder.NEAR_YIELDS)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
-from faces_helpers import darkened_face
+from faces_helpers import darkened_face, upright_face
 
-from bump_backend.faces import FaceFinderSettings, detect, find_faces, groundtruth, mtcnn
+from bump_backend.faces import FaceFinderSettings, detect, find_faces, finder, groundtruth, mtcnn
 from bump_backend.faces.transform import wrap
 
 SETTINGS = FaceFinderSettings(min_face_size=24, skip_smaller_than=0, workers=1)
@@ -73,3 +75,27 @@ def test_the_near_peaks_of_a_face_free_still_keep_no_face():
     assert detect.r_net_turned(image, peaks, detect.SMALL_NEAR_R) == []
     result = find_faces(image, settings=SETTINGS)
     assert not result.faces and not result.skipped
+
+
+def test_the_near_mark_follows_the_face_through_the_re_check_and_refinement(dark_face):
+    image, truth = dark_face
+    (proposed,) = [c for c in detect.small_faces(image) if math.dist(c.centre, truth.centre) < 0.5 * truth.size]
+    assert proposed.near_peak
+    reading, _ = detect.confirm(image, proposed, True, SETTINGS.recheck_floor)
+    assert reading is not None and reading.near_peak
+    faces, _ = finder.refine(image, [reading], SETTINGS)
+    assert faces and all(f.extra.get("p_net_near") for f in faces)
+    plain = dataclasses.replace(reading, near_peak=False)
+    assert not any("p_net_near" in f.extra for f in finder.refine(image, [plain], SETTINGS)[0])
+
+
+def test_a_near_peak_face_yields_to_a_face_accepted_at_its_place(monkeypatch):
+    """The turned part's case (held out, scene 44): a 48 px side-on head read at 56 px (0.79), and a 24 px near peak
+    inside it kept at 27 px (1.0), 11 px from the head's centre. A near peak's face alone at its place stays."""
+    head = upright_face((914.0, 1002.0), 56.0, 0.79)
+    inside = upright_face((904.0, 1004.0), 27.0, 1.0, {"p_net_near": True})
+    alone = upright_face((300.0, 100.0), 27.0, 0.9, {"p_net_near": True})
+    kept = finder._dedupe(finder._fallbacks_where_alone([head, inside, alone]))
+    assert sorted(kept, key=lambda f: f.centre[0]) == [alone, head]
+    monkeypatch.setattr(finder, "NEAR_YIELDS", False)
+    assert finder._dedupe(finder._fallbacks_where_alone([head, inside, alone])) == [inside, alone]
