@@ -926,29 +926,33 @@ def small_faces(image: np.ndarray, scale: float = SMALL_SCALE) -> list[Candidate
     def square(x: float, y: float, score: float, turn: int) -> Candidate:
         return Candidate(np.array([x, y]), side, 90.0 * turn, score, np.zeros((6, 2)), 90 * turn)
 
-    low = SMALL_P if SMALL_STIR is None else min(SMALL_STIR, SMALL_P)
+    low = min(bar for bar in (SMALL_P, SMALL_STIR, SMALL_NEAR_P) if bar is not None)
     peaks = [square(x, y, score, turn) for turn in SMALL_TURNS
              for x, y, score in small_face_peaks(image, turn, scale, threshold=low, level=level)]
     squares = [c for c in peaks if c.score >= SMALL_P]
     if SMALL_STIR is not None:  # the peaks under SMALL_P at the place of none over it (places_of: half a face)
         stirring = near_none([c for c in peaks if c.score < SMALL_P], squares)
         squares += [square(*peak) for peak in stirred_peaks(image, level, [tuple(c.centre) for c in stirring])]
-    if not squares:
+    near = [] if SMALL_NEAR_P is None else r_net_turned(
+        image, [c for c in peaks if SMALL_NEAR_P <= c.score < SMALL_P], SMALL_NEAR_R)
+    if not squares and not near:
         return []
-    if len(SMALL_TURNS) < 4:  # R-Net picks the turn
+    if squares and len(SMALL_TURNS) < 4:  # R-Net picks the turn
         first, turns = r_net_turns(image, [(tuple(c.centre), c.side) for c in squares], SMALL_R)
         for c, roll in zip(squares, turns, strict=True):
             c.roll = roll
             c.rotation = int(c.roll)
     else:
         first = mtcnn.scores(image, [(tuple(c.centre), c.side, c.roll) for c in squares], small=True)
-    squares = [c for c, score in zip(squares, first, strict=True) if score >= SMALL_R]
-    if SMALL_NEAR_P is not None:
-        squares += r_net_turned(image, [c for c in peaks if SMALL_NEAR_P <= c.score < SMALL_P], SMALL_NEAR_R)
+    squares = [c for c, score in zip(squares, first, strict=True) if score >= SMALL_R] + near
     second, rolls, picked = o_net_rolls(image, [(tuple(c.centre), c.side, c.roll) for c in squares], SMALL_O)
     for c, (centre, side, _), score, roll in zip(squares, picked, second, rolls, strict=True):
         c.centre, c.side, c.score, c.roll, c.rotation = np.array(centre), side, float(score), roll, int(round(roll))
-    out = merge([c for c in squares if c.score >= SMALL_O])  # one per place, O-Net's best: a face is often two peaks
+    # One per place, O-Net's best (a face is often two peaks); a near peak's only where no other peak's stands: what
+    # the other peaks give stays as it was before SMALL_NEAR_P.
+    passed = [c for c in squares if c.score >= SMALL_O]
+    out = merge([c for c in passed if not c.near_peak])
+    out += merge(near_none([c for c in passed if c.near_peak], out))
     for c in out:
         c.o_net = c.score
         c.proposed_side = mtcnn.P_CELL / scale
