@@ -177,12 +177,14 @@ SMALL_STIR_CROP = 24
 # its own turn, and R-Net and O-Net read it 1.0 there; in scene 38 the peak of 1.0 on a face at -10° lay 7 px off (R-Net
 # 0.78 half a turn round, O-Net 0.1) and a peak of 0.89 lay 4 px off (R-Net 0.98 upright). A peak from SMALL_NEAR_P up
 # to SMALL_P is read by R-Net at the four quarter turns too, and one it reads SMALL_NEAR_R or more at one of them goes
-# on to O-Net turned to it, as a peak of SMALL_P does (``r_net_turned``; None: not, a switch for benchmarks). It is
-# marked ``near_peak`` (so is the re-check's reading of it), and its face yields to any other at its place
-# (finder.NEAR_YIELDS). About 35 such peaks a still; R-Net read none of them 0.9 on 8 face-free and 8 small tune stills
-# (at 0.8-0.9, 0.5 a still on small tune, none on face-free ones). In-process on small tune seed 17 (60 scenes) 321
-# against 319 of 344 at 0.85 and at 0.8, for 1.01-1.02x and 1.02-1.04x the CPU; seeds 1017 and 3017 (60 scenes), real
-# tune seed 17 and 100 face-free images the same faces and false positives.
+# on to O-Net turned to it, as a peak of SMALL_P does (``r_net_turned``; None: not, a switch for benchmarks). Its small
+# face stands only where no other P-Net square's does; it is marked ``near_peak`` (so is the re-check's reading of
+# it), and its face yields to any other at its place (finder.NEAR_YIELDS): where other faces stand, the search finds
+# what it found before. Both were added for a held-out loss (the turned part's scene 44, docs/faces.md). About 35 such
+# peaks a still; R-Net read none of them 0.9 on 8 face-free and 8 small tune stills (at 0.8-0.9, 0.5 a still on small
+# tune, none on face-free ones). In-process on small tune seed 17 (60 scenes) 321 against 319 of 344 at 0.85 and at
+# 0.8, for 1.01-1.02x and 1.02-1.04x the CPU; seeds 1017 and 3017 (60 scenes), real tune seed 17 and 100 face-free
+# images the same faces and false positives.
 SMALL_NEAR_P: float | None = 0.85
 SMALL_NEAR_R = 0.9
 # Issue 17's thirty-fourth pass: P-Net's small faces are re-checked only where no re-check reading stands (a face
@@ -948,17 +950,20 @@ def small_faces(image: np.ndarray, scale: float = SMALL_SCALE) -> list[Candidate
     second, rolls, picked = o_net_rolls(image, [(tuple(c.centre), c.side, c.roll) for c in squares], SMALL_O)
     for c, (centre, side, _), score, roll in zip(squares, picked, second, rolls, strict=True):
         c.centre, c.side, c.score, c.roll, c.rotation = np.array(centre), side, float(score), roll, int(round(roll))
-    # One per place, O-Net's best (a face is often two peaks); a near peak's only where no other peak's stands: what
-    # the other peaks give stays as it was before SMALL_NEAR_P.
-    passed = [c for c in squares if c.score >= SMALL_O]
-    out = merge([c for c in passed if not c.near_peak])
-    out += merge(near_none([c for c in passed if c.near_peak], out))
+    out = one_per_place([c for c in squares if c.score >= SMALL_O])
     for c in out:
         c.o_net = c.score
         c.proposed_side = mtcnn.P_CELL / scale
         c.score = 0.0  # no prior for the re-check's turn pick
         c.widest = RECHECK_WIDEST if SMALL_WIDEST is None else SMALL_WIDEST
     return out
+
+
+def one_per_place(passed: list[Candidate]) -> list[Candidate]:
+    """The squares O-Net passed, one per place, O-Net's best (a face is often two peaks); a near peak's
+    (SMALL_NEAR_P) only where no other peak's stands, so what the other peaks give is as it was without them."""
+    out = merge([c for c in passed if not c.near_peak])
+    return out + merge(near_none([c for c in passed if c.near_peak], out))
 
 
 def r_net_turned(image: np.ndarray, squares: list[Candidate], bar: float) -> list[Candidate]:

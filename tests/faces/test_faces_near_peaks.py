@@ -19,7 +19,7 @@ from bump_backend.faces.transform import wrap
 SETTINGS = FaceFinderSettings(min_face_size=24, skip_smaller_than=0, workers=1)
 
 
-def _peak(image: np.ndarray, at: tuple[float, float], turn: int, score: float) -> detect.Candidate:
+def _peak(at: tuple[float, float], turn: int, score: float) -> detect.Candidate:
     """P-Net's square at ``at`` as ``small_faces`` makes it: 24 px, upright at ``turn`` quarter turns."""
     return detect.Candidate(np.array(at, float), 24.0, 90.0 * turn, score, np.zeros((6, 2)), 90 * turn)
 
@@ -33,8 +33,8 @@ def dark_face():
 
 def test_r_net_turned_keeps_the_squares_read_to_the_bar_at_a_quarter_turn_turned_to_it(dark_face):
     image, truth = dark_face
-    squares = [_peak(image, truth.centre, 2, 0.89), _peak(image, (30.0, 40.0), 0, 0.88),
-               _peak(image, (truth.centre[0] - 4.0, truth.centre[1] - 8.0), 0, 0.87)]
+    squares = [_peak(truth.centre, 2, 0.89), _peak((30.0, 40.0), 0, 0.88),
+               _peak((truth.centre[0] - 4.0, truth.centre[1] - 8.0), 0, 0.87)]
     read = mtcnn.quarter_turn_scores(image, [(tuple(c.centre), c.side) for c in squares], small=True)
     kept = detect.r_net_turned(image, squares, detect.SMALL_NEAR_R)
     assert [c.score for c in kept] == [c.score for c, row in zip(squares, read, strict=True)
@@ -68,7 +68,7 @@ def test_the_near_peaks_of_a_face_free_still_keep_no_face():
     no face is reported."""
     (image,) = groundtruth.face_free(61000, 1, ((1280, 720),), ("none",))
     level = detect.small_face_level(image)
-    peaks = [_peak(image, (x, y), turn, s) for turn in detect.SMALL_TURNS
+    peaks = [_peak((x, y), turn, s) for turn in detect.SMALL_TURNS
              for x, y, s in detect.small_face_peaks(image, turn, level=level, threshold=detect.SMALL_NEAR_P)
              if s < detect.SMALL_P]
     assert len(peaks) >= 10
@@ -99,3 +99,19 @@ def test_a_near_peak_face_yields_to_a_face_accepted_at_its_place(monkeypatch):
     assert sorted(kept, key=lambda f: f.centre[0]) == [alone, head]
     monkeypatch.setattr(finder, "NEAR_YIELDS", False)
     assert finder._dedupe(finder._fallbacks_where_alone([head, inside, alone])) == [inside, alone]
+
+
+def _passed(at: tuple[float, float], score: float, near: bool) -> detect.Candidate:
+    return dataclasses.replace(_peak(at, 0, score), near_peak=near)
+
+
+def test_a_near_peaks_small_face_stands_only_where_no_other_peaks_does():
+    """The turned part's case (held out, scene 44): a near peak and a peak of SMALL_P inside one head both passed
+    O-Net; the near peak's went on and was kept over the head. Now the other peak's stands there, even where O-Net
+    read the near peak higher, and a near peak's stands alone elsewhere."""
+    other = _passed((900.0, 1000.0), 0.85, False)
+    inside = _passed((904.0, 1004.0), 1.0, True)
+    alone = _passed((300.0, 100.0), 0.9, True)
+    assert [id(c) for c in detect.one_per_place([inside, other, alone])] == [id(other), id(alone)]
+    two = [_passed((900.0, 1000.0), 0.85, False), _passed((903.0, 1001.0), 0.95, False)]
+    assert [id(c) for c in detect.one_per_place(two)] == [id(two[1])]  # without near peaks: merge's pick, as before
