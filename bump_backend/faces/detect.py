@@ -939,7 +939,7 @@ def small_faces(image: np.ndarray, scale: float = SMALL_SCALE) -> list[Candidate
         image, [c for c in peaks if SMALL_NEAR_P <= c.score < SMALL_P], SMALL_NEAR_R)
     if not squares and not near:
         return []
-    if squares and len(SMALL_TURNS) < 4:  # R-Net picks the turn
+    if len(SMALL_TURNS) < 4:  # R-Net picks the turn
         first, turns = r_net_turns(image, [(tuple(c.centre), c.side) for c in squares], SMALL_R)
         for c, roll in zip(squares, turns, strict=True):
             c.roll = roll
