@@ -1236,6 +1236,17 @@ YUNET_CROP = 96
 YUNET_WIDEST = 1.4
 
 
+# Issue 17's thirty-ninth pass: YuNet's box as a measure of a face's size (finder.YUNET_SIZE). Read with the face
+# square at YUNET_SIZE_FACE px in a YUNET_SIZE_CROP px crop, so that a face down to a quarter of the square is still
+# ~24 px there, YuNet's box on the 1293 mesh-fitted faces of the group tune part (seeds 1017-4017, read >= 0.7) was
+# YUNET_HEIGHT of the mesh's square high at the median (1.074-1.166 from the 10th to the 90th percentile), 0.80 wide,
+# and centred 0.057 of the square above it (YUNET_CENTRE_DOWN).
+YUNET_SIZE_FACE = 96.0
+YUNET_SIZE_CROP = 192
+YUNET_HEIGHT = 1.115
+YUNET_CENTRE_DOWN = 0.057
+
+
 # Issue 17's twenty-seventh pass: YuNet reads a face >= 0.8 only within ~15-20° of its roll (turned tune part's heads
 # at their true squares: 97 % at 0°, 91-93 % at 15°, 55-68 % at 30°, 5-11 % at 45°), so its best roll says where a
 # face is upright. yunet_roll reads a square at rolls YUNET_SEARCH_STEP apart on a small crop (the face at
@@ -1261,6 +1272,30 @@ def yunet_opinion(image: np.ndarray, centre: tuple[float, float], size: float, r
         if near and 0.5 < w / face < YUNET_WIDEST:
             best = max(best, score)
     return best
+
+
+def yunet_square(image: np.ndarray, centre: tuple[float, float], size: float, roll: float
+                 ) -> tuple[float, tuple[float, float], float, tuple[tuple[float, float], tuple[float, float]]] | None:
+    """YuNet's own face square for the face square ``size`` at ``centre`` seen upright at ``roll``, its size unknown
+    (read with the square at YUNET_SIZE_FACE px in a YUNET_SIZE_CROP px crop): (score, centre, side, eye points, image
+    pixels, image-left first) from its best detection centred within half the square of the crop's centre, its side
+    YuNet's box height over YUNET_HEIGHT, its centre YUNET_CENTRE_DOWN of that side below the box's; None where it
+    finds none there."""
+    scale = YUNET_SIZE_FACE / size
+    matrix = transform.upright(centre, roll, scale, (YUNET_SIZE_CROP / 2, YUNET_SIZE_CROP / 2))
+    middle, best = YUNET_SIZE_CROP / 2, None
+    crop = warp(image, matrix, (YUNET_SIZE_CROP, YUNET_SIZE_CROP), interpolation=cv2.INTER_LINEAR)
+    for score, (x, y, w, h), points in yunet.detect_points(crop):
+        if math.hypot(x + w / 2 - middle, y + h / 2 - middle) < YUNET_SIZE_FACE / 2 and (best is None or score > best[0]):
+            best = (score, (x, y, w, h), points)
+    if best is None:
+        return None
+    score, (x, y, w, h), points = best
+    side = h / YUNET_HEIGHT
+    back = transform.invert(matrix)
+    at = transform.apply(back, np.array([[x + w / 2, y + h / 2 + YUNET_CENTRE_DOWN * side], *points[:2]]))
+    eyes = sorted((float(px), float(py)) for px, py in at[1:])
+    return score, (float(at[0, 0]), float(at[0, 1])), side / scale, (eyes[0], eyes[1])
 
 
 def yunet_roll(image: np.ndarray, centre: tuple[float, float], size: float, roll: float) -> tuple[float, float]:

@@ -55,10 +55,17 @@ def available() -> bool:
 
 def detect(image: np.ndarray) -> list[tuple[float, tuple[float, float, float, float]]]:
     """YuNet's detections of an RGB uint8 image: (score 0-1, box x, y, width, height in pixels), any score."""
+    return [(score, box) for score, box, _ in detect_points(image)]
+
+
+def detect_points(image: np.ndarray) -> list[tuple[float, tuple[float, float, float, float], np.ndarray]]:
+    """``detect``'s detections with YuNet's five points each (5 x 2 pixels: the eyes, image-left first when the face is
+    upright, the nose tip, the mouth's corners)."""
     module = _load()
     if module is None:
         raise RuntimeError("YuNet needs the yuface package: pip install yuface==2023.5.1")
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"YuNet takes an RGB uint8 image, got {image.dtype} {image.shape}")
-    confs, boxes, _ = module.detect(np.ascontiguousarray(image[:, :, ::-1]), conf=0.0)
-    return [(float(c) / 100.0, tuple(float(v) for v in b)) for c, b in zip(confs, boxes, strict=True)]
+    confs, boxes, points = module.detect(np.ascontiguousarray(image[:, :, ::-1]), conf=0.0)
+    return [(float(c) / 100.0, tuple(float(v) for v in b), np.asarray(p, np.float64).reshape(5, 2))
+            for c, b, p in zip(confs, boxes, points, strict=True)]
