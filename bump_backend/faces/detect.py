@@ -1275,10 +1275,10 @@ def yunet_opinion(image: np.ndarray, centre: tuple[float, float], size: float, r
 
 
 def yunet_square(image: np.ndarray, centre: tuple[float, float], size: float, roll: float
-                 ) -> tuple[float, tuple[float, float], float, tuple[tuple[float, float], tuple[float, float]]] | None:
+                 ) -> tuple[float, tuple[float, float], float, np.ndarray] | None:
     """YuNet's own face square for the face square ``size`` at ``centre`` seen upright at ``roll``, its size unknown
-    (read with the square at YUNET_SIZE_FACE px in a YUNET_SIZE_CROP px crop): (score, centre, side, eye points, image
-    pixels, image-left first) from its best detection centred within half the square of the crop's centre, its side
+    (read with the square at YUNET_SIZE_FACE px in a YUNET_SIZE_CROP px crop): (score, centre, side, its two eye points
+    in image pixels, 2 x 2) from its best detection centred within half the square of the crop's centre, its side
     YuNet's box height over YUNET_HEIGHT, its centre YUNET_CENTRE_DOWN of that side below the box's; None where it
     finds none there."""
     scale = YUNET_SIZE_FACE / size
@@ -1294,8 +1294,7 @@ def yunet_square(image: np.ndarray, centre: tuple[float, float], size: float, ro
     side = h / YUNET_HEIGHT
     back = transform.invert(matrix)
     at = transform.apply(back, np.array([[x + w / 2, y + h / 2 + YUNET_CENTRE_DOWN * side], *points[:2]]))
-    eyes = sorted((float(px), float(py)) for px, py in at[1:])
-    return score, (float(at[0, 0]), float(at[0, 1])), side / scale, (eyes[0], eyes[1])
+    return score, (float(at[0, 0]), float(at[0, 1])), side / scale, at[1:]
 
 
 def yunet_roll(image: np.ndarray, centre: tuple[float, float], size: float, roll: float) -> tuple[float, float]:

@@ -395,11 +395,7 @@ def _zoomed(image: np.ndarray, face: Face) -> tuple[Face, int]:
     centre, size = tuple(map(float, reading.centre)), reading.side * BLAZE_TO_SQUARE
     if size >= ZOOM_SHRINK * face.size or math.dist(centre, face.centre) > ZOOM_NEAR * face.size:
         return face, 1
-    # The blur rule reads the face's own square: the larger one took in hair and background.
-    sharp = None if face.sharpness is None else detect.sharpness(image, centre, size, face.roll)
-    return dataclasses.replace(face, box=rotated_square_bounds(centre, size, face.roll),
-                               eyes=_detector_eyes(reading.keypoints), sharpness=sharp,
-                               extra=face.extra | {"zoomed": round(reading.score, 4)}), 1
+    return _on_own_square(image, face, centre, size, reading.keypoints, {"zoomed": round(reading.score, 4)}), 1
 
 
 def _yunet_sized(image: np.ndarray, face: Face) -> Face:
@@ -413,10 +409,17 @@ def _yunet_sized(image: np.ndarray, face: Face) -> Face:
     score, centre, size, eyes = read
     if score < YUNET_SIZE_BAR or size >= YUNET_SIZE_SHRINK * face.size:
         return face
-    # The blur rule reads the face's own square: the larger one took in hair and background.
+    return _on_own_square(image, face, centre, size, eyes, {"yunet_sized": round(score, 4)})
+
+
+def _on_own_square(image: np.ndarray, face: Face, centre: tuple[float, float], size: float, eye_points: np.ndarray,
+                   mark: dict) -> Face:
+    """``face`` moved to the square ``size`` at ``centre`` (at its roll) that a model read as its own, with that
+    reading's first two points as its eyes and ``mark`` in its extra (``_zoomed``, ``_yunet_sized``). The blur rule reads
+    the new square: the larger one took in hair and background."""
     sharp = None if face.sharpness is None else detect.sharpness(image, centre, size, face.roll)
-    return dataclasses.replace(face, box=rotated_square_bounds(centre, size, face.roll), eyes=eyes, sharpness=sharp,
-                               extra=face.extra | {"yunet_sized": round(score, 4)})
+    return dataclasses.replace(face, box=rotated_square_bounds(centre, size, face.roll),
+                               eyes=_detector_eyes(eye_points), sharpness=sharp, extra=face.extra | mark)
 
 
 def _yunet_turned(image: np.ndarray, c: detect.Candidate, face: Face | None, confidence: float) -> Face | None:
