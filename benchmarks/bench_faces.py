@@ -634,6 +634,10 @@ BEFORE_THIRTY_EIGHTH_SETTINGS: dict = {}
 # the face's size (finder.YUNET_SIZE).
 THIRTY_NINTH_PASS = ((finder, "YUNET_SIZE", False),)
 BEFORE_THIRTY_NINTH_SETTINGS: dict = {}
+# Issue 17's fortieth pass: where two refined faces land on one face, the one the mesh fitted is kept before the higher
+# score (finder.FITTED_FIRST).
+FORTIETH_PASS = ((finder, "FITTED_FIRST", False),)
+BEFORE_FORTIETH_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
 # none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS, SIXTH_PASS, SEVENTH_PASS, EIGHTH_PASS, NINTH_PASS, TENTH_PASS,
@@ -641,8 +645,9 @@ BEFORE_THIRTY_NINTH_SETTINGS: dict = {}
 # EIGHTEENTH_PASS, NINETEENTH_PASS, TWENTIETH_PASS, TWENTY_FIRST_PASS, TWENTY_SECOND_PASS, TWENTY_THIRD_PASS,
 # TWENTY_FOURTH_PASS, TWENTY_FIFTH_PASS, TWENTY_SIXTH_PASS, TWENTY_SEVENTH_PASS, TWENTY_EIGHTH_PASS,
 # TWENTY_NINTH_PASS, THIRTIETH_PASS, THIRTY_FIRST_PASS, THIRTY_SECOND_PASS, THIRTY_THIRD_PASS, THIRTY_FOURTH_PASS,
-# THIRTY_FIFTH_PASS, THIRTY_SIXTH_PASS, THIRTY_SEVENTH_PASS, THIRTY_EIGHTH_PASS, THIRTY_NINTH_PASS; then one more
-# each), the settings it changes on top of the run's, and what it is (the flag's help). 39: all.
+# THIRTY_FIFTH_PASS, THIRTY_SIXTH_PASS, THIRTY_SEVENTH_PASS, THIRTY_EIGHTH_PASS, THIRTY_NINTH_PASS,
+# FORTIETH_PASS; then one more each), the settings it changes on top of the run's, and what it is (the flag's help).
+# 40: all.
 SIDE_PATHS = {
     "before-cuts": ("ours, before cost cuts", 1, {}, "the search without the cost cuts (COST_CUTS: the path before them)"),
     "before-third": ("ours, before third pass", 2, {},
@@ -731,16 +736,19 @@ SIDE_PATHS = {
     "before-thirty-ninth": ("ours, before thirty-ninth pass", 38, {},
                             "the search before the thirty-ninth pass (THIRTY_NINTH_PASS: a face the mesh did not fit "
                             "keeps the detectors' size where YuNet's box is much smaller)"),
-    "upside-down": ("ours, upside-down levels", 39, {"middle_rotations": (0, 180)},
+    "before-fortieth": ("ours, before fortieth pass", 39, {},
+                        "the search before the fortieth pass (FORTIETH_PASS: where two faces land on one, the higher "
+                        "score is kept whether or not the mesh fitted it)"),
+    "upside-down": ("ours, upside-down levels", 40, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }
-PATHS = {"ours": (39, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
+PATHS = {"ours": (40, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
 
 
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
-             passes: int = 39) -> None:
+             passes: int = 40) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
-    ``passes``: how many of the cost cuts, third to thirty-ninth pass the search keeps (SIDE_PATHS; 39: all)."""
+    ``passes``: how many of the cost cuts, third to fortieth pass the search keeps (SIDE_PATHS; 40: all)."""
     shape = (scene.image.shape[1], scene.image.shape[0])
     switched = (FOURTH_PASS + FIFTH_PASS + SIXTH_PASS + SEVENTH_PASS + EIGHTH_PASS + NINTH_PASS + TENTH_PASS
                 + ELEVENTH_PASS + TWELFTH_PASS + THIRTEENTH_PASS + FOURTEENTH_PASS + FIFTEENTH_PASS + SIXTEENTH_PASS
@@ -748,9 +756,10 @@ def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSetting
                 + TWENTY_SECOND_PASS + TWENTY_THIRD_PASS + TWENTY_FOURTH_PASS + TWENTY_FIFTH_PASS + TWENTY_SIXTH_PASS
                 + TWENTY_SEVENTH_PASS + TWENTY_EIGHTH_PASS + TWENTY_NINTH_PASS + THIRTIETH_PASS + THIRTY_FIRST_PASS
                 + THIRTY_SECOND_PASS + THIRTY_THIRD_PASS + THIRTY_FOURTH_PASS + THIRTY_FIFTH_PASS + THIRTY_SIXTH_PASS
-                + THIRTY_SEVENTH_PASS + THIRTY_EIGHTH_PASS + THIRTY_NINTH_PASS)
+                + THIRTY_SEVENTH_PASS + THIRTY_EIGHTH_PASS + THIRTY_NINTH_PASS + FORTIETH_PASS)
     kept = {(module, name): getattr(module, name) for module, name, _ in switched}
-    for later, settings_before, at in ((THIRTY_NINTH_PASS, BEFORE_THIRTY_NINTH_SETTINGS, 39),
+    for later, settings_before, at in ((FORTIETH_PASS, BEFORE_FORTIETH_SETTINGS, 40),
+                                       (THIRTY_NINTH_PASS, BEFORE_THIRTY_NINTH_SETTINGS, 39),
                                        (THIRTY_EIGHTH_PASS, BEFORE_THIRTY_EIGHTH_SETTINGS, 38),
                                        (THIRTY_SEVENTH_PASS, BEFORE_THIRTY_SEVENTH_SETTINGS, 37),
                                        (THIRTY_SIXTH_PASS, BEFORE_THIRTY_SIXTH_SETTINGS, 36),
