@@ -556,3 +556,27 @@ def test_numpys_blas_runs_on_one_thread_once_a_network_has_run():
     assert done.returncode == 0, done.stderr[-2000:]
     before, after = done.stdout.strip().splitlines()[-2:]
     assert before == "[2]" and after == "[1]"
+
+
+def _merged(head: detect.Candidate, *members: detect.Candidate) -> detect.Candidate:
+    """``head`` as ``merge`` leaves it: the best-scoring proposal, the others its members."""
+    return dataclasses.replace(head, hits=1 + len(members), members=[head, *members])
+
+
+@pytest.mark.parametrize(("source", "roll"), [("astronaut", 168.0), ("grace_hopper", -100.0)])
+def test_a_weak_proposal_over_the_second_look_s_bound_is_looked_at_through_its_member_within_it(source, roll,
+                                                                                                  monkeypatch):
+    """A face proposed weakly by a box its size, merged under a weaker-than-strong oversize box beside it (a crowd:
+    a 112 px box at 0.43 over a 59 px one at 0.39 on a 64 px face), gets the second look through its own box
+    (detect.RESCUE_MEMBERS); an oversize proposal with no member within the bound still gets none."""
+    image = clutter(np.random.default_rng(8), 320, 320)
+    truth = groundtruth.place_face(image, source, (150.0, 160.0), 64.0, roll)
+    own = _weak(truth.centre, truth.size / BLAZE_TO_SQUARE, 0.39)
+    oversize = _weak(np.add(truth.centre, (21.0, -16.0)), 112.0, 0.43)
+    assert oversize.side > detect.RESCUE_MAX_SIDE >= own.side
+    rescued = detect.rescued(image, [_merged(oversize, own)], [])
+    assert len(rescued) == 1 and math.dist(rescued[0].centre, truth.centre) < 0.1 * truth.size
+    assert roll_error(rescued[0].roll, truth.roll) < 10.0
+    assert detect.rescued(image, [_merged(oversize, _weak(np.add(truth.centre, (0.0, 4.0)), 150.0, 0.3))], []) == []
+    monkeypatch.setattr(detect, "RESCUE_MEMBERS", False)  # before the forty-first pass: the oversize box was skipped
+    assert detect.rescued(image, [_merged(oversize, own)], []) == []
