@@ -656,6 +656,10 @@ BEFORE_FORTIETH_SETTINGS: dict = {}
 # bound (detect.RESCUE_MEMBERS).
 FORTY_FIRST_PASS = ((ours, "RESCUE_MEMBERS", False),)
 BEFORE_FORTY_FIRST_SETTINGS: dict = {}
+# Issue 17's forty-second pass: a face the mesh did not fit takes the square YuNet reads around it where that is well
+# over its size (finder.YUNET_GROW).
+FORTY_SECOND_PASS = ((finder, "YUNET_GROW", None),)
+BEFORE_FORTY_SECOND_SETTINGS: dict = {}
 
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
 # none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS, SIXTH_PASS, SEVENTH_PASS, EIGHTH_PASS, NINTH_PASS, TENTH_PASS,
@@ -664,8 +668,8 @@ BEFORE_FORTY_FIRST_SETTINGS: dict = {}
 # TWENTY_FOURTH_PASS, TWENTY_FIFTH_PASS, TWENTY_SIXTH_PASS, TWENTY_SEVENTH_PASS, TWENTY_EIGHTH_PASS,
 # TWENTY_NINTH_PASS, THIRTIETH_PASS, THIRTY_FIRST_PASS, THIRTY_SECOND_PASS, THIRTY_THIRD_PASS, THIRTY_FOURTH_PASS,
 # THIRTY_FIFTH_PASS, THIRTY_SIXTH_PASS, THIRTY_SEVENTH_PASS, THIRTY_EIGHTH_PASS, THIRTY_NINTH_PASS,
-# FORTIETH_PASS, FORTY_FIRST_PASS; then one more each), the settings it changes on top of the run's, and what it is (the
-# flag's help). 41: all.
+# FORTIETH_PASS, FORTY_FIRST_PASS, FORTY_SECOND_PASS; then one more each), the settings it changes on top of the run's,
+# and what it is (the flag's help). 42: all.
 SIDE_PATHS = {
     "before-cuts": ("ours, before cost cuts", 1, {}, "the search without the cost cuts (COST_CUTS: the path before them)"),
     "before-third": ("ours, before third pass", 2, {},
@@ -760,16 +764,19 @@ SIDE_PATHS = {
     "before-forty-first": ("ours, before forty-first pass", 40, {},
                            "the search before the forty-first pass (FORTY_FIRST_PASS: a weak proposal over the second "
                            "look's bound gets none, whatever its members)"),
-    "upside-down": ("ours, upside-down levels", 41, {"middle_rotations": (0, 180)},
+    "before-forty-second": ("ours, before forty-second pass", 41, {},
+                            "the search before the forty-second pass (FORTY_SECOND_PASS: a face the mesh did not fit "
+                            "is never made larger by YuNet's square)"),
+    "upside-down": ("ours, upside-down levels", 42, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }
-PATHS = {"ours": (41, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
+PATHS = {"ours": (42, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
 
 
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
-             passes: int = 41) -> None:
+             passes: int = 42) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
-    ``passes``: how many of the cost cuts, third to forty-first pass the search keeps (SIDE_PATHS; 41: all)."""
+    ``passes``: how many of the cost cuts, third to forty-second pass the search keeps (SIDE_PATHS; 42: all)."""
     shape = (scene.image.shape[1], scene.image.shape[0])
     switched = (FOURTH_PASS + FIFTH_PASS + SIXTH_PASS + SEVENTH_PASS + EIGHTH_PASS + NINTH_PASS + TENTH_PASS
                 + ELEVENTH_PASS + TWELFTH_PASS + THIRTEENTH_PASS + FOURTEENTH_PASS + FIFTEENTH_PASS + SIXTEENTH_PASS
@@ -778,9 +785,10 @@ def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSetting
                 + TWENTY_SEVENTH_PASS + TWENTY_EIGHTH_PASS + TWENTY_NINTH_PASS + THIRTIETH_PASS + THIRTY_FIRST_PASS
                 + THIRTY_SECOND_PASS + THIRTY_THIRD_PASS + THIRTY_FOURTH_PASS + THIRTY_FIFTH_PASS + THIRTY_SIXTH_PASS
                 + THIRTY_SEVENTH_PASS + THIRTY_EIGHTH_PASS + THIRTY_NINTH_PASS + FORTIETH_PASS
-                + FORTY_FIRST_PASS)
+                + FORTY_FIRST_PASS + FORTY_SECOND_PASS)
     kept = {(module, name): getattr(module, name) for module, name, _ in switched}
-    for later, settings_before, at in ((FORTY_FIRST_PASS, BEFORE_FORTY_FIRST_SETTINGS, 41),
+    for later, settings_before, at in ((FORTY_SECOND_PASS, BEFORE_FORTY_SECOND_SETTINGS, 42),
+                                       (FORTY_FIRST_PASS, BEFORE_FORTY_FIRST_SETTINGS, 41),
                                        (FORTIETH_PASS, BEFORE_FORTIETH_SETTINGS, 40),
                                        (THIRTY_NINTH_PASS, BEFORE_THIRTY_NINTH_SETTINGS, 39),
                                        (THIRTY_EIGHTH_PASS, BEFORE_THIRTY_EIGHTH_SETTINGS, 38),

@@ -1265,6 +1265,12 @@ YUNET_SIZE_FACE = 96.0
 YUNET_SIZE_CROP = 192
 YUNET_HEIGHT = 1.115
 YUNET_CENTRE_DOWN = 0.057
+# ... and the read for a larger face around it (finder.YUNET_GROW): the square at 64 px, so a face twice its size is
+# 128 px of the 192 px crop, and YuNet's box centred within 0.75 of the square (a box on a face's lower half lies 0.4-0.5
+# of itself below the face's centre). Read so, the lower half of a 56 px face (astronaut, group tune head) gave
+# 0.84-1.02x the face's size, where the 96 px read saw it clipped, at 0.65-0.9x.
+YUNET_GROW_FACE = 64.0
+YUNET_GROW_REACH = 0.75
 
 
 # Issue 17's twenty-seventh pass: YuNet reads a face >= 0.8 only within ~15-20° of its roll (turned tune part's heads
@@ -1294,19 +1300,21 @@ def yunet_opinion(image: np.ndarray, centre: tuple[float, float], size: float, r
     return best
 
 
-def yunet_square(image: np.ndarray, centre: tuple[float, float], size: float, roll: float
+def yunet_square(image: np.ndarray, centre: tuple[float, float], size: float, roll: float,
+                 face_px: float = YUNET_SIZE_FACE, reach: float = 0.5
                  ) -> tuple[float, tuple[float, float], float, np.ndarray] | None:
     """YuNet's own face square for the face square ``size`` at ``centre`` seen upright at ``roll``, its size unknown
-    (read with the square at YUNET_SIZE_FACE px in a YUNET_SIZE_CROP px crop): (score, centre, side, its two eye points
-    in image pixels, 2 x 2) from its best detection centred within half the square of the crop's centre, its side
+    (read with the square at ``face_px`` in a YUNET_SIZE_CROP px crop): (score, centre, side, its two eye points in
+    image pixels, 2 x 2) from its best detection centred within ``reach`` of the square of the crop's centre, its side
     YuNet's box height over YUNET_HEIGHT, its centre YUNET_CENTRE_DOWN of that side below the box's; None where it
-    finds none there."""
-    scale = YUNET_SIZE_FACE / size
+    finds none there. The defaults look for a smaller face (YUNET_SIZE_FACE); YUNET_GROW_FACE and YUNET_GROW_REACH
+    for a larger one around the square."""
+    scale = face_px / size
     matrix = transform.upright(centre, roll, scale, (YUNET_SIZE_CROP / 2, YUNET_SIZE_CROP / 2))
     middle, best = YUNET_SIZE_CROP / 2, None
     crop = warp(image, matrix, (YUNET_SIZE_CROP, YUNET_SIZE_CROP), interpolation=cv2.INTER_LINEAR)
     for score, (x, y, w, h), points in yunet.detect_points(crop):
-        if math.hypot(x + w / 2 - middle, y + h / 2 - middle) < YUNET_SIZE_FACE / 2 and (best is None or score > best[0]):
+        if math.hypot(x + w / 2 - middle, y + h / 2 - middle) < reach * face_px and (best is None or score > best[0]):
             best = (score, (x, y, w, h), points)
     if best is None:
         return None

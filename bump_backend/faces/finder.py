@@ -261,6 +261,19 @@ YUNET_SIZE_SHRINK = 0.8
 # reading at 62 px (score 0.81); a re-check reading on its lower half, with no fit, came to 34 px (score 0.98, YuNet and
 # the full-range model agreeing), and by score it stood (a miss and a false positive). A switch for benchmarks.
 FITTED_FIRST = True
+# Issue 17's forty-second pass: the other way, a face without a mesh fit that YuNet's square reads YUNET_GROW_BAR or
+# more at YUNET_GROW times its size or larger takes that square (``_yunet_sized``; None: never). The short-range
+# re-check reads the lower half of a 48-64 px face as a face of half its size (nose and mouth for eyes and mouth), and
+# with YuNet and the full-range model agreeing it outscores the whole face's reading: on the crowd tune part (seeds 17
+# and 1017) two such boxes of 27 and 34 px stood for faces of 48 and 64 px (each a miss and a false positive), and a
+# third lost to the whole face only by FITTED_FIRST. YuNet read all three 0.9-0.91, at 1.40-1.66x the box; on mesh-fitted
+# faces its square is 0.96-1.05x the mesh's from the 10th to the 90th percentile (the thirty-ninth pass). Where YuNet's
+# square reads YUNET_GROW_BAR at YUNET_GROW_HINT of the face's size or more, it is read again on a crop made for a face
+# larger than the box (detect.YUNET_GROW_FACE): that read's square, at YUNET_GROW of the size or more, is taken. A
+# switch for benchmarks.
+YUNET_GROW: float | None = 1.35
+YUNET_GROW_BAR = 0.85
+YUNET_GROW_HINT = 1.15
 # Issue 17's thirtieth pass: real people's small faces (the benchmark's LFW parts) are refused where the renders were
 # not. The mesh fits them and the short-range model reads them over the floor, but the full-range model, the second
 # opinion, reads 0 on most of them (>= 0.5 on 36-43 % of LFW faces of 24-32 px at their true squares, against 85-99 % of
@@ -405,13 +418,20 @@ def _zoomed(image: np.ndarray, face: Face) -> tuple[Face, int]:
 
 def _yunet_sized(image: np.ndarray, face: Face) -> Face:
     """``face`` with YuNet's square (``detect.yunet_square``) where that reads YUNET_SIZE_BAR and is under
-    YUNET_SIZE_SHRINK of its size (YUNET_SIZE); only for a face the mesh did not fit."""
+    YUNET_SIZE_SHRINK of its size (YUNET_SIZE), or, where that reads YUNET_GROW_BAR at YUNET_GROW_HINT of its size or
+    more, the square YuNet reads around it on a wider crop where that is YUNET_GROW of its size or more (YUNET_GROW);
+    only for a face the mesh did not fit."""
     if not YUNET_SIZE or face.landmarks is not None or not yunet.available():
         return face
     read = detect.yunet_square(image, face.centre, face.size, face.roll)
     if read is None:
         return face
     score, centre, size, eyes = read
+    if YUNET_GROW is not None and score >= YUNET_GROW_BAR and size >= YUNET_GROW_HINT * face.size:
+        wide = detect.yunet_square(image, face.centre, face.size, face.roll, detect.YUNET_GROW_FACE,
+                                   detect.YUNET_GROW_REACH)
+        if wide is not None and wide[0] >= YUNET_GROW_BAR and wide[2] >= YUNET_GROW * face.size:
+            return _on_own_square(image, face, *wide[1:], {"yunet_grown": round(wide[0], 4)})
     if score < YUNET_SIZE_BAR or size >= YUNET_SIZE_SHRINK * face.size:
         return face
     return _on_own_square(image, face, centre, size, eyes, {"yunet_sized": round(score, 4)})

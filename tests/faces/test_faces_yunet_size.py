@@ -95,3 +95,34 @@ def test_clutter_has_no_square_of_its_own():
     image = clutter(np.random.default_rng(9), 220, 220)
     read = detect.yunet_square(image, (110.0, 110.0), 48.0, 0.0)
     assert read is None or read[0] < finder.YUNET_SIZE_BAR
+
+
+def _lower_half(truth: groundtruth.TruthFace) -> object:
+    """The box the re-check reads on a face's lower half (nose and mouth for eyes and mouth): half its size, a quarter
+    of it towards the chin."""
+    down = np.radians(truth.roll)
+    centre = (truth.centre[0] - 0.25 * truth.size * np.sin(down), truth.centre[1] + 0.25 * truth.size * np.cos(down))
+    return dataclasses.replace(truth_face(truth), box=rotated_square_bounds(centre, 0.5 * truth.size, truth.roll),
+                               sharpness=50.0)
+
+
+@pytest.mark.parametrize("make", [_astronaut, _group_head])
+@pytest.mark.parametrize("roll", [0.0, 85.0, -150.0])
+def test_a_box_on_a_face_s_lower_half_takes_the_whole_face_s_square(make, roll):
+    """Issue 17's forty-second pass: YuNet sees the whole face around the box (finder.YUNET_GROW)."""
+    image, truth = make(roll, 56.0, 0.7)
+    grown = finder._yunet_sized(image, _lower_half(truth))
+    assert 0.8 < grown.size / truth.size < 1.25 and grown.extra["yunet_grown"] >= finder.YUNET_GROW_BAR
+    assert np.hypot(*np.subtract(grown.centre, truth.centre)) < 0.2 * truth.size and grown.roll == truth.roll
+    assert grown.sharpness == detect.sharpness(image, grown.centre, grown.size, grown.roll)
+
+
+def test_a_face_at_its_size_is_not_grown_and_the_growth_has_a_switch(monkeypatch):
+    image, truth = _group_head(-40.0, 32.0, 0.7)
+    for times in (0.9, 1.0, 1.1):
+        face = _too_large(truth, times)
+        assert "yunet_grown" not in finder._yunet_sized(image, face).extra
+    image, truth = _astronaut(0.0, 56.0, 0.7)
+    monkeypatch.setattr(finder, "YUNET_GROW", None)
+    half = _lower_half(truth)
+    assert finder._yunet_sized(image, half) is half
