@@ -26,7 +26,10 @@ held-out half of scikit-image's LFW subset (``face_sources.real_faces``: 25 px g
 thirty-first) pastes the whole heads of three of the six people of insightface's group photo at 24-96 px, and
 ``--part group_tune`` the other three; a *turned large* part (``--part turned_large``, from the thirty-second) the
 turned heads of the held-out and fresh identities at 128-512 px (close-ups and portraits turned side-on), and
-``--part turned_large_tune`` the tune identities'. Recall and the
+``--part turned_large_tune`` the tune identities'; a *crowd* part (``--part crowd``, from the forty-first) packs
+10-20 faces of 24-64 px of the held-out and fresh identities and the group photo's held-out heads in clusters, each
+beside one placed before it (heads pasted later cover the edges of those before), and ``--part crowd_tune`` the tune
+identities and heads. Recall and the
 yaw error (rendered heads, whose yaw is known; apart for faces the mesh fitted and those it did not) are reported.
 Both detectors run on the same images in the same run. A tracking run (FaceTracker on a 1280x720 sequence with
 moving, turning faces) and the cold start (fresh process) are timed too.
@@ -924,7 +927,7 @@ def main(argv: list[str] | None = None) -> int:
                              "turned_large: the turned heads of the held-out and fresh identities at 128-512 px, "
                              "turned_large_tune: of the tune identities (the thirty-second pass); crowd: held-out and fresh "
                              "renders and the group photo's held-out heads in clusters, 10-20 faces of 24-64 px a "
-                             "scene, crowd_tune: the tune identities and heads (the fortieth pass)")
+                             "scene, crowd_tune: the tune identities and heads (the forty-first pass)")
     parser.add_argument("--misses", action="store_true",
                         help="list every missed face and every false positive (with the nearest pasted face)")
     parser.add_argument("--face-free", type=int, default=0, metavar="N",
