@@ -664,6 +664,51 @@ BEFORE_FORTY_FIRST_SETTINGS: dict = {}
 FORTY_SECOND_PASS = ((finder, "YUNET_GROW", None),)
 BEFORE_FORTY_SECOND_SETTINGS: dict = {}
 
+# Every pass a path can switch back, newest first: its switches, the settings before it, and its number (run_ours
+# switches back those over a path's count; the newest number is every pass's).
+LATER_PASSES = (
+    (FORTY_SECOND_PASS, BEFORE_FORTY_SECOND_SETTINGS, 42),
+    (FORTY_FIRST_PASS, BEFORE_FORTY_FIRST_SETTINGS, 41),
+    (FORTIETH_PASS, BEFORE_FORTIETH_SETTINGS, 40),
+    (THIRTY_NINTH_PASS, BEFORE_THIRTY_NINTH_SETTINGS, 39),
+    (THIRTY_EIGHTH_PASS, BEFORE_THIRTY_EIGHTH_SETTINGS, 38),
+    (THIRTY_SEVENTH_PASS, BEFORE_THIRTY_SEVENTH_SETTINGS, 37),
+    (THIRTY_SIXTH_PASS, BEFORE_THIRTY_SIXTH_SETTINGS, 36),
+    (THIRTY_FIFTH_PASS, BEFORE_THIRTY_FIFTH_SETTINGS, 35),
+    (THIRTY_FOURTH_PASS, BEFORE_THIRTY_FOURTH_SETTINGS, 34),
+    (THIRTY_THIRD_PASS, BEFORE_THIRTY_THIRD_SETTINGS, 33),
+    (THIRTY_SECOND_PASS, BEFORE_THIRTY_SECOND_SETTINGS, 32),
+    (THIRTY_FIRST_PASS, BEFORE_THIRTY_FIRST_SETTINGS, 31),
+    (THIRTIETH_PASS, BEFORE_THIRTIETH_SETTINGS, 30),
+    (TWENTY_NINTH_PASS, BEFORE_TWENTY_NINTH_SETTINGS, 29),
+    (TWENTY_EIGHTH_PASS, BEFORE_TWENTY_EIGHTH_SETTINGS, 28),
+    (TWENTY_SEVENTH_PASS, BEFORE_TWENTY_SEVENTH_SETTINGS, 27),
+    (TWENTY_SIXTH_PASS, BEFORE_TWENTY_SIXTH_SETTINGS, 26),
+    (TWENTY_FIFTH_PASS, BEFORE_TWENTY_FIFTH_SETTINGS, 25),
+    (TWENTY_FOURTH_PASS, BEFORE_TWENTY_FOURTH_SETTINGS, 24),
+    (TWENTY_THIRD_PASS, BEFORE_TWENTY_THIRD_SETTINGS, 23),
+    (TWENTY_SECOND_PASS, BEFORE_TWENTY_SECOND_SETTINGS, 22),
+    (TWENTY_FIRST_PASS, BEFORE_TWENTY_FIRST_SETTINGS, 21),
+    (TWENTIETH_PASS, BEFORE_TWENTIETH_SETTINGS, 20),
+    (NINETEENTH_PASS, BEFORE_NINETEENTH_SETTINGS, 19),
+    (EIGHTEENTH_PASS, BEFORE_EIGHTEENTH_SETTINGS, 18),
+    (SEVENTEENTH_PASS, BEFORE_SEVENTEENTH_SETTINGS, 17),
+    (SIXTEENTH_PASS, BEFORE_SIXTEENTH_SETTINGS, 16),
+    (FIFTEENTH_PASS, BEFORE_FIFTEENTH_SETTINGS, 15),
+    (FOURTEENTH_PASS, BEFORE_FOURTEENTH_SETTINGS, 14),
+    (THIRTEENTH_PASS, BEFORE_THIRTEENTH_SETTINGS, 13),
+    (TWELFTH_PASS, BEFORE_TWELFTH_SETTINGS, 12),
+    (ELEVENTH_PASS, BEFORE_ELEVENTH_SETTINGS, 11),
+    (TENTH_PASS, BEFORE_TENTH_SETTINGS, 10),
+    (NINTH_PASS, BEFORE_NINTH_SETTINGS, 9),
+    (EIGHTH_PASS, BEFORE_EIGHTH_SETTINGS, 8),
+    (SEVENTH_PASS, BEFORE_SEVENTH_SETTINGS, 7),
+    (SIXTH_PASS, BEFORE_SIXTH_SETTINGS, 6),
+    (FIFTH_PASS, BEFORE_FIFTH_SETTINGS, 5),
+    (FOURTH_PASS, BEFORE_FOURTH_SETTINGS, 4),
+)
+ALL_PASSES = LATER_PASSES[0][2]
+
 # The paths the benchmark can run beside ours, by flag: the path's name, how many passes it keeps (before the cost cuts:
 # none of COST_CUTS, THIRD_PASS, FOURTH_PASS, FIFTH_PASS, SIXTH_PASS, SEVENTH_PASS, EIGHTH_PASS, NINTH_PASS, TENTH_PASS,
 # ELEVENTH_PASS, TWELFTH_PASS, THIRTEENTH_PASS, FOURTEENTH_PASS, FIFTEENTH_PASS, SIXTEENTH_PASS, SEVENTEENTH_PASS,
@@ -770,62 +815,20 @@ SIDE_PATHS = {
     "before-forty-second": ("ours, before forty-second pass", 41, {},
                             "the search before the forty-second pass (FORTY_SECOND_PASS: a face the mesh did not fit "
                             "is never made larger by YuNet's square)"),
-    "upside-down": ("ours, upside-down levels", 42, {"middle_rotations": (0, 180)},
+    "upside-down": ("ours, upside-down levels", ALL_PASSES, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }
-PATHS = {"ours": (42, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
+PATHS = {"ours": (ALL_PASSES, {})} | {name: (passes, changed) for name, passes, changed, _ in SIDE_PATHS.values()}
 
 
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
-             passes: int = 42) -> None:
+             passes: int = ALL_PASSES) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
     ``passes``: how many of the cost cuts, third to forty-second pass the search keeps (SIDE_PATHS; 42: all)."""
     shape = (scene.image.shape[1], scene.image.shape[0])
-    switched = (FOURTH_PASS + FIFTH_PASS + SIXTH_PASS + SEVENTH_PASS + EIGHTH_PASS + NINTH_PASS + TENTH_PASS
-                + ELEVENTH_PASS + TWELFTH_PASS + THIRTEENTH_PASS + FOURTEENTH_PASS + FIFTEENTH_PASS + SIXTEENTH_PASS
-                + SEVENTEENTH_PASS + EIGHTEENTH_PASS + NINETEENTH_PASS + TWENTIETH_PASS + TWENTY_FIRST_PASS
-                + TWENTY_SECOND_PASS + TWENTY_THIRD_PASS + TWENTY_FOURTH_PASS + TWENTY_FIFTH_PASS + TWENTY_SIXTH_PASS
-                + TWENTY_SEVENTH_PASS + TWENTY_EIGHTH_PASS + TWENTY_NINTH_PASS + THIRTIETH_PASS + THIRTY_FIRST_PASS
-                + THIRTY_SECOND_PASS + THIRTY_THIRD_PASS + THIRTY_FOURTH_PASS + THIRTY_FIFTH_PASS + THIRTY_SIXTH_PASS
-                + THIRTY_SEVENTH_PASS + THIRTY_EIGHTH_PASS + THIRTY_NINTH_PASS + FORTIETH_PASS
-                + FORTY_FIRST_PASS + FORTY_SECOND_PASS)
+    switched = [switch for later, _, _ in LATER_PASSES for switch in later]
     kept = {(module, name): getattr(module, name) for module, name, _ in switched}
-    for later, settings_before, at in ((FORTY_SECOND_PASS, BEFORE_FORTY_SECOND_SETTINGS, 42),
-                                       (FORTY_FIRST_PASS, BEFORE_FORTY_FIRST_SETTINGS, 41),
-                                       (FORTIETH_PASS, BEFORE_FORTIETH_SETTINGS, 40),
-                                       (THIRTY_NINTH_PASS, BEFORE_THIRTY_NINTH_SETTINGS, 39),
-                                       (THIRTY_EIGHTH_PASS, BEFORE_THIRTY_EIGHTH_SETTINGS, 38),
-                                       (THIRTY_SEVENTH_PASS, BEFORE_THIRTY_SEVENTH_SETTINGS, 37),
-                                       (THIRTY_SIXTH_PASS, BEFORE_THIRTY_SIXTH_SETTINGS, 36),
-                                       (THIRTY_FIFTH_PASS, BEFORE_THIRTY_FIFTH_SETTINGS, 35),
-                                       (THIRTY_FOURTH_PASS, BEFORE_THIRTY_FOURTH_SETTINGS, 34),
-                                       (THIRTY_THIRD_PASS, BEFORE_THIRTY_THIRD_SETTINGS, 33),
-                                       (THIRTY_SECOND_PASS, BEFORE_THIRTY_SECOND_SETTINGS, 32),
-                                       (THIRTY_FIRST_PASS, BEFORE_THIRTY_FIRST_SETTINGS, 31),
-                                       (THIRTIETH_PASS, BEFORE_THIRTIETH_SETTINGS, 30),
-                                       (TWENTY_NINTH_PASS, BEFORE_TWENTY_NINTH_SETTINGS, 29),
-                                       (TWENTY_EIGHTH_PASS, BEFORE_TWENTY_EIGHTH_SETTINGS, 28),
-                                       (TWENTY_SEVENTH_PASS, BEFORE_TWENTY_SEVENTH_SETTINGS, 27),
-                                       (TWENTY_SIXTH_PASS, BEFORE_TWENTY_SIXTH_SETTINGS, 26),
-                                       (TWENTY_FIFTH_PASS, BEFORE_TWENTY_FIFTH_SETTINGS, 25),
-                                       (TWENTY_FOURTH_PASS, BEFORE_TWENTY_FOURTH_SETTINGS, 24),
-                                       (TWENTY_THIRD_PASS, BEFORE_TWENTY_THIRD_SETTINGS, 23),
-                                       (TWENTY_SECOND_PASS, BEFORE_TWENTY_SECOND_SETTINGS, 22),
-                                       (TWENTY_FIRST_PASS, BEFORE_TWENTY_FIRST_SETTINGS, 21),
-                                       (TWENTIETH_PASS, BEFORE_TWENTIETH_SETTINGS, 20),
-                                       (NINETEENTH_PASS, BEFORE_NINETEENTH_SETTINGS, 19),
-                                       (EIGHTEENTH_PASS, BEFORE_EIGHTEENTH_SETTINGS, 18),
-                                       (SEVENTEENTH_PASS, BEFORE_SEVENTEENTH_SETTINGS, 17),
-                                       (SIXTEENTH_PASS, BEFORE_SIXTEENTH_SETTINGS, 16),
-                                       (FIFTEENTH_PASS, BEFORE_FIFTEENTH_SETTINGS, 15),
-                                       (FOURTEENTH_PASS, BEFORE_FOURTEENTH_SETTINGS, 14),
-                                       (THIRTEENTH_PASS, BEFORE_THIRTEENTH_SETTINGS, 13),
-                                       (TWELFTH_PASS, BEFORE_TWELFTH_SETTINGS, 12),
-                                       (ELEVENTH_PASS, BEFORE_ELEVENTH_SETTINGS, 11),
-                                       (TENTH_PASS, BEFORE_TENTH_SETTINGS, 10), (NINTH_PASS, BEFORE_NINTH_SETTINGS, 9),
-                                       (EIGHTH_PASS, BEFORE_EIGHTH_SETTINGS, 8), (SEVENTH_PASS, BEFORE_SEVENTH_SETTINGS, 7),
-                                       (SIXTH_PASS, BEFORE_SIXTH_SETTINGS, 6), (FIFTH_PASS, BEFORE_FIFTH_SETTINGS, 5),
-                                       (FOURTH_PASS, BEFORE_FOURTH_SETTINGS, 4)):
+    for later, settings_before, at in LATER_PASSES:
         if passes < at:
             settings = dataclasses.replace(settings, **settings_before)
             for module, name, before in later:
