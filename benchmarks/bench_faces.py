@@ -663,10 +663,15 @@ BEFORE_FORTY_FIRST_SETTINGS: dict = {}
 # over its size (finder.YUNET_GROW).
 FORTY_SECOND_PASS = ((finder, "YUNET_GROW", None),)
 BEFORE_FORTY_SECOND_SETTINGS: dict = {}
+# Issue 17's forty-third pass: a soft candidate the re-check read under the floor is re-checked once more as a larger
+# face (detect.LARGER_RETRY).
+FORTY_THIRD_PASS = ((ours, "LARGER_RETRY", False),)
+BEFORE_FORTY_THIRD_SETTINGS: dict = {}
 
 # Every pass a path can switch back, newest first: its switches, the settings before it, and its number (run_ours
 # switches back those over a path's count; the newest number is every pass's).
 LATER_PASSES = (
+    (FORTY_THIRD_PASS, BEFORE_FORTY_THIRD_SETTINGS, 43),
     (FORTY_SECOND_PASS, BEFORE_FORTY_SECOND_SETTINGS, 42),
     (FORTY_FIRST_PASS, BEFORE_FORTY_FIRST_SETTINGS, 41),
     (FORTIETH_PASS, BEFORE_FORTIETH_SETTINGS, 40),
@@ -716,8 +721,8 @@ ALL_PASSES = LATER_PASSES[0][2]
 # TWENTY_FOURTH_PASS, TWENTY_FIFTH_PASS, TWENTY_SIXTH_PASS, TWENTY_SEVENTH_PASS, TWENTY_EIGHTH_PASS,
 # TWENTY_NINTH_PASS, THIRTIETH_PASS, THIRTY_FIRST_PASS, THIRTY_SECOND_PASS, THIRTY_THIRD_PASS, THIRTY_FOURTH_PASS,
 # THIRTY_FIFTH_PASS, THIRTY_SIXTH_PASS, THIRTY_SEVENTH_PASS, THIRTY_EIGHTH_PASS, THIRTY_NINTH_PASS,
-# FORTIETH_PASS, FORTY_FIRST_PASS, FORTY_SECOND_PASS; then one more each), the settings it changes on top of the run's,
-# and what it is (the flag's help). 42: all.
+# FORTIETH_PASS, FORTY_FIRST_PASS, FORTY_SECOND_PASS, FORTY_THIRD_PASS; then one more each), the settings it changes on
+# top of the run's, and what it is (the flag's help). 43: all.
 SIDE_PATHS = {
     "before-cuts": ("ours, before cost cuts", 1, {}, "the search without the cost cuts (COST_CUTS: the path before them)"),
     "before-third": ("ours, before third pass", 2, {},
@@ -815,6 +820,9 @@ SIDE_PATHS = {
     "before-forty-second": ("ours, before forty-second pass", 41, {},
                             "the search before the forty-second pass (FORTY_SECOND_PASS: a face the mesh did not fit "
                             "is never made larger by YuNet's square)"),
+    "before-forty-third": ("ours, before forty-third pass", 42, {},
+                           "the search before the forty-third pass (FORTY_THIRD_PASS: a soft candidate the re-check "
+                           "read under the floor is not re-checked as a larger face)"),
     "upside-down": ("ours, upside-down levels", ALL_PASSES, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }
@@ -824,7 +832,7 @@ PATHS = {"ours": (ALL_PASSES, {})} | {name: (passes, changed) for name, passes, 
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
              passes: int = ALL_PASSES) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
-    ``passes``: how many of the cost cuts, third to forty-second pass the search keeps (SIDE_PATHS; 42: all)."""
+    ``passes``: how many of the cost cuts, third to forty-third pass the search keeps (SIDE_PATHS; 43: all)."""
     shape = (scene.image.shape[1], scene.image.shape[0])
     switched = [switch for later, _, _ in LATER_PASSES for switch in later]
     kept = {(module, name): getattr(module, name) for module, name, _ in switched}

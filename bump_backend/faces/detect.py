@@ -89,6 +89,17 @@ BOUNDED_OPINIONS = True  # _opinions skips a contender no opinion could lift pas
 # SMALLER_MEMBER_RATIO of the cluster's best proposal (confirm; a switch for benchmarks).
 SMALLER_MEMBER = True
 SMALLER_MEMBER_RATIO = 0.75
+# Issue 17's forty-third pass: a blurred face is often proposed under its size (on the crowd tune part a 32 px face
+# at -50° by a 29 px box), and the re-check then reads nothing on the crop cut for that size; cut for a face
+# LARGER_RETRY_GROW times larger it reads the face (0.67 there). So a candidate of at most LARGER_RETRY_MAX_SIDE whose
+# re-check read under the floor is re-checked once more at that size, where its square is soft (``sharpness`` under
+# LARGER_RETRY_SOFT: blurred heads pasted on clutter read 17-24, sharp ones 36-50, clutter mostly 37-106), and the
+# reading stands only where it reaches the floor. Without the sharpness bar the retry cost 3-8 % more CPU and read
+# clutter beside turned profiles, whose own weaker readings it then pushed out (docs/faces.md).
+LARGER_RETRY = True
+LARGER_RETRY_MAX_SIDE = 48.0
+LARGER_RETRY_GROW = 1.3
+LARGER_RETRY_SOFT = 30.0
 # Issue 17's eighth pass (docs/faces.md): window proposals from RESCUE_FROM up to the proposal threshold that lie near
 # no stronger one get a second look where MTCNN's weights are installed (mtcnn.available): kept, turned to R-Net's best
 # quarter turn, when R-Net scores them at least RESCUE_R at one of the four and O-Net at least RESCUE_O at that one
@@ -1160,7 +1171,8 @@ def confirm(image: np.ndarray, c: Candidate, turns: bool, floor: float) -> tuple
     is seen at its quarter turns; else once, at the proposal's own roll. When the cluster's crop reads
     under ``floor`` and a member is much smaller than the cluster's best proposal, the smallest member
     is re-checked at its own size (SMALLER_MEMBER): a 24 px face merged with a 1.7x larger clutter
-    proposal beside it was cut at the larger size, too small in the crop for the model to read.
+    proposal beside it was cut at the larger size, too small in the crop for the model to read. A soft candidate
+    that still reads under ``floor`` is re-checked once more as if LARGER_RETRY_GROW times larger (LARGER_RETRY).
     """
     if not turns:
         best, calls = recheck(image, tuple(c.centre), c.side, c.roll, RECHECK_THRESHOLD, c.rotation), 1
@@ -1172,6 +1184,13 @@ def confirm(image: np.ndarray, c: Candidate, turns: bool, floor: float) -> tuple
                                         small.score, floor, small.widest)
             calls += more
             if again is not None and (best is None or again.score > best.score):
+                best = again
+        if (LARGER_RETRY and (best is None or best.score < floor) and c.side <= LARGER_RETRY_MAX_SIDE
+                and sharpness(image, tuple(c.centre), c.side, c.roll) < LARGER_RETRY_SOFT):
+            again, more = recheck_turns(image, tuple(c.centre), LARGER_RETRY_GROW * c.side, c.roll,
+                                        RECHECK_THRESHOLD, c.score, floor, c.widest)
+            calls += more
+            if again is not None and again.score >= floor:
                 best = again
     if best is not None:
         best.hits, best.near_peak = c.hits, c.near_peak

@@ -407,10 +407,12 @@ def _one_head_kept_by(demo, seed: int, damage: str, module, switch: str, setting
 def test_a_head_read_a_little_under_the_floor_is_kept_where_yunet_and_the_full_range_model_see_it(demo, monkeypatch):
     """Six blurred turned heads: one, a 40 px profile read 0.55 on the re-check (the floor is 0.6), is kept because
     YuNet (0.88) and the full-range model (0.67) see it on its square too (finder.UNDER_FLOOR: 5 found against 4), at
-    its roll; the others found are found either way."""
+    its roll; the others found are found either way. The forty-third pass's retry as a larger face (detect.LARGER_RETRY)
+    reads that profile over the floor and finds it without this rule, so it is off here."""
     if not yunet.available():
         pytest.skip("yuface is not installed")
     settings = FaceFinderSettings(skip_smaller_than=0, min_sharpness=0)
+    monkeypatch.setattr(detect, "LARGER_RETRY", False)
     face = _one_head_kept_by(demo, 6, "blur", detect, "UNDER_FLOOR", settings, monkeypatch)
     assert detect.UNDER_FLOOR_FROM <= face.extra["re_check"] < settings.recheck_floor
 
