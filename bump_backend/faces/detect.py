@@ -94,8 +94,8 @@ SMALLER_MEMBER_RATIO = 0.75
 # LARGER_RETRY_GROW times larger it reads the face (0.67 there). So a candidate of at most LARGER_RETRY_MAX_SIDE whose
 # re-check read under the floor is re-checked once more at that size, where its square is soft (``sharpness`` under
 # LARGER_RETRY_SOFT: blurred heads pasted on clutter read 17-24, sharp ones 36-50, clutter mostly 37-106), and the
-# reading stands only where it reaches the floor. Without the sharpness bar the retry cost 3-8 % more CPU and read
-# clutter beside turned profiles, whose own weaker readings it then pushed out (docs/faces.md).
+# reading stands only where it reaches the floor. Without the sharpness bar the retry cost up to 8 % more CPU, and its
+# readings pushed out the weaker ones that had kept two turned profiles (docs/faces.md).
 LARGER_RETRY = True
 LARGER_RETRY_MAX_SIDE = 48.0
 LARGER_RETRY_GROW = 1.3
