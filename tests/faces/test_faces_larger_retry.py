@@ -73,4 +73,3 @@ def test_a_candidate_over_the_bound_gets_no_retry(monkeypatch):
     monkeypatch.setattr(detect, "LARGER_RETRY", True)
     on = detect.confirm(image, proposal, True, 0.6)
     assert on[1] == off[1]
-
