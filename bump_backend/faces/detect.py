@@ -100,6 +100,13 @@ LARGER_RETRY = True
 LARGER_RETRY_MAX_SIDE = 48.0
 LARGER_RETRY_GROW = 1.3
 LARGER_RETRY_SOFT = 30.0
+# Issue 17's forty-fourth pass: where the retry's reading stands, what it pushed out goes with it as a fallback
+# (Candidate.fallbacks), tried where refinement refuses the retry's reading: the re-check's own reading under the floor
+# (UNDER_FLOOR), or for one of P-Net's small faces the re-check read nothing on, its hand-on under the floor
+# (SMALL_UNSEEN). Without it the retry lost two faces the search found without the retry: a 24 px LFW face at -60°,
+# blurred (the small-face tests' case), whose hand-on it blocked, and a 24 px profile at 81° (turned tune part), whose
+# under-floor reading it replaced by one 1.6x the face. A switch for benchmarks.
+LARGER_RETRY_YIELDS = True
 # Issue 17's eighth pass (docs/faces.md): window proposals from RESCUE_FROM up to the proposal threshold that lie near
 # no stronger one get a second look where MTCNN's weights are installed (mtcnn.available): kept, turned to R-Net's best
 # quarter turn, when R-Net scores them at least RESCUE_R at one of the four and O-Net at least RESCUE_O at that one
@@ -619,6 +626,16 @@ def merge(candidates: list[Candidate]) -> list[Candidate]:
     return clusters
 
 
+def fallbacks_merged(clusters: list[Candidate]) -> list[Candidate]:
+    """``clusters`` (``merge``'s), each with its members' fallbacks after its own: a retry's reading merged under a
+    stronger one at its place keeps what it pushed out (LARGER_RETRY_YIELDS) for that one's refusal."""
+    for cluster in clusters:
+        for member in cluster.members:
+            if member is not cluster:
+                cluster.fallbacks += member.fallbacks
+    return clusters
+
+
 def mirrored_x(matrix: np.ndarray, width: float) -> np.ndarray:
     """``matrix`` (image -> crop) followed by mirroring the ``width`` px wide crop left to right."""
     return transform.compose(np.array([[-1.0, 0.0, width], [0.0, 1.0, 0.0]]), matrix)
@@ -818,7 +835,7 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
         checked += run_parallel(check, small, workers)
     calls += sum(n for _, n in checked)
     survivors = [c for chunk, _ in checked for c in chunk if c is not None and c.score >= floor]
-    kept = merge(survivors)
+    kept = fallbacks_merged(merge(survivors))
     if second_look and UNDER_FLOOR:
         under = [c for chunk, _ in checked for c in chunk
                  if c is not None and UNDER_FLOOR_FROM <= c.score < floor and c.side <= UNDER_FLOOR_MAX_SIDE]
@@ -1191,10 +1208,27 @@ def confirm(image: np.ndarray, c: Candidate, turns: bool, floor: float) -> tuple
                                         RECHECK_THRESHOLD, c.score, floor, c.widest)
             calls += more
             if again is not None and again.score >= floor:
+                if LARGER_RETRY_YIELDS:
+                    again.fallbacks += _pushed_out(c, best)
                 best = again
     if best is not None:
         best.hits, best.near_peak = c.hits, c.near_peak
     return best, calls
+
+
+def _pushed_out(c: Candidate, best: Candidate | None) -> list[Candidate]:
+    """What would have stood for ``c`` had the larger retry read nothing (LARGER_RETRY_YIELDS), marked under the floor
+    for refinement to judge as detect would have handed it on: the re-check's own reading from UNDER_FLOOR_FROM, else
+    for one of P-Net's small faces its O-Net reading (SMALL_UNSEEN); none for a square over UNDER_FLOOR_MAX_SIDE."""
+    if not UNDER_FLOOR:
+        return []
+    if best is not None and best.score >= UNDER_FLOOR_FROM:
+        held = best
+    elif SMALL_UNSEEN and c.o_net >= SMALL_UNSEEN_O:
+        held = dataclasses.replace(c, score=c.o_net, members=[], fallbacks=[])
+    else:
+        return []
+    return [dataclasses.replace(held, under_floor=True)] if held.side <= UNDER_FLOOR_MAX_SIDE else []
 
 
 def _opinions(image: np.ndarray, contenders: list[Candidate]) -> None:

@@ -390,7 +390,9 @@ def _fallen_back(image: np.ndarray, c: detect.Candidate, face: Face | None, refi
     """The first of P-Net's small faces at the refused reading's place (``c.fallbacks``) that is accepted when refined
     from the short-range model's reading at O-Net's square and roll; ``face`` where none is."""
     for small in c.fallbacks:
-        read = detect.recheck(image, tuple(small.centre), small.side, small.roll, detect.RECHECK_THRESHOLD)
+        # what a larger retry's reading pushed out (detect.LARGER_RETRY_YIELDS) is judged as it would have been
+        read = small if small.under_floor else detect.recheck(image, tuple(small.centre), small.side, small.roll,
+                                                              detect.RECHECK_THRESHOLD)
         if read is None:
             continue
         again = _face_from_candidate(image, read, refine, confidence, True)

@@ -24,7 +24,8 @@ SETTINGS = FaceFinderSettings(min_face_size=24, skip_smaller_than=0, workers=1)
 def test_a_small_face_the_re_check_does_not_read_is_judged_by_yunet_and_the_full_range_model(monkeypatch):
     image, truth = lfw_face_alone(0, -60, "blur")
     # The forty-third pass's retry reads this face over the floor; that reading stands in place of the hand-on and is
-    # refused, so the face is lost with the retry on (its known loss, docs/faces.md): off, so the rule is seen alone.
+    # refused, and the hand-on is then tried in its place (LARGER_RETRY_YIELDS, test_faces_larger_retry.py): the retry
+    # is off here, so the rule is seen alone.
     monkeypatch.setattr(detect, "LARGER_RETRY", False)
     monkeypatch.setattr(detect, "SMALL_UNSEEN", False)
     assert not found_matching(image, truth, SETTINGS)
