@@ -308,7 +308,8 @@ class Candidate:
     widest: float = RECHECK_WIDEST  # the largest re-check reading, in sides of this candidate, that stands for it
     o_net: float = 0.0  # P-Net's small faces (``small_faces``): O-Net's reading, kept apart from their zeroed score
     proposed_side: float = 0.0  # P-Net's small faces: the side of P-Net's own square, before O-Net's retries moved it
-    # P-Net's small faces this reading's place kept from the re-check (SMALL_FALLBACK): tried where it is refused
+    # P-Net's small faces this reading's place kept from the re-check (SMALL_FALLBACK), and what a larger retry's reading
+    # pushed out (LARGER_RETRY_YIELDS, marked ``under_floor``): tried where it is refused
     fallbacks: list = field(default_factory=list)
     near_peak: bool = False  # from a P-Net peak just under SMALL_P (SMALL_NEAR_P), or the re-check's reading of one
 

@@ -388,9 +388,11 @@ def _face_from_candidate(image: np.ndarray, c: detect.Candidate, refine: bool,
 def _fallen_back(image: np.ndarray, c: detect.Candidate, face: Face | None, refine: bool,
                  confidence: float) -> Face | None:
     """The first of P-Net's small faces at the refused reading's place (``c.fallbacks``) that is accepted when refined
-    from the short-range model's reading at O-Net's square and roll; ``face`` where none is."""
+    from the short-range model's reading at O-Net's square and roll; ``face`` where none is. What a larger retry's
+    reading pushed out (detect.LARGER_RETRY_YIELDS, marked ``under_floor``) is judged as the under-floor reading it
+    would have been. Either is marked ``p_net_fallback`` (O-Net's reading; 0 for a re-check's), so it is kept only where
+    no other face is (``_fallbacks_where_alone``)."""
     for small in c.fallbacks:
-        # what a larger retry's reading pushed out (detect.LARGER_RETRY_YIELDS) is judged as it would have been
         read = small if small.under_floor else detect.recheck(image, tuple(small.centre), small.side, small.roll,
                                                               detect.RECHECK_THRESHOLD)
         if read is None:
