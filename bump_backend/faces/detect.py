@@ -838,15 +838,13 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
     survivors = [c for chunk, _ in checked for c in chunk if c is not None and c.score >= floor]
     kept = fallbacks_merged(merge(survivors))
     if second_look and UNDER_FLOOR:
-        under = [c for chunk, _ in checked for c in chunk
-                 if c is not None and UNDER_FLOOR_FROM <= c.score < floor and c.side <= UNDER_FLOOR_MAX_SIDE]
+        under = [c for chunk, _ in checked for c in chunk if c is not None and c.score < floor and _handed_on(c)]
         for c in near_none(merge(under), kept):  # where a survivor reads a face, that one stands
             c.under_floor = True
             kept.append(c)
     if second_look and UNDER_FLOOR and SMALL_UNSEEN:
         # P-Net's small faces the re-check read nothing on (or under UNDER_FLOOR_FROM) where nothing else stands
-        for c in near_none([c for c in small if c.o_net >= SMALL_UNSEEN_O and c.side <= UNDER_FLOOR_MAX_SIDE], kept,
-                           SMALL_BLOCK_RATIO):
+        for c in near_none([c for c in small if _unseen_handed_on(c)], kept, SMALL_BLOCK_RATIO):
             kept.append(dataclasses.replace(c, score=c.o_net, under_floor=True))
     # each P-Net face kept from the re-check goes with the readings at its place, for their refusal
     for c, standing in zip(blocked, standing_at(blocked, kept, SMALL_BLOCK_RATIO, SMALL_BLOCK_OWN), strict=True):
@@ -1217,19 +1215,29 @@ def confirm(image: np.ndarray, c: Candidate, turns: bool, floor: float) -> tuple
     return best, calls
 
 
+def _handed_on(reading: Candidate) -> bool:
+    """Whether a re-check reading under the floor is handed on marked ``under_floor`` (UNDER_FLOOR): read from
+    UNDER_FLOOR_FROM up, of at most UNDER_FLOOR_MAX_SIDE."""
+    return reading.score >= UNDER_FLOOR_FROM and reading.side <= UNDER_FLOOR_MAX_SIDE
+
+
+def _unseen_handed_on(small: Candidate) -> bool:
+    """Whether one of P-Net's small faces the re-check read nothing on is handed on with O-Net's reading (SMALL_UNSEEN):
+    O-Net read it from SMALL_UNSEEN_O up, of at most UNDER_FLOOR_MAX_SIDE."""
+    return small.o_net >= SMALL_UNSEEN_O and small.side <= UNDER_FLOOR_MAX_SIDE
+
+
 def _pushed_out(c: Candidate, best: Candidate | None) -> list[Candidate]:
     """What would have stood for ``c`` had the larger retry read nothing (LARGER_RETRY_YIELDS), marked under the floor
-    for refinement to judge as detect would have handed it on: the re-check's own reading from UNDER_FLOOR_FROM, else
-    for one of P-Net's small faces its O-Net reading (SMALL_UNSEEN); none for a square over UNDER_FLOOR_MAX_SIDE."""
+    for refinement to judge as detect would have handed it on (``_handed_on``): the re-check's own reading, else for one
+    of P-Net's small faces its O-Net reading (``_unseen_handed_on``)."""
     if not UNDER_FLOOR:
         return []
-    if best is not None and best.score >= UNDER_FLOOR_FROM:
-        held = best
-    elif SMALL_UNSEEN and c.o_net >= SMALL_UNSEEN_O:
-        held = dataclasses.replace(c, score=c.o_net, members=[], fallbacks=[])
-    else:
-        return []
-    return [dataclasses.replace(held, under_floor=True)] if held.side <= UNDER_FLOOR_MAX_SIDE else []
+    if best is not None and _handed_on(best):
+        return [dataclasses.replace(best, under_floor=True)]
+    if SMALL_UNSEEN and _unseen_handed_on(c):
+        return [dataclasses.replace(c, score=c.o_net, under_floor=True, members=[], fallbacks=[])]
+    return []
 
 
 def _opinions(image: np.ndarray, contenders: list[Candidate]) -> None:
