@@ -671,10 +671,15 @@ BEFORE_FORTY_THIRD_SETTINGS: dict = {}
 # (detect.LARGER_RETRY_YIELDS).
 FORTY_FOURTH_PASS = ((ours, "LARGER_RETRY_YIELDS", False),)
 BEFORE_FORTY_FOURTH_SETTINGS: dict = {}
+# Issue 17's forty-fifth pass: P-Net's peaks from 0.4 up to SMALL_STIR are stirred too, what they stir kept where O-Net
+# reads 0.95 (detect.SMALL_FAINT).
+FORTY_FIFTH_PASS = ((ours, "SMALL_FAINT", None),)
+BEFORE_FORTY_FIFTH_SETTINGS: dict = {}
 
 # Every pass a path can switch back, newest first: its switches, the settings before it, and its number (run_ours
 # switches back those over a path's count; the newest number is every pass's).
 LATER_PASSES = (
+    (FORTY_FIFTH_PASS, BEFORE_FORTY_FIFTH_SETTINGS, 45),
     (FORTY_FOURTH_PASS, BEFORE_FORTY_FOURTH_SETTINGS, 44),
     (FORTY_THIRD_PASS, BEFORE_FORTY_THIRD_SETTINGS, 43),
     (FORTY_SECOND_PASS, BEFORE_FORTY_SECOND_SETTINGS, 42),
@@ -726,8 +731,8 @@ ALL_PASSES = LATER_PASSES[0][2]
 # TWENTY_FOURTH_PASS, TWENTY_FIFTH_PASS, TWENTY_SIXTH_PASS, TWENTY_SEVENTH_PASS, TWENTY_EIGHTH_PASS,
 # TWENTY_NINTH_PASS, THIRTIETH_PASS, THIRTY_FIRST_PASS, THIRTY_SECOND_PASS, THIRTY_THIRD_PASS, THIRTY_FOURTH_PASS,
 # THIRTY_FIFTH_PASS, THIRTY_SIXTH_PASS, THIRTY_SEVENTH_PASS, THIRTY_EIGHTH_PASS, THIRTY_NINTH_PASS,
-# FORTIETH_PASS, FORTY_FIRST_PASS, FORTY_SECOND_PASS, FORTY_THIRD_PASS, FORTY_FOURTH_PASS; then one more each), the
-# settings it changes on top of the run's, and what it is (the flag's help). 44: all.
+# FORTIETH_PASS, FORTY_FIRST_PASS, FORTY_SECOND_PASS, FORTY_THIRD_PASS, FORTY_FOURTH_PASS, FORTY_FIFTH_PASS; then one
+# more each), the settings it changes on top of the run's, and what it is (the flag's help). 45: all.
 SIDE_PATHS = {
     "before-cuts": ("ours, before cost cuts", 1, {}, "the search without the cost cuts (COST_CUTS: the path before them)"),
     "before-third": ("ours, before third pass", 2, {},
@@ -831,6 +836,9 @@ SIDE_PATHS = {
     "before-forty-fourth": ("ours, before forty-fourth pass", 43, {},
                             "the search before the forty-fourth pass (FORTY_FOURTH_PASS: where the larger retry's "
                             "reading is refused, nothing it pushed out is tried)"),
+    "before-forty-fifth": ("ours, before forty-fifth pass", 44, {},
+                           "the search before the forty-fifth pass (FORTY_FIFTH_PASS: P-Net's peaks under SMALL_STIR "
+                           "are not stirred)"),
     "upside-down": ("ours, upside-down levels", ALL_PASSES, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }
@@ -840,7 +848,7 @@ PATHS = {"ours": (ALL_PASSES, {})} | {name: (passes, changed) for name, passes, 
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
              passes: int = ALL_PASSES) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
-    ``passes``: how many of the cost cuts, third to forty-fourth pass the search keeps (SIDE_PATHS; 44: all)."""
+    ``passes``: how many of the cost cuts, third to forty-fifth pass the search keeps (SIDE_PATHS; 45: all)."""
     shape = (scene.image.shape[1], scene.image.shape[0])
     switched = [switch for later, _, _ in LATER_PASSES for switch in later]
     kept = {(module, name): getattr(module, name) for module, name, _ in switched}
