@@ -195,14 +195,14 @@ SMALL_O = 0.8
 # three times that.
 SMALL_STIR: float | None = 0.5
 SMALL_STIR_CROP = 24
-# Issue 17's forty-fifth pass: most 24 px faces still missed on small tune are sideways faces P-Net reads 0.9 and more
-# at a quarter turn it skips and only 0.4-0.5 at those it reads, so nothing stirs them (seeds 17 and 1017: 17 of 18
-# misses dark-skinned, none of them proposed). A peak from SMALL_FAINT up to SMALL_STIR, with no peak of SMALL_STIR or
-# more near it, is stirred too, and what it stirs goes on only where O-Net reads it SMALL_FAINT_O or more (SMALL_O for
-# the others): such peaks are ~200 a still, nearly all clutter, and the higher bar keeps the re-checks they add few.
-# In-process on small tune (seeds 17-3017, 120 scenes) 676 against 673 of 713 faces, no false positive more, at
-# 0.99-1.02x the CPU; from 0.3 up with O-Net's usual bar, on seeds 17 and 1017 one face more than that, at 1.03x
-# (None: off, a switch for benchmarks).
+# Issue 17's forty-fifth pass: of the 18 faces of 24 px small tune still missed (seeds 17 and 1017), 17 dark-skinned
+# and 16 with no candidate near them, P-Net read 10 at 0.9 at some quarter turn but only 4 at the turns it reads:
+# sideways faces read 0.9 and more a quarter turn on and 0.4-0.5 at those turns, so nothing stirred them. A peak from
+# SMALL_FAINT up to SMALL_STIR, with no peak of SMALL_STIR or more near it, is stirred too, and what it stirs goes on
+# only where O-Net reads it SMALL_FAINT_O or more (SMALL_O for the others): such peaks are ~200 a still, nearly all
+# clutter, and the higher bar keeps the re-checks they add few. In-process on small tune (seeds 17-3017, 120 scenes)
+# 676 against 673 of 713 faces, no false positive more, at 0.99-1.02x the CPU; from 0.3 up with O-Net's usual bar, on
+# seeds 17 and 1017 one face more than that, at 1.03x (None: off, a switch for benchmarks).
 SMALL_FAINT: float | None = 0.4
 SMALL_FAINT_O = 0.95
 # Issue 17's thirty-eighth pass: a peak under SMALL_P is only stirred (read at the turns P-Net skips), which does not
