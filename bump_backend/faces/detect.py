@@ -199,7 +199,7 @@ SMALL_STIR_CROP = 24
 # and 16 with no candidate near them, P-Net read 10 at 0.9 at some quarter turn but only 4 at the turns it reads:
 # sideways faces read 0.9 and more a quarter turn on and 0.4-0.5 at those turns, so nothing stirred them. A peak from
 # SMALL_FAINT up to SMALL_STIR, with no peak of SMALL_STIR or more near it, is stirred too, and what it stirs goes on
-# only where O-Net reads it SMALL_FAINT_O or more (SMALL_O for the others): such peaks are ~200 a still, nearly all
+# only where O-Net reads it SMALL_FAINT_O or more (SMALL_O for the others): such peaks are ~130-150 a still, nearly all
 # clutter, and the higher bar keeps the re-checks they add few. In-process on small tune (seeds 17-3017, 120 scenes)
 # 676 against 673 of 713 faces, no false positive more, at 0.99-1.02x the CPU; from 0.3 up with O-Net's usual bar, on
 # seeds 17 and 1017 one face more than that, at 1.03x (None: off, a switch for benchmarks).

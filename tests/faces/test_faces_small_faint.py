@@ -55,7 +55,7 @@ def test_faint_peaks_need_o_nets_higher_bar(monkeypatch):
 
 
 def test_face_free_stills_get_nothing_from_faint_peaks(monkeypatch):
-    """Hundreds of faint peaks a still, nearly all clutter: on face-free stills the small faces proposed are the same
+    """Over a hundred faint peaks a still, nearly all clutter: on face-free stills the small faces proposed are the same
     with and without them, and no face is reported."""
     stills = groundtruth.face_free(61000, 3, ((1280, 720), (1440, 1440)), ("none", "jpeg"))
     for image in stills:
