@@ -92,8 +92,8 @@ class ServerCommand:
 
     def argv(self) -> list[str]:
         args = [str(resolve_python(self.python)), *self.module, "--host", LOCAL_HOST, "--port", str(self.port)]
-        if self.token:
-            args += ["--token", self.token]
+        if self.token:  # one "--token=..." word: a url-safe token may begin with "-", which argparse takes for a flag
+            args.append(f"--token={self.token}")
         return [*args, *self.extra_args]
 
 
@@ -243,8 +243,10 @@ class LocalServer:
 def _redacted(argv: Sequence[str]) -> list[str]:
     """The command line as the log shows it: the token hidden."""
     out = list(argv)
-    for index, arg in enumerate(out[:-1]):
-        if arg == "--token":
+    for index, arg in enumerate(out):
+        if arg.startswith("--token="):
+            out[index] = "--token=***"
+        elif arg == "--token" and index + 1 < len(out):
             out[index + 1] = "***"
     return out
 

@@ -83,7 +83,7 @@ def test_start_shows_ready_then_stop_ends_the_process(backend_prefs):
     assert health.ready and health.auth_required  # started with the generated token
     assert bpy.ops.bump_studio.check_backend() == {"FINISHED"}
     log = Path(server.log_path)
-    assert log.parent == Path(prefs.work_folder) / "backend" and "--token ***" in log.read_text()
+    assert log.parent == Path(prefs.work_folder) / "backend" and "--token=***" in log.read_text()
     assert bpy.ops.bump_studio.backend_log() == {"FINISHED"}
     assert any(bpy.path.abspath(t.filepath) == str(log) for t in bpy.data.texts)
 

@@ -80,7 +80,7 @@ def test_start_check_stop_a_real_process(tmp_path):
     assert _closed(port)
     log = server.log_path.read_text()
     assert "stub: serving" in log and "stub: terminated" in log
-    assert token not in log and "--token ***" in log  # the command line is logged without the secret
+    assert token not in log and "--token=***" in log  # the command line is logged without the secret
 
 
 def test_adopt_a_server_kept_running_by_an_earlier_session(tmp_path):
@@ -165,3 +165,19 @@ def test_poller_checks_in_its_own_thread_and_latest_never_waits(tmp_path):
     finally:
         poller.stop()
     assert calls[0] == "bump-studio-health" and poller._thread is None
+
+
+def test_a_token_that_begins_with_a_dash_reaches_the_server_intact():
+    """A url-safe token begins with "-" one time in 64: as a separate word argparse took it for a flag and the server
+    exited at start ("--token: expected one argument")."""
+    import argparse
+
+    from bump_backend.server import cli as server_cli
+
+    argv = ls.ServerCommand(sys.executable, 8765, "-Ab_cd-42").argv()
+    parser = server_cli._options(argparse.ArgumentParser())
+    args = parser.parse_args(argv[argv.index("serve") + 1:])
+    assert args.token == "-Ab_cd-42" and args.port == 8765
+    shown = ls._redacted(argv)
+    assert "--token=***" in shown and not any("Ab_cd" in word for word in shown)
+    assert ls._redacted(["x", "--token", "secret"]) == ["x", "--token", "***"]  # the older two-word form too
