@@ -970,6 +970,9 @@ def small_faces(image: np.ndarray, scale: float = SMALL_SCALE) -> list[Candidate
     def square(x: float, y: float, score: float, turn: int) -> Candidate:
         return Candidate(np.array([x, y]), side, 90.0 * turn, score, np.zeros((6, 2)), 90 * turn)
 
+    def stirred(at: list[Candidate]) -> list[Candidate]:  # the squares P-Net reads at the other turns around them
+        return [square(*peak) for peak in stirred_peaks(image, level, [tuple(c.centre) for c in at])]
+
     faint_from = SMALL_FAINT if SMALL_STIR is not None else None
     low = min(bar for bar in (SMALL_P, SMALL_STIR, SMALL_NEAR_P, faint_from) if bar is not None)
     peaks = [square(x, y, score, turn) for turn in SMALL_TURNS
@@ -978,10 +981,9 @@ def small_faces(image: np.ndarray, scale: float = SMALL_SCALE) -> list[Candidate
     faint: list[Candidate] = []  # stirred from a peak under SMALL_STIR: O-Net's bar for them is SMALL_FAINT_O
     if SMALL_STIR is not None:  # the peaks under SMALL_P at the place of none over it (places_of: half a face)
         stirring = near_none([c for c in peaks if SMALL_STIR <= c.score < SMALL_P], squares)
-        squares += [square(*peak) for peak in stirred_peaks(image, level, [tuple(c.centre) for c in stirring])]
+        squares += stirred(stirring)
         if faint_from is not None:
-            fainter = near_none([c for c in peaks if faint_from <= c.score < SMALL_STIR], squares + stirring)
-            faint = [square(*peak) for peak in stirred_peaks(image, level, [tuple(c.centre) for c in fainter])]
+            faint = stirred(near_none([c for c in peaks if faint_from <= c.score < SMALL_STIR], squares + stirring))
             squares += faint
     near = [] if SMALL_NEAR_P is None else r_net_turned(
         image, [c for c in peaks if SMALL_NEAR_P <= c.score < SMALL_P], SMALL_NEAR_R)
