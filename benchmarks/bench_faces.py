@@ -675,10 +675,16 @@ BEFORE_FORTY_FOURTH_SETTINGS: dict = {}
 # reads 0.95 (detect.SMALL_FAINT).
 FORTY_FIFTH_PASS = ((ours, "SMALL_FAINT", None),)
 BEFORE_FORTY_FIFTH_SETTINGS: dict = {}
+# Issue 17's forty-sixth pass: P-Net's stirring peaks are read at the eighth turns too (detect.SMALL_DIAGONAL), and a
+# P-Net face whose own re-check reading turned from O-Net's roll is tried at that roll where the reading is refused
+# (detect.SMALL_OWN_FALLBACK).
+FORTY_SIXTH_PASS = ((ours, "SMALL_DIAGONAL", False), (ours, "SMALL_OWN_FALLBACK", None))
+BEFORE_FORTY_SIXTH_SETTINGS: dict = {}
 
 # Every pass a path can switch back, newest first: its switches, the settings before it, and its number (run_ours
 # switches back those over a path's count; the newest number is every pass's).
 LATER_PASSES = (
+    (FORTY_SIXTH_PASS, BEFORE_FORTY_SIXTH_SETTINGS, 46),
     (FORTY_FIFTH_PASS, BEFORE_FORTY_FIFTH_SETTINGS, 45),
     (FORTY_FOURTH_PASS, BEFORE_FORTY_FOURTH_SETTINGS, 44),
     (FORTY_THIRD_PASS, BEFORE_FORTY_THIRD_SETTINGS, 43),
@@ -731,8 +737,9 @@ ALL_PASSES = LATER_PASSES[0][2]
 # TWENTY_FOURTH_PASS, TWENTY_FIFTH_PASS, TWENTY_SIXTH_PASS, TWENTY_SEVENTH_PASS, TWENTY_EIGHTH_PASS,
 # TWENTY_NINTH_PASS, THIRTIETH_PASS, THIRTY_FIRST_PASS, THIRTY_SECOND_PASS, THIRTY_THIRD_PASS, THIRTY_FOURTH_PASS,
 # THIRTY_FIFTH_PASS, THIRTY_SIXTH_PASS, THIRTY_SEVENTH_PASS, THIRTY_EIGHTH_PASS, THIRTY_NINTH_PASS,
-# FORTIETH_PASS, FORTY_FIRST_PASS, FORTY_SECOND_PASS, FORTY_THIRD_PASS, FORTY_FOURTH_PASS, FORTY_FIFTH_PASS; then one
-# more each), the settings it changes on top of the run's, and what it is (the flag's help). 45: all.
+# FORTIETH_PASS, FORTY_FIRST_PASS, FORTY_SECOND_PASS, FORTY_THIRD_PASS, FORTY_FOURTH_PASS, FORTY_FIFTH_PASS,
+# FORTY_SIXTH_PASS; then one more each), the settings it changes on top of the run's, and what it is (the flag's help).
+# 46: all.
 SIDE_PATHS = {
     "before-cuts": ("ours, before cost cuts", 1, {}, "the search without the cost cuts (COST_CUTS: the path before them)"),
     "before-third": ("ours, before third pass", 2, {},
@@ -839,6 +846,10 @@ SIDE_PATHS = {
     "before-forty-fifth": ("ours, before forty-fifth pass", 44, {},
                            "the search before the forty-fifth pass (FORTY_FIFTH_PASS: P-Net's peaks under SMALL_STIR "
                            "are not stirred)"),
+    "before-forty-sixth": ("ours, before forty-sixth pass", 45, {},
+                           "the search before the forty-sixth pass (FORTY_SIXTH_PASS: P-Net's stirring peaks are not "
+                           "read at the eighth turns, and a P-Net face is not tried at O-Net's roll where its own "
+                           "re-check reading turned from it is refused)"),
     "upside-down": ("ours, upside-down levels", ALL_PASSES, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }
@@ -848,7 +859,7 @@ PATHS = {"ours": (ALL_PASSES, {})} | {name: (passes, changed) for name, passes, 
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
              passes: int = ALL_PASSES) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
-    ``passes``: how many of the cost cuts, third to forty-fifth pass the search keeps (SIDE_PATHS; 45: all)."""
+    ``passes``: how many of the cost cuts, third to forty-sixth pass the search keeps (SIDE_PATHS; 46: all)."""
     shape = (scene.image.shape[1], scene.image.shape[0])
     switched = [switch for later, _, _ in LATER_PASSES for switch in later]
     kept = {(module, name): getattr(module, name) for module, name, _ in switched}

@@ -187,6 +187,12 @@ TURNED_YIELDS = True
 # px near peak inside a 48 px side-on head was kept at 27 px (1.0) over the head's own 56 px reading (0.79): a miss and
 # a false positive. A switch for benchmarks.
 NEAR_YIELDS = True
+# Issue 17's forty-sixth pass: a face refined from P-Net's square at an eighth turn (detect.SMALL_DIAGONAL), or from the
+# re-check's reading of one, is marked (``extra["p_net_eighth"]``), yields to any other face at its place as the near
+# ones do, and is kept only where the mesh fits it or its short-range reading reaches SURE_ALONE (``_sure_enough``).
+# On 150 face-free images such a square was refined to a 30 px face the mesh did not fit, kept by O-Net's word beside
+# it (SIDE_ON_SEARCH) at a short-range 0.64; the real tune faces it found were all mesh-fitted. A switch for benchmarks.
+EIGHTH_NEEDS_SURE = True
 # Issue 17's twenty-seventh pass: a candidate refused after every retry above, of at most ROLL_SEARCH_MAX_SIDE (below),
 # is read by YuNet at every roll (detect.yunet_roll); where it reads YUNET_VOUCHES at a roll more than REFIT_ROLL off
 # the candidate's, the candidate is refined again at that roll and kept where that is accepted and a model of another
@@ -391,13 +397,16 @@ def _fallen_back(image: np.ndarray, c: detect.Candidate, face: Face | None, refi
     from the short-range model's reading at O-Net's square and roll; ``face`` where none is. What a larger retry's
     reading pushed out (detect.LARGER_RETRY_YIELDS, marked ``under_floor``) is judged as the under-floor reading it
     would have been. Either is marked ``p_net_fallback`` (O-Net's reading; 0 for a re-check's), so it is kept only where
-    no other face is (``_fallbacks_where_alone``)."""
+    no other face is (``_fallbacks_where_alone``); one from an eighth turn's square only where ``_sure_enough``. A P-Net
+    face is also the fallback of its own re-check reading where that turned from O-Net's roll (detect.SMALL_OWN_FALLBACK)."""
     for small in c.fallbacks:
         read = small if small.under_floor else detect.recheck(image, tuple(small.centre), small.side, small.roll,
                                                               detect.RECHECK_THRESHOLD)
         if read is None:
             continue
         again = _face_from_candidate(image, read, refine, confidence, True)
+        if again is not None and small.eighth and EIGHTH_NEEDS_SURE and not _sure_enough(again):
+            continue
         if again is not None and _passes(again, confidence):
             return dataclasses.replace(again, extra=again.extra | {"p_net_fallback": round(small.o_net, 4)})
     return face
@@ -774,8 +783,8 @@ def refine(image: np.ndarray, candidates: list[detect.Candidate], settings: Face
     full-range model misses many faces under ~40 px; time stands in for the second opinion).
     """
     chunks = detect.run_parallel(
-        lambda chunk: [_near_marked(_face_from_candidate(image, c, settings.refine_landmarks, settings.confidence,
-                                                         settings.second_look), c) for c in chunk],
+        lambda chunk: [_marked(_face_from_candidate(image, c, settings.refine_landmarks, settings.confidence,
+                                                    settings.second_look), c) for c in chunk],
         candidates, settings.workers, first=_refusal_first if detect.OVERLAPPED else None)
     calls = len(candidates) * (2 if settings.refine_landmarks else 1)
     faces = []
@@ -789,19 +798,30 @@ def refine(image: np.ndarray, candidates: list[detect.Candidate], settings: Face
     return _dedupe(_fallbacks_where_alone(faces)), calls
 
 
-def _near_marked(face: Face | None, c: detect.Candidate) -> Face | None:
-    """``face`` marked ``p_net_near`` where it was refined from a P-Net peak just under SMALL_P (NEAR_YIELDS)."""
-    if face is None or not c.near_peak:
+def _marked(face: Face | None, c: detect.Candidate) -> Face | None:
+    """``face`` marked ``p_net_near`` where it was refined from a P-Net peak just under SMALL_P (NEAR_YIELDS), and
+    ``p_net_eighth`` where from P-Net's square at an eighth turn (detect.SMALL_DIAGONAL): such a face is kept only where
+    it is ``_sure_enough`` (EIGHTH_NEEDS_SURE)."""
+    if face is None or not (c.near_peak or c.eighth):
         return face
-    return dataclasses.replace(face, extra=face.extra | {"p_net_near": True})
+    if c.eighth and EIGHTH_NEEDS_SURE and not _sure_enough(face):
+        return None
+    return dataclasses.replace(face, extra=face.extra | ({"p_net_near": True} if c.near_peak else {})
+                               | ({"p_net_eighth": True} if c.eighth else {}))
+
+
+def _sure_enough(face: Face) -> bool:
+    """Whether the mesh fitted ``face``, or the short-range model read it SURE_ALONE."""
+    return face.landmarks is not None or face.extra.get("short_range", 0.0) >= SURE_ALONE
 
 
 def _fallbacks_where_alone(faces: list[Face]) -> list[Face]:
     """The faces, less those refined from a P-Net face in a refused reading's place (``_fallen_back``), from one the
-    re-check read nothing on that YuNet's roll tries turned (TURNED_YIELDS), or from a P-Net peak just under SMALL_P
-    (NEAR_YIELDS), where another face was accepted: P-Net's faces are there for places no face is read at, and a 24 px
+    re-check read nothing on that YuNet's roll tries turned (TURNED_YIELDS), from a P-Net peak just under SMALL_P
+    (NEAR_YIELDS) or from P-Net's square at an eighth turn (``p_net_eighth``), where another face was accepted: P-Net's faces are there for places no face is read at, and a 24 px
     square on a larger face read it too small (detect.SMALL_FALLBACK)."""
-    marks = ("p_net_fallback",) + (("unseen_turned",) if TURNED_YIELDS else ()) + (("p_net_near",) if NEAR_YIELDS else ())
+    marks = (("p_net_fallback", "p_net_eighth") + (("unseen_turned",) if TURNED_YIELDS else ())
+             + (("p_net_near",) if NEAR_YIELDS else ()))
     others = [f for f in faces if not any(m in f.extra for m in marks)]
     return [f for f in faces if not any(m in f.extra for m in marks) or not any(same_face(f, o) for o in others)]
 

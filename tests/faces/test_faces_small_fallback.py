@@ -1,6 +1,7 @@
 """P-Net's small faces where a re-check reading already stands (issue 17's thirty-fourth pass): one more than twice
 their side does not stand for them (detect.SMALL_BLOCK_RATIO), and where the one that does is refused, the small face
-is refined in its place (detect.SMALL_FALLBACK, finder._fallen_back). Real people's 24 px faces (LFW tune crops) that
+is refined in its place (detect.SMALL_FALLBACK, finder._fallen_back); so is one whose own re-check reading turned far
+from O-Net's roll (detect.SMALL_OWN_FALLBACK, the forty-sixth pass). Real people's 24 px faces (LFW tune crops) that
 the search found only with each."""
 
 from __future__ import annotations
@@ -55,6 +56,24 @@ def test_a_small_face_whose_place_holds_a_refused_reading_is_refined_in_its_plac
     assert face.score >= SETTINGS.confidence
 
     monkeypatch.setattr(detect, "SMALL_FALLBACK", False)
+    assert not found_matching(image, truth, SETTINGS)
+
+
+@pytest.mark.parametrize("index, roll, damage", [(3, -170, "jpeg"), (6, 30, "jpeg"), (11, 55, "jpeg")])
+def test_a_small_face_whose_own_re_check_turned_it_is_refined_at_o_nets_roll(monkeypatch, index, roll, damage):
+    """Issue 17's forty-sixth pass (detect.SMALL_OWN_FALLBACK): O-Net read the face within 11° of its roll, the re-check
+    of that square read it over the floor 90-120° off, and refinement refused that reading."""
+    image, truth = lfw_face_alone(index, roll, damage)
+    (small,) = [c for c in detect.small_faces(image) if math.dist(c.centre, truth.centre) < 0.5 * truth.size]
+    assert small.o_net >= detect.SMALL_O and abs(detect.transform.wrap(small.roll - truth.roll)) <= 15.0
+    reading, _ = detect.confirm(image, small, True, SETTINGS.recheck_floor)
+    assert reading.score >= SETTINGS.recheck_floor
+    assert abs(detect.transform.wrap(reading.roll - small.roll)) > detect.SMALL_OWN_FALLBACK
+    (face,) = found_matching(image, truth, SETTINGS)
+    assert face.extra["p_net_fallback"] >= detect.SMALL_O
+    assert abs(detect.transform.wrap(face.roll - truth.roll)) <= 10.0
+
+    monkeypatch.setattr(detect, "SMALL_OWN_FALLBACK", None)
     assert not found_matching(image, truth, SETTINGS)
 
 
