@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -59,6 +60,25 @@ def lfw_face_alone(index: int, roll: int, damage: str) -> tuple[np.ndarray, Trut
     canvas = bench_faces._grey(bench_faces.clutter(rng, 320, 240))
     truth = bench_faces.place_real(canvas, face_sources.real_faces()[index], (160.0, 120.0), 24.0, float(roll), False)
     return bench_faces._grey(degrade(canvas, damage, rng)), truth
+
+
+def small_faces_near(image: np.ndarray, truth: TruthFace) -> list[detect.Candidate]:
+    """P-Net's small faces (``detect.small_faces``) within half a face of ``truth``'s centre."""
+    return [c for c in detect.small_faces(image) if math.dist(c.centre, truth.centre) < 0.5 * truth.size]
+
+
+def won_by_rule(image: np.ndarray, truth: TruthFace, settings: FaceFinderSettings, o_bar: float,
+                rule_off: Callable[[], None]) -> None:
+    """Assert ``truth`` is proposed as one small face O-Net reads ``o_bar`` or more, within 15° of its roll, and found
+    there; then, after ``rule_off()`` takes a rule away, neither. Needs benchmarks/ importable, as ``lfw_face_alone``."""
+    proposed = small_faces_near(image, truth)
+    assert len(proposed) == 1 and proposed[0].o_net >= o_bar
+    assert abs(wrap(proposed[0].roll - truth.roll)) <= 15.0
+    found = found_matching(image, truth, settings)
+    assert len(found) == 1 and abs(wrap(found[0].roll - truth.roll)) <= 15.0
+    rule_off()
+    assert not small_faces_near(image, truth)
+    assert not found_matching(image, truth, settings)
 
 
 def found_matching(image: np.ndarray, truth: TruthFace, settings: FaceFinderSettings) -> list[Face]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from faces_helpers import found_matching, lfw_face_alone, upright_face
+from faces_helpers import lfw_face_alone, small_faces_near, upright_face, won_by_rule
 
 from bump_backend.faces import FaceFinderSettings, detect, find_faces, finder, groundtruth
 from bump_backend.faces.transform import wrap
@@ -24,34 +24,23 @@ pytest.importorskip("face_sources")
 SETTINGS = FaceFinderSettings(min_face_size=24, skip_smaller_than=0, workers=1)
 
 
-def _proposed(image, truth) -> list[detect.Candidate]:
-    return [c for c in detect.small_faces(image) if math.dist(c.centre, truth.centre) < 0.5 * truth.size]
-
-
 @pytest.mark.parametrize(("index", "roll"), [(1, 45), (6, -140), (3, -45)])
 def test_a_face_between_quarter_turns_is_proposed_at_its_eighth_turn_and_found(index, roll, monkeypatch):
     image, truth = lfw_face_alone(index, roll, "none")
-    proposed = _proposed(image, truth)
-    assert len(proposed) == 1 and proposed[0].o_net >= detect.SMALL_DIAGONAL_O
-    assert abs(wrap(proposed[0].roll - truth.roll)) <= 15.0
-    found = found_matching(image, truth, SETTINGS)
-    assert len(found) == 1 and abs(wrap(found[0].roll - truth.roll)) <= 15.0
-
-    monkeypatch.setattr(detect, "SMALL_DIAGONAL", False)
-    assert not _proposed(image, truth)
-    assert not found_matching(image, truth, SETTINGS)
+    won_by_rule(image, truth, SETTINGS, detect.SMALL_DIAGONAL_O,
+                lambda: monkeypatch.setattr(detect, "SMALL_DIAGONAL", False))
 
 
 def test_diagonal_squares_need_r_nets_and_o_nets_bars(monkeypatch):
     """The same face with either bar set just over its reading is not proposed: both bars are applied to them."""
     image, truth = lfw_face_alone(1, 45, "none")
-    (proposed,) = _proposed(image, truth)
+    (proposed,) = small_faces_near(image, truth)
     monkeypatch.setattr(detect, "SMALL_DIAGONAL_O", min(1.0, proposed.o_net + 1e-3))
-    assert not _proposed(image, truth)
+    assert not small_faces_near(image, truth)
     monkeypatch.setattr(detect, "SMALL_DIAGONAL_O", detect.SMALL_O)
-    assert _proposed(image, truth)
+    assert small_faces_near(image, truth)
     monkeypatch.setattr(detect, "SMALL_DIAGONAL_R", 1.01)
-    assert not _proposed(image, truth)
+    assert not small_faces_near(image, truth)
 
 
 @pytest.mark.parametrize("roll", [45.0, 135.0, -135.0, -45.0])

@@ -4,25 +4,19 @@ the turn that sees it. Such peaks are stirred too, and what they stir goes on on
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
 import pytest
-from faces_helpers import found_matching, lfw_face_alone, p_net_turn_reads
+from faces_helpers import lfw_face_alone, p_net_turn_reads, small_faces_near, won_by_rule
 
 from bump_backend.faces import FaceFinderSettings, detect, find_faces, groundtruth
-from bump_backend.faces.transform import wrap
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 pytest.importorskip("bench_faces")
 pytest.importorskip("face_sources")
 
 SETTINGS = FaceFinderSettings(min_face_size=24, skip_smaller_than=0, workers=1)
-
-
-def _proposed(image, truth) -> list[detect.Candidate]:
-    return [c for c in detect.small_faces(image) if math.dist(c.centre, truth.centre) < 0.5 * truth.size]
 
 
 @pytest.mark.parametrize(("index", "roll"), [(1, -105), (6, 105)])
@@ -33,25 +27,17 @@ def test_a_sideways_face_p_net_reads_faintly_at_its_turns_is_proposed_and_found(
     assert detect.SMALL_FAINT <= upright_or_half < detect.SMALL_STIR  # too faint to stir before
     assert max(reads) >= detect.SMALL_P  # at a quarter turn P-Net skips it reads the face
 
-    proposed = _proposed(image, truth)
-    assert proposed and proposed[0].o_net >= detect.SMALL_FAINT_O
-    assert abs(wrap(proposed[0].roll - truth.roll)) <= 15.0
-    found = found_matching(image, truth, SETTINGS)
-    assert len(found) == 1 and abs(wrap(found[0].roll - truth.roll)) <= 15.0
-
-    monkeypatch.setattr(detect, "SMALL_FAINT", None)
-    assert not _proposed(image, truth)
-    assert not found_matching(image, truth, SETTINGS)
+    won_by_rule(image, truth, SETTINGS, detect.SMALL_FAINT_O, lambda: monkeypatch.setattr(detect, "SMALL_FAINT", None))
 
 
 def test_faint_peaks_need_o_nets_higher_bar(monkeypatch):
     """The same face with O-Net's bar for faint peaks set over its reading is not proposed: the bar is applied to them."""
     image, truth = lfw_face_alone(1, -105, "none")
-    (proposed,) = _proposed(image, truth)
+    (proposed,) = small_faces_near(image, truth)
     monkeypatch.setattr(detect, "SMALL_FAINT_O", min(1.0, proposed.o_net + 1e-3))
-    assert not _proposed(image, truth)
+    assert not small_faces_near(image, truth)
     monkeypatch.setattr(detect, "SMALL_FAINT_O", detect.SMALL_O)
-    assert _proposed(image, truth)
+    assert small_faces_near(image, truth)
 
 
 def test_face_free_stills_get_nothing_from_faint_peaks(monkeypatch):
