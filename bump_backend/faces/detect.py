@@ -262,11 +262,14 @@ SMALL_FALLBACK = True
 SMALL_BLOCK_OWN = True
 # Issue 17's forty-sixth pass: a P-Net face's own re-check can read it over the floor at a roll far from O-Net's (90-120°
 # off on three LFW tune faces O-Net read within 11° of theirs), and refinement refuses that reading. Where the two rolls
-# lie more than SMALL_OWN_FALLBACK degrees apart, the P-Net face goes with its reading as the blocked ones do
-# (SMALL_FALLBACK) and is refined at O-Net's square and roll where the reading is refused (None: not, a switch for
-# benchmarks). In-process (30 scenes a seed): crowd tune (1017) one 24 px face more, real tune (17 and 1017) one; small
-# tune (1017), turned tune and tune (17), 150 face-free images the same, CPU 0.99-1.04x.
+# lie more than SMALL_OWN_FALLBACK degrees apart and YuNet reads the P-Net square at O-Net's roll SMALL_OWN_YUNET
+# (finder.YUNET_VOUCHES), the P-Net face goes with its reading as the blocked ones do (SMALL_FALLBACK) and is refined at
+# O-Net's square and roll where the reading is refused (None: not, a switch for benchmarks). In-process (30 scenes a
+# seed): crowd tune (1017) one 24 px face more, real tune (17 and 1017) one; small tune (1017), turned tune and tune
+# (17), 150 face-free images the same, CPU 0.99-1.04x. Without YuNet's word it kept a 38 px clutter patch on crowd
+# tune (seed 17, scene 7), fitted by the mesh and vouched by O-Net: YuNet reads that square 0, the faces won 0.87-0.91.
 SMALL_OWN_FALLBACK: float | None = 30.0
+SMALL_OWN_YUNET = 0.8
 # Issue 17's twenty-eighth pass: on scenes of 24 px faces only, the re-check of a P-Net candidate read a face's head
 # (or clutter beside it) 1.6-2x the square's side at another turn, and refinement kept two such readings: a face
 # reported twice its size at a wrong roll. Of the re-check readings of P-Net's candidates over 1.2x their side none
@@ -873,9 +876,10 @@ def detect(image: np.ndarray, *, min_face: float, rotations: tuple[int, ...], pr
         small = [c for c, at in zip(small, standing, strict=True) if not at.any()]
         small_checked = run_parallel(check, small, workers)
         checked += small_checked
-        if SMALL_OWN_FALLBACK is not None:
+        if SMALL_OWN_FALLBACK is not None and yunet.available():
             for c, reading in zip(small, [r for chunk, _ in small_checked for r in chunk], strict=True):
-                if reading is not None and abs(transform.wrap(reading.roll - c.roll)) > SMALL_OWN_FALLBACK:
+                if (reading is not None and abs(transform.wrap(reading.roll - c.roll)) > SMALL_OWN_FALLBACK
+                        and yunet_opinion(image, tuple(c.centre), c.side, c.roll) >= SMALL_OWN_YUNET):
                     reading.fallbacks.append(c)
     calls += sum(n for _, n in checked)
     survivors = [c for chunk, _ in checked for c in chunk if c is not None and c.score >= floor]
