@@ -214,7 +214,8 @@ SMALL_FAINT_O = 0.95
 # at that roll, read by R-Net there (SMALL_DIAGONAL_R; not at its quarter-turn pick), then by O-Net with its retries
 # (SMALL_DIAGONAL_O), and it stands only where no other P-Net square does, so what the others give is as before. Such
 # squares are marked (``Candidate.eighth``): P-Net reads clutter at 0.9 at some eighth turn far more often, and a face
-# refined from one is kept only where the mesh fits it or the short-range model is sure of it (finder.EIGHTH_NEEDS_SURE).
+# refined from one is kept only where the mesh fits it or the short-range model is sure of it
+# (finder.EIGHTH_NEEDS_SURE).
 # In-process (30 scenes a seed): real tune (seeds 17 and 1017) 107 against 97 of 186 faces of 24 px and 130 against 128
 # of 162 of 32 px, every one mesh-fitted; crowd tune (1017) and turned tune (17) one face of 24 px more each; small tune
 # (1017) and tune (17) the same; on 150 face-free images one false positive more (a 30 px square O-Net read 0.99 at
@@ -260,11 +261,11 @@ SMALL_FALLBACK = True
 # square in a 64 px side-on head (turned tune part), grown to 30 px, was then handed on where the head's 56 px reading
 # stood, and kept at 34 px in the head's place.
 SMALL_BLOCK_OWN = True
-# Issue 17's forty-sixth pass: a P-Net face's own re-check can read it over the floor at a roll far from O-Net's (90-120°
-# off on three LFW tune faces O-Net read within 11° of theirs), and refinement refuses that reading. Where the two rolls
-# lie more than SMALL_OWN_FALLBACK degrees apart and YuNet reads the P-Net square at O-Net's roll SMALL_OWN_YUNET
-# (finder.YUNET_VOUCHES), the P-Net face goes with its reading as the blocked ones do (SMALL_FALLBACK) and is refined at
-# O-Net's square and roll where the reading is refused (None: not, a switch for benchmarks). In-process (30 scenes a
+# Issue 17's forty-sixth pass: a P-Net face's own re-check can read it over the floor at a roll far from O-Net's
+# (90-120° off on three LFW tune faces O-Net read within 11° of theirs), and refinement refuses that reading. Where the
+# two rolls lie more than SMALL_OWN_FALLBACK degrees apart and YuNet reads the P-Net square at O-Net's roll
+# SMALL_OWN_YUNET (finder.YUNET_VOUCHES), the P-Net face goes with its reading as the blocked ones do (SMALL_FALLBACK)
+# and is refined at O-Net's square and roll where the reading is refused (None: not, a switch for benchmarks). In-process (30 scenes a
 # seed): crowd tune (1017) one 24 px face more, real tune (17 and 1017) one; small tune (1017), turned tune and tune
 # (17), 150 face-free images the same, CPU 0.99-1.04x. Without YuNet's word it kept a 38 px clutter patch on crowd
 # tune (seed 17, scene 7), fitted by the mesh and vouched by O-Net: YuNet reads that square 0, the faces won 0.87-0.91.
@@ -1130,7 +1131,8 @@ def diagonal_peaks(image: np.ndarray, level: np.ndarray, places: list[tuple[floa
     corners = list(dict.fromkeys(map(tuple, np.clip(np.rint(at @ matrix.T - crop / 2).astype(int), 0,
                                                     side - crop).tolist())))  # nearby places may share one
     # np.rot90 by k of the crop at roll r is the crop at roll r + 90k: the four diagonals from one turned level
-    crops = np.stack([align.quarter_turned(turned[y0:y0 + crop, x0:x0 + crop], k) for x0, y0 in corners for k in range(4)])
+    crops = np.stack([align.quarter_turned(turned[y0:y0 + crop, x0:x0 + crop], k)
+                      for x0, y0 in corners for k in range(4)])
     maps = mtcnn.load_proposal().crop_maps(crops).reshape(len(crops), -1)
     best = maps.argmax(axis=1)
     found: dict[tuple[int, int, float], tuple[float, float, float]] = {}

@@ -397,8 +397,9 @@ def _fallen_back(image: np.ndarray, c: detect.Candidate, face: Face | None, refi
     from the short-range model's reading at O-Net's square and roll; ``face`` where none is. What a larger retry's
     reading pushed out (detect.LARGER_RETRY_YIELDS, marked ``under_floor``) is judged as the under-floor reading it
     would have been. Either is marked ``p_net_fallback`` (O-Net's reading; 0 for a re-check's), so it is kept only where
-    no other face is (``_fallbacks_where_alone``); one from an eighth turn's square only where ``_sure_enough``. A P-Net
-    face is also the fallback of its own re-check reading where that turned from O-Net's roll (detect.SMALL_OWN_FALLBACK)."""
+    no other face is (``_fallbacks_where_alone``); one from an eighth turn's square only where ``_sure_enough``. A
+    P-Net face is also the fallback of its own re-check reading where that turned from O-Net's roll
+    (detect.SMALL_OWN_FALLBACK)."""
     for small in c.fallbacks:
         read = small if small.under_floor else detect.recheck(image, tuple(small.centre), small.side, small.roll,
                                                               detect.RECHECK_THRESHOLD)
@@ -818,8 +819,9 @@ def _sure_enough(face: Face) -> bool:
 def _fallbacks_where_alone(faces: list[Face]) -> list[Face]:
     """The faces, less those refined from a P-Net face in a refused reading's place (``_fallen_back``), from one the
     re-check read nothing on that YuNet's roll tries turned (TURNED_YIELDS), from a P-Net peak just under SMALL_P
-    (NEAR_YIELDS) or from P-Net's square at an eighth turn (``p_net_eighth``), where another face was accepted: P-Net's faces are there for places no face is read at, and a 24 px
-    square on a larger face read it too small (detect.SMALL_FALLBACK)."""
+    (NEAR_YIELDS) or from P-Net's square at an eighth turn (``p_net_eighth``), where another face was accepted: P-Net's
+    faces are there for places no face is read at, and a 24 px square on a larger face read it too small
+    (detect.SMALL_FALLBACK)."""
     marks = (("p_net_fallback", "p_net_eighth") + (("unseen_turned",) if TURNED_YIELDS else ())
              + (("p_net_near",) if NEAR_YIELDS else ()))
     others = [f for f in faces if not any(m in f.extra for m in marks)]

@@ -70,7 +70,8 @@ def small_faces_near(image: np.ndarray, truth: TruthFace) -> list[detect.Candida
 def won_by_rule(image: np.ndarray, truth: TruthFace, settings: FaceFinderSettings, o_bar: float,
                 rule_off: Callable[[], None]) -> None:
     """Assert ``truth`` is proposed as one small face O-Net reads ``o_bar`` or more, within 15° of its roll, and found
-    there; then, after ``rule_off()`` takes a rule away, neither. Needs benchmarks/ importable, as ``lfw_face_alone``."""
+    there; then, after ``rule_off()`` takes a rule away, neither. Needs benchmarks/ importable, as
+    ``lfw_face_alone``."""
     proposed = small_faces_near(image, truth)
     assert len(proposed) == 1 and proposed[0].o_net >= o_bar
     assert abs(wrap(proposed[0].roll - truth.roll)) <= 15.0

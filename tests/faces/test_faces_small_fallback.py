@@ -61,8 +61,8 @@ def test_a_small_face_whose_place_holds_a_refused_reading_is_refined_in_its_plac
 
 @pytest.mark.parametrize("index, roll, damage", [(3, -170, "jpeg"), (6, 30, "jpeg"), (11, 55, "jpeg")])
 def test_a_small_face_whose_own_re_check_turned_it_is_refined_at_o_nets_roll(monkeypatch, index, roll, damage):
-    """Issue 17's forty-sixth pass (detect.SMALL_OWN_FALLBACK): O-Net read the face within 11° of its roll, the re-check
-    of that square read it over the floor 90-120° off, and refinement refused that reading."""
+    """Issue 17's forty-sixth pass (detect.SMALL_OWN_FALLBACK): O-Net read the face within 11° of its roll, the
+    re-check of that square read it over the floor 90-120° off, and refinement refused that reading."""
     image, truth = lfw_face_alone(index, roll, damage)
     (small,) = [c for c in detect.small_faces(image) if math.dist(c.centre, truth.centre) < 0.5 * truth.size]
     assert small.o_net >= detect.SMALL_O and abs(detect.transform.wrap(small.roll - truth.roll)) <= 15.0
