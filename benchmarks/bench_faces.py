@@ -680,10 +680,15 @@ BEFORE_FORTY_FIFTH_SETTINGS: dict = {}
 # (detect.SMALL_OWN_FALLBACK).
 FORTY_SIXTH_PASS = ((ours, "SMALL_DIAGONAL", False), (ours, "SMALL_OWN_FALLBACK", None))
 BEFORE_FORTY_SIXTH_SETTINGS: dict = {}
+# Issue 17's forty-seventh pass: O-Net's word on a side-on head counts only where YuNet sees it too
+# (finder.SIDE_ON_YUNET).
+FORTY_SEVENTH_PASS = ((finder, "SIDE_ON_YUNET", None),)
+BEFORE_FORTY_SEVENTH_SETTINGS: dict = {}
 
 # Every pass a path can switch back, newest first: its switches, the settings before it, and its number (run_ours
 # switches back those over a path's count; the newest number is every pass's).
 LATER_PASSES = (
+    (FORTY_SEVENTH_PASS, BEFORE_FORTY_SEVENTH_SETTINGS, 47),
     (FORTY_SIXTH_PASS, BEFORE_FORTY_SIXTH_SETTINGS, 46),
     (FORTY_FIFTH_PASS, BEFORE_FORTY_FIFTH_SETTINGS, 45),
     (FORTY_FOURTH_PASS, BEFORE_FORTY_FOURTH_SETTINGS, 44),
@@ -738,8 +743,8 @@ ALL_PASSES = LATER_PASSES[0][2]
 # TWENTY_NINTH_PASS, THIRTIETH_PASS, THIRTY_FIRST_PASS, THIRTY_SECOND_PASS, THIRTY_THIRD_PASS, THIRTY_FOURTH_PASS,
 # THIRTY_FIFTH_PASS, THIRTY_SIXTH_PASS, THIRTY_SEVENTH_PASS, THIRTY_EIGHTH_PASS, THIRTY_NINTH_PASS,
 # FORTIETH_PASS, FORTY_FIRST_PASS, FORTY_SECOND_PASS, FORTY_THIRD_PASS, FORTY_FOURTH_PASS, FORTY_FIFTH_PASS,
-# FORTY_SIXTH_PASS; then one more each), the settings it changes on top of the run's, and what it is (the flag's help).
-# 46: all.
+# FORTY_SIXTH_PASS, FORTY_SEVENTH_PASS; then one more each), the settings it changes on top of the run's, and what it is
+# (the flag's help). 47: all.
 SIDE_PATHS = {
     "before-cuts": ("ours, before cost cuts", 1, {}, "the search without the cost cuts (COST_CUTS: the path before them)"),
     "before-third": ("ours, before third pass", 2, {},
@@ -850,6 +855,9 @@ SIDE_PATHS = {
                            "the search before the forty-sixth pass (FORTY_SIXTH_PASS: P-Net's stirring peaks are not "
                            "read at the eighth turns, and a P-Net face is not tried at O-Net's roll where its own "
                            "re-check reading turned from it is refused)"),
+    "before-forty-seventh": ("ours, before forty-seventh pass", 46, {},
+                             "the search before the forty-seventh pass (FORTY_SEVENTH_PASS: O-Net's word keeps a "
+                             "side-on head without YuNet's)"),
     "upside-down": ("ours, upside-down levels", ALL_PASSES, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }
@@ -859,7 +867,7 @@ PATHS = {"ours": (ALL_PASSES, {})} | {name: (passes, changed) for name, passes, 
 def run_ours(tally: Tally, scene: Scene, index: int, settings: FaceFinderSettings, batched: bool,
              passes: int = ALL_PASSES) -> None:
     """One ``find_faces`` call, timed and scored; ``batched`` False: one mediapipe graph call per tile (old path);
-    ``passes``: how many of the cost cuts, third to forty-sixth pass the search keeps (SIDE_PATHS; 46: all)."""
+    ``passes``: how many of the cost cuts, third to forty-seventh pass the search keeps (SIDE_PATHS; 47: all)."""
     shape = (scene.image.shape[1], scene.image.shape[0])
     switched = [switch for later, _, _ in LATER_PASSES for switch in later]
     kept = {(module, name): getattr(module, name) for module, name, _ in switched}

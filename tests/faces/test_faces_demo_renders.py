@@ -280,6 +280,11 @@ def test_a_profile_the_full_range_model_does_not_see_is_vouched_for_by_o_net(dem
                and f.extra.get("full_range", 0.0) < 0.5 and f.landmarks is None]
     assert len(vouched) >= 2, [f.extra for f in with_vouch]
     assert all(f.extra["short_range"] >= finder.SIDE_ON_SHORT for f in vouched)
+    # YuNet sees them too (finder.SIDE_ON_YUNET): a bar over its readings drops them
+    assert all(f.extra["yunet_side_on"] >= finder.SIDE_ON_YUNET for f in vouched)
+    monkeypatch.setattr(finder, "SIDE_ON_YUNET", max(f.extra["yunet_side_on"] for f in vouched) + 0.01)
+    assert len(found(find_faces(image, settings=settings).faces)) < len(with_vouch)
+    monkeypatch.setattr(finder, "SIDE_ON_YUNET", None)
     monkeypatch.setattr(finder, "SIDE_ON_VOUCH", False)
     monkeypatch.setattr(finder, "SIDE_ON_SEARCH", False)  # O-Net read around the square keeps them too
     assert len(found(find_faces(image, settings=settings).faces)) <= len(with_vouch) - len(vouched)
@@ -342,6 +347,7 @@ def test_a_profile_o_net_sees_a_little_off_its_square_is_kept(demo, monkeypatch)
     assert len(searched) >= 2, [f.extra for f in with_search]
     assert all(f.landmarks is None and f.extra["o_net"] < f.extra["o_net_near"]
                and f.extra["short_range_near"] >= finder.SIDE_ON_SEARCH_SHORT for f in searched)
+    assert all(f.extra["yunet_side_on"] >= finder.SIDE_ON_YUNET for f in searched)  # YuNet sees them too
     monkeypatch.setattr(finder, "SIDE_ON_SEARCH", False)
     monkeypatch.setattr(finder, "ROLL_SEARCH", False)  # YuNet's best roll keeps one of them too
     assert len(found(find_faces(image, settings=settings).faces)) <= len(with_search) - len(searched)
