@@ -681,8 +681,9 @@ BEFORE_FORTY_FIFTH_SETTINGS: dict = {}
 FORTY_SIXTH_PASS = ((ours, "SMALL_DIAGONAL", False), (ours, "SMALL_OWN_FALLBACK", None))
 BEFORE_FORTY_SIXTH_SETTINGS: dict = {}
 # Issue 17's forty-seventh pass: O-Net's word on a side-on head counts only where YuNet sees it too
-# (finder.SIDE_ON_YUNET).
-FORTY_SEVENTH_PASS = ((finder, "SIDE_ON_YUNET", None),)
+# (finder.SIDE_ON_YUNET), and a face without a mesh fit kept on the two BlazeFace models' agreement alone only where
+# YuNet or the back-camera model sees it (finder.AGREED_THIRD).
+FORTY_SEVENTH_PASS = ((finder, "SIDE_ON_YUNET", None), (finder, "AGREED_THIRD", None))
 BEFORE_FORTY_SEVENTH_SETTINGS: dict = {}
 
 # Every pass a path can switch back, newest first: its switches, the settings before it, and its number (run_ours
@@ -857,7 +858,8 @@ SIDE_PATHS = {
                            "re-check reading turned from it is refused)"),
     "before-forty-seventh": ("ours, before forty-seventh pass", 46, {},
                              "the search before the forty-seventh pass (FORTY_SEVENTH_PASS: O-Net's word keeps a "
-                             "side-on head without YuNet's)"),
+                             "side-on head without YuNet's, and the two BlazeFace models' agreement a face without a "
+                             "mesh fit without a third model's)"),
     "upside-down": ("ours, upside-down levels", ALL_PASSES, {"middle_rotations": (0, 180)},
                     "ours with the levels above the finest turned 180° too (middle_rotations)"),
 }
