@@ -92,11 +92,14 @@ def test_a_face_from_an_eighth_turn_is_kept_only_where_the_mesh_fits_it_or_the_s
 
 def test_a_clutter_square_read_at_an_eighth_turn_is_not_kept(monkeypatch):
     """A face-free still of the benchmark (seed 7017, the 56th): a square P-Net read at -135°, O-Net 0.99, refined to
-    a 30 px face the mesh did not fit and the short-range model read 0.64, which O-Net's word next to it kept."""
+    a 30 px face the mesh did not fit and the short-range model read 0.64, which O-Net's word next to it kept. YuNet's
+    bar on that word (finder.SIDE_ON_YUNET, the forty-seventh pass) drops it too, so it is switched off here."""
     bench_faces = pytest.importorskip("bench_faces")
     image = bench_faces.face_free(7017, 56)[55].image
     assert not find_faces(image, settings=FaceFinderSettings(min_face_size=24, skip_smaller_than=0)).faces
     monkeypatch.setattr(finder, "EIGHTH_NEEDS_SURE", False)
+    assert not find_faces(image, settings=FaceFinderSettings(min_face_size=24, skip_smaller_than=0)).faces
+    monkeypatch.setattr(finder, "SIDE_ON_YUNET", None)
     (face,) = find_faces(image, settings=FaceFinderSettings(min_face_size=24, skip_smaller_than=0)).faces
     assert face.landmarks is None and face.extra["short_range"] < finder.SURE_ALONE
     assert abs(wrap(face.roll + 135.0)) <= 10.0
