@@ -22,17 +22,24 @@ def _reported(image):
     return result.faces + [s.face for s in result.skipped]
 
 
+def _kept_only_without(monkeypatch, index: int, switch: str):
+    """The benchmark's face-free still ``index`` of seed 8017: nothing reported, and with ``switch`` off one face (it
+    and the switch's bar returned)."""
+    image = bench_faces.face_free(8017, index + 1)[index].image
+    assert not _reported(image)
+    bar = getattr(finder, switch)
+    monkeypatch.setattr(finder, switch, None)
+    (face,) = _reported(image)
+    return image, face, bar
+
+
 def test_clutter_o_net_reads_a_square_off_is_dropped_where_yunet_sees_no_face(monkeypatch):
     """A face-free still of the benchmark (seed 8017, the 44th): a 23 px patch read side-on, which the mesh and the
     full-range model do not see, kept by O-Net read a square off its own (0.97) and the short-range model there
     (finder.SIDE_ON_SEARCH). YuNet reads it under the bar."""
     if not yunet.available():
         pytest.skip("the yuface wheel is not installed")
-    image = bench_faces.face_free(8017, 44)[43].image
-    assert not _reported(image)
-    bar = finder.SIDE_ON_YUNET
-    monkeypatch.setattr(finder, "SIDE_ON_YUNET", None)
-    (face,) = _reported(image)
+    image, face, bar = _kept_only_without(monkeypatch, 43, "SIDE_ON_YUNET")
     assert face.landmarks is None and face.extra["full_range"] < detect.SECOND_ENOUGH
     assert face.extra["o_net_near"] >= finder.SIDE_ON_NEAR_O_NET and "short_range_near" in face.extra
     assert detect.yunet_opinion(image, face.centre, face.size, face.roll) < bar
@@ -43,11 +50,7 @@ def test_clutter_both_blazeface_models_agree_on_needs_a_third_model(monkeypatch)
     short-range model and 0.83 by the full-range one, which YuNet and the back-camera model read under the bar."""
     if not yunet.available() or not blazeface.back_available():
         pytest.skip("the yuface wheel or the back-camera model is not installed")
-    image = bench_faces.face_free(8017, 72)[71].image
-    assert not _reported(image)
-    bar = finder.AGREED_THIRD
-    monkeypatch.setattr(finder, "AGREED_THIRD", None)
-    (face,) = _reported(image)
+    image, face, bar = _kept_only_without(monkeypatch, 71, "AGREED_THIRD")
     assert face.landmarks is None and face.extra["full_range"] >= detect.SECOND_ENOUGH
     assert face.extra["short_range"] < finder.SURE_ALONE and "o_net" not in face.extra
     side = face.size / finder.BLAZE_TO_SQUARE
