@@ -265,10 +265,11 @@ SMALL_BLOCK_OWN = True
 # (90-120° off on three LFW tune faces O-Net read within 11° of theirs), and refinement refuses that reading. Where the
 # two rolls lie more than SMALL_OWN_FALLBACK degrees apart and YuNet reads the P-Net square at O-Net's roll
 # SMALL_OWN_YUNET (finder.YUNET_VOUCHES), the P-Net face goes with its reading as the blocked ones do (SMALL_FALLBACK)
-# and is refined at O-Net's square and roll where the reading is refused (None: not, a switch for benchmarks). In-process (30 scenes a
-# seed): crowd tune (1017) one 24 px face more, real tune (17 and 1017) one; small tune (1017), turned tune and tune
-# (17), 150 face-free images the same, CPU 0.99-1.04x. Without YuNet's word it kept a 38 px clutter patch on crowd
-# tune (seed 17, scene 7), fitted by the mesh and vouched by O-Net: YuNet reads that square 0, the faces won 0.87-0.91.
+# and is refined at O-Net's square and roll where the reading is refused (None: not, a switch for benchmarks).
+# In-process (30 scenes a seed): crowd tune (1017) one 24 px face more, real tune (17 and 1017) one; small tune
+# (1017), turned tune and tune (17), 150 face-free images the same, CPU 0.99-1.04x. Without YuNet's word it kept a 38 px
+# clutter patch on crowd tune (seed 17, scene 7), fitted by the mesh and vouched by O-Net: YuNet reads that square 0,
+# the faces won 0.87-0.91.
 SMALL_OWN_FALLBACK: float | None = 30.0
 SMALL_OWN_YUNET = 0.8
 # Issue 17's twenty-eighth pass: on scenes of 24 px faces only, the re-check of a P-Net candidate read a face's head

@@ -80,11 +80,11 @@ SIDE_ON_NEAR_O_NET = 0.95
 # 40 scenes of the tune photos at 24-32 px (seed 77) it kept a 369 px clutter patch (O-Net 0.96 a square off, short-range
 # 0.63 there). None: no bound, as before.
 SIDE_ON_SEARCH_MAX_SIDE: float | None = detect.UNDER_FLOOR_MAX_SIDE
-# Issue 17's forty-seventh pass: O-Net's word on a side-on head (SIDE_ON_VOUCH, SIDE_ON_SEARCH) counts only where YuNet
-# reads the face SIDE_ON_YUNET on its square (``_yunet_sees_side_on``). Those two rules keep a face that neither the mesh
-# nor the full-range model sees, on MTCNN's and the short-range model's word, and clutter fooled both: on ~1400 tune
-# scenes and 300 face-free images they kept 5 clutter patches of 18-32 px (YuNet 0-0.31) beside 16 heads (YuNet 0.5-0.88).
-# None: no bar (before the pass).
+# Issue 17's forty-seventh pass: O-Net's word on a side-on head (SIDE_ON_VOUCH, SIDE_ON_SEARCH) counts only where
+# YuNet reads the face SIDE_ON_YUNET on its square (``_yunet_sees_side_on``). Those two rules keep a face that neither
+# the mesh nor the full-range model sees, on MTCNN's and the short-range model's word, and clutter fooled both: on
+# ~1050 tune scenes and 300 face-free images they kept 5 clutter patches of 18-32 px (YuNet 0-0.31) beside 16 heads
+# (YuNet 0.5-0.88). None: no bar (before the pass).
 SIDE_ON_YUNET: float | None = 0.4
 # ... and a face the mesh did not fit, kept on the short-range and full-range models' agreement alone (the short-range
 # model not sure on its own), is kept only where YuNet or the back-camera model reads it AGREED_THIRD on its square
@@ -772,8 +772,7 @@ def _third_sees(image: np.ndarray, face: Face, side: float, score: float, extra:
     """``score``, or 0 where neither YuNet nor the back-camera model reads ``face`` AGREED_THIRD on its square: a face
     the mesh did not fit, kept on the short-range and full-range models' word alone, needs a third model's. YuNet goes
     first (~1 ms); the back-camera model (~14 ms) only where YuNet does not see it. Readings in ``extra``."""
-    extra["yunet_third"] = round(detect.yunet_opinion(image, face.centre, face.size, face.roll), 4)
-    if extra["yunet_third"] >= AGREED_THIRD:
+    if _yunet_read(image, face, extra, "yunet_third") >= AGREED_THIRD:
         return score
     if not blazeface.back_available():
         return score
@@ -786,8 +785,18 @@ def _yunet_sees_side_on(image: np.ndarray, face: Face, extra: dict) -> bool:
     (SIDE_ON_VOUCH, SIDE_ON_SEARCH); its reading goes in ``extra["yunet_side_on"]``. True without the bar or YuNet."""
     if SIDE_ON_YUNET is None or not yunet.available():
         return True
-    extra["yunet_side_on"] = round(detect.yunet_opinion(image, face.centre, face.size, face.roll), 4)
-    return extra["yunet_side_on"] >= SIDE_ON_YUNET
+    return _yunet_read(image, face, extra, "yunet_side_on") >= SIDE_ON_YUNET
+
+
+def _yunet_read(image: np.ndarray, face: Face, extra: dict, key: str) -> float:
+    """YuNet's reading of ``face`` on its square at its roll, put in ``extra[key]``: where ``_third_sees`` or
+    ``_yunet_sees_side_on`` already read this face (a score ``_third_sees`` took away can reach a side-on rule after
+    it), that reading, not a second one."""
+    known = next((extra[k] for k in ("yunet_third", "yunet_side_on") if k in extra), None)
+    if known is None:
+        known = round(detect.yunet_opinion(image, face.centre, face.size, face.roll), 4)
+    extra[key] = known
+    return extra[key]
 
 
 def _dedupe(faces: list[Face]) -> list[Face]:
